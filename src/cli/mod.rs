@@ -1,0 +1,36 @@
+//! Pieces shared by the binaries: progress bars, error reporting and exit
+//! codes. The binaries in `src/bin/` are thin: they parse arguments and call
+//! one library function.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// A progress bar on standard error when it is a terminal and the user did
+/// not ask for quiet; hidden otherwise.
+pub fn progress_bar(total: u64, quiet: bool, message: &str) -> indicatif::ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Prints `error` as one line prefixed by the program name and returns the
+/// exit code. A broken pipe on standard output is not an error.
+pub fn report(program: &str, error: &anyhow::Error, code: u8) -> ExitCode {
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+    }
+    eprintln!("{program}: {error:#}");
+    ExitCode::from(code)
+}

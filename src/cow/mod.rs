@@ -1,0 +1,1 @@
+//! The UML copy-on-write (COW) format and the COW block device.

@@ -1,0 +1,26 @@
+//! umlkit: the User-Mode Linux toolkit.
+//!
+//! The crate is one block layer with tools on top of it:
+//!
+//! ```text
+//!   uml_moo  uml_cow  uml_mkcow   uml_fs        linux (guest kernel)
+//!       \      |      /             |              |
+//!        +-- cow::CowDevice --+   ext3 (reader / journaling writer)
+//!                             |     |
+//!                  block::BlockDevice (positional read/write)
+//!                             |
+//!                  block::FileDevice (pread/pwrite) | MemDevice (tests)
+//! ```
+//!
+//! Networking (`tun`, `switch`) and the management console (`mconsole`)
+//! live beside the block stack and share only the `sys` wrappers.
+#![deny(missing_docs)]
+
+pub mod block;
+pub mod cli;
+pub mod cow;
+pub mod ext3;
+pub mod mconsole;
+pub mod switch;
+pub mod sys;
+pub mod tun;

@@ -1,0 +1,1 @@
+//! The UML management console (mconsole) protocol and client.

@@ -1,0 +1,1 @@
+//! The virtual switch (uml_switch): control protocol, forwarding core and daemon.

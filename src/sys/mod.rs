@@ -1,0 +1,4 @@
+//! Thin safe wrappers over the system calls umlkit needs. Every `unsafe`
+//! block of the crate lives below this module, each with a `SAFETY:` note.
+
+pub mod fs;

@@ -4,6 +4,9 @@
 //! to boot the real UML kernel (`linux.uml`) with a time limit.
 #![allow(dead_code)]
 
+pub mod fsimg;
+pub mod mcon;
+pub mod net;
 pub mod uml;
 
 use std::ffi::OsStr;

@@ -72,7 +72,11 @@ impl<B: BlockDevice> CowDevice<B> {
 
     /// Calls `f` with the sectors of `range` grouped into runs from the same
     /// source.
-    pub fn with_runs<T>(&self, range: Range<u64>, f: impl FnOnce(&mut dyn Iterator<Item = (Range<u64>, bool)>) -> T) -> T {
+    pub fn with_runs<T>(
+        &self,
+        range: Range<u64>,
+        f: impl FnOnce(&mut dyn Iterator<Item = (Range<u64>, bool)>) -> T,
+    ) -> T {
         let bitmap = self.bitmap.read().unwrap_or_else(poisoned);
         f(&mut bitmap.runs(range))
     }
@@ -147,14 +151,19 @@ impl<B: BlockDevice> BlockDevice for CowDevice<B> {
             {
                 let bitmap = self.bitmap.read().unwrap_or_else(poisoned);
                 let head_end = ((first + 1) * ss).min(len);
-                self.read_view(&bitmap, whole_start, &mut span[..(head_end - whole_start) as usize])?;
+                self.read_view(
+                    &bitmap,
+                    whole_start,
+                    &mut span[..(head_end - whole_start) as usize],
+                )?;
                 if last - 1 > first {
                     let tail_start = (last - 1) * ss;
                     let tail = &mut span[(tail_start - whole_start) as usize..];
                     self.read_view(&bitmap, tail_start, tail)?;
                 }
             }
-            span[(offset - whole_start) as usize..(end - whole_start) as usize].copy_from_slice(buf);
+            span[(offset - whole_start) as usize..(end - whole_start) as usize]
+                .copy_from_slice(buf);
             self.cow.write_all_at(self.data_at(whole_start), &span)?;
         }
 
@@ -214,7 +223,8 @@ mod tests {
         let base: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let header = Header::new_v3(b"/backing".to_vec(), 1, size).unwrap();
         let tmp = tempfile::NamedTempFile::new().unwrap();
-        std::os::unix::fs::FileExt::write_all_at(tmp.as_file(), &header.to_bytes().unwrap(), 0).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(tmp.as_file(), &header.to_bytes().unwrap(), 0)
+            .unwrap();
         tmp.as_file().set_len(header.file_len_needed()).unwrap();
         let cow = FileDevice::open_read_write(tmp.path()).unwrap();
         let bitmap = Bitmap::empty(header.sectors());
@@ -262,7 +272,9 @@ mod tests {
         let (_tmp, dev, base) = fixture(4096);
         dev.write_all_at(700, b"xyz").unwrap();
         let mut sector = vec![0u8; 512];
-        dev.cow_file().read_exact_at(dev.header().data_offset + 512, &mut sector).unwrap();
+        dev.cow_file()
+            .read_exact_at(dev.header().data_offset + 512, &mut sector)
+            .unwrap();
         let mut expected = base[512..1024].to_vec();
         expected[188..191].copy_from_slice(b"xyz");
         assert_eq!(sector, expected);

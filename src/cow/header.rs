@@ -261,13 +261,14 @@ impl Header {
         if bytes.len() < 8 {
             return Err(HeaderError::Short(bytes.len()));
         }
-        let byte_order = if u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == COW_MAGIC {
-            ByteOrder::Little
-        } else if be32(bytes, 0) == COW_MAGIC {
-            ByteOrder::Big
-        } else {
-            return Err(HeaderError::NotCow);
-        };
+        let byte_order =
+            if u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == COW_MAGIC {
+                ByteOrder::Little
+            } else if be32(bytes, 0) == COW_MAGIC {
+                ByteOrder::Big
+            } else {
+                return Err(HeaderError::NotCow);
+            };
         let version = u32_in(bytes, 4, byte_order);
         let layout = match version {
             1 => Layout::V1,
@@ -288,13 +289,22 @@ impl Header {
             return Err(HeaderError::Short(bytes.len()));
         }
         // Only v1 is native-endian; v2 and v3 numbers are big-endian.
-        let order = if layout == Layout::V1 { byte_order } else { ByteOrder::Big };
+        let order = if layout == Layout::V1 {
+            byte_order
+        } else {
+            ByteOrder::Big
+        };
         let need = layout.header_len().min(f.path + layout.path_capacity());
-        let numbers_end = [f.mtime + 4, f.size + 8, f.sector_size + 4, f.alignment.map_or(0, |a| a + 4)]
-            .into_iter()
-            .chain(f.cow_format.map(|c| c + 4))
-            .max()
-            .unwrap_or(0);
+        let numbers_end = [
+            f.mtime + 4,
+            f.size + 8,
+            f.sector_size + 4,
+            f.alignment.map_or(0, |a| a + 4),
+        ]
+        .into_iter()
+        .chain(f.cow_format.map(|c| c + 4))
+        .max()
+        .unwrap_or(0);
         if bytes.len() < numbers_end {
             return Err(HeaderError::Short(bytes.len()));
         }
@@ -327,7 +337,15 @@ impl Header {
                 return Err(HeaderError::UnsupportedFormat(format));
             }
         }
-        Self::with_layout(layout, byte_order, backing_file, mtime, size, sector_size, alignment)
+        Self::with_layout(
+            layout,
+            byte_order,
+            backing_file,
+            mtime,
+            size,
+            sector_size,
+            alignment,
+        )
     }
 
     /// Builds a header and computes its derived layout (spec: `cow_sizes`).
@@ -420,7 +438,11 @@ impl Header {
             });
         }
         let f = fields(layout);
-        let order = if layout == Layout::V1 { self.byte_order } else { ByteOrder::Big };
+        let order = if layout == Layout::V1 {
+            self.byte_order
+        } else {
+            ByteOrder::Big
+        };
         let mut b = vec![0u8; layout.header_len()];
         put32(&mut b, 0, COW_MAGIC, self.byte_order);
         put32(&mut b, 4, layout.version(), self.byte_order);
@@ -480,8 +502,10 @@ mod tests {
     fn spec_vector() -> Vec<u8> {
         let mut b = vec![0u8; V3_HEADER_LEN];
         let head: [u8; 0x20] = [
-            0x4f, 0x4f, 0x4f, 0x4d, 0x00, 0x00, 0x00, 0x03, 0x65, 0x53, 0xf1, 0x00, 0x00, 0x00, 0x00, 0x00, //
-            0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x4f, 0x4f, 0x4f, 0x4d, 0x00, 0x00, 0x00, 0x03, 0x65, 0x53, 0xf1, 0x00, 0x00, 0x00,
+            0x00, 0x00, //
+            0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00,
+            0x00, 0x00,
         ];
         b[..0x20].copy_from_slice(&head);
         b[0x20..0x20 + 22].copy_from_slice(b"/tmp/cowv/backing.img\0");
@@ -513,9 +537,21 @@ mod tests {
     fn every_layout_round_trips_through_bytes() {
         for layout in [Layout::V1, Layout::V2, Layout::V3, Layout::V3Broken] {
             for order in [ByteOrder::Little, ByteOrder::Big] {
-                let align = if matches!(layout, Layout::V3 | Layout::V3Broken) { 4096 } else { 512 };
-                let h = Header::with_layout(layout, order, b"/srv/root_fs".to_vec(), 1234, 5_000_000, 512, align)
-                    .unwrap();
+                let align = if matches!(layout, Layout::V3 | Layout::V3Broken) {
+                    4096
+                } else {
+                    512
+                };
+                let h = Header::with_layout(
+                    layout,
+                    order,
+                    b"/srv/root_fs".to_vec(),
+                    1234,
+                    5_000_000,
+                    512,
+                    align,
+                )
+                .unwrap();
                 let parsed = Header::parse(&h.to_bytes().unwrap()).unwrap();
                 assert_eq!(parsed.byte_order, order);
                 assert_eq!(parsed, h, "{layout:?} {order:?}");
@@ -525,7 +561,16 @@ mod tests {
 
     #[test]
     fn broken_v3_layout_is_detected_and_its_mtime_read_as_the_kernel_does() {
-        let h = Header::with_layout(Layout::V3Broken, ByteOrder::Big, b"/b".to_vec(), 77, 4096, 512, 4096).unwrap();
+        let h = Header::with_layout(
+            Layout::V3Broken,
+            ByteOrder::Big,
+            b"/b".to_vec(),
+            77,
+            4096,
+            512,
+            4096,
+        )
+        .unwrap();
         let bytes = h.to_bytes().unwrap();
         assert_eq!(&bytes[0x20..0x24], &[0, 0, 0, 0]);
         let parsed = Header::parse(&bytes).unwrap();
@@ -537,7 +582,16 @@ mod tests {
     #[test]
     fn v2_keeps_the_historic_short_bitmap() {
         // 9 sectors: one byte of bitmap by the old formula, two needed.
-        let h = Header::with_layout(Layout::V2, ByteOrder::Big, b"/b".to_vec(), 0, 9 * 512, 512, 512).unwrap();
+        let h = Header::with_layout(
+            Layout::V2,
+            ByteOrder::Big,
+            b"/b".to_vec(),
+            0,
+            9 * 512,
+            512,
+            512,
+        )
+        .unwrap();
         assert_eq!(h.bitmap_offset, 4120);
         assert_eq!(h.bitmap_len, 1);
         assert_eq!(h.bitmap_bytes_needed(), 2);

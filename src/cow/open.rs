@@ -151,7 +151,11 @@ pub fn open_disk(spec: &str, options: &DiskOptions) -> Result<Disk, CowError> {
     }
     let file = open_file(&spec.file, options.writable)?;
     match read_header(&file, &spec.file)? {
-        Some(_) => Err(CowError::io(&spec.file, "changed while opening", io::Error::other("became a COW file"))),
+        Some(_) => Err(CowError::io(
+            &spec.file,
+            "changed while opening",
+            io::Error::other("became a COW file"),
+        )),
         None => {
             if !options.shared {
                 lock(&file, &spec.file, options.writable)?;
@@ -252,7 +256,8 @@ pub fn read_bitmap(file: &File, path: &Path, header: &Header) -> Result<Bitmap, 
 
 /// The size and mtime of a backing file as the header records them.
 pub fn backing_identity(path: &Path) -> Result<(u64, i64), CowError> {
-    let meta = std::fs::metadata(path).map_err(|e| CowError::io(path, "cannot stat backing file", e))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| CowError::io(path, "cannot stat backing file", e))?;
     Ok((meta.len(), meta.mtime()))
 }
 
@@ -296,7 +301,10 @@ pub fn open_cow(path: &Path, options: &DiskOptions) -> Result<CowDevice<FileDevi
         lock(&file, path, options.writable)?;
     }
     let recorded = PathBuf::from(OsStr::from_bytes(&header.backing_file));
-    let backing_path = options.backing_override.clone().unwrap_or_else(|| recorded.clone());
+    let backing_path = options
+        .backing_override
+        .clone()
+        .unwrap_or_else(|| recorded.clone());
     check_backing(&header, &backing_path, options.ignore_mtime)?;
     if options.switch_backing && options.writable && !same_file(&backing_path, &recorded) {
         header = rewrite_backing(&file, path, &header, &backing_path)?;
@@ -308,13 +316,19 @@ pub fn open_cow(path: &Path, options: &DiskOptions) -> Result<CowDevice<FileDevi
     }
     let backing = FileDevice::from_file(backing_file, &backing_path, false)
         .map_err(|e| CowError::io(&backing_path, "cannot stat", e))?;
-    let cow = FileDevice::from_file(file, path, options.writable).map_err(|e| CowError::io(path, "cannot stat", e))?;
+    let cow = FileDevice::from_file(file, path, options.writable)
+        .map_err(|e| CowError::io(path, "cannot stat", e))?;
     Ok(CowDevice::new(cow, header, bitmap, backing))
 }
 
 /// Stores a new backing path (made absolute) and that file's mtime in the
 /// header of the open COW `file`. The sizes must already agree.
-pub fn rewrite_backing(file: &File, path: &Path, header: &Header, backing: &Path) -> Result<Header, CowError> {
+pub fn rewrite_backing(
+    file: &File,
+    path: &Path,
+    header: &Header,
+    backing: &Path,
+) -> Result<Header, CowError> {
     use std::os::unix::fs::FileExt;
     let absolute = absolutize(backing).map_err(|e| CowError::io(backing, "cannot resolve", e))?;
     let (_, mtime) = backing_identity(backing)?;
@@ -360,11 +374,15 @@ pub fn absolutize(path: &Path) -> io::Result<PathBuf> {
 pub fn create_cow(cow: &Path, backing: &Path, force: bool) -> Result<Header, CowError> {
     let (size, mtime) = backing_identity(backing)?;
     let absolute = absolutize(backing).map_err(|e| CowError::io(backing, "cannot resolve", e))?;
-    let header = Header::new_v3(absolute.as_os_str().as_bytes().to_vec(), mtime_u32(mtime, backing)?, size)
-        .map_err(|e| CowError::Header {
-            path: backing.to_path_buf(),
-            source: e,
-        })?;
+    let header = Header::new_v3(
+        absolute.as_os_str().as_bytes().to_vec(),
+        mtime_u32(mtime, backing)?,
+        size,
+    )
+    .map_err(|e| CowError::Header {
+        path: backing.to_path_buf(),
+        source: e,
+    })?;
     if !force && cow.symlink_metadata().is_ok() {
         return Err(CowError::Exists(cow.to_path_buf()));
     }
@@ -385,8 +403,10 @@ pub fn create_cow(cow: &Path, backing: &Path, force: bool) -> Result<Header, Cow
     {
         use std::os::unix::fs::FileExt;
         let f = tmp.as_file();
-        f.write_all_at(&bytes, 0).map_err(|e| io_err("cannot write", e))?;
-        f.set_len(header.file_len_needed()).map_err(|e| io_err("cannot size", e))?;
+        f.write_all_at(&bytes, 0)
+            .map_err(|e| io_err("cannot write", e))?;
+        f.set_len(header.file_len_needed())
+            .map_err(|e| io_err("cannot size", e))?;
         f.sync_all().map_err(|e| io_err("cannot sync", e))?;
     }
     let persisted = if force {
@@ -396,7 +416,9 @@ pub fn create_cow(cow: &Path, backing: &Path, force: bool) -> Result<Header, Cow
     };
     match persisted {
         Ok(()) => Ok(header),
-        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Err(CowError::Exists(cow.to_path_buf())),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
+            Err(CowError::Exists(cow.to_path_buf()))
+        }
         Err(e) => Err(io_err("cannot rename into place", e.error)),
     }
 }

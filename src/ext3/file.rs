@@ -111,4 +111,55 @@ impl<D: BlockDevice> Ext3<D> {
         buf.truncate(n);
         Ok(buf)
     }
+
+    /// Calls `f(offset, bytes)` for the data of a parsed inode in order,
+    /// in pieces of at most `buf.len()` bytes (rounded down to whole
+    /// blocks), skipping holes and unwritten extents; the caller makes the
+    /// file `i_size` long. Inline data and fast symlinks come as one piece.
+    pub fn for_each_data(
+        &self,
+        ino: u32,
+        inode: &Inode,
+        buf: &mut [u8],
+        mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let size = inode.i_size;
+        if size == 0 {
+            return Ok(());
+        }
+        if inode.has_inline_data() || inode.is_fast_symlink(self.block_size()) {
+            let data = self.inline_bytes(ino, inode)?;
+            return f(0, &data);
+        }
+        let bs = u64::from(self.block_size());
+        let chunk_blocks = (u64_from(buf.len()) / bs).max(1);
+        if u64_from(buf.len()) < bs {
+            return Err(Error::corrupt_msg(
+                "for_each_data",
+                "buffer smaller than a block",
+            ));
+        }
+        let nblocks = size.div_ceil(bs);
+        let mut mapper = self.mapper(ino, inode);
+        let mut lblk = 0u64;
+        while lblk < nblocks {
+            let run = mapper.run(lblk, (nblocks - lblk).min(chunk_blocks))?;
+            if let Run::Data { pblk, len } = run {
+                let start = lblk * bs;
+                let bytes = usize_from((len * bs).min(size - start));
+                let at = pblk * bs;
+                let dst = &mut buf[..bytes];
+                self.dev
+                    .read_exact_at(at, dst)
+                    .map_err(|source| Error::Io {
+                        offset: at,
+                        len: bytes,
+                        source,
+                    })?;
+                f(start, dst)?;
+            }
+            lblk += run.len();
+        }
+        Ok(())
+    }
 }

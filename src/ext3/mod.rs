@@ -35,6 +35,8 @@ pub mod map;
 pub mod overlay;
 pub mod path;
 pub mod superblock;
+pub mod tool;
+pub mod walk;
 pub mod xattr;
 
 pub use attr::{Metadata, StatFs};

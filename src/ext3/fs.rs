@@ -227,7 +227,32 @@ impl<D: BlockDevice> Ext3<D> {
         let mut b = vec![0u8; isz as usize];
         read_at(&self.dev, offset, &mut b)?;
         let huge = self.sb.s_feature_ro_compat.contains(RoCompat::HUGE_FILE);
-        Inode::parse(&b, huge).at(|| format!("inode {ino}"))
+        let inode = Inode::parse(&b, huge).at(|| format!("inode {ino}"))?;
+        let max = self.max_file_size(&inode);
+        if inode.i_size > max {
+            return Err(Error::corrupt_msg(
+                format!("inode {ino}"),
+                format!(
+                    "i_size {} exceeds the largest file this filesystem can hold ({max} bytes)",
+                    inode.i_size
+                ),
+            ));
+        }
+        Ok(inode)
+    }
+
+    /// The largest `i_size` the inode's block map can address: 2^32 blocks
+    /// with extents, 12 + p + p^2 + p^3 blocks (p pointers per block) with
+    /// an indirect map.
+    pub fn max_file_size(&self, inode: &Inode) -> u64 {
+        let bs = u64::from(self.block_size());
+        let blocks = if inode.uses_extents() {
+            1u64 << 32
+        } else {
+            let p = bs / 4;
+            12 + p + p * p + p * p * p
+        };
+        blocks.saturating_mul(bs)
     }
 
     /// A block mapper for `inode` (number `ino`).

@@ -31,7 +31,7 @@ rm /bin/vi
 # fsync commits the running transaction (all of the above) to the
 # journal without writing metadata back in place, as sync would.
 echo nested | dd of=/data/sub/x conv=fsync 2>/dev/null
-grep -q " / ext3 " /proc/mounts && echo ROOT-MOUNTED
+grep -qE " / ext[34] " /proc/mounts && echo ROOT-MOUNTED
 echo GUEST-DONE
 poweroff -f -n
 "#;
@@ -135,14 +135,29 @@ fn fsck_view(dev: &dyn BlockDevice, dest: &Path) -> View {
     view(&fs)
 }
 
-fn boot_dirty(test: &str, disk: &str) -> Option<Guest> {
+fn boot_dirty(test: &str, disk: &str, features: &str) -> Option<Guest> {
     if !common::have_peers(
         test,
-        &["linux.uml", "mke2fs", "busybox", "e2fsck", "dumpe2fs"],
+        &[
+            "linux.uml",
+            "mke2fs",
+            "busybox",
+            "e2fsck",
+            "dumpe2fs",
+            "tune2fs",
+        ],
     ) {
         return None;
     }
     let guest = Guest::new(GUEST, 24);
+    if !features.is_empty() {
+        // Turns the ext3 image into an ext4 one whose journal the kernel
+        // checksums (v3) and whose new files use extents.
+        common::run_ok(
+            common::which("tune2fs").unwrap(),
+            ["-O".as_ref(), features.as_ref(), guest.image.as_os_str()],
+        );
+    }
     // Index the big directories now: `e2fsck -f` later would otherwise
     // rehash /bin (an optimization, not recovery) and change its size.
     let r = common::run(
@@ -165,12 +180,29 @@ fn boot_dirty(test: &str, disk: &str) -> Option<Guest> {
 
 #[test]
 fn dirty_journal_from_the_real_kernel_reads_like_e2fsck_fy() {
-    let test = "dirty_journal_plain";
-    let Some(guest) = boot_dirty(test, "root_fs") else {
+    plain_case("dirty_journal_plain", "");
+}
+
+#[test]
+fn dirty_checksummed_ext4_journal_from_the_real_kernel_reads_like_e2fsck_fy() {
+    plain_case(
+        "dirty_journal_csum",
+        "extent,metadata_csum,huge_file,dir_nlink,extra_isize",
+    );
+}
+
+fn plain_case(test: &str, features: &str) {
+    let Some(guest) = boot_dirty(test, "root_fs", features) else {
         return;
     };
     let image = guest.image.clone();
     let dump = common::fsimg::dumpe2fs_header(&image);
+    if !features.is_empty() {
+        assert!(
+            dump["Journal features"].contains("journal_checksum_v3"),
+            "{dump:?}"
+        );
+    }
     assert!(
         dump["Filesystem features"].contains("needs_recovery"),
         "the guest left a clean journal: {dump:?}"
@@ -188,7 +220,10 @@ fn dirty_journal_from_the_real_kernel_reads_like_e2fsck_fy() {
 
     let fs = Ext3::open(FileDevice::open_read_only(&image).unwrap()).unwrap();
     let report = fs.replay_report().expect("replay ran").clone();
-    assert!(report.transactions > 0 && report.blocks > 0, "{report:?}");
+    assert!(
+        report.transactions > 0 && report.blocks > 0 && report.bad_checksums == 0,
+        "{report:?}"
+    );
     let ours = view(&fs);
     let want = fsck_view(fs.device().inner(), &guest.path("fscked"));
     assert_same_view(&ours, &want, "replayed view vs e2fsck -fy");
@@ -225,7 +260,7 @@ fn dirty_journal_from_the_real_kernel_reads_like_e2fsck_fy() {
 #[test]
 fn dirty_journal_through_a_kernel_made_cow_reads_like_e2fsck_and_diff_lists_the_changes() {
     let test = "dirty_journal_cow";
-    let Some(guest) = boot_dirty(test, "a.cow,root_fs") else {
+    let Some(guest) = boot_dirty(test, "a.cow,root_fs", "") else {
         return;
     };
     let cow = guest.path("a.cow");

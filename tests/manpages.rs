@@ -19,7 +19,12 @@ fn options_in_help(help: &str) -> BTreeSet<String> {
         for word in column.split([' ', ',', '[', ']', '|']) {
             let word = word.split('=').next().unwrap_or("");
             let body = word.trim_start_matches('-');
-            if word.starts_with('-') && body.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+            if word.starts_with('-')
+                && body
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+            {
                 found.insert(word.to_string());
             }
         }
@@ -51,7 +56,9 @@ fn subcommands(help: &str) -> Vec<String> {
 
 /// The man page as plain text: roff escapes and font changes removed.
 fn man_text(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man").join(format!("{name}.1"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("man")
+        .join(format!("{name}.1"));
     let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     raw.replace("\\-", "-")
         .replace("\\fB", "")
@@ -78,14 +85,21 @@ fn every_option_in_help_is_documented_in_the_man_page() {
     let mut missing = Vec::new();
     for name in binaries() {
         let out = common::umlkit(&name, ["--help"]);
-        assert!(out.status.success(), "{name} --help failed: {}", common::stderr(&out));
+        assert!(
+            out.status.success(),
+            "{name} --help failed: {}",
+            common::stderr(&out)
+        );
         let help = common::stdout(&out);
         let mut options = options_in_help(&help);
         for sub in subcommands(&help) {
             let out = common::umlkit(&name, [sub.as_str(), "--help"]);
             assert!(out.status.success(), "{name} {sub} --help failed");
             options.extend(options_in_help(&common::stdout(&out)));
-            assert!(man_text(&name).contains(&sub), "{name}.1 does not describe subcommand {sub}");
+            assert!(
+                man_text(&name).contains(&sub),
+                "{name}.1 does not describe subcommand {sub}"
+            );
         }
         assert!(!options.is_empty(), "{name} --help lists no options");
         let man = man_text(&name);
@@ -100,10 +114,16 @@ fn every_option_in_help_is_documented_in_the_man_page() {
             }
         }
         for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS"] {
-            assert!(man.contains(&format!(".SH {section}")), "{name}.1 has no {section} section");
+            assert!(
+                man.contains(&format!(".SH {section}")),
+                "{name}.1 has no {section} section"
+            );
         }
     }
-    assert!(missing.is_empty(), "options missing from man pages: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "options missing from man pages: {missing:?}"
+    );
 }
 
 #[test]

@@ -26,7 +26,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Bytes read or written per system call.
-const CHUNK: usize = 8 << 20;
+const CHUNK: usize = 256 << 10;
 /// Granule of the zero test: a file-system block.
 const GRANULE: usize = 4096;
 

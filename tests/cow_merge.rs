@@ -406,3 +406,56 @@ fn old_layouts_merge_like_debian_uml_moo() {
         assert_eq!(&read(&ours)[7 * 512..8 * 512], &pattern(1007, 512)[..]);
     }
 }
+
+#[test]
+fn sigterm_during_a_merge_to_a_new_image_leaves_no_output_and_no_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = backing(dir.path(), 64);
+    let cow = dir.path().join("a.cow");
+    run_ok(bin("uml_mkcow"), [&cow, &b]);
+    {
+        let dev = open_cow(
+            &cow,
+            &DiskOptions {
+                writable: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for i in 0..64u64 {
+            dev.write_all_at(i << 20, &pattern(i, 1 << 20)).unwrap();
+        }
+    }
+    let out = dir.path().join("merged");
+    let mut interrupted = 0;
+    for delay_ms in [5u64, 20, 60] {
+        let child = std::process::Command::new(bin("uml_moo"))
+            .args([&cow, &out])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::SIGTERM,
+        );
+        let result = child.wait_with_output().unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains("uml_moo-tmp")),
+            "temporary left: {names:?}"
+        );
+        if result.status.success() {
+            assert_eq!(std::fs::metadata(&out).unwrap().len(), 64 << 20);
+            std::fs::remove_file(&out).unwrap();
+        } else {
+            interrupted += 1;
+            assert!(!out.exists(), "partial output after an interrupted merge");
+            assert!(String::from_utf8_lossy(&result.stderr).contains("interrupted"));
+        }
+    }
+    eprintln!("{interrupted} of 3 merges were interrupted");
+}

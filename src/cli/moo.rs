@@ -107,7 +107,16 @@ pub fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let job = args.job()?;
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, cancel.clone())?;
+    }
     let mut options = MergeOptions {
+        cancel: Some(cancel),
         sync: !args.no_sync,
         progress: super::progress_bar(0, args.quiet, "merging"),
         ..Default::default()

@@ -24,9 +24,11 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Bytes read or written per system call.
-const CHUNK: usize = 8 << 20;
+const CHUNK: usize = 256 << 10;
 /// Granule of the zero test: a file-system block.
 const GRANULE: usize = 4096;
 
@@ -39,6 +41,9 @@ pub struct MergeOptions {
     pub sync: bool,
     /// Progress display (hidden when not wanted).
     pub progress: indicatif::ProgressBar,
+    /// Set (by a signal handler) to stop between chunks: a new image is
+    /// then discarded, an in-place merge left resumable.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for MergeOptions {
@@ -47,6 +52,7 @@ impl Default for MergeOptions {
             backing_override: None,
             sync: true,
             progress: indicatif::ProgressBar::hidden(),
+            cancel: None,
         }
     }
 }
@@ -104,13 +110,22 @@ fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
     Ok(written)
 }
 
+fn check_cancel(options: &MergeOptions) -> io::Result<()> {
+    match &options.cancel {
+        Some(flag) if flag.load(Ordering::Relaxed) => {
+            Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Copies `len` bytes of `dev`'s view into `out`, reading only data ranges
 /// and leaving zero blocks as holes.
 fn copy_view(
     dev: &dyn BlockDevice,
     out: &File,
     len: u64,
-    progress: &indicatif::ProgressBar,
+    options: &MergeOptions,
 ) -> io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut written = 0;
@@ -124,14 +139,15 @@ fn copy_view(
         let mut at = start;
         while at < end {
             let n = (end - at).min(CHUNK as u64) as usize;
+            check_cancel(options)?;
             dev.read_exact_at(at, &mut buf[..n])?;
             written += write_nonzero(out, at, &buf[..n])?;
             at += n as u64;
-            progress.set_position(at);
+            options.progress.set_position(at);
         }
         pos = end.max(pos + 1);
     }
-    progress.set_position(len);
+    options.progress.set_position(len);
     Ok(written)
 }
 
@@ -181,8 +197,8 @@ pub fn merge_to_new(
         .map_err(|e| io_err("cannot create a file in the directory", e))?;
 
     options.progress.set_length(length);
-    let written = copy_view(&dev, tmp.as_file(), length, &options.progress)
-        .map_err(|e| io_err("merge failed", e))?;
+    let written =
+        copy_view(&dev, tmp.as_file(), length, options).map_err(|e| io_err("merge failed", e))?;
     tmp.as_file()
         .set_len(length)
         .map_err(|e| io_err("cannot set length", e))?;
@@ -303,6 +319,8 @@ pub fn merge_in_place(
         let end = run.end * ss;
         while at < end {
             let n = (end - at).min(CHUNK as u64) as usize;
+            check_cancel(options)
+                .map_err(|e| io_err("merge stopped; run the same command again to finish it", e))?;
             cow_file
                 .read_exact_at(&mut buf[..n], header.data_offset + at)
                 .map_err(|e| CowError::io(cow_path, "cannot read data", e))?;

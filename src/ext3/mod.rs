@@ -34,6 +34,8 @@ pub mod journal;
 pub mod map;
 pub mod overlay;
 pub mod path;
+#[cfg(test)]
+mod proptests;
 pub mod superblock;
 pub mod tool;
 pub mod walk;

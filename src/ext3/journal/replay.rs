@@ -273,12 +273,13 @@ pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(BTreeMap<u64, Box<[u8]>>,
                 continue;
             }
             let mut data = log.read(*lpos)?;
-            if tag.flags & JBD2_FLAG_ESCAPE != 0 {
-                data[..4].copy_from_slice(&JBD2_MAGIC_NUMBER.to_be_bytes());
-            }
+            // The tag checksum covers the block as logged (still escaped).
             if !log.data_ok(tag, t.sequence, &data) {
                 report.bad_checksums += 1;
                 continue;
+            }
+            if tag.flags & JBD2_FLAG_ESCAPE != 0 {
+                data[..4].copy_from_slice(&JBD2_MAGIC_NUMBER.to_be_bytes());
             }
             if tag.blocknr >= sb.s_blocks_count {
                 return Err(Error::corrupt_msg(

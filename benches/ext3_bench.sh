@@ -15,16 +15,13 @@ SRC_DIRS=${SRC_DIRS:-"/usr/bin /usr/share/doc /usr/share/man /usr/share/perl"}
 mkdir -p "$W"
 export PATH=$PATH:/sbin:/usr/sbin
 
-best() { # best wall time in seconds of "$@" over RUNS runs; $CLEAN is run before each
-    local best=999999 t s e
-    for _ in $(seq "$RUNS"); do
-        eval "$CLEAN"
-        s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
-        t=$(echo "$e - $s" | bc)
-        best=$(echo "if ($t < $best) $t else $best" | bc)
-    done
-    printf '%.3f' "$best"
+# time_of CMD...: wall time in seconds of one run.
+time_of() {
+    local s e
+    s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+    echo "$e - $s" | bc
 }
+min() { echo "if ($1 < $2) $1 else $2" | bc; }
 
 if [ ! -f "$W/tree.img" ]; then
     rm -rf "$W/src"; mkdir -p "$W/src"
@@ -43,17 +40,18 @@ cat "$W/tree.img" "$W/big.img" "$W/bigsrc/big" >/dev/null
 find "$W/src" -type f -exec cat {} + >/dev/null
 
 D=$W/dest
-CLEAN="rm -rf $D; sync"
-t_cp=$(best cp -a "$W/src" "$D")
-t_ours=$(best "$UML_FS" extract "$W/tree.img" / "$D")
-# rdump needs DEST to exist.
-CLEAN="rm -rf $D; mkdir -p $D; sync"
-t_debugfs=$(best debugfs -R "rdump / $D" "$W/tree.img")
+clean() { rm -rf "$D"; mkdir -p "$D"; sync; sleep 2; }
+# The three extractors take turns, so that a slow phase of the host (its
+# own writeback and discards) hits them alike; the best of RUNS is kept.
+t_cp=999999; t_ours=999999; t_debugfs=999999; t_cat_host=999999; t_cat_ours=999999
+for _ in $(seq "$RUNS"); do
+    clean; rmdir "$D"; t_cp=$(min "$(time_of cp -a "$W/src" "$D")" "$t_cp")
+    clean; t_ours=$(min "$(time_of "$UML_FS" extract "$W/tree.img" / "$D")" "$t_ours")
+    clean; t_debugfs=$(min "$(time_of debugfs -R "rdump / $D" "$W/tree.img")" "$t_debugfs")
+    t_cat_host=$(min "$(time_of cat "$W/bigsrc/big")" "$t_cat_host")
+    t_cat_ours=$(min "$(time_of "$UML_FS" cat "$W/big.img" /big)" "$t_cat_ours")
+done
 rm -rf "$D"
-
-CLEAN=":"
-t_cat_host=$(best cat "$W/bigsrc/big")
-t_cat_ours=$(best "$UML_FS" cat "$W/big.img" /big)
 
 echo "source tree: $SRC_MB MB, $FILES paths ($SRC_DIRS); image 1 GiB ext3"
 echo "extract: cp -a ${t_cp}s  uml_fs ${t_ours}s  debugfs rdump ${t_debugfs}s"

@@ -212,7 +212,7 @@ fn ls_cat_stat_and_find_agree_with_the_source_tree() {
 }
 
 /// Checks an extracted tree against its source.
-fn compare_extracted(src: &Path, dst: &Path) {
+fn compare_extracted(src: &Path, dst: &Path, as_root: bool) {
     let mut inode_map = std::collections::HashMap::new();
     for p in tree_paths(src) {
         let rel = p.strip_prefix(src).unwrap();
@@ -228,7 +228,7 @@ fn compare_extracted(src: &Path, dst: &Path) {
                 "{shown} missing"
             );
             assert!(
-                !nix::unistd::geteuid().is_root() || a.file_type().is_socket(),
+                !as_root || a.file_type().is_socket(),
                 "{shown} missing although root"
             );
             continue;
@@ -243,7 +243,7 @@ fn compare_extracted(src: &Path, dst: &Path) {
             continue;
         }
         assert_eq!(a.mtime(), b.mtime(), "{shown}: mtime");
-        if nix::unistd::geteuid().is_root() {
+        if as_root {
             assert_eq!((a.uid(), a.gid()), (b.uid(), b.gid()), "{shown}: owner");
         }
         if a.is_file() {
@@ -281,7 +281,7 @@ fn extract_keeps_contents_modes_times_links_and_holes() {
         assert!(out.status.success(), "{}", common::stderr(&out));
         // lost+found is the image's own; the rest is the source tree.
         std::fs::remove_dir(dest.join("lost+found")).unwrap();
-        compare_extracted(&f.tree, &dest);
+        compare_extracted(&f.tree, &dest, nix::unistd::geteuid().is_root());
         let sparse = dest.join("sparse").metadata().unwrap();
         assert!(
             sparse.blocks() * 512 < sparse.len() / 10,
@@ -299,4 +299,50 @@ fn extract_keeps_contents_modes_times_links_and_holes() {
                 == std::fs::read(f.tree.join("large")).unwrap()
         );
     }
+}
+
+#[test]
+fn extract_as_a_normal_user_reports_device_nodes_and_owners_but_succeeds() {
+    let test = "extract_as_normal_user";
+    if !common::have_root(test) || !common::have_peers(test, &["setpriv"]) {
+        return;
+    }
+    let Some(f) = fixture(test, "ext3", &[], 8) else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    for p in [f._dir.path(), f.scratch.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(&f.image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dest = f.scratch.join("out");
+    let out = common::run(
+        common::which("setpriv").unwrap(),
+        [
+            s("--reuid=65534"),
+            s("--regid=65534"),
+            s("--clear-groups"),
+            common::bin("uml_fs").as_os_str(),
+            s("extract"),
+            f.image.as_os_str(),
+            s("/"),
+            dest.as_os_str(),
+        ],
+    );
+    let err = common::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("skipped /null (character device 1,3)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("skipped /disk (block device 259,70000)"),
+        "{err}"
+    );
+    assert!(err.contains("belong to other users"), "{err}");
+    let lf = dest.join("lost+found");
+    std::fs::set_permissions(&lf, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::remove_dir(lf).unwrap();
+    compare_extracted(&f.tree, &dest, false);
+    assert_eq!(dest.join("large").metadata().unwrap().uid(), 65534);
 }

@@ -8,7 +8,9 @@ use umlkit::block::MemDevice;
 use umlkit::ext3::Ext3;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Ok(fs) = Ext3::open(MemDevice::new(data.to_vec())) else { return };
+    let Ok(fs) = Ext3::open(MemDevice::new(data.to_vec())) else {
+        return;
+    };
     let mut buf = vec![0u8; 8192];
     let _ = fs.walk(umlkit::ext3::ROOT_INO, b"/", |node| {
         let _ = fs.read(node.meta.ino, 0, &mut buf);

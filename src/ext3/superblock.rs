@@ -204,13 +204,13 @@ impl Superblock {
         }
         let ds = self.s_desc_size;
         if self.s_feature_incompat.contains(Incompat::BIT64)
-            && (ds < 32 || ds > 1024 || !ds.is_power_of_two())
+            && (!(32..=1024).contains(&ds) || !ds.is_power_of_two())
         {
             return corrupt!("bad s_desc_size {ds}");
         }
         let groups = self.group_count();
         let want = u64::from(self.s_inodes_per_group).checked_mul(groups);
-        if want.is_none_or(|w| w < u64::from(self.s_inodes_count)) {
+        if want.map_or(true, |w| w < u64::from(self.s_inodes_count)) {
             return corrupt!(
                 "s_inodes_count {} does not fit {groups} groups of {} inodes",
                 self.s_inodes_count,

@@ -329,16 +329,18 @@ pub fn debugfs_stats(image: &Path, inodes: &[u32]) -> BTreeMap<u32, DebugfsStat>
             if let Some((i, s)) = cur.take() {
                 map.insert(i, s);
             }
-            let mut s = DebugfsStat::default();
-            s.kind = field(line, "Type:").unwrap_or_default();
-            s.mode = u32::from_str_radix(&field(line, "Mode:").unwrap_or_default(), 8).unwrap();
-            s.flags = u32::from_str_radix(
-                field(line, "Flags:")
-                    .unwrap_or_default()
-                    .trim_start_matches("0x"),
-                16,
-            )
-            .unwrap();
+            let s = DebugfsStat {
+                kind: field(line, "Type:").unwrap_or_default(),
+                mode: u32::from_str_radix(&field(line, "Mode:").unwrap_or_default(), 8).unwrap(),
+                flags: u32::from_str_radix(
+                    field(line, "Flags:")
+                        .unwrap_or_default()
+                        .trim_start_matches("0x"),
+                    16,
+                )
+                .unwrap(),
+                ..DebugfsStat::default()
+            };
             cur = Some((ino.parse().unwrap(), s));
             continue;
         }

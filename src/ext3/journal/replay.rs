@@ -194,8 +194,11 @@ impl<D: BlockDevice> Log<'_, D> {
     }
 }
 
+/// Replayed blocks: filesystem block number to its contents.
+pub type Replayed = BTreeMap<u64, Box<[u8]>>;
+
 /// Replays the journal of `fs` (opened without an overlay) in memory.
-pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(BTreeMap<u64, Box<[u8]>>, ReplayReport)> {
+pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(Replayed, ReplayReport)> {
     let sb = fs.superblock();
     let jino = sb.s_journal_inum;
     if jino == 0 {

@@ -76,7 +76,9 @@ impl<D: BlockDevice> Extractor<'_, D> {
             .create_new(true)
             .open(p)
             .with_context(|| format!("cannot create {}", p.display()))?;
+        let mut end = 0u64;
         let write = |off: u64, data: &[u8]| {
+            end = off + data.len() as u64;
             f.write_all_at(data, off)
                 .map_err(|source| crate::ext3::Error::Io {
                     offset: off,
@@ -87,9 +89,13 @@ impl<D: BlockDevice> Extractor<'_, D> {
         self.fs
             .for_each_data(ino, &inode, &mut self.buf, write)
             .with_context(|| format!("reading inode {ino} for {}", p.display()))?;
-        // Holes stay holes: the length is set without writing zeros.
-        f.set_len(inode.i_size)
-            .with_context(|| format!("cannot size {}", p.display()))?;
+        // A trailing hole stays a hole: the length is set without writing
+        // zeros. Only then: a needless truncate is costly on the host
+        // filesystem (ext4 flushes files truncated to zero on close).
+        if end < inode.i_size {
+            f.set_len(inode.i_size)
+                .with_context(|| format!("cannot size {}", p.display()))?;
+        }
         Ok(())
     }
 

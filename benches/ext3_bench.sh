@@ -39,7 +39,11 @@ FILES=$(find "$W/src" | wc -l)
 cat "$W/tree.img" "$W/big.img" "$W/bigsrc/big" >/dev/null
 find "$W/src" -type f -exec cat {} + >/dev/null
 
-D=$W/dest
+# Destinations on tmpfs by default: on a disk filesystem the host's inode
+# allocator dominates and swings 10x between runs (freshly deleted inodes
+# of the previous run are skipped one by one); DEST_DIR=... to override.
+DEST_DIR=${DEST_DIR:-/dev/shm}
+D=$DEST_DIR/umlkit-ext3-bench-dest
 clean() { rm -rf "$D"; mkdir -p "$D"; sync; sleep 2; }
 # The three extractors take turns, so that a slow phase of the host (its
 # own writeback and discards) hits them alike; the best of RUNS is kept.
@@ -53,7 +57,7 @@ for _ in $(seq "$RUNS"); do
 done
 rm -rf "$D"
 
-echo "source tree: $SRC_MB MB, $FILES paths ($SRC_DIRS); image 1 GiB ext3"
+echo "source tree: $SRC_MB MB, $FILES paths ($SRC_DIRS); image 1 GiB ext3; destination $DEST_DIR; best of $RUNS"
 echo "extract: cp -a ${t_cp}s  uml_fs ${t_ours}s  debugfs rdump ${t_debugfs}s"
 echo "extract ratios: uml_fs/cp -a = $(echo "scale=3; $t_ours / $t_cp" | bc)  uml_fs/debugfs = $(echo "scale=3; $t_ours / $t_debugfs" | bc)"
 echo "cat 500 MB: host cat ${t_cat_host}s ($(echo "scale=0; 500 / $t_cat_host" | bc) MB/s)  uml_fs ${t_cat_ours}s ($(echo "scale=0; 500 / $t_cat_ours" | bc) MB/s)"

@@ -90,7 +90,12 @@ pub fn group_first_block(sb: &Superblock, g: u64) -> Option<u64> {
 /// (classic layout right after the superblock; meta_bg puts each later
 /// table block in the first group of its meta group).
 pub fn desc_table_block(sb: &Superblock, i: u64) -> Option<u64> {
-    let first = u64::from(sb.s_first_data_block);
+    let mut first = u64::from(sb.s_first_data_block);
+    // bigalloc with 1 KiB blocks has s_first_data_block 0 although the
+    // superblock is in block 1 (as e2fsprogs' ext2fs_descriptor_block_loc2).
+    if first == 0 && sb.block_size() == 1024 {
+        first = 1;
+    }
     let meta_bg = sb.s_feature_incompat.contains(Incompat::META_BG);
     if !meta_bg || i < u64::from(sb.s_first_meta_bg) {
         return first.checked_add(1)?.checked_add(i);

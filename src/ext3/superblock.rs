@@ -179,7 +179,22 @@ impl Superblock {
         if self.s_blocks_per_group == 0 || self.s_inodes_per_group == 0 {
             return corrupt!("s_blocks_per_group or s_inodes_per_group is zero");
         }
-        if self.s_blocks_per_group > self.block_size().saturating_mul(8) {
+        // One bitmap block covers a group's clusters (blocks without bigalloc).
+        let bigalloc = self.s_feature_ro_compat.contains(RoCompat::BIGALLOC);
+        let cluster_log = if bigalloc {
+            self.s_log_cluster_size
+                .saturating_sub(self.s_log_block_size)
+        } else {
+            0
+        };
+        if cluster_log > 16 {
+            return corrupt!(
+                "s_log_cluster_size {} is too large",
+                self.s_log_cluster_size
+            );
+        }
+        let max_bpg = u64::from(self.block_size()) * 8 << cluster_log;
+        if u64::from(self.s_blocks_per_group) > max_bpg {
             return corrupt!(
                 "s_blocks_per_group {} exceeds one bitmap block",
                 self.s_blocks_per_group

@@ -193,7 +193,7 @@ impl Superblock {
                 self.s_log_cluster_size
             );
         }
-        let max_bpg = u64::from(self.block_size()) * 8 << cluster_log;
+        let max_bpg = (u64::from(self.block_size()) * 8) << cluster_log;
         if u64::from(self.s_blocks_per_group) > max_bpg {
             return corrupt!(
                 "s_blocks_per_group {} exceeds one bitmap block",

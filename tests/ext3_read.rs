@@ -157,7 +157,47 @@ fn run_case(test: &str, fs_type: &str, extra: &[&str], seed: u64) {
     random_tree(&tree, &opt);
     let image = dir.path().join("image");
     make_image(&tree, &image, fs_type, 64, extra);
+    // Extended attributes: a short one (in the inode when it is large
+    // enough) and a 600-byte one (in an attribute block), set by debugfs.
+    let long_value = common::pattern(9, 600)
+        .iter()
+        .map(|b| b'a' + b % 26)
+        .collect::<Vec<u8>>();
+    let value_file = dir.path().join("value");
+    std::fs::write(&value_file, &long_value).unwrap();
+    let debugfs = common::which("debugfs").unwrap();
+    for cmd in [
+        "ea_set /large user.color blue".to_string(),
+        format!("ea_set -f {} /large user.long", value_file.display()),
+    ] {
+        common::run_ok(
+            &debugfs,
+            [
+                "-w".as_ref(),
+                "-R".as_ref(),
+                std::ffi::OsStr::new(&cmd),
+                image.as_os_str(),
+            ],
+        );
+    }
     let fs = Ext3::open(FileDevice::open_read_only(&image).unwrap()).unwrap();
+    let large = fs.resolve(b"/large", false).unwrap();
+    // (debugfs sets none without the ext_attr feature.)
+    if fs
+        .superblock()
+        .s_feature_compat
+        .contains(umlkit::ext3::features::Compat::EXT_ATTR)
+    {
+        let mut names = fs.listxattr(large).unwrap();
+        names.sort();
+        assert_eq!(names, vec![b"user.color".to_vec(), b"user.long".to_vec()]);
+        assert_eq!(
+            fs.getxattr(large, b"user.color").unwrap().as_deref(),
+            Some(&b"blue"[..])
+        );
+        assert_eq!(fs.getxattr(large, b"user.long").unwrap(), Some(long_value));
+        assert_eq!(fs.getxattr(large, b"user.none").unwrap(), None);
+    }
     let (inodes, saw_htree) = compare_with_tree(&fs, &tree);
     let indexed = fs
         .superblock()

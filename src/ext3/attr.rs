@@ -2,7 +2,6 @@
 //! (`statfs`) and extended attributes (`listxattr`, `getxattr`).
 
 use super::error::{At, Error, Result};
-use super::features::Compat;
 use super::fs::Ext3;
 use super::inode::{FileType, Inode, Timestamp};
 use super::xattr::{parse_block, parse_inode_area, Xattr};
@@ -135,7 +134,7 @@ impl<D: BlockDevice> Ext3<D> {
     pub fn xattrs_of(&self, ino: u32, inode: &Inode) -> Result<Vec<Xattr>> {
         let mut v =
             parse_inode_area(&inode.inline_xattrs).at(|| format!("inode {ino} attributes"))?;
-        if inode.i_file_acl != 0 && self.sb.s_feature_compat.contains(Compat::EXT_ATTR) {
+        if inode.i_file_acl != 0 {
             let blk = inode.i_file_acl;
             let b = self.read_block(blk, &format!("inode {ino} attribute block"))?;
             v.extend(parse_block(&b).at(|| format!("inode {ino} attribute block {blk}"))?);

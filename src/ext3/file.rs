@@ -162,4 +162,22 @@ impl<D: BlockDevice> Ext3<D> {
         }
         Ok(())
     }
+
+    /// The block runs of a parsed inode's data as `(first logical block,
+    /// run)`, holes included; empty for inline data and fast symlinks.
+    pub fn data_runs(&self, ino: u32, inode: &Inode) -> Result<Vec<(u64, Run)>> {
+        if inode.has_inline_data() || inode.is_fast_symlink(self.block_size()) {
+            return Ok(Vec::new());
+        }
+        let nblocks = inode.i_size.div_ceil(u64::from(self.block_size()));
+        let mut mapper = self.mapper(ino, inode);
+        let mut out = Vec::new();
+        let mut lblk = 0u64;
+        while lblk < nblocks {
+            let run = mapper.run(lblk, nblocks - lblk)?;
+            out.push((lblk, run));
+            lblk += run.len();
+        }
+        Ok(out)
+    }
 }

@@ -48,6 +48,16 @@ impl<D: BlockDevice> JournalOverlay<D> {
         self.blocks.len()
     }
 
+    /// True when a replayed block overlaps bytes `range` of the device.
+    pub fn replaces_any(&self, range: Range<u64>) -> bool {
+        if range.is_empty() || self.block_size == 0 {
+            return false;
+        }
+        let first = range.start / self.block_size;
+        let last = (range.end - 1) / self.block_size;
+        self.blocks.range(first..=last).next().is_some()
+    }
+
     /// The device underneath.
     pub fn inner(&self) -> &D {
         &self.inner

@@ -15,10 +15,11 @@ use crate::ext3::{Ext3, OpenOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use diff::{diff_trees, Change, ChangeKind};
+pub use diff::{diff_trees, diff_trees_with, Change, ChangeKind, Unchanged};
 pub use find::glob_match;
 
 /// Look inside ext2/ext3/ext4 guest disks without root.
@@ -135,6 +136,32 @@ pub fn open_fs<D: BlockDevice>(dev: D, spec: &str, no_replay: bool) -> anyhow::R
     Ext3::open_with(dev, options).with_context(|| spec.to_string())
 }
 
+/// True when device bytes `bytes` read the same through the COW as from
+/// its backing file: no sector of them is in the COW file, and journal
+/// replay replaced none of them in either view.
+pub fn unchanged_in_cow<A: BlockDevice, B: BlockDevice>(
+    disk: &Disk,
+    old: &Ext3<A>,
+    new: &Ext3<B>,
+    bytes: Range<u64>,
+) -> bool {
+    let Some(cow) = disk.as_cow() else {
+        return false;
+    };
+    if old.device().replaces_any(bytes.clone()) || new.device().replaces_any(bytes.clone()) {
+        return false;
+    }
+    let ss = u64::from(cow.header().sector_size.max(1));
+    cow.with_runs(bytes.start / ss..bytes.end.div_ceil(ss), |runs| {
+        for (_, in_cow) in runs {
+            if in_cow {
+                return false;
+            }
+        }
+        true
+    })
+}
+
 /// Runs `uml_fs` with the process's arguments.
 pub fn main() -> ExitCode {
     let args = match Args::try_parse_from(normalize(std::env::args_os())) {
@@ -197,7 +224,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             })?;
             let old = open_fs(backing, &format!("{device} (backing view)"), nr)?;
             let new = open_fs(&disk, &format!("{device} (COW view)"), nr)?;
-            diff::print(&old, &new, *json)
+            let unchanged = |bytes: Range<u64>| unchanged_in_cow(&disk, &old, &new, bytes);
+            diff::print(&old, &new, &unchanged, *json)
         }
     }
 }

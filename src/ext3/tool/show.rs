@@ -162,10 +162,17 @@ pub fn ls<D: BlockDevice>(
     long: bool,
     recursive: bool,
 ) -> anyhow::Result<()> {
+    // Like ls: `ls -l LINK` shows the link itself, `ls LINK` follows it.
     let ino = fs
-        .resolve(path, true)
+        .resolve(path, !long)
         .with_context(|| format!("cannot access {}", shown(path)))?;
     let m = fs.getattr(ino)?;
+    let (ino, m) = if long && m.file_type == FileType::Symlink && path.ends_with(b"/") {
+        let ino = fs.resolve(path, true)?;
+        (ino, fs.getattr(ino)?)
+    } else {
+        (ino, m)
+    };
     let mut o = BufWriter::new(std::io::stdout().lock());
     if m.file_type != FileType::Directory {
         if long {

@@ -50,11 +50,19 @@ rm -rf "$D"; mkdir -p "$D"
 # writer's inode allocation (by up to 10x on ext4), whoever it is.
 # The tools take turns; the best of RUNS is kept.
 t_cp=999999; t_ours=999999; t_debugfs=999999; t_cat_host=999999; t_cat_ours=999999
+run_cp() { sync; sleep 1; t_cp=$(min "$(time_of cp -a "$W/src" "$D/cp$1")" "$t_cp"); }
+run_ours() { sync; sleep 1; t_ours=$(min "$(time_of "$UML_FS" extract "$W/tree.img" / "$D/ours$1")" "$t_ours"); }
+run_debugfs() {
+    mkdir "$D/debugfs$1"; sync; sleep 1
+    t_debugfs=$(min "$(time_of debugfs -R "rdump / $D/debugfs$1" "$W/tree.img")" "$t_debugfs")
+}
 for i in $(seq "$RUNS"); do
-    sync; sleep 1; t_cp=$(min "$(time_of cp -a "$W/src" "$D/cp$i")" "$t_cp")
-    sync; sleep 1; t_ours=$(min "$(time_of "$UML_FS" extract "$W/tree.img" / "$D/ours$i")" "$t_ours")
-    mkdir "$D/debugfs$i"
-    sync; sleep 1; t_debugfs=$(min "$(time_of debugfs -R "rdump / $D/debugfs$i" "$W/tree.img")" "$t_debugfs")
+    # Each round starts with another tool.
+    case $((i % 3)) in
+        1) run_cp "$i"; run_ours "$i"; run_debugfs "$i" ;;
+        2) run_ours "$i"; run_debugfs "$i"; run_cp "$i" ;;
+        0) run_debugfs "$i"; run_cp "$i"; run_ours "$i" ;;
+    esac
     t_cat_host=$(min "$(time_of cat "$W/bigsrc/big")" "$t_cat_host")
     t_cat_ours=$(min "$(time_of "$UML_FS" cat "$W/big.img" /big)" "$t_cat_ours")
 done

@@ -274,6 +274,15 @@ fn dirty_journal_through_a_kernel_made_cow_reads_like_e2fsck_and_diff_lists_the_
         common::fsimg::labels(&common::stdout(&info))["Needs recovery"],
         "yes"
     );
+    // The COW alone, its backing found through the header (as the kernel
+    // wrote it, relative to the guest's directory).
+    let alone = std::process::Command::new(common::bin("uml_fs"))
+        .args(["cat", "a.cow", "/etc/hostname"])
+        .current_dir(guest.dir.path())
+        .output()
+        .unwrap();
+    assert!(alone.status.success(), "{}", common::stderr(&alone));
+    assert_eq!(common::stdout(&alone), "changed-host\n");
 
     let disk = umlkit::ext3::tool::open_device(&spec).unwrap();
     let fs = Ext3::open(&disk).unwrap();

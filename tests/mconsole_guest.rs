@@ -55,7 +55,13 @@ impl Clients {
     }
 
     fn interactive(&self, program: &Path, input: &str) -> Run {
-        client(program, &self.home, &self.home, &["mcon1"], Some(input.as_bytes()))
+        client(
+            program,
+            &self.home,
+            &self.home,
+            &["mcon1"],
+            Some(input.as_bytes()),
+        )
     }
 }
 
@@ -64,7 +70,10 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn keys(meminfo: &str) -> Vec<&str> {
-    meminfo.lines().filter_map(|l| l.split(':').next()).collect()
+    meminfo
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .collect()
 }
 
 #[test]
@@ -78,7 +87,11 @@ fn real_guest_answers_every_command_like_debians_client() {
         std::fs::write(guest.path(name), vec![0u8; 1 << 20]).unwrap();
     }
     let mut g = RunningGuest::start(&guest, "mcon1", &[], Duration::from_secs(100));
-    assert!(g.wait_for("READY", 1, Duration::from_secs(40)), "guest did not boot:\n{}", g.output());
+    assert!(
+        g.wait_for("READY", 1, Duration::from_secs(40)),
+        "guest did not boot:\n{}",
+        g.output()
+    );
     let c = Clients::new(&g.home);
     let home = std::fs::canonicalize(&g.home).unwrap();
 
@@ -86,9 +99,17 @@ fn real_guest_answers_every_command_like_debians_client() {
     let (_, out, _) = c.same(&["mcon1", "version"]);
     assert!(text(&out).starts_with("OK Linux "), "{}", text(&out));
     let (_, out, _) = c.same(&["mcon1", "help"]);
-    assert_eq!(text(&out), format!("OK {HELP_TEXT}\n{LOCAL_HELP}"), "the kernel's help text changed");
+    assert_eq!(
+        text(&out),
+        format!("OK {HELP_TEXT}\n{LOCAL_HELP}"),
+        "the kernel's help text changed"
+    );
     let (_, out, _) = c.same(&["mcon1", "proc", "version"]);
-    assert!(text(&out).starts_with("OK \nLinux version "), "{}", text(&out));
+    assert!(
+        text(&out).starts_with("OK \nLinux version "),
+        "{}",
+        text(&out)
+    );
     let (code, ours, _) = c.ours(&["mcon1", "proc", "meminfo"]);
     let (_, debian, _) = c.debian(&["mcon1", "proc", "meminfo"]);
     assert_eq!(code, 0);
@@ -103,10 +124,18 @@ fn real_guest_answers_every_command_like_debians_client() {
     // log reaches the kernel log; sysrq output is streamed back.
     let (code, out, _) = c.ours(&["mcon1", "log", "hello-from-umlkit-log"]);
     assert_eq!((code, text(&out).as_str()), (0, "OK \nOK \n"));
-    assert!(g.wait_for("hello-from-umlkit-log", 1, Duration::from_secs(10)), "{}", g.output());
+    assert!(
+        g.wait_for("hello-from-umlkit-log", 1, Duration::from_secs(10)),
+        "{}",
+        g.output()
+    );
     let (code, out, _) = c.ours(&["mcon1", "sysrq", "m"]);
     assert_eq!(code, 0);
-    assert!(text(&out).starts_with("OK sysrq: Show Memory\nMem-Info:"), "{}", text(&out));
+    assert!(
+        text(&out).starts_with("OK sysrq: Show Memory\nMem-Info:"),
+        "{}",
+        text(&out)
+    );
 
     // config with a relative file name (made absolute), query, remove.
     let (code, out, err) = c.ours(&["mcon1", "config", "ubd1=extra1.img"]);
@@ -122,7 +151,10 @@ fn real_guest_answers_every_command_like_debians_client() {
     c.same(&["mcon1", "config", "ubd1"]);
 
     // stop freezes the guest but mconsole answers; go resumes it.
-    assert_eq!(c.ours(&["mcon1", "stop"]), (0, b"OK stopped\n".to_vec(), String::new()));
+    assert_eq!(
+        c.ours(&["mcon1", "stop"]),
+        (0, b"OK stopped\n".to_vec(), String::new())
+    );
     let (code, out, _) = c.same(&["mcon1", "stop"]);
     assert_eq!((code, text(&out).as_str()), (1, "ERR Already stopped\n"));
     c.same(&["mcon1", "version"]);
@@ -138,8 +170,16 @@ fn real_guest_answers_every_command_like_debians_client() {
     let script = "version\nhelp\nbogus\nmconsole-version\nconfig ubd0\nswitch mcon1\n\nlog piped\nquit\nversion\n";
     let ours = c.interactive(&c.ours, script);
     let debian = c.interactive(&c.debian, script);
-    assert_eq!((ours.0, text(&ours.1)), (debian.0, text(&debian.1)), "interactive output differs");
-    assert!(text(&ours.1).starts_with("(mcon1) version\nOK Linux"), "{}", text(&ours.1));
+    assert_eq!(
+        (ours.0, text(&ours.1)),
+        (debian.0, text(&debian.1)),
+        "interactive output differs"
+    );
+    assert!(
+        text(&ours.1).starts_with("(mcon1) version\nOK Linux"),
+        "{}",
+        text(&ours.1)
+    );
     let ours = c.interactive(&c.ours, "version\n");
     let debian = c.interactive(&c.debian, "version\n");
     assert_eq!((ours.0, text(&ours.1)), (debian.0, text(&debian.1)));
@@ -159,13 +199,22 @@ fn real_guest_answers_every_command_like_debians_client() {
 
     // cad signals init (ctrl-alt-del set to 0 by the init script).
     assert_eq!(c.ours(&["mcon1", "cad"]).1, b"OK \n");
-    assert!(g.wait_for("GOT-CAD", 1, Duration::from_secs(10)), "{}", g.output());
+    assert!(
+        g.wait_for("GOT-CAD", 1, Duration::from_secs(10)),
+        "{}",
+        g.output()
+    );
 
     // halt ends the guest cleanly and removes its directory.
     assert_eq!(c.ours(&["mcon1", "halt"]).1, b"OK \n");
-    let status = g.wait_exit(Duration::from_secs(30)).expect("guest did not halt");
+    let status = g
+        .wait_exit(Duration::from_secs(30))
+        .expect("guest did not halt");
     assert!(status.success(), "{status:?}\n{}", g.output());
-    assert!(!g.instance_dir().exists(), "the umid directory was left behind");
+    assert!(
+        !g.instance_dir().exists(),
+        "the umid directory was left behind"
+    );
     let (code, out, err) = c.ours(&["mcon1", "version"]);
     assert_eq!((code, out.as_slice()), (1, &b""[..]));
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -190,14 +239,25 @@ fn notify_listener_hears_the_boot_and_user_notes_and_a_killed_guest_is_reported(
         .unwrap();
     let start = Instant::now();
     while !notify.exists() {
-        assert!(start.elapsed() < Duration::from_secs(10), "listener did not bind");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "listener did not bind"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let arg = format!("mconsole=notify:{}", notify.display());
     let mut g = RunningGuest::start(&guest, "mcon2", &[&arg], Duration::from_secs(80));
     let out = listener.wait_with_output().unwrap();
-    assert!(out.status.success(), "listener: {:?}\n{}", out.status, g.output());
-    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        out.status.success(),
+        "listener: {:?}\n{}",
+        out.status,
+        g.output()
+    );
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["type"], "socket");
     assert_eq!(lines[0]["data"], g.socket().to_str().unwrap());
@@ -206,7 +266,11 @@ fn notify_listener_hears_the_boot_and_user_notes_and_a_killed_guest_is_reported(
     assert!(!notify.exists(), "the listener left its socket");
 
     // A guest killed like a crash leaves a stale socket and pid file.
-    assert!(g.wait_for("READY", 1, Duration::from_secs(30)), "{}", g.output());
+    assert!(
+        g.wait_for("READY", 1, Duration::from_secs(30)),
+        "{}",
+        g.output()
+    );
     let c = Clients::new(&g.home);
     assert_eq!(c.ours(&["mcon2", "version"]).0, 0);
     g.kill();
@@ -214,7 +278,10 @@ fn notify_listener_hears_the_boot_and_user_notes_and_a_killed_guest_is_reported(
     // The guest's user processes share its file table and may take a
     // moment to die after it: until then the socket still takes datagrams.
     for _ in 0..25 {
-        if c.ours(&["--timeout", "0.2", "mcon2", "version"]).2.contains("stale") {
+        if c.ours(&["--timeout", "0.2", "mcon2", "version"])
+            .2
+            .contains("stale")
+        {
             break;
         }
     }

@@ -81,7 +81,13 @@ impl RunningGuest {
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        RunningGuest { child, done, output, home, umid: umid.to_string() }
+        RunningGuest {
+            child,
+            done,
+            output,
+            home,
+            umid: umid.to_string(),
+        }
     }
 
     /// `<home>/.uml/<umid>`.
@@ -148,7 +154,13 @@ impl Drop for RunningGuest {
 /// Runs `program` with `args`, `HOME` set to `home`, in `cwd`, with
 /// `input` on standard input, killed after 30 s (the original client
 /// waits for ever); returns (status, stdout, stderr).
-pub fn client(program: &Path, home: &Path, cwd: &Path, args: &[&str], input: Option<&[u8]>) -> (i32, Vec<u8>, String) {
+pub fn client(
+    program: &Path,
+    home: &Path,
+    cwd: &Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+) -> (i32, Vec<u8>, String) {
     use std::io::Write;
     let mut cmd = Command::new("timeout");
     cmd.args(["-s", "KILL", "30"])
@@ -156,14 +168,24 @@ pub fn client(program: &Path, home: &Path, cwd: &Path, args: &[&str], input: Opt
         .args(args)
         .env("HOME", home)
         .current_dir(cwd)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     if let Some(input) = input {
         child.stdin.take().unwrap().write_all(input).unwrap();
     }
     let out = child.wait_with_output().unwrap();
     let code = out.status.code().unwrap_or(-1);
-    (code, out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        code,
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -74,6 +74,14 @@ pub enum ProtocolError {
         /// Its largest valid value.
         max: usize,
     },
+    /// A text with no NUL within the 511 bytes it may have.
+    #[error("{what} text is not NUL-terminated within {max} bytes")]
+    Unterminated {
+        /// Which structure.
+        what: &'static str,
+        /// The most text bytes it may carry.
+        max: usize,
+    },
     /// A protocol version this code does not speak.
     #[error("unsupported mconsole version {0} (only version 2)")]
     UnsupportedVersion(u32),
@@ -201,7 +209,8 @@ impl ReplyPart {
     /// Validates one reply datagram: a full header, `len <= 512`, the
     /// datagram holds `len` data bytes, and is no longer than the C
     /// structure. The text is what precedes the first NUL (the original
-    /// client concatenates C strings). Any non-zero `more` means more.
+    /// client concatenates C strings) and must fit 511 bytes. Any non-zero
+    /// `more` means more.
     pub fn decode(datagram: &[u8]) -> Result<ReplyPart, ProtocolError> {
         const WHAT: &str = "reply";
         if datagram.len() < REPLY_HEADER_SIZE {
@@ -233,10 +242,17 @@ impl ReplyPart {
                 got: datagram.len(),
                 need: REPLY_HEADER_SIZE + len,
             })?;
+        let text = c_text(data);
+        if text.len() > MAX_REPLY_CHUNK {
+            return Err(ProtocolError::Unterminated {
+                what: WHAT,
+                max: MAX_REPLY_CHUNK,
+            });
+        }
         Ok(ReplyPart {
             err: word(datagram, 0),
             more: word(datagram, 4) != 0,
-            data: c_text(data).to_vec(),
+            data: text.to_vec(),
         })
     }
 }

@@ -117,6 +117,18 @@ fn reply_decode_rejects_lengths_beyond_the_datagram_or_the_array() {
 }
 
 #[test]
+fn reply_decode_rejects_a_full_data_array_without_nul() {
+    let mut bytes = le(&[0, 0, 512]);
+    bytes.extend_from_slice(&[b'a'; 512]);
+    assert!(matches!(
+        ReplyPart::decode(&bytes),
+        Err(ProtocolError::Unterminated { .. })
+    ));
+    bytes[12 + 511] = 0;
+    assert_eq!(ReplyPart::decode(&bytes).unwrap().data.len(), 511);
+}
+
+#[test]
 fn reply_decode_accepts_the_full_structure_a_server_may_send() {
     let mut bytes = le(&[0, 0, 3]);
     bytes.extend_from_slice(b"ok\0");
@@ -234,6 +246,37 @@ proptest! {
             let _ = Request::decode(&bytes);
             let _ = ReplyPart::decode(&bytes);
             let _ = Notification::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn whatever_decodes_survives_a_round_trip(
+        head in proptest::collection::vec(any::<u8>(), 16),
+        len in 0u32..530,
+        tail in proptest::collection::vec(any::<u8>(), 0..530),
+        kind in 0usize..3,
+    ) {
+        let mut bytes = head;
+        match kind {
+            0 => bytes[..4].copy_from_slice(&MCONSOLE_MAGIC.to_ne_bytes()),
+            1 => bytes[..4].copy_from_slice(&0u32.to_ne_bytes()),
+            _ => {
+                bytes[..8].copy_from_slice(&le(&[MCONSOLE_MAGIC, 2]));
+                bytes[12..16].copy_from_slice(&len.to_ne_bytes());
+            }
+        }
+        if kind < 2 {
+            bytes[8..12].copy_from_slice(&len.to_ne_bytes());
+        }
+        bytes.extend_from_slice(&tail);
+        if let Ok(r) = Request::decode(&bytes) {
+            prop_assert_eq!(Request::decode(&r.encode()), Ok(r));
+        }
+        if let Ok(p) = ReplyPart::decode(&bytes) {
+            prop_assert_eq!(ReplyPart::decode(&p.encode()), Ok(p));
+        }
+        if let Ok(n) = Notification::decode(&bytes) {
+            prop_assert_eq!(Notification::decode(&n.encode()), Ok(n));
         }
     }
 

@@ -292,3 +292,32 @@ fn notify_listener_hears_the_boot_and_user_notes_and_a_killed_guest_is_reported(
     assert!(err.contains("which does not exist"), "{err}");
     assert_eq!(c.debian(&["mcon2", "version"]).0, 1);
 }
+
+#[test]
+fn int_sends_sigint_to_the_guest_process_which_then_exits() {
+    let test = "int_sends_sigint_to_the_guest_process_which_then_exits";
+    if !common::have_peers(test, PEERS) {
+        return;
+    }
+    let guest = Guest::new(&idle_init(""), 16);
+    let mut g = RunningGuest::start(&guest, "mcon3", &[], Duration::from_secs(60));
+    assert!(
+        g.wait_for("READY", 1, Duration::from_secs(30)),
+        "{}",
+        g.output()
+    );
+    let c = Clients::new(&g.home);
+    let (code, out, err) = c.ours(&["mcon3", "int"]);
+    assert_eq!((code, out.as_slice()), (0, &b""[..]), "{err}");
+    let status = g.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some(),
+        "the guest ignored SIGINT:\n{}",
+        g.output()
+    );
+    // Linux 6.1 takes a host SIGINT as a request to shut down and cleans up.
+    assert!(
+        !g.instance_dir().exists(),
+        "the umid directory was left behind"
+    );
+}

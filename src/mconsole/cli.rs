@@ -74,8 +74,8 @@ impl<W: Write> Output for Text<W> {
         self.out.write_all(b"\n")?;
         self.out.flush()
     }
-    fn local(&mut self, text: &str) -> io::Result<()> {
-        self.out.write_all(text.as_bytes())?;
+    fn local(&mut self, text: &[u8]) -> io::Result<()> {
+        self.out.write_all(text)?;
         self.out.flush()
     }
     fn error(&mut self, error: &Error) -> io::Result<()> {
@@ -101,8 +101,8 @@ impl<W: Write> Output for Json<W> {
         self.text.extend_from_slice(&reply.text);
         Ok(())
     }
-    fn local(&mut self, text: &str) -> io::Result<()> {
-        self.text.extend_from_slice(text.as_bytes());
+    fn local(&mut self, text: &[u8]) -> io::Result<()> {
+        self.text.extend_from_slice(text);
         Ok(())
     }
     fn error(&mut self, error: &Error) -> io::Result<()> {
@@ -191,7 +191,7 @@ fn interactive(session: &mut Session, out: &mut dyn Output, prompt: bool) -> io:
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
             if prompt {
-                out.local("\n")?;
+                out.local(b"\n")?;
             }
             return Ok(0);
         }
@@ -199,7 +199,9 @@ fn interactive(session: &mut Session, out: &mut dyn Output, prompt: bool) -> io:
             line.pop();
         }
         if echo {
-            out.local(&format!("{}\n", String::from_utf8_lossy(&line)))?;
+            line.push(b'\n');
+            out.local(&line)?;
+            line.pop();
         }
         let status = session.execute(&line, out)?;
         if status.exit {

@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod instance;
 pub mod listen;
 pub mod protocol;
 pub mod server;
@@ -72,6 +73,22 @@ pub enum Error {
         path: PathBuf,
         /// The timeout in seconds.
         secs: f64,
+    },
+    /// The kernel refuses this umid (empty or longer than 63 bytes).
+    #[error("umid '{umid}' is invalid (1 to {max} bytes)")]
+    BadUmid {
+        /// The umid.
+        umid: String,
+        /// The longest valid umid.
+        max: usize,
+    },
+    /// Another running guest has the umid.
+    #[error("umid \"{umid}\" is already in use by pid {pid}")]
+    UmidInUse {
+        /// The umid.
+        umid: String,
+        /// The live pid in its pid file.
+        pid: i32,
     },
     /// No notification arrived in time.
     #[error("no notification on {path} within {secs} s")]

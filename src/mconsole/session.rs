@@ -34,8 +34,8 @@ pub const NO_PID: &str = "Cannot determine the PID of your UML session, not send
 pub trait Output {
     /// A reply from the guest to `command`.
     fn reply(&mut self, command: &[u8], reply: &Reply) -> io::Result<()>;
-    /// Text a local command prints.
-    fn local(&mut self, text: &str) -> io::Result<()>;
+    /// Text a local command prints (bytes: names may not be UTF-8).
+    fn local(&mut self, text: &[u8]) -> io::Result<()>;
     /// A failure of the client itself (the command goes on where the
     /// original did).
     fn error(&mut self, error: &Error) -> io::Result<()>;
@@ -64,7 +64,7 @@ impl Status {
 #[derive(Debug)]
 pub struct Session {
     client: Client,
-    name: String,
+    name: Vec<u8>,
     target: Option<PathBuf>,
     unresolved: Option<Error>,
     last_failed: bool,
@@ -96,7 +96,7 @@ impl Session {
     pub fn new(client: Client, name: &OsStr) -> Session {
         let mut session = Session {
             client,
-            name: NO_NAME.to_string(),
+            name: NO_NAME.as_bytes().to_vec(),
             target: None,
             unresolved: None,
             last_failed: false,
@@ -108,8 +108,8 @@ impl Session {
     }
 
     /// The prompt of interactive mode: `(<name>) `.
-    pub fn prompt(&self) -> String {
-        format!("({}) ", self.name)
+    pub fn prompt(&self) -> Vec<u8> {
+        [b"(", self.name.as_slice(), b") "].concat()
     }
 
     /// The socket commands go to, if one was found.
@@ -160,7 +160,7 @@ impl Session {
             }
         } else if line.starts_with(b"help") {
             let status = self.send(line, out)?;
-            out.local(LOCAL_HELP)?;
+            out.local(LOCAL_HELP.as_bytes())?;
             Status::code(if status.code != 0 && self.last_failed {
                 1
             } else {
@@ -170,7 +170,7 @@ impl Session {
             let name = OsStr::from_bytes(skip_spaces(&line[6..]));
             match self.switch(name) {
                 Ok(()) => {
-                    out.local(&format!("Switched to '{}'\n", name.to_string_lossy()))?;
+                    out.local(&[b"Switched to '", name.as_bytes(), b"'\n"].concat())?;
                     Status::code(0)
                 }
                 Err(e) => {
@@ -181,7 +181,7 @@ impl Session {
         } else if line.starts_with(b"log") {
             self.log(skip_spaces(&line[3..]), out)?
         } else if line.starts_with(b"mconsole-version") {
-            out.local(CLIENT_VERSION)?;
+            out.local(CLIENT_VERSION.as_bytes())?;
             Status::code(0)
         } else if line.starts_with(b"int") {
             self.interrupt(out)?;
@@ -205,7 +205,7 @@ impl Session {
                 tried: tried.clone(),
             }),
             (None, _) => Err(Error::UnknownUmid {
-                name: self.name.clone(),
+                name: String::from_utf8_lossy(&self.name).into_owned(),
                 tried: String::new(),
             }),
         };
@@ -298,7 +298,7 @@ impl Session {
                 }
                 Ok(())
             }
-            None => out.local(NO_PID),
+            None => out.local(NO_PID.as_bytes()),
         }
     }
 }

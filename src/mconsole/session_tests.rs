@@ -17,8 +17,8 @@ impl Output for Record {
             .push_str(&format!("{tag} {}\n", String::from_utf8_lossy(&reply.text)));
         Ok(())
     }
-    fn local(&mut self, text: &str) -> io::Result<()> {
-        self.text.push_str(text);
+    fn local(&mut self, text: &[u8]) -> io::Result<()> {
+        self.text.push_str(&String::from_utf8_lossy(text));
         Ok(())
     }
     fn error(&mut self, error: &Error) -> io::Result<()> {
@@ -200,7 +200,7 @@ fn switch_to_an_unknown_name_keeps_the_current_guest() {
 #[test]
 fn an_unknown_umid_fails_each_command_with_one_clear_error() {
     let mut s = Session::new(Client::new(None).unwrap(), OsStr::new("no-such-umid-here"));
-    assert_eq!(s.prompt(), "([None]) ");
+    assert_eq!(s.prompt(), b"([None]) ");
     let mut out = Record::default();
     assert_eq!(s.execute(b"version", &mut out).unwrap().code, 1);
     assert_eq!(out.errors.len(), 1);

@@ -98,9 +98,9 @@ pub fn resolve_with_home(name: &OsStr, home: Option<&OsStr>) -> Resolved {
 }
 
 /// The name the prompt shows: the first 11 bytes of the name as given.
-pub fn prompt_name(name: &OsStr) -> String {
+pub fn prompt_name(name: &OsStr) -> Vec<u8> {
     let bytes = name.as_bytes();
-    String::from_utf8_lossy(&bytes[..bytes.len().min(PROMPT_NAME_LEN)]).into_owned()
+    bytes[..bytes.len().min(PROMPT_NAME_LEN)].to_vec()
 }
 
 /// The kernel's `uml_dir`: `value` (from `uml_dir=`) or `~/.uml/`, with a
@@ -133,9 +133,14 @@ pub fn valid_umid(umid: &OsStr) -> bool {
 }
 
 /// The instance directory `<uml_dir><umid>` (text concatenation, as the
-/// kernel does; `uml_dir` ends with `/`).
+/// kernel does; a `/` is put between them when `uml_dir` lacks it).
 pub fn instance_dir(uml_dir: &Path, umid: &OsStr) -> PathBuf {
-    concat(&[uml_dir.as_os_str(), umid])
+    let sep = if uml_dir.as_os_str().as_bytes().ends_with(b"/") {
+        ""
+    } else {
+        "/"
+    };
+    concat(&[uml_dir.as_os_str(), OsStr::new(sep), umid])
 }
 
 /// What the `pid` file of an instance directory says.
@@ -244,9 +249,9 @@ mod tests {
     fn prompt_name_keeps_eleven_bytes() {
         assert_eq!(
             prompt_name(OsStr::new("/tmp/mx/probe/mconsole")),
-            "/tmp/mx/pro"
+            b"/tmp/mx/pro"
         );
-        assert_eq!(prompt_name(OsStr::new("vm")), "vm");
+        assert_eq!(prompt_name(OsStr::new("vm")), b"vm");
     }
 
     #[test]

@@ -227,16 +227,6 @@ impl Session {
     fn log(&mut self, arg: &[u8], out: &mut dyn Output) -> io::Result<Status> {
         let mut failed = false;
         let mut newline = false;
-        let mut send_piece = |session: &mut Session, piece: &[u8], out: &mut dyn Output| {
-            // The original builds a C string: a NUL ends the piece.
-            let piece = piece.split(|&b| b == 0).next().unwrap_or(&[]);
-            let mut command = b"log ".to_vec();
-            command.extend_from_slice(piece);
-            let status = session.send(&command, out)?;
-            failed |= session.last_failed;
-            let _ = status;
-            io::Result::Ok(())
-        };
         if let Some(rest) = arg.strip_prefix(b"-f") {
             let path = PathBuf::from(OsStr::from_bytes(skip_spaces(rest)));
             let mut file = match std::fs::File::open(&path) {
@@ -263,19 +253,27 @@ impl Session {
                         });
                     }
                 };
-                send_piece(self, &buf[..n], out)?;
+                failed |= self.log_piece(&buf[..n], out)?;
                 newline = buf[n - 1] == b'\n';
             }
         } else {
             for chunk in arg.chunks(LOG_CHUNK) {
-                send_piece(self, chunk, out)?;
+                failed |= self.log_piece(chunk, out)?;
                 newline = chunk.last() == Some(&b'\n');
             }
         }
         if !newline {
-            send_piece(self, b"\n", out)?;
+            failed |= self.log_piece(b"\n", out)?;
         }
         Ok(Status::code(u8::from(failed)))
+    }
+
+    /// Sends `log <piece>`; true when the client failed to.
+    fn log_piece(&mut self, piece: &[u8], out: &mut dyn Output) -> io::Result<bool> {
+        // The original builds a C string: a NUL ends the piece.
+        let piece = piece.split(|&b| b == 0).next().unwrap_or(&[]);
+        self.send(&[b"log ", piece].concat(), out)?;
+        Ok(self.last_failed)
     }
 
     /// `int`: SIGINT to the pid in the pid file beside the socket.

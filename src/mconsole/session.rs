@@ -225,7 +225,8 @@ impl Session {
     /// `log <text>` in chunks, or `log -f <file>`; a final `log \n` when
     /// the text does not end a line (spec §6.4).
     fn log(&mut self, arg: &[u8], out: &mut dyn Output) -> io::Result<Status> {
-        let mut failed = false;
+        // Unlike the original, stop at the first piece the client fails to
+        // send: the others would fail the same way.
         let mut newline = false;
         if let Some(rest) = arg.strip_prefix(b"-f") {
             let path = PathBuf::from(OsStr::from_bytes(skip_spaces(rest)));
@@ -253,19 +254,23 @@ impl Session {
                         });
                     }
                 };
-                failed |= self.log_piece(&buf[..n], out)?;
+                if self.log_piece(&buf[..n], out)? {
+                    return Ok(Status::code(1));
+                }
                 newline = buf[n - 1] == b'\n';
             }
         } else {
             for chunk in arg.chunks(LOG_CHUNK) {
-                failed |= self.log_piece(chunk, out)?;
+                if self.log_piece(chunk, out)? {
+                    return Ok(Status::code(1));
+                }
                 newline = chunk.last() == Some(&b'\n');
             }
         }
-        if !newline {
-            failed |= self.log_piece(b"\n", out)?;
+        if !newline && self.log_piece(b"\n", out)? {
+            return Ok(Status::code(1));
         }
-        Ok(Status::code(u8::from(failed)))
+        Ok(Status::code(0))
     }
 
     /// Sends `log <piece>`; true when the client failed to.

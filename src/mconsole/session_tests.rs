@@ -214,6 +214,8 @@ fn an_unknown_umid_fails_each_command_with_one_clear_error() {
         "{}",
         out.errors[0]
     );
+    assert_eq!(s.execute(b"log a\nb", &mut out).unwrap().code, 1);
+    assert_eq!(out.errors.len(), 2, "{:?}", out.errors);
     assert_eq!(s.execute(b"mconsole-version", &mut out).unwrap().code, 0);
 }
 

@@ -77,6 +77,21 @@ fn a_stale_socket_says_the_guest_is_not_running() {
 }
 
 #[test]
+fn a_pid_file_without_a_socket_says_the_guest_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join(".uml/gone");
+    std::fs::create_dir_all(&inst).unwrap();
+    std::fs::write(inst.join("pid"), "2000000000\n").unwrap();
+    let (code, _, err) = ours(dir.path(), &["gone", "version"], None);
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("names pid 2000000000, which does not exist: the guest is gone"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_silent_guest_times_out_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mconsole");

@@ -6,7 +6,7 @@
 //! original did or as JSON.
 
 use super::client::{Client, Reply};
-use super::umid::{prompt_name, resolve, NO_NAME};
+use super::umid::{pid_state, prompt_name, resolve, PidState, NO_NAME};
 use super::Error;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
@@ -137,9 +137,26 @@ impl Session {
                     .last()
                     .map(|(_, why)| why.as_str())
                     .unwrap_or("not found");
+                // A pid file beside a missing socket says more.
+                let pid_note = found
+                    .tried
+                    .iter()
+                    .filter_map(|(p, _)| p.parent())
+                    .find_map(|dir| match pid_state(dir) {
+                        PidState::Dead(pid) => Some(format!(
+                            "; {} names pid {pid}, which does not exist: the guest is gone",
+                            dir.join("pid").display()
+                        )),
+                        PidState::Alive(pid) => Some(format!(
+                            "; pid {pid} from {} runs but has no mconsole socket",
+                            dir.join("pid").display()
+                        )),
+                        PidState::Missing | PidState::Unparsable => None,
+                    })
+                    .unwrap_or_default();
                 Err(Error::UnknownUmid {
                     name: name.to_string_lossy().into_owned(),
-                    tried: format!("{} ({why})", tried.join(", ")),
+                    tried: format!("{} ({why}){pid_note}", tried.join(", ")),
                 })
             }
         }

@@ -120,6 +120,13 @@ fn real_guest_answers_every_command_like_debians_client() {
     c.same(&["mcon1", "config", "ubd0"]);
     c.same(&["mcon1", "sysrq", "h"]);
     c.same(&["mcon1", "mconsole-version"]);
+    c.same(&["mcon1", "proc", "nosuchfile"]);
+    c.same(&["mcon1", "stack", "99999"]);
+    let (code, out, _) = c.same(&["mcon1", "config", "ubd3=/nonexistent/x.img"]);
+    assert_eq!(
+        (code, text(&out).as_str()),
+        (254, "ERR Couldn't determine size of device's file\n")
+    );
 
     // log reaches the kernel log; sysrq output is streamed back.
     let (code, out, _) = c.ours(&["mcon1", "log", "hello-from-umlkit-log"]);

@@ -39,7 +39,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// Gathers parts until one without `more`; `None` while more are due.
+    /// Adds one part; true when it was the last (no `more`).
     fn push(&mut self, part: ReplyPart) -> bool {
         if self.err == 0 {
             self.err = part.err;

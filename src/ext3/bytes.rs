@@ -1,0 +1,89 @@
+//! Little- and big-endian field readers over byte slices, for the parsers.
+//!
+//! Every parser first checks the slice's length against its structure's
+//! size; these helpers then return 0 for a field past the end instead of
+//! panicking, so a length bug can never become a crash on untrusted input.
+
+/// `u8` at `off`.
+pub fn u8_at(b: &[u8], off: usize) -> u8 {
+    b.get(off).copied().unwrap_or(0)
+}
+
+fn array<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    off.checked_add(N)
+        .and_then(|end| b.get(off..end))
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
+}
+
+/// Little-endian `u16` at `off`.
+pub fn le16(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(array(b, off))
+}
+
+/// Little-endian `u32` at `off`.
+pub fn le32(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(array(b, off))
+}
+
+/// Little-endian `u64` at `off`.
+pub fn le64(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(array(b, off))
+}
+
+/// Big-endian `u32` at `off` (the journal is big-endian).
+pub fn be32(b: &[u8], off: usize) -> u32 {
+    u32::from_be_bytes(array(b, off))
+}
+
+/// Big-endian `u64` at `off`.
+pub fn be64(b: &[u8], off: usize) -> u64 {
+    u64::from_be_bytes(array(b, off))
+}
+
+/// `N` raw bytes at `off`.
+pub fn bytes_at<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    array(b, off)
+}
+
+/// A NUL-padded C string field as bytes, without the padding.
+pub fn cstr(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+/// Joins a `_lo`/`_hi` pair into one 64-bit number.
+pub fn lo_hi(lo: u32, hi: u32) -> u64 {
+    u64::from(lo) | (u64::from(hi) << 32)
+}
+
+/// Converts a `u64` to `usize` (lossless on the 64-bit hosts umlkit runs on;
+/// saturates elsewhere so that bounds checks still fail safely).
+pub fn usize_from(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// Converts a `usize` to `u64`.
+pub fn u64_from(v: usize) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_return_zero_past_the_end_instead_of_panicking() {
+        let b = [1u8, 2, 3];
+        assert_eq!(le16(&b, 0), 0x0201);
+        assert_eq!(le32(&b, 0), 0);
+        assert_eq!(be32(&b, usize::MAX), 0);
+        assert_eq!(u8_at(&b, 3), 0);
+    }
+
+    #[test]
+    fn cstr_stops_at_the_first_nul() {
+        assert_eq!(cstr(b"abc\0def"), b"abc");
+        assert_eq!(cstr(b"abc"), b"abc");
+    }
+}

@@ -1,0 +1,268 @@
+//! The filesystem handle: [`Ext3`] opened over a block device, with the
+//! journal replayed into an in-memory overlay when the superblock asks for
+//! recovery. Geometry (superblock, group descriptors) and inode records
+//! live here; directory, file and attribute operations are in their own
+//! files and all take inode numbers, the shape a FUSE server needs.
+
+use super::bytes::usize_from;
+use super::error::{At, Error, Result};
+use super::features::{unsupported_incompat, RoCompat};
+use super::group_desc::{desc_table_block, descs_are_64bit, GroupDesc};
+use super::inode::Inode;
+use super::journal::replay::{replay, ReplayReport};
+use super::map::Mapper;
+use super::overlay::JournalOverlay;
+use super::superblock::{Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
+use crate::block::BlockDevice;
+
+/// Bound on the number of block groups (2^24 groups of 32768 blocks is far
+/// beyond any image umlkit will meet).
+const MAX_GROUPS: u64 = 1 << 24;
+
+/// How to open a filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Replay a journal that needs recovery into the in-memory overlay
+    /// (default). Without it the on-disk state is read as it is.
+    pub replay_journal: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            replay_journal: true,
+        }
+    }
+}
+
+/// A read-only ext2/ext3/ext4 filesystem over a block device.
+///
+/// Every operation takes `&self`, so one handle serves several threads.
+#[derive(Debug)]
+pub struct Ext3<D: BlockDevice> {
+    pub(crate) dev: JournalOverlay<D>,
+    pub(crate) sb: Superblock,
+    disk_sb: Superblock,
+    groups: Vec<GroupDesc>,
+    replay: Option<ReplayReport>,
+}
+
+fn read_at(dev: &dyn BlockDevice, offset: u64, buf: &mut [u8]) -> Result<()> {
+    dev.read_exact_at(offset, buf).map_err(|source| Error::Io {
+        offset,
+        len: buf.len(),
+        source,
+    })
+}
+
+fn load_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
+    let mut b = vec![0u8; SUPERBLOCK_SIZE];
+    read_at(dev, SUPERBLOCK_OFFSET, &mut b)?;
+    let sb = Superblock::parse(&b).at(|| "superblock".to_string())?;
+    if let Some(f) = unsupported_incompat(sb.s_feature_incompat) {
+        return Err(Error::Unsupported(f));
+    }
+    let size = sb.s_blocks_count.checked_mul(u64::from(sb.block_size()));
+    if size.map_or(true, |s| s > dev.len()) {
+        return Err(Error::corrupt_msg(
+            "superblock",
+            format!(
+                "s_blocks_count {} blocks of {} bytes do not fit the {}-byte device (truncated image?)",
+                sb.s_blocks_count,
+                sb.block_size(),
+                dev.len()
+            ),
+        ));
+    }
+    if sb.group_count() > MAX_GROUPS {
+        return Err(Error::corrupt_msg(
+            "superblock",
+            format!("{} block groups is absurd", sb.group_count()),
+        ));
+    }
+    Ok(sb)
+}
+
+fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>> {
+    let count = sb.group_count();
+    let bs = u64::from(sb.block_size());
+    let ds = sb.desc_size();
+    let per_block = (bs as usize / ds).max(1) as u64;
+    let is64 = descs_are_64bit(sb);
+    let mut groups = Vec::with_capacity(usize_from(count));
+    let mut buf = vec![0u8; bs as usize];
+    let mut i = 0u64;
+    while (groups.len() as u64) < count {
+        let blk = desc_table_block(sb, i)
+            .filter(|&b| b < sb.s_blocks_count)
+            .ok_or_else(|| {
+                Error::corrupt_msg(
+                    "group descriptors",
+                    format!("table block {i} is outside the filesystem"),
+                )
+            })?;
+        read_at(dev, blk * bs, &mut buf)?;
+        for chunk in buf.chunks_exact(ds).take(usize_from(per_block)) {
+            if groups.len() as u64 == count {
+                break;
+            }
+            let g = groups.len();
+            let d = GroupDesc::parse(chunk, is64).at(|| format!("group descriptor {g}"))?;
+            if d.bg_inode_table >= sb.s_blocks_count {
+                return Err(Error::corrupt_msg(
+                    format!("group descriptor {g}"),
+                    format!(
+                        "bg_inode_table {} is outside the filesystem",
+                        d.bg_inode_table
+                    ),
+                ));
+            }
+            groups.push(d);
+        }
+        i += 1;
+    }
+    Ok(groups)
+}
+
+impl<D: BlockDevice> Ext3<D> {
+    /// Opens the filesystem on `dev`, replaying a dirty journal in memory.
+    pub fn open(dev: D) -> Result<Self> {
+        Self::open_with(dev, OpenOptions::default())
+    }
+
+    /// Opens the filesystem on `dev` with `options`.
+    pub fn open_with(dev: D, options: OpenOptions) -> Result<Self> {
+        let disk_sb = load_superblock(&dev)?;
+        let groups = load_groups(&dev, &disk_sb)?;
+        let mut fs = Ext3 {
+            dev: JournalOverlay::new(dev, disk_sb.block_size()),
+            sb: disk_sb.clone(),
+            disk_sb,
+            groups,
+            replay: None,
+        };
+        if options.replay_journal && fs.disk_sb.needs_recovery() && fs.disk_sb.has_journal() {
+            let (blocks, report) = replay(&fs)?;
+            let bs = fs.sb.block_size();
+            fs.dev.install(bs, blocks);
+            fs.replay = Some(report);
+            // The journal may hold newer copies of the superblock and the
+            // descriptor table.
+            fs.sb = load_superblock(&fs.dev)?;
+            fs.groups = load_groups(&fs.dev, &fs.sb)?;
+        }
+        Ok(fs)
+    }
+
+    /// The superblock as the reader uses it (after journal replay).
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// The superblock as it is on the device, before any replay.
+    pub fn disk_superblock(&self) -> &Superblock {
+        &self.disk_sb
+    }
+
+    /// True when the on-disk superblock says the journal needs recovery.
+    pub fn needs_recovery(&self) -> bool {
+        self.disk_sb.needs_recovery()
+    }
+
+    /// What journal replay did, if it ran.
+    pub fn replay_report(&self) -> Option<&ReplayReport> {
+        self.replay.as_ref()
+    }
+
+    /// The group descriptors.
+    pub fn groups(&self) -> &[GroupDesc] {
+        &self.groups
+    }
+
+    /// The device seen through the journal overlay.
+    pub fn device(&self) -> &JournalOverlay<D> {
+        &self.dev
+    }
+
+    /// Block size in bytes.
+    pub fn block_size(&self) -> u32 {
+        self.sb.block_size()
+    }
+
+    /// Reads whole block `blk` (through the overlay).
+    pub fn read_block(&self, blk: u64, what: &str) -> Result<Vec<u8>> {
+        if blk >= self.sb.s_blocks_count {
+            return Err(Error::corrupt_msg(
+                what.to_string(),
+                format!(
+                    "block {blk} is outside the filesystem ({} blocks)",
+                    self.sb.s_blocks_count
+                ),
+            ));
+        }
+        let bs = self.block_size();
+        let mut b = vec![0u8; bs as usize];
+        read_at(&self.dev, blk * u64::from(bs), &mut b)?;
+        Ok(b)
+    }
+
+    /// Reads and parses inode `ino`.
+    pub fn inode(&self, ino: u32) -> Result<Inode> {
+        if ino == 0 || ino > self.sb.s_inodes_count {
+            return Err(Error::BadInode(u64::from(ino)));
+        }
+        let ipg = self.sb.s_inodes_per_group;
+        let group = usize_from(u64::from((ino - 1) / ipg));
+        let index = u64::from((ino - 1) % ipg);
+        let desc = self
+            .groups
+            .get(group)
+            .ok_or(Error::BadInode(u64::from(ino)))?;
+        let isz = u64::from(self.sb.s_inode_size);
+        let offset = desc
+            .bg_inode_table
+            .checked_mul(u64::from(self.block_size()))
+            .and_then(|o| o.checked_add(index * isz))
+            .ok_or(Error::BadInode(u64::from(ino)))?;
+        let mut b = vec![0u8; isz as usize];
+        read_at(&self.dev, offset, &mut b)?;
+        let huge = self.sb.s_feature_ro_compat.contains(RoCompat::HUGE_FILE);
+        let inode = Inode::parse(&b, huge).at(|| format!("inode {ino}"))?;
+        let max = self.max_file_size(&inode);
+        if inode.i_size > max {
+            return Err(Error::corrupt_msg(
+                format!("inode {ino}"),
+                format!(
+                    "i_size {} exceeds the largest file this filesystem can hold ({max} bytes)",
+                    inode.i_size
+                ),
+            ));
+        }
+        Ok(inode)
+    }
+
+    /// The largest `i_size` the inode's block map can address: 2^32 blocks
+    /// with extents, 12 + p + p^2 + p^3 blocks (p pointers per block) with
+    /// an indirect map.
+    pub fn max_file_size(&self, inode: &Inode) -> u64 {
+        let bs = u64::from(self.block_size());
+        let blocks = if inode.uses_extents() {
+            1u64 << 32
+        } else {
+            let p = bs / 4;
+            12 + p + p * p + p * p * p
+        };
+        blocks.saturating_mul(bs)
+    }
+
+    /// A block mapper for `inode` (number `ino`).
+    pub(crate) fn mapper<'a>(&'a self, ino: u32, inode: &'a Inode) -> Mapper<'a> {
+        Mapper::new(
+            &self.dev,
+            self.block_size(),
+            self.sb.s_blocks_count,
+            ino,
+            inode,
+        )
+    }
+}

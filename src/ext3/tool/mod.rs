@@ -1,0 +1,256 @@
+//! `uml_fs`: look inside a guest's disk (plain image, COW file naming its
+//! backing, or `COW,BACKING`) as a normal user, without merging or
+//! mounting. The argument table lives here so the man page can follow it;
+//! `src/bin/uml_fs.rs` only calls [`main`].
+
+mod diff;
+mod extract;
+mod find;
+mod format;
+mod show;
+
+use crate::block::BlockDevice;
+use crate::cow::{open_disk, Disk, DiskOptions};
+use crate::ext3::{Ext3, OpenOptions};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use diff::{diff_trees, diff_trees_with, Change, ChangeKind, Unchanged};
+pub use find::glob_match;
+
+/// Look inside ext2/ext3/ext4 guest disks without root.
+#[derive(Debug, Parser)]
+#[command(
+    name = "uml_fs",
+    version,
+    about = "Look inside a UML guest's ext2/ext3/ext4 disk (image, COW or COW,BACKING) without root",
+    after_help = "DEVICE is written as for the kernel's ubdN=: IMAGE (a plain image, or a COW file \
+                  whose header names its backing file) or COW,BACKING.\n\n\
+                  Exit status: 0 on success, 1 on failure (I/O error, corrupt or unsupported \
+                  filesystem, missing path), 2 on a usage error."
+)]
+pub struct Args {
+    /// Read the disk as it is, without replaying a journal that needs recovery.
+    #[arg(long = "no-replay", global = true)]
+    pub no_replay: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Superblock summary: features, clean or needs recovery, free space.
+    Info {
+        /// The disk.
+        device: String,
+    },
+    /// List a directory.
+    Ls {
+        /// Long listing: type, mode, links, owner, size, mtime.
+        #[arg(short = 'l')]
+        long: bool,
+        /// List subdirectories recursively.
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// The disk.
+        device: String,
+        /// Path inside the image.
+        #[arg(default_value = "/")]
+        path: OsString,
+    },
+    /// Write files' contents to standard output.
+    Cat {
+        /// The disk.
+        device: String,
+        /// Paths inside the image.
+        #[arg(required = true)]
+        paths: Vec<OsString>,
+    },
+    /// Show an inode's metadata.
+    Stat {
+        /// The disk.
+        device: String,
+        /// Path inside the image.
+        path: OsString,
+    },
+    /// List paths below PATH, optionally filtered by name and type.
+    Find {
+        /// The disk.
+        device: String,
+        /// Where to start.
+        #[arg(default_value = "/")]
+        path: OsString,
+        /// Only names matching this shell pattern (also spelled -name).
+        #[arg(long = "name")]
+        name: Option<OsString>,
+        /// Only this type: f, d, l, c, b, p or s (also spelled -type).
+        #[arg(long = "type")]
+        kind: Option<char>,
+    },
+    /// Copy a file or tree out to the host, keeping modes, times, symlinks,
+    /// hard links and holes.
+    Extract {
+        /// The disk.
+        device: String,
+        /// Path inside the image.
+        path: OsString,
+        /// Destination on the host (inside it when it is a directory).
+        dest: PathBuf,
+    },
+    /// What a COW changed compared with its backing file.
+    Diff {
+        /// Print JSON.
+        #[arg(long = "json")]
+        json: bool,
+        /// The COW disk: COW (backing named in its header) or COW,BACKING.
+        device: String,
+    },
+}
+
+/// `find`-style single-dash options spelled as clap's long options.
+fn normalize(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    args.map(|a| match a.to_str() {
+        Some("-name") => OsString::from("--name"),
+        Some("-type") => OsString::from("--type"),
+        _ => a,
+    })
+    .collect()
+}
+
+/// Opens the disk named by `spec` read-only.
+pub fn open_device(spec: &str) -> anyhow::Result<Disk> {
+    open_disk(spec, &DiskOptions::default()).with_context(|| format!("cannot open {spec}"))
+}
+
+/// Opens the filesystem on a device.
+pub fn open_fs<D: BlockDevice>(dev: D, spec: &str, no_replay: bool) -> anyhow::Result<Ext3<D>> {
+    let options = OpenOptions {
+        replay_journal: !no_replay,
+    };
+    Ext3::open_with(dev, options).with_context(|| spec.to_string())
+}
+
+/// True when device bytes `bytes` read the same through the COW as from
+/// its backing file: no sector of them is in the COW file, and journal
+/// replay replaced none of them in either view.
+pub fn unchanged_in_cow<A: BlockDevice, B: BlockDevice>(
+    disk: &Disk,
+    old: &Ext3<A>,
+    new: &Ext3<B>,
+    bytes: Range<u64>,
+) -> bool {
+    let Some(cow) = disk.as_cow() else {
+        return false;
+    };
+    if old.device().replaces_any(bytes.clone()) || new.device().replaces_any(bytes.clone()) {
+        return false;
+    }
+    let ss = u64::from(cow.header().sector_size.max(1));
+    cow.with_runs(bytes.start / ss..bytes.end.div_ceil(ss), |runs| {
+        for (_, in_cow) in runs {
+            if in_cow {
+                return false;
+            }
+        }
+        true
+    })
+}
+
+/// Runs `uml_fs` with the process's arguments.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse_from(normalize(std::env::args_os())) {
+        Ok(a) => a,
+        Err(e) => return crate::cli::usage_error(e, 2),
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::cli::report("uml_fs", &e, 1),
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let nr = args.no_replay;
+    match &args.command {
+        Command::Info { device } => {
+            let fs = open_fs(open_device(device)?, device, nr)?;
+            show::info(&fs)
+        }
+        Command::Ls {
+            long,
+            recursive,
+            device,
+            path,
+        } => {
+            let fs = open_fs(open_device(device)?, device, nr)?;
+            show::ls(&fs, path.as_encoded_bytes(), *long, *recursive)
+        }
+        Command::Cat { device, paths } => {
+            let fs = open_fs(open_device(device)?, device, nr)?;
+            show::cat(&fs, paths)
+        }
+        Command::Stat { device, path } => {
+            let fs = open_fs(open_device(device)?, device, nr)?;
+            show::stat(&fs, path.as_encoded_bytes())
+        }
+        Command::Find {
+            device,
+            path,
+            name,
+            kind,
+        } => {
+            let fs = open_fs(open_device(device)?, device, nr)?;
+            find::find(
+                &fs,
+                path.as_encoded_bytes(),
+                name.as_ref().map(|n| n.as_encoded_bytes()),
+                *kind,
+            )
+        }
+        Command::Extract { device, path, dest } => {
+            let fs = open_fs(open_device(device)?, device, nr)?;
+            extract::extract(&fs, path.as_encoded_bytes(), dest)
+        }
+        Command::Diff { json, device } => {
+            let disk = open_device(device)?;
+            let backing = disk.backing().with_context(|| {
+                format!("{device}: not a COW disk (diff compares a COW with its backing file)")
+            })?;
+            let old = open_fs(backing, &format!("{device} (backing view)"), nr)?;
+            let new = open_fs(&disk, &format!("{device} (COW view)"), nr)?;
+            let unchanged = |bytes: Range<u64>| unchanged_in_cow(&disk, &old, &new, bytes);
+            diff::print(&old, &new, &unchanged, *json)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_style_options_are_accepted() {
+        let argv = [
+            "uml_fs", "find", "img", "/etc", "-name", "*.conf", "-type", "f",
+        ]
+        .map(OsString::from);
+        let a = Args::try_parse_from(normalize(argv.into_iter())).unwrap();
+        let Command::Find { name, kind, .. } = a.command else {
+            panic!()
+        };
+        assert_eq!(name, Some(OsString::from("*.conf")));
+        assert_eq!(kind, Some('f'));
+    }
+
+    #[test]
+    fn clap_table_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,161 @@
+//! Extended attributes: entries (`struct ext4_xattr_entry`) in the inode
+//! after `i_extra_isize` (after a 4-byte magic) or in a separate block with
+//! a 32-byte header (Documentation/filesystems/ext4/attributes.rst).
+
+use super::bytes::{le16, le32, u8_at};
+use super::error::{corrupt, Corrupt};
+
+/// `h_magic` of an attribute block and of the in-inode area.
+pub const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
+/// Bound on entries in one area (a 64 KiB block of 16-byte entries).
+const MAX_ENTRIES: usize = 4096;
+
+/// One attribute with its full name (prefix included) and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Xattr {
+    /// Full name, e.g. `user.comment`.
+    pub name: Vec<u8>,
+    /// The value. Empty when stored in another inode (`ea_inode`, see
+    /// `value_inum`).
+    pub value: Vec<u8>,
+    /// The inode holding the value (ea_inode feature), or 0.
+    pub value_inum: u32,
+}
+
+/// The prefix for `e_name_index`.
+pub fn prefix(index: u8) -> Option<&'static str> {
+    Some(match index {
+        0 => "",
+        1 => "user.",
+        2 => "system.posix_acl_access",
+        3 => "system.posix_acl_default",
+        4 => "trusted.",
+        6 => "security.",
+        7 => "system.",
+        8 => "system.richacl",
+        _ => return None,
+    })
+}
+
+/// Parses entries starting at `entries` in `area`; value offsets count from
+/// `value_base`. The list ends at four zero bytes.
+fn parse_entries(area: &[u8], entries: usize, value_base: usize) -> Result<Vec<Xattr>, Corrupt> {
+    let mut out = Vec::new();
+    let mut off = entries;
+    loop {
+        if out.len() > MAX_ENTRIES {
+            return corrupt!("more than {MAX_ENTRIES} attribute entries");
+        }
+        if off + 4 > area.len() {
+            // The in-inode area may end without a terminator when full.
+            return Ok(out);
+        }
+        if le32(area, off) == 0 {
+            return Ok(out);
+        }
+        if off + 16 > area.len() {
+            return corrupt!("attribute entry at byte {off} is cut off");
+        }
+        let name_len = usize::from(u8_at(area, off));
+        let index = u8_at(area, off + 1);
+        let value_offs = usize::from(le16(area, off + 2));
+        let value_inum = le32(area, off + 4);
+        let value_size = usize::try_from(le32(area, off + 8)).unwrap_or(usize::MAX);
+        let name_end = off + 16 + name_len;
+        if name_end > area.len() || name_len == 0 {
+            return corrupt!("attribute entry at byte {off}: bad e_name_len {name_len}");
+        }
+        let Some(pre) = prefix(index) else {
+            return corrupt!("attribute entry at byte {off}: unknown e_name_index {index}");
+        };
+        let mut name = pre.as_bytes().to_vec();
+        name.extend_from_slice(&area[off + 16..name_end]);
+        let value = if value_inum != 0 {
+            Vec::new()
+        } else {
+            let start = value_base.checked_add(value_offs);
+            let end = start.and_then(|s| s.checked_add(value_size));
+            match (start, end) {
+                (Some(s), Some(e)) if e <= area.len() => area[s..e].to_vec(),
+                _ => return corrupt!("attribute value of entry at byte {off} ({value_size} bytes at {value_offs}) is outside its area"),
+            }
+        };
+        out.push(Xattr {
+            name,
+            value,
+            value_inum,
+        });
+        off = (name_end + 3) & !3;
+    }
+}
+
+/// Parses the in-inode attribute area (the bytes after `i_extra_isize`).
+/// An area without the magic holds no attributes.
+pub fn parse_inode_area(area: &[u8]) -> Result<Vec<Xattr>, Corrupt> {
+    if area.len() < 4 || le32(area, 0) != EXT4_XATTR_MAGIC {
+        return Ok(Vec::new());
+    }
+    let body = &area[4..];
+    parse_entries(body, 0, 0)
+}
+
+/// Parses an attribute block.
+pub fn parse_block(b: &[u8]) -> Result<Vec<Xattr>, Corrupt> {
+    if b.len() < 32 {
+        return corrupt!("attribute block is {} bytes", b.len());
+    }
+    let magic = le32(b, 0);
+    if magic != EXT4_XATTR_MAGIC {
+        return corrupt!("bad attribute block h_magic {magic:#010x}");
+    }
+    let blocks = le32(b, 8);
+    if blocks != 1 {
+        return corrupt!("attribute block h_blocks is {blocks}, want 1");
+    }
+    parse_entries(b, 32, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(area: &mut [u8], off: usize, index: u8, name: &[u8], value_offs: u16, value: &[u8]) {
+        area[off] = name.len() as u8;
+        area[off + 1] = index;
+        area[off + 2..off + 4].copy_from_slice(&value_offs.to_le_bytes());
+        area[off + 8..off + 12].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        area[off + 16..off + 16 + name.len()].copy_from_slice(name);
+        let v = usize::from(value_offs);
+        area[v..v + value.len()].copy_from_slice(value);
+    }
+
+    #[test]
+    fn parses_in_inode_attributes() {
+        let mut area = vec![0u8; 96];
+        area[0..4].copy_from_slice(&EXT4_XATTR_MAGIC.to_le_bytes());
+        entry(&mut area[4..], 0, 1, b"color", 80, b"blue");
+        let v = parse_inode_area(&area).unwrap();
+        assert_eq!(
+            v,
+            vec![Xattr {
+                name: b"user.color".to_vec(),
+                value: b"blue".to_vec(),
+                value_inum: 0
+            }]
+        );
+        assert!(parse_inode_area(&[0u8; 16]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn parses_block_attributes_and_rejects_out_of_area_values() {
+        let mut b = vec![0u8; 1024];
+        b[0..4].copy_from_slice(&EXT4_XATTR_MAGIC.to_le_bytes());
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        entry(&mut b, 32, 6, b"selinux", 1000, b"ctx\0");
+        let v = parse_block(&b).unwrap();
+        assert_eq!(v[0].name, b"security.selinux");
+        assert_eq!(v[0].value, b"ctx\0");
+        b[32 + 8..32 + 12].copy_from_slice(&100u32.to_le_bytes());
+        assert!(parse_block(&b).is_err());
+    }
+}

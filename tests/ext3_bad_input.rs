@@ -1,0 +1,208 @@
+//! Bad input: truncated images, a corrupted superblock, a directory entry
+//! with a bad length, a loop in a block map and an absurd size each give a
+//! clear one-line error and exit 1, never a panic or a hang; randomly
+//! damaged images never panic the library.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use umlkit::block::MemDevice;
+use umlkit::ext3::Ext3;
+
+fn image(test: &str, dir: &Path, fs_type: &str, extra: &[&str]) -> Option<PathBuf> {
+    if !common::have_peers(test, &["mke2fs", "debugfs"]) {
+        return None;
+    }
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("dir")).unwrap();
+    for i in 0..20 {
+        std::fs::write(tree.join("dir").join(format!("file{i}")), format!("{i}\n")).unwrap();
+    }
+    std::fs::write(tree.join("small"), "small\n").unwrap();
+    std::fs::write(tree.join("big"), common::pattern(3, 600 * 1024)).unwrap();
+    let img = dir.join("image");
+    let head = ["-q", "-F", "-t", fs_type];
+    let mut args: Vec<&OsStr> = head.iter().map(OsStr::new).collect();
+    args.extend(extra.iter().map(OsStr::new));
+    args.extend([
+        OsStr::new("-d"),
+        tree.as_os_str(),
+        img.as_os_str(),
+        OsStr::new("8M"),
+    ]);
+    common::run_ok(common::which("mke2fs").unwrap(), args);
+    Some(img)
+}
+
+/// Runs uml_fs and checks: exit 1, one line on stderr containing `want`.
+fn fails_with(args: &[&OsStr], want: &str) {
+    let out = common::umlkit("uml_fs", args);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "uml_fs {args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(want),
+        "uml_fs {args:?}: want {want:?} in {err}"
+    );
+}
+
+fn debugfs(img: &Path, cmd: &str, write: bool) -> String {
+    let mut args: Vec<&OsStr> = Vec::new();
+    if write {
+        args.push(OsStr::new("-w"));
+    }
+    args.extend([OsStr::new("-R"), OsStr::new(cmd), img.as_os_str()]);
+    common::stdout(&common::run_ok(common::which("debugfs").unwrap(), args))
+}
+
+fn poke(img: &Path, offset: u64, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+}
+
+#[test]
+fn truncated_image_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image("truncated_image", dir.path(), "ext3", &[]) else {
+        return;
+    };
+    let cut = dir.path().join("cut");
+    let bytes = std::fs::read(&img).unwrap();
+    std::fs::write(&cut, &bytes[..1 << 20]).unwrap();
+    fails_with(&[OsStr::new("ls"), cut.as_os_str()], "truncated");
+    std::fs::write(&cut, &bytes[..1500]).unwrap();
+    fails_with(&[OsStr::new("info"), cut.as_os_str()], "I/O error");
+}
+
+#[test]
+fn corrupted_superblock_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image("corrupted_superblock", dir.path(), "ext3", &[]) else {
+        return;
+    };
+    poke(&img, 1024 + 0x18, &40u32.to_le_bytes());
+    fails_with(&[OsStr::new("info"), img.as_os_str()], "s_log_block_size");
+    poke(&img, 1024 + 0x38, &[0, 0]);
+    fails_with(
+        &[OsStr::new("info"), img.as_os_str()],
+        "not an ext2/3/4 filesystem",
+    );
+}
+
+#[test]
+fn unsupported_incompatible_feature_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image("unsupported_feature", dir.path(), "ext3", &[]) else {
+        return;
+    };
+    let mut w = [0u8; 4];
+    std::fs::File::open(&img)
+        .unwrap()
+        .read_exact_at(&mut w, 1024 + 0x60)
+        .unwrap();
+    let v = u32::from_le_bytes(w) | 0x10000; // encrypt
+    poke(&img, 1024 + 0x60, &v.to_le_bytes());
+    fails_with(
+        &[OsStr::new("ls"), img.as_os_str()],
+        "unsupported feature: encrypt",
+    );
+}
+
+#[test]
+fn directory_entry_with_a_bad_length_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image("bad_dirent", dir.path(), "ext2", &["-b", "1024"]) else {
+        return;
+    };
+    let blk: u64 = debugfs(&img, "bmap /dir 0", false).trim().parse().unwrap();
+    // The first entry's rec_len becomes 13 (not a multiple of 4).
+    poke(&img, blk * 1024 + 4, &13u16.to_le_bytes());
+    fails_with(
+        &[OsStr::new("ls"), img.as_os_str(), OsStr::new("/dir")],
+        "bad rec_len 13",
+    );
+}
+
+#[test]
+fn loop_in_a_block_map_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image("block_map_loop", dir.path(), "ext2", &["-b", "1024"]) else {
+        return;
+    };
+    let stat = debugfs(&img, "stat /big", false);
+    let dind: u64 = stat
+        .split("(DIND):")
+        .nth(1)
+        .expect("big has a double-indirect block")
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The double-indirect block's first entry points at itself.
+    poke(&img, dind * 1024, &(dind as u32).to_le_bytes());
+    fails_with(
+        &[OsStr::new("cat"), img.as_os_str(), OsStr::new("/big")],
+        "block map loops",
+    );
+}
+
+#[test]
+fn absurd_inode_size_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image("absurd_size", dir.path(), "ext2", &["-b", "1024"]) else {
+        return;
+    };
+    debugfs(&img, "sif /small size 0x7fffffffffffff", true);
+    let start = Instant::now();
+    fails_with(
+        &[OsStr::new("cat"), img.as_os_str(), OsStr::new("/small")],
+        "exceeds the largest file",
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn randomly_damaged_images_never_panic_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, (fs_type, extra)) in [("ext2", &["-b", "1024"][..]), ("ext4", &[][..])]
+        .into_iter()
+        .enumerate()
+    {
+        let sub = dir.path().join(fs_type);
+        std::fs::create_dir(&sub).unwrap();
+        let Some(img) = image("random_damage", &sub, fs_type, extra) else {
+            return;
+        };
+        let clean = std::fs::read(&img).unwrap();
+        let mut rng = common::fsimg::Rng::new(n as u64 + 99);
+        let start = Instant::now();
+        for _ in 0..400 {
+            let mut bytes = clean.clone();
+            // Damage the metadata area: superblock, descriptors, bitmaps,
+            // inode tables and the first directory blocks.
+            for _ in 0..1 + rng.below(20) {
+                let at = 1024 + rng.below(600 * 1024) as usize;
+                bytes[at] = rng.next() as u8;
+            }
+            let Ok(fs) = Ext3::open(MemDevice::new(bytes)) else {
+                continue;
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = fs.walk(umlkit::ext3::ROOT_INO, b"/", |node| {
+                let _ = fs.read(node.meta.ino, 0, &mut buf);
+                let _ = fs.readlink(node.meta.ino);
+                let _ = fs.listxattr(node.meta.ino);
+                Ok(true)
+            });
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "damaged images are read too slowly"
+        );
+    }
+}

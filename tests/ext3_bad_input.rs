@@ -13,7 +13,7 @@ use umlkit::block::MemDevice;
 use umlkit::ext3::Ext3;
 
 fn image(test: &str, dir: &Path, fs_type: &str, extra: &[&str]) -> Option<PathBuf> {
-    if !common::have_peers(test, &["mke2fs", "debugfs"]) {
+    if !common::have_peers(test, &["mke2fs", "debugfs", "dumpe2fs"]) {
         return None;
     }
     let tree = dir.join("tree");
@@ -205,4 +205,63 @@ fn randomly_damaged_images_never_panic_the_library() {
             "damaged images are read too slowly"
         );
     }
+}
+
+#[test]
+fn metadata_checksums_of_superblock_and_inodes_are_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image(
+        "metadata_csum",
+        dir.path(),
+        "ext4",
+        &["-O", "metadata_csum", "-b", "1024", "-I", "256"],
+    ) else {
+        return;
+    };
+    // The inode of /small, in group 0's inode table.
+    let ino: u64 = debugfs(&img, "stat /small", false)
+        .split("Inode:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let out = common::run_ok(common::which("dumpe2fs").unwrap(), [img.as_os_str()]);
+    let text = common::stdout(&out);
+    let table: u64 = text
+        .split("Inode table at ")
+        .nth(1)
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ino < 2048, "/small is in group 0");
+    // One bit of i_mtime changes; the checksum no longer matches.
+    let at = table * 1024 + (ino - 1) * 256 + 0x10;
+    let mut byte = [0u8; 1];
+    std::fs::File::open(&img)
+        .unwrap()
+        .read_exact_at(&mut byte, at)
+        .unwrap();
+    poke(&img, at, &[byte[0] ^ 1]);
+    fails_with(
+        &[OsStr::new("stat"), img.as_os_str(), OsStr::new("/small")],
+        &format!("inode {ino}: inode checksum"),
+    );
+    // The rest still reads.
+    let ok = common::umlkit(
+        "uml_fs",
+        [OsStr::new("cat"), img.as_os_str(), OsStr::new("/dir/file3")],
+    );
+    assert_eq!(common::stdout(&ok), "3\n");
+    // A changed label breaks the superblock checksum.
+    poke(&img, 1024 + 0x78, b"x");
+    fails_with(
+        &[OsStr::new("info"), img.as_os_str()],
+        "superblock checksum",
+    );
 }

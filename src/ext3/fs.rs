@@ -8,7 +8,7 @@ use super::bytes::usize_from;
 use super::error::{At, Error, Result};
 use super::features::{unsupported_incompat, RoCompat};
 use super::group_desc::{desc_table_block, descs_are_64bit, GroupDesc};
-use super::inode::Inode;
+use super::inode::{verify_checksum, Inode};
 use super::journal::replay::{replay, ReplayReport};
 use super::map::Mapper;
 use super::overlay::JournalOverlay;
@@ -45,6 +45,7 @@ pub struct Ext3<D: BlockDevice> {
     disk_sb: Superblock,
     groups: Vec<GroupDesc>,
     replay: Option<ReplayReport>,
+    csum_seed: u32,
 }
 
 fn read_at(dev: &dyn BlockDevice, offset: u64, buf: &mut [u8]) -> Result<()> {
@@ -140,7 +141,9 @@ impl<D: BlockDevice> Ext3<D> {
             disk_sb,
             groups,
             replay: None,
+            csum_seed: 0,
         };
+        fs.csum_seed = fs.sb.csum_seed();
         if options.replay_journal && fs.disk_sb.needs_recovery() && fs.disk_sb.has_journal() {
             let (blocks, report) = replay(&fs)?;
             let bs = fs.sb.block_size();
@@ -150,6 +153,7 @@ impl<D: BlockDevice> Ext3<D> {
             // descriptor table.
             fs.sb = load_superblock(&fs.dev)?;
             fs.groups = load_groups(&fs.dev, &fs.sb)?;
+            fs.csum_seed = fs.sb.csum_seed();
         }
         Ok(fs)
     }
@@ -226,6 +230,9 @@ impl<D: BlockDevice> Ext3<D> {
             .ok_or(Error::BadInode(u64::from(ino)))?;
         let mut b = vec![0u8; isz as usize];
         read_at(&self.dev, offset, &mut b)?;
+        if self.sb.has_metadata_csum() {
+            verify_checksum(&b, ino, self.csum_seed).at(|| format!("inode {ino}"))?;
+        }
         let huge = self.sb.s_feature_ro_compat.contains(RoCompat::HUGE_FILE);
         let inode = Inode::parse(&b, huge).at(|| format!("inode {ino}"))?;
         let max = self.max_file_size(&inode);

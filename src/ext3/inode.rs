@@ -260,6 +260,45 @@ impl Inode {
     }
 }
 
+/// Checks the metadata_csum checksum of the raw inode record `b` of inode
+/// `ino` (`ext4_inode_csum_verify`): CRC32C seeded with the filesystem seed,
+/// the inode number and the generation, over the record with its checksum
+/// fields zeroed; 32 bits when `i_checksum_hi` fits, else the low 16.
+pub fn verify_checksum(b: &[u8], ino: u32, fs_seed: u32) -> Result<(), Corrupt> {
+    use super::journal::crc::crc32c;
+    if b.len() < 128 {
+        return corrupt!("inode record is {} bytes", b.len());
+    }
+    let extra = if b.len() > 128 {
+        usize::from(le16(b, 0x80))
+    } else {
+        0
+    };
+    let seed = crc32c(crc32c(fs_seed, &ino.to_le_bytes()), &b[0x64..0x68]);
+    let mut c = crc32c(seed, &b[..0x7C]);
+    c = crc32c(c, &[0, 0]);
+    c = crc32c(c, &b[0x7E..128]);
+    let has_hi = b.len() > 128 && 128 + extra >= 0x84;
+    let mut stored = u32::from(le16(b, 0x7C));
+    if b.len() > 128 {
+        c = crc32c(c, &b[128..0x82]);
+        let mut rest = 0x82;
+        if has_hi {
+            c = crc32c(c, &[0, 0]);
+            rest = 0x84;
+            stored |= u32::from(le16(b, 0x82)) << 16;
+        }
+        c = crc32c(c, &b[rest..]);
+    }
+    if !has_hi {
+        c &= 0xFFFF;
+    }
+    if c != stored {
+        return corrupt!("inode checksum {stored:#x} does not match its contents ({c:#x})");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 use super::bytes::{bytes_at, cstr, le16, le32, lo_hi, u8_at};
 use super::error::{corrupt, Corrupt};
 use super::features::{Compat, Incompat, RoCompat};
+use super::journal::crc::crc32c;
 
 /// Byte offset of the primary superblock on the device.
 pub const SUPERBLOCK_OFFSET: u64 = 1024;
@@ -106,6 +107,10 @@ pub struct Superblock {
     pub s_log_groups_per_flex: u8,
     /// 0x175
     pub s_checksum_type: u8,
+    /// 0x270: the checksum seed (metadata_csum_seed only).
+    pub s_checksum_seed: u32,
+    /// 0x3FC: CRC32C of the superblock (metadata_csum).
+    pub s_checksum: u32,
 }
 
 impl Superblock {
@@ -166,8 +171,19 @@ impl Superblock {
             s_flags: le32(b, 0x160),
             s_log_groups_per_flex: u8_at(b, 0x174),
             s_checksum_type: u8_at(b, 0x175),
+            s_checksum_seed: le32(b, 0x270),
+            s_checksum: le32(b, 0x3FC),
         };
         sb.validate()?;
+        if sb.has_metadata_csum() {
+            let want = crc32c(!0, &b[..0x3FC]);
+            if want != sb.s_checksum {
+                return corrupt!(
+                    "superblock checksum {:#010x} does not match its contents ({want:#010x})",
+                    sb.s_checksum
+                );
+            }
+        }
         Ok(sb)
     }
 
@@ -254,6 +270,21 @@ impl Superblock {
     /// Size of one group descriptor in bytes.
     pub fn desc_size(&self) -> usize {
         usize::from(self.s_desc_size.max(32))
+    }
+
+    /// True when metadata blocks and inodes carry CRC32C checksums.
+    pub fn has_metadata_csum(&self) -> bool {
+        self.s_feature_ro_compat.contains(RoCompat::METADATA_CSUM)
+    }
+
+    /// The seed of metadata checksums: `s_checksum_seed` with
+    /// metadata_csum_seed, else the CRC32C of the UUID.
+    pub fn csum_seed(&self) -> u32 {
+        if self.s_feature_incompat.contains(Incompat::CSUM_SEED) {
+            self.s_checksum_seed
+        } else {
+            crc32c(!0, &self.s_uuid)
+        }
     }
 
     /// True when the superblock says the journal needs recovery.

@@ -23,6 +23,13 @@ fn image(test: &str, dir: &Path, fs_type: &str, extra: &[&str]) -> Option<PathBu
     }
     std::fs::write(tree.join("small"), "small\n").unwrap();
     std::fs::write(tree.join("big"), common::pattern(3, 600 * 1024)).unwrap();
+    // Twelve separate extents: more than the inode holds, so an extent block.
+    let frag = std::fs::File::create(tree.join("fragmented")).unwrap();
+    for i in 0..12u64 {
+        frag.write_all_at(&common::pattern(i, 1024), i * 64 * 1024)
+            .unwrap();
+    }
+    drop(frag);
     let img = dir.join("image");
     let head = ["-q", "-F", "-t", fs_type];
     let mut args: Vec<&OsStr> = head.iter().map(OsStr::new).collect();
@@ -258,6 +265,51 @@ fn metadata_checksums_of_superblock_and_inodes_are_verified() {
         [OsStr::new("cat"), img.as_os_str(), OsStr::new("/dir/file3")],
     );
     assert_eq!(common::stdout(&ok), "3\n");
+    // One changed byte in a name of /dir breaks its block's checksum.
+    let blk: u64 = debugfs(&img, "bmap /dir 0", false).trim().parse().unwrap();
+    let mut block = vec![0u8; 1024];
+    std::fs::File::open(&img)
+        .unwrap()
+        .read_exact_at(&mut block, blk * 1024)
+        .unwrap();
+    let name_at = block
+        .windows(5)
+        .position(|w| w == b"file1")
+        .expect("an entry named file1*");
+    poke(&img, blk * 1024 + name_at as u64, b"F");
+    fails_with(
+        &[OsStr::new("ls"), img.as_os_str(), OsStr::new("/dir")],
+        "directory block checksum",
+    );
+    // A changed byte in the extent block of /fragmented breaks its checksum.
+    let stat = debugfs(&img, "stat /fragmented", false);
+    let etb: u64 = stat
+        .split("(ETB0):")
+        .nth(1)
+        .expect("/fragmented has an extent block")
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let good = common::umlkit(
+        "uml_fs",
+        [
+            OsStr::new("cat"),
+            img.as_os_str(),
+            OsStr::new("/fragmented"),
+        ],
+    );
+    assert!(good.status.success(), "{}", common::stderr(&good));
+    poke(&img, etb * 1024 + 12 + 4, &[0xEE]);
+    fails_with(
+        &[
+            OsStr::new("cat"),
+            img.as_os_str(),
+            OsStr::new("/fragmented"),
+        ],
+        "extent block checksum",
+    );
     // A changed label breaks the superblock checksum.
     poke(&img, 1024 + 0x78, b"x");
     fails_with(

@@ -91,6 +91,31 @@ pub fn parse_block(b: &[u8], filetype: bool) -> Result<Vec<DirEntry>, Corrupt> {
     Ok(out)
 }
 
+/// Checks the metadata_csum tail of a directory leaf block
+/// (`struct ext4_dir_entry_tail`: a 12-byte fake entry with file type
+/// 0xDE ending the block, then the CRC32C of everything before it, seeded
+/// per inode). Blocks without such a tail (hash-tree index blocks) are not
+/// checked here.
+pub fn verify_tail(b: &[u8], inode_seed: u32) -> Result<(), Corrupt> {
+    let n = b.len();
+    if n < 12 {
+        return Ok(());
+    }
+    let t = &b[n - 12..];
+    let is_tail = le32(t, 0) == 0 && le16(t, 4) == 12 && u8_at(t, 6) == 0 && u8_at(t, 7) == 0xDE;
+    if !is_tail {
+        return Ok(());
+    }
+    let want = super::journal::crc::crc32c(inode_seed, &b[..n - 12]);
+    let stored = le32(t, 8);
+    if want != stored {
+        return corrupt!(
+            "directory block checksum {stored:#010x} does not match its contents ({want:#010x})"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

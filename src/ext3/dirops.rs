@@ -7,7 +7,7 @@
 //! resume later, as FUSE's `readdir(offset)` does.
 
 use super::bytes::{le32, u64_from, usize_from};
-use super::dir::{parse_block, DirEntry};
+use super::dir::{parse_block, verify_tail, DirEntry};
 use super::error::{At, Error, Result};
 use super::fs::Ext3;
 use super::inode::{FileType, Inode};
@@ -62,6 +62,7 @@ impl<D: BlockDevice> Ext3<D> {
         let nblocks = size / bs;
         let filetype = self.sb.has_filetype();
         let mut mapper = self.mapper(ino, &inode);
+        let csum_seed = self.inode_csum_seed(ino, &inode);
         let mut block = vec![0u8; usize_from(bs)];
         let mut lblk = cookie / bs;
         // One iteration per directory block: bounded by the size checked above.
@@ -80,6 +81,10 @@ impl<D: BlockDevice> Ext3<D> {
                     len: block.len(),
                     source,
                 })?;
+            if let Some(seed) = csum_seed {
+                verify_tail(&block, seed)
+                    .at(|| format!("directory inode {ino} block {lblk} (device block {pblk})"))?;
+            }
             let entries = parse_block(&block, filetype)
                 .at(|| format!("directory inode {ino} block {lblk} (device block {pblk})"))?;
             let base = lblk * bs;

@@ -10,7 +10,7 @@ use super::features::{unsupported_incompat, RoCompat};
 use super::group_desc::{desc_table_block, descs_are_64bit, GroupDesc};
 use super::inode::{verify_checksum, Inode};
 use super::journal::replay::{replay, ReplayReport};
-use super::map::Mapper;
+use super::map::{inode_csum_seed, Mapper};
 use super::overlay::JournalOverlay;
 use super::superblock::{Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 use crate::block::BlockDevice;
@@ -264,12 +264,23 @@ impl<D: BlockDevice> Ext3<D> {
 
     /// A block mapper for `inode` (number `ino`).
     pub(crate) fn mapper<'a>(&'a self, ino: u32, inode: &'a Inode) -> Mapper<'a> {
-        Mapper::new(
+        let m = Mapper::new(
             &self.dev,
             self.block_size(),
             self.sb.s_blocks_count,
             ino,
             inode,
-        )
+        );
+        match self.inode_csum_seed(ino, inode) {
+            Some(seed) => m.with_checksums(seed),
+            None => m,
+        }
+    }
+
+    /// The inode's metadata_csum seed, `None` without metadata_csum.
+    pub(crate) fn inode_csum_seed(&self, ino: u32, inode: &Inode) -> Option<u32> {
+        self.sb
+            .has_metadata_csum()
+            .then(|| inode_csum_seed(self.csum_seed, ino, inode.i_generation))
     }
 }

@@ -7,9 +7,10 @@
 //! as a loop.
 
 use super::block_map::{map_path, parse_indirect};
-use super::error::{At, Error, Result};
+use super::error::{At, Corrupt, Error, Result};
 use super::extent::{Extent, ExtentNode};
 use super::inode::Inode;
+use super::journal::crc::crc32c;
 use crate::block::BlockDevice;
 
 /// What a range of logical blocks maps to.
@@ -57,6 +58,7 @@ pub struct Mapper<'a> {
     inode: &'a Inode,
     ind: [Option<(u64, Vec<u32>)>; 3],
     leaf: Option<Leaf>,
+    csum_seed: Option<u32>,
 }
 
 impl<'a> Mapper<'a> {
@@ -76,7 +78,15 @@ impl<'a> Mapper<'a> {
             inode,
             ind: [None, None, None],
             leaf: None,
+            csum_seed: None,
         }
+    }
+
+    /// Verifies the checksum tail of every extent block read, with the
+    /// inode's metadata_csum seed (see [`inode_csum_seed`]).
+    pub fn with_checksums(mut self, inode_seed: u32) -> Self {
+        self.csum_seed = Some(inode_seed);
+        self
     }
 
     fn read_block(&self, pblk: u64, what: &str) -> Result<Vec<u8>> {
@@ -239,6 +249,11 @@ impl<'a> Mapper<'a> {
                         hi = hi.min(u64::from(n.ei_block));
                     }
                     let b = self.read_block(entries[i - 1].leaf, "extent tree")?;
+                    if let Some(seed) = self.csum_seed {
+                        verify_extent_tail(&b, seed).at(|| {
+                            format!("inode {} extent block {}", self.ino, entries[i - 1].leaf)
+                        })?;
+                    }
                     let child = ExtentNode::parse(&b).at(|| {
                         format!("inode {} extent block {}", self.ino, entries[i - 1].leaf)
                     })?;
@@ -258,6 +273,32 @@ impl<'a> Mapper<'a> {
             }
         }
     }
+}
+
+/// The per-inode metadata_csum seed: the filesystem seed continued over
+/// the inode number and generation (`ei->i_csum_seed`).
+pub fn inode_csum_seed(fs_seed: u32, ino: u32, generation: u32) -> u32 {
+    crc32c(
+        crc32c(fs_seed, &ino.to_le_bytes()),
+        &generation.to_le_bytes(),
+    )
+}
+
+/// Checks the `ext4_extent_tail` after `eh_max` entries of an extent block.
+fn verify_extent_tail(b: &[u8], inode_seed: u32) -> Result<(), Corrupt> {
+    let max = usize::from(super::bytes::le16(b, 4));
+    let at = 12 + 12 * max;
+    if at + 4 > b.len() {
+        return Err(Corrupt::new("extent block has no room for its checksum"));
+    }
+    let want = crc32c(inode_seed, &b[..at]);
+    let stored = super::bytes::le32(b, at);
+    if want != stored {
+        return Err(Corrupt::new(format!(
+            "extent block checksum {stored:#010x} does not match its contents ({want:#010x})"
+        )));
+    }
+    Ok(())
 }
 
 /// Number of blocks of `block_size` needed for `size` bytes.

@@ -156,6 +156,29 @@ fn loop_in_a_block_map_is_a_clear_error() {
         &[OsStr::new("cat"), img.as_os_str(), OsStr::new("/big")],
         "block map loops",
     );
+    // extract reports the broken file, copies the rest and exits 1.
+    let dest = dir.path().join("out");
+    let out = common::umlkit(
+        "uml_fs",
+        [
+            OsStr::new("extract"),
+            img.as_os_str(),
+            OsStr::new("/"),
+            dest.as_os_str(),
+        ],
+    );
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("uml_fs: extract: /big: ") && err.contains("block map loops"),
+        "{err}"
+    );
+    assert!(err.contains("1 file(s) could not be read"), "{err}");
+    assert!(!dest.join("big").exists());
+    assert_eq!(
+        std::fs::read_to_string(dest.join("dir/file7")).unwrap(),
+        "7\n"
+    );
 }
 
 #[test]

@@ -194,6 +194,7 @@ pub fn extract<D: BlockDevice>(fs: &Ext3<D>, path: &[u8], dest: &Path) -> anyhow
     };
     let prefix_len = path.len();
     let mut failure = None;
+    let mut unreadable = 0u64;
     fs.walk(ino, path, |node| {
         let rel = node.path.get(prefix_len..).unwrap_or_default();
         let rel = rel.strip_prefix(b"/").unwrap_or(rel);
@@ -204,6 +205,20 @@ pub fn extract<D: BlockDevice>(fs: &Ext3<D>, path: &[u8], dest: &Path) -> anyhow
         };
         match x.node(node, &target) {
             Ok(()) => Ok(true),
+            // A file the image cannot give (corrupt metadata, read error)
+            // is reported and skipped; the rest is still copied.
+            Err(e)
+                if node.meta.file_type != FileType::Directory
+                    && e.downcast_ref::<crate::ext3::Error>().is_some() =>
+            {
+                eprintln!(
+                    "uml_fs: extract: {}: {e:#}",
+                    String::from_utf8_lossy(&node.path)
+                );
+                let _ = std::fs::remove_file(&target);
+                unreadable += 1;
+                Ok(true)
+            }
             Err(e) => {
                 failure = Some(e);
                 Err(crate::ext3::Error::NotFound("extract".into()))
@@ -229,6 +244,9 @@ pub fn extract<D: BlockDevice>(fs: &Ext3<D>, path: &[u8], dest: &Path) -> anyhow
             "uml_fs: extract: {} device node(s) or socket(s) not created",
             x.skipped
         );
+    }
+    if unreadable > 0 {
+        anyhow::bail!("{unreadable} file(s) could not be read from the image (see above); the rest was extracted");
     }
     Ok(())
 }

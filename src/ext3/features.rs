@@ -137,7 +137,7 @@ flags!(
 });
 
 /// The incompatible features this reader understands. Everything else in
-/// `s_feature_incompat` makes [`check_readable`] fail: reading on would give
+/// `s_feature_incompat` makes [`unsupported_incompat`] name it: reading on would give
 /// garbage.
 pub const READABLE_INCOMPAT: u32 = Incompat::FILETYPE
     | Incompat::RECOVER

@@ -231,9 +231,12 @@ pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(Replayed, ReplayReport)> 
     }
     let unknown = jsb.unknown_incompat();
     if unknown != 0 {
-        return Err(Error::Unsupported(format!(
-            "journal incompatible features {unknown:#x}"
-        )));
+        let name = if unknown & super::superblock::INCOMPAT_FAST_COMMIT != 0 {
+            "journal fast_commit (replaying a dirty fast-commit journal)".to_string()
+        } else {
+            format!("journal incompatible features {unknown:#x}")
+        };
+        return Err(Error::Unsupported(name));
     }
     if jsb.csum_v2v3() {
         let mut c = first[..1024].to_vec();

@@ -69,6 +69,10 @@ pub enum Error {
     /// An inode number outside the filesystem.
     #[error("inode {0} is out of range")]
     BadInode(u64),
+    /// A caller's callback (of a walk or a read) asked to stop; the caller
+    /// keeps the reason.
+    #[error("stopped by the caller")]
+    Stopped,
 }
 
 impl Error {

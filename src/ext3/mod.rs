@@ -38,6 +38,7 @@ pub mod path;
 mod proptests;
 pub mod superblock;
 pub mod tool;
+pub mod write;
 pub mod walk;
 pub mod xattr;
 

@@ -1,0 +1,209 @@
+//! Block and inode allocation from the group bitmaps, with locality (near
+//! a goal block; files in their parent's group, directories spread to the
+//! group with the most free inodes), and the counters that go with it:
+//! group descriptors (`bg_free_blocks_count`, `bg_free_inodes_count`,
+//! `bg_used_dirs_count`) and the superblock totals.
+
+use super::{State, WResult, Writer};
+use crate::block::BlockDevice;
+use nix::errno::Errno;
+
+fn bit(b: &[u8], i: usize) -> bool {
+    b[i / 8] & (1 << (i % 8)) != 0
+}
+fn set_bit(b: &mut [u8], i: usize, on: bool) {
+    if on {
+        b[i / 8] |= 1 << (i % 8);
+    } else {
+        b[i / 8] &= !(1 << (i % 8));
+    }
+}
+
+/// First clear bit of `b` in `from..to`, skipping full bytes.
+fn find_clear(b: &[u8], from: usize, to: usize, skip: impl Fn(usize) -> bool) -> Option<usize> {
+    let mut i = from;
+    while i < to {
+        if i % 8 == 0 && i + 8 <= to && b[i / 8] == 0xFF {
+            i += 8;
+            continue;
+        }
+        if !bit(b, i) && !skip(i) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+impl<D: BlockDevice> Writer<D> {
+    /// Writes group `g`'s counters into its descriptor.
+    fn put_desc(&self, st: &State, g: usize) -> WResult<()> {
+        let (blk, off) = self.geo.desc_at[g];
+        let mut b = self.get(blk)?;
+        let (fb, fi, ud) = st.counts[g];
+        b[off + 0x0C..off + 0x0E].copy_from_slice(&(fb as u16).to_le_bytes());
+        b[off + 0x0E..off + 0x10].copy_from_slice(&(fi as u16).to_le_bytes());
+        b[off + 0x10..off + 0x12].copy_from_slice(&(ud as u16).to_le_bytes());
+        self.put(blk, b)
+    }
+
+    fn group_of_block(&self, blk: u64) -> usize {
+        ((blk.saturating_sub(self.geo.first_data_block)) / self.geo.bpg) as usize
+    }
+
+    /// Allocates up to `max` contiguous blocks, the first as close after
+    /// `goal` as possible; returns (first block, count).
+    pub(crate) fn alloc_run(&self, st: &mut State, goal: u64, max: u64) -> WResult<(u64, u64)> {
+        let ngroups = self.geo.groups.len();
+        let goal = if goal >= self.geo.first_data_block && goal < self.geo.blocks_count {
+            goal
+        } else {
+            st.block_hint.max(self.geo.first_data_block)
+        };
+        let g0 = self.group_of_block(goal).min(ngroups - 1);
+        for k in 0..=ngroups {
+            let g = (g0 + k) % ngroups;
+            if st.counts[g].0 == 0 {
+                continue;
+            }
+            let (first, count) = self.geo.group_range(g);
+            let bmp_blk = self.geo.groups[g].0;
+            let mut bmp = self.get(bmp_blk)?;
+            let start = if k == 0 { (goal - first) as usize } else { 0 };
+            let pending = &st.pending_free;
+            let skip = |i: usize| pending.contains(&(first + i as u64));
+            let found = find_clear(&bmp, start, count as usize, skip)
+                .or_else(|| find_clear(&bmp, 0, start.min(count as usize), skip));
+            let Some(i) = found else { continue };
+            let mut len = 0usize;
+            while (len as u64) < max
+                && i + len < count as usize
+                && !bit(&bmp, i + len)
+                && !skip(i + len)
+                && (len as u32) < st.counts[g].0
+            {
+                set_bit(&mut bmp, i + len, true);
+                len += 1;
+            }
+            self.put(bmp_blk, bmp)?;
+            st.counts[g].0 -= len as u32;
+            st.free_blocks -= len as u64;
+            self.put_desc(st, g)?;
+            let blk = first + i as u64;
+            st.block_hint = blk + len as u64;
+            return Ok((blk, len as u64));
+        }
+        Err(Errno::ENOSPC)
+    }
+
+    /// Allocates one block near `goal`.
+    pub(crate) fn alloc_block(&self, st: &mut State, goal: u64) -> WResult<u64> {
+        self.alloc_run(st, goal, 1).map(|(b, _)| b)
+    }
+
+    /// Frees `len` blocks from `blk` (not reused before the commit).
+    pub(crate) fn free_blocks(&self, st: &mut State, blk: u64, len: u64) -> WResult<()> {
+        let mut b = blk;
+        while b < blk + len {
+            if b < self.geo.first_data_block || b >= self.geo.blocks_count {
+                return Err(Errno::EIO);
+            }
+            let g = self.group_of_block(b);
+            let (first, count) = self.geo.group_range(g);
+            let bmp_blk = self.geo.groups[g].0;
+            let mut bmp = self.get(bmp_blk)?;
+            let mut n = 0u32;
+            while b < blk + len && b < first + count {
+                let i = (b - first) as usize;
+                if bit(&bmp, i) {
+                    set_bit(&mut bmp, i, false);
+                    n += 1;
+                    st.pending_free.insert(b);
+                }
+                b += 1;
+            }
+            self.put(bmp_blk, bmp)?;
+            st.counts[g].0 += n;
+            st.free_blocks += u64::from(n);
+            self.put_desc(st, g)?;
+        }
+        Ok(())
+    }
+
+    /// Allocates an inode for a child of `parent`.
+    pub(crate) fn alloc_inode(&self, st: &mut State, parent: u32, dir: bool) -> WResult<u32> {
+        let ngroups = self.geo.groups.len();
+        let pg = ((parent.max(1) - 1) / self.geo.ipg) as usize % ngroups;
+        let g0 = if dir {
+            // Spread directories: the group with the most free inodes.
+            (0..ngroups)
+                .max_by_key(|&g| (st.counts[g].1, std::cmp::Reverse(g)))
+                .unwrap_or(pg)
+        } else {
+            pg
+        };
+        for k in 0..ngroups {
+            let g = (g0 + k) % ngroups;
+            if st.counts[g].1 == 0 {
+                continue;
+            }
+            let bmp_blk = self.geo.groups[g].1;
+            let mut bmp = self.get(bmp_blk)?;
+            let base = g as u32 * self.geo.ipg;
+            let first_ok = self.geo.first_ino.saturating_sub(base + 1) as usize;
+            let limit = (self.geo.inodes_count - base).min(self.geo.ipg) as usize;
+            let Some(i) = find_clear(&bmp, first_ok.min(limit), limit, |_| false) else {
+                continue;
+            };
+            set_bit(&mut bmp, i, true);
+            self.put(bmp_blk, bmp)?;
+            st.counts[g].1 -= 1;
+            st.free_inodes -= 1;
+            if dir {
+                st.counts[g].2 += 1;
+            }
+            self.put_desc(st, g)?;
+            return Ok(base + i as u32 + 1);
+        }
+        Err(Errno::ENOSPC)
+    }
+
+    /// Marks inode `ino` free.
+    pub(crate) fn free_inode(&self, st: &mut State, ino: u32, dir: bool) -> WResult<()> {
+        let g = ((ino - 1) / self.geo.ipg) as usize;
+        let i = ((ino - 1) % self.geo.ipg) as usize;
+        let bmp_blk = self.geo.groups[g].1;
+        let mut bmp = self.get(bmp_blk)?;
+        if !bit(&bmp, i) {
+            return Err(Errno::EIO);
+        }
+        set_bit(&mut bmp, i, false);
+        self.put(bmp_blk, bmp)?;
+        st.counts[g].1 += 1;
+        st.free_inodes += 1;
+        if dir {
+            st.counts[g].2 = st.counts[g].2.saturating_sub(1);
+        }
+        self.put_desc(st, g)
+    }
+
+    /// The first block of the inode's group (an allocation goal).
+    pub(crate) fn inode_goal(&self, ino: u32) -> u64 {
+        let g = ((ino.max(1) - 1) / self.geo.ipg) as usize;
+        self.geo.group_range(g).0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_clear_skips_full_bytes_and_excluded_bits() {
+        let mut b = vec![0xFFu8; 4];
+        b[2] = 0b1111_0111;
+        assert_eq!(find_clear(&b, 0, 32, |_| false), Some(19));
+        assert_eq!(find_clear(&b, 0, 32, |i| i == 19), None);
+        assert_eq!(find_clear(&b, 20, 32, |_| false), None);
+    }
+}

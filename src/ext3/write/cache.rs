@@ -1,0 +1,197 @@
+//! The writer's block device: the device underneath plus the current
+//! transaction's dirty metadata blocks in memory.
+//!
+//! ```text
+//!   Ext3 reader (lookups, reads)      writer (allocation, directories)
+//!               \                      /
+//!        Cached<D>: dirty metadata blocks (BTreeMap) over D
+//!               |            data blocks are written straight to D
+//!        D: BlockDevice (plain image, or COW: whole blocks only)
+//! ```
+//!
+//! Metadata changes stay here until the transaction commits (journal, then
+//! home locations); file data goes straight to the device, which is ext3's
+//! ordered mode as long as data is flushed before the commit block.
+//! Every write this layer issues is whole, aligned filesystem blocks.
+
+use crate::block::BlockDevice;
+use std::collections::BTreeMap;
+use std::io;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// A device with a write-back map of dirty metadata blocks.
+#[derive(Debug)]
+pub struct Cached<D> {
+    inner: D,
+    bs: u64,
+    dirty: RwLock<BTreeMap<u64, Box<[u8]>>>,
+    /// Test hook: device writes left before every write fails (`u64::MAX`:
+    /// never).
+    writes_left: AtomicU64,
+}
+
+fn poisoned() -> io::Error {
+    io::Error::other("writer cache lock poisoned")
+}
+
+impl<D: BlockDevice> Cached<D> {
+    /// A cache over `inner` with blocks of `block_size` bytes.
+    pub fn new(inner: D, block_size: u32) -> Self {
+        Cached {
+            inner,
+            bs: u64::from(block_size),
+            dirty: RwLock::new(BTreeMap::new()),
+            writes_left: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// The device underneath.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    /// Makes every device write after the next `n` fail (fault injection
+    /// for crash tests).
+    pub fn fail_after_writes(&self, n: u64) {
+        self.writes_left.store(n, Ordering::SeqCst);
+    }
+
+    /// Reads block `blk` (dirty copy first).
+    pub fn get(&self, blk: u64) -> io::Result<Vec<u8>> {
+        if let Some(b) = self.dirty.read().map_err(|_| poisoned())?.get(&blk) {
+            return Ok(b.to_vec());
+        }
+        let mut b = vec![0u8; self.bs as usize];
+        self.inner.read_exact_at(blk * self.bs, &mut b)?;
+        Ok(b)
+    }
+
+    /// Replaces block `blk` in the current transaction.
+    pub fn put(&self, blk: u64, data: Vec<u8>) -> io::Result<()> {
+        debug_assert_eq!(data.len() as u64, self.bs);
+        self.dirty
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(blk, data.into_boxed_slice());
+        Ok(())
+    }
+
+    /// Number of dirty blocks.
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.read().map(|d| d.len()).unwrap_or(0)
+    }
+
+    /// A copy of the dirty blocks, in block order.
+    pub fn dirty_blocks(&self) -> io::Result<Vec<(u64, Box<[u8]>)>> {
+        let d = self.dirty.read().map_err(|_| poisoned())?;
+        Ok(d.iter().map(|(k, v)| (*k, v.clone())).collect())
+    }
+
+    /// Forgets the dirty blocks (after they reached their home locations).
+    pub fn clear_dirty(&self) -> io::Result<()> {
+        self.dirty.write().map_err(|_| poisoned())?.clear();
+        Ok(())
+    }
+
+    /// Writes whole blocks starting at block `blk` straight to the device.
+    pub fn write_blocks(&self, blk: u64, data: &[u8]) -> io::Result<()> {
+        debug_assert_eq!(data.len() as u64 % self.bs, 0);
+        self.count_write()?;
+        self.inner.write_all_at(blk * self.bs, data)
+    }
+
+    fn count_write(&self) -> io::Result<()> {
+        let left = self.writes_left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(io::Error::other("injected write failure"));
+        }
+        if left != u64::MAX {
+            self.writes_left.store(left - 1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn patch(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let d = self.dirty.read().map_err(|_| poisoned())?;
+        if d.is_empty() || buf.is_empty() {
+            return Ok(());
+        }
+        let end = offset.saturating_add(buf.len() as u64);
+        let (first, last) = (offset / self.bs, (end - 1) / self.bs);
+        for (&blk, data) in d.range(first..=last) {
+            let bstart = blk * self.bs;
+            let from = bstart.max(offset);
+            let to = (bstart + self.bs).min(end);
+            if from < to {
+                let (s, t, n) = (
+                    (from - bstart) as usize,
+                    (from - offset) as usize,
+                    (to - from) as usize,
+                );
+                buf[t..t + n].copy_from_slice(&data[s..s + n]);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<D: BlockDevice> BlockDevice for Cached<D> {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read_exact_at(offset, buf)?;
+        self.patch(offset, buf)
+    }
+
+    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        if offset % self.bs != 0 || buf.len() as u64 % self.bs != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the writer writes whole filesystem blocks only",
+            ));
+        }
+        self.write_blocks(offset / self.bs, buf)
+    }
+
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.count_write()?;
+        self.inner.flush()
+    }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<Range<u64>>> {
+        let len = self.len();
+        Ok((offset < len).then_some(offset..len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::MemDevice;
+
+    #[test]
+    fn dirty_blocks_shadow_reads_until_cleared() {
+        let c = Cached::new(MemDevice::zeroed(4096), 1024);
+        c.put(1, vec![7u8; 1024]).unwrap();
+        let mut b = [0u8; 4];
+        c.read_exact_at(1022, &mut b).unwrap();
+        assert_eq!(b, [0, 0, 7, 7]);
+        c.clear_dirty().unwrap();
+        c.read_exact_at(1022, &mut b).unwrap();
+        assert_eq!(b, [0; 4]);
+        assert!(c.write_all_at(10, &[1]).is_err());
+    }
+
+    #[test]
+    fn injected_failure_stops_every_later_write() {
+        let c = Cached::new(MemDevice::zeroed(4096), 1024);
+        c.fail_after_writes(1);
+        c.write_blocks(0, &[1u8; 1024]).unwrap();
+        assert!(c.write_blocks(1, &[1u8; 1024]).is_err());
+        assert!(c.flush().is_err());
+    }
+}

@@ -1,0 +1,274 @@
+//! Directory changes (directory.rst): adding an entry in the first gap
+//! that fits (last block first, then the others, then a new block),
+//! removing one by merging it into the previous entry's `rec_len` (so the
+//! positions of other entries, and with them readdir cookies, never move),
+//! changing the inode an entry points to, and the name cache that makes
+//! `lookup` a hash probe instead of a directory scan.
+//!
+//! A modified htree directory has `EXT4_INDEX_FL` cleared: its index blocks
+//! read as empty entries, so it stays a valid linear directory.
+
+use super::inode_write::RawInode;
+use super::{State, WResult, Writer};
+use crate::block::BlockDevice;
+use crate::ext3::inode::{FileType, EXT4_INDEX_FL};
+use nix::errno::Errno;
+use std::collections::HashMap;
+
+/// Space an entry with a name of `n` bytes needs.
+pub fn rec_len(n: usize) -> usize {
+    (8 + n + 3) & !3
+}
+
+/// The `file_type` byte of a directory entry.
+pub fn dirent_type(t: FileType) -> u8 {
+    match t {
+        FileType::Regular => 1,
+        FileType::Directory => 2,
+        FileType::CharDevice => 3,
+        FileType::BlockDevice => 4,
+        FileType::Fifo => 5,
+        FileType::Socket => 6,
+        FileType::Symlink => 7,
+    }
+}
+
+fn le16(b: &[u8], o: usize) -> usize {
+    usize::from(u16::from_le_bytes([b[o], b[o + 1]]))
+}
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+fn write_entry(b: &mut [u8], off: usize, ino: u32, rl: usize, name: &[u8], ft: u8, filetype: bool) {
+    b[off..off + 4].copy_from_slice(&ino.to_le_bytes());
+    b[off + 4..off + 6].copy_from_slice(&(rl as u16).to_le_bytes());
+    b[off + 6] = name.len() as u8;
+    b[off + 7] = if filetype { ft } else { 0 };
+    b[off + 8..off + 8 + name.len()].copy_from_slice(name);
+}
+
+/// A directory's first block: `.` and `..`.
+pub fn new_dir_block(bs: usize, ino: u32, parent: u32, filetype: bool) -> Vec<u8> {
+    let mut b = vec![0u8; bs];
+    write_entry(&mut b, 0, ino, 12, b".", 2, filetype);
+    write_entry(&mut b, 12, parent, bs - 12, b"..", 2, filetype);
+    b
+}
+
+/// Checks a name for a new entry.
+pub fn check_name(name: &[u8]) -> WResult<()> {
+    if name.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
+        return Err(Errno::EINVAL);
+    }
+    if name == b"." || name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    Ok(())
+}
+
+/// Name cache of one directory: name -> (inode, logical block).
+pub type NameMap = HashMap<Vec<u8>, (u32, u32)>;
+
+/// Bound on cached directories (each holds its names).
+const MAX_CACHED_DIRS: usize = 4096;
+
+impl<D: BlockDevice> Writer<D> {
+    /// Runs `f` on the name cache of directory `dir`, loading it first.
+    pub(crate) fn with_names<T>(&self, dir: u32, f: impl FnOnce(&mut NameMap) -> T) -> WResult<T> {
+        let mut c = self.dcache.lock().map_err(|_| Errno::EIO)?;
+        if !c.contains_key(&dir) {
+            let bs = self.geo.bs;
+            let mut m = NameMap::new();
+            self.fs
+                .readdir_with(dir, 0, |e, next| {
+                    let lblk = (next.saturating_sub(1) / bs) as u32;
+                    m.insert(e.name, (e.ino, lblk));
+                    true
+                })
+                .map_err(|e| crate::vfs::errno_of(&e))?;
+            if c.len() >= MAX_CACHED_DIRS {
+                c.clear();
+            }
+            c.insert(dir, m);
+        }
+        let m = c.get_mut(&dir).ok_or(Errno::EIO)?;
+        Ok(f(m))
+    }
+
+    /// The inode named `name` in `dir`.
+    pub(crate) fn find(&self, dir: u32, name: &[u8]) -> WResult<Option<u32>> {
+        self.with_names(dir, |m| m.get(name).map(|e| e.0))
+    }
+
+    pub(crate) fn forget_dir(&self, dir: u32) {
+        if let Ok(mut c) = self.dcache.lock() {
+            c.remove(&dir);
+        }
+    }
+
+    fn dir_block(&self, d: &RawInode, lblk: u64) -> WResult<u64> {
+        let p = self.bmap(d, lblk)?;
+        if p == 0 {
+            return Err(Errno::EIO);
+        }
+        Ok(p)
+    }
+
+    /// Tries to fit an entry into logical block `lblk` of `d`.
+    fn try_insert(&self, d: &RawInode, lblk: u64, name: &[u8], ino: u32, ft: u8) -> WResult<bool> {
+        let bs = self.geo.bs as usize;
+        let pblk = self.dir_block(d, lblk)?;
+        let mut b = self.get(pblk)?;
+        let need = rec_len(name.len());
+        let mut off = 0usize;
+        while off + 8 <= bs {
+            let e_ino = le32(&b, off);
+            let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
+            if rl < 8 || off + rl > bs {
+                return Err(Errno::EIO);
+            }
+            let used = if e_ino == 0 { 0 } else { rec_len(usize::from(b[off + 6])) };
+            if rl >= used + need {
+                if e_ino == 0 {
+                    write_entry(&mut b, off, ino, rl, name, ft, self.geo.filetype);
+                } else {
+                    b[off + 4..off + 6].copy_from_slice(&(used as u16).to_le_bytes());
+                    write_entry(&mut b, off + used, ino, rl - used, name, ft, self.geo.filetype);
+                }
+                self.put(pblk, b)?;
+                return Ok(true);
+            }
+            off += rl;
+        }
+        Ok(false)
+    }
+
+    /// Adds `name` -> `ino` to directory `d` (caller writes `d` back).
+    pub(crate) fn add_entry(
+        &self,
+        st: &mut State,
+        d: &mut RawInode,
+        name: &[u8],
+        ino: u32,
+        t: FileType,
+    ) -> WResult<()> {
+        check_name(name)?;
+        self.check_block_map(d)?;
+        if d.flags() & EXT4_INDEX_FL != 0 {
+            d.set_flags(d.flags() & !EXT4_INDEX_FL);
+        }
+        let ft = dirent_type(t);
+        let bs = self.geo.bs;
+        let n = d.size() / bs;
+        let mut placed = None;
+        if n > 0 && self.try_insert(d, n - 1, name, ino, ft)? {
+            placed = Some(n - 1);
+        } else {
+            for l in 0..n.saturating_sub(1) {
+                if self.try_insert(d, l, name, ino, ft)? {
+                    placed = Some(l);
+                    break;
+                }
+            }
+        }
+        let lblk = match placed {
+            Some(l) => l,
+            None => {
+                let goal = if n > 0 { self.bmap(d, n - 1)? + 1 } else { self.inode_goal(d.ino) };
+                let pblk = self.alloc_block(st, goal)?;
+                let mut b = vec![0u8; bs as usize];
+                write_entry(&mut b, 0, ino, bs as usize, name, ft, self.geo.filetype);
+                self.put(pblk, b)?;
+                self.bmap_set(st, d, n, pblk)?;
+                d.set_sectors(d.sectors() + bs / 512);
+                d.set_size((n + 1) * bs);
+                n
+            }
+        };
+        let t = super::now();
+        d.set_time(super::inode_write::Which::Mtime, t);
+        d.set_time(super::inode_write::Which::Ctime, t);
+        self.with_names(d.ino, |m| m.insert(name.to_vec(), (ino, lblk as u32)))?;
+        Ok(())
+    }
+
+    /// Finds `name` in `d`: (device block, offset, previous entry offset).
+    fn locate(&self, d: &RawInode, name: &[u8]) -> WResult<(u64, usize, Option<usize>)> {
+        let bs = self.geo.bs as usize;
+        let hint = self.with_names(d.ino, |m| m.get(name).map(|e| u64::from(e.1)))?;
+        let Some(lblk) = hint else {
+            return Err(Errno::ENOENT);
+        };
+        let pblk = self.dir_block(d, lblk)?;
+        let b = self.get(pblk)?;
+        let (mut off, mut prev) = (0usize, None);
+        while off + 8 <= bs {
+            let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
+            if rl < 8 || off + rl > bs {
+                return Err(Errno::EIO);
+            }
+            let nl = usize::from(b[off + 6]);
+            if le32(&b, off) != 0 && off + 8 + nl <= bs && &b[off + 8..off + 8 + nl] == name {
+                return Ok((pblk, off, prev));
+            }
+            prev = Some(off);
+            off += rl;
+        }
+        Err(Errno::EIO)
+    }
+
+    /// Removes `name` from `d`; returns the inode it named.
+    pub(crate) fn remove_entry(&self, d: &mut RawInode, name: &[u8]) -> WResult<u32> {
+        let bs = self.geo.bs as usize;
+        let (pblk, off, prev) = self.locate(d, name)?;
+        let mut b = self.get(pblk)?;
+        let ino = le32(&b, off);
+        match prev {
+            Some(p) => {
+                let rl = le16(&b, p + 4) + le16(&b, off + 4);
+                b[p + 4..p + 6].copy_from_slice(&(rl.min(bs) as u16).to_le_bytes());
+            }
+            None => b[off..off + 4].fill(0),
+        }
+        self.put(pblk, b)?;
+        if d.flags() & EXT4_INDEX_FL != 0 {
+            d.set_flags(d.flags() & !EXT4_INDEX_FL);
+        }
+        let t = super::now();
+        d.set_time(super::inode_write::Which::Mtime, t);
+        d.set_time(super::inode_write::Which::Ctime, t);
+        self.with_names(d.ino, |m| m.remove(name))?;
+        Ok(ino)
+    }
+
+    /// Points the existing entry `name` of `d` at `ino` (type `t`).
+    pub(crate) fn retarget_entry(&self, d: &mut RawInode, name: &[u8], ino: u32, t: FileType) -> WResult<()> {
+        let (pblk, off, _) = self.locate(d, name)?;
+        let mut b = self.get(pblk)?;
+        b[off..off + 4].copy_from_slice(&ino.to_le_bytes());
+        if self.geo.filetype {
+            b[off + 7] = dirent_type(t);
+        }
+        self.put(pblk, b)?;
+        if d.flags() & EXT4_INDEX_FL != 0 {
+            d.set_flags(d.flags() & !EXT4_INDEX_FL);
+        }
+        let t = super::now();
+        d.set_time(super::inode_write::Which::Mtime, t);
+        d.set_time(super::inode_write::Which::Ctime, t);
+        self.with_names(d.ino, |m| {
+            if let Some(e) = m.get_mut(name) {
+                e.0 = ino;
+            }
+        })
+    }
+
+    /// True when directory `dir` holds only `.` and `..`.
+    pub(crate) fn dir_is_empty(&self, dir: u32) -> WResult<bool> {
+        self.with_names(dir, |m| m.keys().all(|k| k == b"." || k == b".."))
+    }
+}

@@ -1,0 +1,189 @@
+//! Writing the JBD2 log as ext3 does (fs/jbd2/commit.c, journal.rst):
+//! a descriptor block with one tag per metadata block, the copies (escaped
+//! when they start with the journal magic), a commit block; the journal
+//! superblock's `s_start`/`s_sequence` say where the log starts. The writer
+//! checkpoints every transaction right after its commit, so each commit
+//! starts at `s_first` and the log never holds more than one transaction.
+
+use super::cache::Cached;
+use super::{eio, WResult};
+use crate::block::BlockDevice;
+use crate::ext3::journal::block::{
+    JBD2_COMMIT_BLOCK, JBD2_DESCRIPTOR_BLOCK, JBD2_FLAG_ESCAPE, JBD2_FLAG_LAST_TAG,
+    JBD2_FLAG_SAME_UUID,
+};
+use crate::ext3::journal::superblock::{
+    JournalSuperblock, COMPAT_CHECKSUM, INCOMPAT_64BIT, INCOMPAT_REVOKE,
+};
+use crate::ext3::journal::JBD2_MAGIC_NUMBER;
+use crate::ext3::map::collect_blocks;
+use crate::ext3::{Ext3, Superblock};
+use nix::errno::Errno;
+
+/// The journal as the writer uses it.
+#[derive(Debug)]
+pub struct Journal {
+    /// Journal logical block -> device block.
+    map: Vec<u64>,
+    /// The superblock block as read (rewritten with new s_start/s_sequence).
+    raw_sb: Vec<u8>,
+    first: u32,
+    end: u32,
+    /// Sequence of the next transaction.
+    tid: u32,
+    tag_bytes: usize,
+    is64: bool,
+    bs: usize,
+}
+
+fn header(b: &mut [u8], kind: u32, tid: u32) {
+    b[0..4].copy_from_slice(&JBD2_MAGIC_NUMBER.to_be_bytes());
+    b[4..8].copy_from_slice(&kind.to_be_bytes());
+    b[8..12].copy_from_slice(&tid.to_be_bytes());
+}
+
+impl Journal {
+    /// Loads the internal journal of `fs`; `EOPNOTSUPP` for journal
+    /// features the writer does not produce (checksums, async commit).
+    pub fn load<D: BlockDevice>(fs: &Ext3<D>, sb: &Superblock) -> WResult<Journal> {
+        let jino = sb.s_journal_inum;
+        let inode = fs.inode(jino).map_err(|_| Errno::EIO)?;
+        let bs = u64::from(fs.block_size());
+        let n = inode.i_size / bs;
+        if n < 4 || n > sb.s_blocks_count {
+            return Err(Errno::EIO);
+        }
+        let mut m = fs.mapper(jino, &inode);
+        let map = collect_blocks(&mut m, n).map_err(|_| Errno::EIO)?;
+        if map.iter().any(|&b| b == 0) {
+            return Err(Errno::EIO);
+        }
+        let raw_sb = fs.read_block(map[0], "journal").map_err(|_| Errno::EIO)?;
+        let jsb = JournalSuperblock::parse(&raw_sb).map_err(|_| Errno::EIO)?;
+        if jsb.s_feature_compat & COMPAT_CHECKSUM != 0
+            || jsb.s_feature_incompat & !(INCOMPAT_REVOKE | INCOMPAT_64BIT) != 0
+        {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if u64::from(jsb.s_maxlen) > n || jsb.s_blocksize as u64 != bs {
+            return Err(Errno::EIO);
+        }
+        let is64 = jsb.s_feature_incompat & INCOMPAT_64BIT != 0;
+        let mut j = Journal {
+            map,
+            raw_sb,
+            first: jsb.s_first,
+            end: jsb.log_end(),
+            tid: jsb.s_sequence,
+            tag_bytes: if is64 { 12 } else { 8 },
+            is64,
+            bs: bs as usize,
+        };
+        // Start from a clean log with a sequence past anything in it.
+        if jsb.s_start != 0 {
+            j.tid = j.tid.wrapping_add(1 << 16);
+        }
+        Ok(j)
+    }
+
+    /// How many filesystem blocks one transaction may carry.
+    pub fn capacity(&self) -> usize {
+        let room = (self.end - self.first) as usize;
+        let per = (self.bs - 12 - 16) / self.tag_bytes;
+        // n blocks need n/per descriptors and one commit block.
+        room.saturating_sub(2) * per / (per + 1)
+    }
+
+    fn write_sb<D: BlockDevice>(&mut self, dev: &Cached<D>, start: u32) -> WResult<()> {
+        self.raw_sb[0x18..0x1C].copy_from_slice(&self.tid.to_be_bytes());
+        self.raw_sb[0x1C..0x20].copy_from_slice(&start.to_be_bytes());
+        dev.write_blocks(self.map[0], &self.raw_sb).map_err(eio)
+    }
+
+    /// Writes `blocks` (device block, contents) as transaction `tid` and
+    /// its commit block; on return the transaction is durable.
+    pub fn commit<D: BlockDevice>(
+        &mut self,
+        dev: &Cached<D>,
+        blocks: &[(u64, Box<[u8]>)],
+    ) -> WResult<()> {
+        if blocks.len() > self.capacity() {
+            return Err(Errno::ENOSPC);
+        }
+        let per = (self.bs - 12 - 16) / self.tag_bytes;
+        let mut log: Vec<u8> = Vec::with_capacity((blocks.len() + blocks.len() / per + 2) * self.bs);
+        for chunk in blocks.chunks(per) {
+            let mut desc = vec![0u8; self.bs];
+            header(&mut desc, JBD2_DESCRIPTOR_BLOCK, self.tid);
+            let mut off = 12;
+            for (i, (blk, data)) in chunk.iter().enumerate() {
+                let mut flags = 0u16;
+                if data[0..4] == JBD2_MAGIC_NUMBER.to_be_bytes() {
+                    flags |= JBD2_FLAG_ESCAPE as u16;
+                }
+                if i > 0 {
+                    flags |= JBD2_FLAG_SAME_UUID as u16;
+                }
+                if i + 1 == chunk.len() {
+                    flags |= JBD2_FLAG_LAST_TAG as u16;
+                }
+                desc[off..off + 4].copy_from_slice(&(*blk as u32).to_be_bytes());
+                desc[off + 6..off + 8].copy_from_slice(&flags.to_be_bytes());
+                if self.is64 {
+                    desc[off + 8..off + 12].copy_from_slice(&((*blk >> 32) as u32).to_be_bytes());
+                }
+                off += self.tag_bytes;
+                if i == 0 {
+                    let uuid_at = 0x30;
+                    let uuid: Vec<u8> = self.raw_sb[uuid_at..uuid_at + 16].to_vec();
+                    desc[off..off + 16].copy_from_slice(&uuid);
+                    off += 16;
+                }
+            }
+            log.extend_from_slice(&desc);
+            for (_, data) in chunk {
+                let start = log.len();
+                log.extend_from_slice(data);
+                if data[0..4] == JBD2_MAGIC_NUMBER.to_be_bytes() {
+                    log[start..start + 4].fill(0);
+                }
+            }
+        }
+        self.write_sb(dev, self.first)?;
+        self.write_log(dev, self.first, &log)?;
+        dev.flush().map_err(eio)?;
+        let mut commit = vec![0u8; self.bs];
+        header(&mut commit, JBD2_COMMIT_BLOCK, self.tid);
+        let t = super::now();
+        commit[0x30..0x38].copy_from_slice(&(t.sec as u64).to_be_bytes());
+        commit[0x38..0x3C].copy_from_slice(&t.nsec.to_be_bytes());
+        let at = self.first + (log.len() / self.bs) as u32;
+        self.write_log(dev, at, &commit)?;
+        dev.flush().map_err(eio)
+    }
+
+    /// Writes consecutive log blocks from logical block `at`, one device
+    /// write per physically contiguous run.
+    fn write_log<D: BlockDevice>(&self, dev: &Cached<D>, at: u32, data: &[u8]) -> WResult<()> {
+        let n = data.len() / self.bs;
+        let mut i = 0usize;
+        while i < n {
+            let p0 = self.map[at as usize + i];
+            let mut len = 1;
+            while i + len < n && self.map[at as usize + i + len] == p0 + len as u64 {
+                len += 1;
+            }
+            dev.write_blocks(p0, &data[i * self.bs..(i + len) * self.bs])
+                .map_err(eio)?;
+            i += len;
+        }
+        Ok(())
+    }
+
+    /// Records that the transaction reached its home locations: the log is
+    /// empty again and the next transaction gets the next sequence.
+    pub fn checkpointed<D: BlockDevice>(&mut self, dev: &Cached<D>) -> WResult<()> {
+        self.tid = self.tid.wrapping_add(1);
+        self.write_sb(dev, 0)
+    }
+}

@@ -1,0 +1,445 @@
+//! The journaling writer: ext2/ext3 opened read-write, with the inode-level
+//! operations of [`crate::vfs::InodeFs`].
+//!
+//! ```text
+//!   vfs::InodeFs  (FUSE server, uml_fs editing commands)
+//!        |
+//!   Writer<D>: ops (create, write, rename, ...) under one metadata lock
+//!        |  alloc (bitmaps, counters)  dir_write  block_map_write  orphan
+//!        |  journal: commit (descriptor + copies + commit block), checkpoint
+//!   Cached<D>: dirty metadata of the running transaction over D
+//!        |  (the read side, Ext3<Arc<Cached<D>>>, reads through it)
+//!   D: BlockDevice (plain image, or COW: the writer writes whole blocks)
+//! ```
+//!
+//! Typestate: [`Ext3`](crate::ext3::Ext3) is the read-only handle (journal
+//! replayed in memory); [`Writer::open`] replays the journal into the
+//! device, clears `needs_recovery`, processes the orphan list and only then
+//! hands out a writable handle. Each transaction is committed to the
+//! journal and checkpointed straight away, so the log holds at most one
+//! transaction and blocks freed in a committed transaction can be reused
+//! without revoke records. Directories with an htree index have their index
+//! flag cleared when modified (a valid linear directory; e2fsck -D can
+//! rebuild the index). Files mapped by extents are not written (EOPNOTSUPP).
+
+mod alloc;
+mod block_map_write;
+pub mod cache;
+mod dir_write;
+pub mod inode_write;
+mod journal;
+mod ops;
+mod orphan;
+
+use self::cache::Cached;
+use self::inode_write::RawInode;
+use self::journal::Journal;
+use crate::block::BlockDevice;
+use crate::ext3::features::{Compat, Incompat, RoCompat};
+use crate::ext3::group_desc::desc_table_block;
+use crate::ext3::superblock::{SUPERBLOCK_OFFSET, STATE_VALID};
+use crate::ext3::{Error, Ext3, OpenOptions, ReplayReport, Result};
+use nix::errno::Errno;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Results of writer operations: errno values, as the VFS wants them.
+pub type WResult<T> = std::result::Result<T, Errno>;
+
+pub(crate) fn eio(_: io::Error) -> Errno {
+    Errno::EIO
+}
+
+/// How to open for writing.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Commit after every operation (slower; what `uml_fs` does not need).
+    pub sync_each_op: bool,
+    /// Test hook: every device write after this many fails, as if the
+    /// process had been killed there.
+    pub fail_after_writes: Option<u64>,
+}
+
+/// The features the writer knows how to keep consistent.
+const WRITABLE_INCOMPAT: u32 = Incompat::FILETYPE | Incompat::RECOVER;
+const WRITABLE_RO_COMPAT: u32 = RoCompat::SPARSE_SUPER | RoCompat::LARGE_FILE;
+const WRITABLE_COMPAT: u32 = Compat::DIR_PREALLOC
+    | Compat::HAS_JOURNAL
+    | Compat::EXT_ATTR
+    | Compat::RESIZE_INODE
+    | Compat::DIR_INDEX;
+
+/// Fixed geometry of the filesystem.
+#[derive(Debug, Clone)]
+pub(crate) struct Geo {
+    pub bs: u64,
+    pub blocks_count: u64,
+    pub first_data_block: u64,
+    pub bpg: u64,
+    pub ipg: u32,
+    pub inodes_count: u32,
+    pub inode_size: usize,
+    pub first_ino: u32,
+    pub filetype: bool,
+    pub extra_isize: u16,
+    pub r_blocks: u64,
+    /// Per group: (block bitmap, inode bitmap, inode table).
+    pub groups: Vec<(u64, u64, u64)>,
+    /// Per group: (descriptor table block, byte offset in it).
+    pub desc_at: Vec<(u64, usize)>,
+}
+
+impl Geo {
+    pub fn sb_block(&self) -> (u64, usize) {
+        (SUPERBLOCK_OFFSET / self.bs, (SUPERBLOCK_OFFSET % self.bs) as usize)
+    }
+    /// (first block, number of blocks) of group `g`.
+    pub fn group_range(&self, g: usize) -> (u64, u64) {
+        let first = self.first_data_block + g as u64 * self.bpg;
+        (first, (self.blocks_count - first).min(self.bpg))
+    }
+    /// Block and byte offset of inode `ino`'s record.
+    pub fn inode_at(&self, ino: u32) -> (u64, usize) {
+        let g = ((ino - 1) / self.ipg) as usize;
+        let idx = u64::from((ino - 1) % self.ipg) * self.inode_size as u64;
+        (self.groups[g].2 + idx / self.bs, (idx % self.bs) as usize)
+    }
+}
+
+/// Mutable allocation state, guarded by the metadata lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Per group: (free blocks, free inodes, used dirs).
+    pub counts: Vec<(u32, u32, u32)>,
+    pub free_blocks: u64,
+    pub free_inodes: u32,
+    /// Blocks freed by the running transaction: not reused before it commits.
+    pub pending_free: HashSet<u64>,
+    pub journal: Option<Journal>,
+    /// Orphan list, head first (`s_last_orphan`, linked by `i_dtime`).
+    pub orphans: Vec<u32>,
+    pub last_commit: Instant,
+    pub block_hint: u64,
+    pub generation: u32,
+    /// Set after an I/O error: further changes would not be consistent.
+    pub broken: bool,
+}
+
+/// An ext2/ext3 filesystem opened for writing.
+pub struct Writer<D: BlockDevice> {
+    pub(crate) fs: Ext3<Arc<Cached<D>>>,
+    pub(crate) cache: Arc<Cached<D>>,
+    pub(crate) geo: Geo,
+    pub(crate) st: RwLock<State>,
+    /// Directory name caches: directory inode -> name -> inode.
+    pub(crate) dcache: Mutex<HashMap<u32, dir_write::NameMap>>,
+    pub(crate) opts: WriteOptions,
+    replay: Option<ReplayReport>,
+}
+
+/// Commit at least this often while operations keep coming.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+fn io_err(offset: u64, source: io::Error) -> Error {
+    Error::Io {
+        offset,
+        len: 0,
+        source,
+    }
+}
+
+impl<D: BlockDevice> Writer<D> {
+    /// Opens `dev` for writing: refuses features the writer cannot keep
+    /// consistent, replays a journal that needs recovery into the device,
+    /// processes the orphan list and marks the filesystem in use.
+    pub fn open(dev: D, opts: WriteOptions) -> Result<Self> {
+        let reader = Ext3::open_with(&dev, OpenOptions { replay_journal: false })?;
+        let sb = reader.superblock().clone();
+        let bad_in = sb.s_feature_incompat.0 & !WRITABLE_INCOMPAT;
+        let bad_ro = sb.s_feature_ro_compat.0 & !WRITABLE_RO_COMPAT;
+        let bad_c = sb.s_feature_compat.0 & !WRITABLE_COMPAT;
+        if bad_in != 0 || bad_ro != 0 || bad_c != 0 {
+            let names = crate::ext3::features::all_names(
+                Compat(bad_c),
+                Incompat(bad_in),
+                RoCompat(bad_ro),
+            );
+            return Err(Error::Unsupported(format!(
+                "writing a filesystem with {} (the writer handles ext2/ext3)",
+                names.join(", ")
+            )));
+        }
+        if sb.has_journal() && sb.s_journal_inum == 0 {
+            return Err(Error::Unsupported("external journal".into()));
+        }
+        let mut replay = None;
+        if sb.needs_recovery() && sb.has_journal() {
+            let (blocks, report) = crate::ext3::journal::replay::replay(&reader)?;
+            for (blk, data) in &blocks {
+                let off = blk * u64::from(sb.block_size());
+                dev.write_all_at(off, data).map_err(|e| io_err(off, e))?;
+            }
+            dev.flush().map_err(|e| io_err(0, e))?;
+            replay = Some(report);
+        }
+        drop(reader);
+        let bs = sb.block_size();
+        let cache = Arc::new(Cached::new(dev, bs));
+        if let Some(n) = opts.fail_after_writes {
+            cache.fail_after_writes(n);
+        }
+        let fs = Ext3::open_with(
+            Arc::clone(&cache),
+            OpenOptions {
+                replay_journal: false,
+            },
+        )?;
+        let sb = fs.superblock().clone();
+        let geo = Geo {
+            bs: u64::from(bs),
+            blocks_count: sb.s_blocks_count,
+            first_data_block: u64::from(sb.s_first_data_block),
+            bpg: u64::from(sb.s_blocks_per_group),
+            ipg: sb.s_inodes_per_group,
+            inodes_count: sb.s_inodes_count,
+            inode_size: usize::from(sb.s_inode_size),
+            first_ino: sb.s_first_ino,
+            filetype: sb.has_filetype(),
+            extra_isize: if sb.s_inode_size > 128 {
+                sb.s_want_extra_isize.clamp(4, 32).max(32.min(sb.s_inode_size - 128))
+            } else {
+                0
+            },
+            r_blocks: sb.s_r_blocks_count,
+            groups: fs
+                .groups()
+                .iter()
+                .map(|g| (g.bg_block_bitmap, g.bg_inode_bitmap, g.bg_inode_table))
+                .collect(),
+            desc_at: (0..fs.groups().len())
+                .map(|g| {
+                    let per = bs as usize / sb.desc_size();
+                    let blk = desc_table_block(&sb, (g / per) as u64).unwrap_or(0);
+                    (blk, (g % per) * sb.desc_size())
+                })
+                .collect(),
+        };
+        let journal = if sb.has_journal() {
+            Some(Journal::load(&fs, &sb).map_err(|e| match e {
+                Errno::EOPNOTSUPP => Error::Unsupported(
+                    "writing through a journal with checksums or 64-bit tags".into(),
+                ),
+                _ => Error::corrupt_msg("journal", "cannot be loaded for writing"),
+            })?)
+        } else {
+            None
+        };
+        let counts = fs
+            .groups()
+            .iter()
+            .map(|g| (g.bg_free_blocks_count, g.bg_free_inodes_count, g.bg_used_dirs_count))
+            .collect();
+        let w = Writer {
+            fs,
+            cache,
+            geo,
+            st: RwLock::new(State {
+                counts,
+                free_blocks: sb.s_free_blocks_count,
+                free_inodes: sb.s_free_inodes_count,
+                pending_free: HashSet::new(),
+                journal,
+                orphans: Vec::new(),
+                last_commit: Instant::now(),
+                block_hint: 0,
+                generation: std::process::id().wrapping_mul(2654435761),
+                broken: false,
+            }),
+            dcache: Mutex::new(HashMap::new()),
+            opts,
+            replay,
+        };
+        let errno = |e: Errno| Error::corrupt_msg("open for writing", e.desc());
+        {
+            let mut st = w.st.write().map_err(|_| errno(Errno::EIO))?;
+            // Mark the filesystem in use on the device itself before any
+            // transaction: a log without needs_recovery would be wiped.
+            w.mount_sb(&mut st, true).map_err(errno)?;
+            let (blk, _) = w.geo.sb_block();
+            let b = w.get(blk).map_err(errno)?;
+            w.cache.write_blocks(blk, &b).map_err(|e| io_err(blk, e))?;
+            w.cache.flush().map_err(|e| io_err(0, e))?;
+            w.cache.clear_dirty().map_err(|e| io_err(0, e))?;
+            w.process_orphans(&mut st).map_err(errno)?;
+            w.commit(&mut st).map_err(errno)?;
+        }
+        Ok(w)
+    }
+
+    /// What journal replay did when opening, if it ran.
+    pub fn replay_report(&self) -> Option<&ReplayReport> {
+        self.replay.as_ref()
+    }
+
+    /// The read side, seeing this writer's changes.
+    pub fn reader(&self) -> &Ext3<Arc<Cached<D>>> {
+        &self.fs
+    }
+
+    /// Reads a whole metadata block (transaction copy first).
+    pub(crate) fn get(&self, blk: u64) -> WResult<Vec<u8>> {
+        if blk >= self.geo.blocks_count {
+            return Err(Errno::EIO);
+        }
+        self.cache.get(blk).map_err(eio)
+    }
+
+    /// Puts a metadata block into the running transaction.
+    pub(crate) fn put(&self, blk: u64, data: Vec<u8>) -> WResult<()> {
+        if blk >= self.geo.blocks_count || blk == 0 && self.geo.bs == 1024 {
+            return Err(Errno::EIO);
+        }
+        self.cache.put(blk, data).map_err(eio)
+    }
+
+    /// The raw record of inode `ino`.
+    pub(crate) fn raw_inode(&self, ino: u32) -> WResult<RawInode> {
+        if ino == 0 || ino > self.geo.inodes_count {
+            return Err(Errno::ESTALE);
+        }
+        let (blk, off) = self.geo.inode_at(ino);
+        let b = self.get(blk)?;
+        Ok(RawInode {
+            ino,
+            b: b[off..off + self.geo.inode_size].to_vec(),
+        })
+    }
+
+    /// Writes an inode record back.
+    pub(crate) fn put_inode(&self, r: &RawInode) -> WResult<()> {
+        let (blk, off) = self.geo.inode_at(r.ino);
+        let mut b = self.get(blk)?;
+        b[off..off + self.geo.inode_size].copy_from_slice(&r.b);
+        self.put(blk, b)
+    }
+
+    /// Writes the superblock counters (and `s_last_orphan`) into the
+    /// transaction; `in_use` marks it mounted (needs_recovery with a
+    /// journal, not clean without one).
+    pub(crate) fn mount_sb(&self, st: &mut State, in_use: bool) -> WResult<()> {
+        let (blk, off) = self.geo.sb_block();
+        let mut b = self.get(blk)?;
+        let s = &mut b[off..off + 1024];
+        s[0x0C..0x10].copy_from_slice(&(st.free_blocks as u32).to_le_bytes());
+        s[0x10..0x14].copy_from_slice(&st.free_inodes.to_le_bytes());
+        let now = now_secs();
+        s[0x30..0x34].copy_from_slice(&now.to_le_bytes());
+        let head = st.orphans.first().copied().unwrap_or(0);
+        s[0xE8..0xEC].copy_from_slice(&head.to_le_bytes());
+        let mut incompat = u32::from_le_bytes([s[0x60], s[0x61], s[0x62], s[0x63]]);
+        let mut state = u16::from_le_bytes([s[0x3A], s[0x3B]]);
+        if st.journal.is_some() {
+            incompat = if in_use {
+                incompat | Incompat::RECOVER
+            } else {
+                incompat & !Incompat::RECOVER
+            };
+        } else if in_use {
+            state &= !STATE_VALID;
+        } else {
+            state |= STATE_VALID;
+        }
+        s[0x60..0x64].copy_from_slice(&incompat.to_le_bytes());
+        s[0x3A..0x3C].copy_from_slice(&state.to_le_bytes());
+        self.put(blk, b)
+    }
+
+    /// Commits the running transaction: data is already on the device;
+    /// flush it, log the metadata, then write it home (checkpoint).
+    pub(crate) fn commit(&self, st: &mut State) -> WResult<()> {
+        if st.broken {
+            return Err(Errno::EIO);
+        }
+        let r = self.commit_inner(st);
+        if r.is_err() {
+            st.broken = true;
+        }
+        r
+    }
+
+    fn commit_inner(&self, st: &mut State) -> WResult<()> {
+        st.last_commit = Instant::now();
+        if self.cache.dirty_count() == 0 {
+            return Ok(());
+        }
+        self.mount_sb(st, true)?;
+        let blocks = self.cache.dirty_blocks().map_err(eio)?;
+        if let Some(j) = st.journal.as_mut() {
+            j.commit(&self.cache, &blocks)?;
+        }
+        for (blk, data) in &blocks {
+            self.cache.write_blocks(*blk, data).map_err(eio)?;
+        }
+        self.cache.flush().map_err(eio)?;
+        if let Some(j) = st.journal.as_mut() {
+            j.checkpointed(&self.cache)?;
+        }
+        self.cache.clear_dirty().map_err(eio)?;
+        st.pending_free.clear();
+        Ok(())
+    }
+
+    /// Ends an operation: commits when asked to, when the transaction is
+    /// getting large or when the last commit is old.
+    pub(crate) fn end_op(&self, st: &mut State) -> WResult<()> {
+        let limit = st.journal.as_ref().map_or(4096, |j| j.capacity() / 2);
+        if self.opts.sync_each_op
+            || self.cache.dirty_count() >= limit
+            || st.last_commit.elapsed() >= COMMIT_INTERVAL
+        {
+            self.commit(st)?;
+        }
+        Ok(())
+    }
+
+    /// True when the running transaction must be committed before more
+    /// blocks can be dirtied (long writes commit in the middle).
+    pub(crate) fn tx_full(&self, st: &State) -> bool {
+        let limit = st.journal.as_ref().map_or(8192, |j| j.capacity() / 2);
+        self.cache.dirty_count() + 64 >= limit
+    }
+
+    /// Commits, frees orphans, checkpoints and marks the filesystem clean.
+    pub fn close(&self) -> WResult<()> {
+        let mut st = self.st.write().map_err(|_| Errno::EIO)?;
+        self.commit(&mut st)?;
+        self.process_orphans(&mut st)?;
+        self.commit(&mut st)?;
+        self.mount_sb(&mut st, false)?;
+        let (blk, _) = self.geo.sb_block();
+        let b = self.get(blk)?;
+        self.cache.write_blocks(blk, &b).map_err(eio)?;
+        self.cache.flush().map_err(eio)?;
+        self.cache.clear_dirty().map_err(eio)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+pub(crate) fn now() -> crate::ext3::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::ext3::Timestamp {
+        sec: d.as_secs() as i64,
+        nsec: d.subsec_nanos(),
+    }
+}

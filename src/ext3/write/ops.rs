@@ -1,0 +1,623 @@
+//! [`InodeFs`] over the writer: each mutating operation takes the metadata
+//! lock, changes blocks of the running transaction, and ends with
+//! `end_op` (which commits when the transaction is large or old, or always
+//! with `sync_each_op`). Reads take the lock shared and go through the
+//! reader, which sees the transaction's blocks.
+
+use super::dir_write::check_name;
+use super::inode_write::{split_dev, RawInode, Which};
+use super::{State, WResult, Writer};
+use crate::block::BlockDevice;
+use crate::ext3::inode::FileType;
+use crate::ext3::{Metadata, StatFs, Timestamp};
+use crate::vfs::{errno_of, DirEntry, Ino, InodeFs, Owner, RenameFlags, SetAttr, SetTime};
+use nix::errno::Errno;
+use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+
+/// Largest link count (ext3's `EXT4_LINK_MAX` without dir_nlink).
+const LINK_MAX: u16 = 32000;
+
+fn ts(t: SetTime) -> Timestamp {
+    match t {
+        SetTime::Now => super::now(),
+        SetTime::At(t) => t,
+    }
+}
+
+impl<D: BlockDevice> Writer<D> {
+    fn wlock(&self) -> WResult<RwLockWriteGuard<'_, State>> {
+        let st = self.st.write().map_err(|_| Errno::EIO)?;
+        if st.broken {
+            return Err(Errno::EIO);
+        }
+        Ok(st)
+    }
+
+    fn rlock(&self) -> WResult<RwLockReadGuard<'_, State>> {
+        self.st.read().map_err(|_| Errno::EIO)
+    }
+
+    fn meta(&self, ino: u32) -> WResult<Metadata> {
+        self.fs.getattr(ino).map_err(|e| errno_of(&e))
+    }
+
+    /// A live directory's record.
+    fn live_dir(&self, ino: u32) -> WResult<RawInode> {
+        let r = self.raw_inode(ino)?;
+        if !r.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if r.links() == 0 {
+            return Err(Errno::ENOENT);
+        }
+        Ok(r)
+    }
+
+    /// Allocates and fills a new inode (not yet written) and links it as
+    /// `name` in `parent`; `init` sets its type-specific contents.
+    fn make_node(
+        &self,
+        st: &mut State,
+        parent: u32,
+        name: &[u8],
+        mode: u16,
+        owner: Owner,
+        init: &mut dyn FnMut(&Self, &mut State, &mut RawInode) -> WResult<()>,
+    ) -> WResult<Metadata> {
+        check_name(name)?;
+        let mut p = self.live_dir(parent)?;
+        if self.find(parent, name)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let t = FileType::from_mode(mode).ok_or(Errno::EINVAL)?;
+        let dir = t == FileType::Directory;
+        if dir && p.links() >= LINK_MAX {
+            return Err(Errno::EMLINK);
+        }
+        let ino = self.alloc_inode(st, parent, dir)?;
+        let mut r = RawInode::new(ino, self.geo.inode_size, self.geo.extra_isize);
+        r.set_mode(mode);
+        r.set_uid(owner.uid);
+        r.set_gid(owner.gid);
+        r.set_links(if dir { 2 } else { 1 });
+        let now = super::now();
+        for w in [Which::Atime, Which::Ctime, Which::Mtime, Which::Crtime] {
+            r.set_time(w, now);
+        }
+        st.generation = st.generation.wrapping_add(0x9E37_79B9);
+        r.set_generation(st.generation);
+        let made = init(self, st, &mut r).and_then(|()| self.add_entry(st, &mut p, name, ino, t));
+        if let Err(e) = made {
+            if self.has_blocks(&r) {
+                self.truncate_blocks(st, &mut r, 0)?;
+            }
+            self.free_inode(st, ino, dir)?;
+            return Err(e);
+        }
+        if dir {
+            p.set_links(p.links() + 1);
+        }
+        self.put_inode(&p)?;
+        self.put_inode(&r)?;
+        if dir {
+            // A new directory's names are known: no need to read them back.
+            self.with_names(ino, |_| ())?;
+        }
+        self.end_op(st)?;
+        self.meta(ino)
+    }
+
+    /// Writes `data` at `offset` of regular file `r` (caller puts `r`).
+    fn write_data(&self, st: &mut State, r: &mut RawInode, offset: u64, data: &[u8]) -> WResult<usize> {
+        let bs = self.geo.bs;
+        let p = bs / 4;
+        let max = (12 + p + p * p + p * p * p).saturating_mul(bs);
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        if end > max {
+            return Err(Errno::EFBIG);
+        }
+        let mut pos = offset;
+        while pos < end {
+            let lblk = pos / bs;
+            let within = (pos % bs) as usize;
+            let want = (end - lblk * bs).div_ceil(bs).min(1024);
+            let existing = self.bmap(r, lblk)?;
+            let (start, n, fresh) = if existing != 0 {
+                let mut n = 1;
+                while n < want && self.bmap(r, lblk + n)? == existing + n {
+                    n += 1;
+                }
+                (existing, n, false)
+            } else {
+                // Allocate up to the next mapped block.
+                let mut hole = 1;
+                while hole < want && self.bmap(r, lblk + hole)? == 0 {
+                    hole += 1;
+                }
+                let goal = if lblk > 0 { self.bmap(r, lblk - 1)? + 1 } else { self.inode_goal(r.ino) };
+                let got = self.alloc_run(st, goal, hole);
+                let (s, n) = match got {
+                    Ok(v) => v,
+                    Err(e) if pos > offset => {
+                        let _ = e;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for k in 0..n {
+                    self.bmap_set(st, r, lblk + k, s + k)?;
+                }
+                r.set_sectors(r.sectors() + n * (bs / 512));
+                (s, n, true)
+            };
+            let span = (n * bs) as usize;
+            let take = (span - within).min((end - pos) as usize);
+            let mut buf = vec![0u8; span];
+            let src = &data[(pos - offset) as usize..(pos - offset) as usize + take];
+            if !fresh && (within != 0 || take % bs as usize != 0) {
+                // Keep the bytes around the write in the first and last block.
+                let first = self.cache.get(start).map_err(super::eio)?;
+                buf[..bs as usize].copy_from_slice(&first);
+                if n > 1 {
+                    let last = self.cache.get(start + n - 1).map_err(super::eio)?;
+                    buf[span - bs as usize..].copy_from_slice(&last);
+                }
+            }
+            buf[within..within + take].copy_from_slice(src);
+            self.cache.write_blocks(start, &buf).map_err(super::eio)?;
+            pos += take as u64;
+            if pos > r.size() {
+                r.set_size(pos);
+            }
+            if self.tx_full(st) {
+                self.put_inode(r)?;
+                self.commit(st)?;
+            }
+        }
+        Ok((pos - offset) as usize)
+    }
+
+    /// Sets the size of regular file `r`, freeing blocks past the end and
+    /// zeroing the tail of the new last block.
+    fn set_size(&self, st: &mut State, r: &mut RawInode, size: u64) -> WResult<()> {
+        let bs = self.geo.bs;
+        let p = bs / 4;
+        if size > (12 + p + p * p + p * p * p).saturating_mul(bs) {
+            return Err(Errno::EFBIG);
+        }
+        self.check_block_map(r)?;
+        if size < r.size() {
+            self.truncate_blocks(st, r, size.div_ceil(bs))?;
+            if size % bs != 0 {
+                let blk = self.bmap(r, size / bs)?;
+                if blk != 0 {
+                    let mut b = self.cache.get(blk).map_err(super::eio)?;
+                    b[(size % bs) as usize..].fill(0);
+                    self.cache.write_blocks(blk, &b).map_err(super::eio)?;
+                }
+            }
+        }
+        r.set_size(size);
+        Ok(())
+    }
+
+    /// Drops one name of `r` (already removed from its directory).
+    fn drop_link(&self, st: &mut State, r: &mut RawInode) -> WResult<()> {
+        if r.is_dir() {
+            r.set_links(0);
+            self.truncate_blocks(st, r, 0)?;
+            r.set_size(0);
+            self.forget_dir(r.ino);
+        } else {
+            r.set_links(r.links().saturating_sub(1));
+        }
+        r.set_time(Which::Ctime, super::now());
+        if r.links() == 0 {
+            self.add_orphan(st, r);
+        }
+        Ok(())
+    }
+
+    /// True when directory `anc` is `ino` or one of its ancestors.
+    fn is_ancestor(&self, anc: u32, mut ino: u32) -> WResult<bool> {
+        for _ in 0..=self.geo.inodes_count {
+            if ino == anc {
+                return Ok(true);
+            }
+            if ino == crate::ext3::ROOT_INO {
+                return Ok(false);
+            }
+            ino = self.find(ino, b"..")?.ok_or(Errno::EIO)?;
+        }
+        Err(Errno::ELOOP)
+    }
+
+    fn type_of(r: &RawInode) -> WResult<FileType> {
+        FileType::from_mode(r.mode()).ok_or(Errno::EIO)
+    }
+
+    /// Moves directory `child` from `old` to `new` parent: `..` and links.
+    fn reparent(&self, child: u32, old: u32, new: u32) -> WResult<()> {
+        if old == new {
+            return Ok(());
+        }
+        let mut c = self.raw_inode(child)?;
+        self.retarget_entry(&mut c, b"..", new, FileType::Directory)?;
+        self.put_inode(&c)?;
+        let mut o = self.raw_inode(old)?;
+        o.set_links(o.links().saturating_sub(1));
+        self.put_inode(&o)?;
+        let mut n = self.raw_inode(new)?;
+        if n.links() >= LINK_MAX {
+            return Err(Errno::EMLINK);
+        }
+        n.set_links(n.links() + 1);
+        self.put_inode(&n)
+    }
+
+    fn rename_locked(
+        &self,
+        st: &mut State,
+        parent: u32,
+        name: &[u8],
+        new_parent: u32,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> WResult<()> {
+        if flags.exchange && flags.noreplace {
+            return Err(Errno::EINVAL);
+        }
+        if name == b"." || name == b".." {
+            return Err(Errno::EINVAL);
+        }
+        check_name(new_name)?;
+        self.live_dir(parent)?;
+        self.live_dir(new_parent)?;
+        let src = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+        let dst = self.find(new_parent, new_name)?;
+        if parent == new_parent && name == new_name {
+            return Ok(());
+        }
+        let s = self.raw_inode(src)?;
+        let st_type = Self::type_of(&s)?;
+        if s.is_dir() && self.is_ancestor(src, new_parent)? {
+            return Err(Errno::EINVAL);
+        }
+        if flags.exchange {
+            let dst = dst.ok_or(Errno::ENOENT)?;
+            let d = self.raw_inode(dst)?;
+            let dt = Self::type_of(&d)?;
+            if d.is_dir() && self.is_ancestor(dst, parent)? {
+                return Err(Errno::EINVAL);
+            }
+            let mut p = self.raw_inode(parent)?;
+            self.retarget_entry(&mut p, name, dst, dt)?;
+            self.put_inode(&p)?;
+            let mut np = self.raw_inode(new_parent)?;
+            self.retarget_entry(&mut np, new_name, src, st_type)?;
+            self.put_inode(&np)?;
+            if s.is_dir() {
+                self.reparent(src, parent, new_parent)?;
+            }
+            if d.is_dir() {
+                self.reparent(dst, new_parent, parent)?;
+            }
+            for ino in [src, dst] {
+                let mut r = self.raw_inode(ino)?;
+                r.set_time(Which::Ctime, super::now());
+                self.put_inode(&r)?;
+            }
+            return Ok(());
+        }
+        match dst {
+            Some(_) if flags.noreplace => return Err(Errno::EEXIST),
+            Some(d) if d == src => return Ok(()),
+            Some(d) => {
+                let mut dr = self.raw_inode(d)?;
+                match (s.is_dir(), dr.is_dir()) {
+                    (true, false) => return Err(Errno::ENOTDIR),
+                    (false, true) => return Err(Errno::EISDIR),
+                    (true, true) if !self.dir_is_empty(d)? => return Err(Errno::ENOTEMPTY),
+                    _ => {}
+                }
+                let mut np = self.raw_inode(new_parent)?;
+                self.retarget_entry(&mut np, new_name, src, st_type)?;
+                if dr.is_dir() {
+                    np.set_links(np.links().saturating_sub(1));
+                }
+                self.put_inode(&np)?;
+                self.drop_link(st, &mut dr)?;
+                self.put_inode(&dr)?;
+            }
+            None => {
+                let mut np = self.raw_inode(new_parent)?;
+                self.add_entry(st, &mut np, new_name, src, st_type)?;
+                self.put_inode(&np)?;
+            }
+        }
+        let mut p = self.raw_inode(parent)?;
+        self.remove_entry(&mut p, name)?;
+        self.put_inode(&p)?;
+        if s.is_dir() {
+            self.reparent(src, parent, new_parent)?;
+        }
+        let mut r = self.raw_inode(src)?;
+        r.set_time(Which::Ctime, super::now());
+        self.put_inode(&r)
+    }
+}
+
+impl<D: BlockDevice> InodeFs for Writer<D> {
+    fn lookup(&self, parent: Ino, name: &[u8]) -> WResult<Metadata> {
+        let _g = self.rlock()?;
+        if name.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let ino = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+        self.meta(ino)
+    }
+
+    fn getattr(&self, ino: Ino) -> WResult<Metadata> {
+        let _g = self.rlock()?;
+        self.meta(ino)
+    }
+
+    fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> WResult<usize> {
+        let _g = self.rlock()?;
+        self.fs.read(ino, offset, buf).map_err(|e| errno_of(&e))
+    }
+
+    fn readlink(&self, ino: Ino) -> WResult<Vec<u8>> {
+        let _g = self.rlock()?;
+        self.fs.readlink(ino).map_err(|e| errno_of(&e))
+    }
+
+    fn readdir(&self, ino: Ino, cookie: u64, f: &mut dyn FnMut(DirEntry) -> bool) -> WResult<()> {
+        let _g = self.rlock()?;
+        self.fs
+            .readdir_with(ino, cookie, |e, next_cookie| {
+                f(DirEntry {
+                    ino: e.ino,
+                    file_type: e.file_type,
+                    name: e.name,
+                    next_cookie,
+                })
+            })
+            .map_err(|e| errno_of(&e))
+    }
+
+    fn statfs(&self) -> WResult<StatFs> {
+        let st = self.rlock()?;
+        Ok(StatFs {
+            block_size: self.geo.bs as u32,
+            blocks: self.geo.blocks_count,
+            free_blocks: st.free_blocks,
+            available_blocks: st.free_blocks.saturating_sub(self.geo.r_blocks),
+            inodes: u64::from(self.geo.inodes_count),
+            free_inodes: u64::from(st.free_inodes),
+            name_max: 255,
+        })
+    }
+
+    fn listxattr(&self, ino: Ino) -> WResult<Vec<Vec<u8>>> {
+        let _g = self.rlock()?;
+        self.fs.listxattr(ino).map_err(|e| errno_of(&e))
+    }
+
+    fn getxattr(&self, ino: Ino, name: &[u8]) -> WResult<Vec<u8>> {
+        let _g = self.rlock()?;
+        self.fs
+            .getxattr(ino, name)
+            .map_err(|e| errno_of(&e))?
+            .ok_or(Errno::ENODATA)
+    }
+
+    fn setattr(&self, ino: Ino, c: &SetAttr) -> WResult<Metadata> {
+        let mut st = self.wlock()?;
+        let mut r = self.raw_inode(ino)?;
+        if r.mode() == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if let Some(size) = c.size {
+            if r.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            if r.mode() & 0xF000 != 0x8000 {
+                return Err(Errno::EINVAL);
+            }
+            self.set_size(&mut st, &mut r, size)?;
+            r.set_time(Which::Mtime, super::now());
+        }
+        if let Some(m) = c.mode {
+            r.set_mode((r.mode() & 0xF000) | (m & 0o7777) as u16);
+        }
+        if let Some(u) = c.uid {
+            r.set_uid(u);
+        }
+        if let Some(g) = c.gid {
+            r.set_gid(g);
+        }
+        if let Some(t) = c.atime {
+            r.set_time(Which::Atime, ts(t));
+        }
+        if let Some(t) = c.mtime {
+            r.set_time(Which::Mtime, ts(t));
+        }
+        r.set_time(Which::Ctime, super::now());
+        self.put_inode(&r)?;
+        self.end_op(&mut st)?;
+        self.meta(ino)
+    }
+
+    fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> WResult<usize> {
+        let mut st = self.wlock()?;
+        let mut r = self.raw_inode(ino)?;
+        match r.mode() & 0xF000 {
+            0x8000 => {}
+            0x4000 => return Err(Errno::EISDIR),
+            _ => return Err(Errno::EINVAL),
+        }
+        self.check_block_map(&r)?;
+        let n = self.write_data(&mut st, &mut r, offset, data);
+        let now = super::now();
+        r.set_time(Which::Mtime, now);
+        r.set_time(Which::Ctime, now);
+        self.put_inode(&r)?;
+        let n = n?;
+        self.end_op(&mut st)?;
+        Ok(n)
+    }
+
+    fn create(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> WResult<Metadata> {
+        let mut st = self.wlock()?;
+        let mode = 0o100000 | (mode & 0o7777) as u16;
+        self.make_node(&mut st, parent, name, mode, owner, &mut |_, _, _| Ok(()))
+    }
+
+    fn mknod(&self, parent: Ino, name: &[u8], mode: u32, rdev: u64, owner: Owner) -> WResult<Metadata> {
+        let mut st = self.wlock()?;
+        let t = (mode & 0o170000) as u16;
+        if !matches!(t, 0o100000 | 0o020000 | 0o060000 | 0o010000 | 0o140000) {
+            return Err(Errno::EINVAL);
+        }
+        let m = t | (mode & 0o7777) as u16;
+        self.make_node(&mut st, parent, name, m, owner, &mut |_, _, r| {
+            if matches!(t, 0o020000 | 0o060000) {
+                let (ma, mi) = split_dev(rdev);
+                r.set_rdev(ma, mi);
+            }
+            Ok(())
+        })
+    }
+
+    fn mkdir(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> WResult<Metadata> {
+        let mut st = self.wlock()?;
+        let m = 0o040000 | (mode & 0o7777) as u16;
+        self.make_node(&mut st, parent, name, m, owner, &mut |w, st, r| {
+            let blk = w.alloc_block(st, w.inode_goal(r.ino))?;
+            let b = super::dir_write::new_dir_block(w.geo.bs as usize, r.ino, parent, w.geo.filetype);
+            w.put(blk, b)?;
+            r.set_ptr(0, blk as u32);
+            r.set_size(w.geo.bs);
+            r.set_sectors(w.geo.bs / 512);
+            Ok(())
+        })
+    }
+
+    fn symlink(&self, parent: Ino, name: &[u8], target: &[u8], owner: Owner) -> WResult<Metadata> {
+        let mut st = self.wlock()?;
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if target.len() >= self.geo.bs as usize || target.len() > 4095 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        self.make_node(&mut st, parent, name, 0o120777, owner, &mut |w, st, r| {
+            r.set_size(target.len() as u64);
+            if target.len() < 60 {
+                r.i_block_mut()[..target.len()].copy_from_slice(target);
+                return Ok(());
+            }
+            let blk = w.alloc_block(st, w.inode_goal(r.ino))?;
+            let mut b = vec![0u8; w.geo.bs as usize];
+            b[..target.len()].copy_from_slice(target);
+            w.put(blk, b)?;
+            r.set_ptr(0, blk as u32);
+            r.set_sectors(w.geo.bs / 512);
+            Ok(())
+        })
+    }
+
+    fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> WResult<Metadata> {
+        let mut st = self.wlock()?;
+        check_name(new_name)?;
+        let mut r = self.raw_inode(ino)?;
+        if r.is_dir() {
+            return Err(Errno::EPERM);
+        }
+        if r.links() == 0 || r.mode() == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if r.links() >= LINK_MAX {
+            return Err(Errno::EMLINK);
+        }
+        let mut p = self.live_dir(new_parent)?;
+        if self.find(new_parent, new_name)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        self.add_entry(&mut st, &mut p, new_name, ino, Self::type_of(&r)?)?;
+        self.put_inode(&p)?;
+        r.set_links(r.links() + 1);
+        r.set_time(Which::Ctime, super::now());
+        self.put_inode(&r)?;
+        self.end_op(&mut st)?;
+        self.meta(ino)
+    }
+
+    fn unlink(&self, parent: Ino, name: &[u8]) -> WResult<()> {
+        let mut st = self.wlock()?;
+        let mut p = self.live_dir(parent)?;
+        let ino = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+        let mut r = self.raw_inode(ino)?;
+        if r.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        self.remove_entry(&mut p, name)?;
+        self.put_inode(&p)?;
+        self.drop_link(&mut st, &mut r)?;
+        self.put_inode(&r)?;
+        self.end_op(&mut st)
+    }
+
+    fn rmdir(&self, parent: Ino, name: &[u8]) -> WResult<()> {
+        let mut st = self.wlock()?;
+        if name == b"." {
+            return Err(Errno::EINVAL);
+        }
+        if name == b".." {
+            return Err(Errno::ENOTEMPTY);
+        }
+        let mut p = self.live_dir(parent)?;
+        let ino = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+        let mut r = self.raw_inode(ino)?;
+        if !r.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if !self.dir_is_empty(ino)? {
+            return Err(Errno::ENOTEMPTY);
+        }
+        self.remove_entry(&mut p, name)?;
+        p.set_links(p.links().saturating_sub(1));
+        self.put_inode(&p)?;
+        self.drop_link(&mut st, &mut r)?;
+        self.put_inode(&r)?;
+        self.end_op(&mut st)
+    }
+
+    fn rename(&self, parent: Ino, name: &[u8], new_parent: Ino, new_name: &[u8], flags: RenameFlags) -> WResult<()> {
+        let mut st = self.wlock()?;
+        self.rename_locked(&mut st, parent, name, new_parent, new_name, flags)?;
+        self.end_op(&mut st)
+    }
+
+    fn forget(&self, ino: Ino) {
+        let Ok(mut st) = self.wlock() else { return };
+        if st.orphans.contains(&ino) && self.release_inode(&mut st, ino).is_ok() {
+            let _ = self.end_op(&mut st);
+        }
+    }
+
+    fn fsync(&self, _ino: Ino, _datasync: bool) -> WResult<()> {
+        let mut st = self.wlock()?;
+        self.commit(&mut st)
+    }
+
+    fn sync_fs(&self) -> WResult<()> {
+        let mut st = self.wlock()?;
+        self.commit(&mut st)
+    }
+
+    fn unmount(&self) -> WResult<()> {
+        self.close()
+    }
+}

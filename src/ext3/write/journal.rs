@@ -34,6 +34,7 @@ pub struct Journal {
     tag_bytes: usize,
     is64: bool,
     bs: usize,
+    dirty_at_load: bool,
 }
 
 fn header(b: &mut [u8], kind: u32, tid: u32) {
@@ -78,12 +79,25 @@ impl Journal {
             tag_bytes: if is64 { 12 } else { 8 },
             is64,
             bs: bs as usize,
+            dirty_at_load: false,
         };
-        // Start from a clean log with a sequence past anything in it.
+        // Start from a clean log with a sequence past anything in it (the
+        // caller has replayed whatever it held).
         if jsb.s_start != 0 {
             j.tid = j.tid.wrapping_add(1 << 16);
+            j.dirty_at_load = true;
         }
         Ok(j)
+    }
+
+    /// Empties a log found non-empty at load (already replayed).
+    pub fn reset_if_dirty<D: BlockDevice>(&mut self, dev: &Cached<D>) -> WResult<()> {
+        if self.dirty_at_load {
+            self.write_sb(dev, 0)?;
+            dev.flush().map_err(eio)?;
+            self.dirty_at_load = false;
+        }
+        Ok(())
     }
 
     /// How many filesystem blocks one transaction may carry.

@@ -266,12 +266,16 @@ impl<D: BlockDevice> Writer<D> {
             let mut st = w.st.write().map_err(|_| errno(Errno::EIO))?;
             // Mark the filesystem in use on the device itself before any
             // transaction: a log without needs_recovery would be wiped.
+            w.load_orphans(&mut st).map_err(errno)?;
             w.mount_sb(&mut st, true).map_err(errno)?;
             let (blk, _) = w.geo.sb_block();
             let b = w.get(blk).map_err(errno)?;
             w.cache.write_blocks(blk, &b).map_err(|e| io_err(blk, e))?;
             w.cache.flush().map_err(|e| io_err(0, e))?;
             w.cache.clear_dirty().map_err(|e| io_err(0, e))?;
+            if let Some(j) = st.journal.as_mut() {
+                j.reset_if_dirty(&w.cache).map_err(errno)?;
+            }
             w.process_orphans(&mut st).map_err(errno)?;
             w.commit(&mut st).map_err(errno)?;
         }

@@ -88,9 +88,9 @@ impl<D: BlockDevice> Writer<D> {
         self.free_inode(st, ino, dir)
     }
 
-    /// Processes the on-disk orphan list (at open) and then the session's
-    /// own orphans.
-    pub(crate) fn process_orphans(&self, st: &mut State) -> WResult<()> {
+    /// Reads the on-disk orphan list into the session's (at open, before
+    /// the superblock is rewritten).
+    pub(crate) fn load_orphans(&self, st: &mut State) -> WResult<()> {
         let (blk, off) = self.geo.sb_block();
         let sb = self.get(blk)?;
         let mut next = u32::from_le_bytes([sb[off + 0xE8], sb[off + 0xE9], sb[off + 0xEA], sb[off + 0xEB]]);
@@ -103,6 +103,11 @@ impl<D: BlockDevice> Writer<D> {
             st.orphans.push(next);
             next = self.raw_inode(next)?.dtime();
         }
+        Ok(())
+    }
+
+    /// Frees (or truncates) every inode on the orphan list.
+    pub(crate) fn process_orphans(&self, st: &mut State) -> WResult<()> {
         while let Some(&ino) = st.orphans.first() {
             let r = self.raw_inode(ino)?;
             if r.links() == 0 {

@@ -32,14 +32,7 @@ fn backing(dir: &Path, mib: u64) -> PathBuf {
 /// Writes through the COW like a guest: scattered small writes, a long run,
 /// zeros over data, and a write at the very end.
 fn dirty(cow: &Path, seed: u64) {
-    let dev = open_cow(
-        cow,
-        &DiskOptions {
-            writable: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let dev = open_writable(cow);
     let len = dev.len();
     let mut x = seed;
     for i in 0..40u64 {
@@ -55,6 +48,26 @@ fn dirty(cow: &Path, seed: u64) {
     dev.write_all_at(4096, &vec![0u8; 64 << 10]).unwrap();
     dev.write_all_at(len - 700, &pattern(7, 700)).unwrap();
     dev.flush().unwrap();
+}
+
+/// Opens a COW for writing, as a guest would.
+fn open_writable(cow: &Path) -> umlkit::cow::CowDevice<umlkit::block::FileDevice> {
+    open_cow(
+        cow,
+        &DiskOptions {
+            writable: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A backing file of `mib` MiB in `dir` and a fresh COW over it.
+fn backing_and_cow(dir: &Path, mib: u64) -> (PathBuf, PathBuf) {
+    let b = backing(dir, mib);
+    let cow = dir.join("a.cow");
+    run_ok(bin("uml_mkcow"), [&cow, &b]);
+    (b, cow)
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -119,9 +132,7 @@ fn merged_image_equals_debian_uml_moo_byte_for_byte_and_the_model() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let b = backing(dir.path(), 16);
-    let cow = dir.path().join("a.cow");
-    run_ok(bin("uml_mkcow"), [&cow, &b]);
+    let (b, cow) = backing_and_cow(dir.path(), 16);
     dirty(&cow, 5);
     // The model: the COW's view read through the library.
     let view = open_cow(&cow, &DiskOptions::default()).unwrap();
@@ -156,9 +167,7 @@ fn in_place_merge_equals_debian_in_place_merge() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let b = backing(dir.path(), 8);
-    let cow = dir.path().join("a.cow");
-    run_ok(bin("uml_mkcow"), [&cow, &b]);
+    let (b, cow) = backing_and_cow(dir.path(), 8);
     dirty(&cow, 11);
     let copy = dir.path().join("copy_fs");
     std::fs::copy(&b, &copy).unwrap();
@@ -182,9 +191,7 @@ fn in_place_merge_equals_debian_in_place_merge() {
 #[test]
 fn an_interrupted_in_place_merge_is_finished_by_running_it_again() {
     let dir = tempfile::tempdir().unwrap();
-    let b = backing(dir.path(), 8);
-    let cow = dir.path().join("a.cow");
-    run_ok(bin("uml_mkcow"), [&cow, &b]);
+    let (b, cow) = backing_and_cow(dir.path(), 8);
     dirty(&cow, 3);
     let expected = dir.path().join("expected.img");
     run_ok(bin("uml_moo"), [&cow, &expected]);
@@ -232,19 +239,10 @@ fn an_interrupted_in_place_merge_is_finished_by_running_it_again() {
 #[test]
 fn killing_an_in_place_merge_at_random_points_then_rerunning_gives_the_same_result() {
     let dir = tempfile::tempdir().unwrap();
-    let b = backing(dir.path(), 32);
-    let cow = dir.path().join("a.cow");
-    run_ok(bin("uml_mkcow"), [&cow, &b]);
+    let (b, cow) = backing_and_cow(dir.path(), 32);
     {
         // Many dirty sectors, so that the merge takes a moment.
-        let dev = open_cow(
-            &cow,
-            &DiskOptions {
-                writable: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let dev = open_writable(&cow);
         for i in 0..24u64 {
             dev.write_all_at(i * (1 << 20) + 512, &pattern(i + 40, 900 << 10))
                 .unwrap();
@@ -276,9 +274,7 @@ fn killing_an_in_place_merge_at_random_points_then_rerunning_gives_the_same_resu
 #[test]
 fn reset_cow_leaves_an_empty_cow_that_opens_over_the_merged_backing() {
     let dir = tempfile::tempdir().unwrap();
-    let b = backing(dir.path(), 4);
-    let cow = dir.path().join("a.cow");
-    run_ok(bin("uml_mkcow"), [&cow, &b]);
+    let (_, cow) = backing_and_cow(dir.path(), 4);
     dirty(&cow, 8);
     let expected = dir.path().join("expected.img");
     run_ok(bin("uml_moo"), [&cow, &expected]);
@@ -314,14 +310,7 @@ fn a_64_gib_sparse_backing_merges_without_reading_its_holes() {
     let cow = dir.path().join("a.cow");
     run_ok(bin("uml_mkcow"), [&cow, &b]);
     {
-        let dev = open_cow(
-            &cow,
-            &DiskOptions {
-                writable: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let dev = open_writable(&cow);
         dev.write_all_at(40 << 30, b"written by the guest").unwrap();
     }
     let out = dir.path().join("merged");
@@ -410,18 +399,9 @@ fn old_layouts_merge_like_debian_uml_moo() {
 #[test]
 fn sigterm_during_a_merge_to_a_new_image_leaves_no_output_and_no_temporary() {
     let dir = tempfile::tempdir().unwrap();
-    let b = backing(dir.path(), 64);
-    let cow = dir.path().join("a.cow");
-    run_ok(bin("uml_mkcow"), [&cow, &b]);
+    let (_, cow) = backing_and_cow(dir.path(), 64);
     {
-        let dev = open_cow(
-            &cow,
-            &DiskOptions {
-                writable: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let dev = open_writable(&cow);
         for i in 0..64u64 {
             dev.write_all_at(i << 20, &pattern(i, 1 << 20)).unwrap();
         }

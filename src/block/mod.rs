@@ -48,59 +48,30 @@ pub trait BlockDevice: Send + Sync {
     }
 }
 
-impl<T: BlockDevice + ?Sized> BlockDevice for &T {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        (**self).read_exact_at(offset, buf)
-    }
-    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        (**self).write_all_at(offset, buf)
-    }
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn flush(&self) -> io::Result<()> {
-        (**self).flush()
-    }
-    fn next_data(&self, offset: u64) -> io::Result<Option<Range<u64>>> {
-        (**self).next_data(offset)
-    }
+/// Forwards every method of the trait through a pointer type.
+macro_rules! forward_block_device {
+    ($($ptr:ty),*) => {$(
+        impl<T: BlockDevice + ?Sized> BlockDevice for $ptr {
+            fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+                (**self).read_exact_at(offset, buf)
+            }
+            fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+                (**self).write_all_at(offset, buf)
+            }
+            fn len(&self) -> u64 {
+                (**self).len()
+            }
+            fn flush(&self) -> io::Result<()> {
+                (**self).flush()
+            }
+            fn next_data(&self, offset: u64) -> io::Result<Option<Range<u64>>> {
+                (**self).next_data(offset)
+            }
+        }
+    )*};
 }
 
-impl<T: BlockDevice + ?Sized> BlockDevice for Box<T> {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        (**self).read_exact_at(offset, buf)
-    }
-    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        (**self).write_all_at(offset, buf)
-    }
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn flush(&self) -> io::Result<()> {
-        (**self).flush()
-    }
-    fn next_data(&self, offset: u64) -> io::Result<Option<Range<u64>>> {
-        (**self).next_data(offset)
-    }
-}
-
-impl<T: BlockDevice + ?Sized> BlockDevice for std::sync::Arc<T> {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        (**self).read_exact_at(offset, buf)
-    }
-    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        (**self).write_all_at(offset, buf)
-    }
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn flush(&self) -> io::Result<()> {
-        (**self).flush()
-    }
-    fn next_data(&self, offset: u64) -> io::Result<Option<Range<u64>>> {
-        (**self).next_data(offset)
-    }
-}
+forward_block_device!(&T, Box<T>, std::sync::Arc<T>);
 
 /// The error for an access that does not fit inside a device of `len` bytes.
 pub fn out_of_range(offset: u64, count: usize, len: u64) -> io::Error {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fsimg;
+pub mod kernel;
 pub mod mcon;
 pub mod net;
 pub mod uml;

@@ -1,0 +1,1 @@
+//! The guest kernel binary `linux`: a user-mode machine monitor.

@@ -1,0 +1,294 @@
+//! The inode-level filesystem interface that the guest kernel's FUSE server
+//! calls, with errors as errno values.
+//!
+//! ```text
+//!   FUSE low-level server (kernel::fuse)      uml_fs editing commands
+//!                    \                         /
+//!                     InodeFs  (this trait: lookup, getattr, read, write, ...)
+//!                    /                         \
+//!      ReadOnly<D> (ext3 reader; mutations      the journaling writer
+//!      answer EROFS)                            (ext3, read-write)
+//! ```
+//!
+//! The operations are those a FUSE low-level server receives, keyed by inode
+//! number. Permission checks are the host kernel's (`default_permissions`),
+//! so implementations do not check them. Every method takes `&self`: a FUSE
+//! server calls them from several threads.
+
+use crate::block::BlockDevice;
+use crate::ext3::{self, Ext3};
+pub use crate::ext3::{FileType, Metadata, StatFs, Timestamp};
+pub use nix::errno::Errno;
+
+/// Inode numbers as the filesystem stores them (the root is 2).
+pub type Ino = u32;
+
+/// Results of filesystem operations.
+pub type FsResult<T> = Result<T, Errno>;
+
+/// One directory entry, with the cookie that resumes the listing after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's inode.
+    pub ino: Ino,
+    /// Its type, as far as the directory records it.
+    pub file_type: Option<FileType>,
+    /// Its name.
+    pub name: Vec<u8>,
+    /// Pass this to `readdir` to continue after this entry.
+    pub next_cookie: u64,
+}
+
+/// A time to set: a given instant or "now".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetTime {
+    /// The caller's clock now.
+    Now,
+    /// This instant.
+    At(Timestamp),
+}
+
+/// The changes of a `setattr`; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New permission bits (the type bits are ignored).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size (truncate or extend with a hole).
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<SetTime>,
+    /// New modification time.
+    pub mtime: Option<SetTime>,
+}
+
+/// Who creates a node: its owner and group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// `rename` flags (renameat2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenameFlags {
+    /// Fail with EEXIST when the target exists.
+    pub noreplace: bool,
+    /// Swap the two names atomically.
+    pub exchange: bool,
+}
+
+/// `setxattr` flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum XattrMode {
+    /// Create or replace.
+    #[default]
+    Any,
+    /// Fail with EEXIST if it exists.
+    Create,
+    /// Fail with ENODATA if it does not exist.
+    Replace,
+}
+
+/// The inode-level operations. Mutating operations default to `EROFS`, so
+/// a read-only filesystem implements only the reading ones.
+#[allow(unused_variables)]
+pub trait InodeFs: Send + Sync {
+    /// Finds `name` in directory `parent`.
+    fn lookup(&self, parent: Ino, name: &[u8]) -> FsResult<Metadata>;
+    /// The attributes of `ino`.
+    fn getattr(&self, ino: Ino) -> FsResult<Metadata>;
+    /// Reads from a regular file; returns the bytes read (short at the end).
+    fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> FsResult<usize>;
+    /// The target of a symbolic link.
+    fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>>;
+    /// Lists directory `ino` from `cookie` (0 = start), calling `f` per
+    /// entry until it returns false. Cookies stay valid while entries are
+    /// added or removed elsewhere in the directory.
+    fn readdir(&self, ino: Ino, cookie: u64, f: &mut dyn FnMut(DirEntry) -> bool) -> FsResult<()>;
+    /// Filesystem totals.
+    fn statfs(&self) -> FsResult<StatFs>;
+    /// Names of the extended attributes of `ino`.
+    fn listxattr(&self, ino: Ino) -> FsResult<Vec<Vec<u8>>>;
+    /// One extended attribute (`ENODATA` when absent).
+    fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>>;
+
+    /// Changes attributes; returns the new ones.
+    fn setattr(&self, ino: Ino, changes: &SetAttr) -> FsResult<Metadata> {
+        Err(Errno::EROFS)
+    }
+    /// Writes to a regular file, growing it as needed.
+    fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<usize> {
+        Err(Errno::EROFS)
+    }
+    /// Creates a regular file (`mode` holds the permission bits).
+    fn create(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> FsResult<Metadata> {
+        Err(Errno::EROFS)
+    }
+    /// Creates a device node, FIFO or socket (`mode` includes the type).
+    fn mknod(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        rdev: u64,
+        owner: Owner,
+    ) -> FsResult<Metadata> {
+        Err(Errno::EROFS)
+    }
+    /// Creates a directory.
+    fn mkdir(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> FsResult<Metadata> {
+        Err(Errno::EROFS)
+    }
+    /// Creates a symbolic link.
+    fn symlink(&self, parent: Ino, name: &[u8], target: &[u8], owner: Owner) -> FsResult<Metadata> {
+        Err(Errno::EROFS)
+    }
+    /// Adds a hard link to `ino`.
+    fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> FsResult<Metadata> {
+        Err(Errno::EROFS)
+    }
+    /// Removes a non-directory entry.
+    fn unlink(&self, parent: Ino, name: &[u8]) -> FsResult<()> {
+        Err(Errno::EROFS)
+    }
+    /// Removes an empty directory.
+    fn rmdir(&self, parent: Ino, name: &[u8]) -> FsResult<()> {
+        Err(Errno::EROFS)
+    }
+    /// Renames, replacing a target unless the flags say otherwise.
+    fn rename(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> FsResult<()> {
+        Err(Errno::EROFS)
+    }
+    /// Sets an extended attribute.
+    fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> FsResult<()> {
+        Err(Errno::EROFS)
+    }
+    /// Removes an extended attribute.
+    fn removexattr(&self, ino: Ino, name: &[u8]) -> FsResult<()> {
+        Err(Errno::EROFS)
+    }
+    /// The host kernel dropped its last reference to `ino`: an inode whose
+    /// link count is 0 can now be freed.
+    fn forget(&self, ino: Ino) {}
+    /// Makes the file's data (and with `!datasync` its metadata) durable.
+    fn fsync(&self, ino: Ino, datasync: bool) -> FsResult<()> {
+        Ok(())
+    }
+    /// Commits everything (a `sync`).
+    fn sync_fs(&self) -> FsResult<()> {
+        Ok(())
+    }
+    /// Final flush at shutdown: commit, checkpoint, mark the filesystem
+    /// clean.
+    fn unmount(&self) -> FsResult<()> {
+        Ok(())
+    }
+}
+
+/// The errno for a reader error.
+pub fn errno_of(error: &ext3::Error) -> Errno {
+    match error {
+        ext3::Error::NotFound(_) => Errno::ENOENT,
+        ext3::Error::NotADirectory(_) => Errno::ENOTDIR,
+        ext3::Error::IsADirectory(_) => Errno::EISDIR,
+        ext3::Error::NotASymlink(_) => Errno::EINVAL,
+        ext3::Error::SymlinkLoop(_) => Errno::ELOOP,
+        ext3::Error::BadInode(_) => Errno::ESTALE,
+        ext3::Error::Unsupported(_) => Errno::EOPNOTSUPP,
+        ext3::Error::Corrupt { .. } | ext3::Error::Io { .. } => Errno::EIO,
+    }
+}
+
+/// The ext3 reader as an [`InodeFs`]: every mutation answers `EROFS`.
+pub struct ReadOnly<D: BlockDevice> {
+    fs: Ext3<D>,
+}
+
+impl<D: BlockDevice> ReadOnly<D> {
+    /// Serves `fs` read-only.
+    pub fn new(fs: Ext3<D>) -> Self {
+        ReadOnly { fs }
+    }
+
+    /// The reader underneath.
+    pub fn inner(&self) -> &Ext3<D> {
+        &self.fs
+    }
+}
+
+fn map<T>(r: ext3::Result<T>) -> FsResult<T> {
+    r.map_err(|e| errno_of(&e))
+}
+
+impl<D: BlockDevice> InodeFs for ReadOnly<D> {
+    fn lookup(&self, parent: Ino, name: &[u8]) -> FsResult<Metadata> {
+        let ino = map(self.fs.lookup(parent, name))?;
+        map(self.fs.getattr(ino))
+    }
+
+    fn getattr(&self, ino: Ino) -> FsResult<Metadata> {
+        map(self.fs.getattr(ino))
+    }
+
+    fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+        map(self.fs.read(ino, offset, buf))
+    }
+
+    fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>> {
+        map(self.fs.readlink(ino))
+    }
+
+    fn readdir(&self, ino: Ino, cookie: u64, f: &mut dyn FnMut(DirEntry) -> bool) -> FsResult<()> {
+        map(self.fs.readdir_with(ino, cookie, |entry, next_cookie| {
+            f(DirEntry {
+                ino: entry.ino,
+                file_type: entry.file_type,
+                name: entry.name,
+                next_cookie,
+            })
+        }))
+    }
+
+    fn statfs(&self) -> FsResult<StatFs> {
+        Ok(self.fs.statfs())
+    }
+
+    fn listxattr(&self, ino: Ino) -> FsResult<Vec<Vec<u8>>> {
+        map(self.fs.listxattr(ino))
+    }
+
+    fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
+        map(self.fs.getxattr(ino, name))?.ok_or(Errno::ENODATA)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_errors_map_to_the_errno_a_guest_expects() {
+        assert_eq!(errno_of(&ext3::Error::NotFound("x".into())), Errno::ENOENT);
+        assert_eq!(
+            errno_of(&ext3::Error::NotADirectory("x".into())),
+            Errno::ENOTDIR
+        );
+        assert_eq!(
+            errno_of(&ext3::Error::corrupt_msg("inode 12", "bad")),
+            Errno::EIO
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Test helpers for the guest kernel (`linux`) tests.

@@ -22,6 +22,10 @@ fn image(test: &str, dir: &Path, fs_type: &str, extra: &[&str]) -> Option<PathBu
         std::fs::write(tree.join("dir").join(format!("file{i}")), format!("{i}\n")).unwrap();
     }
     std::fs::write(tree.join("small"), "small\n").unwrap();
+    std::fs::create_dir(tree.join("many")).unwrap();
+    for i in 0..300 {
+        std::fs::write(tree.join("many").join(format!("entry-{i}")), "").unwrap();
+    }
     std::fs::write(tree.join("big"), common::pattern(3, 600 * 1024)).unwrap();
     // Twelve separate extents: more than the inode holds, so an extent block.
     let frag = std::fs::File::create(tree.join("fragmented")).unwrap();
@@ -208,10 +212,16 @@ fn randomly_damaged_images_never_panic_the_library() {
         let Some(img) = image("random_damage", &sub, fs_type, extra) else {
             return;
         };
+        // Index /many, so that damage also hits hash-tree blocks.
+        let r = common::run(
+            common::which("e2fsck").unwrap(),
+            ["-fyD".as_ref(), img.as_os_str()],
+        );
+        assert!(r.status.code().unwrap_or(99) <= 1);
         let clean = std::fs::read(&img).unwrap();
         let mut rng = common::fsimg::Rng::new(n as u64 + 99);
         let start = Instant::now();
-        for _ in 0..400 {
+        for _ in 0..250 {
             let mut bytes = clean.clone();
             // Damage the metadata area: superblock, descriptors, bitmaps,
             // inode tables and the first directory blocks.
@@ -222,6 +232,9 @@ fn randomly_damaged_images_never_panic_the_library() {
             let Ok(fs) = Ext3::open(MemDevice::new(bytes)) else {
                 continue;
             };
+            for name in [&b"/many/entry-150"[..], b"/many/absent", b"/dir/file3"] {
+                let _ = fs.resolve(name, true);
+            }
             let mut buf = vec![0u8; 64 * 1024];
             let _ = fs.walk(umlkit::ext3::ROOT_INO, b"/", |node| {
                 let _ = fs.read(node.meta.ino, 0, &mut buf);

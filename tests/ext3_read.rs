@@ -142,6 +142,12 @@ fn compare_with_debugfs(fs: &Ext3<FileDevice>, image: &Path, inodes: &[u32]) {
 }
 
 fn run_case(test: &str, fs_type: &str, extra: &[&str], seed: u64) {
+    run_case_with(test, fs_type, extra, seed, None);
+}
+
+/// `hash_alg`: rehash the directories with this algorithm (`tune2fs -E
+/// hash_alg=`, then `e2fsck -fyD`).
+fn run_case_with(test: &str, fs_type: &str, extra: &[&str], seed: u64, hash_alg: Option<&str>) {
     let inline = extra.iter().any(|e| e.contains("inline_data"));
     if !common::have_peers(test, &["mke2fs", "e2fsck", "debugfs"]) {
         return;
@@ -157,6 +163,20 @@ fn run_case(test: &str, fs_type: &str, extra: &[&str], seed: u64) {
     random_tree(&tree, &opt);
     let image = dir.path().join("image");
     make_image(&tree, &image, fs_type, 64, extra);
+    if let Some(alg) = hash_alg {
+        let opt = format!("hash_alg={alg}");
+        common::run_ok(
+            common::which("tune2fs").unwrap(),
+            ["-E".as_ref(), std::ffi::OsStr::new(&opt), image.as_os_str()],
+        );
+        let r = common::run(
+            common::which("e2fsck").unwrap(),
+            ["-fyD".as_ref(), image.as_os_str()],
+        );
+        assert!(r.status.code().unwrap_or(99) <= 1, "{}", common::stdout(&r));
+        let dump = common::fsimg::dumpe2fs_header(&image);
+        assert_eq!(dump["Default directory hash"], alg);
+    }
     // Extended attributes: a short one (in the inode when it is large
     // enough) and a 600-byte one (in an attribute block), set by debugfs.
     let long_value = common::pattern(9, 600)
@@ -216,6 +236,38 @@ fn run_case(test: &str, fs_type: &str, extra: &[&str], seed: u64) {
         assert!(
             inline_inodes > 10,
             "only {inline_inodes} inline-data inodes: inline data was not exercised"
+        );
+    }
+    // Lookups through the hash index find every name of the big (indexed)
+    // directory, as the linear scan does, and know when a name is absent.
+    let many_ino = fs.resolve(b"/many", false).unwrap();
+    let many_inode = fs.inode(many_ino).unwrap();
+    let indexed = fs
+        .superblock()
+        .s_feature_compat
+        .contains(umlkit::ext3::features::Compat::DIR_INDEX);
+    assert_eq!(
+        many_inode.i_flags & EXT4_INDEX_FL != 0,
+        indexed,
+        "/many is indexed exactly when dir_index is on"
+    );
+    if indexed {
+        for e in fs
+            .read_dir(many_ino)
+            .unwrap()
+            .iter()
+            .filter(|e| e.name != b"." && e.name != b"..")
+        {
+            assert_eq!(
+                fs.htree_lookup(many_ino, &many_inode, &e.name).unwrap(),
+                Some(Some(e.ino))
+            );
+            assert_eq!(fs.lookup_linear(many_ino, &e.name).unwrap(), e.ino);
+        }
+        assert_eq!(
+            fs.htree_lookup(many_ino, &many_inode, b"no-such-entry")
+                .unwrap(),
+            Some(None)
         );
     }
     // readdir resumes from any cookie: one entry per call gives the same
@@ -295,4 +347,14 @@ fn ext4_with_bigalloc_reads_like_the_source_and_debugfs() {
         &["-O", "bigalloc", "-b", "1024", "-C", "16384"],
         77,
     );
+}
+
+#[test]
+fn ext3_with_tea_hashed_directories_reads_like_the_source_and_debugfs() {
+    run_case_with("ext3_tea", "ext3", &[], 88, Some("tea"));
+}
+
+#[test]
+fn ext3_with_legacy_hashed_directories_reads_like_the_source_and_debugfs() {
+    run_case_with("ext3_legacy", "ext3", &[], 99, Some("legacy"));
 }

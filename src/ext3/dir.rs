@@ -1,7 +1,8 @@
 //! Directory blocks: a chain of `struct ext4_dir_entry_2` records
 //! (inode, rec_len, name_len, file_type, name) filling each block
 //! (Documentation/filesystems/ext4/directory.rst). Hash-tree (htree)
-//! directories are read linearly: their index blocks look like one empty
+//! directories are listed linearly (lookups use the index, see
+//! [`super::htree`]): their index blocks look like one empty
 //! entry spanning the block, and the metadata_csum tail like a 12-byte
 //! empty entry, so both are skipped as deleted entries.
 

@@ -179,8 +179,20 @@ impl<D: BlockDevice> Ext3<D> {
         Ok(v)
     }
 
-    /// The inode named `name` in directory `parent`.
+    /// The inode named `name` in directory `parent` (through the hash
+    /// index when the directory has one, else by reading it).
     pub fn lookup(&self, parent: u32, name: &[u8]) -> Result<u32> {
+        let inode = self.dir_inode(parent)?;
+        match self.htree_lookup(parent, &inode, name)? {
+            Some(Some(ino)) => return Ok(ino),
+            Some(None) => return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned())),
+            None => {}
+        }
+        self.lookup_linear(parent, name)
+    }
+
+    /// [`Ext3::lookup`] by reading every block of the directory.
+    pub fn lookup_linear(&self, parent: u32, name: &[u8]) -> Result<u32> {
         let mut found = None;
         self.readdir_with(parent, 0, |e, _| {
             if e.name == name {

@@ -69,13 +69,20 @@ pub enum Error {
     /// An inode number outside the filesystem.
     #[error("inode {0} is out of range")]
     BadInode(u64),
-    /// A caller's callback (of a walk or a read) asked to stop; the caller
-    /// keeps the reason.
-    #[error("stopped by the caller")]
-    Stopped,
 }
 
 impl Error {
+    /// The error a caller's callback (of a walk or a read) returns to stop
+    /// it early, keeping the real reason itself. An I/O error, so that code
+    /// matching on the variants needs no new arm.
+    pub fn stopped() -> Self {
+        Error::Io {
+            offset: 0,
+            len: 0,
+            source: io::Error::other("stopped by the caller"),
+        }
+    }
+
     /// Wraps a parser's complaint with the place it was found.
     pub fn corrupt(place: impl Into<String>, source: Corrupt) -> Self {
         Error::Corrupt {

@@ -29,6 +29,7 @@ pub mod features;
 pub mod file;
 pub mod fs;
 pub mod group_desc;
+pub mod htree;
 pub mod inode;
 pub mod journal;
 pub mod map;

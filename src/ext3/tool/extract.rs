@@ -221,7 +221,7 @@ pub fn extract<D: BlockDevice>(fs: &Ext3<D>, path: &[u8], dest: &Path) -> anyhow
             }
             Err(e) => {
                 failure = Some(e);
-                Err(crate::ext3::Error::Stopped)
+                Err(crate::ext3::Error::stopped())
             }
         }
     })

@@ -103,7 +103,7 @@ pub fn find<D: BlockDevice>(
         if name_ok && kind_ok {
             if let Err(e) = o.write_all(&node.path).and_then(|()| o.write_all(b"\n")) {
                 io_err = Some(e);
-                return Err(crate::ext3::Error::Stopped);
+                return Err(crate::ext3::Error::stopped());
             }
         }
         Ok(true)

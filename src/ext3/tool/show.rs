@@ -263,7 +263,7 @@ pub fn cat<D: BlockDevice>(fs: &Ext3<D>, paths: &[OsString]) -> anyhow::Result<(
             pos = off + data.len() as u64;
             r.map_err(|e| {
                 io_err = Some(e);
-                crate::ext3::Error::Stopped
+                crate::ext3::Error::stopped()
             })
         })
         .map_err(|e| match io_err.take() {

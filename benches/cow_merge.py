@@ -10,7 +10,7 @@ Data goes to DIR (default bench-data/, git-ignored); the cache is warm.
 import argparse, os, random, shutil, statistics, struct, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OURS = os.path.join(ROOT, "target", "release", "uml_moo")
+OURS = os.environ.get("UMLKIT_UML_MOO", os.path.join(ROOT, "target", "release", "uml_moo"))
 MTIME = 1_700_000_000
 
 

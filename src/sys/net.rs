@@ -394,7 +394,7 @@ pub struct SendItem<'a> {
     /// The bytes to send.
     pub buf: &'a [u8],
     /// The destination `sockaddr_un`.
-    pub to: &'a [u8; SOCKADDR_UN_LEN],
+    pub to: [u8; SOCKADDR_UN_LEN],
 }
 
 /// Sends `items` with `sendmmsg` (`MSG_DONTWAIT`). A destination whose queue

@@ -8,7 +8,9 @@ use umlkit::switch::frame::EthernetFrame;
 use umlkit::switch::PortId;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((&first, rest)) = data.split_first() else { return };
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
     let mut fwd = Forwarder::new(first & 0x80 != 0);
     for p in 0..4 {
         fwd.add_port(PortId(p));

@@ -14,66 +14,21 @@ use super::args::SwitchArgs;
 use super::core::{Forwarder, Verdict};
 use super::frame::{EthernetFrame, FrameError, MAX_FRAME_LEN};
 use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
-use super::PortId;
-use crate::sys::net::{self as sysnet, strerror, RecvSlot, SendItem, IFF_NO_PI, IFF_TAP};
+pub use super::setup::SwitchError;
+use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, sys};
+use super::{FastState, PortId};
+use crate::sys::net::{self as sysnet, strerror, RecvSlot, SendItem};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType};
+use nix::sys::socket::{self, sockopt};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use thiserror::Error;
-
-/// Why the switch could not start or had to stop.
-#[derive(Debug, Error)]
-pub enum SwitchError {
-    /// Another switch answers on the control (or data) socket.
-    #[error("The {kind} socket '{}' has another server attached to it; remove it or rerun with a different, unused filename for a socket", path.display())]
-    InUse {
-        /// "control" or "data".
-        kind: &'static str,
-        /// The socket path.
-        path: PathBuf,
-    },
-    /// Binding a socket failed.
-    #[error("binding the {kind} socket '{}': {}", path.display(), strerror(err))]
-    Bind {
-        /// "control" or "data".
-        kind: &'static str,
-        /// The socket path (empty for the abstract data socket).
-        path: PathBuf,
-        /// The OS error.
-        err: io::Error,
-    },
-    /// A stale socket file could not be removed.
-    #[error("The {kind} socket '{}' exists, isn't used, but couldn't be removed: {}", path.display(), strerror(err))]
-    Stale {
-        /// "control" or "data".
-        kind: &'static str,
-        /// The socket path.
-        path: PathBuf,
-        /// The OS error.
-        err: io::Error,
-    },
-    /// Any other system call failed.
-    #[error("{op}: {}", strerror(err))]
-    Sys {
-        /// What was being done.
-        op: &'static str,
-        /// The OS error.
-        err: io::Error,
-    },
-}
-
-fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> SwitchError {
-    move |e| SwitchError::Sys { op, err: e.into() }
-}
 
 /// How the daemon ended (the binary turns it into an exit status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +64,7 @@ const TAP: u64 = 5 << 40;
 const CONN: u64 = 6 << 40;
 const BATCH: usize = 64;
 const AGE_EVERY: Duration = Duration::from_secs(2);
+const MAX_BATCHES_PER_WAKEUP: usize = 64;
 
 enum Sink {
     Sock(UnixAddr),
@@ -129,8 +85,8 @@ pub struct Daemon {
     signals: SignalFd,
     tap: Option<(File, PortId)>,
     conns: HashMap<RawFd, Conn>,
-    sinks: HashMap<PortId, Sink>,
-    by_addr: HashMap<UnixAddr, PortId>,
+    sinks: HashMap<PortId, Sink, FastState>,
+    by_addr: HashMap<UnixAddr, PortId, FastState>,
     fwd: Forwarder,
     slots: Vec<RecvSlot>,
     start: Instant,
@@ -147,121 +103,6 @@ fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
     let _ = o.write_fmt(line);
     let _ = o.write_all(b"\n");
     let _ = o.flush();
-}
-
-/// Binds a stream listener at `path`, removing a stale socket file (one
-/// nobody answers on) first, as the original does.
-fn bind_listener(path: &Path) -> Result<UnixListener, SwitchError> {
-    match UnixListener::bind(path) {
-        Ok(l) => Ok(l),
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            match UnixStream::connect(path) {
-                Err(c) if c.kind() == io::ErrorKind::ConnectionRefused => {
-                    std::fs::remove_file(path).map_err(|err| SwitchError::Stale {
-                        kind: "control",
-                        path: path.into(),
-                        err,
-                    })?;
-                }
-                _ => {
-                    return Err(SwitchError::InUse {
-                        kind: "control",
-                        path: path.into(),
-                    })
-                }
-            }
-            UnixListener::bind(path).map_err(|err| SwitchError::Bind {
-                kind: "control",
-                path: path.into(),
-                err,
-            })
-        }
-        Err(err) => Err(SwitchError::Bind {
-            kind: "control",
-            path: path.into(),
-            err,
-        }),
-    }
-}
-
-/// Binds the `-compat-v0` named data socket, with the same stale check.
-fn bind_data_path(path: &Path) -> Result<OwnedFd, SwitchError> {
-    let bind = || UnixDatagram::bind(path);
-    let sock = match bind() {
-        Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            let probe =
-                UnixDatagram::unbound().map_err(|err| SwitchError::Sys { op: "socket", err })?;
-            match probe.connect(path) {
-                Err(c) if c.kind() == io::ErrorKind::ConnectionRefused => {
-                    std::fs::remove_file(path).map_err(|err| SwitchError::Stale {
-                        kind: "data",
-                        path: path.into(),
-                        err,
-                    })?;
-                }
-                _ => {
-                    return Err(SwitchError::InUse {
-                        kind: "data",
-                        path: path.into(),
-                    })
-                }
-            }
-            bind().map_err(|err| SwitchError::Bind {
-                kind: "data",
-                path: path.into(),
-                err,
-            })?
-        }
-        Err(err) => {
-            return Err(SwitchError::Bind {
-                kind: "data",
-                path: path.into(),
-                err,
-            })
-        }
-    };
-    sock.set_nonblocking(true)
-        .map_err(|err| SwitchError::Sys { op: "fcntl", err })?;
-    Ok(OwnedFd::from(sock))
-}
-
-/// Binds the data socket to an abstract name like the original's
-/// ({0, pad, pid, usecs}), with the rest of `sun_path` zeroed.
-fn bind_data_abstract() -> Result<(OwnedFd, UnixAddr), SwitchError> {
-    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-    let fd = socket::socket(AddressFamily::Unix, SockType::Datagram, flags, None)
-        .map_err(sys("socket"))?;
-    let pid = i32::try_from(std::process::id()).unwrap_or(0);
-    let mut last = io::Error::from_raw_os_error(libc::EADDRINUSE);
-    for attempt in 0..16i32 {
-        let usecs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i32::try_from(d.subsec_micros()).unwrap_or(0))
-            .unwrap_or(0)
-            .wrapping_add(attempt);
-        let addr = UnixAddr::abstract_from(pid, usecs);
-        match sysnet::bind_raw_unix(fd.as_fd(), &addr.0) {
-            Ok(()) => return Ok((fd, addr)),
-            Err(e) => last = e,
-        }
-    }
-    Err(SwitchError::Bind {
-        kind: "data",
-        path: PathBuf::new(),
-        err: last,
-    })
-}
-
-/// Opens `/dev/net/tun` and attaches to TAP `dev`, non-blocking.
-fn open_tap(dev: &str) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/net/tun")?;
-    sysnet::tun_set_iff(file.as_fd(), dev.as_bytes(), IFF_TAP | IFF_NO_PI)?;
-    Ok(file)
 }
 
 fn port_of_fd(fd: RawFd) -> PortId {
@@ -342,8 +183,8 @@ impl Daemon {
             signals,
             tap: None,
             conns: HashMap::new(),
-            sinks: HashMap::new(),
-            by_addr: HashMap::new(),
+            sinks: HashMap::default(),
+            by_addr: HashMap::default(),
             fwd: Forwarder::new(args.hub),
             slots: (0..BATCH)
                 .map(|_| RecvSlot::new(MAX_FRAME_LEN + 1))
@@ -583,16 +424,21 @@ impl Daemon {
 
     fn on_data(&mut self) {
         let mut slots = std::mem::take(&mut self.slots);
-        // Bounded work per wake-up so control events are not starved.
-        for _ in 0..16 {
+        // Bounded work per wake-up so control events are not starved. (No
+        // busy polling: on a shared 2-core machine it starved the guests.)
+        let mut batches = 0;
+        while batches < MAX_BATCHES_PER_WAKEUP {
             let n = match sysnet::recv_batch(self.data.as_fd(), &mut slots) {
-                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
                     eprintln!("handle_sock_data: {}", strerror(&e));
                     break;
                 }
             };
+            if n == 0 {
+                break;
+            }
+            batches += 1;
             let mut sends: Vec<SendItem<'_>> = Vec::with_capacity(n * 2);
             let mut tap_frames: Vec<&[u8]> = Vec::new();
             for slot in &slots[..n] {
@@ -608,6 +454,9 @@ impl Daemon {
             self.stats.send_drops += u64::try_from(dropped).unwrap_or(0);
             self.write_tap(&tap_frames);
             if n < slots.len() {
+                // The queue is drained (it holds at most
+                // net.unix.max_dgram_qlen datagrams): back to epoll
+                // rather than one more empty receive.
                 break;
             }
         }

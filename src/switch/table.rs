@@ -20,7 +20,7 @@ struct Entry {
 /// Source address → port, with last-seen times (monotonic, caller-given).
 #[derive(Debug, Default)]
 pub struct MacTable {
-    entries: HashMap<MacAddr, Entry>,
+    entries: HashMap<MacAddr, Entry, super::FastState>,
 }
 
 impl MacTable {

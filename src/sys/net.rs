@@ -449,6 +449,52 @@ pub fn send_batch(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> (usize, usize
     (sent, dropped)
 }
 
+/// Sends as many of `items` as go without blocking, in one `sendmmsg`;
+/// stops at the first that would block (a load generator's back-pressure).
+/// Returns how many were sent.
+pub fn send_batch_until_block(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> io::Result<usize> {
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let mut iovs: Vec<libc::iovec> = items
+        .iter()
+        .map(|i| libc::iovec {
+            iov_base: i.buf.as_ptr() as *mut libc::c_void,
+            iov_len: i.buf.len(),
+        })
+        .collect();
+    // SAFETY: `mmsghdr` is plain old data; all-zero is valid.
+    let mut hdrs: Vec<libc::mmsghdr> = (0..items.len())
+        .map(|_| unsafe { std::mem::zeroed() })
+        .collect();
+    for ((h, iov), item) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(items) {
+        h.msg_hdr.msg_name = item.to.as_ptr() as *mut libc::c_void;
+        h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+        h.msg_hdr.msg_iov = iov as *mut libc::iovec;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    let count = libc::c_uint::try_from(hdrs.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: as in `send_batch`: every pointer refers to memory borrowed
+    // from `items`/`iovs`/`hdrs`, alive for the call.
+    let n = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            count,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(err)
+        };
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// The C library's text for an OS error (`strerror`), without Rust's
 /// "(os error N)" suffix, so messages match the original tools.
 pub fn strerror(err: &io::Error) -> String {

@@ -420,3 +420,119 @@ fn recv_now(c: &SwitchClient) -> bool {
     let mut buf = [0u8; 2048];
     matches!(c.recv(&mut buf, Duration::from_millis(5)), Ok(Some(_)))
 }
+
+#[test]
+fn compat_v0_clients_reach_each_other_through_the_named_data_socket() {
+    in_netns(
+        "compat_v0_clients_reach_each_other_through_the_named_data_socket",
+        || {
+            use std::os::unix::net::UnixDatagram;
+            let dir = tempfile::tempdir().unwrap();
+            let (ctl, data) = (dir.path().join("ctl"), dir.path().join("data"));
+            let mut cmd = Command::new(common::bin("uml_switch"));
+            cmd.arg("-compat-v0").arg("-unix").arg(&ctl).arg(&data);
+            let mut child = spawn_logged(cmd, dir.path());
+            wait_for_socket(&ctl);
+            let join = |name: &str, mac: [u8; 6]| {
+                let path = dir.path().join(name);
+                let sock = UnixDatagram::bind(&path).unwrap();
+                sock.set_read_timeout(Some(WAIT)).unwrap();
+                let addr = UnixAddr::path(path.as_os_str().as_encoded_bytes()).unwrap();
+                let mut req = vec![0u8; 120];
+                req[4..10].copy_from_slice(&mac);
+                req[10..120].copy_from_slice(&addr.0);
+                let mut ctl_conn = UnixStream::connect(&ctl).unwrap();
+                ctl_conn.write_all(&req).unwrap();
+                (sock, ctl_conn)
+            };
+            let (a, _a_ctl) = join("a", A);
+            let (b, _b_ctl) = join("b", B);
+            std::thread::sleep(Duration::from_millis(100));
+            let f = frame(BCAST, A, 5, 60);
+            a.send_to(&f, &data).unwrap();
+            let mut buf = [0u8; 2048];
+            let n = b.recv(&mut buf).expect("b got nothing");
+            assert_eq!(&buf[..n], &f[..]);
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            )
+            .unwrap();
+            wait_limited(&mut child, Duration::from_secs(10));
+            let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
+            assert!(
+                out.starts_with("Control protocol 0 compatibility\n"),
+                "{out}"
+            );
+            assert!(
+                out.contains(&format!(
+                    "attached to unix sockets '{}' and '{}'",
+                    ctl.display(),
+                    data.display()
+                )),
+                "{out}"
+            );
+            assert!(!ctl.exists() && !data.exists(), "sockets left behind");
+        },
+    );
+}
+
+#[test]
+fn daemon_mode_detaches_and_keeps_serving() {
+    in_netns("daemon_mode_detaches_and_keeps_serving", || {
+        let dir = tempfile::tempdir().unwrap();
+        let ctl = dir.path().join("ctl");
+        // Output to files: the detached switch keeps them open, so a pipe
+        // would never see end-of-file.
+        let mut cmd = Command::new(common::bin("uml_switch"));
+        cmd.arg("-unix").arg(&ctl).arg("-daemon");
+        let mut parent = spawn_logged(cmd, dir.path());
+        let status = wait_limited(&mut parent, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0));
+        let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
+        assert!(out.contains("attached to unix socket"), "{out}");
+        wait_for_socket(&ctl);
+        // Find the detached switch by its command line and stop it.
+        let needle = ctl.display().to_string();
+        let pid = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                    .unwrap_or(false)
+            })
+            .expect("the detached switch");
+        let _reaper = KillOnDrop(pid);
+        let a = SwitchClient::connect(&ctl).unwrap();
+        let b = SwitchClient::connect(&ctl).unwrap();
+        let f = frame(BCAST, A, 6, 60);
+        a.send(&f).unwrap();
+        assert_eq!(recv(&b).as_deref(), Some(&f[..]));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let start = Instant::now();
+        while ctl.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "SIGTERM did not remove the control socket"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+}
+
+/// SIGKILLs a detached process when the test ends, passed or not.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}

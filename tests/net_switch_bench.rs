@@ -208,8 +208,18 @@ fn switch_throughput_ours_vs_debian() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let ours = common::bin("uml_switch");
-    let debian = std::path::PathBuf::from("/usr/bin/uml_switch");
+    // Programs compared, alternating: ours and Debian's unless
+    // BENCH_PROGRAMS=name=path,name=path says otherwise.
+    let programs: Vec<(String, std::path::PathBuf)> = match std::env::var("BENCH_PROGRAMS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|p| p.split_once('=').map(|(n, p)| (n.to_string(), p.into())))
+            .collect(),
+        Err(_) => vec![
+            ("umlkit".to_string(), common::bin("uml_switch")),
+            ("debian".to_string(), "/usr/bin/uml_switch".into()),
+        ],
+    };
     std::thread::spawn(move || {
         // A private network namespace: its own abstract socket names and
         // the default net.unix.max_dgram_qlen.
@@ -223,14 +233,14 @@ fn switch_throughput_ours_vs_debian() {
             if !only.is_empty() && !only.split(',').any(|c| c == format!("{ports}x{size}")) {
                 continue;
             }
-            let mut results: [Vec<Result>; 2] = [Vec::new(), Vec::new()];
+            let mut results: Vec<Vec<Result>> = vec![Vec::new(); programs.len()];
             for _ in 0..rounds {
-                for (k, prog) in [&ours, &debian].iter().enumerate() {
+                for (k, (_, prog)) in programs.iter().enumerate() {
                     results[k].push(measure(prog, ports, size, window, Duration::from_secs(secs)));
                 }
             }
-            let mut medians = [0.0f64; 2];
-            for (k, name) in ["umlkit", "debian"].iter().enumerate() {
+            let mut medians = vec![0.0f64; programs.len()];
+            for (k, (name, _)) in programs.iter().enumerate() {
                 let mut v = results[k].clone();
                 v.sort_by(|a, b| a.fps().total_cmp(&b.fps()));
                 let m = v[v.len() / 2];
@@ -243,7 +253,12 @@ fn switch_throughput_ours_vs_debian() {
                     m.loss() * 100.0
                 );
             }
-            println!("ratio umlkit/debian at {ports} ports, {size} bytes: {:.2}x", medians[0] / medians[1]);
+            println!(
+                "ratio {}/{} at {ports} ports, {size} bytes: {:.2}x",
+                programs[0].0,
+                programs[programs.len() - 1].0,
+                medians[0] / medians[medians.len() - 1]
+            );
         }
     })
     .join()

@@ -21,15 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = daemon::Daemon::start(&args, &prog).and_then(|mut d| {
-        if args.daemon {
-            nix::unistd::daemon(false, true).map_err(|e| daemon::SwitchError::Sys {
-                op: "daemon",
-                err: e.into(),
-            })?;
-        }
-        d.run()
-    });
+    let result = daemon::Daemon::start(&args, &prog).and_then(|mut d| d.run());
     match result {
         Ok(daemon::Exit::Eof) => ExitCode::SUCCESS,
         Ok(daemon::Exit::Signal(sig)) => {

@@ -293,3 +293,40 @@ mod tests {
         assert_eq!(order, vec![3, 1, 0]);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the frames, the forwarder never panics, never sends a
+        /// frame back to its ingress port, and unicasts only to live ports.
+        #[test]
+        fn random_frames_never_go_back_to_their_ingress_port(
+            frames in proptest::collection::vec((0u32..6, proptest::collection::vec(any::<u8>(), 0..80)), 0..200),
+            hub in any::<bool>(),
+        ) {
+            let mut fwd = Forwarder::new(hub);
+            for p in 0..6 {
+                fwd.add_port(PortId(p));
+            }
+            for (i, (port, bytes)) in frames.iter().enumerate() {
+                if i % 17 == 16 {
+                    fwd.remove_port(PortId(*port));
+                    fwd.add_port(PortId(*port));
+                }
+                let Ok(f) = EthernetFrame::new_checked(&bytes[..]) else { continue };
+                let d = fwd.forward(PortId(*port), &f, Duration::from_secs(i as u64));
+                match d.verdict {
+                    Verdict::Unicast(p) => {
+                        prop_assert_ne!(p, PortId(*port));
+                        prop_assert!(fwd.ports().contains(&p));
+                    }
+                    Verdict::Flood => prop_assert!(fwd.flood_targets(PortId(*port)).all(|p| p != PortId(*port))),
+                    Verdict::Filter => prop_assert!(!hub),
+                }
+            }
+        }
+    }
+}

@@ -65,6 +65,7 @@ const CONN: u64 = 6 << 40;
 const BATCH: usize = 64;
 const AGE_EVERY: Duration = Duration::from_secs(2);
 const MAX_BATCHES_PER_WAKEUP: usize = 64;
+const UNKNOWN_LOG_PER_SEC: u64 = 100;
 
 enum Sink {
     Sock(UnixAddr),
@@ -94,6 +95,8 @@ pub struct Daemon {
     ctl_path: PathBuf,
     data_path: Option<PathBuf>,
     stats: Stats,
+    /// (second, lines) for the `unknown Addr` rate limit.
+    unknown_log: (u64, u64),
     out: io::Stdout,
 }
 
@@ -214,6 +217,7 @@ impl Daemon {
             ctl_path: args.ctl.clone(),
             data_path: args.data.clone(),
             stats: Stats::default(),
+            unknown_log: (0, 0),
             out,
         };
         if let Some((f, port)) = tap {
@@ -507,10 +511,27 @@ impl Daemon {
             }
         }
         if d.unknown_unicast {
-            log(
-                &mut self.out,
-                format_args!("unknown Addr: {} from port {}", f.src(), ingress.0),
-            );
+            // The original logs every such frame; a guest flooding unknown
+            // destinations must not turn that into a stream of writes, so
+            // at most UNKNOWN_LOG_PER_SEC lines a second are printed.
+            let now_s = self.start.elapsed().as_secs();
+            if self.unknown_log.0 != now_s {
+                if self.unknown_log.1 > UNKNOWN_LOG_PER_SEC {
+                    let more = self.unknown_log.1 - UNKNOWN_LOG_PER_SEC;
+                    log(
+                        &mut self.out,
+                        format_args!("({more} more unknown Addr lines suppressed)"),
+                    );
+                }
+                self.unknown_log = (now_s, 0);
+            }
+            self.unknown_log.1 += 1;
+            if self.unknown_log.1 <= UNKNOWN_LOG_PER_SEC {
+                log(
+                    &mut self.out,
+                    format_args!("unknown Addr: {} from port {}", f.src(), ingress.0),
+                );
+            }
         }
         match d.verdict {
             Verdict::Filter => {}

@@ -279,3 +279,16 @@ br1\t00000A0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
         assert!(parse_proc_route("").unwrap().is_empty());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn random_route_tables_never_panic(text in "\\PC{0,400}") {
+            let _ = parse_proc_route(&text);
+        }
+    }
+}

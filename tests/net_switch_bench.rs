@@ -229,7 +229,8 @@ fn switch_throughput_ours_vs_debian() {
         println!("| ports | frame | window/client | switch | frames/s (median of {rounds}) | frames per switch CPU-second | loss | misdelivered |");
         println!("|---|---|---|---|---|---|---|---|");
         let only = std::env::var("BENCH_CASES").unwrap_or_default();
-        for (ports, size, window) in [(2usize, 64usize, 8u32), (2, 1500, 8), (32, 64, 1), (32, 1500, 1)] {
+        let window_2: u32 = std::env::var("BENCH_WINDOW").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+        for (ports, size, window) in [(2usize, 64usize, window_2), (2, 1500, window_2), (32, 64, 1), (32, 1500, 1)] {
             if !only.is_empty() && !only.split(',').any(|c| c == format!("{ports}x{size}")) {
                 continue;
             }

@@ -22,6 +22,8 @@ pub fn uml_net_help() -> String {
      \x20      uml_net 4 del DEV ADDR NETMASK     (undo add)\n\
      \x20      uml_net 4 tuntap add|del DEV ADDR NETMASK\n\
      \x20      uml_net --help\n\n\
+     Options:\n\
+     \x20 --help   print this help and exit\n\n\
      uml_net is run by the UML kernel (eth0=tuntap,,,GATEWAY) and installed setuid root;\n\
      DEV must be a TAP device owned by the calling user.\n"
         .to_string()

@@ -12,7 +12,10 @@ fn real_uml_boots_a_busybox_guest_and_halts() {
     if !common::have_peers(test, &["linux.uml", "mke2fs", "busybox"]) {
         return;
     }
-    let guest = Guest::new(&init_script("echo hello > /data/hello; cat /etc/hostname"), 16);
+    let guest = Guest::new(
+        &init_script("echo hello > /data/hello; cat /etc/hostname"),
+        16,
+    );
     let boot = guest.boot("a.cow,root_fs", &["umid=harness"], Duration::from_secs(60));
     assert!(boot.halted(), "guest did not halt: {boot:?}");
     assert!(boot.output.contains("GUEST-UP"), "{}", boot.output);

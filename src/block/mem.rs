@@ -33,7 +33,8 @@ impl BlockDevice for MemDevice {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let bytes = self.bytes.read().unwrap_or_else(|e| e.into_inner());
         check_range(offset, buf.len(), bytes.len() as u64)?;
-        let start = usize::try_from(offset).map_err(|_| super::out_of_range(offset, buf.len(), 0))?;
+        let start =
+            usize::try_from(offset).map_err(|_| super::out_of_range(offset, buf.len(), 0))?;
         buf.copy_from_slice(&bytes[start..start + buf.len()]);
         Ok(())
     }
@@ -41,7 +42,8 @@ impl BlockDevice for MemDevice {
     fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         let mut bytes = self.bytes.write().unwrap_or_else(|e| e.into_inner());
         check_range(offset, buf.len(), bytes.len() as u64)?;
-        let start = usize::try_from(offset).map_err(|_| super::out_of_range(offset, buf.len(), 0))?;
+        let start =
+            usize::try_from(offset).map_err(|_| super::out_of_range(offset, buf.len(), 0))?;
         bytes[start..start + buf.len()].copy_from_slice(buf);
         Ok(())
     }

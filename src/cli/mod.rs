@@ -34,3 +34,18 @@ pub fn report(program: &str, error: &anyhow::Error, code: u8) -> ExitCode {
     eprintln!("{program}: {error:#}");
     ExitCode::from(code)
 }
+
+pub mod cow_tool;
+pub mod mkcow;
+pub mod moo;
+
+/// Prints a clap error; help and version go to stdout with status 0, usage
+/// errors to stderr with `code` (the original tools' status).
+pub fn usage_error(error: clap::Error, code: u8) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = error.print();
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(code),
+    }
+}

@@ -1,1 +1,27 @@
 //! The UML copy-on-write (COW) format and the COW block device.
+//!
+//! ```text
+//!   CowDevice ── reads sector i from ──┬─ COW data area   (bitmap bit i set)
+//!   (BlockDevice)                      └─ backing device  (otherwise)
+//! ```
+//!
+//! - [`header`]: parse and emit v1, v2, v3 and the broken 64-bit v3 layout.
+//! - [`bitmap`]: one bit per sector and runs of equal bits.
+//! - [`device`]: the COW block device.
+//! - [`open`]: the kernel's `ubdN=` rules: plain image, single COW file or
+//!   `COW,BACKING`; creation, backing checks, locking.
+//! - [`merge`]: `uml_moo`'s merges, to a new image or in place.
+#![forbid(unsafe_code)]
+
+pub mod bitmap;
+pub mod device;
+pub mod error;
+pub mod header;
+pub mod merge;
+pub mod open;
+
+pub use bitmap::Bitmap;
+pub use device::CowDevice;
+pub use error::CowError;
+pub use header::{Header, HeaderError, Layout};
+pub use open::{create_cow, open_cow, open_disk, Disk, DiskOptions, DiskSpec};

@@ -24,7 +24,9 @@ pub fn next_data(file: &File, offset: u64) -> io::Result<Option<Range<u64>>> {
         Err(e) => return Err(e.into()),
     };
     let end = lseek(fd, start, Whence::SeekHole)?;
-    Ok(Some(u64::try_from(start).unwrap_or(0)..u64::try_from(end).unwrap_or(0)))
+    Ok(Some(
+        u64::try_from(start).unwrap_or(0)..u64::try_from(end).unwrap_or(0),
+    ))
 }
 
 /// Deallocates `range` of `file`, keeping its size. Where the file system

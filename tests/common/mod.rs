@@ -48,7 +48,10 @@ pub fn have_peers(test: &str, programs: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    skip(test, &format!("peer program(s) not installed: {}", missing.join(", ")));
+    skip(
+        test,
+        &format!("peer program(s) not installed: {}", missing.join(", ")),
+    );
     false
 }
 
@@ -67,7 +70,11 @@ pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = dir.join(name);
-    assert!(path.is_file(), "binary {} not built (run through cargo test)", path.display());
+    assert!(
+        path.is_file(),
+        "binary {} not built (run through cargo test)",
+        path.display()
+    );
     path
 }
 

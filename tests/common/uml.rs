@@ -30,13 +30,23 @@ fn noxstate_filter() -> Vec<libc::sock_filter> {
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
     const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-    let stmt = |code, k| libc::sock_filter { code, jt: 0, jf: 0, k };
-    let jump = |k, jt, jf| libc::sock_filter { code: JEQ_K, jt, jf, k };
+    let stmt = |code, k| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |k, jt, jf| libc::sock_filter {
+        code: JEQ_K,
+        jt,
+        jf,
+        k,
+    };
     vec![
         stmt(LD_W_ABS, 4), // seccomp_data.arch
         jump(AUDIT_ARCH_X86_64, 0, 7),
-        stmt(LD_W_ABS, 0), // seccomp_data.nr
-        jump(101, 0, 5),   // ptrace
+        stmt(LD_W_ABS, 0),  // seccomp_data.nr
+        jump(101, 0, 5),    // ptrace
         stmt(LD_W_ABS, 16), // args[0]: the request
         jump(0x4204, 1, 0), // PTRACE_GETREGSET
         jump(0x4205, 0, 2), // PTRACE_SETREGSET
@@ -81,7 +91,9 @@ pub fn apply_shim(cmd: &mut Command) {
 
 /// Makes a busybox root tree in `dir` with `init` as `/init`.
 pub fn busybox_tree(dir: &Path, init: &str) {
-    for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "mnt", "data"] {
+    for d in [
+        "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "mnt", "data",
+    ] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     let busybox = super::which("busybox").expect("busybox");

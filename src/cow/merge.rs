@@ -1,0 +1,431 @@
+//! Merging a COW file with its backing file (`uml_moo`).
+//!
+//! - [`merge_to_new`] writes the COW's view of the disk to a new image: a
+//!   walk over the data ranges of the view (holes of the backing file and
+//!   clean sectors are never read), big reads, and all-zero blocks left as
+//!   holes. The image is built in a temporary file beside the target and
+//!   renamed into place when complete.
+//! - [`merge_in_place`] copies only the COW's sectors into the backing file.
+//!   Before touching the backing file it leaves a marker beside the COW
+//!   file, so that an interrupted merge is recognised and finished by the
+//!   same command even though the backing file's mtime has changed.
+//!
+//! The output matches Debian's `uml_moo`: whole sectors only (a tail shorter
+//! than a sector is dropped), and zero sectors are holes.
+
+use super::error::CowError;
+use super::header::Header;
+use super::open::{self, absolutize, backing_identity, check_backing, read_bitmap};
+use crate::block::{is_zero, BlockDevice, FileDevice};
+use crate::sys::fs::{lock_file, LockError};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Bytes read or written per system call.
+const CHUNK: usize = 256 << 10;
+/// Granule of the zero test: a file-system block.
+const GRANULE: usize = 4096;
+
+/// Settings shared by the merges.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// Use this backing file instead of the one the header records.
+    pub backing_override: Option<PathBuf>,
+    /// `fsync` the result before it is renamed into place or declared done.
+    pub sync: bool,
+    /// Progress display (hidden when not wanted).
+    pub progress: indicatif::ProgressBar,
+    /// Set (by a signal handler) to stop between chunks: a new image is
+    /// then discarded, an in-place merge left resumable.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions {
+            backing_override: None,
+            sync: true,
+            progress: indicatif::ProgressBar::hidden(),
+            cancel: None,
+        }
+    }
+}
+
+/// What a merge did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MergeStats {
+    /// Sectors taken from the COW file.
+    pub cow_sectors: u64,
+    /// Bytes written to the output.
+    pub bytes_written: u64,
+    /// Length of the result.
+    pub length: u64,
+    /// Whether an interrupted in-place merge was resumed.
+    pub resumed: bool,
+}
+
+fn same_inode(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Writes the non-zero granules of `buf` (which belongs at `offset`) to
+/// `out`, coalesced into as few writes as possible. Returns bytes written.
+fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
+    let mut written = 0u64;
+    let mut run: Option<usize> = None;
+    let mut at = 0usize;
+    // Granules are aligned to the file, not to the buffer.
+    let first = GRANULE - (offset % GRANULE as u64) as usize;
+    while at < buf.len() {
+        let end = if at == 0 {
+            first.min(buf.len())
+        } else {
+            (at + GRANULE).min(buf.len())
+        };
+        let zero = is_zero(&buf[at..end]);
+        match (zero, run) {
+            (false, None) => run = Some(at),
+            (true, Some(start)) => {
+                out.write_all_at(&buf[start..at], offset + start as u64)?;
+                written += (at - start) as u64;
+                run = None;
+            }
+            _ => {}
+        }
+        at = end;
+    }
+    if let Some(start) = run {
+        out.write_all_at(&buf[start..], offset + start as u64)?;
+        written += (buf.len() - start) as u64;
+    }
+    Ok(written)
+}
+
+fn check_cancel(options: &MergeOptions) -> io::Result<()> {
+    match &options.cancel {
+        Some(flag) if flag.load(Ordering::Relaxed) => {
+            Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Copies `len` bytes of `dev`'s view into `out`, reading only data ranges
+/// and leaving zero blocks as holes.
+fn copy_view(
+    dev: &dyn BlockDevice,
+    out: &File,
+    len: u64,
+    options: &MergeOptions,
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut written = 0;
+    let mut pos = 0;
+    while pos < len {
+        let Some(range) = dev.next_data(pos)? else {
+            break;
+        };
+        let start = range.start.max(pos);
+        let end = range.end.min(len);
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(CHUNK as u64) as usize;
+            check_cancel(options)?;
+            dev.read_exact_at(at, &mut buf[..n])?;
+            written += write_nonzero(out, at, &buf[..n])?;
+            at += n as u64;
+            options.progress.set_position(at);
+        }
+        pos = end.max(pos + 1);
+    }
+    options.progress.set_position(len);
+    Ok(written)
+}
+
+/// Writes the merged image of `cow` (over its backing file) to `out`. An
+/// existing `out` is replaced, unless it is the COW or the backing file.
+pub fn merge_to_new(
+    cow_path: &Path,
+    out: &Path,
+    options: &MergeOptions,
+) -> Result<MergeStats, CowError> {
+    let dev = open::open_cow(
+        cow_path,
+        &open::DiskOptions {
+            backing_override: options.backing_override.clone(),
+            ..Default::default()
+        },
+    )?;
+    for input in [cow_path, dev.backing().path()] {
+        if same_inode(input, out) {
+            return Err(CowError::Refused {
+                path: out.to_path_buf(),
+                why: format!(
+                    "is the same file as the input {}; refusing to overwrite it",
+                    input.display()
+                ),
+            });
+        }
+    }
+    let header = dev.header();
+    let ss = u64::from(header.sector_size);
+    let length = header.size / ss * ss;
+
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = out
+        .file_name()
+        .unwrap_or(OsStr::new("image"))
+        .to_string_lossy();
+    let io_err = |op, e| CowError::io(out, op, e);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".uml_moo-tmp")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(|e| io_err("cannot create a file in the directory", e))?;
+
+    options.progress.set_length(length);
+    let written =
+        copy_view(&dev, tmp.as_file(), length, options).map_err(|e| io_err("merge failed", e))?;
+    tmp.as_file()
+        .set_len(length)
+        .map_err(|e| io_err("cannot set length", e))?;
+    if options.sync {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| io_err("cannot sync", e))?;
+    }
+    tmp.persist(out)
+        .map_err(|e| io_err("cannot rename into place", e.error))?;
+    if options.sync {
+        sync_dir(dir).map_err(|e| CowError::io(dir, "cannot sync directory", e))?;
+    }
+    options.progress.finish_and_clear();
+    Ok(MergeStats {
+        cow_sectors: dev.dirty_sectors(),
+        bytes_written: written,
+        length,
+        resumed: false,
+    })
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The file that marks an unfinished in-place merge of `cow`.
+pub fn marker_path(cow: &Path) -> PathBuf {
+    let name = cow
+        .file_name()
+        .unwrap_or(OsStr::new("cow"))
+        .to_string_lossy();
+    cow.with_file_name(format!(".{name}.uml_moo-merging"))
+}
+
+/// The marker's contents: which backing file, and the header it was
+/// started from.
+fn marker_text(backing: &Path, header: &Header) -> String {
+    format!(
+        "uml_moo in-place merge in progress\nbacking {}\nsize {}\nmtime {}\n",
+        backing.display(),
+        header.size,
+        header.mtime
+    )
+}
+
+/// Whether `cow` has a marker left by an interrupted merge of the same COW
+/// header into the same backing file.
+fn unfinished_merge(cow: &Path, backing: &Path, header: &Header) -> bool {
+    std::fs::read_to_string(marker_path(cow)).is_ok_and(|text| text == marker_text(backing, header))
+}
+
+fn write_marker(cow: &Path, text: &str) -> io::Result<()> {
+    let path = marker_path(cow);
+    std::fs::write(&path, text)?;
+    File::open(&path)?.sync_all()?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Settings of [`merge_in_place`] beyond [`MergeOptions`].
+#[derive(Debug, Clone, Default)]
+pub struct InPlaceOptions {
+    /// Afterwards, empty the COW (bitmap cleared, data area freed) and
+    /// record the merged backing file's new mtime, so that it stays usable.
+    pub reset_cow: bool,
+}
+
+/// Merges the COW's sectors into its backing file. Running it again after
+/// an interruption finishes the job.
+pub fn merge_in_place(
+    cow_path: &Path,
+    options: &MergeOptions,
+    extra: &InPlaceOptions,
+) -> Result<MergeStats, CowError> {
+    // The COW is written only to reset it afterwards.
+    let cow_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(extra.reset_cow)
+        .open(cow_path)
+        .map_err(|e| CowError::io(cow_path, "cannot open", e))?;
+    let header = open::read_header(&cow_file, cow_path)?.ok_or_else(|| CowError::Header {
+        path: cow_path.to_path_buf(),
+        source: super::header::HeaderError::NotCow,
+    })?;
+    lock(&cow_file, cow_path, extra.reset_cow)?;
+    let recorded = PathBuf::from(OsStr::from_bytes(&header.backing_file));
+    let backing_path = options.backing_override.clone().unwrap_or(recorded);
+    let backing_abs =
+        absolutize(&backing_path).map_err(|e| CowError::io(&backing_path, "cannot resolve", e))?;
+    let resumed = unfinished_merge(cow_path, &backing_abs, &header);
+    check_backing(&header, &backing_path, resumed)?;
+    let bitmap = read_bitmap(&cow_file, cow_path, &header)?;
+
+    let backing = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&backing_path)
+        .map_err(|e| CowError::io(&backing_path, "cannot open backing file for writing", e))?;
+    lock(&backing, &backing_path, true)?;
+
+    write_marker(cow_path, &marker_text(&backing_abs, &header))
+        .map_err(|e| CowError::io(&marker_path(cow_path), "cannot write merge marker", e))?;
+
+    let ss = u64::from(header.sector_size);
+    let sectors = header.size / ss;
+    let dirty = bitmap.count_set();
+    options.progress.set_length(dirty * ss);
+    let io_err = |op, e| CowError::io(&backing_path, op, e);
+    let mut buf = vec![0u8; CHUNK];
+    let mut old = vec![0u8; CHUNK];
+    let mut written = 0u64;
+    let mut done = 0u64;
+    for (run, in_cow) in bitmap.runs(0..sectors) {
+        if !in_cow {
+            continue;
+        }
+        let mut at = run.start * ss;
+        let end = run.end * ss;
+        while at < end {
+            let n = (end - at).min(CHUNK as u64) as usize;
+            check_cancel(options)
+                .map_err(|e| io_err("merge stopped; run the same command again to finish it", e))?;
+            cow_file
+                .read_exact_at(&mut buf[..n], header.data_offset + at)
+                .map_err(|e| CowError::io(cow_path, "cannot read data", e))?;
+            written += write_sectors(&backing, at, &buf[..n], &mut old[..n], ss as usize)
+                .map_err(|e| io_err("cannot write", e))?;
+            at += n as u64;
+            done += n as u64;
+            options.progress.set_position(done);
+        }
+    }
+    if options.sync {
+        backing.sync_data().map_err(|e| io_err("cannot sync", e))?;
+    }
+    if extra.reset_cow {
+        reset_cow(cow_path, cow_file, &header, &backing_path)?;
+    }
+    std::fs::remove_file(marker_path(cow_path))
+        .map_err(|e| CowError::io(&marker_path(cow_path), "cannot remove merge marker", e))?;
+    options.progress.finish_and_clear();
+    Ok(MergeStats {
+        cow_sectors: dirty,
+        bytes_written: written,
+        length: backing_identity(&backing_path)?.0,
+        resumed,
+    })
+}
+
+fn lock(file: &File, path: &Path, write: bool) -> Result<(), CowError> {
+    match lock_file(file, write) {
+        Ok(()) => Ok(()),
+        Err(LockError::InUse) => Err(CowError::InUse {
+            path: path.to_path_buf(),
+            pid: crate::sys::fs::lock_holder(file).ok().flatten(),
+        }),
+        Err(LockError::Io(e)) => Err(CowError::io(path, "cannot lock", e)),
+    }
+}
+
+/// Writes `data` at `offset` of `backing`, sector by sector as `uml_moo -d`
+/// does: a zero sector is written only where the backing sector is not
+/// already zero (so holes stay holes). Returns bytes written.
+fn write_sectors(
+    backing: &File,
+    offset: u64,
+    data: &[u8],
+    old: &mut [u8],
+    ss: usize,
+) -> io::Result<u64> {
+    if !is_zero(data) && data.chunks(ss).all(|s| !is_zero(s)) {
+        backing.write_all_at(data, offset)?;
+        return Ok(data.len() as u64);
+    }
+    backing.read_exact_at(old, offset)?;
+    let mut written = 0u64;
+    let mut run: Option<usize> = None;
+    let mut flush = |from: usize, to: usize| -> io::Result<()> {
+        backing.write_all_at(&data[from..to], offset + from as u64)?;
+        written += (to - from) as u64;
+        Ok(())
+    };
+    for (i, sector) in data.chunks(ss).enumerate() {
+        let at = i * ss;
+        let needed = !(is_zero(sector) && is_zero(&old[at..at + sector.len()]));
+        match (needed, run) {
+            (true, None) => run = Some(at),
+            (false, Some(start)) => {
+                flush(start, at)?;
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = run {
+        flush(start, data.len())?;
+    }
+    Ok(written)
+}
+
+/// Empties a merged COW and points it at the merged backing file's new
+/// mtime. Safe to repeat.
+fn reset_cow(
+    cow_path: &Path,
+    cow_file: File,
+    header: &Header,
+    backing: &Path,
+) -> Result<(), CowError> {
+    let dev = FileDevice::from_file(cow_file, cow_path, true)
+        .map_err(|e| CowError::io(cow_path, "cannot stat", e))?;
+    let io_err = |op, e| CowError::io(cow_path, op, e);
+    dev.punch_hole(header.data_offset..header.file_len_needed())
+        .map_err(|e| io_err("cannot free data area", e))?;
+    dev.punch_hole(header.bitmap_offset..header.bitmap_offset + header.bitmap_bytes_needed())
+        .map_err(|e| io_err("cannot clear bitmap", e))?;
+    dev.flush().map_err(|e| io_err("cannot sync", e))?;
+    let (_, mtime) = backing_identity(backing)?;
+    let mut new = header.clone();
+    new.mtime = u32::try_from(mtime).map_err(|_| CowError::MtimeRange {
+        backing: backing.to_path_buf(),
+        mtime,
+    })?;
+    let bytes = new.to_bytes().map_err(|e| CowError::Header {
+        path: cow_path.to_path_buf(),
+        source: e,
+    })?;
+    dev.write_all_at(0, &bytes)
+        .map_err(|e| io_err("cannot write header", e))?;
+    dev.flush().map_err(|e| io_err("cannot sync", e))
+}

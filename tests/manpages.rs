@@ -1,0 +1,134 @@
+//! Every binary has a man page in man/ that documents every option its
+//! `--help` lists (and every option of every subcommand).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The option words of a `--help` text: from each line that starts with an
+/// option, the words of its first column that begin with `-`.
+fn options_in_help(help: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        if !trimmed.starts_with('-') {
+            continue;
+        }
+        let column = trimmed.split("  ").next().unwrap_or("");
+        for word in column.split([' ', ',', '[', ']', '|']) {
+            let word = word.split('=').next().unwrap_or("");
+            let body = word.trim_start_matches('-');
+            if word.starts_with('-')
+                && body
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+            {
+                found.insert(word.to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Subcommands listed under a `Commands:` heading.
+fn subcommands(help: &str) -> Vec<String> {
+    let mut in_commands = false;
+    let mut found = Vec::new();
+    for line in help.lines() {
+        if line.trim_end() == "Commands:" {
+            in_commands = true;
+            continue;
+        }
+        if in_commands {
+            if !line.starts_with("  ") {
+                break;
+            }
+            let name = line.split_whitespace().next().unwrap_or("");
+            if !name.is_empty() && name != "help" {
+                found.push(name.to_string());
+            }
+        }
+    }
+    found
+}
+
+/// The man page as plain text: roff escapes and font changes removed.
+fn man_text(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("man")
+        .join(format!("{name}.1"));
+    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    raw.replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "")
+        .replace("\\fP", "")
+}
+
+fn binaries() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_option_in_help_is_documented_in_the_man_page() {
+    let mut missing = Vec::new();
+    for name in binaries() {
+        let out = common::umlkit(&name, ["--help"]);
+        assert!(
+            out.status.success(),
+            "{name} --help failed: {}",
+            common::stderr(&out)
+        );
+        let help = common::stdout(&out);
+        let mut options = options_in_help(&help);
+        for sub in subcommands(&help) {
+            let out = common::umlkit(&name, [sub.as_str(), "--help"]);
+            assert!(out.status.success(), "{name} {sub} --help failed");
+            options.extend(options_in_help(&common::stdout(&out)));
+            assert!(
+                man_text(&name).contains(&sub),
+                "{name}.1 does not describe subcommand {sub}"
+            );
+        }
+        assert!(!options.is_empty(), "{name} --help lists no options");
+        let man = man_text(&name);
+        for option in options {
+            // An option counts as documented when it appears as a word.
+            let documented = man.match_indices(&option).any(|(i, _)| {
+                let next = man[i + option.len()..].chars().next();
+                !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if !documented {
+                missing.push(format!("{name}: {option}"));
+            }
+        }
+        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS"] {
+            assert!(
+                man.contains(&format!(".SH {section}")),
+                "{name}.1 has no {section} section"
+            );
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "options missing from man pages: {missing:?}"
+    );
+}
+
+#[test]
+fn the_option_extractor_finds_short_long_and_single_dash_long_options() {
+    let help = "Options:\n  -b, --backing <B>  use B (see -x)\n  -unix SOCKET       control socket\n      --json   json\n";
+    let found: Vec<String> = options_in_help(help).into_iter().collect();
+    assert_eq!(found, ["--backing", "--json", "-b", "-unix"]);
+}

@@ -11,13 +11,13 @@
 //! SIGINT, SIGTERM and SIGHUP remove the control socket before exiting.
 
 use super::args::SwitchArgs;
-use super::core::{Forwarder, Verdict};
-use super::frame::{EthernetFrame, FrameError, MAX_FRAME_LEN};
+use super::core::Forwarder;
+use super::frame::MAX_FRAME_LEN;
 use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
 pub use super::setup::SwitchError;
 use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, sys};
 use super::{FastState, PortId};
-use crate::sys::net::{self as sysnet, strerror, RecvSlot, SendItem};
+use crate::sys::net::{strerror, RecvSlot};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -25,7 +25,7 @@ use nix::sys::socket::{self, sockopt};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -66,6 +66,8 @@ const BATCH: usize = 64;
 const AGE_EVERY: Duration = Duration::from_secs(2);
 const MAX_BATCHES_PER_WAKEUP: usize = 64;
 const UNKNOWN_LOG_PER_SEC: u64 = 100;
+/// How long a new control connection may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Sink {
     Sock(UnixAddr),
@@ -75,6 +77,8 @@ enum Sink {
 struct Conn {
     stream: UnixStream,
     port: Option<PortId>,
+    /// When the connection was accepted (a request must follow soon).
+    since: Instant,
 }
 
 /// A running switch.
@@ -97,6 +101,8 @@ pub struct Daemon {
     stats: Stats,
     /// (second, lines) for the `unknown Addr` rate limit.
     unknown_log: (u64, u64),
+    /// The listener is out of epoll after an `accept` failure.
+    listener_paused: bool,
     out: io::Stdout,
 }
 
@@ -111,6 +117,8 @@ fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
 fn port_of_fd(fd: RawFd) -> PortId {
     PortId(u32::try_from(fd).unwrap_or(u32::MAX))
 }
+
+mod dataplane;
 
 impl Daemon {
     /// Sets the switch up as `args` says and prints the original's
@@ -218,6 +226,7 @@ impl Daemon {
             data_path: args.data.clone(),
             stats: Stats::default(),
             unknown_log: (0, 0),
+            listener_paused: false,
             out,
         };
         if let Some((f, port)) = tap {
@@ -273,8 +282,7 @@ impl Daemon {
                 }
             }
             if self.last_age.elapsed() >= AGE_EVERY {
-                self.fwd.age(self.start.elapsed());
-                self.last_age = Instant::now();
+                self.housekeeping();
             }
             if let Some(e) = done {
                 break e;
@@ -345,17 +353,49 @@ impl Daemon {
                     {
                         continue;
                     }
-                    self.conns.insert(fd, Conn { stream, port: None });
+                    self.conns.insert(
+                        fd,
+                        Conn {
+                            stream,
+                            port: None,
+                            since: Instant::now(),
+                        },
+                    );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // Out of descriptors or similar: report and let the
-                    // next event retry.
+                    // Out of descriptors or similar: stop listening until
+                    // the next housekeeping tick instead of spinning on a
+                    // connection that cannot be accepted.
                     eprintln!("accept: {}", strerror(&e));
+                    if self.epoll.delete(&self.listener).is_ok() {
+                        self.listener_paused = true;
+                    }
                     return;
                 }
             }
+        }
+    }
+
+    /// Every 2 s: age the MAC table, drop connections that never sent
+    /// their request, and listen again after running out of descriptors.
+    fn housekeeping(&mut self) {
+        self.fwd.age(self.start.elapsed());
+        self.last_age = Instant::now();
+        let stale: Vec<RawFd> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.port.is_none() && c.since.elapsed() > REQUEST_TIMEOUT)
+            .map(|(&fd, _)| fd)
+            .collect();
+        for fd in stale {
+            self.stats.bad_requests += 1;
+            self.close_conn(fd);
+        }
+        if self.listener_paused {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, LISTEN);
+            self.listener_paused = self.epoll.add(&self.listener, ev).is_err();
         }
     }
 
@@ -436,169 +476,6 @@ impl Daemon {
                 eprintln!("Sending data socket name: short write");
                 self.close_conn(fd);
             }
-        }
-    }
-
-    fn on_data(&mut self) {
-        let mut slots = std::mem::take(&mut self.slots);
-        // Bounded work per wake-up so control events are not starved. (No
-        // busy polling: on a shared 2-core machine it starved the guests.)
-        let mut batches = 0;
-        while batches < MAX_BATCHES_PER_WAKEUP {
-            let n = match sysnet::recv_batch(self.data.as_fd(), &mut slots) {
-                Ok(n) => n,
-                Err(e) => {
-                    eprintln!("handle_sock_data: {}", strerror(&e));
-                    break;
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            batches += 1;
-            let mut sends: Vec<SendItem<'_>> = Vec::with_capacity(n * 2);
-            let mut tap_frames: Vec<&[u8]> = Vec::new();
-            for slot in &slots[..n] {
-                let Some(&ingress) = self.by_addr.get(&UnixAddr(slot.from)) else {
-                    self.stats.unknown_sender += 1;
-                    continue;
-                };
-                let frame = &slot.buf[..slot.len];
-                self.route(ingress, frame, &mut sends, &mut tap_frames);
-            }
-            let (sent, dropped) = sysnet::send_batch(self.data.as_fd(), &sends);
-            self.stats.frames_out += u64::try_from(sent).unwrap_or(0);
-            self.stats.send_drops += u64::try_from(dropped).unwrap_or(0);
-            self.write_tap(&tap_frames);
-            if n < slots.len() {
-                // The queue is drained (it holds at most
-                // net.unix.max_dgram_qlen datagrams): back to epoll rather
-                // than one more empty receive. (Measured: draining again at
-                // once costs more CPU per frame than it saves.)
-                break;
-            }
-        }
-        self.slots = slots;
-    }
-
-    /// Runs one frame through the forwarder and queues its copies.
-    fn route<'a>(
-        &mut self,
-        ingress: PortId,
-        frame: &'a [u8],
-        sends: &mut Vec<SendItem<'a>>,
-        taps: &mut Vec<&'a [u8]>,
-    ) {
-        self.stats.frames_in += 1;
-        let f = match EthernetFrame::new_checked(frame) {
-            Ok(f) => f,
-            Err(FrameError::Short(_)) | Err(FrameError::Oversized(_)) => {
-                self.stats.bad_frames += 1;
-                return;
-            }
-        };
-        let d = self.fwd.forward(ingress, &f, self.start.elapsed());
-        if let Some(l) = d.learned {
-            match l.old {
-                Some(old) => log(
-                    &mut self.out,
-                    format_args!(" Addr: {} New port {} old port {}", l.mac, l.port.0, old.0),
-                ),
-                None => log(
-                    &mut self.out,
-                    format_args!(" Addr: {} New port {}", l.mac, l.port.0),
-                ),
-            }
-        }
-        if d.unknown_unicast {
-            // The original logs every such frame; a guest flooding unknown
-            // destinations must not turn that into a stream of writes, so
-            // at most UNKNOWN_LOG_PER_SEC lines a second are printed.
-            let now_s = self.start.elapsed().as_secs();
-            if self.unknown_log.0 != now_s {
-                if self.unknown_log.1 > UNKNOWN_LOG_PER_SEC {
-                    let more = self.unknown_log.1 - UNKNOWN_LOG_PER_SEC;
-                    log(
-                        &mut self.out,
-                        format_args!("({more} more unknown Addr lines suppressed)"),
-                    );
-                }
-                self.unknown_log = (now_s, 0);
-            }
-            self.unknown_log.1 += 1;
-            if self.unknown_log.1 <= UNKNOWN_LOG_PER_SEC {
-                log(
-                    &mut self.out,
-                    format_args!("unknown Addr: {} from port {}", f.src(), ingress.0),
-                );
-            }
-        }
-        match d.verdict {
-            Verdict::Filter => {}
-            Verdict::Unicast(p) => self.queue(p, frame, sends, taps),
-            Verdict::Flood => {
-                let targets: Vec<PortId> = self.fwd.flood_targets(ingress).collect();
-                for p in targets {
-                    self.queue(p, frame, sends, taps);
-                }
-            }
-        }
-    }
-
-    fn queue<'a>(
-        &self,
-        p: PortId,
-        frame: &'a [u8],
-        sends: &mut Vec<SendItem<'a>>,
-        taps: &mut Vec<&'a [u8]>,
-    ) {
-        match self.sinks.get(&p) {
-            Some(Sink::Sock(addr)) => sends.push(SendItem {
-                buf: frame,
-                to: addr.0,
-            }),
-            Some(Sink::Tap) => taps.push(frame),
-            None => {}
-        }
-    }
-
-    fn write_tap(&mut self, frames: &[&[u8]]) {
-        let Some((tap, _)) = &mut self.tap else {
-            return;
-        };
-        for f in frames {
-            match tap.write(f) {
-                Ok(_) => self.stats.frames_out += 1,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stats.send_drops += 1,
-                Err(e) => {
-                    self.stats.send_drops += 1;
-                    eprintln!("send_tap: {}", strerror(&e));
-                }
-            }
-        }
-    }
-
-    fn on_tap(&mut self) {
-        let Some(port) = self.tap.as_ref().map(|t| t.1) else {
-            return;
-        };
-        let mut buf = vec![0u8; MAX_FRAME_LEN + 1];
-        for _ in 0..BATCH {
-            let n = match self.tap.as_mut().map(|t| t.0.read(&mut buf)) {
-                Some(Ok(n)) => n,
-                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Some(Err(e)) => {
-                    eprintln!("Reading tap data: {}", strerror(&e));
-                    return;
-                }
-                None => return,
-            };
-            let mut sends = Vec::new();
-            let mut taps = Vec::new();
-            self.route(port, &buf[..n], &mut sends, &mut taps);
-            let (sent, dropped) = sysnet::send_batch(self.data.as_fd(), &sends);
-            self.stats.frames_out += u64::try_from(sent).unwrap_or(0);
-            self.stats.send_drops += u64::try_from(dropped).unwrap_or(0);
         }
     }
 }

@@ -80,6 +80,11 @@ fn refuse(r: &Refusal) -> i32 {
                 write_stdout(&framed(t))
             }
         }
+        Refusal::StatusFramed(t) => {
+            let mut bytes = vec![0u8];
+            bytes.extend(framed(t));
+            write_stdout(&bytes)
+        }
         Refusal::Datagram(t) => send_reply(None, t, None).or_else(|_| {
             eprint!("{t}");
             Ok(())

@@ -64,6 +64,9 @@ pub enum Refusal {
     Framed(String),
     /// One datagram on fd 1 without a descriptor (the `tuntap up` reply).
     Datagram(String),
+    /// A status byte 0 (failure), then framed output: what the kernel's
+    /// ethertap transport reads on its control socket.
+    StatusFramed(String),
 }
 
 /// Parses a leading unsigned number the way `strtoul(s, &end, 0)` does;
@@ -183,8 +186,11 @@ pub fn parse(args: &[String]) -> Result<Request, Refusal> {
             }
             Some(op) => Err(Refusal::Stderr(format!("Bad tuntap op : '{}'\n", op.escape_debug()))),
         },
-        // ethertap and slip: the host drivers are gone (ethertap) or not
-        // supported here (slip); the kernel prints this text.
+        // ethertap: the host driver is gone from Linux; slip: not served
+        // here. The kernel prints the text.
+        "ethertap" => Err(Refusal::StatusFramed(
+            "uml_net : the ethertap transport is not supported (the host driver no longer exists; use eth0=tuntap or eth0=daemon)\n".into(),
+        )),
         other => Err(Refusal::Framed(format!(
             "uml_net : the {other} transport is not supported by this uml_net (use eth0=tuntap or eth0=daemon)\n"
         ))),
@@ -296,7 +302,7 @@ mod tests {
         ));
         assert!(matches!(
             p(&["4", "ethertap", "tap0", "3"]),
-            Err(Refusal::Framed(_))
+            Err(Refusal::StatusFramed(_))
         ));
         assert!(matches!(
             p(&["4", "slip", "up", "10.0.0.1"]),

@@ -352,7 +352,6 @@ pub fn recv_batch(sock: BorrowedFd<'_>, slots: &mut [RecvSlot]) -> io::Result<us
         .map(|_| unsafe { std::mem::zeroed() })
         .collect();
     for ((h, iov), slot) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(slots.iter_mut()) {
-        slot.from = [0; SOCKADDR_UN_LEN];
         h.msg_hdr.msg_name = slot.from.as_mut_ptr().cast();
         h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
         h.msg_hdr.msg_iov = iov as *mut libc::iovec;
@@ -385,6 +384,8 @@ pub fn recv_batch(sock: BorrowedFd<'_>, slots: &mut [RecvSlot]) -> io::Result<us
         slot.from_len = usize::try_from(h.msg_hdr.msg_namelen)
             .unwrap_or(0)
             .min(SOCKADDR_UN_LEN);
+        // Zero-pad past what the kernel wrote, so addresses compare whole.
+        slot.from[slot.from_len..].fill(0);
     }
     Ok(n)
 }
@@ -401,6 +402,13 @@ pub struct SendItem<'a> {
 /// is full does not hold up the others: the failed item is skipped and
 /// counted. Returns (sent, dropped).
 pub fn send_batch(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> (usize, usize) {
+    if let [one] = items {
+        // One datagram: plain sendto is cheaper than building an mmsghdr.
+        return match send_to_raw(sock, one.buf, &one.to) {
+            Ok(_) => (1, 0),
+            Err(_) => (0, 1),
+        };
+    }
     let mut sent = 0;
     let mut dropped = 0;
     let mut start = 0;

@@ -28,6 +28,8 @@ struct Result {
     secs: f64,
     /// CPU time the switch process used during the run (schedstat).
     switch_cpu: f64,
+    /// Context switches of the switch process during the run.
+    switch_ctxt: u64,
 }
 
 impl Result {
@@ -204,9 +206,18 @@ fn measure(program: &Path, ports: usize, size: usize, window: u32, duration: Dur
             .unwrap_or(0.0)
             / 1e9
     };
+    let ctxt = || -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        s.lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum()
+    };
     let before = cpu();
+    let ctxt_before = ctxt();
     let mut r = load(&ctl, ports, size, window, duration);
     r.switch_cpu = cpu() - before;
+    r.switch_ctxt = ctxt() - ctxt_before;
     let _ = child.kill();
     let _ = child.wait();
     r
@@ -243,13 +254,19 @@ fn switch_throughput_ours_vs_debian() {
         // A private network namespace: its own abstract socket names and
         // the default net.unix.max_dgram_qlen.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        // BENCH_QLEN raises net.unix.max_dgram_qlen in this namespace only
+        // (the default of 10 keeps batches tiny).
+        if let Ok(q) = std::env::var("BENCH_QLEN") {
+            std::fs::write("/proc/sys/net/unix/max_dgram_qlen", q).unwrap();
+        }
         let qlen = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default();
         println!("net.unix.max_dgram_qlen = {}", qlen.trim());
-        println!("| ports | frame | window/client | switch | frames/s (median of {rounds}) | frames per switch CPU-second | loss | misdelivered |");
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("| ports | frame | window/client | switch | frames/s (median of {rounds}) | frames per switch CPU-second | frames per switch context switch | loss | misdelivered |");
+        println!("|---|---|---|---|---|---|---|---|---|");
         let only = std::env::var("BENCH_CASES").unwrap_or_default();
         let window_2: u32 = std::env::var("BENCH_WINDOW").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
-        for (ports, size, window) in [(2usize, 64usize, window_2), (2, 1500, window_2), (32, 64, 1), (32, 1500, 1)] {
+        let window_32: u32 = std::env::var("BENCH_WINDOW32").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+        for (ports, size, window) in [(2usize, 64usize, window_2), (2, 1500, window_2), (32, 64, window_32), (32, 1500, window_32)] {
             if !only.is_empty() && !only.split(',').any(|c| c == format!("{ports}x{size}")) {
                 continue;
             }
@@ -267,9 +284,10 @@ fn switch_throughput_ours_vs_debian() {
                 medians[k] = m.fps();
                 let mis: u64 = results[k].iter().map(|r| r.misdelivered).sum();
                 println!(
-                    "| {ports} | {size} | {window} | {name} | {:.0} | {:.0} | {:.2}% | {mis} |",
+                    "| {ports} | {size} | {window} | {name} | {:.0} | {:.0} | {:.1} | {:.2}% | {mis} |",
                     m.fps(),
                     m.per_cpu_sec(),
+                    m.delivered as f64 / m.switch_ctxt.max(1) as f64,
                     m.loss() * 100.0
                 );
             }

@@ -258,6 +258,8 @@ fn hostile_control_and_data_input_is_dropped_and_the_switch_keeps_forwarding() {
             // removed; a client that claims another port's address is refused.
             let mut spoof = UnixStream::connect(sw.ctl()).unwrap();
             spoof.write_all(&encode_request_v3(&a.addr)).unwrap();
+            let mut own = UnixStream::connect(sw.ctl()).unwrap();
+            own.write_all(&encode_request_v3(&a.switch)).unwrap();
             // Garbage datagrams: from an unregistered sender, and short frames.
             let stranger = std::os::unix::net::UnixDatagram::unbound().unwrap();
             let addr_bytes = a.switch.0;
@@ -280,6 +282,7 @@ fn hostile_control_and_data_input_is_dropped_and_the_switch_keeps_forwarding() {
             assert!(err.contains("Version 2 is not supported"), "{err}");
             assert!(err.contains("Request for a version 7 port"), "{err}");
             assert!(err.contains("another port already uses"), "{err}");
+            assert!(err.contains("the switch's own data address"), "{err}");
             assert!(
                 sw.stdout().contains("Bad request type : 5"),
                 "{}",
@@ -296,7 +299,7 @@ fn hostile_control_and_data_input_is_dropped_and_the_switch_keeps_forwarding() {
                 before.split_whitespace().last().unwrap().parse().unwrap()
             };
             assert!(n(" malformed") >= 2, "{stats}");
-            assert!(n(" bad control requests") >= 9, "{stats}");
+            assert!(n(" bad control requests") >= 10, "{stats}");
             assert!(!sw.ctl().exists(), "SIGTERM left the control socket behind");
         },
     );

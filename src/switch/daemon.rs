@@ -463,6 +463,12 @@ impl Daemon {
             eprintln!("Refusing a port for a data address that another port already uses");
             return self.close_conn(fd);
         }
+        if req.addr == self.data_addr {
+            // Frames "to" this port would come back in as its own.
+            self.stats.bad_requests += 1;
+            eprintln!("Refusing a port for the switch's own data address");
+            return self.close_conn(fd);
+        }
         let port = port_of_fd(fd);
         conn.port = Some(port);
         self.sinks.insert(port, Sink::Sock(req.addr));

@@ -288,3 +288,104 @@ fn guest_gets_its_tap_from_our_uml_net_and_pings_the_gateway() {
     );
     assert!(boot.halted());
 }
+
+/// Our uml_net installed setuid root in a temporary prefix, run by a
+/// normal user: `tuntap up` gives that user a TAP of their own, `add` works
+/// on it, and `add` on another user's TAP is refused.
+#[test]
+fn setuid_uml_net_serves_a_normal_user_only_for_their_own_tap() {
+    let test = "setuid_uml_net_serves_a_normal_user_only_for_their_own_tap";
+    if !ready(test, &["ip", "setpriv"]) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let ns = Netns::new();
+    let (_, uid, gid) = common::net::test_user();
+    let prefix = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(prefix.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let helper = prefix.path().join("uml_net");
+    std::fs::copy(common::bin("uml_net"), &helper).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let as_user = |args: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".to_string(),
+            helper.display().to_string(),
+        ];
+        v.extend(args.iter().map(|s| s.to_string()));
+        v
+    };
+
+    // tuntap up through a socketpair, as the kernel does.
+    let (mine, theirs) = UnixDatagram::pair().unwrap();
+    let out = ns
+        .command("setpriv")
+        .args(as_user(&["4", "tuntap", "up", "10.0.8.1"]))
+        .stdout(Stdio::from(OwnedFd::from(theirs)))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let mut buf = vec![0u8; 4096];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        mine.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .unwrap();
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("a descriptor");
+    let name = String::from_utf8_lossy(&buf[..16])
+        .trim_end_matches('\0')
+        .to_string();
+    let link = ns.link(&name).expect("the tap");
+    assert!(
+        link.contains("user umlkit-test"),
+        "the tap is not the caller's: {link}"
+    );
+
+    let out = ns.run(
+        "setpriv",
+        &as_user(&["4", "add", &name, "10.0.8.2", "255.255.255.0"]),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(common::stdout(&ns.run_ok("ip", &["route"])).contains(&format!("10.0.8.2 dev {name}")));
+
+    ns.run_ok(common::bin("tunctl"), &["-t", "roottap"]);
+    let before = common::stdout(&ns.run_ok("ip", &["route"]));
+    let out = ns.run(
+        "setpriv",
+        &as_user(&["4", "add", "roottap", "10.0.8.3", "255.255.255.0"]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not by the caller"),
+        "{:?}",
+        out
+    );
+    let out = ns.run(
+        "setpriv",
+        &as_user(&["4", "add", "lo", "10.0.8.3", "255.255.255.0"]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        common::stdout(&ns.run_ok("ip", &["route"])),
+        before,
+        "a refused add changed the routes"
+    );
+    nix::unistd::close(fd).unwrap();
+}

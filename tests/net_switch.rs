@@ -539,3 +539,73 @@ impl Drop for KillOnDrop {
         );
     }
 }
+
+/// The same client session against our switch and Debian's (with
+/// `stdbuf -oL`, since its stdio buffer is lost on SIGINT): the log lines
+/// are identical once the program path and port numbers (descriptor
+/// numbers, which differ) are masked.
+#[test]
+fn log_lines_match_debians_for_the_same_session() {
+    let test = "log_lines_match_debians_for_the_same_session";
+    if !common::have_peers(test, &["uml_switch", "stdbuf"]) {
+        return;
+    }
+    in_netns(test, || {
+        let session = |program: &[&str]| -> String {
+            let dir = tempfile::tempdir().unwrap();
+            let ctl = dir.path().join("ctl");
+            let mut cmd = Command::new(program[0]);
+            cmd.args(&program[1..]).arg("-unix").arg(&ctl);
+            let mut child = spawn_logged(cmd, dir.path());
+            wait_for_socket(&ctl);
+            let a = SwitchClient::connect(&ctl).unwrap();
+            let b = SwitchClient::connect(&ctl).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            a.send(&frame(BCAST, A, 1, 60)).unwrap();
+            assert!(recv(&b).is_some());
+            b.send(&frame(A, B, 2, 60)).unwrap();
+            assert!(recv(&a).is_some());
+            a.send(&frame(C, A, 3, 60)).unwrap();
+            assert!(recv(&b).is_some());
+            drop(a);
+            std::thread::sleep(Duration::from_millis(50));
+            drop(b);
+            std::thread::sleep(Duration::from_millis(50));
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            )
+            .unwrap();
+            wait_limited(&mut child, Duration::from_secs(10));
+            let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
+            let prog = program.last().unwrap();
+            out.replace(prog, "PROG")
+                .replace(&ctl.display().to_string(), "CTL")
+                .lines()
+                .map(|l| {
+                    // Mask port numbers (descriptor numbers).
+                    let words: Vec<String> = l
+                        .split(' ')
+                        .map(|w| {
+                            if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) {
+                                "N".into()
+                            } else {
+                                w.to_string()
+                            }
+                        })
+                        .collect();
+                    words.join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let ours_bin = common::bin("uml_switch").display().to_string();
+        let ours = session(&[ours_bin.as_str()]);
+        let theirs = session(&["stdbuf", "-oL", "/usr/bin/uml_switch"]);
+        assert!(
+            ours.contains("New connection") && ours.contains("unknown Addr"),
+            "{ours}"
+        );
+        assert_eq!(ours, theirs);
+    });
+}

@@ -16,7 +16,8 @@ impl Daemon {
     pub(super) fn on_data(&mut self) {
         let mut slots = std::mem::take(&mut self.slots);
         // Bounded work per wake-up so control events are not starved. (No
-        // busy polling: on a shared 2-core machine it starved the guests.)
+        // busy polling: measured, it cost more than it saved on a shared
+        // 2-core machine; see BENCHMARKS-net.md.)
         let mut batches = 0;
         while batches < MAX_BATCHES_PER_WAKEUP {
             let n = match sysnet::recv_batch(self.data.as_fd(), &mut slots) {

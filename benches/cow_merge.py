@@ -10,7 +10,7 @@ Data goes to DIR (default bench-data/, git-ignored); the cache is warm.
 import argparse, os, random, shutil, statistics, struct, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OURS = os.path.join(ROOT, "target", "release", "uml_moo")
+OURS = os.environ.get("UMLKIT_UML_MOO", os.path.join(ROOT, "target", "release", "uml_moo"))
 MTIME = 1_700_000_000
 
 
@@ -68,6 +68,9 @@ def timed(cmd, prepare=None, runs=3):
     for _ in range(runs):
         if prepare:
             prepare()
+        # Start every run with no dirty pages left by the previous one, so
+        # that no run pays for another's writeback.
+        os.sync()
         t = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, shell=isinstance(cmd, str))
         times.append(time.perf_counter() - t)

@@ -166,7 +166,7 @@ fn a_running_guests_cow_is_in_use_and_is_not_merged() {
     if !have_peers("a_running_guests_cow_is_in_use_and_is_not_merged", PEERS) {
         return;
     }
-    let guest = Guest::new(&init_script("touch /data/started; sleep 30"), 16);
+    let guest = Guest::new(&init_script("touch /data/started; sleep 4"), 16);
     let cow = guest.path("busy.cow");
     run_ok(bin("uml_mkcow"), [&cow, &guest.image]);
     let dir = guest.dir.path().to_path_buf();
@@ -180,12 +180,13 @@ fn a_running_guests_cow_is_in_use_and_is_not_merged() {
                 "init=/init".into(),
                 "umid=busy".into(),
             ],
-            Duration::from_secs(8),
+            LIMIT,
         )
     });
-    // Wait until the kernel has the COW open and locked.
+    // Poll until the kernel has the COW open and locked (a loaded machine
+    // boots slowly), for as long as the guest runs.
     let mut refused = None;
-    for _ in 0..100 {
+    while !runner.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
         let out = umlkit("uml_moo", [&cow, &guest.path("merged.img")]);
         if !out.status.success() {

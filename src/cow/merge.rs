@@ -207,8 +207,7 @@ pub fn merge_to_new(
             .sync_all()
             .map_err(|e| io_err("cannot sync", e))?;
     }
-    tmp.persist(out)
-        .map_err(|e| io_err("cannot rename into place", e.error))?;
+    replace(tmp.into_temp_path(), out).map_err(|e| io_err("cannot rename into place", e))?;
     if options.sync {
         sync_dir(dir).map_err(|e| CowError::io(dir, "cannot sync directory", e))?;
     }
@@ -219,6 +218,19 @@ pub fn merge_to_new(
         length,
         resumed: false,
     })
+}
+
+/// Puts the finished temporary file at `out`. An existing `out` is swapped
+/// out atomically and then removed: renaming over it would make ext4 flush
+/// the new file's data first (its `auto_da_alloc` heuristic), which costs as
+/// much as the merge when `--no-sync` asked not to wait for the disk.
+fn replace(tmp: tempfile::TempPath, out: &Path) -> io::Result<()> {
+    let is_file = std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_file());
+    if is_file && crate::sys::fs::exchange(&tmp, out).is_ok() {
+        // `tmp` now names the old image; closing it removes it.
+        return tmp.close();
+    }
+    tmp.persist(out).map_err(|e| e.error)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

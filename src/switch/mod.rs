@@ -1,1 +1,86 @@
 //! The virtual switch (uml_switch): control protocol, forwarding core and daemon.
+//!
+//! ```text
+//!  guests ──stream── control socket ── proto::Request ──┐
+//!         ──dgram─── data socket ── frame::EthernetFrame ┴─ daemon (epoll)
+//!  tap ────────────── tap fd ───────────────────────────┘      │
+//!                                       core::Forwarder (pure) + table::MacTable
+//! ```
+//!
+//! `proto`, `frame`, `table` and `core` are pure and forbid unsafe code;
+//! `daemon` is the thin I/O shell over `sys::net`.
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod client;
+pub mod core;
+pub mod daemon;
+pub mod frame;
+pub mod proto;
+pub mod setup;
+pub mod table;
+
+/// A switch port, as numbered by the daemon (the original numbers ports by
+/// their control descriptor, and so does our log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u32);
+
+/// A fast hasher for the switch's small fixed-size keys (MAC addresses,
+/// 110-byte socket addresses), keyed per process from std's random state
+/// so that crafted keys cannot be aimed at one bucket from outside.
+#[derive(Clone)]
+pub struct FastState {
+    seed: u64,
+}
+
+impl Default for FastState {
+    fn default() -> FastState {
+        use std::hash::{BuildHasher, Hasher};
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        FastState { seed: seed | 1 }
+    }
+}
+
+impl std::hash::BuildHasher for FastState {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.seed)
+    }
+}
+
+/// The hasher of [`FastState`]: multiply-rotate over 8-byte words.
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(23) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_ne_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_ne_bytes(w) ^ 0xff);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let x = self.0;
+        (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (x >> 32)
+    }
+}

@@ -97,3 +97,9 @@ pub fn lock_holder(file: &File) -> io::Result<Option<i32>> {
     fcntl(file.as_raw_fd(), FcntlArg::F_GETLK(&mut lock))?;
     Ok((lock.l_type != libc::F_UNLCK as libc::c_short).then_some(lock.l_pid))
 }
+
+/// Atomically swaps the names `a` and `b` (`renameat2(RENAME_EXCHANGE)`).
+pub fn exchange(a: &std::path::Path, b: &std::path::Path) -> io::Result<()> {
+    nix::fcntl::renameat2(None, a, None, b, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
+        .map_err(io::Error::from)
+}

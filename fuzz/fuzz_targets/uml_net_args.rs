@@ -1,0 +1,10 @@
+#![no_main]
+//! Splits arbitrary bytes into argv words (at NUL bytes) and parses them as
+//! a uml_net invocation; also feeds them to the /proc/net/route parser.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let args: Vec<String> = text.split('\0').map(str::to_string).take(16).collect();
+    let _ = umlkit::tun::uml_net_args::parse(&args);
+    let _ = umlkit::tun::hostnet::parse_proc_route(&text);
+});

@@ -1,0 +1,154 @@
+//! `uml_switch`'s command line (spec §4.1): single-dash long words read left
+//! to right, as the original's hand-written parser does. `-unix` takes a
+//! second word (the data socket) only when `-compat-v0` came earlier.
+//! `--help` is new.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// The original's control socket when started without `-unix`.
+pub const DEFAULT_CTL: &str = "/tmp/uml.ctl";
+/// The original's data socket in `-compat-v0` mode.
+pub const DEFAULT_DATA: &str = "/tmp/uml.data";
+
+/// What the switch was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchArgs {
+    /// `-unix`: the control socket path.
+    pub ctl: PathBuf,
+    /// `-compat-v0`: the named data socket (else an abstract one is used).
+    pub data: Option<PathBuf>,
+    /// `-hub`: flood every frame.
+    pub hub: bool,
+    /// `-tap`: a TAP device attached as one more port.
+    pub tap: Option<String>,
+    /// `-daemon`: detach after set-up.
+    pub daemon: bool,
+    /// Lines the original prints while parsing (`-hub`, `-compat-v0`), in order.
+    pub notices: Vec<String>,
+}
+
+/// Why the command line was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsError {
+    /// `--help`: print the help and exit 0.
+    Help,
+    /// Print the usage and exit 1.
+    Usage,
+}
+
+/// The original's usage text (stderr, exit 1).
+pub fn usage(prog: &str) -> String {
+    let tap = "[ -tap tap-device ]";
+    format!(
+        "Usage : {prog} [ -unix control-socket ] [ -hub ] {tap}\n\
+         or : {prog} -compat-v0 [ -unix control-socket data-socket ] [ -hub ] {tap}\n"
+    )
+}
+
+/// The `--help` text.
+pub fn help(prog: &str) -> String {
+    format!(
+        "{}\nOptions:\n\
+         \x20 -unix CONTROL [DATA]  control socket (default {DEFAULT_CTL}); DATA only after -compat-v0\n\
+         \x20 -hub                  act as a hub: flood every frame to every port\n\
+         \x20 -tap DEVICE           attach the TAP device DEVICE as a port (the host's uplink)\n\
+         \x20 -compat-v0            protocol 0 clients: named data socket (default {DEFAULT_DATA})\n\
+         \x20 -daemon               detach into the background after set-up\n\
+         \x20 --help                print this help and exit\n",
+        usage(prog)
+    )
+}
+
+/// Parses `args` (without argv\[0\]); `prog` is argv\[0\] for the notices.
+pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
+    let mut out = SwitchArgs {
+        ctl: PathBuf::from(DEFAULT_CTL),
+        data: None,
+        hub: false,
+        tap: None,
+        daemon: false,
+        notices: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("-unix") => {
+                out.ctl = PathBuf::from(it.next().ok_or(ArgsError::Usage)?);
+                if out.data.is_some() {
+                    out.data = Some(PathBuf::from(it.next().ok_or(ArgsError::Usage)?));
+                }
+            }
+            Some("-tap") => {
+                out.tap = Some(
+                    it.next()
+                        .ok_or(ArgsError::Usage)?
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            }
+            Some("-hub") => {
+                out.notices
+                    .push(format!("{prog} will be a hub instead of a switch"));
+                out.hub = true;
+            }
+            Some("-compat-v0") => {
+                out.notices
+                    .push("Control protocol 0 compatibility".to_string());
+                out.data = Some(PathBuf::from(DEFAULT_DATA));
+            }
+            Some("-daemon") => out.daemon = true,
+            Some("--help") => return Err(ArgsError::Help),
+            _ => return Err(ArgsError::Usage),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<SwitchArgs, ArgsError> {
+        parse(
+            "uml_switch",
+            &args.iter().map(OsString::from).collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let a = p(&[]).unwrap();
+        assert_eq!(a.ctl, PathBuf::from("/tmp/uml.ctl"));
+        assert_eq!(a.data, None);
+        assert!(!a.hub && !a.daemon && a.tap.is_none());
+    }
+
+    #[test]
+    fn unix_takes_a_data_socket_only_after_compat_v0() {
+        let a = p(&["-unix", "/x/ctl", "-hub", "-tap", "tap0", "-daemon"]).unwrap();
+        assert_eq!(a.ctl, PathBuf::from("/x/ctl"));
+        assert!(a.hub && a.daemon);
+        assert_eq!(a.tap.as_deref(), Some("tap0"));
+        assert_eq!(
+            a.notices,
+            vec!["uml_switch will be a hub instead of a switch".to_string()]
+        );
+        let b = p(&["-compat-v0", "-unix", "/x/ctl", "/x/data"]).unwrap();
+        assert_eq!(b.data, Some(PathBuf::from("/x/data")));
+        assert_eq!(p(&["-compat-v0", "-unix", "/x/ctl"]), Err(ArgsError::Usage));
+        assert_eq!(
+            p(&["-unix", "/x/ctl", "-compat-v0"]).unwrap().data,
+            Some(PathBuf::from("/tmp/uml.data"))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_usage() {
+        assert_eq!(p(&["-h"]), Err(ArgsError::Usage));
+        assert_eq!(p(&["-unix"]), Err(ArgsError::Usage));
+        assert_eq!(p(&["-tap"]), Err(ArgsError::Usage));
+        assert_eq!(p(&["--unix", "x"]), Err(ArgsError::Usage));
+        assert_eq!(p(&["--help"]), Err(ArgsError::Help));
+    }
+}

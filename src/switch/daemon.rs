@@ -1,0 +1,500 @@
+//! The uml_switch daemon: an epoll loop over the control listener, the
+//! shared data socket, client control connections, an optional TAP uplink,
+//! stdin (when a tty) and a signalfd (spec §4.2–4.6).
+//!
+//! Everything is non-blocking: frames are received in batches
+//! (`recvmmsg`), forwarded by [`Forwarder`], and sent in batches
+//! (`sendmmsg`) with `MSG_DONTWAIT`, so a guest whose queue is full loses
+//! its own frames and never holds up the others. Datagrams from addresses
+//! that are not registered ports, short or oversized frames, and malformed
+//! control requests are dropped and counted; the switch keeps running.
+//! SIGINT, SIGTERM and SIGHUP remove the control socket before exiting.
+
+use super::args::SwitchArgs;
+use super::core::Forwarder;
+use super::frame::MAX_FRAME_LEN;
+use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
+pub use super::setup::SwitchError;
+use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, sys};
+use super::{FastState, PortId};
+use crate::sys::net::{strerror, RecvSlot};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{self, sockopt};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How the daemon ended (the binary turns it into an exit status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// EOF on a terminal stdin: exit 0.
+    Eof,
+    /// A termination signal: the binary re-raises it, as the original does.
+    Signal(Signal),
+}
+
+/// What was dropped and why (printed on stderr at exit).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Frames received from ports.
+    pub frames_in: u64,
+    /// Copies sent to ports.
+    pub frames_out: u64,
+    /// Datagrams from addresses that are not ports (spoofed or stale).
+    pub unknown_sender: u64,
+    /// Datagrams too short or too long to be Ethernet frames.
+    pub bad_frames: u64,
+    /// Copies dropped because a port's queue was full or it vanished.
+    pub send_drops: u64,
+    /// Control requests refused.
+    pub bad_requests: u64,
+}
+
+const LISTEN: u64 = 1 << 40;
+const DATA: u64 = 2 << 40;
+const SIGNAL: u64 = 3 << 40;
+const STDIN: u64 = 4 << 40;
+const TAP: u64 = 5 << 40;
+const CONN: u64 = 6 << 40;
+/// Datagrams per receive call: the socket queue holds at most
+/// `net.unix.max_dgram_qlen` (10 by default), so more slots only cost set-up.
+const BATCH: usize = 16;
+const AGE_EVERY: Duration = Duration::from_secs(2);
+const MAX_BATCHES_PER_WAKEUP: usize = 64;
+const UNKNOWN_LOG_PER_SEC: u64 = 100;
+/// How long a new control connection may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Sink {
+    Sock(UnixAddr),
+    Tap,
+}
+
+struct Conn {
+    stream: UnixStream,
+    port: Option<PortId>,
+    /// When the connection was accepted (a request must follow soon).
+    since: Instant,
+}
+
+/// A running switch.
+pub struct Daemon {
+    epoll: Epoll,
+    listener: UnixListener,
+    data: OwnedFd,
+    data_addr: UnixAddr,
+    signals: SignalFd,
+    tap: Option<(File, PortId)>,
+    conns: HashMap<RawFd, Conn>,
+    sinks: HashMap<PortId, Sink, FastState>,
+    by_addr: HashMap<UnixAddr, PortId, FastState>,
+    fwd: Forwarder,
+    slots: Vec<RecvSlot>,
+    start: Instant,
+    last_age: Instant,
+    ctl_path: PathBuf,
+    data_path: Option<PathBuf>,
+    stats: Stats,
+    /// (second, lines) for the `unknown Addr` rate limit.
+    unknown_log: (u64, u64),
+    /// The listener is out of epoll after an `accept` failure.
+    listener_paused: bool,
+    out: io::Stdout,
+}
+
+fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
+    // Each line is flushed (the original's were lost in a stdio buffer).
+    let mut o = out.lock();
+    let _ = o.write_fmt(line);
+    let _ = o.write_all(b"\n");
+    let _ = o.flush();
+}
+
+fn port_of_fd(fd: RawFd) -> PortId {
+    PortId(u32::try_from(fd).unwrap_or(u32::MAX))
+}
+
+mod dataplane;
+
+impl Daemon {
+    /// Sets the switch up as `args` says and prints the original's
+    /// start-up lines (`prog` is argv\[0\]).
+    pub fn start(args: &SwitchArgs, prog: &str) -> Result<Daemon, SwitchError> {
+        let mut out = io::stdout();
+        for n in &args.notices {
+            log(&mut out, format_args!("{n}"));
+        }
+        let listener = bind_listener(&args.ctl)?;
+        let cleanup_ctl = |e| {
+            let _ = std::fs::remove_file(&args.ctl);
+            e
+        };
+        listener
+            .set_nonblocking(true)
+            .map_err(|err| cleanup_ctl(SwitchError::Sys { op: "fcntl", err }))?;
+        let (data, data_addr) = match &args.data {
+            Some(p) => {
+                let addr = UnixAddr::path(p.as_os_str().as_encoded_bytes())
+                    .ok_or_else(|| SwitchError::Bind {
+                        kind: "data",
+                        path: p.clone(),
+                        err: io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+                    })
+                    .map_err(cleanup_ctl)?;
+                (bind_data_path(p).map_err(cleanup_ctl)?, addr)
+            }
+            None => bind_data_abstract().map_err(cleanup_ctl)?,
+        };
+        // Room for many frames in flight to slow receivers (each holds at
+        // most net.unix.max_dgram_qlen of them against our send buffer).
+        let _ = socket::setsockopt(&data, sockopt::SndBuf, &(4 << 20));
+        let _ = socket::setsockopt(&data, sockopt::RcvBuf, &(4 << 20));
+
+        let mut line = match &args.data {
+            Some(d) => format!(
+                "{prog} attached to unix sockets '{}' and '{}'",
+                args.ctl.display(),
+                d.display()
+            ),
+            None => format!("{prog} attached to unix socket '{}'", args.ctl.display()),
+        };
+        if let Some(t) = &args.tap {
+            line.push_str(&format!(" tap device '{t}'"));
+        }
+        log(&mut out, format_args!("{line}"));
+
+        let tap = match &args.tap {
+            Some(dev) => match open_tap(dev) {
+                Ok(f) => {
+                    let port = port_of_fd(f.as_raw_fd());
+                    log(&mut out, format_args!("New connection"));
+                    Some((f, port))
+                }
+                Err(e) => {
+                    eprintln!("Failed to attach tap device '{dev}': {}", strerror(&e));
+                    None
+                }
+            },
+            None => None,
+        };
+        if args.daemon {
+            // Before the signalfd and epoll exist: a signalfd registered
+            // with epoll keeps waking the process that created it.
+            nix::unistd::daemon(false, true).map_err(|e| cleanup_ctl(sys("daemon")(e)))?;
+        }
+
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            mask.add(s);
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+            .map_err(sys("sigprocmask"))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(sys("signalfd"))?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys("epoll_create"))?;
+        let ev = |t| EpollEvent::new(EpollFlags::EPOLLIN, t);
+        epoll.add(&listener, ev(LISTEN)).map_err(sys("epoll_ctl"))?;
+        epoll.add(&data, ev(DATA)).map_err(sys("epoll_ctl"))?;
+        epoll.add(&signals, ev(SIGNAL)).map_err(sys("epoll_ctl"))?;
+        if nix::unistd::isatty(0).unwrap_or(false) {
+            epoll
+                .add(io::stdin(), ev(STDIN))
+                .map_err(sys("epoll_ctl"))?;
+        }
+
+        let mut d = Daemon {
+            epoll,
+            listener,
+            data,
+            data_addr,
+            signals,
+            tap: None,
+            conns: HashMap::new(),
+            sinks: HashMap::default(),
+            by_addr: HashMap::default(),
+            fwd: Forwarder::new(args.hub),
+            slots: (0..BATCH)
+                .map(|_| RecvSlot::new(MAX_FRAME_LEN + 1))
+                .collect(),
+            start: Instant::now(),
+            last_age: Instant::now(),
+            ctl_path: args.ctl.clone(),
+            data_path: args.data.clone(),
+            stats: Stats::default(),
+            unknown_log: (0, 0),
+            listener_paused: false,
+            out,
+        };
+        if let Some((f, port)) = tap {
+            d.epoll.add(&f, ev(TAP)).map_err(sys("epoll_ctl"))?;
+            d.fwd.add_port(port);
+            d.sinks.insert(port, Sink::Tap);
+            d.tap = Some((f, port));
+        }
+        Ok(d)
+    }
+
+    /// What was dropped so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Serves until EOF on a terminal stdin or a termination signal; the
+    /// control socket (and a compat-v0 data socket) is removed on the way out.
+    pub fn run(&mut self) -> Result<Exit, SwitchError> {
+        let mut events = vec![EpollEvent::empty(); 256];
+        let exit = loop {
+            let n = match self.epoll.wait(&mut events, 2000u16) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    self.cleanup();
+                    return Err(SwitchError::Sys {
+                        op: "epoll_wait",
+                        err: e.into(),
+                    });
+                }
+            };
+            let mut done = None;
+            for ev in &events[..n] {
+                let token = ev.data();
+                match token & !((1 << 40) - 1) {
+                    LISTEN => self.accept_all(),
+                    DATA => self.on_data(),
+                    TAP => self.on_tap(),
+                    SIGNAL => done = self.on_signal().or(done),
+                    STDIN => {
+                        let mut buf = [0u8; 128];
+                        let hup = ev.events().contains(EpollFlags::EPOLLHUP);
+                        if hup || matches!(io::stdin().read(&mut buf), Ok(0)) {
+                            log(
+                                &mut self.out,
+                                format_args!("EOF on stdin, cleaning up and exiting"),
+                            );
+                            done = Some(Exit::Eof);
+                        }
+                    }
+                    _ => self.on_conn(RawFd::try_from(token & ((1 << 40) - 1)).unwrap_or(-1)),
+                }
+            }
+            if self.last_age.elapsed() >= AGE_EVERY {
+                self.housekeeping();
+            }
+            if let Some(e) = done {
+                break e;
+            }
+        };
+        self.cleanup();
+        Ok(exit)
+    }
+
+    fn cleanup(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.ctl_path) {
+            log(
+                &mut self.out,
+                format_args!(
+                    "Couldn't remove control socket '{}' : {}",
+                    self.ctl_path.display(),
+                    strerror(&e)
+                ),
+            );
+        }
+        if let Some(p) = &self.data_path {
+            if let Err(e) = std::fs::remove_file(p) {
+                log(
+                    &mut self.out,
+                    format_args!(
+                        "Couldn't remove data socket '{}' : {}",
+                        p.display(),
+                        strerror(&e)
+                    ),
+                );
+            }
+        }
+        let s = self.stats;
+        eprintln!(
+            "uml_switch: {} frames in, {} out; dropped: {} from unknown senders, {} malformed, {} to full or gone ports; {} bad control requests",
+            s.frames_in, s.frames_out, s.unknown_sender, s.bad_frames, s.send_drops, s.bad_requests
+        );
+    }
+
+    fn on_signal(&mut self) -> Option<Exit> {
+        match self.signals.read_signal() {
+            Ok(Some(info)) => {
+                let sig = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0))
+                    .unwrap_or(Signal::SIGTERM);
+                log(
+                    &mut self.out,
+                    format_args!("Caught signal {}, cleaning up and exiting", sig as i32),
+                );
+                Some(Exit::Signal(sig))
+            }
+            _ => None,
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    let fd = stream.as_raw_fd();
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let token = CONN | u64::try_from(fd).unwrap_or(0);
+                    if self
+                        .epoll
+                        .add(&stream, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    self.conns.insert(
+                        fd,
+                        Conn {
+                            stream,
+                            port: None,
+                            since: Instant::now(),
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors or similar: stop listening until
+                    // the next housekeeping tick instead of spinning on a
+                    // connection that cannot be accepted.
+                    eprintln!("accept: {}", strerror(&e));
+                    if self.epoll.delete(&self.listener).is_ok() {
+                        self.listener_paused = true;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Every 2 s: age the MAC table, drop connections that never sent
+    /// their request, and listen again after running out of descriptors.
+    fn housekeeping(&mut self) {
+        self.fwd.age(self.start.elapsed());
+        self.last_age = Instant::now();
+        let stale: Vec<RawFd> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.port.is_none() && c.since.elapsed() > REQUEST_TIMEOUT)
+            .map(|(&fd, _)| fd)
+            .collect();
+        for fd in stale {
+            self.stats.bad_requests += 1;
+            self.close_conn(fd);
+        }
+        if self.listener_paused {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, LISTEN);
+            self.listener_paused = self.epoll.add(&self.listener, ev).is_err();
+        }
+    }
+
+    fn close_conn(&mut self, fd: RawFd) {
+        if let Some(conn) = self.conns.remove(&fd) {
+            let _ = self.epoll.delete(&conn.stream);
+            if let Some(port) = conn.port {
+                self.fwd.remove_port(port);
+                if let Some(Sink::Sock(addr)) = self.sinks.remove(&port) {
+                    self.by_addr.remove(&addr);
+                }
+            }
+        }
+    }
+
+    fn on_conn(&mut self, fd: RawFd) {
+        let Some(conn) = self.conns.get_mut(&fd) else {
+            return;
+        };
+        let mut buf = [0u8; REQUEST_LEN];
+        let registered = conn.port.is_some();
+        let n = match conn.stream.read(&mut buf) {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                return
+            }
+            Err(e) => {
+                eprintln!("Reading request: {}", strerror(&e));
+                return self.close_conn(fd);
+            }
+            Ok(0) => {
+                let what = if registered {
+                    "Disconnect"
+                } else {
+                    "EOF from new port"
+                };
+                log(&mut self.out, format_args!("{what}"));
+                return self.close_conn(fd);
+            }
+            Ok(n) => n,
+        };
+        if registered {
+            // The control stream carries only the one request.
+            self.stats.bad_requests += 1;
+            log(&mut self.out, format_args!("Bad request"));
+            return self.close_conn(fd);
+        }
+        let req = match Request::new_unchecked(&buf[..n]).parse() {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.bad_requests += 1;
+                match e {
+                    ControlError::BadType(_) => log(&mut self.out, format_args!("{e}")),
+                    _ => eprintln!("{e}"),
+                }
+                return self.close_conn(fd);
+            }
+        };
+        if self.by_addr.contains_key(&req.addr) {
+            self.stats.bad_requests += 1;
+            eprintln!("Refusing a port for a data address that another port already uses");
+            return self.close_conn(fd);
+        }
+        if req.addr == self.data_addr {
+            // Frames "to" this port would come back in as its own.
+            self.stats.bad_requests += 1;
+            eprintln!("Refusing a port for the switch's own data address");
+            return self.close_conn(fd);
+        }
+        let port = port_of_fd(fd);
+        conn.port = Some(port);
+        self.sinks.insert(port, Sink::Sock(req.addr));
+        self.by_addr.insert(req.addr, port);
+        self.fwd.add_port(port);
+        log(&mut self.out, format_args!("New connection"));
+        if req.protocol != Protocol::V0 {
+            let sent = self
+                .conns
+                .get_mut(&fd)
+                .map(|c| c.stream.write(&self.data_addr.0));
+            if !matches!(sent, Some(Ok(n)) if n == self.data_addr.0.len()) {
+                eprintln!("Sending data socket name: short write");
+                self.close_conn(fd);
+            }
+        }
+    }
+}
+
+/// Ends the process by `sig` with its default action, as the original does
+/// after cleaning up (so a SIGINT'ed switch exits with status 130). Returns
+/// only if the signal did not kill the process.
+pub fn die_by(sig: Signal) {
+    let _ = std::io::stdout().flush();
+    let _ = nix::sys::signal::raise(sig);
+    let mut mask = SigSet::empty();
+    mask.add(sig);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&mask), None);
+}

@@ -1,0 +1,513 @@
+//! Network system calls for `tunctl`, `uml_net` and `uml_switch`: the TUN/TAP
+//! ioctls, the classic AF_INET configuration ioctls (address, flags, host
+//! routes, proxy ARP), descriptor passing with `SCM_RIGHTS`, and batched
+//! datagram receive/send (`recvmmsg`/`sendmmsg`).
+//!
+//! Everything above this module is safe code; each `unsafe` block here says
+//! why it is sound. Structure layouts are the x86_64 ones from
+//! `linux/if.h`, `linux/if_tun.h`, `linux/route.h` and `linux/if_arp.h`.
+
+use nix::sys::socket::{self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
+use std::io::{self, IoSlice};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+/// Length of an interface name buffer, including the terminating NUL.
+pub const IFNAMSIZ: usize = 16;
+/// `IFF_TUN`: a layer-3 device.
+pub const IFF_TUN: i16 = 0x0001;
+/// `IFF_TAP`: a layer-2 (Ethernet) device.
+pub const IFF_TAP: i16 = 0x0002;
+/// `IFF_NO_PI`: no packet-information header before each frame.
+pub const IFF_NO_PI: i16 = 0x1000;
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
+const TUNSETOWNER: libc::c_ulong = 0x4004_54cc;
+const TUNSETGROUP: libc::c_ulong = 0x4004_54ce;
+
+const ATF_COM: libc::c_int = 0x02;
+const ATF_PERM: libc::c_int = 0x04;
+const ATF_PUBL: libc::c_int = 0x08;
+
+/// `struct ifreq` with the `ifr_flags` member of the union (40 bytes).
+#[repr(C)]
+struct IfReqFlags {
+    name: [u8; IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// `struct ifreq` with the `ifr_addr` member of the union (40 bytes).
+#[repr(C)]
+struct IfReqAddr {
+    name: [u8; IFNAMSIZ],
+    addr: libc::sockaddr_in,
+    _pad: [u8; 8],
+}
+
+/// An interface name as the kernel stores it: at most 15 bytes and a NUL.
+pub fn ifname_bytes(name: &[u8]) -> io::Result<[u8; IFNAMSIZ]> {
+    if name.len() >= IFNAMSIZ || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
+    }
+    let mut out = [0u8; IFNAMSIZ];
+    out[..name.len()].copy_from_slice(name);
+    Ok(out)
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `TUNSETIFF`: attaches the open clone device `fd` to the interface `name`
+/// (created if absent; empty or with `%d` lets the kernel choose) with
+/// `flags`. Returns the name the kernel wrote back.
+pub fn tun_set_iff(fd: BorrowedFd<'_>, name: &[u8], flags: i16) -> io::Result<[u8; IFNAMSIZ]> {
+    let mut req = IfReqFlags {
+        name: ifname_bytes(name)?,
+        flags,
+        _pad: [0; 22],
+    };
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq` (40 bytes); `req`
+    // is a live, properly laid out 40-byte value for the whole call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReqFlags) })?;
+    Ok(req.name)
+}
+
+fn tun_int_ioctl(
+    fd: BorrowedFd<'_>,
+    request: libc::c_ulong,
+    value: libc::c_ulong,
+) -> io::Result<()> {
+    // SAFETY: these TUN ioctls take their argument by value (not as a
+    // pointer), so no memory is read or written through it.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), request, value) })
+}
+
+/// `TUNSETPERSIST`: whether the device outlives its last descriptor.
+pub fn tun_set_persist(fd: BorrowedFd<'_>, persist: bool) -> io::Result<()> {
+    tun_int_ioctl(fd, TUNSETPERSIST, libc::c_ulong::from(persist))
+}
+
+/// `TUNSETOWNER`: the user allowed to attach to the device.
+pub fn tun_set_owner(fd: BorrowedFd<'_>, uid: u32) -> io::Result<()> {
+    tun_int_ioctl(fd, TUNSETOWNER, libc::c_ulong::from(uid))
+}
+
+/// `TUNSETGROUP`: the group allowed to attach to the device.
+pub fn tun_set_group(fd: BorrowedFd<'_>, gid: u32) -> io::Result<()> {
+    tun_int_ioctl(fd, TUNSETGROUP, libc::c_ulong::from(gid))
+}
+
+/// The index of interface `name` in the caller's network namespace, if it
+/// exists.
+pub fn if_index(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok().filter(|&i| i != 0)
+}
+
+/// An AF_INET datagram socket, the handle for the configuration ioctls.
+pub fn inet_socket() -> io::Result<OwnedFd> {
+    Ok(socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?)
+}
+
+fn sockaddr_in(addr: Ipv4Addr) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(addr.octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn generic_sockaddr(addr: Ipv4Addr) -> libc::sockaddr {
+    let sin = sockaddr_in(addr);
+    let mut out = libc::sockaddr {
+        sa_family: sin.sin_family,
+        sa_data: [0; 14],
+    };
+    // sin_port (2 bytes, zero) then the 4 address bytes, as sockaddr_in
+    // overlays sockaddr.
+    for (i, b) in addr.octets().iter().enumerate() {
+        out.sa_data[2 + i] = *b as libc::c_char;
+    }
+    out
+}
+
+fn if_addr_ioctl(
+    sock: BorrowedFd<'_>,
+    name: &str,
+    request: libc::c_ulong,
+    addr: Ipv4Addr,
+) -> io::Result<()> {
+    let mut req = IfReqAddr {
+        name: ifname_bytes(name.as_bytes())?,
+        addr: sockaddr_in(addr),
+        _pad: [0; 8],
+    };
+    // SAFETY: SIOCSIFADDR/SIOCSIFNETMASK read one 40-byte `struct ifreq`;
+    // `req` has that layout and lives for the call.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), request, &mut req as *mut IfReqAddr) })
+}
+
+/// `SIOCSIFADDR` then `SIOCSIFNETMASK`: gives `name` the address `addr/mask`.
+pub fn if_set_addr(
+    sock: BorrowedFd<'_>,
+    name: &str,
+    addr: Ipv4Addr,
+    mask: Ipv4Addr,
+) -> io::Result<()> {
+    if_addr_ioctl(sock, name, libc::SIOCSIFADDR, addr)?;
+    if_addr_ioctl(sock, name, libc::SIOCSIFNETMASK, mask)
+}
+
+/// `SIOCGIFFLAGS` then `SIOCSIFFLAGS` with `IFF_UP` set.
+pub fn if_up(sock: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let mut req = IfReqFlags {
+        name: ifname_bytes(name.as_bytes())?,
+        flags: 0,
+        _pad: [0; 22],
+    };
+    // SAFETY: SIOCGIFFLAGS writes `ifr_flags` of the 40-byte `struct ifreq`
+    // that `req` is; it lives for the call.
+    check(unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS,
+            &mut req as *mut IfReqFlags,
+        )
+    })?;
+    req.flags |= libc::IFF_UP as libc::c_short;
+    // SAFETY: as above; SIOCSIFFLAGS only reads the structure.
+    check(unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS,
+            &mut req as *mut IfReqFlags,
+        )
+    })
+}
+
+/// `SIOCADDRT`/`SIOCDELRT`: adds or removes the host route `addr/32 dev name`.
+pub fn route_host(sock: BorrowedFd<'_>, add: bool, addr: Ipv4Addr, name: &str) -> io::Result<()> {
+    let mut dev = ifname_bytes(name.as_bytes())?;
+    // SAFETY: `rtentry` is plain old data (integers, sockaddrs and a
+    // pointer) for which all-zero bytes are a valid value.
+    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+    rt.rt_dst = generic_sockaddr(addr);
+    rt.rt_genmask = generic_sockaddr(Ipv4Addr::BROADCAST);
+    rt.rt_flags = libc::RTF_UP | libc::RTF_HOST;
+    rt.rt_dev = dev.as_mut_ptr().cast();
+    let request = if add {
+        libc::SIOCADDRT
+    } else {
+        libc::SIOCDELRT
+    };
+    // SAFETY: the ioctl reads `rt` and the NUL-terminated device name that
+    // `rt_dev` points to (`dev`); both live until the call returns.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), request, &mut rt as *mut libc::rtentry) })
+}
+
+/// `SIOCSARP`/`SIOCDARP` with `ATF_PUBL`: publishes (or withdraws) a proxy
+/// ARP entry for `addr` on interface `name` (what `arp -Ds ADDR IF pub`
+/// does).
+pub fn proxy_arp(sock: BorrowedFd<'_>, add: bool, addr: Ipv4Addr, name: &str) -> io::Result<()> {
+    let dev = ifname_bytes(name.as_bytes())?;
+    // SAFETY: `arpreq` is plain old data; all-zero bytes are a valid value.
+    let mut req: libc::arpreq = unsafe { std::mem::zeroed() };
+    req.arp_pa = generic_sockaddr(addr);
+    req.arp_ha.sa_family = libc::ARPHRD_ETHER;
+    req.arp_flags = ATF_PUBL | ATF_PERM | ATF_COM;
+    for (d, s) in req.arp_dev.iter_mut().zip(dev) {
+        *d = s as libc::c_char;
+    }
+    let request = if add { libc::SIOCSARP } else { libc::SIOCDARP };
+    // SAFETY: the ioctl reads one `struct arpreq`, which `req` is, alive for
+    // the call.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), request, &mut req as *mut libc::arpreq) })
+}
+
+/// Sends one datagram made of `parts` on `sock`, carrying `fd` as
+/// `SCM_RIGHTS` when given.
+pub fn send_with_fd(
+    sock: BorrowedFd<'_>,
+    parts: &[&[u8]],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<usize> {
+    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+    Ok(socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        cmsgs,
+        MsgFlags::empty(),
+        None,
+    )?)
+}
+
+/// `struct sockaddr_un` on Linux: 2 bytes of family and 108 of path.
+pub const SOCKADDR_UN_LEN: usize = 110;
+
+/// Binds `sock` to the raw 110-byte `sockaddr_un` `addr` (full length, as
+/// the UML kernel and uml_switch do, so abstract names keep all bytes).
+pub fn bind_raw_unix(sock: BorrowedFd<'_>, addr: &[u8; SOCKADDR_UN_LEN]) -> io::Result<()> {
+    // SAFETY: `addr` is 110 readable bytes laid out as `sockaddr_un`; the
+    // kernel copies `SOCKADDR_UN_LEN` bytes from it.
+    check(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            addr.as_ptr().cast::<libc::sockaddr>(),
+            SOCKADDR_UN_LEN as libc::socklen_t,
+        )
+    })
+}
+
+/// Connects the stream socket `sock` to the raw 110-byte `sockaddr_un`.
+pub fn connect_raw_unix(sock: BorrowedFd<'_>, addr: &[u8; SOCKADDR_UN_LEN]) -> io::Result<()> {
+    // SAFETY: as in `bind_raw_unix`, the kernel only reads 110 bytes.
+    check(unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            addr.as_ptr().cast::<libc::sockaddr>(),
+            SOCKADDR_UN_LEN as libc::socklen_t,
+        )
+    })
+}
+
+/// Sends `buf` as one datagram to the raw `sockaddr_un` `to`
+/// (`MSG_DONTWAIT`). Returns the bytes sent.
+pub fn send_to_raw(
+    sock: BorrowedFd<'_>,
+    buf: &[u8],
+    to: &[u8; SOCKADDR_UN_LEN],
+) -> io::Result<usize> {
+    // SAFETY: `buf` and `to` are readable for their lengths during the call.
+    let n = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            to.as_ptr().cast::<libc::sockaddr>(),
+            SOCKADDR_UN_LEN as libc::socklen_t,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// One datagram slot for [`recv_batch`]: the frame buffer, and after the
+/// call its length and the sender's raw address.
+pub struct RecvSlot {
+    /// The frame bytes (capacity fixed by the caller).
+    pub buf: Vec<u8>,
+    /// Bytes received into `buf` (the datagram is truncated to `buf.len()`).
+    pub len: usize,
+    /// The sender's `sockaddr_un`, zero-padded.
+    pub from: [u8; SOCKADDR_UN_LEN],
+    /// How many bytes of `from` the kernel filled.
+    pub from_len: usize,
+}
+
+impl RecvSlot {
+    /// A slot with room for `cap` bytes.
+    pub fn new(cap: usize) -> RecvSlot {
+        RecvSlot {
+            buf: vec![0; cap],
+            len: 0,
+            from: [0; SOCKADDR_UN_LEN],
+            from_len: 0,
+        }
+    }
+}
+
+/// Receives up to `slots.len()` datagrams without blocking (`recvmmsg`
+/// with `MSG_DONTWAIT`). Returns how many slots were filled; 0 when none
+/// was waiting.
+pub fn recv_batch(sock: BorrowedFd<'_>, slots: &mut [RecvSlot]) -> io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> = slots
+        .iter_mut()
+        .map(|s| libc::iovec {
+            iov_base: s.buf.as_mut_ptr().cast(),
+            iov_len: s.buf.len(),
+        })
+        .collect();
+    // SAFETY: `mmsghdr` is plain old data; all-zero is valid.
+    let mut hdrs: Vec<libc::mmsghdr> = (0..slots.len())
+        .map(|_| unsafe { std::mem::zeroed() })
+        .collect();
+    for ((h, iov), slot) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(slots.iter_mut()) {
+        h.msg_hdr.msg_name = slot.from.as_mut_ptr().cast();
+        h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+        h.msg_hdr.msg_iov = iov as *mut libc::iovec;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    let count = libc::c_uint::try_from(hdrs.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: every header points at an iovec and a name buffer that are
+    // owned by `iovs`/`slots` and outlive the call; `count` is at most the
+    // number of headers; a null timeout means none.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            count,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(err)
+        };
+    }
+    let n = usize::try_from(n).unwrap_or(0);
+    for (h, slot) in hdrs.iter().zip(slots.iter_mut()).take(n) {
+        slot.len = usize::try_from(h.msg_len).unwrap_or(0).min(slot.buf.len());
+        slot.from_len = usize::try_from(h.msg_hdr.msg_namelen)
+            .unwrap_or(0)
+            .min(SOCKADDR_UN_LEN);
+        // Zero-pad past what the kernel wrote, so addresses compare whole.
+        slot.from[slot.from_len..].fill(0);
+    }
+    Ok(n)
+}
+
+/// One datagram for [`send_batch`].
+pub struct SendItem<'a> {
+    /// The bytes to send.
+    pub buf: &'a [u8],
+    /// The destination `sockaddr_un`.
+    pub to: [u8; SOCKADDR_UN_LEN],
+}
+
+/// Sends `items` with `sendmmsg` (`MSG_DONTWAIT`). A destination whose queue
+/// is full does not hold up the others: the failed item is skipped and
+/// counted. Returns (sent, dropped).
+pub fn send_batch(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> (usize, usize) {
+    if let [one] = items {
+        // One datagram: plain sendto is cheaper than building an mmsghdr.
+        return match send_to_raw(sock, one.buf, &one.to) {
+            Ok(_) => (1, 0),
+            Err(_) => (0, 1),
+        };
+    }
+    let mut sent = 0;
+    let mut dropped = 0;
+    let mut start = 0;
+    while start < items.len() {
+        let rest = &items[start..];
+        let mut iovs: Vec<libc::iovec> = rest
+            .iter()
+            .map(|i| libc::iovec {
+                iov_base: i.buf.as_ptr() as *mut libc::c_void,
+                iov_len: i.buf.len(),
+            })
+            .collect();
+        // SAFETY: `mmsghdr` is plain old data; all-zero is valid.
+        let mut hdrs: Vec<libc::mmsghdr> = (0..rest.len())
+            .map(|_| unsafe { std::mem::zeroed() })
+            .collect();
+        for ((h, iov), item) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(rest) {
+            h.msg_hdr.msg_name = item.to.as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+            h.msg_hdr.msg_iov = iov as *mut libc::iovec;
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        let count = libc::c_uint::try_from(hdrs.len()).unwrap_or(libc::c_uint::MAX);
+        // SAFETY: the headers point at iovecs, buffers and names borrowed
+        // from `items`/`iovs`, all alive during the call; the kernel only
+        // reads them (and writes `msg_len` in the headers we own).
+        let n = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                count,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n <= 0 {
+            // The first message failed (full queue, vanished peer): drop it
+            // and carry on with the next.
+            dropped += 1;
+            start += 1;
+        } else {
+            let n = usize::try_from(n).unwrap_or(1);
+            sent += n;
+            start += n;
+        }
+    }
+    (sent, dropped)
+}
+
+/// Sends as many of `items` as go without blocking, in one `sendmmsg`;
+/// stops at the first that would block (a load generator's back-pressure).
+/// Returns how many were sent.
+pub fn send_batch_until_block(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> io::Result<usize> {
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let mut iovs: Vec<libc::iovec> = items
+        .iter()
+        .map(|i| libc::iovec {
+            iov_base: i.buf.as_ptr() as *mut libc::c_void,
+            iov_len: i.buf.len(),
+        })
+        .collect();
+    // SAFETY: `mmsghdr` is plain old data; all-zero is valid.
+    let mut hdrs: Vec<libc::mmsghdr> = (0..items.len())
+        .map(|_| unsafe { std::mem::zeroed() })
+        .collect();
+    for ((h, iov), item) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(items) {
+        h.msg_hdr.msg_name = item.to.as_ptr() as *mut libc::c_void;
+        h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+        h.msg_hdr.msg_iov = iov as *mut libc::iovec;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    let count = libc::c_uint::try_from(hdrs.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: as in `send_batch`: every pointer refers to memory borrowed
+    // from `items`/`iovs`/`hdrs`, alive for the call.
+    let n = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            count,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(err)
+        };
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// The C library's text for an OS error (`strerror`), without Rust's
+/// "(os error N)" suffix, so messages match the original tools.
+pub fn strerror(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => err.to_string(),
+    }
+}

@@ -208,7 +208,7 @@ pub fn errno_of(error: &ext3::Error) -> Errno {
         ext3::Error::SymlinkLoop(_) => Errno::ELOOP,
         ext3::Error::BadInode(_) => Errno::ESTALE,
         ext3::Error::Unsupported(_) => Errno::EOPNOTSUPP,
-        ext3::Error::Corrupt { .. } | ext3::Error::Io { .. } | ext3::Error::Stopped => Errno::EIO,
+        ext3::Error::Corrupt { .. } | ext3::Error::Io { .. } => Errno::EIO,
     }
 }
 

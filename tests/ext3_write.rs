@@ -10,7 +10,10 @@ use umlkit::ext3::write::{WriteOptions, Writer};
 use umlkit::vfs::{InodeFs, Owner, RenameFlags};
 
 const ROOT: u32 = 2;
-const ME: Owner = Owner { uid: 1000, gid: 100 };
+const ME: Owner = Owner {
+    uid: 1000,
+    gid: 100,
+};
 
 fn mkfs(image: &Path, kind: &str, inode_size: &str, size: &str) {
     let out = common::run(
@@ -40,12 +43,19 @@ fn debugfs(image: &Path, cmd: &str) -> String {
 }
 
 fn open(image: &Path) -> Writer<FileDevice> {
-    Writer::open(FileDevice::open_read_write(image).unwrap(), WriteOptions::default()).unwrap()
+    Writer::open(
+        FileDevice::open_read_write(image).unwrap(),
+        WriteOptions::default(),
+    )
+    .unwrap()
 }
 
 #[test]
 fn create_write_mkdir_rename_unlink_leave_a_clean_ext3() {
-    if !common::have_peers("create_write_mkdir_rename_unlink_leave_a_clean_ext3", &["mke2fs", "e2fsck", "debugfs"]) {
+    if !common::have_peers(
+        "create_write_mkdir_rename_unlink_leave_a_clean_ext3",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
         return;
     }
     for inode_size in ["128", "256"] {
@@ -66,8 +76,10 @@ fn create_write_mkdir_rename_unlink_leave_a_clean_ext3() {
         let t = w.create(ROOT, b"gone", 0o644, ME).unwrap();
         w.write(t.ino, 0, &big).unwrap();
         w.unlink(ROOT, b"gone").unwrap();
-        w.rename(ROOT, b"big", d.ino, b"big2", RenameFlags::default()).unwrap();
-        w.mknod(ROOT, b"null", 0o020666, nix::sys::stat::makedev(1, 3), ME).unwrap();
+        w.rename(ROOT, b"big", d.ino, b"big2", RenameFlags::default())
+            .unwrap();
+        w.mknod(ROOT, b"null", 0o020666, nix::sys::stat::makedev(1, 3), ME)
+            .unwrap();
         w.unmount().unwrap();
         drop(w);
         fsck_clean(&img);
@@ -79,7 +91,10 @@ fn create_write_mkdir_rename_unlink_leave_a_clean_ext3() {
         r.read(ino, 0, &mut buf).unwrap();
         assert!(buf == big);
         assert_eq!(r.getattr(ino).unwrap().size, 5_000_004);
-        assert_eq!(r.readlink(r.resolve(b"/slow", false).unwrap()).unwrap(), vec![b'x'; 100]);
+        assert_eq!(
+            r.readlink(r.resolve(b"/slow", false).unwrap()).unwrap(),
+            vec![b'x'; 100]
+        );
         assert!(r.resolve_path("/gone").is_err());
     }
 }

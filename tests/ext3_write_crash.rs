@@ -18,7 +18,12 @@ const ME: Owner = Owner { uid: 0, gid: 0 };
 
 fn fsck_n(img: &Path) {
     let out = common::run("e2fsck", ["-fn".as_ref(), img.as_os_str()]);
-    assert!(out.status.success(), "e2fsck -fn:\n{}{}", common::stdout(&out), common::stderr(&out));
+    assert!(
+        out.status.success(),
+        "e2fsck -fn:\n{}{}",
+        common::stdout(&out),
+        common::stderr(&out)
+    );
 }
 
 /// Runs the workload until the injected failure; returns the names whose
@@ -28,13 +33,23 @@ fn workload(w: &Writer<FileDevice>) -> Vec<(String, Vec<u8>)> {
     for i in 0..9 {
         let name = format!("f{i}");
         let data = common::pattern(i, 3000 * (i as usize + 1));
-        let Ok(md) = w.create(ROOT, name.as_bytes(), 0o644, ME) else { break };
+        let Ok(md) = w.create(ROOT, name.as_bytes(), 0o644, ME) else {
+            break;
+        };
         if w.write(md.ino, 0, &data).is_err() {
             break;
         }
         if i % 3 == 2 {
             let new = format!("r{i}");
-            if w.rename(ROOT, name.as_bytes(), ROOT, new.as_bytes(), RenameFlags::default()).is_err() {
+            if w.rename(
+                ROOT,
+                name.as_bytes(),
+                ROOT,
+                new.as_bytes(),
+                RenameFlags::default(),
+            )
+            .is_err()
+            {
                 break;
             }
             done.push((new, data));
@@ -55,7 +70,9 @@ fn workload(w: &Writer<FileDevice>) -> Vec<(String, Vec<u8>)> {
 fn check_present(img: &Path, done: &[(String, Vec<u8>)]) {
     let r = Ext3::open(FileDevice::open_read_only(img).unwrap()).unwrap();
     for (name, data) in done {
-        let ino = r.lookup(ROOT, name.as_bytes()).unwrap_or_else(|_| panic!("{name} lost"));
+        let ino = r
+            .lookup(ROOT, name.as_bytes())
+            .unwrap_or_else(|_| panic!("{name} lost"));
         let mut b = vec![0u8; data.len() + 1];
         let n = r.read(ino, 0, &mut b).unwrap();
         assert!(b[..n] == data[..], "{name} has the wrong contents");
@@ -64,7 +81,8 @@ fn check_present(img: &Path, done: &[(String, Vec<u8>)]) {
 
 #[test]
 fn killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_committed_op() {
-    let t = "killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_committed_op";
+    let t =
+        "killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_committed_op";
     if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
         return;
     }
@@ -72,7 +90,16 @@ fn killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_co
     let pristine = dir.path().join("p.img");
     let out = common::run(
         "mke2fs",
-        ["-q", "-F", "-t", "ext3", "-b", "1024", pristine.to_str().unwrap(), "4M"],
+        [
+            "-q",
+            "-F",
+            "-t",
+            "ext3",
+            "-b",
+            "1024",
+            pristine.to_str().unwrap(),
+            "4M",
+        ],
     );
     assert!(out.status.success());
     let mut n = 1u64;
@@ -100,9 +127,16 @@ fn killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_co
         }
         fsck_n(&copy);
         check_present(&copy, &done);
-        eprintln!("fail after {n} writes: {} files committed, finished {finished}", done.len());
+        eprintln!(
+            "fail after {n} writes: {} files committed, finished {finished}",
+            done.len()
+        );
         // Our recovery.
-        let w = Writer::open(FileDevice::open_read_write(&img).unwrap(), WriteOptions::default()).unwrap();
+        let w = Writer::open(
+            FileDevice::open_read_write(&img).unwrap(),
+            WriteOptions::default(),
+        )
+        .unwrap();
         w.unmount().unwrap();
         drop(w);
         fsck_n(&img);
@@ -112,5 +146,8 @@ fn killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_co
         }
         n += if n < 30 { 1 } else { 13 };
     }
-    assert!(replays_by_e2fsck > 3, "the crash points never left a committed log ({replays_by_e2fsck})");
+    assert!(
+        replays_by_e2fsck > 3,
+        "the crash points never left a committed log ({replays_by_e2fsck})"
+    );
 }

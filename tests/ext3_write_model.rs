@@ -56,7 +56,12 @@ fn join(d: &[u8], n: &[u8]) -> Vec<u8> {
 impl Model {
     fn dirs(&self) -> Vec<Vec<u8>> {
         let mut v = vec![Vec::new()];
-        v.extend(self.paths.iter().filter(|(_, n)| **n == Node::Dir).map(|(p, _)| p.clone()));
+        v.extend(
+            self.paths
+                .iter()
+                .filter(|(_, n)| **n == Node::Dir)
+                .map(|(p, _)| p.clone()),
+        );
         v
     }
     fn files(&self) -> Vec<Vec<u8>> {
@@ -67,7 +72,11 @@ impl Model {
             .collect()
     }
     fn children(&self, d: &[u8]) -> Vec<Vec<u8>> {
-        self.paths.keys().filter(|p| parent_of(p) == d).cloned().collect()
+        self.paths
+            .keys()
+            .filter(|p| parent_of(p) == d)
+            .cloned()
+            .collect()
     }
     fn remove_tree_entry(&mut self, p: &[u8]) {
         self.paths.remove(p);
@@ -80,7 +89,10 @@ fn ino_of(w: &Writer<FileDevice>, p: &[u8]) -> u32 {
         return ino;
     }
     for part in p.split(|&c| c == b'/') {
-        ino = w.lookup(ino, part).unwrap_or_else(|e| panic!("lookup {:?}: {e}", String::from_utf8_lossy(p))).ino;
+        ino = w
+            .lookup(ino, part)
+            .unwrap_or_else(|e| panic!("lookup {:?}: {e}", String::from_utf8_lossy(p)))
+            .ino;
     }
     ino
 }
@@ -107,7 +119,9 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
         }
         2 | 3 => {
             if let Some(f) = pick(rng, &m.files()) {
-                let Node::File(id) = m.paths[&f] else { unreachable!() };
+                let Node::File(id) = m.paths[&f] else {
+                    unreachable!()
+                };
                 let off = rng.below(300_000) as usize;
                 let len = rng.below(40_000) as usize;
                 let bytes = common::pattern(rng.next(), len);
@@ -123,9 +137,14 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
         }
         4 => {
             if let Some(f) = pick(rng, &m.files()) {
-                let Node::File(id) = m.paths[&f] else { unreachable!() };
+                let Node::File(id) = m.paths[&f] else {
+                    unreachable!()
+                };
                 let size = rng.below(200_000);
-                let c = SetAttr { size: Some(size), ..Default::default() };
+                let c = SetAttr {
+                    size: Some(size),
+                    ..Default::default()
+                };
                 w.setattr(ino_of(w, &f), &c).unwrap();
                 m.data.get_mut(&id).unwrap().resize(size as usize, 0);
             }
@@ -161,7 +180,9 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
         }
         7 | 8 => {
             let all: Vec<Vec<u8>> = m.paths.keys().cloned().collect();
-            let (Some(src), Some(dd)) = (pick(rng, &all), pick(rng, &m.dirs())) else { return };
+            let (Some(src), Some(dd)) = (pick(rng, &all), pick(rng, &m.dirs())) else {
+                return;
+            };
             let dst = join(&dd, &name);
             let r = w.rename(
                 ino_of(w, &parent_of(&src)),
@@ -171,7 +192,8 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
                 RenameFlags::default(),
             );
             let s = m.paths[&src].clone();
-            let into_self = s == Node::Dir && (dd == src || dd.starts_with(&[src.as_slice(), b"/"].concat()));
+            let into_self =
+                s == Node::Dir && (dd == src || dd.starts_with(&[src.as_slice(), b"/"].concat()));
             if into_self {
                 assert_eq!(r.unwrap_err(), Errno::EINVAL, "rename {src:?} into itself");
                 return;
@@ -182,7 +204,9 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
             }
             match m.paths.get(&dst).cloned() {
                 Some(Node::Dir) if s != Node::Dir => assert_eq!(r.unwrap_err(), Errno::EISDIR),
-                Some(t) if t != Node::Dir && s == Node::Dir => assert_eq!(r.unwrap_err(), Errno::ENOTDIR),
+                Some(t) if t != Node::Dir && s == Node::Dir => {
+                    assert_eq!(r.unwrap_err(), Errno::ENOTDIR)
+                }
                 Some(Node::Dir) if !m.children(&dst).is_empty() => {
                     assert_eq!(r.unwrap_err(), Errno::ENOTEMPTY)
                 }
@@ -201,13 +225,16 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
                         .collect();
                     for p in moved {
                         let n = m.paths.remove(&p).unwrap();
-                        m.paths.insert([dst.as_slice(), &p[src.len()..]].concat(), n);
+                        m.paths
+                            .insert([dst.as_slice(), &p[src.len()..]].concat(), n);
                     }
                 }
             }
         }
         9 => {
-            let (Some(f), Some(d)) = (pick(rng, &m.files()), pick(rng, &m.dirs())) else { return };
+            let (Some(f), Some(d)) = (pick(rng, &m.files()), pick(rng, &m.dirs())) else {
+                return;
+            };
             let p = join(&d, &name);
             let r = w.link(ino_of(w, &f), ino_of(w, &d), &name);
             if m.paths.contains_key(&p) {
@@ -233,7 +260,12 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
     }
 }
 
-fn walk(r: &Ext3<FileDevice>, ino: u32, prefix: &[u8], out: &mut BTreeMap<Vec<u8>, (FileType, Vec<u8>)>) {
+fn walk(
+    r: &Ext3<FileDevice>,
+    ino: u32,
+    prefix: &[u8],
+    out: &mut BTreeMap<Vec<u8>, (FileType, Vec<u8>)>,
+) {
     for e in r.read_dir(ino).unwrap() {
         if e.name == b"." || e.name == b".." || (ino == ROOT && e.name == b"lost+found") {
             continue;
@@ -272,12 +304,20 @@ fn expected(m: &Model) -> BTreeMap<Vec<u8>, (FileType, Vec<u8>)> {
 
 fn check_image(img: &Path, m: &Model) {
     let out = common::run("e2fsck", ["-fn".as_ref(), img.as_os_str()]);
-    assert!(out.status.success(), "e2fsck -fn:\n{}{}", common::stdout(&out), common::stderr(&out));
+    assert!(
+        out.status.success(),
+        "e2fsck -fn:\n{}{}",
+        common::stdout(&out),
+        common::stderr(&out)
+    );
     let r = Ext3::open(FileDevice::open_read_only(img).unwrap()).unwrap();
     let mut got = BTreeMap::new();
     walk(&r, ROOT, b"", &mut got);
     let want = expected(m);
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     for (p, v) in &want {
         assert!(got[p] == *v, "{} differs", String::from_utf8_lossy(p));
     }
@@ -286,7 +326,11 @@ fn check_image(img: &Path, m: &Model) {
     let cmd = format!("rdump / {}", dump.path().display());
     common::run("debugfs", ["-R".as_ref(), cmd.as_ref(), img.as_os_str()]);
     let root = dump.path().join(".");
-    let root = if root.join("lost+found").exists() { root } else { dump.path().to_path_buf() };
+    let root = if root.join("lost+found").exists() {
+        root
+    } else {
+        dump.path().to_path_buf()
+    };
     for (p, (t, content)) in &want {
         let hp = root.join(std::ffi::OsStr::new(&*String::from_utf8_lossy(p)));
         match t {
@@ -295,7 +339,11 @@ fn check_image(img: &Path, m: &Model) {
                 std::fs::read_link(&hp).unwrap().as_os_str().len(),
                 content.len()
             ),
-            _ => assert!(std::fs::read(&hp).unwrap() == *content, "debugfs: {} differs", hp.display()),
+            _ => assert!(
+                std::fs::read(&hp).unwrap() == *content,
+                "debugfs: {} differs",
+                hp.display()
+            ),
         }
     }
 }
@@ -305,43 +353,61 @@ fn run_model(kind: &str, inode_size: &str, seed: u64) {
     let img = dir.path().join("m.img");
     let out = common::run(
         "mke2fs",
-        ["-q", "-F", "-t", kind, "-I", inode_size, "-b", "1024", "-N", "512"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([img.display().to_string(), "24M".to_string()]),
+        [
+            "-q", "-F", "-t", kind, "-I", inode_size, "-b", "1024", "-N", "512",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([img.display().to_string(), "24M".to_string()]),
     );
     assert!(out.status.success());
     let mut m = Model::default();
     let mut rng = Rng::new(seed);
     for round in 0..3 {
-        let w = Writer::open(FileDevice::open_read_write(&img).unwrap(), WriteOptions::default()).unwrap();
+        let w = Writer::open(
+            FileDevice::open_read_write(&img).unwrap(),
+            WriteOptions::default(),
+        )
+        .unwrap();
         for _ in 0..120 {
             step(&w, &mut m, &mut rng);
         }
         w.unmount().unwrap();
         drop(w);
-        eprintln!("{kind} -I {inode_size} seed {seed} round {round}: {} paths", m.paths.len());
+        eprintln!(
+            "{kind} -I {inode_size} seed {seed} round {round}: {} paths",
+            m.paths.len()
+        );
         check_image(&img, &m);
     }
 }
 
 #[test]
 fn random_operations_match_the_model_on_ext3_128_byte_inodes() {
-    if common::have_peers("random_operations_match_the_model_on_ext3_128_byte_inodes", &["mke2fs", "e2fsck", "debugfs"]) {
+    if common::have_peers(
+        "random_operations_match_the_model_on_ext3_128_byte_inodes",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
         run_model("ext3", "128", 1);
     }
 }
 
 #[test]
 fn random_operations_match_the_model_on_ext3_256_byte_inodes() {
-    if common::have_peers("random_operations_match_the_model_on_ext3_256_byte_inodes", &["mke2fs", "e2fsck", "debugfs"]) {
+    if common::have_peers(
+        "random_operations_match_the_model_on_ext3_256_byte_inodes",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
         run_model("ext3", "256", 2);
     }
 }
 
 #[test]
 fn random_operations_match_the_model_on_ext2() {
-    if common::have_peers("random_operations_match_the_model_on_ext2", &["mke2fs", "e2fsck", "debugfs"]) {
+    if common::have_peers(
+        "random_operations_match_the_model_on_ext2",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
         run_model("ext2", "256", 3);
     }
 }

@@ -4,6 +4,7 @@
 //! `src/bin/uml_fs.rs` only calls [`main`].
 
 mod diff;
+mod edit;
 mod extract;
 mod find;
 mod format;
@@ -111,6 +112,9 @@ pub enum Command {
         /// The COW disk: COW (backing named in its header) or COW,BACKING.
         device: String,
     },
+    /// Editing commands (put, mkdir, rm, mv, ln, chmod, chown, touch, write).
+    #[command(flatten)]
+    Edit(edit::EditCommand),
 }
 
 /// `find`-style single-dash options spelled as clap's long options.
@@ -227,6 +231,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let unchanged = |bytes: Range<u64>| unchanged_in_cow(&disk, &old, &new, bytes);
             diff::print(&old, &new, &unchanged, *json)
         }
+        Command::Edit(cmd) => edit::run(cmd),
     }
 }
 

@@ -12,7 +12,12 @@ use crate::ext3::inode::EXT4_EXTENTS_FL;
 use nix::errno::Errno;
 
 fn entry(b: &[u8], i: usize) -> u64 {
-    u64::from(u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]))
+    u64::from(u32::from_le_bytes([
+        b[4 * i],
+        b[4 * i + 1],
+        b[4 * i + 2],
+        b[4 * i + 3],
+    ]))
 }
 fn set_entry(b: &mut [u8], i: usize, v: u64) {
     b[4 * i..4 * i + 4].copy_from_slice(&(v as u32).to_le_bytes());
@@ -104,7 +109,12 @@ impl<D: BlockDevice> Writer<D> {
     }
 
     /// Frees every block of `r` at logical block `keep` and beyond.
-    pub(crate) fn truncate_blocks(&self, st: &mut State, r: &mut RawInode, keep: u64) -> WResult<()> {
+    pub(crate) fn truncate_blocks(
+        &self,
+        st: &mut State,
+        r: &mut RawInode,
+        keep: u64,
+    ) -> WResult<()> {
         self.check_block_map(r)?;
         let mut freed = Vec::new();
         for i in 0..12usize {
@@ -143,7 +153,14 @@ impl<D: BlockDevice> Writer<D> {
     /// Trims the subtree of indirect block `blk` (`depth` levels above the
     /// data) covering logical blocks from `base`; true when `blk` itself
     /// was freed.
-    fn trim(&self, blk: u64, depth: u32, base: u64, keep: u64, freed: &mut Vec<u64>) -> WResult<bool> {
+    fn trim(
+        &self,
+        blk: u64,
+        depth: u32,
+        base: u64,
+        keep: u64,
+        freed: &mut Vec<u64>,
+    ) -> WResult<bool> {
         let blk = self.valid(blk)?;
         let p = self.per_block();
         let span = p.pow(depth - 1);

@@ -131,13 +131,25 @@ impl<D: BlockDevice> Writer<D> {
             if rl < 8 || off + rl > bs {
                 return Err(Errno::EIO);
             }
-            let used = if e_ino == 0 { 0 } else { rec_len(usize::from(b[off + 6])) };
+            let used = if e_ino == 0 {
+                0
+            } else {
+                rec_len(usize::from(b[off + 6]))
+            };
             if rl >= used + need {
                 if e_ino == 0 {
                     write_entry(&mut b, off, ino, rl, name, ft, self.geo.filetype);
                 } else {
                     b[off + 4..off + 6].copy_from_slice(&(used as u16).to_le_bytes());
-                    write_entry(&mut b, off + used, ino, rl - used, name, ft, self.geo.filetype);
+                    write_entry(
+                        &mut b,
+                        off + used,
+                        ino,
+                        rl - used,
+                        name,
+                        ft,
+                        self.geo.filetype,
+                    );
                 }
                 self.put(pblk, b)?;
                 return Ok(true);
@@ -178,7 +190,11 @@ impl<D: BlockDevice> Writer<D> {
         let lblk = match placed {
             Some(l) => l,
             None => {
-                let goal = if n > 0 { self.bmap(d, n - 1)? + 1 } else { self.inode_goal(d.ino) };
+                let goal = if n > 0 {
+                    self.bmap(d, n - 1)? + 1
+                } else {
+                    self.inode_goal(d.ino)
+                };
                 let pblk = self.alloc_block(st, goal)?;
                 let mut b = vec![0u8; bs as usize];
                 write_entry(&mut b, 0, ino, bs as usize, name, ft, self.geo.filetype);
@@ -246,7 +262,13 @@ impl<D: BlockDevice> Writer<D> {
     }
 
     /// Points the existing entry `name` of `d` at `ino` (type `t`).
-    pub(crate) fn retarget_entry(&self, d: &mut RawInode, name: &[u8], ino: u32, t: FileType) -> WResult<()> {
+    pub(crate) fn retarget_entry(
+        &self,
+        d: &mut RawInode,
+        name: &[u8],
+        ino: u32,
+        t: FileType,
+    ) -> WResult<()> {
         let (pblk, off, _) = self.locate(d, name)?;
         let mut b = self.get(pblk)?;
         b[off..off + 4].copy_from_slice(&ino.to_le_bytes());

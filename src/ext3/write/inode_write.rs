@@ -177,7 +177,10 @@ impl RawInode {
             self.set_ptr(1, 0);
         } else {
             self.set_ptr(0, 0);
-            self.set_ptr(1, (minor & 0xFF) | ((major & 0xFFF) << 8) | ((minor & !0xFF) << 12));
+            self.set_ptr(
+                1,
+                (minor & 0xFF) | ((major & 0xFFF) << 8) | ((minor & !0xFF) << 12),
+            );
         }
     }
 }
@@ -202,13 +205,25 @@ mod tests {
         r.set_gid(5);
         r.set_size((1 << 32) + 7);
         r.set_links(2);
-        r.set_time(Which::Mtime, Timestamp { sec: 1_700_000_000, nsec: 42 });
+        r.set_time(
+            Which::Mtime,
+            Timestamp {
+                sec: 1_700_000_000,
+                nsec: 42,
+            },
+        );
         r.set_rdev(259, 0x1234);
         let i = Inode::parse(&r.b, false).unwrap();
         assert_eq!(i.i_uid, 70000);
         assert_eq!(i.i_size, (1 << 32) + 7);
         assert_eq!(i.i_links_count, 2);
-        assert_eq!(i.i_mtime, Timestamp { sec: 1_700_000_000, nsec: 42 });
+        assert_eq!(
+            i.i_mtime,
+            Timestamp {
+                sec: 1_700_000_000,
+                nsec: 42
+            }
+        );
         assert_eq!(i.device_number(), (259, 0x1234));
         assert_eq!(split_dev(nix::sys::stat::makedev(8, 300)), (8, 300));
     }

@@ -125,7 +125,8 @@ impl Journal {
             return Err(Errno::ENOSPC);
         }
         let per = (self.bs - 12 - 16) / self.tag_bytes;
-        let mut log: Vec<u8> = Vec::with_capacity((blocks.len() + blocks.len() / per + 2) * self.bs);
+        let mut log: Vec<u8> =
+            Vec::with_capacity((blocks.len() + blocks.len() / per + 2) * self.bs);
         for chunk in blocks.chunks(per) {
             let mut desc = vec![0u8; self.bs];
             header(&mut desc, JBD2_DESCRIPTOR_BLOCK, self.tid);

@@ -37,7 +37,7 @@ use self::journal::Journal;
 use crate::block::BlockDevice;
 use crate::ext3::features::{Compat, Incompat, RoCompat};
 use crate::ext3::group_desc::desc_table_block;
-use crate::ext3::superblock::{SUPERBLOCK_OFFSET, STATE_VALID};
+use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_OFFSET};
 use crate::ext3::{Error, Ext3, OpenOptions, ReplayReport, Result};
 use nix::errno::Errno;
 use std::collections::{HashMap, HashSet};
@@ -93,7 +93,10 @@ pub(crate) struct Geo {
 
 impl Geo {
     pub fn sb_block(&self) -> (u64, usize) {
-        (SUPERBLOCK_OFFSET / self.bs, (SUPERBLOCK_OFFSET % self.bs) as usize)
+        (
+            SUPERBLOCK_OFFSET / self.bs,
+            (SUPERBLOCK_OFFSET % self.bs) as usize,
+        )
     }
     /// (first block, number of blocks) of group `g`.
     pub fn group_range(&self, g: usize) -> (u64, u64) {
@@ -155,17 +158,19 @@ impl<D: BlockDevice> Writer<D> {
     /// consistent, replays a journal that needs recovery into the device,
     /// processes the orphan list and marks the filesystem in use.
     pub fn open(dev: D, opts: WriteOptions) -> Result<Self> {
-        let reader = Ext3::open_with(&dev, OpenOptions { replay_journal: false })?;
+        let reader = Ext3::open_with(
+            &dev,
+            OpenOptions {
+                replay_journal: false,
+            },
+        )?;
         let sb = reader.superblock().clone();
         let bad_in = sb.s_feature_incompat.0 & !WRITABLE_INCOMPAT;
         let bad_ro = sb.s_feature_ro_compat.0 & !WRITABLE_RO_COMPAT;
         let bad_c = sb.s_feature_compat.0 & !WRITABLE_COMPAT;
         if bad_in != 0 || bad_ro != 0 || bad_c != 0 {
-            let names = crate::ext3::features::all_names(
-                Compat(bad_c),
-                Incompat(bad_in),
-                RoCompat(bad_ro),
-            );
+            let names =
+                crate::ext3::features::all_names(Compat(bad_c), Incompat(bad_in), RoCompat(bad_ro));
             return Err(Error::Unsupported(format!(
                 "writing a filesystem with {} (the writer handles ext2/ext3)",
                 names.join(", ")
@@ -208,7 +213,9 @@ impl<D: BlockDevice> Writer<D> {
             first_ino: sb.s_first_ino,
             filetype: sb.has_filetype(),
             extra_isize: if sb.s_inode_size > 128 {
-                sb.s_want_extra_isize.clamp(4, 32).max(32.min(sb.s_inode_size - 128))
+                sb.s_want_extra_isize
+                    .clamp(4, 32)
+                    .max(32.min(sb.s_inode_size - 128))
             } else {
                 0
             },
@@ -239,7 +246,13 @@ impl<D: BlockDevice> Writer<D> {
         let counts = fs
             .groups()
             .iter()
-            .map(|g| (g.bg_free_blocks_count, g.bg_free_inodes_count, g.bg_used_dirs_count))
+            .map(|g| {
+                (
+                    g.bg_free_blocks_count,
+                    g.bg_free_inodes_count,
+                    g.bg_used_dirs_count,
+                )
+            })
             .collect();
         let w = Writer {
             fs,

@@ -108,7 +108,13 @@ impl<D: BlockDevice> Writer<D> {
     }
 
     /// Writes `data` at `offset` of regular file `r` (caller puts `r`).
-    fn write_data(&self, st: &mut State, r: &mut RawInode, offset: u64, data: &[u8]) -> WResult<usize> {
+    fn write_data(
+        &self,
+        st: &mut State,
+        r: &mut RawInode,
+        offset: u64,
+        data: &[u8],
+    ) -> WResult<usize> {
         let bs = self.geo.bs;
         let p = bs / 4;
         let max = (12 + p + p * p + p * p * p).saturating_mul(bs);
@@ -134,7 +140,11 @@ impl<D: BlockDevice> Writer<D> {
                 while hole < want && self.bmap(r, lblk + hole)? == 0 {
                     hole += 1;
                 }
-                let goal = if lblk > 0 { self.bmap(r, lblk - 1)? + 1 } else { self.inode_goal(r.ino) };
+                let goal = if lblk > 0 {
+                    self.bmap(r, lblk - 1)? + 1
+                } else {
+                    self.inode_goal(r.ino)
+                };
                 let got = self.alloc_run(st, goal, hole);
                 let (s, n) = match got {
                     Ok(v) => v,
@@ -474,7 +484,14 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         self.make_node(&mut st, parent, name, mode, owner, &mut |_, _, _| Ok(()))
     }
 
-    fn mknod(&self, parent: Ino, name: &[u8], mode: u32, rdev: u64, owner: Owner) -> WResult<Metadata> {
+    fn mknod(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        rdev: u64,
+        owner: Owner,
+    ) -> WResult<Metadata> {
         let mut st = self.wlock()?;
         let t = (mode & 0o170000) as u16;
         if !matches!(t, 0o100000 | 0o020000 | 0o060000 | 0o010000 | 0o140000) {
@@ -495,7 +512,8 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         let m = 0o040000 | (mode & 0o7777) as u16;
         self.make_node(&mut st, parent, name, m, owner, &mut |w, st, r| {
             let blk = w.alloc_block(st, w.inode_goal(r.ino))?;
-            let b = super::dir_write::new_dir_block(w.geo.bs as usize, r.ino, parent, w.geo.filetype);
+            let b =
+                super::dir_write::new_dir_block(w.geo.bs as usize, r.ino, parent, w.geo.filetype);
             w.put(blk, b)?;
             r.set_ptr(0, blk as u32);
             r.set_size(w.geo.bs);
@@ -594,7 +612,14 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         self.end_op(&mut st)
     }
 
-    fn rename(&self, parent: Ino, name: &[u8], new_parent: Ino, new_name: &[u8], flags: RenameFlags) -> WResult<()> {
+    fn rename(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> WResult<()> {
         let mut st = self.wlock()?;
         self.rename_locked(&mut st, parent, name, new_parent, new_name, flags)?;
         self.end_op(&mut st)

@@ -39,7 +39,14 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn has_blocks(&self, r: &RawInode) -> bool {
         match r.mode() & 0xF000 {
             0x8000 | 0x4000 => true,
-            0xA000 => r.sectors() > if r.file_acl() != 0 { self.geo.bs / 512 } else { 0 },
+            0xA000 => {
+                r.sectors()
+                    > if r.file_acl() != 0 {
+                        self.geo.bs / 512
+                    } else {
+                        0
+                    }
+            }
             _ => false,
         }
     }
@@ -93,7 +100,12 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn load_orphans(&self, st: &mut State) -> WResult<()> {
         let (blk, off) = self.geo.sb_block();
         let sb = self.get(blk)?;
-        let mut next = u32::from_le_bytes([sb[off + 0xE8], sb[off + 0xE9], sb[off + 0xEA], sb[off + 0xEB]]);
+        let mut next = u32::from_le_bytes([
+            sb[off + 0xE8],
+            sb[off + 0xE9],
+            sb[off + 0xEA],
+            sb[off + 0xEB],
+        ]);
         let mut seen = 0u32;
         while next != 0 && !st.orphans.contains(&next) {
             if next > self.geo.inodes_count || seen > self.geo.inodes_count {

@@ -98,3 +98,187 @@ fn create_write_mkdir_rename_unlink_leave_a_clean_ext3() {
         assert!(r.resolve_path("/gone").is_err());
     }
 }
+
+#[test]
+fn full_disk_out_of_inodes_and_bad_names_give_the_right_errno_and_a_consistent_filesystem() {
+    let t =
+        "full_disk_out_of_inodes_and_bad_names_give_the_right_errno_and_a_consistent_filesystem";
+    if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
+        return;
+    }
+    use umlkit::vfs::Errno;
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("small.img");
+    let out = common::run(
+        "mke2fs",
+        [
+            "-q",
+            "-F",
+            "-t",
+            "ext3",
+            "-N",
+            "64",
+            img.to_str().unwrap(),
+            "2M",
+        ],
+    );
+    assert!(out.status.success());
+    let w = open(&img);
+    let ne = w.mkdir(ROOT, b"nonempty", 0o755, ME).unwrap();
+    w.create(ne.ino, b"x", 0o644, ME).unwrap();
+    // Full disk: writes stop short or fail with ENOSPC.
+    let f = w.create(ROOT, b"fill", 0o644, ME).unwrap();
+    let chunk = vec![0xA5u8; 256 * 1024];
+    let mut off = 0u64;
+    loop {
+        match w.write(f.ino, off, &chunk) {
+            Ok(n) if n == chunk.len() => off += n as u64,
+            Ok(n) => {
+                off += n as u64;
+                assert_eq!(w.write(f.ino, off, &chunk).unwrap_err(), Errno::ENOSPC);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e, Errno::ENOSPC);
+                break;
+            }
+        }
+        assert!(off < 4 << 20, "a 2 MiB filesystem took {off} bytes");
+    }
+    assert_eq!(w.getattr(f.ino).unwrap().size, off);
+    assert_eq!(w.mkdir(ROOT, b"d", 0o755, ME).unwrap_err(), Errno::ENOSPC);
+    let st = w.statfs().unwrap();
+    assert_eq!(st.free_blocks, 0);
+    // Out of inodes.
+    let mut made = 0;
+    let err = loop {
+        match w.create(ROOT, format!("e{made}").as_bytes(), 0o644, ME) {
+            Ok(_) => made += 1,
+            Err(e) => break e,
+        }
+        assert!(made < 100);
+    };
+    assert_eq!(err, Errno::ENOSPC);
+    assert_eq!(w.statfs().unwrap().free_inodes, 0);
+    // Names and paths.
+    assert_eq!(
+        w.create(ROOT, &[b'n'; 256], 0o644, ME).unwrap_err(),
+        Errno::ENAMETOOLONG
+    );
+    assert_eq!(w.lookup(f.ino, b"x").unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(
+        w.create(f.ino, b"x", 0o644, ME).unwrap_err(),
+        Errno::ENOTDIR
+    );
+    assert_eq!(w.rmdir(ROOT, b"nonempty").unwrap_err(), Errno::ENOTEMPTY);
+    assert_eq!(w.rmdir(ROOT, b"fill").unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(w.unlink(ROOT, b"nonempty").unwrap_err(), Errno::EISDIR);
+    let flags = RenameFlags::default();
+    assert_eq!(
+        w.rename(ROOT, b"nonempty", ne.ino, b"inside", flags)
+            .unwrap_err(),
+        Errno::EINVAL
+    );
+    assert_eq!(
+        w.rename(ROOT, b"fill", ROOT, b"nonempty", flags)
+            .unwrap_err(),
+        Errno::EISDIR
+    );
+    assert_eq!(
+        w.rename(ROOT, b"lost+found", ROOT, b"nonempty", flags)
+            .unwrap_err(),
+        Errno::ENOTEMPTY
+    );
+    let noreplace = RenameFlags {
+        noreplace: true,
+        exchange: false,
+    };
+    assert_eq!(
+        w.rename(ROOT, b"fill", ROOT, b"e0", noreplace).unwrap_err(),
+        Errno::EEXIST
+    );
+    // Freeing space makes room again.
+    w.unlink(ROOT, b"fill").unwrap();
+    w.forget(f.ino);
+    w.sync_fs().unwrap();
+    assert_eq!(w.statfs().unwrap().free_inodes, 1);
+    let d = w.mkdir(ROOT, b"d", 0o755, ME).unwrap();
+    let g = w.create(d.ino, b"g", 0o644, ME);
+    assert_eq!(g.unwrap_err(), Errno::ENOSPC);
+    w.write(w.lookup(ROOT, b"e0").unwrap().ino, 0, &[1u8; 100_000])
+        .unwrap();
+    w.unmount().unwrap();
+    drop(w);
+    fsck_clean(&img);
+}
+
+#[test]
+fn rename_exchange_swaps_two_names_across_directories() {
+    if !common::have_peers(
+        "rename_exchange_swaps_two_names_across_directories",
+        &["mke2fs", "e2fsck"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("x.img");
+    mkfs(&img, "ext3", "256", "8M");
+    let w = open(&img);
+    let a = w.mkdir(ROOT, b"a", 0o755, ME).unwrap();
+    let b = w.mkdir(ROOT, b"b", 0o755, ME).unwrap();
+    let sub = w.mkdir(a.ino, b"sub", 0o755, ME).unwrap();
+    let f = w.create(b.ino, b"file", 0o644, ME).unwrap();
+    let x = RenameFlags {
+        noreplace: false,
+        exchange: true,
+    };
+    w.rename(a.ino, b"sub", b.ino, b"file", x).unwrap();
+    assert_eq!(w.lookup(a.ino, b"sub").unwrap().ino, f.ino);
+    assert_eq!(w.lookup(b.ino, b"file").unwrap().ino, sub.ino);
+    assert_eq!(w.lookup(sub.ino, b"..").unwrap().ino, b.ino);
+    assert_eq!(w.getattr(a.ino).unwrap().nlink, 2);
+    assert_eq!(w.getattr(b.ino).unwrap().nlink, 3);
+    w.unmount().unwrap();
+    drop(w);
+    fsck_clean(&img);
+}
+
+#[test]
+fn several_threads_create_and_read_at_once() {
+    if !common::have_peers(
+        "several_threads_create_and_read_at_once",
+        &["mke2fs", "e2fsck"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("t.img");
+    mkfs(&img, "ext3", "256", "16M");
+    let w = open(&img);
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            let w = &w;
+            s.spawn(move || {
+                let d = w
+                    .mkdir(ROOT, format!("t{t}").as_bytes(), 0o755, ME)
+                    .unwrap();
+                for i in 0..50 {
+                    let f = w
+                        .create(d.ino, format!("f{i}").as_bytes(), 0o644, ME)
+                        .unwrap();
+                    w.write(f.ino, 0, &[t; 3000]).unwrap();
+                    let mut b = [0u8; 3000];
+                    assert_eq!(w.read(f.ino, 0, &mut b).unwrap(), 3000);
+                    assert!(b.iter().all(|&c| c == t));
+                    assert_eq!(
+                        w.lookup(d.ino, format!("f{i}").as_bytes()).unwrap().ino,
+                        f.ino
+                    );
+                }
+            });
+        }
+    });
+    w.unmount().unwrap();
+    drop(w);
+    fsck_clean(&img);
+}

@@ -106,12 +106,10 @@ fn a_journal_left_dirty_by_the_guest_kernel_is_replayed_into_the_cow_and_fsck_is
     // Writes files, syncs (commits the journal) and powers off without
     // unmounting: needs_recovery stays set.
     let guest = Guest::new(
-        &format!(
-            "#!/bin/sh\nmount -t proc proc /proc\n\
-             mkdir /data/d; for i in 1 2 3 4 5 6 7 8; do echo file $i > /data/d/f$i; done\n\
-             rm /data/d/f3; mv /data/d/f4 /data/moved\n\
-             sync\necho GUEST-DONE\npoweroff -f\n"
-        ),
+        "#!/bin/sh\nmount -t proc proc /proc\n\
+         mkdir /data/d; for i in 1 2 3 4 5 6 7 8; do echo file $i > /data/d/f$i; done\n\
+         rm /data/d/f3; mv /data/d/f4 /data/moved\n\
+         sync\necho GUEST-DONE\npoweroff -f\n",
         16,
     );
     let cow = guest.path("a.cow");

@@ -56,7 +56,7 @@ impl Journal {
         }
         let mut m = fs.mapper(jino, &inode);
         let map = collect_blocks(&mut m, n).map_err(|_| Errno::EIO)?;
-        if map.iter().any(|&b| b == 0) {
+        if map.contains(&0) {
             return Err(Errno::EIO);
         }
         let raw_sb = fs.read_block(map[0], "journal").map_err(|_| Errno::EIO)?;

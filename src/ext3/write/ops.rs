@@ -145,6 +145,8 @@ impl<D: BlockDevice> Writer<D> {
                 } else {
                     self.inode_goal(r.ino)
                 };
+                // Leave room for the indirect blocks this run may need.
+                let hole = hole.min(st.free_blocks.saturating_sub(3).max(1));
                 let got = self.alloc_run(st, goal, hole);
                 let (s, n) = match got {
                     Ok(v) => v,
@@ -154,9 +156,29 @@ impl<D: BlockDevice> Writer<D> {
                     }
                     Err(e) => return Err(e),
                 };
-                for k in 0..n {
-                    self.bmap_set(st, r, lblk + k, s + k)?;
+                let mut mapped = 0;
+                while mapped < n {
+                    if let Err(e) = self.bmap_set(st, r, lblk + mapped, s + mapped) {
+                        // No room for an indirect block: give back the rest.
+                        // Never referenced: reusable at once.
+                        self.free_blocks(st, s + mapped, n - mapped)?;
+                        for b in s + mapped..s + n {
+                            st.pending_free.remove(&b);
+                        }
+                        if mapped == 0 {
+                            if pos > offset {
+                                break;
+                            }
+                            return Err(e);
+                        }
+                        break;
+                    }
+                    mapped += 1;
                 }
+                if mapped == 0 {
+                    break;
+                }
+                let n = mapped;
                 r.set_sectors(r.sectors() + n * (bs / 512));
                 (s, n, true)
             };

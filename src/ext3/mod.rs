@@ -39,8 +39,8 @@ pub mod path;
 mod proptests;
 pub mod superblock;
 pub mod tool;
-pub mod write;
 pub mod walk;
+pub mod write;
 pub mod xattr;
 
 pub use attr::{Metadata, StatFs};

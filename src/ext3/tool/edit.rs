@@ -184,6 +184,8 @@ impl<D: BlockDevice> BlockDevice for DryRun<D> {
 /// The editing session: the writer plus the dry-run log.
 struct Session<'a> {
     fs: &'a dyn InodeFs,
+    /// Directory path -> inode, for `lookup` (cleared on rename and rmdir).
+    parents: std::cell::RefCell<HashMap<Vec<u8>, u32>>,
     resolve: &'a dyn Fn(&[u8], bool) -> Option<u32>,
     dry: bool,
 }
@@ -241,11 +243,41 @@ impl Session<'_> {
         }
     }
 
-    fn lookup(&self, path: &[u8]) -> Option<u32> {
-        (self.resolve)(path, false)
+    /// Walks `path` through the writer's name cache (no symlinks followed).
+    fn walk(&self, path: &[u8]) -> Option<u32> {
+        let mut ino = crate::ext3::ROOT_INO;
+        for part in path.split(|&c| c == b'/').filter(|p| !p.is_empty() && *p != b".") {
+            ino = self.fs.lookup(ino, part).ok()?.ino;
+        }
+        Some(ino)
     }
 
+    /// The inode at `path`; parent directories are remembered, so a
+    /// tree copy does not walk from the root for every file.
+    fn lookup(&self, path: &[u8]) -> Option<u32> {
+        let (parent, name) = split(path);
+        if name.is_empty() || name == b"." || name == b".." {
+            return self.walk(path);
+        }
+        let cached = self.parents.borrow().get(&parent).copied();
+        let pino = match cached {
+            Some(p) => p,
+            None => {
+                let p = self.walk(&parent)?;
+                self.parents.borrow_mut().insert(parent, p);
+                p
+            }
+        };
+        Some(self.fs.lookup(pino, &name).ok()?.ino)
+    }
+
+    /// The directory at `path`, following symlinks.
     fn dir(&self, path: &[u8]) -> anyhow::Result<u32> {
+        if let Some(ino) = self.lookup(path) {
+            if self.fs.getattr(ino).is_ok_and(|m| m.mode() & 0o170000 == 0o040000) {
+                return Ok(ino);
+            }
+        }
         let ino = (self.resolve)(path, true)
             .ok_or_else(|| anyhow!("{}: no such directory", show(path)))?;
         Ok(ino)
@@ -309,6 +341,7 @@ impl Session<'_> {
                 self.rm(&child, true)?;
             }
             self.say(format!("rmdir {}", show(path)));
+            self.parents.borrow_mut().clear();
             self.fs
                 .rmdir(pino, &name)
                 .map_err(|e| errno("rmdir", path, e))
@@ -517,6 +550,7 @@ impl Session<'_> {
                 }
                 let (dp, dn) = split(&d);
                 self.say(format!("rename {} -> {}", show(&b(src)), show(&d)));
+                self.parents.borrow_mut().clear();
                 self.fs
                     .rename(
                         self.dir(&sp)?,
@@ -634,6 +668,7 @@ fn edit_on<D: BlockDevice>(dev: D, spec: &str, cmd: &EditCommand, dry: bool) -> 
     let w = Writer::open(dev, WriteOptions::default()).with_context(|| spec.to_string())?;
     let resolve = |p: &[u8], follow: bool| w.reader().resolve(p, follow).ok();
     let s = Session {
+        parents: Default::default(),
         fs: &w,
         resolve: &resolve,
         dry,

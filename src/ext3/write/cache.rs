@@ -139,6 +139,17 @@ impl<D: BlockDevice> Cached<D> {
 
 impl<D: BlockDevice> BlockDevice for Cached<D> {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        // Small reads inside one dirty block (inodes, directory blocks)
+        // need no device read.
+        let blk = offset / self.bs;
+        let within = (offset % self.bs) as usize;
+        if within + buf.len() <= self.bs as usize {
+            let d = self.dirty.read().map_err(|_| poisoned())?;
+            if let Some(b) = d.get(&blk) {
+                buf.copy_from_slice(&b[within..within + buf.len()]);
+                return Ok(());
+            }
+        }
         self.inner.read_exact_at(offset, buf)?;
         self.patch(offset, buf)
     }

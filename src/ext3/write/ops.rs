@@ -135,8 +135,12 @@ impl<D: BlockDevice> Writer<D> {
                 }
                 (existing, n, false)
             } else {
-                // Allocate up to the next mapped block.
+                // Allocate up to the next mapped block (past the end of
+                // the file nothing is mapped: truncation frees it).
                 let mut hole = 1;
+                if lblk >= r.size().div_ceil(bs) {
+                    hole = want;
+                }
                 while hole < want && self.bmap(r, lblk + hole)? == 0 {
                     hole += 1;
                 }

@@ -351,7 +351,7 @@ fn check_image(img: &Path, m: &Model) {
     }
 }
 
-fn run_model(kind: &str, inode_size: &str, seed: u64) {
+fn run_model(kind: &str, inode_size: &str, block_size: &str, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("m.img");
     let out = common::run(
@@ -361,7 +361,7 @@ fn run_model(kind: &str, inode_size: &str, seed: u64) {
         ]
         .iter()
         .map(|s| s.to_string())
-        .chain([img.display().to_string(), "24M".to_string()]),
+        .chain([img.display().to_string(), "32M".to_string()]),
     );
     assert!(out.status.success());
     let mut m = Model::default();
@@ -391,7 +391,9 @@ fn random_operations_match_the_model_on_ext3_128_byte_inodes() {
         "random_operations_match_the_model_on_ext3_128_byte_inodes",
         &["mke2fs", "e2fsck", "debugfs"],
     ) {
-        run_model("ext3", "128", 1);
+        for seed in [1, 11, 21] {
+            run_model("ext3", "128", "1024", seed);
+        }
     }
 }
 
@@ -401,7 +403,10 @@ fn random_operations_match_the_model_on_ext3_256_byte_inodes() {
         "random_operations_match_the_model_on_ext3_256_byte_inodes",
         &["mke2fs", "e2fsck", "debugfs"],
     ) {
-        run_model("ext3", "256", 2);
+        for seed in [2, 12] {
+            run_model("ext3", "256", "1024", seed);
+        }
+        run_model("ext3", "256", "4096", 22);
     }
 }
 
@@ -411,6 +416,9 @@ fn random_operations_match_the_model_on_ext2() {
         "random_operations_match_the_model_on_ext2",
         &["mke2fs", "e2fsck", "debugfs"],
     ) {
-        run_model("ext2", "256", 3);
+        for seed in [3, 13] {
+            run_model("ext2", "256", "1024", seed);
+        }
+        run_model("ext2", "128", "4096", 23);
     }
 }

@@ -246,7 +246,10 @@ impl Session<'_> {
     /// Walks `path` through the writer's name cache (no symlinks followed).
     fn walk(&self, path: &[u8]) -> Option<u32> {
         let mut ino = crate::ext3::ROOT_INO;
-        for part in path.split(|&c| c == b'/').filter(|p| !p.is_empty() && *p != b".") {
+        for part in path
+            .split(|&c| c == b'/')
+            .filter(|p| !p.is_empty() && *p != b".")
+        {
             ino = self.fs.lookup(ino, part).ok()?.ino;
         }
         Some(ino)
@@ -274,7 +277,11 @@ impl Session<'_> {
     /// The directory at `path`, following symlinks.
     fn dir(&self, path: &[u8]) -> anyhow::Result<u32> {
         if let Some(ino) = self.lookup(path) {
-            if self.fs.getattr(ino).is_ok_and(|m| m.mode() & 0o170000 == 0o040000) {
+            if self
+                .fs
+                .getattr(ino)
+                .is_ok_and(|m| m.mode() & 0o170000 == 0o040000)
+            {
                 return Ok(ino);
             }
         }

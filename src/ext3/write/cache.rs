@@ -10,8 +10,10 @@
 //! ```
 //!
 //! Metadata changes stay here until the transaction commits (journal, then
-//! home locations); file data goes straight to the device, which is ext3's
-//! ordered mode as long as data is flushed before the commit block.
+//! home locations). File data is written behind: small writes wait in a
+//! second map and go to the device in coalesced runs, always before the
+//! transaction's commit block (ext3's ordered mode); big writes go straight
+//! to the device.
 //! Every write this layer issues is whole, aligned filesystem blocks.
 
 use crate::block::BlockDevice;
@@ -27,10 +29,17 @@ pub struct Cached<D> {
     inner: D,
     bs: u64,
     dirty: RwLock<BTreeMap<u64, Box<[u8]>>>,
+    /// File data not yet written (whole blocks).
+    data: RwLock<BTreeMap<u64, Box<[u8]>>>,
     /// Test hook: device writes left before every write fails (`u64::MAX`:
     /// never).
     writes_left: AtomicU64,
 }
+
+/// Data writes this large bypass the buffer.
+const DATA_DIRECT: usize = 256 * 1024;
+/// Buffered data is written out when it reaches this size.
+const DATA_BUFFER: u64 = 8 << 20;
 
 fn poisoned() -> io::Error {
     io::Error::other("writer cache lock poisoned")
@@ -43,6 +52,7 @@ impl<D: BlockDevice> Cached<D> {
             inner,
             bs: u64::from(block_size),
             dirty: RwLock::new(BTreeMap::new()),
+            data: RwLock::new(BTreeMap::new()),
             writes_left: AtomicU64::new(u64::MAX),
         }
     }
@@ -61,6 +71,9 @@ impl<D: BlockDevice> Cached<D> {
     /// Reads block `blk` (dirty copy first).
     pub fn get(&self, blk: u64) -> io::Result<Vec<u8>> {
         if let Some(b) = self.dirty.read().map_err(|_| poisoned())?.get(&blk) {
+            return Ok(b.to_vec());
+        }
+        if let Some(b) = self.data.read().map_err(|_| poisoned())?.get(&blk) {
             return Ok(b.to_vec());
         }
         let mut b = vec![0u8; self.bs as usize];
@@ -102,6 +115,54 @@ impl<D: BlockDevice> Cached<D> {
         self.inner.write_all_at(blk * self.bs, data)
     }
 
+    /// Writes file data (whole blocks from `blk`): small writes are
+    /// buffered, large ones written at once.
+    pub fn write_data(&self, blk: u64, buf: &[u8]) -> io::Result<()> {
+        let n = buf.len() as u64 / self.bs;
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        if buf.len() >= DATA_DIRECT {
+            let stale: Vec<u64> = d.range(blk..blk + n).map(|(k, _)| *k).collect();
+            for k in stale {
+                d.remove(&k);
+            }
+            drop(d);
+            return self.write_blocks(blk, buf);
+        }
+        for (i, c) in buf.chunks_exact(self.bs as usize).enumerate() {
+            d.insert(blk + i as u64, c.into());
+        }
+        let full = d.len() as u64 * self.bs >= DATA_BUFFER;
+        drop(d);
+        if full {
+            self.flush_data()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered file data to the device in runs of adjacent
+    /// blocks.
+    pub fn flush_data(&self) -> io::Result<()> {
+        let blocks = std::mem::take(&mut *self.data.write().map_err(|_| poisoned())?);
+        let mut run: Vec<u8> = Vec::new();
+        let mut start = 0u64;
+        let mut next = u64::MAX;
+        for (blk, b) in blocks {
+            if blk != next && !run.is_empty() {
+                self.write_blocks(start, &run)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                start = blk;
+            }
+            run.extend_from_slice(&b);
+            next = blk + 1;
+        }
+        if !run.is_empty() {
+            self.write_blocks(start, &run)?;
+        }
+        Ok(())
+    }
+
     fn count_write(&self) -> io::Result<()> {
         let left = self.writes_left.load(Ordering::SeqCst);
         if left == 0 {
@@ -114,7 +175,17 @@ impl<D: BlockDevice> Cached<D> {
     }
 
     fn patch(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let d = self.dirty.read().map_err(|_| poisoned())?;
+        self.patch_from(&self.data, offset, buf)?;
+        self.patch_from(&self.dirty, offset, buf)
+    }
+
+    fn patch_from(
+        &self,
+        map: &RwLock<BTreeMap<u64, Box<[u8]>>>,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> io::Result<()> {
+        let d = map.read().map_err(|_| poisoned())?;
         if d.is_empty() || buf.is_empty() {
             return Ok(());
         }
@@ -149,6 +220,12 @@ impl<D: BlockDevice> BlockDevice for Cached<D> {
                 buf.copy_from_slice(&b[within..within + buf.len()]);
                 return Ok(());
             }
+            drop(d);
+            let d = self.data.read().map_err(|_| poisoned())?;
+            if let Some(b) = d.get(&blk) {
+                buf.copy_from_slice(&b[within..within + buf.len()]);
+                return Ok(());
+            }
         }
         self.inner.read_exact_at(offset, buf)?;
         self.patch(offset, buf)
@@ -169,6 +246,7 @@ impl<D: BlockDevice> BlockDevice for Cached<D> {
     }
 
     fn flush(&self) -> io::Result<()> {
+        self.flush_data()?;
         self.count_write()?;
         self.inner.flush()
     }
@@ -195,6 +273,21 @@ mod tests {
         c.read_exact_at(1022, &mut b).unwrap();
         assert_eq!(b, [0; 4]);
         assert!(c.write_all_at(10, &[1]).is_err());
+    }
+
+    #[test]
+    fn buffered_data_is_read_back_and_written_in_runs() {
+        let c = Cached::new(MemDevice::zeroed(8192), 1024);
+        c.write_data(2, &[5u8; 2048]).unwrap();
+        c.write_data(5, &[6u8; 1024]).unwrap();
+        let mut b = [0u8; 2];
+        c.read_exact_at(4095, &mut b).unwrap();
+        assert_eq!(b, [5, 0]);
+        assert_eq!(c.get(5).unwrap(), vec![6u8; 1024]);
+        c.flush().unwrap();
+        c.inner().read_exact_at(2048, &mut b).unwrap();
+        assert_eq!(b, [5, 5]);
+        assert_eq!(c.data.read().unwrap().len(), 0);
     }
 
     #[test]

@@ -389,9 +389,11 @@ impl<D: BlockDevice> Writer<D> {
     fn commit_inner(&self, st: &mut State) -> WResult<()> {
         st.last_commit = Instant::now();
         if self.cache.dirty_count() == 0 {
-            return Ok(());
+            return self.cache.flush().map_err(eio);
         }
         self.mount_sb(st, true)?;
+        // Ordered mode: the data the metadata points at goes first.
+        self.cache.flush_data().map_err(eio)?;
         let blocks = self.cache.dirty_blocks().map_err(eio)?;
         if let Some(j) = st.journal.as_mut() {
             j.commit(&self.cache, &blocks)?;

@@ -200,7 +200,7 @@ impl<D: BlockDevice> Writer<D> {
                 }
             }
             buf[within..within + take].copy_from_slice(src);
-            self.cache.write_blocks(start, &buf).map_err(super::eio)?;
+            self.cache.write_data(start, &buf).map_err(super::eio)?;
             pos += take as u64;
             if pos > r.size() {
                 r.set_size(pos);
@@ -229,7 +229,7 @@ impl<D: BlockDevice> Writer<D> {
                 if blk != 0 {
                     let mut b = self.cache.get(blk).map_err(super::eio)?;
                     b[(size % bs) as usize..].fill(0);
-                    self.cache.write_blocks(blk, &b).map_err(super::eio)?;
+                    self.cache.write_data(blk, &b).map_err(super::eio)?;
                 }
             }
         }

@@ -282,3 +282,66 @@ fn several_threads_create_and_read_at_once() {
     drop(w);
     fsck_clean(&img);
 }
+
+#[test]
+fn damaged_images_give_errors_not_panics_when_opened_for_writing() {
+    if !common::have_peers(
+        "damaged_images_give_errors_not_panics_when_opened_for_writing",
+        &["mke2fs"],
+    ) {
+        return;
+    }
+    use umlkit::block::MemDevice;
+    use umlkit::vfs::SetAttr;
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("f.img");
+    mkfs(&img, "ext3", "128", "4M");
+    // Some content to damage: a directory, files, a symlink, an orphan.
+    let w = open(&img);
+    let d = w.mkdir(ROOT, b"d", 0o755, ME).unwrap();
+    let f = w.create(d.ino, b"f", 0o644, ME).unwrap();
+    w.write(f.ino, 0, &[1u8; 20_000]).unwrap();
+    w.symlink(ROOT, b"s", &[b'a'; 70], ME).unwrap();
+    w.sync_fs().unwrap();
+    drop(w); // not unmounted: needs_recovery and the orphan-free journal stay
+    let pristine = std::fs::read(&img).unwrap();
+    let mut rng = common::fsimg::Rng::new(99);
+    let mut opened = 0;
+    for _ in 0..300 {
+        let mut b = pristine.clone();
+        for _ in 0..1 + rng.below(24) {
+            // Mostly metadata near the start: superblock, descriptors,
+            // bitmaps, inode table, the first directory blocks.
+            let at = if rng.below(4) == 0 {
+                rng.below(b.len() as u64)
+            } else {
+                rng.below(64 * 1024)
+            };
+            b[at as usize] ^= 1 << rng.below(8);
+        }
+        let Ok(w) = Writer::open(MemDevice::new(b), WriteOptions::default()) else {
+            continue;
+        };
+        opened += 1;
+        let _ = w.mkdir(ROOT, b"new", 0o755, ME);
+        if let Ok(g) = w.create(ROOT, b"g", 0o644, ME) {
+            let _ = w.write(g.ino, 0, &[9u8; 3000]);
+        }
+        let _ = w.write(f.ino, 100_000, b"x");
+        let _ = w.setattr(
+            f.ino,
+            &SetAttr {
+                size: Some(10),
+                ..Default::default()
+            },
+        );
+        let _ = w.rename(ROOT, b"d", ROOT, b"e", RenameFlags::default());
+        let _ = w.unlink(d.ino, b"f");
+        let _ = w.rmdir(ROOT, b"d");
+        let _ = w.unmount();
+    }
+    assert!(
+        opened > 100,
+        "only {opened} damaged images opened: the operations were not exercised"
+    );
+}

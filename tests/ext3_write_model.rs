@@ -357,7 +357,7 @@ fn run_model(kind: &str, inode_size: &str, block_size: &str, seed: u64) {
     let out = common::run(
         "mke2fs",
         [
-            "-q", "-F", "-t", kind, "-I", inode_size, "-b", "1024", "-N", "512",
+            "-q", "-F", "-t", kind, "-I", inode_size, "-b", block_size, "-N", "512",
         ]
         .iter()
         .map(|s| s.to_string())

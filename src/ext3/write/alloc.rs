@@ -151,7 +151,7 @@ impl<D: BlockDevice> Writer<D> {
             let mut bmp = self.get(bmp_blk)?;
             let base = g as u32 * self.geo.ipg;
             let first_ok = self.geo.first_ino.saturating_sub(base + 1) as usize;
-            let limit = (self.geo.inodes_count - base).min(self.geo.ipg) as usize;
+            let limit = self.geo.inodes_count.saturating_sub(base).min(self.geo.ipg) as usize;
             let Some(i) = find_clear(&bmp, first_ok.min(limit), limit, |_| false) else {
                 continue;
             };

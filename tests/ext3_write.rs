@@ -239,6 +239,13 @@ fn rename_exchange_swaps_two_names_across_directories() {
     assert_eq!(w.getattr(a.ino).unwrap().nlink, 2);
     assert_eq!(w.getattr(b.ino).unwrap().nlink, 3);
     w.unmount().unwrap();
+    fsck_clean(&img);
+    // Changes after an unmount mark the filesystem in use again.
+    w.create(ROOT, b"later", 0o644, ME).unwrap();
+    w.sync_fs().unwrap();
+    let info = common::run("dumpe2fs", ["-h".as_ref(), img.as_os_str()]);
+    assert!(common::stdout(&info).contains("needs_recovery"));
+    w.unmount().unwrap();
     drop(w);
     fsck_clean(&img);
 }

@@ -128,6 +128,8 @@ pub(crate) struct State {
     pub generation: u32,
     /// Set after an I/O error: further changes would not be consistent.
     pub broken: bool,
+    /// The superblock on the device says "in use" (needs_recovery).
+    pub marked_in_use: bool,
 }
 
 /// An ext2/ext3 filesystem opened for writing.
@@ -269,6 +271,7 @@ impl<D: BlockDevice> Writer<D> {
                 block_hint: 0,
                 generation: std::process::id().wrapping_mul(2654435761),
                 broken: false,
+                marked_in_use: false,
             }),
             dcache: Mutex::new(HashMap::new()),
             opts,
@@ -280,12 +283,7 @@ impl<D: BlockDevice> Writer<D> {
             // Mark the filesystem in use on the device itself before any
             // transaction: a log without needs_recovery would be wiped.
             w.load_orphans(&mut st).map_err(errno)?;
-            w.mount_sb(&mut st, true).map_err(errno)?;
-            let (blk, _) = w.geo.sb_block();
-            let b = w.get(blk).map_err(errno)?;
-            w.cache.write_blocks(blk, &b).map_err(|e| io_err(blk, e))?;
-            w.cache.flush().map_err(|e| io_err(0, e))?;
-            w.cache.clear_dirty().map_err(|e| io_err(0, e))?;
+            w.mark_in_use(&mut st).map_err(errno)?;
             if let Some(j) = st.journal.as_mut() {
                 j.reset_if_dirty(&w.cache).map_err(errno)?;
             }
@@ -373,6 +371,43 @@ impl<D: BlockDevice> Writer<D> {
         self.put(blk, b)
     }
 
+    /// Writes the superblock marked in use straight to the device (before
+    /// the first transaction after open or unmount), with no other block
+    /// dirty.
+    fn mark_in_use(&self, st: &mut State) -> WResult<()> {
+        // The superblock as on the device (its counters match the
+        // committed state), with only the in-use flag changed.
+        let (blk, off) = self.geo.sb_block();
+        let mut b = vec![0u8; self.geo.bs as usize];
+        self.cache
+            .inner()
+            .read_exact_at(blk * self.geo.bs, &mut b)
+            .map_err(eio)?;
+        let s = &mut b[off..off + 1024];
+        if st.journal.is_some() {
+            let incompat = u32::from_le_bytes([s[0x60], s[0x61], s[0x62], s[0x63]]);
+            s[0x60..0x64].copy_from_slice(&(incompat | Incompat::RECOVER).to_le_bytes());
+        } else {
+            let state = u16::from_le_bytes([s[0x3A], s[0x3B]]) & !STATE_VALID;
+            s[0x3A..0x3C].copy_from_slice(&state.to_le_bytes());
+        }
+        self.cache.write_blocks(blk, &b).map_err(eio)?;
+        self.cache.flush().map_err(eio)?;
+        st.marked_in_use = true;
+        Ok(())
+    }
+
+    /// Commits when the running transaction is older than the commit
+    /// interval (5 s); a server calls this from a timer so that changes
+    /// reach the disk while the guest is idle.
+    pub fn tick(&self) -> WResult<()> {
+        let mut st = self.st.write().map_err(|_| Errno::EIO)?;
+        if st.last_commit.elapsed() >= COMMIT_INTERVAL && self.cache.dirty_count() > 0 {
+            self.commit(&mut st)?;
+        }
+        Ok(())
+    }
+
     /// Commits the running transaction: data is already on the device;
     /// flush it, log the metadata, then write it home (checkpoint).
     pub(crate) fn commit(&self, st: &mut State) -> WResult<()> {
@@ -390,6 +425,9 @@ impl<D: BlockDevice> Writer<D> {
         st.last_commit = Instant::now();
         if self.cache.dirty_count() == 0 {
             return self.cache.flush().map_err(eio);
+        }
+        if !st.marked_in_use {
+            self.mark_in_use(st)?;
         }
         self.mount_sb(st, true)?;
         // Ordered mode: the data the metadata points at goes first.
@@ -442,6 +480,7 @@ impl<D: BlockDevice> Writer<D> {
         self.cache.write_blocks(blk, &b).map_err(eio)?;
         self.cache.flush().map_err(eio)?;
         self.cache.clear_dirty().map_err(eio)?;
+        st.marked_in_use = false;
         Ok(())
     }
 }

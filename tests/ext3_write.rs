@@ -352,3 +352,72 @@ fn damaged_images_give_errors_not_panics_when_opened_for_writing() {
         "only {opened} damaged images opened: the operations were not exercised"
     );
 }
+
+#[test]
+fn extended_attributes_in_the_inode_and_in_a_block_are_set_replaced_and_removed() {
+    let t = "extended_attributes_in_the_inode_and_in_a_block_are_set_replaced_and_removed";
+    if !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    use umlkit::vfs::{Errno, XattrMode};
+    for inode_size in ["128", "256"] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("x.img");
+        mkfs(&img, "ext3", inode_size, "8M");
+        let w = open(&img);
+        let f = w.create(ROOT, b"f", 0o644, ME).unwrap();
+        let g = w.create(ROOT, b"g", 0o644, ME).unwrap();
+        w.setxattr(f.ino, b"user.small", b"v1", XattrMode::Create)
+            .unwrap();
+        assert_eq!(
+            w.setxattr(f.ino, b"user.small", b"v", XattrMode::Create)
+                .unwrap_err(),
+            Errno::EEXIST
+        );
+        assert_eq!(
+            w.setxattr(f.ino, b"user.none", b"v", XattrMode::Replace)
+                .unwrap_err(),
+            Errno::ENODATA
+        );
+        w.setxattr(f.ino, b"user.small", b"v2", XattrMode::Replace)
+            .unwrap();
+        w.setxattr(
+            f.ino,
+            b"security.selinux",
+            b"system_u:object_r:etc_t:s0\0",
+            XattrMode::Any,
+        )
+        .unwrap();
+        w.setxattr(g.ino, b"user.big", &[b'z'; 600], XattrMode::Any)
+            .unwrap();
+        w.setxattr(g.ino, b"trusted.gone", b"x", XattrMode::Any)
+            .unwrap();
+        w.removexattr(g.ino, b"trusted.gone").unwrap();
+        assert_eq!(
+            w.removexattr(g.ino, b"trusted.gone").unwrap_err(),
+            Errno::ENODATA
+        );
+        assert_eq!(w.getxattr(f.ino, b"user.small").unwrap(), b"v2");
+        assert_eq!(w.listxattr(g.ino).unwrap(), vec![b"user.big".to_vec()]);
+        assert_eq!(
+            w.setxattr(f.ino, b"system.posix_acl_access", b"", XattrMode::Any)
+                .unwrap_err(),
+            Errno::EOPNOTSUPP
+        );
+        w.unmount().unwrap();
+        fsck_clean(&img);
+        let list = debugfs(&img, "ea_list /f");
+        assert!(list.contains("user.small") && list.contains("v2"), "{list}");
+        assert!(debugfs(&img, "ea_list /g").contains("user.big"));
+        // Removing the last attribute frees the block again.
+        let free = w.statfs().unwrap().free_blocks;
+        w.removexattr(g.ino, b"user.big").unwrap();
+        w.unlink(ROOT, b"f").unwrap();
+        w.unmount().unwrap();
+        if inode_size == "128" {
+            assert!(w.statfs().unwrap().free_blocks >= free + 1);
+        }
+        drop(w);
+        fsck_clean(&img);
+    }
+}

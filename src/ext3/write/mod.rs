@@ -30,6 +30,7 @@ pub mod inode_write;
 mod journal;
 mod ops;
 mod orphan;
+mod xattr_write;
 
 use self::cache::Cached;
 use self::inode_write::RawInode;

@@ -10,7 +10,9 @@ use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
 use crate::ext3::inode::FileType;
 use crate::ext3::{Metadata, StatFs, Timestamp};
-use crate::vfs::{errno_of, DirEntry, Ino, InodeFs, Owner, RenameFlags, SetAttr, SetTime};
+use crate::vfs::{
+    errno_of, DirEntry, Ino, InodeFs, Owner, RenameFlags, SetAttr, SetTime, XattrMode,
+};
 use nix::errno::Errno;
 use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
@@ -649,6 +651,14 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         let mut st = self.wlock()?;
         self.rename_locked(&mut st, parent, name, new_parent, new_name, flags)?;
         self.end_op(&mut st)
+    }
+
+    fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> WResult<()> {
+        self.change_xattr(ino, name, Some(value), mode)
+    }
+
+    fn removexattr(&self, ino: Ino, name: &[u8]) -> WResult<()> {
+        self.change_xattr(ino, name, None, XattrMode::Any)
     }
 
     fn forget(&self, ino: Ino) {

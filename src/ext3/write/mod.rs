@@ -26,10 +26,12 @@ mod alloc;
 mod block_map_write;
 pub mod cache;
 mod dir_write;
+mod file_write;
 pub mod inode_write;
 mod journal;
 mod ops;
 mod orphan;
+mod rename;
 mod xattr_write;
 
 use self::cache::Cached;

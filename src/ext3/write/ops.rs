@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 /// Largest link count (ext3's `EXT4_LINK_MAX` without dir_nlink).
-const LINK_MAX: u16 = 32000;
+pub(crate) const LINK_MAX: u16 = 32000;
 
 fn ts(t: SetTime) -> Timestamp {
     match t {
@@ -44,7 +44,7 @@ impl<D: BlockDevice> Writer<D> {
     }
 
     /// A live directory's record.
-    fn live_dir(&self, ino: u32) -> WResult<RawInode> {
+    pub(crate) fn live_dir(&self, ino: u32) -> WResult<RawInode> {
         let r = self.raw_inode(ino)?;
         if !r.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -109,138 +109,8 @@ impl<D: BlockDevice> Writer<D> {
         self.meta(ino)
     }
 
-    /// Writes `data` at `offset` of regular file `r` (caller puts `r`).
-    fn write_data(
-        &self,
-        st: &mut State,
-        r: &mut RawInode,
-        offset: u64,
-        data: &[u8],
-    ) -> WResult<usize> {
-        let bs = self.geo.bs;
-        let p = bs / 4;
-        let max = (12 + p + p * p + p * p * p).saturating_mul(bs);
-        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
-        if end > max {
-            return Err(Errno::EFBIG);
-        }
-        let mut pos = offset;
-        while pos < end {
-            let lblk = pos / bs;
-            let within = (pos % bs) as usize;
-            let want = (end - lblk * bs).div_ceil(bs).min(1024);
-            let existing = self.bmap(r, lblk)?;
-            let (start, n, fresh) = if existing != 0 {
-                let mut n = 1;
-                while n < want && self.bmap(r, lblk + n)? == existing + n {
-                    n += 1;
-                }
-                (existing, n, false)
-            } else {
-                // Allocate up to the next mapped block (past the end of
-                // the file nothing is mapped: truncation frees it).
-                let mut hole = 1;
-                if lblk >= r.size().div_ceil(bs) {
-                    hole = want;
-                }
-                while hole < want && self.bmap(r, lblk + hole)? == 0 {
-                    hole += 1;
-                }
-                let goal = if lblk > 0 {
-                    self.bmap(r, lblk - 1)? + 1
-                } else {
-                    self.inode_goal(r.ino)
-                };
-                // Leave room for the indirect blocks this run may need.
-                let hole = hole.min(st.free_blocks.saturating_sub(3).max(1));
-                let got = self.alloc_run(st, goal, hole);
-                let (s, n) = match got {
-                    Ok(v) => v,
-                    Err(e) if pos > offset => {
-                        let _ = e;
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                };
-                let mut mapped = 0;
-                while mapped < n {
-                    if let Err(e) = self.bmap_set(st, r, lblk + mapped, s + mapped) {
-                        // No room for an indirect block: give back the rest.
-                        // Never referenced: reusable at once.
-                        self.free_blocks(st, s + mapped, n - mapped)?;
-                        for b in s + mapped..s + n {
-                            st.pending_free.remove(&b);
-                        }
-                        if mapped == 0 {
-                            if pos > offset {
-                                break;
-                            }
-                            return Err(e);
-                        }
-                        break;
-                    }
-                    mapped += 1;
-                }
-                if mapped == 0 {
-                    break;
-                }
-                let n = mapped;
-                r.set_sectors(r.sectors() + n * (bs / 512));
-                (s, n, true)
-            };
-            let span = (n * bs) as usize;
-            let take = (span - within).min((end - pos) as usize);
-            let mut buf = vec![0u8; span];
-            let src = &data[(pos - offset) as usize..(pos - offset) as usize + take];
-            if !fresh && (within != 0 || take % bs as usize != 0) {
-                // Keep the bytes around the write in the first and last block.
-                let first = self.cache.get(start).map_err(super::eio)?;
-                buf[..bs as usize].copy_from_slice(&first);
-                if n > 1 {
-                    let last = self.cache.get(start + n - 1).map_err(super::eio)?;
-                    buf[span - bs as usize..].copy_from_slice(&last);
-                }
-            }
-            buf[within..within + take].copy_from_slice(src);
-            self.cache.write_data(start, &buf).map_err(super::eio)?;
-            pos += take as u64;
-            if pos > r.size() {
-                r.set_size(pos);
-            }
-            if self.tx_full(st) {
-                self.put_inode(r)?;
-                self.commit(st)?;
-            }
-        }
-        Ok((pos - offset) as usize)
-    }
-
-    /// Sets the size of regular file `r`, freeing blocks past the end and
-    /// zeroing the tail of the new last block.
-    fn set_size(&self, st: &mut State, r: &mut RawInode, size: u64) -> WResult<()> {
-        let bs = self.geo.bs;
-        let p = bs / 4;
-        if size > (12 + p + p * p + p * p * p).saturating_mul(bs) {
-            return Err(Errno::EFBIG);
-        }
-        self.check_block_map(r)?;
-        if size < r.size() {
-            self.truncate_blocks(st, r, size.div_ceil(bs))?;
-            if size % bs != 0 {
-                let blk = self.bmap(r, size / bs)?;
-                if blk != 0 {
-                    let mut b = self.cache.get(blk).map_err(super::eio)?;
-                    b[(size % bs) as usize..].fill(0);
-                    self.cache.write_data(blk, &b).map_err(super::eio)?;
-                }
-            }
-        }
-        r.set_size(size);
-        Ok(())
-    }
-
     /// Drops one name of `r` (already removed from its directory).
-    fn drop_link(&self, st: &mut State, r: &mut RawInode) -> WResult<()> {
+    pub(crate) fn drop_link(&self, st: &mut State, r: &mut RawInode) -> WResult<()> {
         if r.is_dir() {
             r.set_links(0);
             self.truncate_blocks(st, r, 0)?;
@@ -256,132 +126,8 @@ impl<D: BlockDevice> Writer<D> {
         Ok(())
     }
 
-    /// True when directory `anc` is `ino` or one of its ancestors.
-    fn is_ancestor(&self, anc: u32, mut ino: u32) -> WResult<bool> {
-        for _ in 0..=self.geo.inodes_count {
-            if ino == anc {
-                return Ok(true);
-            }
-            if ino == crate::ext3::ROOT_INO {
-                return Ok(false);
-            }
-            ino = self.find(ino, b"..")?.ok_or(Errno::EIO)?;
-        }
-        Err(Errno::ELOOP)
-    }
-
-    fn type_of(r: &RawInode) -> WResult<FileType> {
+    pub(crate) fn type_of(r: &RawInode) -> WResult<FileType> {
         FileType::from_mode(r.mode()).ok_or(Errno::EIO)
-    }
-
-    /// Moves directory `child` from `old` to `new` parent: `..` and links.
-    fn reparent(&self, child: u32, old: u32, new: u32) -> WResult<()> {
-        if old == new {
-            return Ok(());
-        }
-        let mut c = self.raw_inode(child)?;
-        self.retarget_entry(&mut c, b"..", new, FileType::Directory)?;
-        self.put_inode(&c)?;
-        let mut o = self.raw_inode(old)?;
-        o.set_links(o.links().saturating_sub(1));
-        self.put_inode(&o)?;
-        let mut n = self.raw_inode(new)?;
-        if n.links() >= LINK_MAX {
-            return Err(Errno::EMLINK);
-        }
-        n.set_links(n.links() + 1);
-        self.put_inode(&n)
-    }
-
-    fn rename_locked(
-        &self,
-        st: &mut State,
-        parent: u32,
-        name: &[u8],
-        new_parent: u32,
-        new_name: &[u8],
-        flags: RenameFlags,
-    ) -> WResult<()> {
-        if flags.exchange && flags.noreplace {
-            return Err(Errno::EINVAL);
-        }
-        if name == b"." || name == b".." {
-            return Err(Errno::EINVAL);
-        }
-        check_name(new_name)?;
-        self.live_dir(parent)?;
-        self.live_dir(new_parent)?;
-        let src = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
-        let dst = self.find(new_parent, new_name)?;
-        if parent == new_parent && name == new_name {
-            return Ok(());
-        }
-        let s = self.raw_inode(src)?;
-        let st_type = Self::type_of(&s)?;
-        if s.is_dir() && self.is_ancestor(src, new_parent)? {
-            return Err(Errno::EINVAL);
-        }
-        if flags.exchange {
-            let dst = dst.ok_or(Errno::ENOENT)?;
-            let d = self.raw_inode(dst)?;
-            let dt = Self::type_of(&d)?;
-            if d.is_dir() && self.is_ancestor(dst, parent)? {
-                return Err(Errno::EINVAL);
-            }
-            let mut p = self.raw_inode(parent)?;
-            self.retarget_entry(&mut p, name, dst, dt)?;
-            self.put_inode(&p)?;
-            let mut np = self.raw_inode(new_parent)?;
-            self.retarget_entry(&mut np, new_name, src, st_type)?;
-            self.put_inode(&np)?;
-            if s.is_dir() {
-                self.reparent(src, parent, new_parent)?;
-            }
-            if d.is_dir() {
-                self.reparent(dst, new_parent, parent)?;
-            }
-            for ino in [src, dst] {
-                let mut r = self.raw_inode(ino)?;
-                r.set_time(Which::Ctime, super::now());
-                self.put_inode(&r)?;
-            }
-            return Ok(());
-        }
-        match dst {
-            Some(_) if flags.noreplace => return Err(Errno::EEXIST),
-            Some(d) if d == src => return Ok(()),
-            Some(d) => {
-                let mut dr = self.raw_inode(d)?;
-                match (s.is_dir(), dr.is_dir()) {
-                    (true, false) => return Err(Errno::ENOTDIR),
-                    (false, true) => return Err(Errno::EISDIR),
-                    (true, true) if !self.dir_is_empty(d)? => return Err(Errno::ENOTEMPTY),
-                    _ => {}
-                }
-                let mut np = self.raw_inode(new_parent)?;
-                self.retarget_entry(&mut np, new_name, src, st_type)?;
-                if dr.is_dir() {
-                    np.set_links(np.links().saturating_sub(1));
-                }
-                self.put_inode(&np)?;
-                self.drop_link(st, &mut dr)?;
-                self.put_inode(&dr)?;
-            }
-            None => {
-                let mut np = self.raw_inode(new_parent)?;
-                self.add_entry(st, &mut np, new_name, src, st_type)?;
-                self.put_inode(&np)?;
-            }
-        }
-        let mut p = self.raw_inode(parent)?;
-        self.remove_entry(&mut p, name)?;
-        self.put_inode(&p)?;
-        if s.is_dir() {
-            self.reparent(src, parent, new_parent)?;
-        }
-        let mut r = self.raw_inode(src)?;
-        r.set_time(Which::Ctime, super::now());
-        self.put_inode(&r)
     }
 }
 

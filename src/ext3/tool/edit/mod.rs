@@ -9,177 +9,19 @@ use crate::cow::{open_disk, DiskOptions};
 use crate::ext3::write::{WriteOptions, Writer};
 use crate::vfs::{InodeFs, Owner, RenameFlags, SetAttr, SetTime};
 use anyhow::{anyhow, bail, Context};
-use clap::{Args as ClapArgs, Subcommand};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
-/// Options every editing command takes.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct EditOpts {
-    /// Print what would change and leave the disk untouched.
-    #[arg(long = "dry-run")]
-    pub dry_run: bool,
-}
+mod args;
+mod dry_run;
 
-/// The editing subcommands.
-#[derive(Debug, Subcommand)]
-pub enum EditCommand {
-    /// Copy a host file or tree into the image (an existing file is replaced).
-    Put {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// Owner of everything copied as UID:GID (default: the host owner).
-        #[arg(long = "owner")]
-        owner: Option<String>,
-        /// The disk.
-        device: String,
-        /// File or directory on the host.
-        host_path: PathBuf,
-        /// Destination inside the image (inside it when it is a directory).
-        path: OsString,
-    },
-    /// Create directories.
-    Mkdir {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// Create missing parents; no error if it exists.
-        #[arg(short = 'p')]
-        parents: bool,
-        /// The disk.
-        device: String,
-        /// Directories to create.
-        #[arg(required = true)]
-        paths: Vec<OsString>,
-    },
-    /// Remove files (and with -r directory trees).
-    Rm {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// Remove directories and their contents.
-        #[arg(short = 'r')]
-        recursive: bool,
-        /// The disk.
-        device: String,
-        /// Paths to remove.
-        #[arg(required = true)]
-        paths: Vec<OsString>,
-    },
-    /// Rename or move (into DEST when it is a directory).
-    Mv {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// The disk.
-        device: String,
-        /// Existing path.
-        src: OsString,
-        /// New path.
-        dest: OsString,
-    },
-    /// Make a hard link, or with -s a symbolic link.
-    Ln {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// Make a symbolic link holding TARGET.
-        #[arg(short = 's')]
-        symbolic: bool,
-        /// The disk.
-        device: String,
-        /// Existing path (or any text with -s).
-        target: OsString,
-        /// The new name.
-        link: OsString,
-    },
-    /// Change permission bits (octal).
-    Chmod {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// The disk.
-        device: String,
-        /// Octal mode, e.g. 644.
-        mode: String,
-        /// Paths to change.
-        #[arg(required = true)]
-        paths: Vec<OsString>,
-    },
-    /// Change owner and group (UID[:GID], numeric).
-    Chown {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// The disk.
-        device: String,
-        /// UID or UID:GID.
-        owner: String,
-        /// Paths to change.
-        #[arg(required = true)]
-        paths: Vec<OsString>,
-    },
-    /// Set access and modification times to now, creating empty files.
-    Touch {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// The disk.
-        device: String,
-        /// Paths to touch.
-        #[arg(required = true)]
-        paths: Vec<OsString>,
-    },
-    /// Replace a file's contents with standard input (creating it).
-    Write {
-        #[command(flatten)]
-        opts: EditOpts,
-        /// The disk.
-        device: String,
-        /// File inside the image.
-        path: OsString,
-    },
-}
-
-/// A device that keeps writes in memory (for `--dry-run`).
-struct DryRun<D> {
-    inner: D,
-    blocks: Mutex<BTreeMap<u64, Vec<u8>>>,
-}
-
-const DRY_BLOCK: u64 = 512;
-
-impl<D: BlockDevice> BlockDevice for DryRun<D> {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read_exact_at(offset, buf)?;
-        let m = self.blocks.lock().map_err(|_| io::Error::other("lock"))?;
-        let end = offset + buf.len() as u64;
-        let first = offset / DRY_BLOCK;
-        for (&b, data) in m.range(first..end.div_ceil(DRY_BLOCK)) {
-            let s = b * DRY_BLOCK;
-            let (from, to) = (s.max(offset), (s + DRY_BLOCK).min(end));
-            if from < to {
-                buf[(from - offset) as usize..(to - offset) as usize]
-                    .copy_from_slice(&data[(from - s) as usize..(to - s) as usize]);
-            }
-        }
-        Ok(())
-    }
-    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        if offset % DRY_BLOCK != 0 || buf.len() as u64 % DRY_BLOCK != 0 {
-            return Err(io::Error::other("unaligned dry-run write"));
-        }
-        let mut m = self.blocks.lock().map_err(|_| io::Error::other("lock"))?;
-        for (i, c) in buf.chunks(DRY_BLOCK as usize).enumerate() {
-            m.insert(offset / DRY_BLOCK + i as u64, c.to_vec());
-        }
-        Ok(())
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn flush(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
+pub use args::EditCommand;
+use dry_run::DryRun;
 
 /// The editing session: the writer plus the dry-run log.
 struct Session<'a> {

@@ -421,3 +421,57 @@ fn extended_attributes_in_the_inode_and_in_a_block_are_set_replaced_and_removed(
         fsck_clean(&img);
     }
 }
+
+#[test]
+fn readdir_cookies_stay_valid_while_entries_come_and_go() {
+    if !common::have_peers(
+        "readdir_cookies_stay_valid_while_entries_come_and_go",
+        &["mke2fs"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("r.img");
+    mkfs(&img, "ext3", "256", "8M");
+    let w = open(&img);
+    let d = w.mkdir(ROOT, b"d", 0o755, ME).unwrap();
+    for i in 0..300 {
+        w.create(d.ino, format!("file-{i:03}").as_bytes(), 0o644, ME)
+            .unwrap();
+    }
+    // Read half, change the directory, resume from the cookie.
+    let mut seen = Vec::new();
+    let mut cookie = 0;
+    w.readdir(d.ino, 0, &mut |e| {
+        seen.push(e.name);
+        cookie = e.next_cookie;
+        seen.len() < 150
+    })
+    .unwrap();
+    for i in (0..300).step_by(3) {
+        let name = format!("file-{i:03}");
+        if !seen.contains(&name.clone().into_bytes()) {
+            continue;
+        }
+        w.unlink(d.ino, name.as_bytes()).unwrap();
+    }
+    for i in 0..50 {
+        w.create(d.ino, format!("new-{i}").as_bytes(), 0o644, ME)
+            .unwrap();
+    }
+    w.readdir(d.ino, cookie, &mut |e| {
+        seen.push(e.name);
+        true
+    })
+    .unwrap();
+    for i in 0..300 {
+        let name = format!("file-{i:03}").into_bytes();
+        assert_eq!(
+            seen.iter().filter(|n| **n == name).count(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&name)
+        );
+    }
+    w.unmount().unwrap();
+}

@@ -10,6 +10,24 @@ use crate::block::BlockDevice;
 use nix::errno::Errno;
 
 impl<D: BlockDevice> Writer<D> {
+    /// The largest file the writer makes: what the indirect map addresses,
+    /// at most 2^32 - 1 sectors in `i_blocks` (no huge_file), and 2 GiB - 1
+    /// without large_file.
+    pub(crate) fn max_file_size(&self) -> u64 {
+        let bs = self.geo.bs;
+        let p = bs / 4;
+        let map = (12 + p + p * p + p * p * p).saturating_mul(bs);
+        let sectors = (u64::from(u32::MAX) * 512) / bs * bs;
+        let large = self
+            .fs
+            .superblock()
+            .s_feature_ro_compat
+            .contains(crate::ext3::features::RoCompat::LARGE_FILE);
+        let cap = if large { u64::MAX } else { (1 << 31) - 1 };
+        // Leave room for the indirect blocks in i_blocks.
+        map.min(sectors - sectors / p).min(cap)
+    }
+
     /// Writes `data` at `offset` of regular file `r` (caller puts `r`).
     pub(crate) fn write_data(
         &self,
@@ -19,10 +37,8 @@ impl<D: BlockDevice> Writer<D> {
         data: &[u8],
     ) -> WResult<usize> {
         let bs = self.geo.bs;
-        let p = bs / 4;
-        let max = (12 + p + p * p + p * p * p).saturating_mul(bs);
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
-        if end > max {
+        if end > self.max_file_size() {
             return Err(Errno::EFBIG);
         }
         let mut pos = offset;
@@ -120,8 +136,7 @@ impl<D: BlockDevice> Writer<D> {
     /// zeroing the tail of the new last block.
     pub(crate) fn set_size(&self, st: &mut State, r: &mut RawInode, size: u64) -> WResult<()> {
         let bs = self.geo.bs;
-        let p = bs / 4;
-        if size > (12 + p + p * p + p * p * p).saturating_mul(bs) {
+        if size > self.max_file_size() {
             return Err(Errno::EFBIG);
         }
         self.check_block_map(r)?;

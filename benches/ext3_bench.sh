@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of uml_fs against the Debian peers (see BENCHMARKS-ext3.md):
+# Benchmark of uml_fs against the Debian peers (see BENCHMARKS.md):
 #  - extract: `uml_fs extract IMG / DEST` vs `debugfs -R "rdump / DEST" IMG`
 #    vs `cp -a` of the source tree, on a 1 GiB ext3 image of real files;
 #  - cat: `uml_fs cat IMG /big` vs host `cat` of the same 500 MB file.

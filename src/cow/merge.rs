@@ -24,11 +24,15 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bytes read or written per system call.
 const CHUNK: usize = 256 << 10;
+/// Part of the image one merge thread takes at a time.
+const STRIPE: u64 = 64 << 20;
+/// Merge threads at most.
+const MAX_THREADS: usize = 4;
 /// Granule of the zero test: a file-system block.
 const GRANULE: usize = 4096;
 
@@ -120,34 +124,77 @@ fn check_cancel(options: &MergeOptions) -> io::Result<()> {
 }
 
 /// Copies `len` bytes of `dev`'s view into `out`, reading only data ranges
-/// and leaving zero blocks as holes.
+/// and leaving zero blocks as holes. Stripes of the image are handed out to
+/// a few threads (positional I/O needs no coordination beyond the counter).
 fn copy_view(
     dev: &dyn BlockDevice,
     out: &File,
     len: u64,
     options: &MergeOptions,
 ) -> io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
+    let stripes = len.div_ceil(STRIPE);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min(usize::try_from(stripes).unwrap_or(1))
+        .max(1);
+    let next = AtomicU64::new(0);
+    let written = AtomicU64::new(0);
+    let worker = || -> io::Result<()> {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let stripe = next.fetch_add(1, Ordering::Relaxed);
+            if stripe >= stripes {
+                return Ok(());
+            }
+            let start = stripe * STRIPE;
+            let end = (start + STRIPE).min(len);
+            let n = copy_range(dev, out, start..end, &mut buf, options)?;
+            written.fetch_add(n, Ordering::Relaxed);
+        }
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(worker)).collect();
+        let mine = worker();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("merge thread panicked")))
+            })
+            .fold(mine, |acc, r| acc.and(r))
+    })?;
+    options.progress.set_position(len);
+    Ok(written.into_inner())
+}
+
+/// Copies the data ranges of `range` of the view; returns bytes written.
+fn copy_range(
+    dev: &dyn BlockDevice,
+    out: &File,
+    range: std::ops::Range<u64>,
+    buf: &mut [u8],
+    options: &MergeOptions,
+) -> io::Result<u64> {
     let mut written = 0;
-    let mut pos = 0;
-    while pos < len {
-        let Some(range) = dev.next_data(pos)? else {
+    let mut pos = range.start;
+    while pos < range.end {
+        let Some(data) = dev.next_data(pos)? else {
             break;
         };
-        let start = range.start.max(pos);
-        let end = range.end.min(len);
+        let start = data.start.max(pos);
+        let end = data.end.min(range.end);
         let mut at = start;
         while at < end {
-            let n = (end - at).min(CHUNK as u64) as usize;
+            let n = (end - at).min(buf.len() as u64) as usize;
             check_cancel(options)?;
             dev.read_exact_at(at, &mut buf[..n])?;
             written += write_nonzero(out, at, &buf[..n])?;
             at += n as u64;
-            options.progress.set_position(at);
+            options.progress.inc(n as u64);
         }
         pos = end.max(pos + 1);
     }
-    options.progress.set_position(len);
     Ok(written)
 }
 

@@ -87,6 +87,27 @@ pub enum ProtocolError {
     UnsupportedVersion(u32),
 }
 
+/// Checks that a `what` datagram is at least `min` and at most `max` bytes.
+fn check_size(
+    what: &'static str,
+    datagram: &[u8],
+    min: usize,
+    max: usize,
+) -> Result<(), ProtocolError> {
+    let got = datagram.len();
+    if got < min {
+        return Err(ProtocolError::Truncated {
+            what,
+            got,
+            need: min,
+        });
+    }
+    if got > max {
+        return Err(ProtocolError::TooLong { what, got, max });
+    }
+    Ok(())
+}
+
 fn word(bytes: &[u8], offset: usize) -> u32 {
     let mut w = [0u8; 4];
     if let Some(src) = bytes.get(offset..offset + 4) {
@@ -141,20 +162,7 @@ impl Request {
     /// answers a wrong version with an error and still runs the command.
     pub fn decode(datagram: &[u8]) -> Result<Request, ProtocolError> {
         const WHAT: &str = "request";
-        if datagram.len() < 12 {
-            return Err(ProtocolError::Truncated {
-                what: WHAT,
-                got: datagram.len(),
-                need: 12,
-            });
-        }
-        if datagram.len() > REQUEST_SIZE {
-            return Err(ProtocolError::TooLong {
-                what: WHAT,
-                got: datagram.len(),
-                max: REQUEST_SIZE,
-            });
-        }
+        check_size(WHAT, datagram, 12, REQUEST_SIZE)?;
         let magic = word(datagram, 0);
         if magic != MCONSOLE_MAGIC {
             return Err(ProtocolError::BadMagic(magic));
@@ -213,20 +221,7 @@ impl ReplyPart {
     /// `more` means more.
     pub fn decode(datagram: &[u8]) -> Result<ReplyPart, ProtocolError> {
         const WHAT: &str = "reply";
-        if datagram.len() < REPLY_HEADER_SIZE {
-            return Err(ProtocolError::Truncated {
-                what: WHAT,
-                got: datagram.len(),
-                need: REPLY_HEADER_SIZE,
-            });
-        }
-        if datagram.len() > MAX_REPLY_SIZE {
-            return Err(ProtocolError::TooLong {
-                what: WHAT,
-                got: datagram.len(),
-                max: MAX_REPLY_SIZE,
-            });
-        }
+        check_size(WHAT, datagram, REPLY_HEADER_SIZE, MAX_REPLY_SIZE)?;
         let len_field = word(datagram, 8);
         let len = usize::try_from(len_field).unwrap_or(usize::MAX);
         if len > MCONSOLE_MAX_DATA {
@@ -360,20 +355,7 @@ impl Notification {
     /// and present in the datagram.
     pub fn decode(datagram: &[u8]) -> Result<Notification, ProtocolError> {
         const WHAT: &str = "notification";
-        if datagram.len() < NOTIFY_HEADER_SIZE {
-            return Err(ProtocolError::Truncated {
-                what: WHAT,
-                got: datagram.len(),
-                need: NOTIFY_HEADER_SIZE,
-            });
-        }
-        if datagram.len() > MAX_NOTIFY_SIZE {
-            return Err(ProtocolError::TooLong {
-                what: WHAT,
-                got: datagram.len(),
-                max: MAX_NOTIFY_SIZE,
-            });
-        }
+        check_size(WHAT, datagram, NOTIFY_HEADER_SIZE, MAX_NOTIFY_SIZE)?;
         let magic = word(datagram, 0);
         if magic != MCONSOLE_MAGIC {
             return Err(ProtocolError::BadMagic(magic));

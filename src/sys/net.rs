@@ -398,72 +398,9 @@ pub struct SendItem<'a> {
     pub to: [u8; SOCKADDR_UN_LEN],
 }
 
-/// Sends `items` with `sendmmsg` (`MSG_DONTWAIT`). A destination whose queue
-/// is full does not hold up the others: the failed item is skipped and
-/// counted. Returns (sent, dropped).
-pub fn send_batch(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> (usize, usize) {
-    if let [one] = items {
-        // One datagram: plain sendto is cheaper than building an mmsghdr.
-        return match send_to_raw(sock, one.buf, &one.to) {
-            Ok(_) => (1, 0),
-            Err(_) => (0, 1),
-        };
-    }
-    let mut sent = 0;
-    let mut dropped = 0;
-    let mut start = 0;
-    while start < items.len() {
-        let rest = &items[start..];
-        let mut iovs: Vec<libc::iovec> = rest
-            .iter()
-            .map(|i| libc::iovec {
-                iov_base: i.buf.as_ptr() as *mut libc::c_void,
-                iov_len: i.buf.len(),
-            })
-            .collect();
-        // SAFETY: `mmsghdr` is plain old data; all-zero is valid.
-        let mut hdrs: Vec<libc::mmsghdr> = (0..rest.len())
-            .map(|_| unsafe { std::mem::zeroed() })
-            .collect();
-        for ((h, iov), item) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(rest) {
-            h.msg_hdr.msg_name = item.to.as_ptr() as *mut libc::c_void;
-            h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
-            h.msg_hdr.msg_iov = iov as *mut libc::iovec;
-            h.msg_hdr.msg_iovlen = 1;
-        }
-        let count = libc::c_uint::try_from(hdrs.len()).unwrap_or(libc::c_uint::MAX);
-        // SAFETY: the headers point at iovecs, buffers and names borrowed
-        // from `items`/`iovs`, all alive during the call; the kernel only
-        // reads them (and writes `msg_len` in the headers we own).
-        let n = unsafe {
-            libc::sendmmsg(
-                sock.as_raw_fd(),
-                hdrs.as_mut_ptr(),
-                count,
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n <= 0 {
-            // The first message failed (full queue, vanished peer): drop it
-            // and carry on with the next.
-            dropped += 1;
-            start += 1;
-        } else {
-            let n = usize::try_from(n).unwrap_or(1);
-            sent += n;
-            start += n;
-        }
-    }
-    (sent, dropped)
-}
-
-/// Sends as many of `items` as go without blocking, in one `sendmmsg`;
-/// stops at the first that would block (a load generator's back-pressure).
-/// Returns how many were sent.
-pub fn send_batch_until_block(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> io::Result<usize> {
-    if items.is_empty() {
-        return Ok(0);
-    }
+/// One `sendmmsg` (`MSG_DONTWAIT | MSG_NOSIGNAL`) of `items`: how many
+/// datagrams the kernel took, from the first.
+fn sendmmsg_once(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> io::Result<usize> {
     let mut iovs: Vec<libc::iovec> = items
         .iter()
         .map(|i| libc::iovec {
@@ -482,8 +419,9 @@ pub fn send_batch_until_block(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> i
         h.msg_hdr.msg_iovlen = 1;
     }
     let count = libc::c_uint::try_from(hdrs.len()).unwrap_or(libc::c_uint::MAX);
-    // SAFETY: as in `send_batch`: every pointer refers to memory borrowed
-    // from `items`/`iovs`/`hdrs`, alive for the call.
+    // SAFETY: the headers point at iovecs, buffers and names borrowed from
+    // `items`/`iovs`, all alive during the call; the kernel only reads them
+    // (and writes `msg_len` in the headers we own).
     let n = unsafe {
         libc::sendmmsg(
             sock.as_raw_fd(),
@@ -493,14 +431,53 @@ pub fn send_batch_until_block(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> i
         )
     };
     if n < 0 {
-        let err = io::Error::last_os_error();
-        return if err.kind() == io::ErrorKind::WouldBlock {
-            Ok(0)
-        } else {
-            Err(err)
-        };
+        return Err(io::Error::last_os_error());
     }
     Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Sends `items` with `sendmmsg` (`MSG_DONTWAIT`). A destination whose queue
+/// is full does not hold up the others: the failed item is skipped and
+/// counted. Returns (sent, dropped).
+pub fn send_batch(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> (usize, usize) {
+    if let [one] = items {
+        // One datagram: plain sendto is cheaper than building an mmsghdr.
+        return match send_to_raw(sock, one.buf, &one.to) {
+            Ok(_) => (1, 0),
+            Err(_) => (0, 1),
+        };
+    }
+    let mut sent = 0;
+    let mut dropped = 0;
+    let mut start = 0;
+    while start < items.len() {
+        match sendmmsg_once(sock, &items[start..]) {
+            Ok(n) if n > 0 => {
+                sent += n;
+                start += n;
+            }
+            // The first message failed (full queue, vanished peer): drop it
+            // and carry on with the next.
+            _ => {
+                dropped += 1;
+                start += 1;
+            }
+        }
+    }
+    (sent, dropped)
+}
+
+/// Sends as many of `items` as go without blocking, in one `sendmmsg`;
+/// stops at the first that would block (a load generator's back-pressure).
+/// Returns how many were sent.
+pub fn send_batch_until_block(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> io::Result<usize> {
+    if items.is_empty() {
+        return Ok(0);
+    }
+    match sendmmsg_once(sock, items) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        other => other,
+    }
 }
 
 /// The C library's text for an OS error (`strerror`), without Rust's

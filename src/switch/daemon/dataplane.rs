@@ -17,7 +17,7 @@ impl Daemon {
         let mut slots = std::mem::take(&mut self.slots);
         // Bounded work per wake-up so control events are not starved. (No
         // busy polling: measured, it cost more than it saved on a shared
-        // 2-core machine; see BENCHMARKS-net.md.)
+        // 2-core machine; see BENCHMARKS.md.)
         let mut batches = 0;
         while batches < MAX_BATCHES_PER_WAKEUP {
             let n = match sysnet::recv_batch(self.data.as_fd(), &mut slots) {

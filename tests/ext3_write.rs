@@ -475,3 +475,52 @@ fn readdir_cookies_stay_valid_while_entries_come_and_go() {
     }
     w.unmount().unwrap();
 }
+
+#[test]
+fn changing_an_htree_directory_clears_its_index_and_stays_clean() {
+    if !common::have_peers(
+        "changing_an_htree_directory_clears_its_index_and_stays_clean",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("big")).unwrap();
+    for i in 0..600 {
+        std::fs::write(
+            tree.join(format!("big/entry-with-a-longish-name-{i:04}")),
+            b"x",
+        )
+        .unwrap();
+    }
+    let img = dir.path().join("h.img");
+    common::fsimg::make_image(&tree, &img, "ext3", 16, &["-b", "1024"]);
+    let stat = debugfs(&img, "stat /big");
+    assert!(
+        stat.contains("Flags: 0x1000"),
+        "mke2fs + e2fsck -D made no htree:\n{stat}"
+    );
+    let w = open(&img);
+    let big = w.lookup(ROOT, b"big").unwrap().ino;
+    // Lookups through the name cache agree with the index.
+    assert!(w.lookup(big, b"entry-with-a-longish-name-0599").is_ok());
+    w.create(big, b"added", 0o644, ME).unwrap();
+    w.unlink(big, b"entry-with-a-longish-name-0007").unwrap();
+    w.rename(
+        big,
+        b"entry-with-a-longish-name-0100",
+        ROOT,
+        b"moved",
+        RenameFlags::default(),
+    )
+    .unwrap();
+    w.unmount().unwrap();
+    drop(w);
+    fsck_clean(&img);
+    assert!(!debugfs(&img, "stat /big").contains("Flags: 0x1000"));
+    let r = umlkit::ext3::Ext3::open(FileDevice::open_read_only(&img).unwrap()).unwrap();
+    assert_eq!(r.read_dir(big).unwrap().len(), 600 + 1 - 2 + 2);
+    assert!(r.lookup(big, b"added").is_ok());
+    assert!(r.lookup(big, b"entry-with-a-longish-name-0007").is_err());
+}

@@ -18,7 +18,15 @@
 
 pub mod chan;
 pub mod cmdline;
+pub mod console;
+pub mod disks;
+pub mod fuse;
+pub mod guestdev;
+pub mod guestproc;
+pub mod idmap;
 pub mod lifecycle;
+pub mod mcon;
+pub mod monitor;
 pub mod num;
 pub mod ubd;
 pub mod words;

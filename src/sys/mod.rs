@@ -2,3 +2,4 @@
 //! block of the crate lives below this module, each with a `SAFETY:` note.
 
 pub mod fs;
+pub mod guest;

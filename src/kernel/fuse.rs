@@ -1,0 +1,628 @@
+//! The FUSE server: a thin adapter from `fuser`'s low-level requests to
+//! [`vfs::InodeFs`], so the same server serves the read-only ext3 reader
+//! now and the journaling writer later. It never touches ext3 itself.
+//!
+//! FUSE's root is inode 1, ext3's is 2; every other number is the same.
+//! Caching is the host kernel's: long entry and attribute timeouts (this
+//! server is the only writer of the image), kept page cache across opens,
+//! readdirplus, large reads, and several server threads.
+
+use crate::vfs::{
+    self, DirEntry, Errno as VErrno, FileType as VFileType, InodeFs, Metadata, Owner, SetAttr,
+    SetTime, Timestamp,
+};
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long the host kernel may trust names and attributes.
+const TTL: Duration = Duration::from_secs(86_400);
+/// The filesystem's root inode.
+const FS_ROOT: vfs::Ino = 2;
+/// The largest read or write request asked for (1 MiB).
+const MAX_IO: u32 = 1 << 20;
+
+/// The adapter. `forget` reaches the filesystem only when the host
+/// kernel's lookup count of an inode drops to zero.
+pub struct FuseFs {
+    fs: Arc<dyn InodeFs>,
+    lookups: Mutex<HashMap<vfs::Ino, u64>>,
+}
+
+impl FuseFs {
+    /// Serves `fs`.
+    pub fn new(fs: Arc<dyn InodeFs>) -> FuseFs {
+        FuseFs {
+            fs,
+            lookups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn counted(&self, ino: vfs::Ino) {
+        if let Ok(mut m) = self.lookups.lock() {
+            *m.entry(ino).or_insert(0) += 1;
+        }
+    }
+
+    fn entry(&self, r: vfs::FsResult<Metadata>, reply: ReplyEntry) {
+        match r {
+            Ok(m) => {
+                self.counted(m.ino);
+                reply.entry(&TTL, &attr(&m), Generation(u64::from(m.generation)));
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+/// FUSE inode to filesystem inode.
+pub fn to_fs(ino: INodeNo) -> vfs::Ino {
+    match ino.0 {
+        1 => FS_ROOT,
+        n => vfs::Ino::try_from(n).unwrap_or(0),
+    }
+}
+
+/// Filesystem inode to FUSE inode.
+pub fn to_fuse(ino: vfs::Ino) -> INodeNo {
+    INodeNo(if ino == FS_ROOT { 1 } else { u64::from(ino) })
+}
+
+fn errno(e: VErrno) -> Errno {
+    Errno::from_i32(e as i32)
+}
+
+fn time(t: Timestamp) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(t.nsec.min(999_999_999)));
+    match u64::try_from(t.sec) {
+        Ok(s) => UNIX_EPOCH + Duration::from_secs(s) + nanos,
+        Err(_) => UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + nanos,
+    }
+}
+
+fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
+    t.map(|t| match t {
+        TimeOrNow::Now => SetTime::Now,
+        TimeOrNow::SpecificTime(s) => SetTime::At(match s.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp {
+                sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nsec: d.subsec_nanos(),
+            },
+            Err(e) => Timestamp {
+                sec: -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+                nsec: 0,
+            },
+        }),
+    })
+}
+
+fn kind(t: VFileType) -> FileType {
+    match t {
+        VFileType::Regular => FileType::RegularFile,
+        VFileType::Directory => FileType::Directory,
+        VFileType::Symlink => FileType::Symlink,
+        VFileType::CharDevice => FileType::CharDevice,
+        VFileType::BlockDevice => FileType::BlockDevice,
+        VFileType::Fifo => FileType::NamedPipe,
+        VFileType::Socket => FileType::Socket,
+    }
+}
+
+/// The Linux `dev_t` encoding of (major, minor).
+pub fn makedev(major: u32, minor: u32) -> u32 {
+    ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & !0xff) << 12)
+}
+
+/// FUSE attributes of filesystem metadata.
+pub fn attr(m: &Metadata) -> FileAttr {
+    FileAttr {
+        ino: to_fuse(m.ino),
+        size: m.size,
+        blocks: m.blocks,
+        atime: time(m.atime),
+        mtime: time(m.mtime),
+        ctime: time(m.ctime),
+        crtime: time(m.crtime.unwrap_or(m.ctime)),
+        kind: kind(m.file_type),
+        perm: m.perm,
+        nlink: u32::from(m.nlink),
+        uid: m.uid,
+        gid: m.gid,
+        rdev: makedev(m.rdev.0, m.rdev.1),
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+fn owner(req: &Request) -> Owner {
+    Owner {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+impl Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_WRITEBACK_CACHE;
+        let _ = config.add_capabilities(wanted & config.capabilities());
+        let _ = config
+            .set_max_readahead(MAX_IO)
+            .or_else(|max| config.set_max_readahead(max));
+        let _ = config
+            .set_max_write(MAX_IO)
+            .or_else(|max| config.set_max_write(max));
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        let _ = self.fs.unmount();
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.entry(self.fs.lookup(to_fs(parent), name.as_bytes()), reply);
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let ino = to_fs(ino);
+        let gone = match self.lookups.lock() {
+            Ok(mut m) => match m.get_mut(&ino) {
+                Some(n) if *n > nlookup => {
+                    *n -= nlookup;
+                    false
+                }
+                Some(_) => {
+                    m.remove(&ino);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if gone {
+            self.fs.forget(ino);
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(to_fs(ino)) {
+            Ok(m) => reply.attr(&TTL, &attr(&m)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let changes = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: set_time(atime),
+            mtime: set_time(mtime),
+        };
+        match self.fs.setattr(to_fs(ino), &changes) {
+            Ok(m) => reply.attr(&TTL, &attr(&m)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(to_fs(ino)) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self.fs.mknod(
+            to_fs(parent),
+            name.as_bytes(),
+            mode & !umask,
+            u64::from(rdev),
+            owner(req),
+        );
+        self.entry(r, reply);
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .fs
+            .mkdir(to_fs(parent), name.as_bytes(), mode & !umask, owner(req));
+        self.entry(r, reply);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.unlink(to_fs(parent), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.rmdir(to_fs(parent), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let r = self.fs.symlink(
+            to_fs(parent),
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+            owner(req),
+        );
+        self.entry(r, reply);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let f = vfs::RenameFlags {
+            noreplace: flags.contains(fuser::RenameFlags::RENAME_NOREPLACE),
+            exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
+        };
+        let r = self.fs.rename(
+            to_fs(parent),
+            name.as_bytes(),
+            to_fs(newparent),
+            newname.as_bytes(),
+            f,
+        );
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .fs
+            .link(to_fs(ino), to_fs(newparent), newname.as_bytes());
+        self.entry(r, reply);
+    }
+
+    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
+        let mut buf = vec![0u8; size.min(MAX_IO) as usize];
+        match self.fs.read(to_fs(ino), offset, &mut buf) {
+            Ok(n) => reply.data(&buf[..n.min(buf.len())]),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.fs.write(to_fs(ino), offset, data) {
+            Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.fsync(to_fs(ino), datasync) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.opened(
+            FileHandle(0),
+            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+        );
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let mut add = |e: DirEntry| {
+            let k = e.file_type.map_or(FileType::RegularFile, kind);
+            !reply.add(to_fuse(e.ino), e.next_cookie, k, OsStr::from_bytes(&e.name))
+        };
+        match self.fs.readdir(to_fs(ino), offset, &mut add) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let mut failed = None;
+        let mut add = |e: DirEntry| {
+            let dots = e.name == b"." || e.name == b"..";
+            match self.fs.getattr(e.ino) {
+                Ok(m) => {
+                    let full = reply.add(
+                        to_fuse(e.ino),
+                        e.next_cookie,
+                        OsStr::from_bytes(&e.name),
+                        &TTL,
+                        &attr(&m),
+                        Generation(u64::from(m.generation)),
+                    );
+                    // The kernel takes a lookup reference for every entry
+                    // but "." and ".." (when it fitted).
+                    if !full && !dots {
+                        self.counted(e.ino);
+                    }
+                    !full
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    false
+                }
+            }
+        };
+        let r = self.fs.readdir(to_fs(ino), offset, &mut add);
+        match (r, failed) {
+            (Ok(()), None) => reply.ok(),
+            (Err(e), _) | (Ok(()), Some(e)) => reply.error(errno(e)),
+        }
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.fsync(to_fs(ino), datasync) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.fs.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks,
+                s.free_blocks,
+                s.available_blocks,
+                s.inodes,
+                s.free_inodes,
+                s.block_size,
+                s.name_max,
+                s.block_size,
+            ),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let mode = if flags & libc::XATTR_CREATE != 0 {
+            vfs::XattrMode::Create
+        } else if flags & libc::XATTR_REPLACE != 0 {
+            vfs::XattrMode::Replace
+        } else {
+            vfs::XattrMode::Any
+        };
+        match self.fs.setxattr(to_fs(ino), name.as_bytes(), value, mode) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.fs.getxattr(to_fs(ino), name.as_bytes()) {
+            Ok(v) => xattr_reply(&v, size, reply),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(to_fs(ino)) {
+            Ok(names) => {
+                let mut v = Vec::new();
+                for n in names {
+                    v.extend_from_slice(&n);
+                    v.push(0);
+                }
+                xattr_reply(&v, size, reply);
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.removexattr(to_fs(ino), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self
+            .fs
+            .create(to_fs(parent), name.as_bytes(), mode & !umask, owner(req))
+        {
+            Ok(m) => {
+                self.counted(m.ino);
+                reply.created(
+                    &TTL,
+                    &attr(&m),
+                    Generation(u64::from(m.generation)),
+                    FileHandle(0),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                );
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+fn xattr_reply(v: &[u8], size: u32, reply: ReplyXattr) {
+    if size == 0 {
+        reply.size(u32::try_from(v.len()).unwrap_or(u32::MAX));
+    } else if v.len() > size as usize {
+        reply.error(Errno::from_i32(libc::ERANGE));
+    } else {
+        reply.data(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fuse_root_is_the_filesystems_inode_2() {
+        assert_eq!(to_fs(INodeNo(1)), 2);
+        assert_eq!(to_fuse(2), INodeNo(1));
+        assert_eq!(to_fs(to_fuse(12)), 12);
+    }
+
+    #[test]
+    fn device_numbers_use_the_linux_encoding() {
+        assert_eq!(makedev(1, 3), 0x103);
+        assert_eq!(
+            makedev(136, 300),
+            (136 << 8) | (300 & 0xff) | ((300 & !0xff) << 12)
+        );
+    }
+
+    #[test]
+    fn timestamps_before_1970_stay_before_1970() {
+        let t = time(Timestamp { sec: -10, nsec: 0 });
+        assert!(t < UNIX_EPOCH);
+    }
+}

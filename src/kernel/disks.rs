@@ -37,6 +37,9 @@ pub struct Disks {
     pub units: Vec<Option<Disk>>,
     /// Boot-log lines, in order.
     pub lines: Vec<String>,
+    /// Per unit, the errno of a failed open (ENODEV when the disk could
+    /// not be made at all).
+    pub errors: Vec<Option<i32>>,
 }
 
 fn default_root_fs() -> UbdConfig {
@@ -50,6 +53,7 @@ fn default_root_fs() -> UbdConfig {
 pub fn open_all(cmd: &CmdLine) -> Disks {
     let mut units = Vec::with_capacity(MAX_DEV);
     let mut lines = Vec::new();
+    let mut errors = vec![None; MAX_DEV];
     for (n, cfg) in cmd.disks.iter().enumerate() {
         let cfg = match (n, cfg) {
             (_, Some(c)) => c.clone(),
@@ -59,12 +63,30 @@ pub fn open_all(cmd: &CmdLine) -> Disks {
                 continue;
             }
         };
-        units.push(open_one(n, &cfg, &mut lines));
+        let disk = open_one(n, &cfg, &mut lines);
+        if let Err(e) = &disk {
+            errors[n] = Some(errno_of(e));
+        }
+        units.push(disk.ok());
     }
-    Disks { units, lines }
+    Disks {
+        units,
+        lines,
+        errors,
+    }
 }
 
-fn open_one(n: usize, cfg: &UbdConfig, lines: &mut Vec<String>) -> Option<Disk> {
+/// The errno the kernel reports for a failed open: ENODEV (-6 at the root
+/// mount) when the disk could not be made, else the open's error.
+fn errno_of(e: &CowError) -> i32 {
+    match e {
+        CowError::InUse { .. } => libc::EAGAIN,
+        CowError::SizeMismatch { .. } | CowError::MtimeMismatch { .. } => libc::EINVAL,
+        _ => libc::ENXIO,
+    }
+}
+
+fn open_one(n: usize, cfg: &UbdConfig, lines: &mut Vec<String>) -> Result<Disk, CowError> {
     let spec = cfg.spec();
     let creating = cfg.backing.is_some() && std::fs::symlink_metadata(&cfg.file).is_err();
     let mut opts = DiskOptions {
@@ -98,11 +120,11 @@ fn open_one(n: usize, cfg: &UbdConfig, lines: &mut Vec<String>) -> Option<Disk> 
                     ));
                 }
             }
-            Some(disk)
+            Ok(disk)
         }
         Err(e) => {
             lines.extend(failure_lines(n, cfg, &e));
-            None
+            Err(e)
         }
     }
 }
@@ -147,8 +169,12 @@ fn unknown_block(root: &str) -> String {
     }
 }
 
-fn cannot_open(root: &str, error: i32) -> RootFailure {
-    let block = unknown_block(root);
+fn cannot_open(root: &str, error: i32, exists: bool) -> RootFailure {
+    let block = if exists {
+        unknown_block(root)
+    } else {
+        "unknown-block(0,0)".to_string()
+    };
     RootFailure {
         lines: vec![
             format!(
@@ -162,21 +188,40 @@ fn cannot_open(root: &str, error: i32) -> RootFailure {
     }
 }
 
-/// Takes the root disk out of `disks`, or the failure the kernel reports:
-/// error -11 when the unit failed on a lock, else -6 (no such device).
+/// Checks, before any disk is opened (so no COW is created for nothing),
+/// that `root=` names a unit that is configured (unit 0 always is).
+pub fn precheck_root(cmd: &CmdLine) -> Result<(), RootFailure> {
+    match root_unit(&cmd.root) {
+        Some(0) => Ok(()),
+        Some(u) if cmd.disks[u].is_some() => Ok(()),
+        _ => Err(cannot_open(&cmd.root, libc::ENXIO, false)),
+    }
+}
+
+/// Takes the root disk out of `disks`, or the failure the kernel reports
+/// (spec §2.4): a disk that could not be made is error -6 on
+/// unknown-block(0,0); a locked one -11; a header mismatch (EINVAL) is
+/// "Can't open blockdev" and no filesystem.
 pub fn take_root(cmd: &CmdLine, disks: &mut Disks) -> Result<(usize, Disk), RootFailure> {
     let Some(unit) = root_unit(&cmd.root) else {
-        return Err(cannot_open(&cmd.root, 6));
+        return Err(cannot_open(&cmd.root, libc::ENXIO, false));
     };
-    match disks.units.get_mut(unit).and_then(Option::take) {
-        Some(d) => Ok((unit, d)),
-        None => {
-            let locked = disks.lines.iter().any(|l| {
-                l.starts_with(&format!("ubd{}: Can't open", letter(unit)))
-                    && l.ends_with("errno = 11")
-            });
-            Err(cannot_open(&cmd.root, if locked { 11 } else { 6 }))
-        }
+    if let Some(d) = disks.units.get_mut(unit).and_then(Option::take) {
+        return Ok((unit, d));
+    }
+    match disks.errors.get(unit).copied().flatten() {
+        Some(libc::EAGAIN) => Err(cannot_open(&cmd.root, libc::EAGAIN, true)),
+        Some(libc::EINVAL) => Err(RootFailure {
+            lines: vec![
+                "/dev/root: Can't open blockdev".to_string(),
+                "No filesystem could mount root, tried: ".to_string(),
+            ],
+            panic: format!(
+                "VFS: Unable to mount root fs on {}",
+                unknown_block(&cmd.root)
+            ),
+        }),
+        _ => Err(cannot_open(&cmd.root, libc::ENXIO, false)),
     }
 }
 
@@ -265,6 +310,7 @@ mod tests {
         let mut d = Disks {
             units: (0..MAX_DEV).map(|_| None).collect(),
             lines: vec![],
+            errors: vec![None; MAX_DEV],
         };
         let f = take_root(&c, &mut d).unwrap_err();
         assert_eq!(
@@ -293,9 +339,13 @@ mod tests {
             },
         );
         assert_eq!(lines[0], "F_SETLK failed, file already locked by pid 20304");
+        assert_eq!(lines[0], "F_SETLK failed, file already locked by pid 20304");
+        let mut errors = vec![None; MAX_DEV];
+        errors[0] = Some(libc::EAGAIN);
         let mut d = Disks {
             units: (0..MAX_DEV).map(|_| None).collect(),
             lines,
+            errors,
         };
         let f = take_root(&c, &mut d).unwrap_err();
         assert!(

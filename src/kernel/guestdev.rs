@@ -69,7 +69,16 @@ pub fn setup(root: &Path) -> io::Result<(OwnedFd, PathBuf)> {
         Path::new("/dev/ptmx").to_path_buf()
     };
     let (master, n) = open_pty(&ptmx)?;
-    let slave_path = ptmx.with_file_name(n.to_string());
+    let slave_path = ptmx
+        .parent()
+        .map_or_else(|| PathBuf::from("/dev/pts"), |d| d.join("pts"))
+        .join(n.to_string());
+    // `ptmx` is `<dev>/pts/ptmx` or the host's `/dev/ptmx`.
+    let slave_path = if dev.is_dir() {
+        dev.join("pts").join(n.to_string())
+    } else {
+        slave_path
+    };
     if dev.is_dir() {
         bind(&slave_path, &dev.join("console"))?;
         bind(&slave_path, &dev.join("tty0"))?;

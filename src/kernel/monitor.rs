@@ -210,6 +210,9 @@ pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
             "Unknown kernel command line parameters \"{u}\", will be passed to user space."
         ));
     }
+    if let Err(RootFailure { lines, panic }) = disks::precheck_root(cmd) {
+        return Ok(panic_exit(&log, &lines, &panic));
+    }
     let mut opened = disks::open_all(cmd);
     for l in &opened.lines {
         log.error(l);

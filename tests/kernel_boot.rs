@@ -1,0 +1,446 @@
+//! The guest kernel `linux` booting busybox guests as an unprivileged user:
+//! halt, panics, bad command lines, signals, SIGKILL cleanup, mconsole.
+
+mod common;
+
+use common::kernel::{can_boot, fingerprint, processes_with, test_user, KGuest};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+const INIT: &str = r#"#!/bin/sh
+echo "GUEST-UP MODE=$MODE args=$*"
+case "$MODE" in
+  exit) exit 3 ;;
+  sleep) while :; do sleep 1; done ;;
+  look) ls /dev; cat /proc/cmdline; id -u; cat /written 2>/dev/null ;;
+  write) echo written-by-boot-1 > /written; sync ;;
+  rmrf) rm -rf /bin /sbin ;;
+esac
+poweroff -f
+"#;
+
+fn guest(test: &str) -> Option<KGuest> {
+    if !can_boot(test) {
+        return None;
+    }
+    let user = test_user(test)?;
+    Some(KGuest::new(user, INIT))
+}
+
+fn args<'a>(disk: &'a str, umid: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        disk,
+        "root=/dev/ubda",
+        "rw",
+        "init=/init",
+        umid,
+        "con=null",
+        "con0=fd:0,fd:1",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn boots_to_a_shell_command_and_halts_with_status_0_leaving_the_backing_file_unchanged() {
+    let Some(g) = guest("boots_to_a_shell_command_and_halts") else {
+        return;
+    };
+    let before = fingerprint(&g.path("root_fs"));
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=k1", &["MODE=look", "plainarg"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    let out = &b.output;
+    for line in [
+        "Creating \"a.cow\" as COW file for \"root_fs\"",
+        "VFS: Mounted root (ext3 filesystem) readonly on device 98:0.",
+        "root served read-only",
+        "Run /init as init process",
+        "GUEST-UP MODE=look args=plainarg",
+        "Unknown kernel command line parameters \"plainarg MODE=look\", will be passed to user space.",
+        "reboot: System halted",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    // The guest's /dev and /proc/cmdline are ours; uid 0 inside.
+    assert!(
+        out.contains("console") && out.contains("urandom") && out.contains("pts"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nubd0=a.cow,root_fs root=/dev/ubda rw init=/init"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.trim() == "0"),
+        "guest id -u is 0:\n{out}"
+    );
+    assert!(out.trim_end().ends_with("reboot: System halted"), "{out}");
+    assert_eq!(
+        fingerprint(&g.path("root_fs")),
+        before,
+        "backing file changed"
+    );
+    assert!(g.path("a.cow").is_file());
+    assert!(!g.path(".uml/k1").exists(), "umid dir left after halt");
+}
+
+#[test]
+fn quiet_silences_the_boot_log_but_not_the_guest() {
+    let Some(g) = guest("quiet_silences_the_boot_log") else {
+        return;
+    };
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kq", &["quiet", "MODE=halt"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    assert!(b.output.contains("GUEST-UP MODE=halt"));
+    assert!(!b.output.contains("Kernel command line"), "{}", b.output);
+    assert!(!b.output.contains("Run /init"), "{}", b.output);
+}
+
+#[test]
+fn init_exiting_is_the_kill_init_panic_with_status_134() {
+    let Some(g) = guest("init_exiting_is_the_kill_init_panic") else {
+        return;
+    };
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=k2", &["MODE=exit"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(134), "{}", b.output);
+    assert!(
+        b.output
+            .contains("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000300"),
+        "{}",
+        b.output
+    );
+    assert!(
+        g.path(".uml/k2/pid").exists(),
+        "the kernel leaves the umid dir after a panic"
+    );
+}
+
+#[test]
+fn a_missing_init_is_the_no_working_init_panic() {
+    if !can_boot("a_missing_init_is_the_no_working_init_panic") {
+        return;
+    }
+    let Some(user) = test_user("a_missing_init_is_the_no_working_init_panic") else {
+        return;
+    };
+    let g = KGuest::with_tree(user, |t| {
+        std::fs::create_dir_all(t.join("bin")).unwrap();
+        std::fs::create_dir_all(t.join("proc")).unwrap();
+        std::fs::copy(common::which("busybox").unwrap(), t.join("bin/busybox")).unwrap();
+    });
+    let b = g.run(&["ubd0=n.cow,root_fs", "root=/dev/ubda", "umid=k3"], LIMIT);
+    assert_eq!(b.status.and_then(|s| s.code()), Some(134), "{}", b.output);
+    for p in ["/sbin/init", "/etc/init", "/bin/init", "/bin/sh"] {
+        assert!(
+            b.output.contains(&format!("Run {p} as init process")),
+            "{}",
+            b.output
+        );
+    }
+    assert!(b.output.contains(
+        "Kernel panic - not syncing: No working init found.  Try passing init= option to kernel. See Linux Documentation/admin-guide/init.rst for guidance."
+    ), "{}", b.output);
+    let b = g.run(
+        &["ubd0=n.cow,root_fs", "init=/nonexistent", "umid=k4"],
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(134), "{}", b.output);
+    assert!(
+        b.output
+            .contains("Kernel panic - not syncing: Requested init /nonexistent failed (error -2)."),
+        "{}",
+        b.output
+    );
+}
+
+#[test]
+fn bad_command_lines_fail_cleanly_and_change_no_file() {
+    let Some(g) = guest("bad_command_lines_fail_cleanly") else {
+        return;
+    };
+    let before = fingerprint(&g.path("root_fs"));
+    std::fs::write(g.path("notext"), vec![0u8; 1 << 20]).unwrap();
+    if let Some((uid, gid)) = g.user.ids {
+        std::os::unix::fs::chown(g.path("notext"), Some(uid), Some(gid)).unwrap();
+    }
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["ubd0=m.cow,nosuch_fs"],
+            134,
+            "Couldn't stat \"nosuch_fs\" : err = 2",
+        ),
+        (
+            vec!["ubd0=a.cow,root_fs", "root=/dev/sda1"],
+            134,
+            "VFS: Cannot open root device \"sda1\"",
+        ),
+        (
+            vec!["ubd0=a.cow,root_fs", "con0=bogus"],
+            1,
+            "setup_one_line failed for device 0",
+        ),
+        (vec!["ubd4x=foo"], 1, "Expected '=' or flag letter"),
+        (vec!["ubd0=notext"], 134, "No filesystem could mount root"),
+    ];
+    for (a, code, text) in cases {
+        let mut all = a.clone();
+        all.extend(["init=/init", "umid=kb", "MODE=halt"]);
+        let b = g.run(&all, LIMIT);
+        assert_eq!(
+            b.status.and_then(|s| s.code()),
+            Some(code),
+            "{a:?}: {}",
+            b.output
+        );
+        assert!(
+            b.output.contains(text),
+            "{a:?}: missing {text:?} in {}",
+            b.output
+        );
+        assert!(!b.output.contains("GUEST-UP"), "{a:?} booted");
+        assert!(
+            !g.path("m.cow").exists(),
+            "a COW over a missing backing file was created"
+        );
+        assert!(!g.path(".uml/kb").exists(), "{a:?} left its umid dir");
+    }
+    assert!(!g.path("a.cow").exists(), "a failed boot created a COW");
+    // A COW whose backing file changed: refused, COW untouched.
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kc", &["MODE=halt"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    common::set_mtime(&g.path("root_fs"), 978_307_200);
+    let cow = fingerprint(&g.path("a.cow"));
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kc", &["MODE=halt"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(134), "{}", b.output);
+    assert!(b.output.contains("mtime mismatch ("), "{}", b.output);
+    assert_eq!(fingerprint(&g.path("a.cow")), cow);
+    assert_eq!(fingerprint(&g.path("root_fs")).0, before.0);
+    assert!(std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .all(|l| !l.contains("fuse.ext3")));
+}
+
+#[test]
+fn a_cow_in_use_is_refused_and_sigterm_exits_1_removing_the_umid_dir() {
+    let Some(g) = guest("a_cow_in_use_is_refused") else {
+        return;
+    };
+    let mark = format!("KMARK=inuse{}", std::process::id());
+    let first = g.start(&args(
+        "ubd0=a.cow,root_fs",
+        "umid=ku",
+        &["MODE=sleep", &mark],
+    ));
+    assert!(first.wait_for("GUEST-UP", LIMIT), "{}", first.output());
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kv", &["MODE=halt"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(134), "{}", b.output);
+    assert!(
+        b.output
+            .contains("F_SETLK failed, file already locked by pid"),
+        "{}",
+        b.output
+    );
+    assert!(b.output.contains("error -11"), "{}", b.output);
+    assert!(g.path(".uml/ku/mconsole").exists());
+    nix::sys::signal::kill(first.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let (code, out) = first.finish(LIMIT);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(!out.contains("reboot:"), "SIGTERM prints nothing: {out}");
+    assert!(!g.path(".uml/ku").exists());
+    assert!(processes_with(&mark).is_empty());
+}
+
+#[test]
+fn sigkill_of_the_monitor_leaves_no_guest_process() {
+    let Some(g) = guest("sigkill_of_the_monitor_leaves_no_guest_process") else {
+        return;
+    };
+    let mark = format!("KMARK=kill{}", std::process::id());
+    let r = g.start(&args(
+        "ubd0=a.cow,root_fs",
+        "umid=kk",
+        &["MODE=sleep", &mark],
+    ));
+    assert!(r.wait_for("GUEST-UP", LIMIT), "{}", r.output());
+    assert!(
+        !processes_with(&mark).is_empty(),
+        "the marker finds the guest"
+    );
+    nix::sys::signal::kill(r.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let (code, _) = r.finish(LIMIT);
+    assert_eq!(code, Some(137));
+    let start = std::time::Instant::now();
+    while !processes_with(&mark).is_empty() && start.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        processes_with(&mark).is_empty(),
+        "guest processes survived the monitor"
+    );
+}
+
+fn mconsole(client: &std::path::Path, sock: &std::path::Path, cmd: &str) -> (i32, String) {
+    let out = std::process::Command::new(client)
+        .arg(sock)
+        .args(cmd.split(' '))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn mconsole_from_our_client_and_debians_drives_the_guest() {
+    let Some(g) = guest("mconsole_drives_the_guest") else {
+        return;
+    };
+    let mut clients = vec![common::bin("uml_mconsole")];
+    if let Some(deb) = ["/usr/bin/uml_mconsole"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+    {
+        clients.push(deb);
+    } else {
+        common::skip(
+            "mconsole_from_debians_client",
+            "uml-utilities not installed",
+        );
+    }
+    for (i, client) in clients.iter().enumerate() {
+        let umid = format!("umid=km{i}");
+        let r = g.start(&args("ubd0=a.cow,root_fs", &umid, &["MODE=sleep"]));
+        assert!(r.wait_for("GUEST-UP", LIMIT), "{}", r.output());
+        let sock = g.path(&format!(".uml/km{i}/mconsole"));
+        let (code, out) = mconsole(client, &sock, "version");
+        assert_eq!(code, 0, "{out}");
+        assert!(out.starts_with("OK Linux "), "{out}");
+        let (_, out) = mconsole(client, &sock, "proc meminfo");
+        assert!(out.contains("MemTotal:"), "{out}");
+        assert_eq!(mconsole(client, &sock, "stop").1.trim(), "OK stopped");
+        assert!(mconsole(client, &sock, "stop")
+            .1
+            .contains("Already stopped"));
+        assert_eq!(mconsole(client, &sock, "go").0, 0);
+        assert!(mconsole(client, &sock, "go").1.contains("Not stopped"));
+        assert_eq!(mconsole(client, &sock, "cad").0, 0);
+        assert_eq!(mconsole(client, &sock, "halt").0, 0);
+        let (code, out) = r.finish(LIMIT);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("reboot: System halted"), "{out}");
+        assert!(!sock.exists());
+    }
+}
+
+#[test]
+fn mconsole_reboot_boots_again_in_the_same_process() {
+    let Some(g) = guest("mconsole_reboot_boots_again") else {
+        return;
+    };
+    let r = g.start(&args("ubd0=a.cow,root_fs", "umid=kr", &["MODE=sleep"]));
+    assert!(r.wait_for("GUEST-UP", LIMIT), "{}", r.output());
+    let sock = g.path(".uml/kr/mconsole");
+    assert_eq!(mconsole(&common::bin("uml_mconsole"), &sock, "reboot").0, 0);
+    let start = std::time::Instant::now();
+    while r.output().matches("GUEST-UP").count() < 2 && start.elapsed() < LIMIT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        r.output().contains("reboot: Restarting system"),
+        "{}",
+        r.output()
+    );
+    assert_eq!(r.output().matches("GUEST-UP").count(), 2, "{}", r.output());
+    assert_eq!(mconsole(&common::bin("uml_mconsole"), &sock, "halt").0, 0);
+    let (code, _) = r.finish(LIMIT);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn help_and_version_exit_0_without_booting() {
+    let out = common::run(common::bin("linux"), ["--help"]);
+    assert!(out.status.success());
+    let text = common::stdout(&out);
+    for opt in [
+        "ubd<n><flags>=",
+        "root=",
+        "init=",
+        "mem=",
+        "umid=",
+        "uml_dir=",
+        "con[0-15]=",
+        "quiet",
+    ] {
+        assert!(text.contains(opt), "--help lacks {opt}");
+    }
+    let out = common::run(common::bin("linux"), ["--version", "--help"]);
+    assert!(out.status.success());
+    assert_eq!(common::stdout(&out).lines().count(), 1);
+    let out = common::run(common::bin("linux"), ["mem=1M"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::stderr(&out).contains("Too few physical memory!"));
+}
+
+// Scenarios that need guest writes: ready for the journaling writer.
+
+#[test]
+#[ignore = "needs the ext3 writer (issue 7)"]
+fn the_same_cow_boots_again_and_sees_its_own_writes() {
+    let Some(g) = guest("the_same_cow_boots_again") else {
+        return;
+    };
+    let w = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kw", &["MODE=write"]),
+        LIMIT,
+    );
+    assert_eq!(w.status.and_then(|s| s.code()), Some(0), "{}", w.output);
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kw", &["MODE=look"]),
+        LIMIT,
+    );
+    assert!(b.output.contains("written-by-boot-1"), "{}", b.output);
+}
+
+#[test]
+#[ignore = "needs the ext3 writer (issue 7)"]
+fn rm_rf_bin_sbin_then_halt_gives_the_no_working_init_panic_next_boot() {
+    let Some(g) = guest("rm_rf_bin_sbin") else {
+        return;
+    };
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kx", &["MODE=rmrf"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    let b = g.run(&["ubd0=a.cow,root_fs", "root=/dev/ubda", "umid=kx"], LIMIT);
+    assert_eq!(b.status.and_then(|s| s.code()), Some(134), "{}", b.output);
+    assert!(b.output.contains("No working init found."));
+    std::fs::remove_file(g.path("a.cow")).unwrap();
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kx", &["MODE=halt"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+}

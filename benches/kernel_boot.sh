@@ -78,8 +78,12 @@ drop; o_cold=$(ours data_fs d.cow JOBS=tar,find,ls 2>&1 | tr -d '\r' | job_times
 o_warm=$(ours data_fs d.cow JOBS=tar,find,ls,tar,find,ls 2>&1 | tr -d '\r' | job_times | tail -3 | paste -sd' ')
 drop; t_cold=$(theirs data_fs e.cow JOBS=tar,find,ls 2>&1 | tr -d '\r' | job_times | paste -sd' ')
 t_warm=$(theirs data_fs e.cow JOBS=tar,find,ls,tar,find,ls 2>&1 | tr -d '\r' | job_times | tail -3 | paste -sd' ')
-drop; h_cold="$(secs sh -c "tar cf - $W/data/data | wc -c") $(secs sh -c "find $W/data/data | wc -l") $(secs sh -c "ls -lR $W/data/data | wc -l")"
-h_warm="$(secs sh -c "tar cf - $W/data/data | wc -c") $(secs sh -c "find $W/data/data | wc -l") $(secs sh -c "ls -lR $W/data/data | wc -l")"
+# The host runs the same busybox programs as the guests.
+host_jobs() {
+    echo "$(secs sh -c "busybox tar cf - $W/data/data | wc -c") $(secs sh -c "busybox find $W/data/data | wc -l") $(secs sh -c "busybox ls -lR $W/data/data | wc -l")"
+}
+drop; h_cold=$(host_jobs)
+h_warm=$(host_jobs)
 
 MB=$(du -sm "$W/data/data" | cut -f1); FILES=$(find "$W/data/data" | wc -l)
 echo "boot to halt (median of $RUNS): linux ${b_ours}s  linux.uml ${b_theirs}s  ratio $(echo "scale=1; $b_theirs / $b_ours" | bc)x"

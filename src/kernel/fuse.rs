@@ -147,6 +147,27 @@ pub fn attr(m: &Metadata) -> FileAttr {
     }
 }
 
+/// The attributes sent with a negative entry (only the node id 0 counts).
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
 fn owner(req: &Request) -> Owner {
     Owner {
         uid: req.uid(),
@@ -182,7 +203,16 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(self.fs.lookup(to_fs(parent), name.as_bytes()), reply);
+        match self.fs.lookup(to_fs(parent), name.as_bytes()) {
+            // A negative entry (node id 0) with a timeout: the kernel
+            // caches the absence, so `ls -l` does not ask for a missing
+            // /etc/passwd once per file. This server is the only writer,
+            // and a create through it replaces the negative dentry.
+            Err(VErrno::ENOENT) => {
+                reply.entry(&TTL, &negative_attr(), Generation(0));
+            }
+            r => self.entry(r, reply),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {

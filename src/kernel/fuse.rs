@@ -35,16 +35,20 @@ const MAX_IO: u32 = 1 << 20;
 pub struct FuseFs {
     fs: Arc<dyn InodeFs>,
     lookups: Mutex<HashMap<vfs::Ino, u64>>,
+    /// Ask for the writeback cache (only when the root takes writes: it
+    /// makes every close invalidate `st_blocks`, one GETATTR per file).
+    writeback: bool,
     /// The kernel accepts ENOSYS to OPEN/OPENDIR (zero-message open).
     no_open: bool,
     no_opendir: bool,
 }
 
 impl FuseFs {
-    /// Serves `fs`.
-    pub fn new(fs: Arc<dyn InodeFs>) -> FuseFs {
+    /// Serves `fs`; `writable` when it takes writes.
+    pub fn new(fs: Arc<dyn InodeFs>, writable: bool) -> FuseFs {
         FuseFs {
             fs,
+            writeback: writable,
             lookups: Mutex::new(HashMap::new()),
             no_open: false,
             no_opendir: false,
@@ -177,13 +181,15 @@ fn owner(req: &Request) -> Owner {
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+        let mut wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_WRITEBACK_CACHE
             | InitFlags::FUSE_NO_OPEN_SUPPORT
             | InitFlags::FUSE_NO_OPENDIR_SUPPORT;
+        if self.writeback {
+            wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
+        }
         let have = config.capabilities();
         let _ = config.add_capabilities(wanted & have);
         self.no_open = have.contains(InitFlags::FUSE_NO_OPEN_SUPPORT);

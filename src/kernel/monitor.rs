@@ -289,7 +289,7 @@ fn boot(
     config.n_threads = Some(FUSE_THREADS);
     config.clone_fd = true;
     let session = fuser::Session::from_fd(
-        FuseFs::new(fs.clone()),
+        FuseFs::new(fs.clone(), root.writable),
         OwnedFd::from(dev_fuse),
         fuser::SessionACL::All,
         config,

@@ -16,6 +16,7 @@ case "$MODE" in
   look) ls /dev; cat /proc/cmdline; id -u; cat /written 2>/dev/null ;;
   write) echo written-by-boot-1 > /written; sync ;;
   rmrf) rm -rf /bin /sbin ;;
+  reboot) reboot -f ;;
 esac
 poweroff -f
 "#;
@@ -376,6 +377,73 @@ fn mconsole_reboot_boots_again_in_the_same_process() {
     assert_eq!(mconsole(&common::bin("uml_mconsole"), &sock, "halt").0, 0);
     let (code, _) = r.finish(LIMIT);
     assert_eq!(code, Some(0));
+}
+
+#[test]
+fn without_newuidmap_only_guest_root_is_mapped_and_the_boot_log_says_so() {
+    let Some(g) = guest("without_newuidmap_only_guest_root_is_mapped") else {
+        return;
+    };
+    let empty = g.path("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let mut cmd = g.command(&args("ubd0=a.cow,root_fs", "umid=kn", &["MODE=look"]));
+    cmd.env("PATH", &empty);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let b = common::uml::run_with_limit(cmd, LIMIT);
+    let out = b.output.replace('\r', "");
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{out}");
+    assert!(out.contains("only guest uid 0 is mapped"), "{out}");
+    assert!(
+        out.lines().any(|l| l.trim() == "0"),
+        "guest id -u is 0:\n{out}"
+    );
+}
+
+#[test]
+fn a_guest_reboot_with_noreboot_exits_0() {
+    let Some(g) = guest("a_guest_reboot_with_noreboot_exits_0") else {
+        return;
+    };
+    let b = g.run(
+        &args(
+            "ubd0=a.cow,root_fs",
+            "umid=ko",
+            &["MODE=reboot", "noreboot"],
+        ),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    assert_eq!(b.output.matches("GUEST-UP").count(), 1, "{}", b.output);
+    assert!(
+        b.output.contains("reboot: Restarting system"),
+        "{}",
+        b.output
+    );
+}
+
+#[test]
+fn mconsole_notify_announces_the_socket() {
+    let Some(g) = guest("mconsole_notify_announces_the_socket") else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let listen = g.path("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&listen).unwrap();
+    std::fs::set_permissions(&listen, std::fs::Permissions::from_mode(0o777)).unwrap();
+    sock.set_read_timeout(Some(LIMIT)).unwrap();
+    let notify = format!("mconsole=notify:{}", listen.display());
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kt", &["MODE=halt", &notify]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    let mut buf = [0u8; 1024];
+    let n = sock.recv(&mut buf).expect("a notification");
+    let note = umlkit::mconsole::protocol::Notification::decode(&buf[..n]).unwrap();
+    assert_eq!(note.kind, umlkit::mconsole::protocol::NotifyKind::Socket);
+    let text = String::from_utf8_lossy(note.text()).into_owned();
+    assert!(text.ends_with(".uml/kt/mconsole"), "{text}");
 }
 
 #[test]

@@ -120,7 +120,8 @@ impl KGuest {
         let linux = self.path("linux");
         let mut cmd = match self.user.ids {
             Some((uid, gid)) => {
-                let mut c = Command::new("setpriv");
+                let setpriv = super::which("setpriv").unwrap_or_else(|| "setpriv".into());
+                let mut c = Command::new(setpriv);
                 c.arg(format!("--reuid={uid}"))
                     .arg(format!("--regid={gid}"))
                     .arg("--clear-groups")

@@ -21,6 +21,7 @@ pub mod cmdline;
 pub mod console;
 pub mod disks;
 pub mod fuse;
+pub mod fuse_attr;
 pub mod guestdev;
 pub mod guestproc;
 pub mod idmap;

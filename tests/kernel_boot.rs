@@ -17,6 +17,7 @@ case "$MODE" in
   write) echo written-by-boot-1 > /written; sync ;;
   rmrf) rm -rf /bin /sbin ;;
   reboot) reboot -f ;;
+  shell) exec sh ;;
 esac
 poweroff -f
 "#;
@@ -444,6 +445,50 @@ fn mconsole_notify_announces_the_socket() {
     assert_eq!(note.kind, umlkit::mconsole::protocol::NotifyKind::Socket);
     let text = String::from_utf8_lossy(note.text()).into_owned();
     assert!(text.ends_with(".uml/kt/mconsole"), "{text}");
+}
+
+#[test]
+fn console_input_reaches_the_guest_and_sighup_is_ignored() {
+    let Some(g) = guest("console_input_reaches_the_guest") else {
+        return;
+    };
+    let mut cmd = g.command(&args("ubd0=a.cow,root_fs", "umid=ki", &["MODE=shell"]));
+    let out = g.path("shell.out");
+    let file = std::fs::File::create(&out).unwrap();
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    let mut child = cmd.spawn().unwrap();
+    let read = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .replace('\r', "")
+    };
+    let start = std::time::Instant::now();
+    while !read().contains("GUEST-UP") && start.elapsed() < LIMIT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"echo typed-$((6*7))\npoweroff -f\n")
+        .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > LIMIT {
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let text = read();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    assert!(text.contains("typed-42"), "{text}");
+    assert!(text.contains("reboot: System halted"), "{text}");
 }
 
 #[test]

@@ -18,6 +18,7 @@ case "$MODE" in
   rmrf) rm -rf /bin /sbin ;;
   reboot) reboot -f ;;
   shell) exec sh ;;
+  lines) echo on-tty2 > /dev/tty2; echo on-ttyS0 > /dev/ttyS0; ls /dev ;;
 esac
 poweroff -f
 "#;
@@ -347,7 +348,10 @@ fn mconsole_from_our_client_and_debians_drives_the_guest() {
             .contains("Already stopped"));
         assert_eq!(mconsole(client, &sock, "go").0, 0);
         assert!(mconsole(client, &sock, "go").1.contains("Not stopped"));
-        assert_eq!(mconsole(client, &sock, "config ubd0").1.trim(), "OK a.cow,root_fs");
+        assert_eq!(
+            mconsole(client, &sock, "config ubd0").1.trim(),
+            "OK a.cow,root_fs"
+        );
         assert_eq!(mconsole(client, &sock, "cad").0, 0);
         assert_eq!(mconsole(client, &sock, "halt").0, 0);
         let (code, out) = r.finish(LIMIT);
@@ -490,6 +494,42 @@ fn console_input_reaches_the_guest_and_sighup_is_ignored() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
     assert!(text.contains("typed-42"), "{text}");
     assert!(text.contains("reboot: System halted"), "{text}");
+}
+
+#[test]
+fn other_consoles_and_serial_lines_reach_their_channels() {
+    let Some(g) = guest("other_consoles_and_serial_lines") else {
+        return;
+    };
+    let b = g.run(
+        &args(
+            "ubd0=a.cow,root_fs",
+            "umid=kl",
+            &["MODE=lines", "con2=fd:2", "ssl0=pts", "ssl1=port:9"],
+        ),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    assert!(b.output.contains("on-tty2"), "{}", b.output);
+    assert!(
+        b.output
+            .contains("Serial line 0 assigned device '/dev/pts/"),
+        "{}",
+        b.output
+    );
+    assert!(
+        b.output
+            .contains("ttyS1: channel type 'port' is not supported"),
+        "{}",
+        b.output
+    );
+    for node in ["tty1", "tty15", "ttyS0"] {
+        assert!(
+            b.output.split_whitespace().any(|w| w == node),
+            "no /dev/{node}: {}",
+            b.output
+        );
+    }
 }
 
 #[test]

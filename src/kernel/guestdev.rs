@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 const HOST_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-fn bind(source: &Path, target: &Path) -> io::Result<()> {
+pub(crate) fn bind(source: &Path, target: &Path) -> io::Result<()> {
     File::create(target)?;
     mount(
         &source.to_string_lossy(),

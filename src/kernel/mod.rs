@@ -26,6 +26,7 @@ pub mod guestdev;
 pub mod guestproc;
 pub mod idmap;
 pub mod lifecycle;
+pub mod lines;
 pub mod mcon;
 pub mod monitor;
 pub mod num;
@@ -56,10 +57,11 @@ pub fn help_text() -> String {
          mem=<amount>\n    Guest memory (K, M, G suffixes; default 64M); passed to init.\n\n\
          umid=<name>\n    The name of this guest (~/.uml/<name>/ holds pid and mconsole).\n\n\
          uml_dir=<directory>\n    Where the umid directory is made instead of ~/.uml/.\n\n\
-         con[0-15]=<channel>\n    Attach a console: fd:N, null, or IN,OUT (e.g. fd:0,fd:1);\n    \
-         none removes it. con= sets every console. Default con0=fd:0,fd:1.\n\n\
-         ssl[0-63]=<channel>\n    Attach a serial line (same channels as con=).\n\n\
-         ssl-non-raw\n    Serial lines not in raw mode.\n\n\
+         con[0-15]=<channel>\n    Attach a console: fd:N, null, pts (not con0), or IN,OUT\n    \
+         (e.g. fd:0,fd:1); none removes it. con= sets every console.\n    \
+         Default con0=fd:0,fd:1.\n\n\
+         ssl[0-63]=<channel>\n    Attach a serial line /dev/ttySN (channels as con1-15).\n\n\
+         ssl-non-raw\n    Serial lines not in raw mode (parsed; no effect).\n\n\
          eth[0-9]+=<transport>,<options>\n    Configure a network device (parsed; not attached yet).\n\n\
          mconsole=notify:<socket>\n    Send the mconsole socket's path to this socket at boot.\n\n\
          hostfs=<directory>\n    Confine hostfs mounts to this directory (passed to init).\n\n\

@@ -18,7 +18,7 @@ use super::disks::{self, RootFailure};
 use super::fuse::FuseFs;
 use super::lifecycle::{self, on_pid1_end, Outcome, Pid1End, PANIC_STATUS, SIGNAL_STATUS};
 use super::mcon::{self, Control, Request, Shared};
-use super::{chan::Channel, idmap, RELEASE};
+use super::{chan::Channel, idmap, lines, RELEASE};
 use crate::mconsole::{instance, protocol::NotifyKind, server, umid};
 use crate::sys::guest::{self, GuestPlan};
 use crate::vfs::InodeFs;
@@ -309,8 +309,18 @@ fn boot(
     for (n, value) in &cmd.eths {
         log.info(&format!("eth{n}: network transports are not supported by this linux yet; no device for '{value}'"));
     }
-    if cmd.serials.iter().any(Option::is_some) {
-        log.info("Serial lines are not supported by this linux yet; no ttyS device was made");
+    let dev = rootdir.join("dev");
+    for (n, pair) in cmd.consoles.iter().enumerate().skip(1) {
+        if let Some(p) = pair {
+            lines::attach(lines::Family::Console, n, p, &dev, log)
+                .map_err(io_err(format!("con{n}")))?;
+        }
+    }
+    for (n, pair) in cmd.serials.iter().enumerate() {
+        if let Some(p) = pair {
+            lines::attach(lines::Family::Serial, n, p, &dev, log)
+                .map_err(io_err(format!("ssl{n}")))?;
+        }
     }
     let con0 = cmd.consoles.first().and_then(Option::as_ref);
     let input = match con0.map(|p| &p.input) {

@@ -239,6 +239,8 @@ fn boot(
     root: disks::Root,
 ) -> Result<i32, Error> {
     // Still single-threaded: fork the id-map helper, then unshare.
+    let signals = register_signals()?;
+    let ctl: Shared = Arc::new(Mutex::new(Control::default()));
     let host_uid = nix::unistd::getuid().as_raw();
     let helper = idmap::start(idmap::plan()).map_err(io_err("fork"))?;
     guest::unshare_monitor().map_err(nix_err("unshare"))?;
@@ -246,6 +248,7 @@ fn boot(
         .finish()
         .map_err(io_err("writing the uid/gid maps"))?;
     log.info(&mapping.describe(host_uid));
+    start_signals(signals, ctl.clone())?;
     let _ = nix::unistd::sethostname("(none)");
     nix::mount::mount(
         None::<&str>,
@@ -337,8 +340,6 @@ fn boot(
     let relay = Relay::start(master, log.clone(), input).map_err(io_err("console relay"))?;
     log.info("Console initialized on /dev/tty0");
 
-    let ctl: Shared = Arc::new(Mutex::new(Control::default()));
-    start_signals(ctl.clone())?;
     if let Some(server) = inst.server.take() {
         let (c, l) = (ctl.clone(), log.clone());
         let cmdc = cmd.clone();
@@ -452,19 +453,34 @@ fn wait_pid1(pid: nix::unistd::Pid) -> Result<Pid1End, Error> {
     }
 }
 
-fn start_signals(ctl: Shared) -> Result<(), Error> {
+/// Registers the SIGINT/SIGTERM handlers (no thread yet: the monitor may
+/// still be single-threaded) and ignores SIGHUP, as linux.uml does.
+fn register_signals() -> Result<signal_hook::iterator::Signals, Error> {
     guest::ignore_sighup().map_err(io_err("SIGHUP"))?;
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
-        .map_err(io_err("signals"))?;
+    signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]).map_err(io_err("signals"))
+}
+
+/// The first SIGINT/SIGTERM ends the guest and the monitor exits 1; a
+/// second one takes the default action (the kernel's handlers are
+/// one-shot, SA_RESETHAND).
+fn start_signals(mut signals: signal_hook::iterator::Signals, ctl: Shared) -> Result<(), Error> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(_sig) = signals.forever().next() {
-                if let Ok(mut c) = ctl.lock() {
-                    c.terminating = true;
-                    if let Some(p) = c.pid1 {
-                        let _ = kill(p, Signal::SIGKILL);
+            for sig in signals.forever() {
+                let first = match ctl.lock() {
+                    Ok(mut c) => {
+                        let first = !c.terminating;
+                        c.terminating = true;
+                        if let Some(p) = c.pid1 {
+                            let _ = kill(p, Signal::SIGKILL);
+                        }
+                        first
                     }
+                    Err(_) => false,
+                };
+                if !first {
+                    let _ = signal_hook::low_level::emulate_default_handler(sig);
                 }
             }
         })

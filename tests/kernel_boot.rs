@@ -18,6 +18,8 @@ case "$MODE" in
   rmrf) rm -rf /bin /sbin ;;
   reboot) reboot -f ;;
   shell) exec sh ;;
+  writes) i=0; while :; do echo "$i" > /f$((i % 50)); i=$((i + 1)); [ $i = 500 ] && sync && echo SYNCED; done ;;
+  check) cat /f0 ;;
   lines) echo on-tty2 > /dev/tty2; echo on-ttyS0 > /dev/ttyS0; ls /dev ;;
 esac
 poweroff -f
@@ -597,4 +599,44 @@ fn rm_rf_bin_sbin_then_halt_gives_the_no_working_init_panic_next_boot() {
         LIMIT,
     );
     assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+}
+
+#[test]
+#[ignore = "needs the ext3 writer (issue 7)"]
+fn sigkill_during_writes_leaves_nothing_and_the_next_boot_recovers_the_journal() {
+    let Some(g) = guest("sigkill_during_writes") else {
+        return;
+    };
+    let mark = format!("KMARK=writes{}", std::process::id());
+    let r = g.start(&args(
+        "ubd0=a.cow,root_fs",
+        "umid=kw3",
+        &["MODE=writes", &mark],
+    ));
+    assert!(r.wait_for("SYNCED", LIMIT), "{}", r.output());
+    nix::sys::signal::kill(r.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let (code, _) = r.finish(LIMIT);
+    assert_eq!(code, Some(137));
+    let start = std::time::Instant::now();
+    while !processes_with(&mark).is_empty() && start.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(processes_with(&mark).is_empty(), "guest processes survived");
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=kw3", &["MODE=check"]),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    assert!(b.output.contains("recovery complete"), "{}", b.output);
+    let merged = g.path("merged.img");
+    let out = common::run(
+        common::bin("uml_moo"),
+        [g.path("a.cow").as_os_str(), merged.as_os_str()],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let fsck = common::run(
+        common::which("e2fsck").unwrap(),
+        ["-fn".as_ref(), merged.as_os_str()],
+    );
+    assert!(fsck.status.success(), "{}", common::stdout(&fsck));
 }

@@ -535,6 +535,44 @@ fn other_consoles_and_serial_lines_reach_their_channels() {
 }
 
 #[test]
+fn a_host_without_user_namespaces_gets_one_clear_error_and_no_file_is_touched() {
+    let test = "a_host_without_user_namespaces_gets_one_clear_error";
+    let Some(g) = guest(test) else {
+        return;
+    };
+    if !common::have_peers(test, &["unshare", "setpriv"]) {
+        return;
+    }
+    // max_user_namespaces is per user namespace: 0 inside a fresh one.
+    let script = "echo 0 > /proc/sys/user/max_user_namespaces && exec ./linux ubd0=a.cow,root_fs init=/init umid=kz";
+    let mut cmd = match g.user.ids {
+        Some((uid, gid)) => {
+            let mut c = std::process::Command::new(common::which("setpriv").unwrap());
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .args(["--clear-groups", "--"])
+                .arg(common::which("unshare").unwrap());
+            c
+        }
+        None => std::process::Command::new(common::which("unshare").unwrap()),
+    };
+    cmd.args(["-U", "-r", "sh", "-c", script])
+        .current_dir(g.dir.path())
+        .env("HOME", g.dir.path());
+    let out = cmd.output().unwrap();
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("linux: cannot create a user namespace"),
+        "{err}"
+    );
+    assert!(err.contains("/proc/sys/user/max_user_namespaces"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!g.path("a.cow").exists(), "a COW was created");
+    assert!(!g.path(".uml").exists(), "the umid directory was made");
+}
+
+#[test]
 fn help_and_version_exit_0_without_booting() {
     let out = common::run(common::bin("linux"), ["--help"]);
     assert!(out.status.success());

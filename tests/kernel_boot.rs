@@ -452,6 +452,25 @@ fn mconsole_notify_announces_the_socket() {
     assert_eq!(note.kind, umlkit::mconsole::protocol::NotifyKind::Socket);
     let text = String::from_utf8_lossy(note.text()).into_owned();
     assert!(text.ends_with(".uml/kt/mconsole"), "{text}");
+    assert_eq!(note.data.last(), Some(&0), "the payload ends in a NUL");
+    // A panic is announced too, with its message.
+    let b = g.run(
+        &args(
+            "ubd0=a.cow,root_fs",
+            "umid=kt2",
+            &["init=/nonexistent", &notify],
+        ),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(134), "{}", b.output);
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let n = sock.recv(&mut buf).expect("a notification");
+        let note = umlkit::mconsole::protocol::Notification::decode(&buf[..n]).unwrap();
+        kinds.push((note.kind, String::from_utf8_lossy(note.text()).into_owned()));
+    }
+    assert_eq!(kinds[1].0, umlkit::mconsole::protocol::NotifyKind::Panic);
+    assert_eq!(kinds[1].1, "Requested init /nonexistent failed (error -2).");
 }
 
 #[test]

@@ -159,18 +159,7 @@ fn make_instance(cmd: &CmdLine, log: &Log) -> Result<Instance, Error> {
         "mconsole (version 2) initialized on {}",
         sock.display()
     ));
-    if let Some(n) = &cmd.notify {
-        if let Err(e) = server::notify(
-            Path::new(n),
-            NotifyKind::Socket,
-            sock.as_os_str().as_bytes(),
-        ) {
-            log.error(&format!(
-                "mconsole_notify - sendto failed, errno = {}",
-                e.raw_os_error().unwrap_or(0)
-            ));
-        }
-    }
+    notify(cmd, log, NotifyKind::Socket, sock.as_os_str().as_bytes());
     let uml_dir = File::open(&uml_dir).map_err(io_err(format!("open {}", uml_dir.display())))?;
     Ok(Instance {
         uml_dir,
@@ -179,10 +168,45 @@ fn make_instance(cmd: &CmdLine, log: &Log) -> Result<Instance, Error> {
     })
 }
 
-fn panic_exit(log: &Log, lines: &[String], message: &str) -> i32 {
+/// The `mconsole=notify:` socket, connected at start: the staging tmpfs
+/// over /tmp may later hide its path from the monitor.
+fn notifier(cmd: &CmdLine) -> Option<std::os::unix::net::UnixDatagram> {
+    let path = cmd.notify.as_ref()?;
+    let s = std::os::unix::net::UnixDatagram::unbound().ok()?;
+    s.connect(path).ok()?;
+    Some(s)
+}
+
+/// Sends `mconsole=notify:` a message; the payload ends in a NUL, as the
+/// kernel's does (mconsole.md §5). Failures are only logged.
+fn notify(cmd: &CmdLine, log: &Log, kind: NotifyKind, text: &[u8]) {
+    if cmd.notify.is_none() {
+        return;
+    }
+    let mut data = text.to_vec();
+    data.push(0);
+    let datagram = crate::mconsole::protocol::Notification { kind, data }.encode();
+    let sent = NOTIFIER
+        .get_or_init(|| notifier(cmd))
+        .as_ref()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+        .and_then(|s| s.send(&datagram));
+    if let Err(e) = sent {
+        log.error(&format!(
+            "mconsole_notify - sendto failed, errno = {}",
+            e.raw_os_error().unwrap_or(0)
+        ));
+    }
+}
+
+static NOTIFIER: std::sync::OnceLock<Option<std::os::unix::net::UnixDatagram>> =
+    std::sync::OnceLock::new();
+
+fn panic_exit(cmd: &CmdLine, log: &Log, lines: &[String], message: &str) -> i32 {
     for l in lines {
         log.error(l);
     }
+    notify(cmd, log, NotifyKind::Panic, message.as_bytes());
     log.error(&format!("Kernel panic - not syncing: {message}"));
     PANIC_STATUS
 }
@@ -195,6 +219,8 @@ pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
     }
     check_host()?;
     let log = Log::new(con0, cmd.quiet).map_err(io_err("con0"))?;
+    // Connect the notify socket while its path is visible.
+    let _ = NOTIFIER.get_or_init(|| notifier(cmd));
     let host = nix::sys::utsname::uname().map_err(nix_err("uname"))?;
     log.info(&format!(
         "Linux version {RELEASE} (umlkit user-mode monitor; guest programs run on the host's {} {})",
@@ -211,7 +237,7 @@ pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
         ));
     }
     if let Err(RootFailure { lines, panic }) = disks::precheck_root(cmd) {
-        return Ok(panic_exit(&log, &lines, &panic));
+        return Ok(panic_exit(cmd, &log, &lines, &panic));
     }
     let mut opened = disks::open_all(cmd);
     for l in &opened.lines {
@@ -221,7 +247,7 @@ pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
         .and_then(|(unit, disk)| disks::mount_root(cmd, unit, disk).map(|r| (unit, r)));
     let (unit, root) = match root {
         Ok(r) => r,
-        Err(RootFailure { lines, panic }) => return Ok(panic_exit(&log, &lines, &panic)),
+        Err(RootFailure { lines, panic }) => return Ok(panic_exit(cmd, &log, &lines, &panic)),
     };
     let mut inst = make_instance(cmd, &log)?;
     let status = boot(cmd, &log, &mut inst, unit, root);
@@ -412,6 +438,9 @@ fn boot(
             (None, Some(Request::Reboot)) => Outcome::Reboot,
             (None, None) => on_pid1_end(end, cmd.noreboot, 0),
         };
+        if let Outcome::Panic { message } = &outcome {
+            notify(cmd, log, NotifyKind::Panic, message.as_bytes());
+        }
         log.error(&outcome.console_line());
         match outcome {
             Outcome::Reboot => {

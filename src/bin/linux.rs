@@ -1,7 +1,7 @@
 //! `linux`: the UML guest kernel as a user-mode machine monitor; see
 //! `man/linux.1`. The work is done by `umlkit::kernel`.
 
-use umlkit::kernel::{cmdline, help_text, monitor, RELEASE};
+use umlkit::kernel::{cmdline, help_text, monitor, RELEASE, SHOWCONFIG};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
@@ -12,6 +12,10 @@ fn main() {
         }
         Ok(cmdline::Invocation::Version) => {
             println!("{RELEASE}");
+            0
+        }
+        Ok(cmdline::Invocation::ShowConfig) => {
+            println!("{SHOWCONFIG}");
             0
         }
         Ok(cmdline::Invocation::Boot(cmd)) => match monitor::run(&cmd) {

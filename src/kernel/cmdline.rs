@@ -39,6 +39,8 @@ pub enum Invocation {
     Help,
     /// `--version`: print the version, exit 0.
     Version,
+    /// `--showconfig`: print [`super::SHOWCONFIG`], exit 0.
+    ShowConfig,
     /// Boot a guest.
     Boot(Box<CmdLine>),
 }
@@ -210,6 +212,9 @@ impl UmlPass {
         }
         if arg.starts_with("--version") {
             return Ok(Some(Invocation::Version));
+        }
+        if arg.starts_with("--showconfig") {
+            return Ok(Some(Invocation::ShowConfig));
         }
         let mut add = true;
         if let Some(v) = arg.strip_prefix("mem=") {

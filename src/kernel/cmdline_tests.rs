@@ -118,6 +118,7 @@ fn a_leading_space_skips_the_first_argument() {
 fn help_and_version_run_in_argv_order() {
     let v = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     assert_eq!(v(&["--version", "--help"]), Invocation::Version);
+    assert_eq!(v(&["--showconfig"]), Invocation::ShowConfig);
     assert_eq!(v(&["--help", "--version"]), Invocation::Help);
     assert_eq!(
         v(&["ubd4x=foo", "--help"]),

@@ -36,6 +36,10 @@ pub mod words;
 /// What `--version` prints: the release of this kernel binary.
 pub const RELEASE: &str = concat!(env!("CARGO_PKG_VERSION"), "-umlkit");
 
+/// What `--showconfig` prints: linux.uml prints its build configuration;
+/// this monitor has none to print.
+pub const SHOWCONFIG: &str = "# umlkit linux: no kernel build configuration (a user-mode monitor; guest programs run on the host kernel)";
+
 /// What `--help` prints (spec §1.2: a banner, then every option).
 pub fn help_text() -> String {
     format!(
@@ -44,6 +48,7 @@ pub fn help_text() -> String {
          \n\
          --help\n    Prints this message and exits.\n\n\
          --version\n    Prints the version number of the kernel and exits.\n\n\
+         --showconfig\n    Prints that there is no kernel build configuration and exits.\n\n\
          ubd<n><flags>=<filename>[(:|,)<filename2>][(:|,)<serial>]\n    \
          Attach a disk (n = 0-15 or a-p). With two files the first is a COW\n    \
          file over the second (created if missing). Flags: r (read-only),\n    \

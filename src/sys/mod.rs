@@ -2,4 +2,5 @@
 //! block of the crate lives below this module, each with a `SAFETY:` note.
 
 pub mod fs;
+pub mod guest;
 pub mod net;

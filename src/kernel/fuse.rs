@@ -1,0 +1,558 @@
+//! The FUSE server: a thin adapter from `fuser`'s low-level requests to
+//! [`vfs::InodeFs`], so the same server serves the read-only ext3 reader
+//! now and the journaling writer later. It never touches ext3 itself.
+//!
+//! FUSE's root is inode 1, ext3's is 2; every other number is the same.
+//! Caching is the host kernel's: long entry and attribute timeouts (this
+//! server is the only writer of the image), kept page cache across opens,
+//! readdirplus, large reads, and several server threads.
+
+use crate::vfs::{self, DirEntry, Errno as VErrno, InodeFs, Metadata, Owner, SetAttr};
+use fuser::{
+    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+pub use super::fuse_attr::{attr, makedev, to_fs, to_fuse};
+use super::fuse_attr::{errno, kind, negative_attr, set_time};
+
+/// How long the host kernel may trust names and attributes.
+const TTL: Duration = Duration::from_secs(86_400);
+/// The largest read or write request asked for (1 MiB).
+const MAX_IO: u32 = 1 << 20;
+
+/// The adapter. `forget` reaches the filesystem only when the host
+/// kernel's lookup count of an inode drops to zero.
+pub struct FuseFs {
+    fs: Arc<dyn InodeFs>,
+    lookups: Mutex<HashMap<vfs::Ino, u64>>,
+    /// Ask for the writeback cache (only when the root takes writes: it
+    /// makes every close invalidate `st_blocks`, one GETATTR per file).
+    writeback: bool,
+    /// The kernel accepts ENOSYS to OPEN/OPENDIR (zero-message open).
+    no_open: bool,
+    no_opendir: bool,
+}
+
+impl FuseFs {
+    /// Serves `fs`; `writable` when it takes writes.
+    pub fn new(fs: Arc<dyn InodeFs>, writable: bool) -> FuseFs {
+        FuseFs {
+            fs,
+            writeback: writable,
+            lookups: Mutex::new(HashMap::new()),
+            no_open: false,
+            no_opendir: false,
+        }
+    }
+
+    fn counted(&self, ino: vfs::Ino) {
+        if let Ok(mut m) = self.lookups.lock() {
+            *m.entry(ino).or_insert(0) += 1;
+        }
+    }
+
+    fn entry(&self, r: vfs::FsResult<Metadata>, reply: ReplyEntry) {
+        match r {
+            Ok(m) => {
+                self.counted(m.ino);
+                reply.entry(&TTL, &attr(&m), Generation(u64::from(m.generation)));
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+fn owner(req: &Request) -> Owner {
+    Owner {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+impl Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let mut wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_NO_OPEN_SUPPORT
+            | InitFlags::FUSE_NO_OPENDIR_SUPPORT;
+        if self.writeback {
+            wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
+        }
+        let have = config.capabilities();
+        let _ = config.add_capabilities(wanted & have);
+        self.no_open = have.contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
+        self.no_opendir = have.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
+        let _ = config
+            .set_max_readahead(MAX_IO)
+            .or_else(|max| config.set_max_readahead(max));
+        let _ = config
+            .set_max_write(MAX_IO)
+            .or_else(|max| config.set_max_write(max));
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        let _ = self.fs.unmount();
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup(to_fs(parent), name.as_bytes()) {
+            // A negative entry (node id 0) with a timeout: the kernel
+            // caches the absence, so `ls -l` does not ask for a missing
+            // /etc/passwd once per file. This server is the only writer,
+            // and a create through it replaces the negative dentry.
+            Err(VErrno::ENOENT) => {
+                reply.entry(&TTL, &negative_attr(), Generation(0));
+            }
+            r => self.entry(r, reply),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let ino = to_fs(ino);
+        let gone = match self.lookups.lock() {
+            Ok(mut m) => match m.get_mut(&ino) {
+                Some(n) if *n > nlookup => {
+                    *n -= nlookup;
+                    false
+                }
+                Some(_) => {
+                    m.remove(&ino);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if gone {
+            self.fs.forget(ino);
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(to_fs(ino)) {
+            Ok(m) => reply.attr(&TTL, &attr(&m)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let changes = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: set_time(atime),
+            mtime: set_time(mtime),
+        };
+        match self.fs.setattr(to_fs(ino), &changes) {
+            Ok(m) => reply.attr(&TTL, &attr(&m)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(to_fs(ino)) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self.fs.mknod(
+            to_fs(parent),
+            name.as_bytes(),
+            mode & !umask,
+            u64::from(rdev),
+            owner(req),
+        );
+        self.entry(r, reply);
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .fs
+            .mkdir(to_fs(parent), name.as_bytes(), mode & !umask, owner(req));
+        self.entry(r, reply);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.unlink(to_fs(parent), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.rmdir(to_fs(parent), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let r = self.fs.symlink(
+            to_fs(parent),
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+            owner(req),
+        );
+        self.entry(r, reply);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let f = vfs::RenameFlags {
+            noreplace: flags.contains(fuser::RenameFlags::RENAME_NOREPLACE),
+            exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
+        };
+        let r = self.fs.rename(
+            to_fs(parent),
+            name.as_bytes(),
+            to_fs(newparent),
+            newname.as_bytes(),
+            f,
+        );
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .fs
+            .link(to_fs(ino), to_fs(newparent), newname.as_bytes());
+        self.entry(r, reply);
+    }
+
+    // Zero-message open: ENOSYS to OPEN and OPENDIR (NO_OPEN_SUPPORT and
+    // NO_OPENDIR_SUPPORT negotiated) makes the kernel stop sending OPEN and
+    // RELEASE and keep the page cache (it then opens with KEEP_CACHE and
+    // CACHE_DIR); ENOSYS to FLUSH stops FLUSH. A warm `tar c` of 10k files
+    // measured about 1.5x faster than with explicit opens.
+    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_open {
+            reply.error(Errno::ENOSYS);
+        } else {
+            reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
+        let mut buf = vec![0u8; size.min(MAX_IO) as usize];
+        match self.fs.read(to_fs(ino), offset, &mut buf) {
+            Ok(n) => reply.data(&buf[..n.min(buf.len())]),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.fs.write(to_fs(ino), offset, data) {
+            Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.fsync(to_fs(ino), datasync) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_opendir {
+            reply.error(Errno::ENOSYS);
+        } else {
+            reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+            );
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let mut add = |e: DirEntry| {
+            let k = e.file_type.map_or(FileType::RegularFile, kind);
+            !reply.add(to_fuse(e.ino), e.next_cookie, k, OsStr::from_bytes(&e.name))
+        };
+        match self.fs.readdir(to_fs(ino), offset, &mut add) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let mut failed = None;
+        let mut add = |e: DirEntry| {
+            let dots = e.name == b"." || e.name == b"..";
+            match self.fs.getattr(e.ino) {
+                Ok(m) => {
+                    let full = reply.add(
+                        to_fuse(e.ino),
+                        e.next_cookie,
+                        OsStr::from_bytes(&e.name),
+                        &TTL,
+                        &attr(&m),
+                        Generation(u64::from(m.generation)),
+                    );
+                    // The kernel takes a lookup reference for every entry
+                    // but "." and ".." (when it fitted).
+                    if !full && !dots {
+                        self.counted(e.ino);
+                    }
+                    !full
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    false
+                }
+            }
+        };
+        let r = self.fs.readdir(to_fs(ino), offset, &mut add);
+        match (r, failed) {
+            (Ok(()), None) => reply.ok(),
+            (Err(e), _) | (Ok(()), Some(e)) => reply.error(errno(e)),
+        }
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.fsync(to_fs(ino), datasync) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.fs.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks,
+                s.free_blocks,
+                s.available_blocks,
+                s.inodes,
+                s.free_inodes,
+                s.block_size,
+                s.name_max,
+                s.block_size,
+            ),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let mode = if flags & libc::XATTR_CREATE != 0 {
+            vfs::XattrMode::Create
+        } else if flags & libc::XATTR_REPLACE != 0 {
+            vfs::XattrMode::Replace
+        } else {
+            vfs::XattrMode::Any
+        };
+        match self.fs.setxattr(to_fs(ino), name.as_bytes(), value, mode) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.fs.getxattr(to_fs(ino), name.as_bytes()) {
+            Ok(v) => xattr_reply(&v, size, reply),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(to_fs(ino)) {
+            Ok(names) => {
+                let mut v = Vec::new();
+                for n in names {
+                    v.extend_from_slice(&n);
+                    v.push(0);
+                }
+                xattr_reply(&v, size, reply);
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.removexattr(to_fs(ino), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self
+            .fs
+            .create(to_fs(parent), name.as_bytes(), mode & !umask, owner(req))
+        {
+            Ok(m) => {
+                self.counted(m.ino);
+                reply.created(
+                    &TTL,
+                    &attr(&m),
+                    Generation(u64::from(m.generation)),
+                    FileHandle(0),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                );
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+fn xattr_reply(v: &[u8], size: u32, reply: ReplyXattr) {
+    if size == 0 {
+        reply.size(u32::try_from(v.len()).unwrap_or(u32::MAX));
+    } else if v.len() > size as usize {
+        reply.error(Errno::from_i32(libc::ERANGE));
+    } else {
+        reply.data(v);
+    }
+}

@@ -1,0 +1,256 @@
+//! The monitor's mconsole: the `src/mconsole` server and command table,
+//! with each command mapped onto something real (spec mconsole.md §4):
+//! `halt`/`reboot` end pid 1 and tell the monitor what to do next, `cad`
+//! signals init as Ctrl-Alt-Del does, `stop`/`go` freeze and thaw every
+//! guest process, `proc` reads the guest's own /proc.
+
+use super::console::Log;
+use super::guestproc;
+use crate::mconsole::commands::{self, Command, HELP_TEXT, UNKNOWN_COMMAND};
+use crate::mconsole::server::Server;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::SocketAddr;
+use std::path::{Component, Path};
+use std::sync::{Arc, Mutex};
+
+/// What an mconsole request asked the monitor to do when pid 1 is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Halt (exit 0).
+    Halt,
+    /// Boot again.
+    Reboot,
+}
+
+/// State shared by the monitor, the mconsole and the signal thread.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// The running guest's pid 1 (host pid).
+    pub pid1: Option<Pid>,
+    /// What the next end of pid 1 means, when mconsole caused it.
+    pub request: Option<Request>,
+    /// SIGINT/SIGTERM arrived: end everything, exit 1.
+    pub terminating: bool,
+    /// The guest is frozen by `stop`.
+    pub stopped: bool,
+}
+
+/// The shared control block.
+pub type Shared = Arc<Mutex<Control>>;
+
+/// Ends pid 1 (and so the whole guest) with `request` recorded.
+pub fn end_guest(ctl: &Shared, request: Request) {
+    if let Ok(mut c) = ctl.lock() {
+        c.request = Some(request);
+        if let Some(pid) = c.pid1 {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+fn pid1(ctl: &Shared) -> Option<Pid> {
+    ctl.lock().ok().and_then(|c| c.pid1)
+}
+
+/// Serves requests until the socket fails.
+pub fn serve(server: Server, ctl: Shared, log: Log, config: impl Fn(&[u8]) -> Option<String>) {
+    loop {
+        let Ok(incoming) = server.receive() else {
+            return;
+        };
+        let Ok(Some((req, from))) = server.check(incoming) else {
+            continue;
+        };
+        let _ = handle(&server, &from, &req.command, &ctl, &log, &config);
+    }
+}
+
+fn handle(
+    server: &Server,
+    to: &SocketAddr,
+    command: &[u8],
+    ctl: &Shared,
+    log: &Log,
+    config: &impl Fn(&[u8]) -> Option<String>,
+) -> std::io::Result<()> {
+    let ok = |text: &str| server.reply(to, 0, text.as_bytes(), false);
+    let err = |text: &str| server.reply(to, 1, text.as_bytes(), false);
+    let Some((cmd, _)) = commands::lookup(command) else {
+        return err(UNKNOWN_COMMAND);
+    };
+    let arg = commands::argument(command);
+    match cmd {
+        Command::Version => match nix::sys::utsname::uname() {
+            Ok(u) => ok(&format!(
+                "{} {} {} {} {}",
+                u.sysname().to_string_lossy(),
+                u.nodename().to_string_lossy(),
+                u.release().to_string_lossy(),
+                u.version().to_string_lossy(),
+                u.machine().to_string_lossy()
+            )),
+            Err(e) => err(&e.to_string()),
+        },
+        Command::Help => ok(HELP_TEXT),
+        Command::Halt => {
+            ok("")?;
+            end_guest(ctl, Request::Halt);
+            Ok(())
+        }
+        Command::Reboot => {
+            ok("")?;
+            end_guest(ctl, Request::Reboot);
+            Ok(())
+        }
+        Command::Cad => {
+            ok("")?;
+            if let Some(p) = pid1(ctl) {
+                // Ctrl-Alt-Del with C_A_D off: SIGINT to init.
+                let _ = kill(p, Signal::SIGINT);
+            }
+            Ok(())
+        }
+        Command::Stop => {
+            let mut c = ctl.lock().map_err(|_| std::io::Error::other("lock"))?;
+            if c.stopped {
+                drop(c);
+                return err("Already stopped");
+            }
+            if let Some(p) = c.pid1 {
+                guestproc::signal_all(p, Signal::SIGSTOP, true);
+            }
+            c.stopped = true;
+            drop(c);
+            ok("stopped")
+        }
+        Command::Go => {
+            let mut c = ctl.lock().map_err(|_| std::io::Error::other("lock"))?;
+            if !c.stopped {
+                drop(c);
+                return err("Not stopped");
+            }
+            if let Some(p) = c.pid1 {
+                guestproc::signal_all(p, Signal::SIGCONT, true);
+            }
+            c.stopped = false;
+            drop(c);
+            ok("")
+        }
+        Command::Log => {
+            let text = command.get(4..).unwrap_or_default();
+            log.info(String::from_utf8_lossy(text).trim_end_matches('\n'));
+            ok("")
+        }
+        Command::Proc => proc_file(server, to, arg, pid1(ctl)),
+        Command::Sysrq => sysrq(server, to, arg, ctl),
+        Command::Config => match config(arg) {
+            Some(s) => ok(&s),
+            None => err("Bad configuration option"),
+        },
+        Command::Remove => err("Bad remove option"),
+        Command::Stack => err("stack is not supported by this linux"),
+    }
+}
+
+/// True when `rel` stays inside /proc: relative, no `..`.
+pub fn safe_proc_path(rel: &[u8]) -> bool {
+    let p = Path::new(OsStr::from_bytes(rel));
+    !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+fn proc_file(
+    server: &Server,
+    to: &SocketAddr,
+    arg: &[u8],
+    pid: Option<Pid>,
+) -> std::io::Result<()> {
+    let rel: Vec<u8> = arg
+        .iter()
+        .copied()
+        .take_while(|b| !b.is_ascii_whitespace())
+        .collect();
+    let Some(pid) = pid else {
+        return server.reply(to, 1, b"Proc not available", false);
+    };
+    if !safe_proc_path(&rel) {
+        return server.reply(to, 1, b"Failed to open file", false);
+    }
+    let mut path = format!("/proc/{pid}/root/proc/").into_bytes();
+    path.extend_from_slice(&rel);
+    let path = Path::new(OsStr::from_bytes(&path));
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return server.reply(to, 1, b"Failed to open file", false);
+    };
+    server.reply(to, 0, b"\n", true)?;
+    let mut buf = [0u8; 4095];
+    let mut total = 0usize;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                server.reply(to, 0, &buf[..n], true)?;
+                total += n;
+                if total > 16 << 20 {
+                    break;
+                }
+            }
+            Err(_) => return server.reply(to, 1, b"Read of file failed", false),
+        }
+    }
+    server.reply(to, 0, b"", false)
+}
+
+fn sysrq(server: &Server, to: &SocketAddr, arg: &[u8], ctl: &Shared) -> std::io::Result<()> {
+    let pid = pid1(ctl);
+    match arg.first() {
+        Some(b'b') => {
+            server.reply(to, 0, b"", false)?;
+            end_guest(ctl, Request::Reboot);
+            Ok(())
+        }
+        Some(b'o') => {
+            server.reply(to, 0, b"", false)?;
+            end_guest(ctl, Request::Halt);
+            Ok(())
+        }
+        Some(b'e') | Some(b'i') => {
+            let (sig, what) = if arg[0] == b'e' {
+                (Signal::SIGTERM, "sysrq: Terminate All Tasks\n")
+            } else {
+                (Signal::SIGKILL, "sysrq: Kill All Tasks\n")
+            };
+            if let Some(p) = pid {
+                guestproc::signal_all(p, sig, false);
+            }
+            server.reply(to, 0, what.as_bytes(), true)?;
+            server.reply(to, 0, b"", false)
+        }
+        _ => server
+            .reply(
+                to,
+                0,
+                b"sysrq: HELP : reboot(b) terminate-all-tasks(e) kill-all-tasks(i) poweroff(o)\n",
+                true,
+            )
+            .and_then(|_| server.reply(to, 0, b"", false)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_paths_cannot_leave_proc() {
+        assert!(safe_proc_path(b"meminfo"));
+        assert!(safe_proc_path(b"sys/kernel/hostname"));
+        assert!(!safe_proc_path(b"../etc/passwd"));
+        assert!(!safe_proc_path(b"/etc/passwd"));
+        assert!(!safe_proc_path(b"self/../.."));
+        assert!(!safe_proc_path(b""));
+    }
+}

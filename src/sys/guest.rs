@@ -1,0 +1,345 @@
+//! System calls of the guest kernel's monitor (`kernel::monitor`): user
+//! and mount namespaces, mounts, the fork of the id-map helper, the clone
+//! of the guest's init into new mount and pid namespaces, ptys and the
+//! terminal. Safe wrappers come from `nix` where it has them; the few raw
+//! calls are here, each `unsafe` block with its `SAFETY:` note.
+//!
+//! The guest child runs between a `clone` of a multi-threaded process and
+//! `execve`, so [`spawn_guest`] uses only async-signal-safe system calls
+//! on memory prepared beforehand ([`GuestPlan`]): no allocation, no locks.
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Unshares the monitor's namespaces: user, mount, uts, ipc and net.
+/// The process must still be single-threaded.
+pub fn unshare_monitor() -> nix::Result<()> {
+    nix::sched::unshare(
+        CloneFlags::CLONE_NEWUSER
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWNET,
+    )
+}
+
+/// Forks a helper process that runs `f` and exits with its result. Only
+/// for a process that is still single-threaded (the monitor before its
+/// first thread), so the child may use the allocator and `std`.
+pub fn fork_helper(f: impl FnOnce() -> i32) -> io::Result<Pid> {
+    // SAFETY: the caller is single-threaded (documented requirement, and
+    // the monitor calls this before spawning any thread), so the child is
+    // a complete copy with no lock held by a vanished thread; it leaves
+    // through `_exit` without running the parent's destructors twice.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(child),
+        nix::unistd::ForkResult::Child => {
+            let code = f();
+            // SAFETY: `_exit` ends the child at once; nothing is shared.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// Everything the guest child needs, prepared before the clone.
+pub struct GuestPlan {
+    /// Where `proc` is mounted before the pivot (absolute), if anywhere.
+    pub proc_dir: Option<CString>,
+    /// A file holding the kernel command line and the guest's
+    /// `/proc/cmdline` it is bound onto (absolute), once proc is mounted.
+    pub cmdline: Option<(CString, CString)>,
+    /// Where `sysfs` is mounted before the pivot, if anywhere.
+    pub sys_dir: Option<CString>,
+    /// The new root (absolute).
+    pub root: CString,
+    /// Init candidates: path, argv (NULL-terminated pointer array over
+    /// `args`), tried in order.
+    pub candidates: Vec<(CString, Vec<CString>)>,
+    /// The environment.
+    pub env: Vec<CString>,
+    /// The console (the pty slave), made the child's fds 0, 1 and 2.
+    pub console: RawFd,
+}
+
+/// Setup stages the child reports, besides exec failures.
+pub const STAGE_PROC: u32 = 1000;
+/// Mounting sysfs failed.
+pub const STAGE_SYS: u32 = 1001;
+/// pivot_root or the detach of the old root failed.
+pub const STAGE_PIVOT: u32 = 1002;
+/// The monitor had died before the child could watch it.
+pub const STAGE_ORPHAN: u32 = 1003;
+
+fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
+    v.iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// Clones the guest's init into new mount and pid namespaces. The child
+/// dies with the calling thread (PR_SET_PDEATHSIG, SIGKILL), so call this
+/// from the thread that lives as long as the monitor. `alive` is the read
+/// end of a pipe whose write end the monitor keeps open for its whole
+/// life: the child checks it after the prctl, to catch a monitor that died
+/// before. Returns the child's pid and the read end of its report pipe:
+/// 8-byte records (`what`, errno) for each failed stage or exec candidate
+/// (index), then end of file at the successful exec.
+pub fn spawn_guest(plan: &GuestPlan, alive: BorrowedFd<'_>) -> io::Result<(Pid, OwnedFd)> {
+    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let argvs: Vec<Vec<*const libc::c_char>> =
+        plan.candidates.iter().map(|(_, a)| ptrs(a)).collect();
+    let envp = ptrs(&plan.env);
+    let flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::SIGCHLD;
+    // SAFETY: a clone without CLONE_VM and with a null stack behaves like
+    // fork(2): the child gets a copy of the address space. The child runs
+    // only `guest_child`, which makes async-signal-safe system calls on
+    // memory prepared above and ends in execve or _exit.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        guest_child(plan, &argvs, &envp, alive.as_raw_fd(), report_w.as_raw_fd());
+    }
+    drop(report_w);
+    let pid = i32::try_from(pid).map_err(|_| io::Error::other("clone returned a bad pid"))?;
+    Ok((Pid::from_raw(pid), report_r))
+}
+
+fn report(fd: RawFd, what: u32, errno: i32) {
+    let mut rec = [0u8; 8];
+    rec[..4].copy_from_slice(&what.to_ne_bytes());
+    rec[4..].copy_from_slice(&errno.to_ne_bytes());
+    // SAFETY: write(2) of a stack buffer to an open pipe; async-signal-safe.
+    unsafe { libc::write(fd, rec.as_ptr().cast(), rec.len()) };
+}
+
+fn errno() -> i32 {
+    Errno::last_raw()
+}
+
+fn guest_child(
+    plan: &GuestPlan,
+    argvs: &[Vec<*const libc::c_char>],
+    envp: &[*const libc::c_char],
+    alive: RawFd,
+    rep: RawFd,
+) -> ! {
+    // SAFETY (whole block): raw system calls in the freshly cloned child,
+    // on C strings and pointer arrays built before the clone; none of them
+    // allocates or takes a lock. Every path ends in execve or _exit.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        let mut pfd = libc::pollfd {
+            fd: alive,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if libc::poll(&mut pfd, 1, 0) != 0 {
+            // The write end is gone (or readable): the monitor died.
+            report(rep, STAGE_ORPHAN, 0);
+            libc::_exit(127);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let none: *const libc::c_char = std::ptr::null();
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        if let Some(dir) = &plan.proc_dir {
+            if libc::mount(
+                c"proc".as_ptr(),
+                dir.as_ptr(),
+                c"proc".as_ptr(),
+                flags,
+                none.cast(),
+            ) != 0
+            {
+                report(rep, STAGE_PROC, errno());
+                libc::_exit(127);
+            }
+        }
+        if let Some((file, target)) = &plan.cmdline {
+            // Best effort: the guest then sees the host's line.
+            libc::mount(
+                file.as_ptr(),
+                target.as_ptr(),
+                none,
+                libc::MS_BIND,
+                none.cast(),
+            );
+        }
+        if let Some(dir) = &plan.sys_dir {
+            if libc::mount(
+                c"sysfs".as_ptr(),
+                dir.as_ptr(),
+                c"sysfs".as_ptr(),
+                flags,
+                none.cast(),
+            ) != 0
+            {
+                report(rep, STAGE_SYS, errno());
+                libc::_exit(127);
+            }
+        }
+        let dot = c".".as_ptr();
+        if libc::chdir(plan.root.as_ptr()) != 0
+            || libc::syscall(libc::SYS_pivot_root, dot, dot) != 0
+            || libc::umount2(dot, libc::MNT_DETACH) != 0
+            || libc::chdir(c"/".as_ptr()) != 0
+        {
+            report(rep, STAGE_PIVOT, errno());
+            libc::_exit(127);
+        }
+        libc::setsid();
+        for target in 0..3 {
+            libc::dup2(plan.console, target);
+        }
+        for (i, ((path, _), argv)) in plan.candidates.iter().zip(argvs).enumerate() {
+            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            report(rep, u32::try_from(i).unwrap_or(u32::MAX), errno());
+        }
+        libc::_exit(127)
+    }
+}
+
+/// Reads the report pipe to its end: the (what, errno) records.
+pub fn read_reports(fd: OwnedFd) -> io::Result<Vec<(u32, i32)>> {
+    use std::io::Read;
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    file.by_ref().take(64 * 1024).read_to_end(&mut bytes)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let what = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+            let e = i32::from_ne_bytes([c[4], c[5], c[6], c[7]]);
+            (what, e)
+        })
+        .collect())
+}
+
+/// A pipe whose write end the monitor keeps for its whole life.
+pub fn alive_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+/// mount(2), with errors naming the source and the target.
+pub fn mount(
+    source: &str,
+    target: &std::path::Path,
+    fstype: Option<&str>,
+    flags: nix::mount::MsFlags,
+    data: Option<&str>,
+) -> io::Result<()> {
+    nix::mount::mount(Some(source), target, fstype, flags, data).map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("mount {source} on {}: {e}", target.display()),
+        )
+    })
+}
+
+/// Opens a new pty master on the devpts instance whose `ptmx` is given,
+/// unlocks it and returns the master and the slave's number.
+pub fn open_pty(ptmx: &std::path::Path) -> io::Result<(OwnedFd, u32)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let master = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(ptmx)?;
+    let mut unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int from the pointer, valid for the call.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes an unsigned int through the pointer.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((OwnedFd::from(master), n))
+}
+
+/// Sets the pty's window size.
+pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The window size of a terminal, if it is one.
+pub fn get_winsize(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize through the pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Duplicates a descriptor the process inherited (`fd:N` channels).
+pub fn dup_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on any integer is safe; it fails with
+    // EBADF when the descriptor is not open.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The C string of a path, refusing inner NUL bytes.
+pub fn cstring(s: &[u8]) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in a path"))
+}
+
+/// Ignores SIGHUP, as linux.uml does (spec kernel-cmdline.md §6.4). The
+/// guest child sets every signal back to its default.
+pub fn ignore_sighup() -> io::Result<()> {
+    // SAFETY: installing SIG_IGN runs no handler code, so no
+    // async-signal-safety question arises.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGHUP,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    }?;
+    Ok(())
+}
+
+/// Probes whether this process may create a user namespace, in a forked
+/// child so the caller is unchanged. Call while single-threaded.
+pub fn probe_userns() -> io::Result<Result<(), Errno>> {
+    let pid = fork_helper(|| match nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
+        Ok(()) => 0,
+        Err(e) => (e as i32).clamp(1, 255),
+    })?;
+    match nix::sys::wait::waitpid(pid, None)? {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(Ok(())),
+        nix::sys::wait::WaitStatus::Exited(_, e) => Ok(Err(Errno::from_raw(e))),
+        _ => Ok(Err(Errno::EPERM)),
+    }
+}

@@ -61,7 +61,6 @@ fn our_kernel_boots_a_cow_written_by_linux_uml_and_sees_its_files() {
 }
 
 #[test]
-#[ignore = "needs the ext3 writer (issue 7)"]
 fn linux_uml_boots_a_cow_written_by_our_kernel_and_sees_its_files() {
     let test = "linux_uml_boots_a_cow_written_by_our_kernel";
     if !common::have_peers(test, &["linux.uml"]) || !can_boot(test) {

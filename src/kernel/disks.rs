@@ -7,6 +7,7 @@
 use super::cmdline::{root_unit, CmdLine};
 use super::ubd::{letter, UbdConfig, MAX_DEV};
 use crate::cow::{open_disk, CowError, Disk, DiskOptions};
+use crate::ext3::write::{WriteOptions, Writer};
 use crate::ext3::Ext3;
 use crate::vfs::{InodeFs, ReadOnly};
 use std::io::ErrorKind;
@@ -225,12 +226,21 @@ pub fn take_root(cmd: &CmdLine, disks: &mut Disks) -> Result<(usize, Disk), Root
     }
 }
 
-/// Opens the ext2/3/4 filesystem of the root disk (journal replayed in
-/// memory) and wraps it for the FUSE server.
+/// Opens the ext2/3/4 filesystem of the root disk and wraps it for the
+/// FUSE server: with `rw` on a writable disk through the journaling writer
+/// (a journal that needs recovery is replayed into the disk, as Linux does
+/// at mount; for a COW view the replay lands in the COW), otherwise
+/// read-only (a journal is replayed in memory).
 pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFailure> {
     let dev = format!("ubd{}", letter(unit));
-    let fs = match Ext3::open(disk) {
-        Ok(fs) => fs,
+    let disk_writable = match &disk {
+        Disk::Plain(d) => d.is_writable(),
+        Disk::Cow(c) => c.cow_file().is_writable(),
+    };
+    let disk = Arc::new(disk);
+    let kind = match Ext3::open(disk.clone()) {
+        Ok(fs) if fs.superblock().has_journal() => "ext3",
+        Ok(_) => "ext2",
         Err(e) => {
             let block = unknown_block(&cmd.root);
             return Err(RootFailure {
@@ -247,18 +257,7 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
         }
     };
     let mut lines = Vec::new();
-    let kind = if fs.superblock().has_journal() {
-        "ext3"
-    } else {
-        "ext2"
-    };
-    if let Some(r) = fs.replay_report() {
-        lines.push(format!(
-            "EXT4-fs ({dev}): recovery complete in memory ({} transactions, {} blocks); the disk is not written",
-            r.transactions, r.blocks
-        ));
-    }
-    let (fs, writable) = root_fs(fs, cmd.read_write, &mut lines);
+    let (fs, writable) = root_fs(&dev, disk, cmd.read_write && disk_writable, &mut lines)?;
     let mode = if writable { "" } else { " readonly" };
     lines.push(format!(
         "VFS: Mounted root ({kind} filesystem){mode} on device 98:{}.",
@@ -271,16 +270,41 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
     })
 }
 
-/// The one place that decides how the root is served. The journaling ext3
-/// writer (issue 7) does not exist yet, so `rw` is served read-only, and
-/// the boot log says so.
-fn root_fs(fs: Ext3<Disk>, want_rw: bool, lines: &mut Vec<String>) -> (Arc<dyn InodeFs>, bool) {
+/// The one place that decides how the root is served: the journaling
+/// writer when writes are wanted and it can keep the filesystem consistent,
+/// else the reader. A filesystem the writer refuses (ext4 features) is
+/// served read-only, and the boot log says why.
+fn root_fs(
+    dev: &str,
+    disk: Arc<Disk>,
+    want_rw: bool,
+    lines: &mut Vec<String>,
+) -> Result<(Arc<dyn InodeFs>, bool), RootFailure> {
     if want_rw {
-        lines.push(
-            "VFS: root served read-only: the journaling ext3 writer is not there yet".to_string(),
-        );
+        match Writer::open(disk.clone(), WriteOptions::default()) {
+            Ok(writer) => {
+                if let Some(r) = writer.replay_report() {
+                    lines.push(format!(
+                        "EXT4-fs ({dev}): recovery complete ({} transactions, {} blocks)",
+                        r.transactions, r.blocks
+                    ));
+                }
+                return Ok((Arc::new(writer), true));
+            }
+            Err(e) => lines.push(format!("EXT4-fs ({dev}): root served read-only: {e}")),
+        }
     }
-    (Arc::new(ReadOnly::new(fs)), false)
+    let fs = Ext3::open(disk).map_err(|e| RootFailure {
+        lines: vec![format!("umlkit ext3 ({dev}): {e}")],
+        panic: "VFS: Unable to mount root fs".to_string(),
+    })?;
+    if let Some(r) = fs.replay_report() {
+        lines.push(format!(
+            "EXT4-fs ({dev}): recovery complete in memory ({} transactions, {} blocks); the disk is not written",
+            r.transactions, r.blocks
+        ));
+    }
+    Ok((Arc::new(ReadOnly::new(fs)), false))
 }
 
 /// The device string of a configured unit, as `config ubdN` shows it.

@@ -12,7 +12,7 @@
 //!   D: BlockDevice (plain image, or COW: the writer writes whole blocks)
 //! ```
 //!
-//! Typestate: [`Ext3`](crate::ext3::Ext3) is the read-only handle (journal
+//! Typestate: [`Ext3`] is the read-only handle (journal
 //! replayed in memory); [`Writer::open`] replays the journal into the
 //! device, clears `needs_recovery`, processes the orphan list and only then
 //! hands out a writable handle. Each transaction is committed to the

@@ -524,3 +524,72 @@ fn changing_an_htree_directory_clears_its_index_and_stays_clean() {
     assert!(r.lookup(big, b"added").is_ok());
     assert!(r.lookup(big, b"entry-with-a-longish-name-0007").is_err());
 }
+
+#[test]
+fn sparse_writes_reach_the_triple_indirect_map_and_truncate_frees_it_all() {
+    if !common::have_peers(
+        "sparse_writes_reach_the_triple_indirect_map_and_truncate_frees_it_all",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
+        return;
+    }
+    use umlkit::vfs::SetAttr;
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("s.img");
+    mkfs(&img, "ext3", "128", "8M");
+    let w = open(&img);
+    let free0 = w.statfs().unwrap().free_blocks;
+    let f = w.create(ROOT, b"sparse", 0o644, ME).unwrap();
+    // 1 KiB blocks: direct 0..12, single 12..268, double ..65804, triple beyond.
+    let offsets = [
+        0u64,
+        11 << 10,
+        200 << 10,
+        40 << 20,
+        70 << 20,
+        (70 << 20) + 1023,
+        900 << 20,
+    ];
+    for (i, off) in offsets.iter().enumerate() {
+        w.write(f.ino, *off, &[i as u8 + 1; 3000]).unwrap();
+    }
+    for (i, off) in offsets.iter().enumerate() {
+        let mut b = [0u8; 3000];
+        assert_eq!(w.read(f.ino, *off, &mut b).unwrap(), 3000);
+        let last = offsets
+            .iter()
+            .rposition(|o| *o <= off + 2999 && o + 3000 > *off)
+            .unwrap();
+        assert!(
+            b[b.len() - 1] == last as u8 + 1 || i == last,
+            "data at {off}"
+        );
+    }
+    w.unmount().unwrap();
+    fsck_clean(&img);
+    let out = debugfs(&img, "stat /sparse");
+    assert!(out.contains("TIND"), "no triple-indirect block:\n{out}");
+    w.setattr(
+        f.ino,
+        &SetAttr {
+            size: Some(5000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    w.unmount().unwrap();
+    fsck_clean(&img);
+    w.setattr(
+        f.ino,
+        &SetAttr {
+            size: Some(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    w.unlink(ROOT, b"sparse").unwrap();
+    w.unmount().unwrap();
+    assert_eq!(w.statfs().unwrap().free_blocks, free0);
+    drop(w);
+    fsck_clean(&img);
+}

@@ -86,6 +86,11 @@ fn killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_co
     if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
         return;
     }
+    crash_run("1024", "128", "4M");
+    crash_run("4096", "256", "16M");
+}
+
+fn crash_run(block_size: &str, inode_size: &str, size: &str) {
     let dir = tempfile::tempdir().unwrap();
     let pristine = dir.path().join("p.img");
     let out = common::run(
@@ -96,9 +101,11 @@ fn killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_co
             "-t",
             "ext3",
             "-b",
-            "1024",
+            block_size,
+            "-I",
+            inode_size,
             pristine.to_str().unwrap(),
-            "4M",
+            size,
         ],
     );
     assert!(out.status.success());

@@ -12,7 +12,7 @@
 //!   D: BlockDevice (plain image, or COW: the writer writes whole blocks)
 //! ```
 //!
-//! Typestate: [`Ext3`](crate::ext3::Ext3) is the read-only handle (journal
+//! Typestate: [`Ext3`] is the read-only handle (journal
 //! replayed in memory); [`Writer::open`] replays the journal into the
 //! device, clears `needs_recovery`, processes the orphan list and only then
 //! hands out a writable handle. Each transaction is committed to the
@@ -21,6 +21,22 @@
 //! without revoke records. Directories with an htree index have their index
 //! flag cleared when modified (a valid linear directory; e2fsck -D can
 //! rebuild the index). Files mapped by extents are not written (EOPNOTSUPP).
+//!
+//! A server opens it once, calls [`Writer::tick`] from a timer so changes
+//! reach the disk while the guest is idle, and `InodeFs::unmount` at the
+//! end:
+//!
+//! ```no_run
+//! use umlkit::cow::{open_disk, DiskOptions};
+//! use umlkit::ext3::write::{WriteOptions, Writer};
+//! use umlkit::vfs::InodeFs;
+//! let opts = DiskOptions { writable: true, create_cow: true, ..Default::default() };
+//! let disk = open_disk("a.cow,root_fs", &opts).unwrap();
+//! let fs = Writer::open(disk, WriteOptions::default()).unwrap();
+//! let root = fs.getattr(2).unwrap();
+//! # let _ = root;
+//! fs.unmount().unwrap();
+//! ```
 
 mod alloc;
 mod block_map_write;
@@ -502,5 +518,18 @@ pub(crate) fn now() -> crate::ext3::Timestamp {
     crate::ext3::Timestamp {
         sec: d.as_secs() as i64,
         nsec: d.subsec_nanos(),
+    }
+}
+
+#[cfg(test)]
+mod send_sync {
+    use super::Writer;
+
+    fn is_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn writers_over_disks_can_be_shared_by_fuse_threads() {
+        is_send_sync::<Writer<crate::cow::Disk>>();
+        is_send_sync::<Writer<crate::block::FileDevice>>();
     }
 }

@@ -28,6 +28,8 @@ struct Session<'a> {
     fs: &'a dyn InodeFs,
     /// Directory path -> inode, for `lookup` (cleared on rename and rmdir).
     parents: std::cell::RefCell<HashMap<Vec<u8>, u32>>,
+    /// The copy buffer (allocated once).
+    buf: std::cell::RefCell<Vec<u8>>,
     resolve: &'a dyn Fn(&[u8], bool) -> Option<u32>,
     dry: bool,
 }
@@ -230,7 +232,10 @@ impl Session<'_> {
     }
 
     fn write_from(&self, ino: u32, path: &[u8], src: &mut dyn Read) -> anyhow::Result<u64> {
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = self.buf.borrow_mut();
+        if buf.is_empty() {
+            buf.resize(1 << 20, 0);
+        }
         let mut off = 0u64;
         loop {
             let n = src.read(&mut buf).context("reading the input")?;
@@ -518,6 +523,7 @@ fn edit_on<D: BlockDevice>(dev: D, spec: &str, cmd: &EditCommand, dry: bool) -> 
     let resolve = |p: &[u8], follow: bool| w.reader().resolve(p, follow).ok();
     let s = Session {
         parents: Default::default(),
+        buf: Default::default(),
         fs: &w,
         resolve: &resolve,
         dry,

@@ -35,6 +35,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How often the journal is committed while the guest is idle (ext3's
+/// default commit interval).
+const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where the monitor stages the guest's root in its own mount namespace
 /// (a tmpfs over the host's /tmp, seen by nobody else).
 const STAGE: &str = "/tmp";
@@ -332,6 +336,18 @@ fn boot(
         .map_err(io_err("spawn"))?;
     for l in &root.lines {
         log.info(l);
+    }
+    if root.writable {
+        // What ext3's commit interval does: changes reach the journal within
+        // five seconds even while the guest is idle.
+        let committer = fs.clone();
+        std::thread::Builder::new()
+            .name("jbd2".into())
+            .spawn(move || loop {
+                std::thread::sleep(COMMIT_INTERVAL);
+                let _ = committer.sync_fs();
+            })
+            .map_err(io_err("spawn"))?;
     }
 
     let (master, slave_path) = super::guestdev::setup(&rootdir).map_err(io_err("guest /dev"))?;

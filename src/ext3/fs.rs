@@ -64,7 +64,7 @@ fn load_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
         return Err(Error::Unsupported(f));
     }
     let size = sb.s_blocks_count.checked_mul(u64::from(sb.block_size()));
-    if size.map_or(true, |s| s > dev.len()) {
+    if size.is_none_or(|s| s > dev.len()) {
         return Err(Error::corrupt_msg(
             "superblock",
             format!(

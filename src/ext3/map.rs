@@ -114,7 +114,7 @@ impl<'a> Mapper<'a> {
     fn check_data(&self, pblk: u64, len: u64, lblk: u64) -> Result<()> {
         if pblk
             .checked_add(len)
-            .map_or(true, |end| end > self.blocks_count)
+            .is_none_or(|end| end > self.blocks_count)
         {
             return Err(Error::corrupt_msg(
                 format!("inode {}", self.ino),
@@ -314,7 +314,7 @@ pub fn collect_blocks(m: &mut Mapper<'_>, count: u64) -> Result<Vec<u64>> {
     while l < count {
         let run = m.run(l, count - l)?;
         match run {
-            Run::Hole(n) => out.extend(std::iter::repeat(0u64).take(n as usize)),
+            Run::Hole(n) => out.extend(std::iter::repeat_n(0u64, n as usize)),
             Run::Data { pblk, len } => out.extend(pblk..pblk + len),
         }
         l += run.len();

@@ -241,7 +241,7 @@ impl Superblock {
         }
         let groups = self.group_count();
         let want = u64::from(self.s_inodes_per_group).checked_mul(groups);
-        if want.map_or(true, |w| w < u64::from(self.s_inodes_count)) {
+        if want.is_none_or(|w| w < u64::from(self.s_inodes_count)) {
             return corrupt!(
                 "s_inodes_count {} does not fit {groups} groups of {} inodes",
                 self.s_inodes_count,

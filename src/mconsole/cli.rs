@@ -221,7 +221,7 @@ fn listen(
     let listener = Listener::bind(path)?;
     let mut out = io::stdout().lock();
     let mut seen = 0u64;
-    while count.map_or(true, |c| seen < c) {
+    while count.is_none_or(|c| seen < c) {
         let Some(received) = listener.next(deadline(timeout))? else {
             let secs = timeout.map_or(0.0, |t| t.as_secs_f64());
             return Err(Error::NoNotification {

@@ -98,8 +98,8 @@ pub fn find<D: BlockDevice>(
             .rsplit(|&c| c == b'/')
             .find(|s| !s.is_empty())
             .unwrap_or(b"/");
-        let name_ok = name.map_or(true, |pat| glob_match(pat, base));
-        let kind_ok = kind.map_or(true, |k| type_letter(node.meta.file_type) == k);
+        let name_ok = name.is_none_or(|pat| glob_match(pat, base));
+        let kind_ok = kind.is_none_or(|k| type_letter(node.meta.file_type) == k);
         if name_ok && kind_ok {
             if let Err(e) = o.write_all(&node.path).and_then(|()| o.write_all(b"\n")) {
                 io_err = Some(e);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark of the guest kernel `linux` against Debian's `linux.uml` on the
-# same images, in the same run (see BENCHMARKS-kernel.md):
+# same images, in the same run (see BENCHMARKS.md):
 #  - boot to halt of a busybox guest whose init only runs `poweroff -f`;
 #  - in a guest on a 1 GiB ext3 image holding about 300 MB of real files:
 #    `tar cf - /data | wc -c`, `find /data | wc -l`, `ls -lR /data`, cold

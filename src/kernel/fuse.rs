@@ -222,17 +222,11 @@ impl Filesystem for FuseFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.unlink(to_fs(parent), name.as_bytes()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        empty(self.fs.unlink(to_fs(parent), name.as_bytes()), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.rmdir(to_fs(parent), name.as_bytes()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        empty(self.fs.rmdir(to_fs(parent), name.as_bytes()), reply);
     }
 
     fn symlink(
@@ -361,10 +355,7 @@ impl Filesystem for FuseFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.fsync(to_fs(ino), datasync) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        empty(self.fs.fsync(to_fs(ino), datasync), reply);
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -445,10 +436,7 @@ impl Filesystem for FuseFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.fsync(to_fs(ino), datasync) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        empty(self.fs.fsync(to_fs(ino), datasync), reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -484,10 +472,10 @@ impl Filesystem for FuseFs {
         } else {
             vfs::XattrMode::Any
         };
-        match self.fs.setxattr(to_fs(ino), name.as_bytes(), value, mode) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        empty(
+            self.fs.setxattr(to_fs(ino), name.as_bytes(), value, mode),
+            reply,
+        );
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -512,10 +500,7 @@ impl Filesystem for FuseFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.removexattr(to_fs(ino), name.as_bytes()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        empty(self.fs.removexattr(to_fs(ino), name.as_bytes()), reply);
     }
 
     fn create(
@@ -554,5 +539,13 @@ fn xattr_reply(v: &[u8], size: u32, reply: ReplyXattr) {
         reply.error(Errno::from_i32(libc::ERANGE));
     } else {
         reply.data(v);
+    }
+}
+
+/// Answers an operation that returns nothing but success or an errno.
+fn empty(result: vfs::FsResult<()>, reply: ReplyEmpty) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(e)),
     }
 }

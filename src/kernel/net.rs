@@ -22,6 +22,8 @@ pub enum Transport {
     Tap {
         /// Host interface name.
         dev: String,
+        /// The gateway field (only printed).
+        gate: String,
     },
     /// `daemon,MAC,unix,SOCKET`: a uml_switch port.
     Daemon {
@@ -91,7 +93,10 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
             }
             let (m, r) = mac(field(1));
             Ok(Some(Spec {
-                transport: Transport::Tap { dev: dev.into() },
+                transport: Transport::Tap {
+                    dev: dev.into(),
+                    gate: field(2).into(),
+                },
                 mac: m,
                 random_mac: r,
             }))
@@ -179,8 +184,14 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
             }
         };
         let opened = match &spec.transport {
-            Transport::Tap { dev } => knet::open_tap(dev)
-                .map(|fd| (HostSide::Tap(fd), "TUN/TAP backend - ".to_string()))
+            Transport::Tap { dev, gate } => knet::open_tap(dev)
+                .map(|fd| {
+                    let mut line = "TUN/TAP backend - ".to_string();
+                    if !gate.is_empty() {
+                        line.push_str(&format!("IP = {gate}"));
+                    }
+                    (HostSide::Tap(fd), line)
+                })
                 .map_err(|e| {
                     format!(
                         "eth{n}: TUNSETIFF on host device '{dev}' failed, errno = {} ({e}); no device",
@@ -367,7 +378,13 @@ mod tests {
     #[test]
     fn tuntap_needs_a_device_and_no_garbage() {
         let s = parse("tuntap,tap3,,").unwrap().unwrap();
-        assert_eq!(s.transport, Transport::Tap { dev: "tap3".into() });
+        assert_eq!(
+            s.transport,
+            Transport::Tap {
+                dev: "tap3".into(),
+                gate: String::new()
+            }
+        );
         assert!(parse("tuntap,,,10.0.0.1").is_err());
         assert!(parse("tuntap,tap0,,1.2.3.4,extra").is_err());
         assert_eq!(parse("bogus,1"), Ok(None));

@@ -49,10 +49,19 @@ struct Switch {
 
 impl Switch {
     fn start() -> Switch {
+        Self::start_in(None)
+    }
+
+    /// The switch inside `ns` (its abstract data socket lives there).
+    fn start_in(ns: Option<&Netns>) -> Switch {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let ctl = dir.path().join("switch.ctl");
-        let child = Command::new(common::bin("uml_switch"))
+        let mut cmd = match ns {
+            Some(ns) => ns.command(common::bin("uml_switch")),
+            None => Command::new(common::bin("uml_switch")),
+        };
+        let child = cmd
             .arg("-unix")
             .arg(&ctl)
             .stdin(Stdio::null())
@@ -79,6 +88,25 @@ impl Drop for Switch {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs our guest `g` inside `ns` as `ids`, killed after the time limit.
+fn run_in(ns: &Netns, g: &KGuest, ids: (u32, u32), args: &[String]) -> common::uml::Boot {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = ns.command(common::which("setpriv").unwrap_or_else(|| "setpriv".into()));
+    cmd.arg(format!("--reuid={}", ids.0))
+        .arg(format!("--regid={}", ids.1))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(g.path("linux"))
+        .args(args)
+        .current_dir(g.dir.path())
+        .env("HOME", g.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    common::uml::run_with_limit(cmd, LIMIT)
 }
 
 fn run_guest(g: &KGuest, args: &[String]) -> (Option<i32>, String) {
@@ -167,25 +195,56 @@ fn a_guest_on_a_host_tap_pings_the_host_side_over_the_tuntap_transport() {
     ns.run_ok("ip", &["link", "set", tap, "up"]);
     let g = KGuest::new(user, &init(&ping_body("10.1.0.2", "10.1.0.1", 8, 0)));
     let a = args(&format!("eth0=tuntap,{tap},fe:fd:0a:01:00:02"));
-    let mut cmd = ns.command(common::which("setpriv").unwrap_or_else(|| "setpriv".into()));
-    cmd.arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={gid}"))
-        .arg("--clear-groups")
-        .arg("--")
-        .arg(g.path("linux"))
-        .args(&a)
-        .current_dir(g.dir.path())
-        .env("HOME", g.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    use std::os::unix::process::CommandExt;
-    let b = common::uml::run_with_limit(cmd, LIMIT);
+    let b = run_in(&ns, &g, (uid, gid), &a);
     let out = b.output.replace('\r', "");
     assert!(
         out.contains("Netdevice 0 (fe:fd:0a:01:00:02) : TUN/TAP backend"),
         "{out}"
     );
     assert!(out.contains("PING-OK 10.1.0.1"), "{out}");
+}
+
+#[test]
+fn our_guest_and_a_real_uml_guest_on_our_switch_ping_each_other() {
+    let test = "our_guest_and_a_real_uml_guest_on_our_switch";
+    if !can_boot(test)
+        || !common::have_root(test)
+        || !common::have_peers(test, &["ip", "linux.uml", "mke2fs", "busybox"])
+    {
+        return;
+    }
+    let Some(user) = test_user(test) else {
+        return;
+    };
+    let Some(ids) = user.ids else {
+        return;
+    };
+    let _tun = tun_open_to_users();
+    let ns = Netns::new();
+    let sw = Switch::start_in(Some(&ns));
+    let ctl = sw.ctl.display().to_string();
+    let ours = KGuest::new(user, &init(&ping_body("10.2.0.1", "10.2.0.2", 15, 4)));
+    let real = common::uml::Guest::new(
+        &common::uml::init_script(&ping_body("10.2.0.2", "10.2.0.1", 15, 4)),
+        16,
+    );
+    let a = args(&format!("eth0=daemon,fe:fd:0a:02:00:01,unix,{ctl}"));
+    let real_eth = format!("eth0=daemon,fe:fd:0a:02:00:02,unix,{ctl}");
+    let (ro, rr) = std::thread::scope(|s| {
+        let ho = s.spawn(|| run_in(&ns, &ours, ids, &a));
+        let hr = s.spawn(|| {
+            common::net::boot_in(
+                &ns,
+                &real,
+                "a.cow,root_fs",
+                &[real_eth.as_str()],
+                &common::net::NetBoot::default(),
+                LIMIT,
+            )
+        });
+        (ho.join().unwrap(), hr.join().unwrap())
+    });
+    let (ro, rr) = (ro.output.replace('\r', ""), rr.output.replace('\r', ""));
+    assert!(ro.contains("PING-OK 10.2.0.2"), "ours:\n{ro}\nreal:\n{rr}");
+    assert!(rr.contains("PING-OK 10.2.0.1"), "real:\n{rr}\nours:\n{ro}");
 }

@@ -29,6 +29,7 @@ pub mod lifecycle;
 pub mod lines;
 pub mod mcon;
 pub mod monitor;
+pub mod net;
 pub mod num;
 pub mod ubd;
 pub mod words;

@@ -272,6 +272,11 @@ fn boot(
     let signals = register_signals()?;
     let ctl: Shared = Arc::new(Mutex::new(Control::default()));
     let host_uid = nix::unistd::getuid().as_raw();
+    // Host sides of the network devices, while the host's network is ours.
+    let (nets, net_lines) = super::net::open_hosts(&cmd.eths);
+    for l in &net_lines {
+        log.info(l);
+    }
     let helper = idmap::start(idmap::plan()).map_err(io_err("fork"))?;
     guest::unshare_monitor().map_err(nix_err("unshare"))?;
     let mapping = helper
@@ -351,8 +356,8 @@ fn boot(
     }
 
     let (master, slave_path) = super::guestdev::setup(&rootdir).map_err(io_err("guest /dev"))?;
-    for (n, value) in &cmd.eths {
-        log.info(&format!("eth{n}: network transports are not supported by this linux yet; no device for '{value}'"));
+    for l in super::net::attach_all(nets) {
+        log.info(&l);
     }
     let dev = rootdir.join("dev");
     for (n, pair) in cmd.consoles.iter().enumerate().skip(1) {

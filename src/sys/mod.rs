@@ -3,4 +3,5 @@
 
 pub mod fs;
 pub mod guest;
+pub mod knet;
 pub mod net;

@@ -1,0 +1,406 @@
+//! Network devices `eth<N>=` (kernel-cmdline.md §8, networking.md §3): the
+//! monitor makes a TAP interface `ethN` inside the guest's network
+//! namespace and relays its frames to the host side of the transport, a
+//! host TAP opened by name (`tuntap,DEV,...`) or a uml_switch port
+//! (`daemon,MAC,unix,SOCKET`). Configuring the interface is the guest's job.
+
+use crate::switch::client::SwitchClient;
+use crate::sys::knet;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+/// The daemon transport's default control socket in Debian's build.
+pub const DEFAULT_CTL: &str = "/var/run/uml-utilities/uml_switch.ctl";
+
+/// Largest frame either side may carry (MTU 1500 plus headers, with room).
+const FRAME_MAX: usize = 65_536;
+
+/// A parsed `eth<N>=` value this monitor can serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// `tuntap,DEV,MAC`: an existing host TAP.
+    Tap {
+        /// Host interface name.
+        dev: String,
+        /// The gateway field (only printed).
+        gate: String,
+    },
+    /// `daemon,MAC,unix,SOCKET`: a uml_switch port.
+    Daemon {
+        /// Control socket path.
+        ctl: PathBuf,
+    },
+}
+
+/// One `eth<N>=` value, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The transport.
+    pub transport: Transport,
+    /// The MAC field, when it was given and valid.
+    pub mac: Option<[u8; 6]>,
+    /// Whether a MAC field was given but did not parse (or was empty).
+    pub random_mac: bool,
+}
+
+/// Parses `xx:xx:xx:xx:xx:xx`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Formats a MAC the way the kernel prints it.
+pub fn format_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// What a value asks for: `Ok(None)` for a transport name the kernel
+/// ignores silently, `Err(line)` for a refusal to log.
+pub fn parse(value: &str) -> Result<Option<Spec>, String> {
+    let mut f = value.split(',');
+    let name = f.next().unwrap_or("");
+    let fields: Vec<&str> = f.collect();
+    let field = |i: usize| fields.get(i).copied().unwrap_or("");
+    let mac = |s: &str| (parse_mac(s), parse_mac(s).is_none());
+    match name {
+        "tuntap" => {
+            if fields.len() > 3 {
+                return Err(format!(
+                    "tap_setup_common - Extra garbage on specification : '{}'",
+                    fields[3..].join(",")
+                ));
+            }
+            let dev = field(0);
+            if dev.is_empty() {
+                return Err(
+                    "tuntap: the uml_net helper (no host device given) is not supported by this linux; give an existing TAP made with tunctl -u USER"
+                        .into(),
+                );
+            }
+            if knet_name_ok(dev).is_err() {
+                return Err(format!("tuntap: bad host device name '{dev}'"));
+            }
+            let (m, r) = mac(field(1));
+            Ok(Some(Spec {
+                transport: Transport::Tap {
+                    dev: dev.into(),
+                    gate: field(2).into(),
+                },
+                mac: m,
+                random_mac: r,
+            }))
+        }
+        "daemon" => {
+            let kind = field(1);
+            if !kind.is_empty() && kind != "unix" {
+                return Err(format!("daemon_setup : Unknown socket type '{kind}'"));
+            }
+            let ctl = match field(2) {
+                "" => DEFAULT_CTL,
+                s => s,
+            };
+            let (m, r) = mac(field(0));
+            Ok(Some(Spec {
+                transport: Transport::Daemon { ctl: ctl.into() },
+                mac: m,
+                random_mac: r,
+            }))
+        }
+        "ethertap" | "mcast" | "ucast" | "slirp" | "vde" | "slip" | "pcap" => Err(format!(
+            "{name} transport is not supported by this linux; no device"
+        )),
+        _ => Ok(None),
+    }
+}
+
+fn knet_name_ok(dev: &str) -> Result<(), ()> {
+    crate::sys::net::ifname_bytes(dev.as_bytes())
+        .map(|_| ())
+        .map_err(|_| ())
+}
+
+/// The host side of one device, opened before the monitor leaves the
+/// host's network namespace.
+pub enum HostSide {
+    /// A host TAP's fd.
+    Tap(OwnedFd),
+    /// A switch port.
+    Switch(Box<SwitchClient>),
+}
+
+impl HostSide {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            HostSide::Tap(f) => f.as_fd(),
+            HostSide::Switch(c) => c.data_fd(),
+        }
+    }
+
+    fn send(&self, frame: &[u8]) -> std::io::Result<()> {
+        match self {
+            HostSide::Tap(f) => knet::write_frame(f.as_fd(), frame),
+            HostSide::Switch(c) => match c.send(frame) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}
+
+/// A device whose host side is open, waiting for the guest namespace.
+pub struct Pending {
+    /// Device number N.
+    pub n: usize,
+    spec: Spec,
+    host: HostSide,
+    /// The boot-log text after `Netdevice N (MAC) : `.
+    backend: String,
+}
+
+/// Opens the host sides (call in the host's network namespace). Returns
+/// the devices and the boot-log lines.
+pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
+    let mut devs = Vec::new();
+    let mut lines = Vec::new();
+    for (n, value) in eths {
+        let spec = match parse(value) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(l) => {
+                lines.push(format!("eth{n}: {l}"));
+                continue;
+            }
+        };
+        let opened = match &spec.transport {
+            Transport::Tap { dev, gate } => knet::open_tap(dev)
+                .map(|fd| {
+                    let mut line = "TUN/TAP backend - ".to_string();
+                    if !gate.is_empty() {
+                        line.push_str(&format!("IP = {gate}"));
+                    }
+                    (HostSide::Tap(fd), line)
+                })
+                .map_err(|e| {
+                    format!(
+                        "eth{n}: TUNSETIFF on host device '{dev}' failed, errno = {} ({e}); no device",
+                        e.raw_os_error().unwrap_or(0)
+                    )
+                }),
+            Transport::Daemon { ctl } => SwitchClient::connect(ctl)
+                .and_then(|c| {
+                    nix::fcntl::fcntl(
+                        std::os::fd::AsRawFd::as_raw_fd(&c.data_fd()),
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    )?;
+                    Ok(c)
+                })
+                .map(|c| {
+                    (
+                        HostSide::Switch(Box::new(c)),
+                        format!(
+                            "daemon backend (uml_switch version 3) - unix:{}",
+                            ctl.display()
+                        ),
+                    )
+                })
+                .map_err(|e| {
+                    format!(
+                        "eth{n}: daemon_open : control connect failed, errno = {} ({e}); no device",
+                        e.raw_os_error().unwrap_or(0)
+                    )
+                }),
+        };
+        match opened {
+            Ok((host, backend)) => devs.push(Pending {
+                n: *n,
+                spec,
+                host,
+                backend,
+            }),
+            Err(l) => lines.push(l),
+        }
+    }
+    (devs, lines)
+}
+
+/// Makes each device's `ethN` TAP in the current (guest) network namespace
+/// and starts its relay thread. Returns the boot-log lines.
+pub fn attach_all(devs: Vec<Pending>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for d in devs {
+        let name = format!("eth{}", d.n);
+        if d.spec.random_mac {
+            lines.push(format!(
+                "Choosing a random ethernet address for device {name}"
+            ));
+        }
+        let tap = match knet::open_tap(&name) {
+            Ok(t) => t,
+            Err(e) => {
+                lines.push(format!(
+                    "{name}: creating the guest interface failed: {e}; no device"
+                ));
+                continue;
+            }
+        };
+        let mac = match d.spec.mac {
+            Some(m) => {
+                let set = crate::sys::net::inet_socket()
+                    .and_then(|s| knet::set_hwaddr(s.as_fd(), &name, m));
+                if let Err(e) = set {
+                    lines.push(format!("{name}: setting the MAC failed: {e}"));
+                }
+                format_mac(&m)
+            }
+            None => current_mac(&name).unwrap_or_else(|| "?".into()),
+        };
+        lines.push(format!("Netdevice {} ({mac}) : {}", d.n, d.backend));
+        let host = d.host;
+        let spawned = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                // The device goes away when either side fails for good.
+                let _why = relay(&tap, &host);
+            });
+        if let Err(e) = spawned {
+            lines.push(format!("{name}: relay thread failed: {e}"));
+        }
+    }
+    lines
+}
+
+fn current_mac(name: &str) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    Some(s.trim().to_string())
+}
+
+/// Moves frames both ways until either side fails; returns why it stopped.
+fn relay(tap: &OwnedFd, host: &HostSide) -> String {
+    use nix::poll::{poll, PollFd, PollFlags};
+    let mut buf = vec![0u8; FRAME_MAX];
+    loop {
+        let mut fds = [
+            PollFd::new(tap.as_fd(), PollFlags::POLLIN),
+            PollFd::new(host.fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return format!("poll {e}"),
+        }
+        let ready = |i: usize| {
+            fds[i].revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLERR | PollFlags::POLLHUP)
+            })
+        };
+        let (from_tap, from_host) = (ready(0), ready(1));
+        // A bounded batch per wakeup so neither side starves the other.
+        if from_tap {
+            for _ in 0..64 {
+                match knet::read_frame(tap.as_fd(), &mut buf) {
+                    Ok(Some(n)) if n > 0 => {
+                        if let Err(e) = host.send(&buf[..n]) {
+                            return format!("send host {e}");
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(e) => return format!("read tap {e}"),
+                }
+            }
+        }
+        if from_host {
+            for _ in 0..64 {
+                match knet::read_frame(host.fd(), &mut buf) {
+                    Ok(Some(n)) if n > 0 => {
+                        if let Err(e) = knet::write_frame(tap.as_fd(), &buf[..n]) {
+                            return format!("write tap {e}");
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(e) => return format!("read host {e}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parses_and_rejects() {
+        assert_eq!(
+            parse_mac("fe:fd:0:1:2:ab"),
+            Some([0xfe, 0xfd, 0, 1, 2, 0xab])
+        );
+        assert_eq!(parse_mac("fe:fd:0:1:2"), None);
+        assert_eq!(parse_mac("fe:fd:0:1:2:3:4"), None);
+        assert_eq!(parse_mac("zz:fd:0:1:2:3"), None);
+        assert_eq!(parse_mac(""), None);
+    }
+
+    #[test]
+    fn daemon_fields_and_defaults() {
+        let s = parse("daemon,fe:fd:0:0:0:1,unix,/tmp/s.ctl")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Daemon {
+                ctl: "/tmp/s.ctl".into()
+            }
+        );
+        assert_eq!(s.mac, Some([0xfe, 0xfd, 0, 0, 0, 1]));
+        let s = parse("daemon").unwrap().unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Daemon {
+                ctl: DEFAULT_CTL.into()
+            }
+        );
+        assert!(s.random_mac);
+        assert!(parse("daemon,,inet,x").is_err());
+    }
+
+    #[test]
+    fn tuntap_needs_a_device_and_no_garbage() {
+        let s = parse("tuntap,tap3,,").unwrap().unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Tap {
+                dev: "tap3".into(),
+                gate: String::new()
+            }
+        );
+        assert!(parse("tuntap,,,10.0.0.1").is_err());
+        assert!(parse("tuntap,tap0,,1.2.3.4,extra").is_err());
+        assert_eq!(parse("bogus,1"), Ok(None));
+    }
+
+    #[test]
+    fn random_values_never_panic() {
+        for s in [
+            "",
+            ",",
+            "daemon,,,,,,",
+            "tuntap,,,,",
+            "tuntap,aaaaaaaaaaaaaaaaaaaa",
+            "daemon,:::::",
+        ] {
+            let _ = parse(s);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The guest network devices of `linux`: opening a TAP interface and setting
+//! its Ethernet address (SIOCSIFHWADDR).
+
+use super::net::{ifname_bytes, tun_set_iff, IFF_NO_PI, IFF_TAP};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+/// `struct ifreq` with the `ifr_hwaddr` member of the union (40 bytes).
+#[repr(C)]
+struct IfReqHw {
+    name: [u8; libc::IFNAMSIZ],
+    family: libc::sa_family_t,
+    data: [u8; 14],
+    _pad: [u8; 8],
+}
+
+/// Opens `/dev/net/tun` (read-write, close-on-exec, non-blocking) and
+/// attaches it to the TAP interface `name` without packet information: the
+/// interface is created when absent and the caller may do so.
+pub fn open_tap(name: &str) -> io::Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    let fd = OwnedFd::from(f);
+    tun_set_iff(
+        std::os::fd::AsFd::as_fd(&fd),
+        name.as_bytes(),
+        IFF_TAP | IFF_NO_PI,
+    )?;
+    Ok(fd)
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Sets the Ethernet address of interface `name` through the AF_INET
+/// configuration socket `sock`.
+pub fn set_hwaddr(sock: BorrowedFd<'_>, name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let mut req = IfReqHw {
+        name: ifname_bytes(name.as_bytes())?,
+        family: libc::ARPHRD_ETHER,
+        data: [0; 14],
+        _pad: [0; 8],
+    };
+    req.data[..6].copy_from_slice(&mac);
+    // SAFETY: SIOCSIFHWADDR reads one 40-byte `struct ifreq`; `req` is a
+    // live value of that layout for the whole call.
+    let ret = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFHWADDR,
+            &mut req as *mut IfReqHw,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads one frame from the non-blocking `fd` into `buf`; `None` when
+/// nothing is waiting.
+pub fn read_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match nix::unistd::read(fd.as_raw_fd(), buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(nix::errno::Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes one frame to `fd`; a frame the device cannot take now (queue
+/// full, or the interface is down: EIO) is dropped, as a network does.
+pub fn write_frame(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<()> {
+    match nix::unistd::write(fd, frame) {
+        Ok(_)
+        | Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::ENOBUFS | nix::errno::Errno::EIO) => {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -493,6 +493,7 @@ impl Daemon {
 /// only if the signal did not kill the process.
 pub fn die_by(sig: Signal) {
     let _ = std::io::stdout().flush();
+    let _ = crate::sys::process::default_action(sig);
     let _ = nix::sys::signal::raise(sig);
     let mut mask = SigSet::empty();
     mask.add(sig);

@@ -5,3 +5,4 @@ pub mod fs;
 pub mod guest;
 pub mod knet;
 pub mod net;
+pub mod process;

@@ -14,6 +14,7 @@
 //! number. Permission checks are the host kernel's (`default_permissions`),
 //! so implementations do not check them. Every method takes `&self`: a FUSE
 //! server calls them from several threads.
+#![forbid(unsafe_code)]
 
 use crate::block::BlockDevice;
 use crate::ext3::{self, Ext3};

@@ -6,6 +6,7 @@
 //! implementations use `pread`/`pwrite` or a lock). Overlays such as the COW
 //! device ([`crate::cow::CowDevice`]) are devices too and stack on another
 //! device.
+#![forbid(unsafe_code)]
 
 mod file;
 mod mem;

@@ -1,6 +1,7 @@
 //! Pieces shared by the binaries: progress bars, error reporting and exit
 //! codes. The binaries in `src/bin/` are thin: they parse arguments and call
 //! one library function.
+#![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -15,6 +15,7 @@
 //! kernel name it (`~/.uml/<umid>/mconsole`), and `listen` receives the
 //! notifications of guests started with `mconsole=notify:<socket>`.
 //! The facts come from the spec `mconsole.md` (section numbers in comments).
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod client;

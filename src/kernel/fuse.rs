@@ -395,37 +395,40 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let mut failed = None;
-        let mut add = |e: DirEntry| {
-            let dots = e.name == b"." || e.name == b"..";
-            match self.fs.getattr(e.ino) {
-                Ok(m) => {
-                    let full = reply.add(
-                        to_fuse(e.ino),
-                        e.next_cookie,
-                        OsStr::from_bytes(&e.name),
-                        &TTL,
-                        &attr(&m),
-                        Generation(u64::from(m.generation)),
-                    );
-                    // The kernel takes a lookup reference for every entry
-                    // but "." and ".." (when it fitted).
-                    if !full && !dots {
-                        self.counted(e.ino);
-                    }
-                    !full
-                }
-                Err(err) => {
-                    failed = Some(err);
-                    false
-                }
-            }
-        };
-        let r = self.fs.readdir(to_fs(ino), offset, &mut add);
-        match (r, failed) {
-            (Ok(()), None) => reply.ok(),
-            (Err(e), _) | (Ok(()), Some(e)) => reply.error(errno(e)),
+        // Collect first, then ask for attributes: a filesystem may hold its
+        // lock while it lists, and asking it again from inside the listing
+        // deadlocks as soon as a writer waits for that lock.
+        let mut entries = Vec::new();
+        let listed = self.fs.readdir(to_fs(ino), offset, &mut |e: DirEntry| {
+            entries.push(e);
+            entries.len() < READDIRPLUS_BATCH
+        });
+        if let Err(e) = listed {
+            return reply.error(errno(e));
         }
+        for e in entries {
+            let m = match self.fs.getattr(e.ino) {
+                Ok(m) => m,
+                Err(err) => return reply.error(errno(err)),
+            };
+            let full = reply.add(
+                to_fuse(e.ino),
+                e.next_cookie,
+                OsStr::from_bytes(&e.name),
+                &TTL,
+                &attr(&m),
+                Generation(u64::from(m.generation)),
+            );
+            if full {
+                break;
+            }
+            // The kernel takes a lookup reference for every entry but "."
+            // and ".." (when it fitted).
+            if e.name != b"." && e.name != b".." {
+                self.counted(e.ino);
+            }
+        }
+        reply.ok()
     }
 
     fn fsyncdir(
@@ -541,6 +544,11 @@ fn xattr_reply(v: &[u8], size: u32, reply: ReplyXattr) {
         reply.data(v);
     }
 }
+
+/// Entries listed per READDIRPLUS request before their attributes are
+/// fetched; the reply buffer holds fewer, and the kernel resumes from the
+/// last cookie it got.
+const READDIRPLUS_BATCH: usize = 512;
 
 /// Answers an operation that returns nothing but success or an errno.
 fn empty(result: vfs::FsResult<()>, reply: ReplyEmpty) {

@@ -110,7 +110,9 @@ pub trait InodeFs: Send + Sync {
     fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>>;
     /// Lists directory `ino` from `cookie` (0 = start), calling `f` per
     /// entry until it returns false. Cookies stay valid while entries are
-    /// added or removed elsewhere in the directory.
+    /// added or removed elsewhere in the directory. `f` must not call back
+    /// into the filesystem: an implementation may hold its lock while it
+    /// lists (collect first, then ask for attributes).
     fn readdir(&self, ino: Ino, cookie: u64, f: &mut dyn FnMut(DirEntry) -> bool) -> FsResult<()>;
     /// Filesystem totals.
     fn statfs(&self) -> FsResult<StatFs>;

@@ -108,6 +108,31 @@ fn check_size(
     Ok(())
 }
 
+/// The data of a reply or notification: `len` (the word at `len_at`, at
+/// most 512) bytes after a `header`-byte header, all inside the datagram.
+fn payload<'a>(
+    what: &'static str,
+    datagram: &'a [u8],
+    len_at: usize,
+    header: usize,
+) -> Result<&'a [u8], ProtocolError> {
+    let len_field = word(datagram, len_at);
+    let len = usize::try_from(len_field).unwrap_or(usize::MAX);
+    if len > MCONSOLE_MAX_DATA {
+        return Err(ProtocolError::BadLength {
+            len: len_field,
+            max: MCONSOLE_MAX_DATA,
+        });
+    }
+    datagram
+        .get(header..header + len)
+        .ok_or(ProtocolError::Truncated {
+            what,
+            got: datagram.len(),
+            need: header + len,
+        })
+}
+
 fn word(bytes: &[u8], offset: usize) -> u32 {
     let mut w = [0u8; 4];
     if let Some(src) = bytes.get(offset..offset + 4) {
@@ -222,21 +247,7 @@ impl ReplyPart {
     pub fn decode(datagram: &[u8]) -> Result<ReplyPart, ProtocolError> {
         const WHAT: &str = "reply";
         check_size(WHAT, datagram, REPLY_HEADER_SIZE, MAX_REPLY_SIZE)?;
-        let len_field = word(datagram, 8);
-        let len = usize::try_from(len_field).unwrap_or(usize::MAX);
-        if len > MCONSOLE_MAX_DATA {
-            return Err(ProtocolError::BadLength {
-                len: len_field,
-                max: MCONSOLE_MAX_DATA,
-            });
-        }
-        let data = datagram
-            .get(REPLY_HEADER_SIZE..REPLY_HEADER_SIZE + len)
-            .ok_or(ProtocolError::Truncated {
-                what: WHAT,
-                got: datagram.len(),
-                need: REPLY_HEADER_SIZE + len,
-            })?;
+        let data = payload(WHAT, datagram, 8, REPLY_HEADER_SIZE)?;
         let text = c_text(data);
         if text.len() > MAX_REPLY_CHUNK {
             return Err(ProtocolError::Unterminated {
@@ -364,21 +375,7 @@ impl Notification {
         if version != MCONSOLE_VERSION {
             return Err(ProtocolError::UnsupportedVersion(version));
         }
-        let len_field = word(datagram, 12);
-        let len = usize::try_from(len_field).unwrap_or(usize::MAX);
-        if len > MCONSOLE_MAX_DATA {
-            return Err(ProtocolError::BadLength {
-                len: len_field,
-                max: MCONSOLE_MAX_DATA,
-            });
-        }
-        let data = datagram
-            .get(NOTIFY_HEADER_SIZE..NOTIFY_HEADER_SIZE + len)
-            .ok_or(ProtocolError::Truncated {
-                what: WHAT,
-                got: datagram.len(),
-                need: NOTIFY_HEADER_SIZE + len,
-            })?;
+        let data = payload(WHAT, datagram, 12, NOTIFY_HEADER_SIZE)?;
         Ok(Notification {
             kind: NotifyKind::from_number(word(datagram, 8)),
             data: data.to_vec(),

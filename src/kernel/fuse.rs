@@ -267,10 +267,7 @@ impl Filesystem for FuseFs {
             newname.as_bytes(),
             f,
         );
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        empty(r, reply);
     }
 
     fn link(

@@ -123,7 +123,12 @@ fn tuntap_up_hands_back_a_configured_tap_and_its_descriptor() {
     assert!(addr.contains("inet 10.0.4.1/32"), "{addr}");
     assert!(addr.contains(",UP"), "{addr}");
     nix::unistd::close(fd).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // The kernel unregisters a closed TAP asynchronously; on a loaded
+    // machine that takes longer than a fixed 100 ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ns.link(&name).is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(ns.link(&name).is_none(), "the tap outlived its descriptor");
 
     // Without a gateway argument: the original's text and no descriptor.

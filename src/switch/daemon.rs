@@ -15,7 +15,7 @@ use super::core::Forwarder;
 use super::frame::MAX_FRAME_LEN;
 use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
 pub use super::setup::SwitchError;
-use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, sys};
+use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, port_socket, sys};
 use super::{FastState, PortId};
 use crate::sys::net::{strerror, RecvSlot};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -62,17 +63,29 @@ const SIGNAL: u64 = 3 << 40;
 const STDIN: u64 = 4 << 40;
 const TAP: u64 = 5 << 40;
 const CONN: u64 = 6 << 40;
+const PORT_DATA: u64 = 7 << 40;
 /// Datagrams per receive call: the socket queue holds at most
 /// `net.unix.max_dgram_qlen` (10 by default), so more slots only cost set-up.
 const BATCH: usize = 16;
 const AGE_EVERY: Duration = Duration::from_secs(2);
 const MAX_BATCHES_PER_WAKEUP: usize = 64;
+/// How long the loop keeps polling without sleeping after the last frame.
+/// A sleeping switch costs every frame a wake-up on both sides (the sender
+/// wakes it, it wakes up); under a steady stream that doubles the time per
+/// frame. Like the kernel's `net.core.busy_poll`, the spin is short and
+/// only follows traffic: an idle switch sleeps.
+const BUSY_POLL: Duration = Duration::from_micros(50);
 const UNKNOWN_LOG_PER_SEC: u64 = 100;
 /// How long a new control connection may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where a port's frames go out.
 enum Sink {
-    Sock(UnixAddr),
+    /// The port's own data socket, connected to the client (normal mode).
+    Port(Rc<OwnedFd>),
+    /// The shared data socket, to the client's address (`-compat-v0`, or a
+    /// client address that does not take connections).
+    Shared(UnixAddr),
     Tap,
 }
 
@@ -87,7 +100,7 @@ struct Conn {
 pub struct Daemon {
     epoll: Epoll,
     listener: UnixListener,
-    data: OwnedFd,
+    data: Rc<OwnedFd>,
     data_addr: UnixAddr,
     signals: SignalFd,
     tap: Option<(File, PortId)>,
@@ -106,6 +119,10 @@ pub struct Daemon {
     /// The listener is out of epoll after an `accept` failure.
     listener_paused: bool,
     out: io::Stdout,
+    /// Tag of the next port socket's abstract name.
+    next_port_tag: u32,
+    /// Poll without sleeping until then: frames came in a moment ago.
+    busy_until: Option<Instant>,
 }
 
 fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
@@ -211,7 +228,7 @@ impl Daemon {
         let mut d = Daemon {
             epoll,
             listener,
-            data,
+            data: Rc::new(data),
             data_addr,
             signals,
             tap: None,
@@ -230,6 +247,8 @@ impl Daemon {
             unknown_log: (0, 0),
             listener_paused: false,
             out,
+            next_port_tag: 0,
+            busy_until: None,
         };
         if let Some((f, port)) = tap {
             d.epoll.add(&f, ev(TAP)).map_err(sys("epoll_ctl"))?;
@@ -250,7 +269,11 @@ impl Daemon {
     pub fn run(&mut self) -> Result<Exit, SwitchError> {
         let mut events = vec![EpollEvent::empty(); 256];
         let exit = loop {
-            let n = match self.epoll.wait(&mut events, 2000u16) {
+            // While frames keep coming, poll without sleeping (see
+            // BUSY_POLL); otherwise sleep until the next event.
+            let busy = self.busy_until.is_some_and(|t| Instant::now() < t);
+            let timeout: u16 = if busy { 0 } else { 2000 };
+            let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
@@ -267,6 +290,9 @@ impl Daemon {
                 match token & !((1 << 40) - 1) {
                     LISTEN => self.accept_all(),
                     DATA => self.on_data(),
+                    PORT_DATA => self.on_port_data(PortId(
+                        u32::try_from(token & ((1 << 40) - 1)).unwrap_or(u32::MAX),
+                    )),
                     TAP => self.on_tap(),
                     SIGNAL => done = self.on_signal().or(done),
                     STDIN => {
@@ -406,9 +432,10 @@ impl Daemon {
             let _ = self.epoll.delete(&conn.stream);
             if let Some(port) = conn.port {
                 self.fwd.remove_port(port);
-                if let Some(Sink::Sock(addr)) = self.sinks.remove(&port) {
-                    self.by_addr.remove(&addr);
+                if let Some(Sink::Port(sock)) = self.sinks.remove(&port) {
+                    let _ = self.epoll.delete(&*sock);
                 }
+                self.by_addr.retain(|_, p| *p != port);
             }
         }
     }
@@ -471,18 +498,42 @@ impl Daemon {
         }
         let port = port_of_fd(fd);
         conn.port = Some(port);
-        self.sinks.insert(port, Sink::Sock(req.addr));
+        let (sink, reply) = self.new_sink(port, &req.addr, req.protocol);
+        self.sinks.insert(port, sink);
         self.by_addr.insert(req.addr, port);
         self.fwd.add_port(port);
         log(&mut self.out, format_args!("New connection"));
         if req.protocol != Protocol::V0 {
-            let sent = self
-                .conns
-                .get_mut(&fd)
-                .map(|c| c.stream.write(&self.data_addr.0));
-            if !matches!(sent, Some(Ok(n)) if n == self.data_addr.0.len()) {
+            let sent = self.conns.get_mut(&fd).map(|c| c.stream.write(&reply.0));
+            if !matches!(sent, Some(Ok(n)) if n == reply.0.len()) {
                 eprintln!("Sending data socket name: short write");
                 self.close_conn(fd);
+            }
+        }
+    }
+
+    /// A new port's way out, and the data address to tell its client: a
+    /// socket of its own connected to the client (see [`port_socket`]),
+    /// or the shared socket in `-compat-v0` mode, for v0 requests, and for
+    /// a client address that does not take connections.
+    fn new_sink(&mut self, port: PortId, client: &UnixAddr, proto: Protocol) -> (Sink, UnixAddr) {
+        if self.data_path.is_some() || proto == Protocol::V0 {
+            return (Sink::Shared(*client), self.data_addr);
+        }
+        let registered = port_socket(client, &mut self.next_port_tag).and_then(|(sock, addr)| {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, PORT_DATA | u64::from(port.0));
+            self.epoll.add(&sock, ev)?;
+            Ok((sock, addr))
+        });
+        match registered {
+            Ok((sock, addr)) => (Sink::Port(Rc::new(sock)), addr),
+            Err(e) => {
+                eprintln!(
+                    "Port {}: no data socket of its own ({}); using the shared one",
+                    port.0,
+                    strerror(&e)
+                );
+                (Sink::Shared(*client), self.data_addr)
             }
         }
     }

@@ -162,6 +162,42 @@ pub(crate) fn bind_data_abstract() -> Result<(OwnedFd, UnixAddr), SwitchError> {
     })
 }
 
+/// A port's own data socket: bound to a fresh abstract name (the shared
+/// socket's shape, `{0, pad, pid, tag}`, with a negative tag where the
+/// shared socket has microseconds) and connected to the client's address.
+///
+/// Connected, it takes datagrams only from that client (the kernel refuses
+/// anyone else), sends need no address lookup, and the client's frames to
+/// it are not held to `net.unix.max_dgram_qlen`: the kernel exempts a
+/// socket's queue from that limit for datagrams from its own peer, so a
+/// burst from one guest waits in the switch instead of failing.
+/// `next_tag` is advanced past every name tried.
+pub(crate) fn port_socket(
+    client: &UnixAddr,
+    next_tag: &mut u32,
+) -> io::Result<(OwnedFd, UnixAddr)> {
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(AddressFamily::Unix, SockType::Datagram, flags, None)?;
+    let pid = i32::try_from(std::process::id()).unwrap_or(0);
+    let mut bound = None;
+    let mut last = io::Error::from_raw_os_error(libc::EADDRINUSE);
+    for _ in 0..16 {
+        let tag = *next_tag | 0x8000_0000;
+        *next_tag = next_tag.wrapping_add(1) & 0x7fff_ffff;
+        let addr = UnixAddr::abstract_from(pid, i32::from_ne_bytes(tag.to_ne_bytes()));
+        match sysnet::bind_raw_unix(fd.as_fd(), &addr.0) {
+            Ok(()) => {
+                bound = Some(addr);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let addr = bound.ok_or(last)?;
+    sysnet::connect_raw_unix(fd.as_fd(), &client.0)?;
+    Ok((fd, addr))
+}
+
 /// Opens `/dev/net/tun` and attaches to TAP `dev`, non-blocking.
 pub(crate) fn open_tap(dev: &str) -> io::Result<File> {
     let file = OpenOptions::new()

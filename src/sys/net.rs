@@ -278,7 +278,7 @@ pub fn bind_raw_unix(sock: BorrowedFd<'_>, addr: &[u8; SOCKADDR_UN_LEN]) -> io::
     })
 }
 
-/// Connects the stream socket `sock` to the raw 110-byte `sockaddr_un`.
+/// Connects `sock` to the raw 110-byte `sockaddr_un` `addr`.
 pub fn connect_raw_unix(sock: BorrowedFd<'_>, addr: &[u8; SOCKADDR_UN_LEN]) -> io::Result<()> {
     // SAFETY: as in `bind_raw_unix`, the kernel only reads 110 bytes.
     check(unsafe {
@@ -401,20 +401,32 @@ pub struct SendItem<'a> {
 /// One `sendmmsg` (`MSG_DONTWAIT | MSG_NOSIGNAL`) of `items`: how many
 /// datagrams the kernel took, from the first.
 fn sendmmsg_once(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> io::Result<usize> {
+    sendmmsg_raw(sock, items.iter().map(|i| (i.buf, Some(&i.to))))
+}
+
+/// `sendmmsg` of (bytes, destination) pairs; `None` sends to the socket's
+/// connected peer.
+fn sendmmsg_raw<'a>(
+    sock: BorrowedFd<'_>,
+    items: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8; SOCKADDR_UN_LEN]>)>,
+) -> io::Result<usize> {
+    let items: Vec<_> = items.collect();
     let mut iovs: Vec<libc::iovec> = items
         .iter()
-        .map(|i| libc::iovec {
-            iov_base: i.buf.as_ptr() as *mut libc::c_void,
-            iov_len: i.buf.len(),
+        .map(|(buf, _)| libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
         })
         .collect();
     // SAFETY: `mmsghdr` is plain old data; all-zero is valid.
     let mut hdrs: Vec<libc::mmsghdr> = (0..items.len())
         .map(|_| unsafe { std::mem::zeroed() })
         .collect();
-    for ((h, iov), item) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(items) {
-        h.msg_hdr.msg_name = item.to.as_ptr() as *mut libc::c_void;
-        h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+    for ((h, iov), (_, to)) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(&items) {
+        if let Some(to) = to {
+            h.msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+        }
         h.msg_hdr.msg_iov = iov as *mut libc::iovec;
         h.msg_hdr.msg_iovlen = 1;
     }
@@ -434,6 +446,28 @@ fn sendmmsg_once(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> io::Result<usi
         return Err(io::Error::last_os_error());
     }
     Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Sends each of `frames` as one datagram to the connected peer of `sock`
+/// (`sendmmsg`, `MSG_DONTWAIT`); a datagram the peer cannot take is dropped
+/// and counted, and the rest still go. Returns (sent, dropped).
+pub fn send_batch_connected(sock: BorrowedFd<'_>, frames: &[&[u8]]) -> (usize, usize) {
+    let mut sent = 0;
+    let mut dropped = 0;
+    let mut start = 0;
+    while start < frames.len() {
+        match sendmmsg_raw(sock, frames[start..].iter().map(|f| (*f, None))) {
+            Ok(n) if n > 0 => {
+                sent += n;
+                start += n;
+            }
+            _ => {
+                dropped += 1;
+                start += 1;
+            }
+        }
+    }
+    (sent, dropped)
 }
 
 /// Sends `items` with `sendmmsg` (`MSG_DONTWAIT`). A destination whose queue

@@ -1,26 +1,59 @@
-//! The daemon's data plane: frames from the shared data socket (in
-//! `recvmmsg` batches) and from the TAP uplink, through the forwarder, out
-//! in `sendmmsg` batches. A child module of `daemon`, so it works on the
-//! same state.
+//! The daemon's data plane: frames from the ports' own data sockets and
+//! the shared one (in `recvmmsg` batches) and from the TAP uplink, through
+//! the forwarder, out in `sendmmsg` batches grouped by destination. A child
+//! module of `daemon`, so it works on the same state.
 
 use super::super::core::Verdict;
 use super::super::frame::{EthernetFrame, FrameError, MAX_FRAME_LEN};
 use super::super::proto::UnixAddr;
 use super::super::PortId;
-use super::{log, Daemon, Sink, BATCH, MAX_BATCHES_PER_WAKEUP, UNKNOWN_LOG_PER_SEC};
-use crate::sys::net::{self as sysnet, strerror, SendItem};
+use super::{log, Daemon, Sink, BATCH, BUSY_POLL, MAX_BATCHES_PER_WAKEUP, UNKNOWN_LOG_PER_SEC};
+use crate::sys::net::{self as sysnet, strerror, RecvSlot, SendItem};
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
+
+/// The copies one batch of frames makes, grouped by how they leave.
+#[derive(Default)]
+struct Egress<'a> {
+    /// Through the shared data socket, each to its port's address.
+    shared: Vec<SendItem<'a>>,
+    /// Through each destination port's own socket.
+    ports: Vec<(PortId, Vec<&'a [u8]>)>,
+    /// To the TAP uplink.
+    tap: Vec<&'a [u8]>,
+}
+
+/// Where a batch came from: the shared socket (the sender's address names
+/// the port) or a port's own socket (the kernel lets only its client in).
+#[derive(Clone, Copy)]
+enum Ingress {
+    Shared,
+    Port(PortId),
+}
 
 impl Daemon {
+    /// Frames on the shared data socket.
     pub(super) fn on_data(&mut self) {
+        let sock = self.data.clone();
+        self.drain(sock.as_fd(), Ingress::Shared);
+    }
+
+    /// Frames on port `port`'s own data socket.
+    pub(super) fn on_port_data(&mut self, port: PortId) {
+        let Some(Sink::Port(sock)) = self.sinks.get(&port) else {
+            return;
+        };
+        let sock = sock.clone();
+        self.drain(sock.as_fd(), Ingress::Port(port));
+    }
+
+    /// Receives and forwards what waits on `sock`, a bounded number of
+    /// batches so that other sockets and control events get their turn.
+    fn drain(&mut self, sock: BorrowedFd<'_>, from: Ingress) {
         let mut slots = std::mem::take(&mut self.slots);
-        // Bounded work per wake-up so control events are not starved. (No
-        // busy polling: measured, it cost more than it saved on a shared
-        // 2-core machine; see BENCHMARKS.md.)
-        let mut batches = 0;
-        while batches < MAX_BATCHES_PER_WAKEUP {
-            let n = match sysnet::recv_batch(self.data.as_fd(), &mut slots) {
+        for _ in 0..MAX_BATCHES_PER_WAKEUP {
+            let n = match sysnet::recv_batch(sock, &mut slots) {
                 Ok(n) => n,
                 Err(e) => {
                     eprintln!("handle_sock_data: {}", strerror(&e));
@@ -30,40 +63,61 @@ impl Daemon {
             if n == 0 {
                 break;
             }
-            batches += 1;
-            let mut sends: Vec<SendItem<'_>> = Vec::with_capacity(n * 2);
-            let mut tap_frames: Vec<&[u8]> = Vec::new();
-            for slot in &slots[..n] {
-                let Some(&ingress) = self.by_addr.get(&UnixAddr(slot.from)) else {
-                    self.stats.unknown_sender += 1;
-                    continue;
-                };
-                let frame = &slot.buf[..slot.len];
-                self.route(ingress, frame, &mut sends, &mut tap_frames);
-            }
-            let (sent, dropped) = sysnet::send_batch(self.data.as_fd(), &sends);
-            self.stats.frames_out += u64::try_from(sent).unwrap_or(0);
-            self.stats.send_drops += u64::try_from(dropped).unwrap_or(0);
-            self.write_tap(&tap_frames);
+            // More may follow soon: poll for a moment before sleeping.
+            self.busy_until = Some(Instant::now() + BUSY_POLL);
+            self.forward_batch(&slots[..n], from);
             if n < slots.len() {
-                // The queue is drained (it holds at most
-                // net.unix.max_dgram_qlen datagrams): back to epoll rather
-                // than one more empty receive. (Measured: draining again at
-                // once costs more CPU per frame than it saves.)
+                // Drained: back to epoll, which also looks at the others.
                 break;
             }
         }
         self.slots = slots;
     }
 
+    fn forward_batch(&mut self, slots: &[RecvSlot], from: Ingress) {
+        let mut out = Egress::default();
+        for slot in slots {
+            let ingress = match from {
+                Ingress::Port(p) => p,
+                Ingress::Shared => match self.by_addr.get(&UnixAddr(slot.from)) {
+                    Some(&p) => p,
+                    None => {
+                        self.stats.unknown_sender += 1;
+                        continue;
+                    }
+                },
+            };
+            self.route(ingress, &slot.buf[..slot.len], &mut out);
+        }
+        self.send(out);
+    }
+
+    /// Sends one batch's copies: one `sendmmsg` per destination socket.
+    fn send(&mut self, out: Egress<'_>) {
+        let mut sent = 0;
+        let mut dropped = 0;
+        if !out.shared.is_empty() {
+            let (s, d) = sysnet::send_batch(self.data.as_fd(), &out.shared);
+            sent += s;
+            dropped += d;
+        }
+        for (port, frames) in &out.ports {
+            match self.sinks.get(port) {
+                Some(Sink::Port(sock)) => {
+                    let (s, d) = sysnet::send_batch_connected(sock.as_fd(), frames);
+                    sent += s;
+                    dropped += d;
+                }
+                _ => dropped += frames.len(),
+            }
+        }
+        self.stats.frames_out += u64::try_from(sent).unwrap_or(0);
+        self.stats.send_drops += u64::try_from(dropped).unwrap_or(0);
+        self.write_tap(&out.tap);
+    }
+
     /// Runs one frame through the forwarder and queues its copies.
-    fn route<'a>(
-        &mut self,
-        ingress: PortId,
-        frame: &'a [u8],
-        sends: &mut Vec<SendItem<'a>>,
-        taps: &mut Vec<&'a [u8]>,
-    ) {
+    fn route<'a>(&mut self, ingress: PortId, frame: &'a [u8], out: &mut Egress<'a>) {
         self.stats.frames_in += 1;
         let f = match EthernetFrame::new_checked(frame) {
             Ok(f) => f,
@@ -86,53 +140,55 @@ impl Daemon {
             }
         }
         if d.unknown_unicast {
-            // The original logs every such frame; a guest flooding unknown
-            // destinations must not turn that into a stream of writes, so
-            // at most UNKNOWN_LOG_PER_SEC lines a second are printed.
-            let now_s = self.start.elapsed().as_secs();
-            if self.unknown_log.0 != now_s {
-                if self.unknown_log.1 > UNKNOWN_LOG_PER_SEC {
-                    let more = self.unknown_log.1 - UNKNOWN_LOG_PER_SEC;
-                    log(
-                        &mut self.out,
-                        format_args!("({more} more unknown Addr lines suppressed)"),
-                    );
-                }
-                self.unknown_log = (now_s, 0);
-            }
-            self.unknown_log.1 += 1;
-            if self.unknown_log.1 <= UNKNOWN_LOG_PER_SEC {
-                log(
-                    &mut self.out,
-                    format_args!("unknown Addr: {} from port {}", f.src(), ingress.0),
-                );
-            }
+            self.log_unknown(&f, ingress);
         }
         match d.verdict {
             Verdict::Filter => {}
-            Verdict::Unicast(p) => self.queue(p, frame, sends, taps),
+            Verdict::Unicast(p) => self.queue(p, frame, out),
             Verdict::Flood => {
                 let targets: Vec<PortId> = self.fwd.flood_targets(ingress).collect();
                 for p in targets {
-                    self.queue(p, frame, sends, taps);
+                    self.queue(p, frame, out);
                 }
             }
         }
     }
 
-    fn queue<'a>(
-        &self,
-        p: PortId,
-        frame: &'a [u8],
-        sends: &mut Vec<SendItem<'a>>,
-        taps: &mut Vec<&'a [u8]>,
-    ) {
+    /// The original logs every frame to an unknown destination; a guest
+    /// flooding unknown destinations must not turn that into a stream of
+    /// writes, so at most UNKNOWN_LOG_PER_SEC lines a second are printed.
+    fn log_unknown(&mut self, f: &EthernetFrame<&[u8]>, ingress: PortId) {
+        let now_s = self.start.elapsed().as_secs();
+        if self.unknown_log.0 != now_s {
+            if self.unknown_log.1 > UNKNOWN_LOG_PER_SEC {
+                let more = self.unknown_log.1 - UNKNOWN_LOG_PER_SEC;
+                log(
+                    &mut self.out,
+                    format_args!("({more} more unknown Addr lines suppressed)"),
+                );
+            }
+            self.unknown_log = (now_s, 0);
+        }
+        self.unknown_log.1 += 1;
+        if self.unknown_log.1 <= UNKNOWN_LOG_PER_SEC {
+            log(
+                &mut self.out,
+                format_args!("unknown Addr: {} from port {}", f.src(), ingress.0),
+            );
+        }
+    }
+
+    fn queue<'a>(&self, p: PortId, frame: &'a [u8], out: &mut Egress<'a>) {
         match self.sinks.get(&p) {
-            Some(Sink::Sock(addr)) => sends.push(SendItem {
+            Some(Sink::Port(_)) => match out.ports.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, frames)) => frames.push(frame),
+                None => out.ports.push((p, vec![frame])),
+            },
+            Some(Sink::Shared(addr)) => out.shared.push(SendItem {
                 buf: frame,
                 to: addr.0,
             }),
-            Some(Sink::Tap) => taps.push(frame),
+            Some(Sink::Tap) => out.tap.push(frame),
             None => {}
         }
     }
@@ -168,12 +224,9 @@ impl Daemon {
                 }
                 None => return,
             };
-            let mut sends = Vec::new();
-            let mut taps = Vec::new();
-            self.route(port, &buf[..n], &mut sends, &mut taps);
-            let (sent, dropped) = sysnet::send_batch(self.data.as_fd(), &sends);
-            self.stats.frames_out += u64::try_from(sent).unwrap_or(0);
-            self.stats.send_drops += u64::try_from(dropped).unwrap_or(0);
+            let mut out = Egress::default();
+            self.route(port, &buf[..n], &mut out);
+            self.send(out);
         }
     }
 }

@@ -261,9 +261,11 @@ fn hostile_control_and_data_input_is_dropped_and_the_switch_keeps_forwarding() {
             let mut own = UnixStream::connect(sw.ctl()).unwrap();
             own.write_all(&encode_request_v3(&a.switch)).unwrap();
             // Garbage datagrams: from an unregistered sender, and short frames.
+            // A port's data socket takes datagrams from its own client only.
             let stranger = std::os::unix::net::UnixDatagram::unbound().unwrap();
             let addr_bytes = a.switch.0;
-            let _ = stranger.send_to_addr(&[1, 2, 3], &abstract_sockaddr(&addr_bytes));
+            let spoofed = stranger.send_to_addr(&[1, 2, 3], &abstract_sockaddr(&addr_bytes));
+            assert!(spoofed.is_err(), "a stranger reached a port's data socket");
             a.send(&[0u8; 5]).unwrap();
             a.send(&[]).unwrap();
 
@@ -608,4 +610,39 @@ fn log_lines_match_debians_for_the_same_session() {
         );
         assert_eq!(ours, theirs);
     });
+}
+
+#[test]
+fn a_burst_from_one_port_waits_in_the_switch_instead_of_failing() {
+    in_netns(
+        "a_burst_from_one_port_waits_in_the_switch_instead_of_failing",
+        || {
+            let sw = Switch::start(&[]);
+            let a = SwitchClient::connect(&sw.ctl()).unwrap();
+            let b = SwitchClient::connect(&sw.ctl()).unwrap();
+            b.send(&frame(BCAST, B, 1, 60)).unwrap();
+            assert!(recv(&a).is_some());
+            // With the switch stopped nothing is read from its queues. A
+            // shared data socket would refuse the sender after
+            // net.unix.max_dgram_qlen datagrams; a port's own socket,
+            // connected to its client, takes the whole burst.
+            let qlen: usize = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let pid = nix::unistd::Pid::from_raw(sw.child.as_ref().unwrap().id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+            let burst = 4 * qlen;
+            let sent = (0..burst)
+                .take_while(|&i| a.send(&frame(B, A, i as u8, 60)).is_ok())
+                .count();
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+            assert_eq!(sent, burst, "the switch's queue for port a filled up");
+            // B's own queue holds qlen of them; the first ones arrive in order.
+            let got: Vec<u8> = std::iter::from_fn(|| recv(&b).map(|f| f[14])).collect();
+            assert!(got.len() >= qlen.min(burst), "{got:?}");
+            assert_eq!(got[..3], [0, 1, 2]);
+        },
+    );
 }

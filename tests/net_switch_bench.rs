@@ -70,8 +70,18 @@ fn spawn_switch(program: &Path, ctl: &Path) -> Child {
     child
 }
 
-/// Runs the load for `duration` through the switch at `ctl`.
-fn load(ctl: &Path, ports: usize, size: usize, window: u32, duration: Duration) -> Result {
+/// Runs the load for `duration` through the switch at `ctl`; `direct`
+/// sends each frame straight to the partner's socket instead (the switch
+/// only introduces the clients), which measures the generator alone: the
+/// most any switch can show on this machine.
+fn load(
+    ctl: &Path,
+    ports: usize,
+    size: usize,
+    window: u32,
+    duration: Duration,
+    direct: bool,
+) -> Result {
     let clients: Vec<SwitchClient> = (0..ports)
         .map(|_| SwitchClient::connect(ctl).unwrap())
         .collect();
@@ -165,7 +175,11 @@ fn load(ctl: &Path, ports: usize, size: usize, window: u32, duration: Duration) 
                 .iter()
                 .map(|b| SendItem {
                     buf: b,
-                    to: c.switch.0,
+                    to: if direct {
+                        clients[partner(i)].addr.0
+                    } else {
+                        c.switch.0
+                    },
                 })
                 .collect();
             let sent = send_batch_until_block(c.data_fd(), &items).unwrap();
@@ -193,7 +207,14 @@ fn load(ctl: &Path, ports: usize, size: usize, window: u32, duration: Duration) 
     r
 }
 
-fn measure(program: &Path, ports: usize, size: usize, window: u32, duration: Duration) -> Result {
+fn measure(
+    program: &Path,
+    ports: usize,
+    size: usize,
+    window: u32,
+    duration: Duration,
+    direct: bool,
+) -> Result {
     let dir = tempfile::tempdir().unwrap();
     let ctl = dir.path().join("ctl");
     let mut child = spawn_switch(program, &ctl);
@@ -215,7 +236,7 @@ fn measure(program: &Path, ports: usize, size: usize, window: u32, duration: Dur
     };
     let before = cpu();
     let ctxt_before = ctxt();
-    let mut r = load(&ctl, ports, size, window, duration);
+    let mut r = load(&ctl, ports, size, window, duration, direct);
     r.switch_cpu = cpu() - before;
     r.switch_ctxt = ctxt() - ctxt_before;
     let _ = child.kill();
@@ -239,7 +260,8 @@ fn switch_throughput_ours_vs_debian() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     // Programs compared, alternating: ours and Debian's unless
-    // BENCH_PROGRAMS=name=path,name=path says otherwise.
+    // BENCH_PROGRAMS=name=path,name=path says otherwise. The ratio is the
+    // first one's over the last one's.
     let programs: Vec<(String, std::path::PathBuf)> = match std::env::var("BENCH_PROGRAMS") {
         Ok(list) => list
             .split(',')
@@ -264,17 +286,32 @@ fn switch_throughput_ours_vs_debian() {
         println!("| ports | frame | window/client | switch | frames/s (median of {rounds}) | frames per switch CPU-second | frames per switch context switch | loss | misdelivered |");
         println!("|---|---|---|---|---|---|---|---|---|");
         let only = std::env::var("BENCH_CASES").unwrap_or_default();
-        let window_2: u32 = std::env::var("BENCH_WINDOW").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
-        let window_32: u32 = std::env::var("BENCH_WINDOW32").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-        for (ports, size, window) in [(2usize, 64usize, window_2), (2, 1500, window_2), (32, 64, window_32), (32, 1500, window_32)] {
+        // Frames in flight per client: each client's own queue holds
+        // net.unix.max_dgram_qlen of them (10 by default).
+        let window: u32 = std::env::var("BENCH_WINDOW").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+        // BENCH_CEILING=1 adds a row for the generator alone (its clients
+        // send straight to each other, our switch only introduces them).
+        let ceiling = std::env::var("BENCH_CEILING").is_ok_and(|v| v == "1");
+        for (ports, size) in [(2usize, 64usize), (2, 1500), (32, 64), (32, 1500)] {
             if !only.is_empty() && !only.split(',').any(|c| c == format!("{ports}x{size}")) {
                 continue;
             }
             let mut results: Vec<Vec<Result>> = vec![Vec::new(); programs.len()];
             for _ in 0..rounds {
                 for (k, (_, prog)) in programs.iter().enumerate() {
-                    results[k].push(measure(prog, ports, size, window, Duration::from_secs(secs)));
+                    results[k].push(measure(prog, ports, size, window, Duration::from_secs(secs), false));
                 }
+            }
+            if ceiling {
+                let mut v: Vec<Result> = (0..rounds)
+                    .map(|_| measure(&common::bin("uml_switch"), ports, size, window, Duration::from_secs(secs), true))
+                    .collect();
+                v.sort_by(|a, b| a.fps().total_cmp(&b.fps()));
+                println!(
+                    "| {ports} | {size} | {window} | no switch: the generator alone | {:.0} | | | {:.2}% | |",
+                    v[v.len() / 2].fps(),
+                    v[v.len() / 2].loss() * 100.0
+                );
             }
             let mut medians = vec![0.0f64; programs.len()];
             for (k, (name, _)) in programs.iter().enumerate() {

@@ -16,6 +16,7 @@ use super::frame::MAX_FRAME_LEN;
 use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
 pub use super::setup::SwitchError;
 use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, port_socket, sys};
+use super::spin::Spin;
 use super::{FastState, PortId};
 use crate::sys::net::{strerror, RecvSlot};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -26,9 +27,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// How the daemon ended (the binary turns it into an exit status).
@@ -69,20 +70,15 @@ const PORT_DATA: u64 = 7 << 40;
 const BATCH: usize = 16;
 const AGE_EVERY: Duration = Duration::from_secs(2);
 const MAX_BATCHES_PER_WAKEUP: usize = 64;
-/// How long the loop keeps polling without sleeping after the last frame.
-/// A sleeping switch costs every frame a wake-up on both sides (the sender
-/// wakes it, it wakes up); under a steady stream that doubles the time per
-/// frame. Like the kernel's `net.core.busy_poll`, the spin is short and
-/// only follows traffic: an idle switch sleeps.
-const BUSY_POLL: Duration = Duration::from_micros(50);
 const UNKNOWN_LOG_PER_SEC: u64 = 100;
 /// How long a new control connection may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a port's frames go out.
 enum Sink {
-    /// The port's own data socket, connected to the client (normal mode).
-    Port(Rc<OwnedFd>),
+    /// The port's own data socket, connected to the client (normal mode),
+    /// and the socket's address.
+    Port(Rc<OwnedFd>, UnixAddr),
     /// The shared data socket, to the client's address (`-compat-v0`, or a
     /// client address that does not take connections).
     Shared(UnixAddr),
@@ -121,8 +117,8 @@ pub struct Daemon {
     out: io::Stdout,
     /// Tag of the next port socket's abstract name.
     next_port_tag: u32,
-    /// Poll without sleeping until then: frames came in a moment ago.
-    busy_until: Option<Instant>,
+    /// Whether to poll rather than sleep (see `spin`).
+    spin: Spin,
 }
 
 fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
@@ -248,7 +244,7 @@ impl Daemon {
             listener_paused: false,
             out,
             next_port_tag: 0,
-            busy_until: None,
+            spin: Spin::default(),
         };
         if let Some((f, port)) = tap {
             d.epoll.add(&f, ev(TAP)).map_err(sys("epoll_ctl"))?;
@@ -269,10 +265,13 @@ impl Daemon {
     pub fn run(&mut self) -> Result<Exit, SwitchError> {
         let mut events = vec![EpollEvent::empty(); 256];
         let exit = loop {
-            // While frames keep coming, poll without sleeping (see
-            // BUSY_POLL); otherwise sleep until the next event.
-            let busy = self.busy_until.is_some_and(|t| Instant::now() < t);
-            let timeout: u16 = if busy { 0 } else { 2000 };
+            // While frames keep coming, poll without sleeping; otherwise
+            // sleep until the next event.
+            let timeout: u16 = if self.spin.polling(Instant::now()) {
+                0
+            } else {
+                2000
+            };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -432,7 +431,7 @@ impl Daemon {
             let _ = self.epoll.delete(&conn.stream);
             if let Some(port) = conn.port {
                 self.fwd.remove_port(port);
-                if let Some(Sink::Port(sock)) = self.sinks.remove(&port) {
+                if let Some(Sink::Port(sock, _)) = self.sinks.remove(&port) {
                     let _ = self.epoll.delete(&*sock);
                 }
                 self.by_addr.retain(|_, p| *p != port);
@@ -490,7 +489,8 @@ impl Daemon {
             eprintln!("Refusing a port for a data address that another port already uses");
             return self.close_conn(fd);
         }
-        if req.addr == self.data_addr {
+        let own = |s: &Sink| matches!(s, Sink::Port(_, a) if *a == req.addr);
+        if req.addr == self.data_addr || self.sinks.values().any(own) {
             // Frames "to" this port would come back in as its own.
             self.stats.bad_requests += 1;
             eprintln!("Refusing a port for the switch's own data address");
@@ -526,7 +526,7 @@ impl Daemon {
             Ok((sock, addr))
         });
         match registered {
-            Ok((sock, addr)) => (Sink::Port(Rc::new(sock)), addr),
+            Ok((sock, addr)) => (Sink::Port(Rc::new(sock), addr), addr),
             Err(e) => {
                 eprintln!(
                     "Port {}: no data socket of its own ({}); using the shared one",

@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod frame;
 pub mod proto;
 pub mod setup;
+pub mod spin;
 pub mod table;
 
 /// A switch port, as numbered by the daemon (the original numbers ports by

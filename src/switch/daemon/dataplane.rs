@@ -7,7 +7,7 @@ use super::super::core::Verdict;
 use super::super::frame::{EthernetFrame, FrameError, MAX_FRAME_LEN};
 use super::super::proto::UnixAddr;
 use super::super::PortId;
-use super::{log, Daemon, Sink, BATCH, BUSY_POLL, MAX_BATCHES_PER_WAKEUP, UNKNOWN_LOG_PER_SEC};
+use super::{log, Daemon, Sink, BATCH, MAX_BATCHES_PER_WAKEUP, UNKNOWN_LOG_PER_SEC};
 use crate::sys::net::{self as sysnet, strerror, RecvSlot, SendItem};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -41,7 +41,7 @@ impl Daemon {
 
     /// Frames on port `port`'s own data socket.
     pub(super) fn on_port_data(&mut self, port: PortId) {
-        let Some(Sink::Port(sock)) = self.sinks.get(&port) else {
+        let Some(Sink::Port(sock, _)) = self.sinks.get(&port) else {
             return;
         };
         let sock = sock.clone();
@@ -52,7 +52,7 @@ impl Daemon {
     /// batches so that other sockets and control events get their turn.
     fn drain(&mut self, sock: BorrowedFd<'_>, from: Ingress) {
         let mut slots = std::mem::take(&mut self.slots);
-        for _ in 0..MAX_BATCHES_PER_WAKEUP {
+        for batch in 0..MAX_BATCHES_PER_WAKEUP {
             let n = match sysnet::recv_batch(sock, &mut slots) {
                 Ok(n) => n,
                 Err(e) => {
@@ -63,8 +63,9 @@ impl Daemon {
             if n == 0 {
                 break;
             }
-            // More may follow soon: poll for a moment before sleeping.
-            self.busy_until = Some(Instant::now() + BUSY_POLL);
+            if batch == 0 {
+                self.spin.on_frames(Instant::now(), n);
+            }
             self.forward_batch(&slots[..n], from);
             if n < slots.len() {
                 // Drained: back to epoll, which also looks at the others.
@@ -103,7 +104,7 @@ impl Daemon {
         }
         for (port, frames) in &out.ports {
             match self.sinks.get(port) {
-                Some(Sink::Port(sock)) => {
+                Some(Sink::Port(sock, _)) => {
                     let (s, d) = sysnet::send_batch_connected(sock.as_fd(), frames);
                     sent += s;
                     dropped += d;
@@ -180,7 +181,7 @@ impl Daemon {
 
     fn queue<'a>(&self, p: PortId, frame: &'a [u8], out: &mut Egress<'a>) {
         match self.sinks.get(&p) {
-            Some(Sink::Port(_)) => match out.ports.iter_mut().find(|(q, _)| *q == p) {
+            Some(Sink::Port(..)) => match out.ports.iter_mut().find(|(q, _)| *q == p) {
                 Some((_, frames)) => frames.push(frame),
                 None => out.ports.push((p, vec![frame])),
             },

@@ -267,11 +267,9 @@ impl Daemon {
         let exit = loop {
             // While frames keep coming, poll without sleeping; otherwise
             // sleep until the next event.
-            let timeout: u16 = if self.spin.polling(Instant::now()) {
-                0
-            } else {
-                2000
-            };
+            let before = Instant::now();
+            let polling = self.spin.polling(before);
+            let timeout: u16 = if polling { 0 } else { 2000 };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -283,6 +281,8 @@ impl Daemon {
                     });
                 }
             };
+            let now = Instant::now();
+            self.spin.after_wait(now - before, n > 0, now);
             let mut done = None;
             for ev in &events[..n] {
                 let token = ev.data();

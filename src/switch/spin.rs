@@ -4,67 +4,63 @@
 //! A switch that sleeps between frames costs every frame a wake-up on both
 //! sides: the sender's kernel wakes it, and it pays a context switch to
 //! come back. Under a steady stream that is most of the time per frame, so
-//! after frames arrive the daemon keeps polling (`epoll_wait` with a zero
-//! timeout) for a short budget, like the kernel's `net.core.busy_poll`.
+//! after frames arrive the daemon may keep polling (`epoll_wait` with a
+//! zero timeout) for up to [`SPIN`], like the kernel's
+//! `net.core.busy_poll`.
 //!
-//! The budget follows the traffic: a spin that ends with a frame doubles
-//! it (up to [`MAX_SPIN`]), one that runs out empty halves it, and once it
-//! falls under [`MIN_SPIN`] the switch sleeps between frames again. A
-//! wake-up that finds more than one frame waiting (the traffic is dense
-//! again) starts spinning at [`MIN_SPIN`]. Sparse traffic therefore costs
-//! a few short spins and then none; an idle switch never spins.
+//! Polling pays only when the next frame comes sooner than a sleep and a
+//! wake-up would cost ([`WAKE_COST`]). So the switch keeps a running
+//! estimate of what polling costs per event: the idle time before each
+//! event less [`WAKE_COST`] when the event came within [`SPIN`] (polling
+//! would catch it), and the whole [`SPIN`] when it came later (polling
+//! would run out empty). It polls only while that estimate is negative.
+//! An idle switch never polls; a busy one polls while frames come close
+//! together; traffic too sparse to catch costs no polling at all once the
+//! estimate has seen a few gaps.
 
 use std::time::{Duration, Instant};
 
-/// The longest spin after a frame.
-pub const MAX_SPIN: Duration = Duration::from_micros(50);
-/// The shortest spin worth doing; below it the switch sleeps.
-pub const MIN_SPIN: Duration = Duration::from_micros(4);
+/// The longest the switch polls after an event.
+pub const SPIN: Duration = Duration::from_micros(50);
+/// What a sleep and a wake-up cost, roughly, on both sides.
+pub const WAKE_COST: Duration = Duration::from_micros(10);
 
 /// The busy-poll state of one daemon.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spin {
-    /// Current budget; zero when the switch sleeps between frames.
-    budget: Duration,
     /// Polling without sleeping until then.
     until: Option<Instant>,
+    /// Time waited (polling or asleep) since the last event.
+    idle: Duration,
+    /// Running average of what polling costs per event, in nanoseconds
+    /// (negative: it saves time).
+    score: i64,
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl Spin {
-    /// Frames arrived at `now`; `waiting` is how many the first receive
-    /// found.
-    pub fn on_frames(&mut self, now: Instant, waiting: usize) {
-        if self.until.is_some() {
-            // Found while spinning: the spin paid.
-            self.budget = (self.budget * 2).min(MAX_SPIN);
-        } else if self.budget.is_zero() && waiting > 1 {
-            self.budget = MIN_SPIN;
-        }
-        if !self.budget.is_zero() {
-            self.until = Some(now + self.budget);
-        }
+    /// Whether the wait about to start at `now` should only poll.
+    pub fn polling(&self, now: Instant) -> bool {
+        self.until.is_some_and(|t| now < t)
     }
 
-    /// Whether to poll without sleeping at `now`. A spin that ran out
-    /// without frames halves the budget.
-    pub fn polling(&mut self, now: Instant) -> bool {
-        match self.until {
-            Some(t) if now < t => true,
-            Some(_) => {
-                self.until = None;
-                self.budget /= 2;
-                if self.budget < MIN_SPIN {
-                    self.budget = Duration::ZERO;
-                }
-                false
-            }
-            None => false,
+    /// A wait that took `spent` ended at `now`, with or without events.
+    pub fn after_wait(&mut self, spent: Duration, events: bool, now: Instant) {
+        self.idle = self.idle.saturating_add(spent);
+        if !events {
+            return;
         }
-    }
-
-    /// The current budget.
-    pub fn budget(&self) -> Duration {
-        self.budget
+        let sample = if self.idle < SPIN {
+            nanos(self.idle) - nanos(WAKE_COST)
+        } else {
+            nanos(SPIN)
+        };
+        self.score += (sample - self.score) / 8;
+        self.idle = Duration::ZERO;
+        self.until = (self.score < 0).then(|| now + SPIN);
     }
 }
 
@@ -76,51 +72,77 @@ mod tests {
         Duration::from_micros(n)
     }
 
-    #[test]
-    fn idle_switch_never_spins() {
+    /// A switch taking `work` per event, with events every `gap` for
+    /// 100 ms, polling in 100 ns steps while the policy says so and
+    /// otherwise sleeping (waking 5 us after the event). Returns the share
+    /// of the time spent in empty polls and how many events found the
+    /// switch asleep.
+    fn simulate(gap: Duration, work: Duration) -> (f64, usize) {
+        let start = Instant::now();
+        let end = start + Duration::from_millis(100);
         let mut s = Spin::default();
+        let step = Duration::from_nanos(100);
+        let (mut wasted, mut asleep) = (Duration::ZERO, 0);
+        let mut event = start;
+        let mut now = start;
+        while event < end {
+            // Wait for `event`.
+            while now < event && s.polling(now) {
+                let (t, e) = (now + step, now + step >= event);
+                s.after_wait(step, e, t);
+                if !e {
+                    wasted += step;
+                }
+                now = t;
+            }
+            if now < event {
+                asleep += 1;
+                let woke = event + us(5);
+                s.after_wait(woke - now, true, woke);
+                now = woke;
+            }
+            now += work;
+            event += gap;
+        }
+        (wasted.as_secs_f64() / (end - start).as_secs_f64(), asleep)
+    }
+
+    #[test]
+    fn an_idle_switch_never_polls() {
         let t = Instant::now();
-        assert!(!s.polling(t));
-        // Single frames after sleeping do not start a spin.
-        s.on_frames(t, 1);
-        assert!(!s.polling(t));
-        assert_eq!(s.budget(), Duration::ZERO);
+        let mut s = Spin::default();
+        for k in 1..100 {
+            assert!(!s.polling(t + us(k * 1000)));
+            s.after_wait(us(1000), false, t + us(k * 1000));
+        }
     }
 
     #[test]
-    fn dense_traffic_grows_the_budget_to_the_cap() {
-        let mut s = Spin::default();
-        let mut t = Instant::now();
-        s.on_frames(t, 3);
-        assert_eq!(s.budget(), MIN_SPIN);
-        for _ in 0..20 {
-            t += us(1);
-            assert!(s.polling(t));
-            s.on_frames(t, 1);
-        }
-        assert_eq!(s.budget(), MAX_SPIN);
-        assert!(s.polling(t + MAX_SPIN - us(1)));
+    fn a_busy_switch_keeps_polling() {
+        // An event every 3 us and 2.5 us of work each: after the first
+        // few, no event finds the switch asleep.
+        let (share, asleep) = simulate(us(3), Duration::from_nanos(2500));
+        assert!(asleep <= 3, "{asleep} sleeps, waste {share}");
+        assert!(share < 0.2, "waste {share}");
     }
 
     #[test]
-    fn empty_spins_halve_the_budget_until_it_stops() {
+    fn sparse_traffic_costs_next_to_no_polling() {
+        for gap in [us(20), us(40), us(60), us(200), us(5000)] {
+            let (share, _) = simulate(gap, us(1));
+            assert!(share < 0.02, "gap {gap:?}: waste {share}");
+        }
+    }
+
+    #[test]
+    fn polling_stops_after_the_spin() {
+        let t = Instant::now();
         let mut s = Spin::default();
-        let mut t = Instant::now();
-        s.on_frames(t, 2);
-        for _ in 0..10 {
-            t += us(1);
-            s.polling(t);
-            s.on_frames(t, 1);
+        for k in 0..20 {
+            s.after_wait(us(1), true, t + us(k));
         }
-        assert_eq!(s.budget(), MAX_SPIN);
-        // Frames now come every 100 us: each spin runs out empty, and
-        // after a few the switch sleeps between frames.
-        for _ in 0..5 {
-            t += us(100);
-            assert!(!s.polling(t));
-            s.on_frames(t, 1);
-        }
-        assert_eq!(s.budget(), Duration::ZERO);
-        assert!(!s.polling(t + us(1)));
+        let last = t + us(19);
+        assert!(s.polling(last + SPIN - us(1)));
+        assert!(!s.polling(last + SPIN));
     }
 }

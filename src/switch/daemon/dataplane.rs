@@ -11,7 +11,6 @@ use super::{log, Daemon, Sink, BATCH, MAX_BATCHES_PER_WAKEUP, UNKNOWN_LOG_PER_SE
 use crate::sys::net::{self as sysnet, strerror, RecvSlot, SendItem};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Instant;
 
 /// The copies one batch of frames makes, grouped by how they leave.
 #[derive(Default)]
@@ -52,7 +51,7 @@ impl Daemon {
     /// batches so that other sockets and control events get their turn.
     fn drain(&mut self, sock: BorrowedFd<'_>, from: Ingress) {
         let mut slots = std::mem::take(&mut self.slots);
-        for batch in 0..MAX_BATCHES_PER_WAKEUP {
+        for _ in 0..MAX_BATCHES_PER_WAKEUP {
             let n = match sysnet::recv_batch(sock, &mut slots) {
                 Ok(n) => n,
                 Err(e) => {
@@ -62,9 +61,6 @@ impl Daemon {
             };
             if n == 0 {
                 break;
-            }
-            if batch == 0 {
-                self.spin.on_frames(Instant::now(), n);
             }
             self.forward_batch(&slots[..n], from);
             if n < slots.len() {

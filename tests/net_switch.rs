@@ -646,3 +646,70 @@ fn a_burst_from_one_port_waits_in_the_switch_instead_of_failing() {
         },
     );
 }
+
+/// CPU seconds `pid` has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn a_port_whose_data_socket_closes_is_cut_off_and_nobody_can_take_its_place() {
+    in_netns(
+        "a_port_whose_data_socket_closes_is_cut_off_and_nobody_can_take_its_place",
+        || {
+            use std::io::Read;
+            use std::os::linux::net::SocketAddrExt;
+            use std::os::unix::net::{SocketAddr, UnixDatagram};
+            let sw = Switch::start(&[]);
+            let b = SwitchClient::connect(&sw.ctl()).unwrap();
+            let c = SwitchClient::connect(&sw.ctl()).unwrap();
+            // Client a by hand, so that its data socket can close while
+            // its control stream stays open.
+            let a_addr = UnixAddr::abstract_from(4242, 4242);
+            let a_data =
+                UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&a_addr.0[3..]).unwrap())
+                    .unwrap();
+            let mut a_ctl = UnixStream::connect(sw.ctl()).unwrap();
+            a_ctl.write_all(&encode_request_v3(&a_addr)).unwrap();
+            let mut reply = [0u8; 110];
+            a_ctl.read_exact(&mut reply).unwrap();
+            let a_port = abstract_sockaddr(&reply);
+            a_data
+                .send_to_addr(&frame(BCAST, A, 1, 60), &a_port)
+                .unwrap();
+            assert_eq!(recv(&b).map(|f| f[14]), Some(1));
+            assert_eq!(recv(&c).map(|f| f[14]), Some(1));
+
+            drop(a_data);
+            b.send(&frame(A, B, 2, 60)).unwrap();
+            wait_for_log(&sw, "its data socket is gone");
+
+            // The port's socket is no longer connected to anyone; whatever
+            // reaches it is not forwarded in a's name.
+            let stranger = UnixDatagram::unbound().unwrap();
+            let _ = stranger.send_to_addr(&frame(BCAST, C, 3, 60), &a_port);
+            assert!(recv(&b).is_none(), "a stranger spoke for the closed port");
+            assert!(recv(&c).is_none(), "a stranger spoke for the closed port");
+
+            // The others still talk, and the switch does not spin on the
+            // dead socket.
+            let pid = sw.child.as_ref().unwrap().id();
+            let before = cpu_secs(pid);
+            std::thread::sleep(Duration::from_millis(1000));
+            let spent = cpu_secs(pid) - before;
+            assert!(spent < 0.2, "the switch used {spent} s of CPU while idle");
+            c.send(&frame(B, C, 4, 60)).unwrap();
+            assert_eq!(recv(&b).map(|f| f[14]), Some(4));
+            drop(a_ctl);
+            wait_for_log(&sw, "Disconnect");
+        },
+    );
+}

@@ -143,6 +143,15 @@ impl Daemon {
         for n in &args.notices {
             log(&mut out, format_args!("{n}"));
         }
+        // Two descriptors a port (control stream and data socket): take
+        // the whole hard limit, so the soft 1024 does not cap a lab at 500
+        // guests.
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            if soft < hard {
+                let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+            }
+        }
         let listener = bind_listener(&args.ctl)?;
         let cleanup_ctl = |e| {
             let _ = std::fs::remove_file(&args.ctl);
@@ -423,6 +432,20 @@ impl Daemon {
         if self.listener_paused {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN, LISTEN);
             self.listener_paused = self.epoll.add(&self.listener, ev).is_err();
+        }
+    }
+
+    /// Port `port`'s client closed its data socket (its control stream
+    /// may still be open): stop using the port's own socket, which the
+    /// kernel has disconnected and would now take datagrams from anyone.
+    /// Frames for the port are dropped until its control stream closes.
+    fn data_socket_gone(&mut self, port: PortId) {
+        if let Some(Sink::Port(sock, _)) = self.sinks.remove(&port) {
+            let _ = self.epoll.delete(&*sock);
+            log(
+                &mut self.out,
+                format_args!("Port {}: its data socket is gone", port.0),
+            );
         }
     }
 

@@ -448,26 +448,46 @@ fn sendmmsg_raw<'a>(
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// What [`send_batch_connected`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendOutcome {
+    /// Datagrams the peer took.
+    pub sent: usize,
+    /// Datagrams dropped (a full queue, or a peer that is gone).
+    pub dropped: usize,
+    /// The connected peer no longer exists (its socket was closed).
+    pub peer_gone: bool,
+}
+
 /// Sends each of `frames` as one datagram to the connected peer of `sock`
 /// (`sendmmsg`, `MSG_DONTWAIT`); a datagram the peer cannot take is dropped
-/// and counted, and the rest still go. Returns (sent, dropped).
-pub fn send_batch_connected(sock: BorrowedFd<'_>, frames: &[&[u8]]) -> (usize, usize) {
-    let mut sent = 0;
-    let mut dropped = 0;
+/// and counted, and the rest still go, unless the peer is gone.
+pub fn send_batch_connected(sock: BorrowedFd<'_>, frames: &[&[u8]]) -> SendOutcome {
+    let mut out = SendOutcome::default();
     let mut start = 0;
     while start < frames.len() {
         match sendmmsg_raw(sock, frames[start..].iter().map(|f| (*f, None))) {
             Ok(n) if n > 0 => {
-                sent += n;
+                out.sent += n;
                 start += n;
             }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNREFUSED | libc::ENOTCONN | libc::ECONNRESET | libc::EPIPE)
+                ) =>
+            {
+                out.peer_gone = true;
+                out.dropped += frames.len() - start;
+                break;
+            }
             _ => {
-                dropped += 1;
+                out.dropped += 1;
                 start += 1;
             }
         }
     }
-    (sent, dropped)
+    out
 }
 
 /// Sends `items` with `sendmmsg` (`MSG_DONTWAIT`). A destination whose queue

@@ -99,13 +99,14 @@ impl Daemon {
             dropped += d;
         }
         for (port, frames) in &out.ports {
-            match self.sinks.get(port) {
-                Some(Sink::Port(sock, _)) => {
-                    let (s, d) = sysnet::send_batch_connected(sock.as_fd(), frames);
-                    sent += s;
-                    dropped += d;
-                }
-                _ => dropped += frames.len(),
+            let outcome = match self.sinks.get(port) {
+                Some(Sink::Port(sock, _)) => sysnet::send_batch_connected(sock.as_fd(), frames),
+                _ => continue,
+            };
+            sent += outcome.sent;
+            dropped += outcome.dropped;
+            if outcome.peer_gone {
+                self.data_socket_gone(*port);
             }
         }
         self.stats.frames_out += u64::try_from(sent).unwrap_or(0);

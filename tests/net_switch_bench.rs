@@ -70,18 +70,29 @@ fn spawn_switch(program: &Path, ctl: &Path) -> Child {
     child
 }
 
-/// Runs the load for `duration` through the switch at `ctl`; `direct`
-/// sends each frame straight to the partner's socket instead (the switch
-/// only introduces the clients), which measures the generator alone: the
-/// most any switch can show on this machine.
-fn load(
-    ctl: &Path,
+/// One load: `ports` clients sending `size`-byte frames with `window` in
+/// flight each, for `duration`. With `direct` each frame goes straight to
+/// the partner's socket instead (the switch only introduces the clients),
+/// which measures the generator alone: the most any switch can show on
+/// this machine.
+#[derive(Debug, Clone, Copy)]
+struct Case {
     ports: usize,
     size: usize,
     window: u32,
     duration: Duration,
     direct: bool,
-) -> Result {
+}
+
+/// Runs `case` through the switch at `ctl`.
+fn load(ctl: &Path, case: Case) -> Result {
+    let Case {
+        ports,
+        size,
+        window,
+        duration,
+        direct,
+    } = case;
     let clients: Vec<SwitchClient> = (0..ports)
         .map(|_| SwitchClient::connect(ctl).unwrap())
         .collect();
@@ -207,14 +218,7 @@ fn load(
     r
 }
 
-fn measure(
-    program: &Path,
-    ports: usize,
-    size: usize,
-    window: u32,
-    duration: Duration,
-    direct: bool,
-) -> Result {
+fn measure(program: &Path, case: Case) -> Result {
     let dir = tempfile::tempdir().unwrap();
     let ctl = dir.path().join("ctl");
     let mut child = spawn_switch(program, &ctl);
@@ -236,7 +240,7 @@ fn measure(
     };
     let before = cpu();
     let ctxt_before = ctxt();
-    let mut r = load(&ctl, ports, size, window, duration, direct);
+    let mut r = load(&ctl, case);
     r.switch_cpu = cpu() - before;
     r.switch_ctxt = ctxt() - ctxt_before;
     let _ = child.kill();
@@ -296,15 +300,16 @@ fn switch_throughput_ours_vs_debian() {
             if !only.is_empty() && !only.split(',').any(|c| c == format!("{ports}x{size}")) {
                 continue;
             }
+            let case = Case { ports, size, window, duration: Duration::from_secs(secs), direct: false };
             let mut results: Vec<Vec<Result>> = vec![Vec::new(); programs.len()];
             for _ in 0..rounds {
                 for (k, (_, prog)) in programs.iter().enumerate() {
-                    results[k].push(measure(prog, ports, size, window, Duration::from_secs(secs), false));
+                    results[k].push(measure(prog, case));
                 }
             }
             if ceiling {
                 let mut v: Vec<Result> = (0..rounds)
-                    .map(|_| measure(&common::bin("uml_switch"), ports, size, window, Duration::from_secs(secs), true))
+                    .map(|_| measure(&common::bin("uml_switch"), Case { direct: true, ..case }))
                     .collect();
                 v.sort_by(|a, b| a.fps().total_cmp(&b.fps()));
                 println!(

@@ -119,6 +119,8 @@ pub struct Daemon {
     next_port_tag: u32,
     /// Whether to poll rather than sleep (see `spin`).
     spin: Spin,
+    /// Frames received since the last wait.
+    round_frames: usize,
 }
 
 fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
@@ -254,6 +256,7 @@ impl Daemon {
             out,
             next_port_tag: 0,
             spin: Spin::default(),
+            round_frames: 0,
         };
         if let Some((f, port)) = tap {
             d.epoll.add(&f, ev(TAP)).map_err(sys("epoll_ctl"))?;
@@ -290,8 +293,7 @@ impl Daemon {
                     });
                 }
             };
-            let now = Instant::now();
-            self.spin.after_wait(now - before, n > 0, now);
+            self.spin.waited(before.elapsed());
             let mut done = None;
             for ev in &events[..n] {
                 let token = ev.data();
@@ -316,6 +318,10 @@ impl Daemon {
                     }
                     _ => self.on_conn(RawFd::try_from(token & ((1 << 40) - 1)).unwrap_or(-1)),
                 }
+            }
+            if n > 0 {
+                let frames = std::mem::take(&mut self.round_frames);
+                self.spin.handled(Instant::now(), frames, !polling);
             }
             if self.last_age.elapsed() >= AGE_EVERY {
                 self.housekeeping();

@@ -13,10 +13,12 @@
 //! estimate of what polling costs per event: the idle time before each
 //! event less [`WAKE_COST`] when the event came within [`SPIN`] (polling
 //! would catch it), and the whole [`SPIN`] when it came later (polling
-//! would run out empty). It polls only while that estimate is negative.
-//! An idle switch never polls; a busy one polls while frames come close
-//! together; traffic too sparse to catch costs no polling at all once the
-//! estimate has seen a few gaps.
+//! would run out empty). A wake-up from sleep that finds more than one
+//! frame waiting counts as a catch: frames came faster than the switch
+//! could wake. It polls only while that estimate is negative. An idle
+//! switch never polls; a busy one polls while frames come close together;
+//! traffic too sparse to catch costs no polling at all once the estimate
+//! has seen a few gaps.
 
 use std::time::{Duration, Instant};
 
@@ -47,13 +49,17 @@ impl Spin {
         self.until.is_some_and(|t| now < t)
     }
 
-    /// A wait that took `spent` ended at `now`, with or without events.
-    pub fn after_wait(&mut self, spent: Duration, events: bool, now: Instant) {
+    /// A wait (a poll or a sleep) took `spent`.
+    pub fn waited(&mut self, spent: Duration) {
         self.idle = self.idle.saturating_add(spent);
-        if !events {
-            return;
-        }
-        let sample = if self.idle < SPIN {
+    }
+
+    /// Events were handled, ending at `now`; `frames` is how many frames
+    /// they brought and `slept` whether the wait before them slept.
+    pub fn handled(&mut self, now: Instant, frames: usize, slept: bool) {
+        let sample = if slept && frames > 1 {
+            -nanos(WAKE_COST)
+        } else if self.idle < SPIN {
             nanos(self.idle) - nanos(WAKE_COST)
         } else {
             nanos(SPIN)
@@ -72,39 +78,42 @@ mod tests {
         Duration::from_micros(n)
     }
 
-    /// A switch taking `work` per event, with events every `gap` for
+    /// A switch taking `work` per frame, with frames every `gap` for
     /// 100 ms, polling in 100 ns steps while the policy says so and
-    /// otherwise sleeping (waking 5 us after the event). Returns the share
-    /// of the time spent in empty polls and how many events found the
-    /// switch asleep.
-    fn simulate(gap: Duration, work: Duration) -> (f64, usize) {
+    /// otherwise sleeping (waking `wake` after a frame, and then handling
+    /// every frame that has arrived). Returns the share of the time spent
+    /// in empty polls and how many times the switch slept.
+    fn simulate(gap: Duration, work: Duration, wake: Duration) -> (f64, usize) {
         let start = Instant::now();
         let end = start + Duration::from_millis(100);
         let mut s = Spin::default();
         let step = Duration::from_nanos(100);
-        let (mut wasted, mut asleep) = (Duration::ZERO, 0);
-        let mut event = start;
+        let (mut wasted, mut sleeps) = (Duration::ZERO, 0);
+        let mut next = start; // the next frame to arrive
         let mut now = start;
-        while event < end {
-            // Wait for `event`.
-            while now < event && s.polling(now) {
-                let (t, e) = (now + step, now + step >= event);
-                s.after_wait(step, e, t);
-                if !e {
-                    wasted += step;
-                }
-                now = t;
+        while next < end {
+            let mut slept = false;
+            while now < next && s.polling(now) {
+                s.waited(step);
+                wasted += step;
+                now += step;
             }
-            if now < event {
-                asleep += 1;
-                let woke = event + us(5);
-                s.after_wait(woke - now, true, woke);
-                now = woke;
+            if now < next {
+                sleeps += 1;
+                slept = true;
+                s.waited(next + wake - now);
+                now = next + wake;
             }
-            now += work;
-            event += gap;
+            // Handle every frame that has arrived by now.
+            let mut frames = 0;
+            while next <= now {
+                frames += 1;
+                next += gap;
+            }
+            now += work * frames;
+            s.handled(now, frames as usize, slept);
         }
-        (wasted.as_secs_f64() / (end - start).as_secs_f64(), asleep)
+        (wasted.as_secs_f64() / (end - start).as_secs_f64(), sleeps)
     }
 
     #[test]
@@ -113,23 +122,31 @@ mod tests {
         let mut s = Spin::default();
         for k in 1..100 {
             assert!(!s.polling(t + us(k * 1000)));
-            s.after_wait(us(1000), false, t + us(k * 1000));
+            s.waited(us(1000));
         }
     }
 
     #[test]
     fn a_busy_switch_keeps_polling() {
-        // An event every 3 us and 2.5 us of work each: after the first
-        // few, no event finds the switch asleep.
-        let (share, asleep) = simulate(us(3), Duration::from_nanos(2500));
-        assert!(asleep <= 3, "{asleep} sleeps, waste {share}");
+        // A frame every 3 us and 2.5 us of work each: after the first few
+        // frames the switch no longer sleeps.
+        let (share, sleeps) = simulate(us(3), Duration::from_nanos(2500), us(5));
+        assert!(sleeps <= 3, "{sleeps} sleeps, waste {share}");
         assert!(share < 0.2, "waste {share}");
+    }
+
+    #[test]
+    fn slow_wake_ups_do_not_hide_dense_traffic() {
+        // Waking takes 30 us, longer than polling is worth: the gaps seen
+        // from sleep all look long, but each wake-up finds a queue.
+        let (share, sleeps) = simulate(us(3), us(1), us(30));
+        assert!(sleeps <= 3, "{sleeps} sleeps, waste {share}");
     }
 
     #[test]
     fn sparse_traffic_costs_next_to_no_polling() {
         for gap in [us(20), us(40), us(60), us(200), us(5000)] {
-            let (share, _) = simulate(gap, us(1));
+            let (share, _) = simulate(gap, us(1), us(5));
             assert!(share < 0.02, "gap {gap:?}: waste {share}");
         }
     }
@@ -139,7 +156,8 @@ mod tests {
         let t = Instant::now();
         let mut s = Spin::default();
         for k in 0..20 {
-            s.after_wait(us(1), true, t + us(k));
+            s.waited(us(1));
+            s.handled(t + us(k), 1, false);
         }
         let last = t + us(19);
         assert!(s.polling(last + SPIN - us(1)));

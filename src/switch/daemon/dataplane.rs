@@ -62,6 +62,7 @@ impl Daemon {
             if n == 0 {
                 break;
             }
+            self.round_frames += n;
             self.forward_batch(&slots[..n], from);
             if n < slots.len() {
                 // Drained: back to epoll, which also looks at the others.

@@ -248,3 +248,55 @@ fn our_guest_and_a_real_uml_guest_on_our_switch_ping_each_other() {
     assert!(ro.contains("PING-OK 10.2.0.2"), "ours:\n{ro}\nreal:\n{rr}");
     assert!(rr.contains("PING-OK 10.2.0.1"), "real:\n{rr}\nours:\n{ro}");
 }
+
+#[test]
+fn a_guest_gets_its_tap_from_a_setuid_uml_net_and_pings_the_gateway() {
+    let test = "a_guest_gets_its_tap_from_a_setuid_uml_net";
+    if !can_boot(test) || !common::have_root(test) {
+        return;
+    }
+    let Some(user) = test_user(test) else {
+        return;
+    };
+    let Some((uid, gid)) = user.ids else {
+        return;
+    };
+    let _tun = tun_open_to_users();
+    let ns = Netns::new();
+    // Our uml_net, installed setuid root in a prefix on the guest's PATH.
+    let prefix = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(prefix.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let helper = prefix.path().join("uml_net");
+    std::fs::copy(common::bin("uml_net"), &helper).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755)).unwrap();
+
+    // No route to 10.0.9.2 exists on the host until the kernel has
+    // uml_net add it: the ping's replies depend on it.
+    let g = KGuest::new(user, &init(&ping_body("10.0.9.2", "10.0.9.1", 8, 0)));
+    let a = args("eth0=tuntap,,fe:fd:0a:00:09:02,10.0.9.1");
+    use std::os::unix::process::CommandExt;
+    let mut cmd = ns.command(common::which("setpriv").unwrap_or_else(|| "setpriv".into()));
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(g.path("linux"))
+        .args(&a)
+        .current_dir(g.dir.path())
+        .env("HOME", g.dir.path())
+        .env("PATH", format!("{}:/usr/bin:/bin", prefix.path().display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let b = common::uml::run_with_limit(cmd, LIMIT);
+    let out = b.output.replace('\r', "");
+    assert!(
+        out.contains("Netdevice 0 (fe:fd:0a:00:09:02) : TUN/TAP backend - IP = 10.0.9.1"),
+        "{out}"
+    );
+    assert!(out.contains("PING-OK 10.0.9.1"), "{out}");
+    // The TAP lives as long as the guest.
+    let links = common::stdout(&ns.run_ok("ip", &["-o", "link", "show"]));
+    assert!(!links.contains("tap"), "a TAP outlived the guest: {links}");
+}

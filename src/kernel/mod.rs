@@ -24,6 +24,7 @@ pub mod fuse;
 pub mod fuse_attr;
 pub mod guestdev;
 pub mod guestproc;
+pub mod hostnet;
 pub mod idmap;
 pub mod lifecycle;
 pub mod lines;

@@ -277,6 +277,13 @@ fn boot(
     for l in &net_lines {
         log.info(l);
     }
+    // uml_net add/del must run in the host's namespaces: leave an agent
+    // there (forked while still single-threaded).
+    let agent = if nets.iter().any(super::net::Pending::needs_agent) {
+        Some(super::hostnet::Agent::start().map_err(io_err("fork"))?)
+    } else {
+        None
+    };
     let helper = idmap::start(idmap::plan()).map_err(io_err("fork"))?;
     guest::unshare_monitor().map_err(nix_err("unshare"))?;
     let mapping = helper
@@ -356,8 +363,13 @@ fn boot(
     }
 
     let (master, slave_path) = super::guestdev::setup(&rootdir).map_err(io_err("guest /dev"))?;
-    for l in super::net::attach_all(nets) {
-        log.info(&l);
+    let (net_lines, helper_devs) = super::net::attach_all(nets);
+    for l in &net_lines {
+        log.info(l);
+    }
+    if let Some(agent) = agent {
+        super::net::watch_helper_addresses(helper_devs, agent, log.clone())
+            .map_err(io_err("watching guest addresses"))?;
     }
     let dev = rootdir.join("dev");
     for (n, pair) in cmd.consoles.iter().enumerate().skip(1) {

@@ -1,9 +1,13 @@
 //! Network devices `eth<N>=` (kernel-cmdline.md §8, networking.md §3): the
 //! monitor makes a TAP interface `ethN` inside the guest's network
 //! namespace and relays its frames to the host side of the transport, a
-//! host TAP opened by name (`tuntap,DEV,...`) or a uml_switch port
-//! (`daemon,MAC,unix,SOCKET`). Configuring the interface is the guest's job.
+//! host TAP opened by name (`tuntap,DEV,...`), a host TAP made by the
+//! `uml_net` helper (`tuntap,,MAC,GATEWAY`, see `hostnet`) or a uml_switch
+//! port (`daemon,MAC,unix,SOCKET`). Configuring the interface is the
+//! guest's job.
 
+use super::console::Log;
+use super::hostnet::{self, Agent, Op};
 use crate::switch::client::SwitchClient;
 use crate::sys::knet;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -23,6 +27,11 @@ pub enum Transport {
         /// Host interface name.
         dev: String,
         /// The gateway field (only printed).
+        gate: String,
+    },
+    /// `tuntap,,MAC,GATEWAY`: a host TAP made by `uml_net tuntap up`.
+    Helper {
+        /// The gateway address (empty: none, which the helper refuses).
         gate: String,
     },
     /// `daemon,MAC,unix,SOCKET`: a uml_switch port.
@@ -82,16 +91,21 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
                 ));
             }
             let dev = field(0);
+            let (m, r) = mac(field(1));
             if dev.is_empty() {
-                return Err(
-                    "tuntap: the uml_net helper (no host device given) is not supported by this linux; give an existing TAP made with tunctl -u USER"
-                        .into(),
-                );
+                let gate = field(2);
+                if !gate.is_empty() && gate.parse::<std::net::Ipv4Addr>().is_err() {
+                    return Err(format!("Invalid tap IP address - '{gate}'"));
+                }
+                return Ok(Some(Spec {
+                    transport: Transport::Helper { gate: gate.into() },
+                    mac: m,
+                    random_mac: r,
+                }));
             }
             if knet_name_ok(dev).is_err() {
                 return Err(format!("tuntap: bad host device name '{dev}'"));
             }
-            let (m, r) = mac(field(1));
             Ok(Some(Spec {
                 transport: Transport::Tap {
                     dev: dev.into(),
@@ -167,6 +181,23 @@ pub struct Pending {
     host: HostSide,
     /// The boot-log text after `Netdevice N (MAC) : `.
     backend: String,
+    /// For a TAP made by `uml_net`: its host name and the gateway.
+    helper: Option<(String, String)>,
+}
+
+impl Pending {
+    /// Whether the device needs the host agent for `uml_net add|del`.
+    pub fn needs_agent(&self) -> bool {
+        self.helper.is_some()
+    }
+}
+
+fn backend_line(gate: &str) -> String {
+    let mut line = "TUN/TAP backend - ".to_string();
+    if !gate.is_empty() {
+        line.push_str(&format!("IP = {gate}"));
+    }
+    line
 }
 
 /// Opens the host sides (call in the host's network namespace). Returns
@@ -185,13 +216,7 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
         };
         let opened = match &spec.transport {
             Transport::Tap { dev, gate } => knet::open_tap(dev)
-                .map(|fd| {
-                    let mut line = "TUN/TAP backend - ".to_string();
-                    if !gate.is_empty() {
-                        line.push_str(&format!("IP = {gate}"));
-                    }
-                    (HostSide::Tap(fd), line)
-                })
+                .map(|fd| (HostSide::Tap(fd), backend_line(gate), None))
                 .map_err(|e| {
                     format!(
                         "eth{n}: TUNSETIFF on host device '{dev}' failed, errno = {} ({e}); no device",
@@ -213,6 +238,7 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
                             "daemon backend (uml_switch version 3) - unix:{}",
                             ctl.display()
                         ),
+                        None,
                     )
                 })
                 .map_err(|e| {
@@ -221,13 +247,31 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
                         e.raw_os_error().unwrap_or(0)
                     )
                 }),
+            Transport::Helper { gate } => match hostnet::tuntap_up(gate) {
+                Ok(t) => {
+                    if !t.text.trim().is_empty() {
+                        lines.push(t.text.trim_end().to_string());
+                    }
+                    let _ = nix::fcntl::fcntl(
+                        std::os::fd::AsRawFd::as_raw_fd(&t.fd),
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    );
+                    Ok((
+                        HostSide::Tap(t.fd),
+                        backend_line(gate),
+                        Some((t.dev, gate.clone())),
+                    ))
+                }
+                Err(why) => Err(format!("eth{n}: {why}; no device")),
+            },
         };
         match opened {
-            Ok((host, backend)) => devs.push(Pending {
+            Ok((host, backend, helper)) => devs.push(Pending {
                 n: *n,
                 spec,
                 host,
                 backend,
+                helper,
             }),
             Err(l) => lines.push(l),
         }
@@ -235,10 +279,20 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
     (devs, lines)
 }
 
+/// A guest interface whose host TAP came from `uml_net`: its index in the
+/// guest's namespace, the TAP's host name and the gateway.
+pub struct HelperDev {
+    index: u32,
+    dev: String,
+    gate: String,
+}
+
 /// Makes each device's `ethN` TAP in the current (guest) network namespace
-/// and starts its relay thread. Returns the boot-log lines.
-pub fn attach_all(devs: Vec<Pending>) -> Vec<String> {
+/// and starts its relay thread. Returns the boot-log lines and the devices
+/// whose addresses the host must hear of.
+pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<HelperDev>) {
     let mut lines = Vec::new();
+    let mut helpers = Vec::new();
     for d in devs {
         let name = format!("eth{}", d.n);
         if d.spec.random_mac {
@@ -267,6 +321,14 @@ pub fn attach_all(devs: Vec<Pending>) -> Vec<String> {
             None => current_mac(&name).unwrap_or_else(|| "?".into()),
         };
         lines.push(format!("Netdevice {} ({mac}) : {}", d.n, d.backend));
+        if let Some((dev, gate)) = d.helper {
+            match crate::sys::net::if_index(&name) {
+                Some(index) => helpers.push(HelperDev { index, dev, gate }),
+                None => lines.push(format!(
+                    "{name}: no interface index; the host will not route to it"
+                )),
+            }
+        }
         let host = d.host;
         let spawned = std::thread::Builder::new()
             .name(name.clone())
@@ -278,7 +340,49 @@ pub fn attach_all(devs: Vec<Pending>) -> Vec<String> {
             lines.push(format!("{name}: relay thread failed: {e}"));
         }
     }
-    lines
+    (lines, helpers)
+}
+
+/// Watches the guest's IPv4 addresses on the `uml_net` devices and has the
+/// agent run `uml_net add|del` for each change, as the real kernel does
+/// when an address is set or removed. Call in the guest's namespace,
+/// before the guest starts, so no change is missed.
+pub fn watch_helper_addresses(devs: Vec<HelperDev>, agent: Agent, log: Log) -> std::io::Result<()> {
+    let sock = hostnet::address_watch()?;
+    std::thread::Builder::new()
+        .name("uml_net".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match nix::sys::socket::recv(
+                    std::os::fd::AsRawFd::as_raw_fd(&sock),
+                    &mut buf,
+                    nix::sys::socket::MsgFlags::empty(),
+                ) {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOBUFS) => continue,
+                    Err(_) => return,
+                };
+                for ev in hostnet::parse_addr_events(&buf[..n]) {
+                    let Some(d) = devs.iter().find(|d| d.index == ev.index) else {
+                        continue;
+                    };
+                    if ev.op == Op::Add && d.gate == ev.addr.to_string() {
+                        log.info("The tap IP address and the UML eth IP address must be different");
+                    }
+                    match agent.change(ev.op, &d.dev, ev.addr, ev.mask()) {
+                        Ok(text) if text.trim().is_empty() => {}
+                        Ok(text) => log.info(text.trim_end()),
+                        Err(e) => {
+                            log.error(&format!("uml_net: the host agent is gone: {e}"));
+                            return;
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn current_mac(name: &str) -> Option<String> {
@@ -376,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn tuntap_needs_a_device_and_no_garbage() {
+    fn tuntap_fields_and_no_garbage() {
         let s = parse("tuntap,tap3,,").unwrap().unwrap();
         assert_eq!(
             s.transport,
@@ -385,7 +489,16 @@ mod tests {
                 gate: String::new()
             }
         );
-        assert!(parse("tuntap,,,10.0.0.1").is_err());
+        assert_eq!(
+            parse("tuntap,,,10.0.0.1").unwrap().unwrap().transport,
+            Transport::Helper {
+                gate: "10.0.0.1".into()
+            }
+        );
+        assert_eq!(
+            parse("tuntap,,,10.0.0"),
+            Err("Invalid tap IP address - '10.0.0'".into())
+        );
         assert!(parse("tuntap,tap0,,1.2.3.4,extra").is_err());
         assert_eq!(parse("bogus,1"), Ok(None));
     }

@@ -261,6 +261,33 @@ pub fn send_with_fd(
     )?)
 }
 
+/// Receives one datagram into `buf` with room for one `SCM_RIGHTS`
+/// descriptor: (bytes, the descriptor if one came).
+pub fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    use std::os::fd::FromRawFd;
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fd = None;
+    for c in msg.cmsgs()? {
+        if let socket::ControlMessageOwned::ScmRights(fds) = c {
+            for raw in fds {
+                // SAFETY: the kernel just installed `raw` in this process
+                // for this message; nothing else refers to it, so it is
+                // ours to own (and close, for any beyond the first).
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                fd.get_or_insert(owned);
+            }
+        }
+    }
+    Ok((msg.bytes, fd))
+}
+
 /// `struct sockaddr_un` on Linux: 2 bytes of family and 108 of path.
 pub const SOCKADDR_UN_LEN: usize = 110;
 

@@ -92,6 +92,17 @@ impl Drop for Switch {
 
 /// Runs our guest `g` inside `ns` as `ids`, killed after the time limit.
 fn run_in(ns: &Netns, g: &KGuest, ids: (u32, u32), args: &[String]) -> common::uml::Boot {
+    run_in_with(ns, g, ids, args, &[])
+}
+
+/// [`run_in`] with more environment variables.
+fn run_in_with(
+    ns: &Netns,
+    g: &KGuest,
+    ids: (u32, u32),
+    args: &[String],
+    env: &[(&str, String)],
+) -> common::uml::Boot {
     use std::os::unix::process::CommandExt;
     let mut cmd = ns.command(common::which("setpriv").unwrap_or_else(|| "setpriv".into()));
     cmd.arg(format!("--reuid={}", ids.0))
@@ -102,11 +113,23 @@ fn run_in(ns: &Netns, g: &KGuest, ids: (u32, u32), args: &[String]) -> common::u
         .args(args)
         .current_dir(g.dir.path())
         .env("HOME", g.dir.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
     common::uml::run_with_limit(cmd, LIMIT)
+}
+
+/// The test user and its ids, for a test that boots our guest as root's
+/// helper does; `None` (after a loud skip) when that cannot run here.
+fn booting_user(test: &str) -> Option<(common::kernel::User, (u32, u32))> {
+    if !can_boot(test) || !common::have_root(test) {
+        return None;
+    }
+    let user = test_user(test)?;
+    let ids = user.ids?;
+    Some((user, ids))
 }
 
 fn run_guest(g: &KGuest, args: &[String]) -> (Option<i32>, String) {
@@ -177,14 +200,7 @@ fn a_switch_that_is_not_there_gives_a_boot_line_and_the_guest_boots_without_eth0
 
 #[test]
 fn a_guest_on_a_host_tap_pings_the_host_side_over_the_tuntap_transport() {
-    let test = "a_guest_on_a_host_tap_pings_the_host_side";
-    if !can_boot(test) || !common::have_root(test) {
-        return;
-    }
-    let Some(user) = test_user(test) else {
-        return;
-    };
-    let Some((uid, gid)) = user.ids else {
+    let Some((user, (uid, gid))) = booting_user("a_guest_on_a_host_tap_pings_the_host_side") else {
         return;
     };
     let _tun = tun_open_to_users();
@@ -251,14 +267,7 @@ fn our_guest_and_a_real_uml_guest_on_our_switch_ping_each_other() {
 
 #[test]
 fn a_guest_gets_its_tap_from_a_setuid_uml_net_and_pings_the_gateway() {
-    let test = "a_guest_gets_its_tap_from_a_setuid_uml_net";
-    if !can_boot(test) || !common::have_root(test) {
-        return;
-    }
-    let Some(user) = test_user(test) else {
-        return;
-    };
-    let Some((uid, gid)) = user.ids else {
+    let Some((user, ids)) = booting_user("a_guest_gets_its_tap_from_a_setuid_uml_net") else {
         return;
     };
     let _tun = tun_open_to_users();
@@ -274,22 +283,8 @@ fn a_guest_gets_its_tap_from_a_setuid_uml_net_and_pings_the_gateway() {
     // uml_net add it: the ping's replies depend on it.
     let g = KGuest::new(user, &init(&ping_body("10.0.9.2", "10.0.9.1", 8, 0)));
     let a = args("eth0=tuntap,,fe:fd:0a:00:09:02,10.0.9.1");
-    use std::os::unix::process::CommandExt;
-    let mut cmd = ns.command(common::which("setpriv").unwrap_or_else(|| "setpriv".into()));
-    cmd.arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={gid}"))
-        .arg("--clear-groups")
-        .arg("--")
-        .arg(g.path("linux"))
-        .args(&a)
-        .current_dir(g.dir.path())
-        .env("HOME", g.dir.path())
-        .env("PATH", format!("{}:/usr/bin:/bin", prefix.path().display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let b = common::uml::run_with_limit(cmd, LIMIT);
+    let path = format!("{}:/usr/bin:/bin", prefix.path().display());
+    let b = run_in_with(&ns, &g, ids, &a, &[("PATH", path)]);
     let out = b.output.replace('\r', "");
     assert!(
         out.contains("Netdevice 0 (fe:fd:0a:00:09:02) : TUN/TAP backend - IP = 10.0.9.1"),

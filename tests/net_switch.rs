@@ -713,3 +713,46 @@ fn a_port_whose_data_socket_closes_is_cut_off_and_nobody_can_take_its_place() {
         },
     );
 }
+
+#[test]
+fn a_port_without_a_socket_of_its_own_is_served_through_the_shared_one() {
+    in_netns(
+        "a_port_without_a_socket_of_its_own_is_served_through_the_shared_one",
+        || {
+            let sw = Switch::start(&[]);
+            let pid = sw.child.as_ref().unwrap().id();
+            // Port a joins normally (its reply comes after everything the
+            // switch opens for it). Then there is room for one descriptor
+            // more, the lowest free number: port b's control stream, so
+            // port b cannot have a data socket of its own.
+            let a = SwitchClient::connect(&sw.ctl()).unwrap();
+            let open: std::collections::HashSet<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            let first_free = (0..).find(|n| !open.contains(n)).unwrap();
+            let limit = first_free + 1;
+            let out = Command::new("prlimit")
+                .arg(format!("--pid={pid}"))
+                .arg(format!("--nofile={limit}:{limit}"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", common::stderr(&out));
+            let b = SwitchClient::connect(&sw.ctl()).unwrap();
+            wait_for_log(&sw, "New connection");
+            assert_ne!(a.switch, b.switch, "both ports got the same data socket");
+            let start = Instant::now();
+            while !sw.stderr().contains("using the shared one") {
+                assert!(start.elapsed() < Duration::from_secs(5), "{}", sw.stderr());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Each way: a's own socket to b through the shared one, and back.
+            a.send(&frame(BCAST, A, 1, 60)).unwrap();
+            assert_eq!(recv(&b).map(|f| f[14]), Some(1));
+            b.send(&frame(A, B, 2, 60)).unwrap();
+            assert_eq!(recv(&a).map(|f| f[14]), Some(2));
+            a.send(&frame(B, A, 3, 60)).unwrap();
+            assert_eq!(recv(&b).map(|f| f[14]), Some(3));
+        },
+    );
+}

@@ -295,3 +295,83 @@ fn a_guest_gets_its_tap_from_a_setuid_uml_net_and_pings_the_gateway() {
     let links = common::stdout(&ns.run_ok("ip", &["-o", "link", "show"]));
     assert!(!links.contains("tap"), "a TAP outlived the guest: {links}");
 }
+
+/// Multicast on the namespace's loopback: what a host with a network
+/// interface has by default.
+fn multicast_on_loopback(ns: &Netns) {
+    ns.run_ok("ip", &["link", "set", "lo", "multicast", "on"]);
+    ns.run_ok("ip", &["route", "add", "224.0.0.0/4", "dev", "lo"]);
+}
+
+#[test]
+fn our_guest_and_a_real_uml_guest_on_one_multicast_group_ping_each_other() {
+    let test = "our_guest_and_a_real_uml_guest_on_one_multicast_group";
+    if !common::have_peers(test, &["ip", "linux.uml", "mke2fs", "busybox"]) {
+        return;
+    }
+    let Some((user, ids)) = booting_user(test) else {
+        return;
+    };
+    let _tun = tun_open_to_users();
+    let ns = Netns::new();
+    multicast_on_loopback(&ns);
+    let ours = KGuest::new(user, &init(&ping_body("10.3.0.1", "10.3.0.2", 15, 4)));
+    let real = common::uml::Guest::new(
+        &common::uml::init_script(&ping_body("10.3.0.2", "10.3.0.1", 15, 4)),
+        16,
+    );
+    let a = args("eth0=mcast,fe:fd:0a:03:00:01,239.192.168.7,1107");
+    let real_eth = "eth0=mcast,fe:fd:0a:03:00:02,239.192.168.7,1107";
+    let (ro, rr) = std::thread::scope(|s| {
+        let ho = s.spawn(|| run_in(&ns, &ours, ids, &a));
+        let hr = s.spawn(|| {
+            common::net::boot_in(
+                &ns,
+                &real,
+                "a.cow,root_fs",
+                &[real_eth],
+                &common::net::NetBoot::default(),
+                LIMIT,
+            )
+        });
+        (ho.join().unwrap(), hr.join().unwrap())
+    });
+    let (ro, rr) = (ro.output.replace('\r', ""), rr.output.replace('\r', ""));
+    for line in [
+        "Configured mcast device: 239.192.168.7:1107-1",
+        "Netdevice 0 (fe:fd:0a:03:00:01) : mcast backend multicast address: 239.192.168.7:1107, TTL:1",
+    ] {
+        assert!(ro.contains(line), "ours lacks '{line}':\n{ro}");
+    }
+    assert!(
+        rr.contains("Configured mcast device: 239.192.168.7:1107-1"),
+        "{rr}"
+    );
+    assert!(ro.contains("PING-OK 10.3.0.2"), "ours:\n{ro}\nreal:\n{rr}");
+    assert!(rr.contains("PING-OK 10.3.0.1"), "real:\n{rr}\nours:\n{ro}");
+}
+
+#[test]
+fn two_of_our_guests_on_unicast_udp_ping_each_other() {
+    let Some((user, ids)) = booting_user("two_of_our_guests_on_unicast_udp") else {
+        return;
+    };
+    let _tun = tun_open_to_users();
+    let ns = Netns::new();
+    let a = KGuest::new(user, &init(&ping_body("10.4.0.1", "10.4.0.2", 15, 3)));
+    let b = KGuest::new(user, &init(&ping_body("10.4.0.2", "10.4.0.1", 15, 3)));
+    let args_a = args("eth0=ucast,fe:fd:0a:04:00:01,127.0.0.1,2201,2202");
+    let args_b = args("eth0=ucast,fe:fd:0a:04:00:02,127.0.0.1,2202,2201");
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| run_in(&ns, &a, ids, &args_a));
+        let hb = s.spawn(|| run_in(&ns, &b, ids, &args_b));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    let (ra, rb) = (ra.output.replace('\r', ""), rb.output.replace('\r', ""));
+    assert!(
+        ra.contains("ucast backend address: 127.0.0.1:2202 listen port: 2201"),
+        "{ra}"
+    );
+    assert!(ra.contains("PING-OK 10.4.0.2"), "a:\n{ra}\nb:\n{rb}");
+    assert!(rb.contains("PING-OK 10.4.0.1"), "b:\n{rb}\na:\n{ra}");
+}

@@ -39,6 +39,110 @@ pub enum Transport {
         /// Control socket path.
         ctl: PathBuf,
     },
+    /// `mcast,MAC,GROUP,PORT,TTL` and `ucast,MAC,ADDR,LPORT,RPORT`: each
+    /// frame one UDP datagram, to a multicast group every guest on it
+    /// joins, or to one peer.
+    Udp(Udp),
+}
+
+/// The UDP transports' settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Udp {
+    /// Multicast (`mcast`) or unicast (`ucast`).
+    pub multicast: bool,
+    /// The group, or the peer's address.
+    pub addr: std::net::Ipv4Addr,
+    /// The port this guest listens on (for `mcast`, also the group's).
+    pub lport: u16,
+    /// The port frames go to.
+    pub rport: u16,
+    /// Multicast TTL.
+    pub ttl: u32,
+}
+
+impl Udp {
+    /// The kernel's set-up line (`Configured mcast device: ...`).
+    pub fn configured_line(&self) -> String {
+        if self.multicast {
+            format!(
+                "Configured mcast device: {}:{}-{}",
+                self.addr, self.lport, self.ttl
+            )
+        } else {
+            format!(
+                "Configured ucast device: :{} -> {}:{}",
+                self.lport, self.addr, self.rport
+            )
+        }
+    }
+
+    /// The backend text of the `Netdevice` line.
+    pub fn backend_line(&self) -> String {
+        if self.multicast {
+            format!(
+                "mcast backend multicast address: {}:{}, TTL:{}",
+                self.addr, self.lport, self.ttl
+            )
+        } else {
+            format!(
+                "ucast backend address: {}:{} listen port: {}",
+                self.addr, self.rport, self.lport
+            )
+        }
+    }
+}
+
+/// Parses `mcast`/`ucast` fields after the MAC, with the kernel's
+/// defaults and messages.
+fn parse_udp(name: &str, fields: &[&str]) -> Result<Udp, String> {
+    let multicast = name == "mcast";
+    let setup = format!("{name}_setup");
+    if fields.len() > 4 {
+        return Err(format!(
+            "{setup} - Extra garbage on specification : '{}'",
+            fields[4..].join(",")
+        ));
+    }
+    let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
+    let addr_text = field(1).unwrap_or(if multicast {
+        "239.192.168.1"
+    } else {
+        "127.0.0.1"
+    });
+    let addr = addr_text
+        .parse()
+        .map_err(|_| format!("{setup} - Bad address : '{addr_text}'"))?;
+    let port = |i: usize, what: &str| -> Result<u16, String> {
+        match field(i) {
+            None => Ok(1102),
+            Some(t) => t
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("{setup} - Bad {what} : '{t}'")),
+        }
+    };
+    let (lport, rport, ttl) = if multicast {
+        let p = port(2, "port")?;
+        let ttl = match field(3) {
+            None => 1,
+            Some(t) => t
+                .parse::<u32>()
+                .ok()
+                .filter(|&v| v <= 255)
+                .ok_or_else(|| format!("{setup} - Bad ttl : '{t}'"))?,
+        };
+        (p, p, ttl)
+    } else {
+        (port(2, "listen port")?, port(3, "remote port")?, 1)
+    };
+    Ok(Udp {
+        multicast,
+        addr,
+        lport,
+        rport,
+        ttl,
+    })
 }
 
 /// One `eth<N>=` value, parsed.
@@ -131,7 +235,16 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
                 random_mac: r,
             }))
         }
-        "ethertap" | "mcast" | "ucast" | "slirp" | "vde" | "slip" | "pcap" => Err(format!(
+        "mcast" | "ucast" => {
+            let udp = parse_udp(name, &fields)?;
+            let (m, r) = mac(field(0));
+            Ok(Some(Spec {
+                transport: Transport::Udp(udp),
+                mac: m,
+                random_mac: r,
+            }))
+        }
+        "ethertap" | "slirp" | "vde" | "slip" | "pcap" => Err(format!(
             "{name} transport is not supported by this linux; no device"
         )),
         _ => Ok(None),
@@ -151,6 +264,72 @@ pub enum HostSide {
     Tap(OwnedFd),
     /// A switch port.
     Switch(Box<SwitchClient>),
+    /// A UDP socket and where frames go.
+    Udp(std::net::UdpSocket, std::net::SocketAddrV4),
+}
+
+/// The UDP transports' socket: bound to the group (`mcast`, which it
+/// joins, with loop-back on so guests on one host hear each other) or to
+/// any address (`ucast`), at the listen port, shared with other guests.
+fn open_udp(u: &Udp) -> Result<std::net::UdpSocket, String> {
+    use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let fail = |what: &str, e: nix::Error| {
+        format!(
+            "umcast_open : {what} failed, errno = {} ({})",
+            e as i32,
+            e.desc()
+        )
+    };
+    let fd = sock::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| fail("data socket", e))?;
+    sock::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| fail("SO_REUSEADDR", e))?;
+    let listen = if u.multicast {
+        u.addr
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    sock::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(SocketAddrV4::new(listen, u.lport)),
+    )
+    .map_err(|e| fail("data bind", e))?;
+    let udp = std::net::UdpSocket::from(fd);
+    if u.multicast {
+        let io = |what: &str, e: std::io::Error| {
+            format!(
+                "umcast_open: {what} failed, error = {} ({e})",
+                e.raw_os_error().unwrap_or(0)
+            )
+        };
+        udp.set_multicast_ttl_v4(u.ttl)
+            .map_err(|e| io("IP_MULTICAST_TTL", e))?;
+        udp.set_multicast_loop_v4(true)
+            .map_err(|e| io("IP_MULTICAST_LOOP", e))?;
+        udp.join_multicast_v4(&u.addr, &Ipv4Addr::UNSPECIFIED)
+            .map_err(|e| io("IP_ADD_MEMBERSHIP", e))?;
+    }
+    Ok(udp)
+}
+
+/// Errors a UDP socket reports for an earlier datagram (an ICMP port
+/// unreachable from a peer not up yet): not a reason to give up.
+fn transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNREFUSED
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EAGAIN
+                | libc::ENOBUFS
+        )
+    )
 }
 
 impl HostSide {
@@ -158,6 +337,18 @@ impl HostSide {
         match self {
             HostSide::Tap(f) => f.as_fd(),
             HostSide::Switch(c) => c.data_fd(),
+            HostSide::Udp(s, _) => s.as_fd(),
+        }
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        match self {
+            HostSide::Udp(s, _) => match s.recv(buf) {
+                Ok(n) => Ok(Some(n)),
+                Err(e) if transient(&e) => Ok(None),
+                Err(e) => Err(e),
+            },
+            _ => knet::read_frame(self.fd(), buf),
         }
     }
 
@@ -167,6 +358,11 @@ impl HostSide {
             HostSide::Switch(c) => match c.send(frame) {
                 Ok(_) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(e),
+            },
+            HostSide::Udp(s, to) => match s.send_to(frame, to) {
+                Ok(_) => Ok(()),
+                Err(e) if transient(&e) => Ok(()),
                 Err(e) => Err(e),
             },
         }
@@ -247,6 +443,13 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
                         e.raw_os_error().unwrap_or(0)
                     )
                 }),
+            Transport::Udp(u) => {
+                lines.push(u.configured_line());
+                let to = std::net::SocketAddrV4::new(u.addr, u.rport);
+                open_udp(u)
+                    .map(|s| (HostSide::Udp(s, to), u.backend_line(), None))
+                    .map_err(|why| format!("eth{n}: {why}; no device"))
+            }
             Transport::Helper { gate } => match hostnet::tuntap_up(gate) {
                 Ok(t) => {
                     if !t.text.trim().is_empty() {
@@ -426,7 +629,7 @@ fn relay(tap: &OwnedFd, host: &HostSide) -> String {
         }
         if from_host {
             for _ in 0..64 {
-                match knet::read_frame(host.fd(), &mut buf) {
+                match host.recv(&mut buf) {
                     Ok(Some(n)) if n > 0 => {
                         if let Err(e) = knet::write_frame(tap.as_fd(), &buf[..n]) {
                             return format!("write tap {e}");
@@ -501,6 +704,57 @@ mod tests {
         );
         assert!(parse("tuntap,tap0,,1.2.3.4,extra").is_err());
         assert_eq!(parse("bogus,1"), Ok(None));
+    }
+
+    #[test]
+    fn udp_fields_defaults_and_errors() {
+        let s = parse("mcast").unwrap().unwrap();
+        let Transport::Udp(u) = s.transport else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            u.configured_line(),
+            "Configured mcast device: 239.192.168.1:1102-1"
+        );
+        assert_eq!(
+            u.backend_line(),
+            "mcast backend multicast address: 239.192.168.1:1102, TTL:1"
+        );
+        assert!(s.random_mac);
+        let s = parse("ucast,fe:fd:0:0:0:1,10.0.0.2,2001,2002")
+            .unwrap()
+            .unwrap();
+        let Transport::Udp(u) = s.transport else {
+            panic!("{s:?}")
+        };
+        assert_eq!((u.multicast, u.lport, u.rport), (false, 2001, 2002));
+        assert_eq!(
+            u.configured_line(),
+            "Configured ucast device: :2001 -> 10.0.0.2:2002"
+        );
+        assert_eq!(s.mac, Some([0xfe, 0xfd, 0, 0, 0, 1]));
+        let s = parse("mcast,,239.1.2.3,,4").unwrap().unwrap();
+        assert!(matches!(s.transport, Transport::Udp(u) if u.lport == 1102 && u.ttl == 4));
+        assert_eq!(
+            parse("mcast,,,99999"),
+            Err("mcast_setup - Bad port : '99999'".into())
+        );
+        assert_eq!(
+            parse("mcast,,,,x"),
+            Err("mcast_setup - Bad ttl : 'x'".into())
+        );
+        assert_eq!(
+            parse("ucast,,,x"),
+            Err("ucast_setup - Bad listen port : 'x'".into())
+        );
+        assert_eq!(
+            parse("ucast,,,1,0"),
+            Err("ucast_setup - Bad remote port : '0'".into())
+        );
+        assert_eq!(
+            parse("ucast,,,1,2,3"),
+            Err("ucast_setup - Extra garbage on specification : '3'".into())
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! that, and an agent process left in the host's namespaces (a setuid
 //! helper does not gain root inside a user namespace) runs the helper.
 
-use crate::sys::guest::fork_helper;
+use crate::sys::guest::{close_inherited_fds, fork_helper};
 use crate::sys::net::{self as sysnet, IFNAMSIZ};
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
 use std::io;
@@ -277,9 +277,13 @@ impl Agent {
             None,
             SockFlag::SOCK_CLOEXEC,
         )?;
-        let mine_raw = mine.as_raw_fd();
         fork_helper(move || {
-            let _ = nix::unistd::close(mine_raw);
+            // Only its socket: the monitor's end (so that the monitor's
+            // exit reads as end of file here), the TAPs and the disks stay
+            // with the monitor.
+            if close_inherited_fds(theirs.as_fd()).is_err() {
+                return 1;
+            }
             let mut buf = [0u8; 512];
             loop {
                 let n = match socket::recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty()) {

@@ -45,6 +45,28 @@ pub fn fork_helper(f: impl FnOnce() -> i32) -> io::Result<Pid> {
     }
 }
 
+/// In a child made by [`fork_helper`]: closes every descriptor above 2
+/// except `keep`, so that a long-lived helper holds nothing of its
+/// parent's open (devices, sockets, disk images).
+pub fn close_inherited_fds(keep: BorrowedFd<'_>) -> io::Result<()> {
+    let keep = libc::c_uint::try_from(keep.as_raw_fd())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    let mut ranges = vec![(keep + 1, libc::c_uint::MAX)];
+    if keep > 3 {
+        ranges.push((3, keep - 1));
+    }
+    for (first, last) in ranges {
+        // SAFETY: only called in a forked child, which is single-threaded;
+        // the objects that own these descriptors belong to the parent's
+        // stack frames, which the child never unwinds (it leaves through
+        // `_exit`), so nothing uses or closes them after this.
+        if unsafe { libc::close_range(first, last, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Everything the guest child needs, prepared before the clone.
 pub struct GuestPlan {
     /// Where `proc` is mounted before the pivot (absolute), if anywhere.

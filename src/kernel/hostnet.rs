@@ -10,6 +10,7 @@
 //! that, and an agent process left in the host's namespaces (a setuid
 //! helper does not gain root inside a user namespace) runs the helper.
 
+use super::console::Log;
 use crate::sys::guest::{close_inherited_fds, fork_helper};
 use crate::sys::net::{self as sysnet, IFNAMSIZ};
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
@@ -310,6 +311,56 @@ impl Agent {
         let n = socket::recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::empty())?;
         Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
+}
+
+/// A guest interface whose host TAP came from `uml_net`: its index in the
+/// guest's namespace, the TAP's host name and the gateway.
+pub struct HelperDev {
+    pub(crate) index: u32,
+    pub(crate) dev: String,
+    pub(crate) gate: String,
+}
+
+/// Watches the guest's IPv4 addresses on the `uml_net` devices and has the
+/// agent run `uml_net add|del` for each change, as the real kernel does
+/// when an address is set or removed. Call in the guest's namespace,
+/// before the guest starts, so no change is missed.
+pub fn watch_helper_addresses(devs: Vec<HelperDev>, agent: Agent, log: Log) -> std::io::Result<()> {
+    let sock = address_watch()?;
+    std::thread::Builder::new()
+        .name("uml_net".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match nix::sys::socket::recv(
+                    std::os::fd::AsRawFd::as_raw_fd(&sock),
+                    &mut buf,
+                    nix::sys::socket::MsgFlags::empty(),
+                ) {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOBUFS) => continue,
+                    Err(_) => return,
+                };
+                for ev in parse_addr_events(&buf[..n]) {
+                    let Some(d) = devs.iter().find(|d| d.index == ev.index) else {
+                        continue;
+                    };
+                    if ev.op == Op::Add && d.gate == ev.addr.to_string() {
+                        log.info("The tap IP address and the UML eth IP address must be different");
+                    }
+                    match agent.change(ev.op, &d.dev, ev.addr, ev.mask()) {
+                        Ok(text) if text.trim().is_empty() => {}
+                        Ok(text) => log.info(text.trim_end()),
+                        Err(e) => {
+                            log.error(&format!("uml_net: the host agent is gone: {e}"));
+                            return;
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(())
 }
 
 #[cfg(test)]

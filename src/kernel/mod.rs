@@ -33,6 +33,7 @@ pub mod monitor;
 pub mod net;
 pub mod num;
 pub mod ubd;
+pub mod udpnet;
 pub mod words;
 
 /// What `--version` prints: the release of this kernel binary.

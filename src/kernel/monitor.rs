@@ -368,7 +368,7 @@ fn boot(
         log.info(l);
     }
     if let Some(agent) = agent {
-        super::net::watch_helper_addresses(helper_devs, agent, log.clone())
+        super::hostnet::watch_helper_addresses(helper_devs, agent, log.clone())
             .map_err(io_err("watching guest addresses"))?;
     }
     let dev = rootdir.join("dev");

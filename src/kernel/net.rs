@@ -2,12 +2,12 @@
 //! monitor makes a TAP interface `ethN` inside the guest's network
 //! namespace and relays its frames to the host side of the transport, a
 //! host TAP opened by name (`tuntap,DEV,...`), a host TAP made by the
-//! `uml_net` helper (`tuntap,,MAC,GATEWAY`, see `hostnet`) or a uml_switch
-//! port (`daemon,MAC,unix,SOCKET`). Configuring the interface is the
-//! guest's job.
+//! `uml_net` helper (`tuntap,,MAC,GATEWAY`, see `hostnet`), a uml_switch
+//! port (`daemon,MAC,unix,SOCKET`) or a UDP socket (`mcast`, `ucast`, see
+//! `udpnet`). Configuring the interface is the guest's job.
 
-use super::console::Log;
-use super::hostnet::{self, Agent, Op};
+use super::hostnet;
+use super::udpnet::{self, Udp};
 use crate::switch::client::SwitchClient;
 use crate::sys::knet;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -43,106 +43,6 @@ pub enum Transport {
     /// frame one UDP datagram, to a multicast group every guest on it
     /// joins, or to one peer.
     Udp(Udp),
-}
-
-/// The UDP transports' settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Udp {
-    /// Multicast (`mcast`) or unicast (`ucast`).
-    pub multicast: bool,
-    /// The group, or the peer's address.
-    pub addr: std::net::Ipv4Addr,
-    /// The port this guest listens on (for `mcast`, also the group's).
-    pub lport: u16,
-    /// The port frames go to.
-    pub rport: u16,
-    /// Multicast TTL.
-    pub ttl: u32,
-}
-
-impl Udp {
-    /// The kernel's set-up line (`Configured mcast device: ...`).
-    pub fn configured_line(&self) -> String {
-        if self.multicast {
-            format!(
-                "Configured mcast device: {}:{}-{}",
-                self.addr, self.lport, self.ttl
-            )
-        } else {
-            format!(
-                "Configured ucast device: :{} -> {}:{}",
-                self.lport, self.addr, self.rport
-            )
-        }
-    }
-
-    /// The backend text of the `Netdevice` line.
-    pub fn backend_line(&self) -> String {
-        if self.multicast {
-            format!(
-                "mcast backend multicast address: {}:{}, TTL:{}",
-                self.addr, self.lport, self.ttl
-            )
-        } else {
-            format!(
-                "ucast backend address: {}:{} listen port: {}",
-                self.addr, self.rport, self.lport
-            )
-        }
-    }
-}
-
-/// Parses `mcast`/`ucast` fields after the MAC, with the kernel's
-/// defaults and messages.
-fn parse_udp(name: &str, fields: &[&str]) -> Result<Udp, String> {
-    let multicast = name == "mcast";
-    let setup = format!("{name}_setup");
-    if fields.len() > 4 {
-        return Err(format!(
-            "{setup} - Extra garbage on specification : '{}'",
-            fields[4..].join(",")
-        ));
-    }
-    let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
-    let addr_text = field(1).unwrap_or(if multicast {
-        "239.192.168.1"
-    } else {
-        "127.0.0.1"
-    });
-    let addr = addr_text
-        .parse()
-        .map_err(|_| format!("{setup} - Bad address : '{addr_text}'"))?;
-    let port = |i: usize, what: &str| -> Result<u16, String> {
-        match field(i) {
-            None => Ok(1102),
-            Some(t) => t
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| format!("{setup} - Bad {what} : '{t}'")),
-        }
-    };
-    let (lport, rport, ttl) = if multicast {
-        let p = port(2, "port")?;
-        let ttl = match field(3) {
-            None => 1,
-            Some(t) => t
-                .parse::<u32>()
-                .ok()
-                .filter(|&v| v <= 255)
-                .ok_or_else(|| format!("{setup} - Bad ttl : '{t}'"))?,
-        };
-        (p, p, ttl)
-    } else {
-        (port(2, "listen port")?, port(3, "remote port")?, 1)
-    };
-    Ok(Udp {
-        multicast,
-        addr,
-        lport,
-        rport,
-        ttl,
-    })
 }
 
 /// One `eth<N>=` value, parsed.
@@ -236,7 +136,7 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
             }))
         }
         "mcast" | "ucast" => {
-            let udp = parse_udp(name, &fields)?;
+            let udp = udpnet::parse(name, &fields)?;
             let (m, r) = mac(field(0));
             Ok(Some(Spec {
                 transport: Transport::Udp(udp),
@@ -268,70 +168,6 @@ pub enum HostSide {
     Udp(std::net::UdpSocket, std::net::SocketAddrV4),
 }
 
-/// The UDP transports' socket: bound to the group (`mcast`, which it
-/// joins, with loop-back on so guests on one host hear each other) or to
-/// any address (`ucast`), at the listen port, shared with other guests.
-fn open_udp(u: &Udp) -> Result<std::net::UdpSocket, String> {
-    use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
-    use std::net::{Ipv4Addr, SocketAddrV4};
-    let fail = |what: &str, e: nix::Error| {
-        format!(
-            "umcast_open : {what} failed, errno = {} ({})",
-            e as i32,
-            e.desc()
-        )
-    };
-    let fd = sock::socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .map_err(|e| fail("data socket", e))?;
-    sock::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| fail("SO_REUSEADDR", e))?;
-    let listen = if u.multicast {
-        u.addr
-    } else {
-        Ipv4Addr::UNSPECIFIED
-    };
-    sock::bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::from(SocketAddrV4::new(listen, u.lport)),
-    )
-    .map_err(|e| fail("data bind", e))?;
-    let udp = std::net::UdpSocket::from(fd);
-    if u.multicast {
-        let io = |what: &str, e: std::io::Error| {
-            format!(
-                "umcast_open: {what} failed, error = {} ({e})",
-                e.raw_os_error().unwrap_or(0)
-            )
-        };
-        udp.set_multicast_ttl_v4(u.ttl)
-            .map_err(|e| io("IP_MULTICAST_TTL", e))?;
-        udp.set_multicast_loop_v4(true)
-            .map_err(|e| io("IP_MULTICAST_LOOP", e))?;
-        udp.join_multicast_v4(&u.addr, &Ipv4Addr::UNSPECIFIED)
-            .map_err(|e| io("IP_ADD_MEMBERSHIP", e))?;
-    }
-    Ok(udp)
-}
-
-/// Errors a UDP socket reports for an earlier datagram (an ICMP port
-/// unreachable from a peer not up yet): not a reason to give up.
-fn transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ECONNREFUSED
-                | libc::EHOSTUNREACH
-                | libc::ENETUNREACH
-                | libc::EAGAIN
-                | libc::ENOBUFS
-        )
-    )
-}
-
 impl HostSide {
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
@@ -345,7 +181,7 @@ impl HostSide {
         match self {
             HostSide::Udp(s, _) => match s.recv(buf) {
                 Ok(n) => Ok(Some(n)),
-                Err(e) if transient(&e) => Ok(None),
+                Err(e) if udpnet::transient(&e) => Ok(None),
                 Err(e) => Err(e),
             },
             _ => knet::read_frame(self.fd(), buf),
@@ -362,7 +198,7 @@ impl HostSide {
             },
             HostSide::Udp(s, to) => match s.send_to(frame, to) {
                 Ok(_) => Ok(()),
-                Err(e) if transient(&e) => Ok(()),
+                Err(e) if udpnet::transient(&e) => Ok(()),
                 Err(e) => Err(e),
             },
         }
@@ -446,7 +282,7 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
             Transport::Udp(u) => {
                 lines.push(u.configured_line());
                 let to = std::net::SocketAddrV4::new(u.addr, u.rport);
-                open_udp(u)
+                udpnet::open(u)
                     .map(|s| (HostSide::Udp(s, to), u.backend_line(), None))
                     .map_err(|why| format!("eth{n}: {why}; no device"))
             }
@@ -482,18 +318,10 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
     (devs, lines)
 }
 
-/// A guest interface whose host TAP came from `uml_net`: its index in the
-/// guest's namespace, the TAP's host name and the gateway.
-pub struct HelperDev {
-    index: u32,
-    dev: String,
-    gate: String,
-}
-
 /// Makes each device's `ethN` TAP in the current (guest) network namespace
 /// and starts its relay thread. Returns the boot-log lines and the devices
 /// whose addresses the host must hear of.
-pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<HelperDev>) {
+pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<hostnet::HelperDev>) {
     let mut lines = Vec::new();
     let mut helpers = Vec::new();
     for d in devs {
@@ -526,7 +354,7 @@ pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<HelperDev>) {
         lines.push(format!("Netdevice {} ({mac}) : {}", d.n, d.backend));
         if let Some((dev, gate)) = d.helper {
             match crate::sys::net::if_index(&name) {
-                Some(index) => helpers.push(HelperDev { index, dev, gate }),
+                Some(index) => helpers.push(hostnet::HelperDev { index, dev, gate }),
                 None => lines.push(format!(
                     "{name}: no interface index; the host will not route to it"
                 )),
@@ -544,48 +372,6 @@ pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<HelperDev>) {
         }
     }
     (lines, helpers)
-}
-
-/// Watches the guest's IPv4 addresses on the `uml_net` devices and has the
-/// agent run `uml_net add|del` for each change, as the real kernel does
-/// when an address is set or removed. Call in the guest's namespace,
-/// before the guest starts, so no change is missed.
-pub fn watch_helper_addresses(devs: Vec<HelperDev>, agent: Agent, log: Log) -> std::io::Result<()> {
-    let sock = hostnet::address_watch()?;
-    std::thread::Builder::new()
-        .name("uml_net".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                let n = match nix::sys::socket::recv(
-                    std::os::fd::AsRawFd::as_raw_fd(&sock),
-                    &mut buf,
-                    nix::sys::socket::MsgFlags::empty(),
-                ) {
-                    Ok(0) => return,
-                    Ok(n) => n,
-                    Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOBUFS) => continue,
-                    Err(_) => return,
-                };
-                for ev in hostnet::parse_addr_events(&buf[..n]) {
-                    let Some(d) = devs.iter().find(|d| d.index == ev.index) else {
-                        continue;
-                    };
-                    if ev.op == Op::Add && d.gate == ev.addr.to_string() {
-                        log.info("The tap IP address and the UML eth IP address must be different");
-                    }
-                    match agent.change(ev.op, &d.dev, ev.addr, ev.mask()) {
-                        Ok(text) if text.trim().is_empty() => {}
-                        Ok(text) => log.info(text.trim_end()),
-                        Err(e) => {
-                            log.error(&format!("uml_net: the host agent is gone: {e}"));
-                            return;
-                        }
-                    }
-                }
-            }
-        })?;
-    Ok(())
 }
 
 fn current_mac(name: &str) -> Option<String> {

@@ -1,0 +1,168 @@
+//! The UDP transports of `eth<N>=` (kernel-cmdline.md §8): `mcast`, every
+//! guest on a multicast group on one segment, and `ucast`, a point-to-point
+//! link. Each frame is one UDP datagram; the socket is opened in the
+//! host's namespace and relayed like the others by `net`.
+
+/// The UDP transports' settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Udp {
+    /// Multicast (`mcast`) or unicast (`ucast`).
+    pub multicast: bool,
+    /// The group, or the peer's address.
+    pub addr: std::net::Ipv4Addr,
+    /// The port this guest listens on (for `mcast`, also the group's).
+    pub lport: u16,
+    /// The port frames go to.
+    pub rport: u16,
+    /// Multicast TTL.
+    pub ttl: u32,
+}
+
+impl Udp {
+    /// The kernel's set-up line (`Configured mcast device: ...`).
+    pub fn configured_line(&self) -> String {
+        if self.multicast {
+            format!(
+                "Configured mcast device: {}:{}-{}",
+                self.addr, self.lport, self.ttl
+            )
+        } else {
+            format!(
+                "Configured ucast device: :{} -> {}:{}",
+                self.lport, self.addr, self.rport
+            )
+        }
+    }
+
+    /// The backend text of the `Netdevice` line.
+    pub fn backend_line(&self) -> String {
+        if self.multicast {
+            format!(
+                "mcast backend multicast address: {}:{}, TTL:{}",
+                self.addr, self.lport, self.ttl
+            )
+        } else {
+            format!(
+                "ucast backend address: {}:{} listen port: {}",
+                self.addr, self.rport, self.lport
+            )
+        }
+    }
+}
+
+/// Parses `mcast`/`ucast` fields after the MAC, with the kernel's
+/// defaults and messages.
+pub(crate) fn parse(name: &str, fields: &[&str]) -> Result<Udp, String> {
+    let multicast = name == "mcast";
+    let setup = format!("{name}_setup");
+    if fields.len() > 4 {
+        return Err(format!(
+            "{setup} - Extra garbage on specification : '{}'",
+            fields[4..].join(",")
+        ));
+    }
+    let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
+    let addr_text = field(1).unwrap_or(if multicast {
+        "239.192.168.1"
+    } else {
+        "127.0.0.1"
+    });
+    let addr = addr_text
+        .parse()
+        .map_err(|_| format!("{setup} - Bad address : '{addr_text}'"))?;
+    let port = |i: usize, what: &str| -> Result<u16, String> {
+        match field(i) {
+            None => Ok(1102),
+            Some(t) => t
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("{setup} - Bad {what} : '{t}'")),
+        }
+    };
+    let (lport, rport, ttl) = if multicast {
+        let p = port(2, "port")?;
+        let ttl = match field(3) {
+            None => 1,
+            Some(t) => t
+                .parse::<u32>()
+                .ok()
+                .filter(|&v| v <= 255)
+                .ok_or_else(|| format!("{setup} - Bad ttl : '{t}'"))?,
+        };
+        (p, p, ttl)
+    } else {
+        (port(2, "listen port")?, port(3, "remote port")?, 1)
+    };
+    Ok(Udp {
+        multicast,
+        addr,
+        lport,
+        rport,
+        ttl,
+    })
+}
+
+/// The UDP transports' socket: bound to the group (`mcast`, which it
+/// joins, with loop-back on so guests on one host hear each other) or to
+/// any address (`ucast`), at the listen port, shared with other guests.
+pub(crate) fn open(u: &Udp) -> Result<std::net::UdpSocket, String> {
+    use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let fail = |what: &str, e: nix::Error| {
+        format!(
+            "umcast_open : {what} failed, errno = {} ({})",
+            e as i32,
+            e.desc()
+        )
+    };
+    let fd = sock::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| fail("data socket", e))?;
+    sock::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| fail("SO_REUSEADDR", e))?;
+    let listen = if u.multicast {
+        u.addr
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    sock::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(SocketAddrV4::new(listen, u.lport)),
+    )
+    .map_err(|e| fail("data bind", e))?;
+    let udp = std::net::UdpSocket::from(fd);
+    if u.multicast {
+        let io = |what: &str, e: std::io::Error| {
+            format!(
+                "umcast_open: {what} failed, error = {} ({e})",
+                e.raw_os_error().unwrap_or(0)
+            )
+        };
+        udp.set_multicast_ttl_v4(u.ttl)
+            .map_err(|e| io("IP_MULTICAST_TTL", e))?;
+        udp.set_multicast_loop_v4(true)
+            .map_err(|e| io("IP_MULTICAST_LOOP", e))?;
+        udp.join_multicast_v4(&u.addr, &Ipv4Addr::UNSPECIFIED)
+            .map_err(|e| io("IP_ADD_MEMBERSHIP", e))?;
+    }
+    Ok(udp)
+}
+
+/// Errors a UDP socket reports for an earlier datagram (an ICMP port
+/// unreachable from a peer not up yet): not a reason to give up.
+pub(crate) fn transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNREFUSED
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EAGAIN
+                | libc::ENOBUFS
+        )
+    )
+}

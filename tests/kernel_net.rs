@@ -220,40 +220,29 @@ fn a_guest_on_a_host_tap_pings_the_host_side_over_the_tuntap_transport() {
     assert!(out.contains("PING-OK 10.1.0.1"), "{out}");
 }
 
-#[test]
-fn our_guest_and_a_real_uml_guest_on_our_switch_ping_each_other() {
-    let test = "our_guest_and_a_real_uml_guest_on_our_switch";
-    if !can_boot(test)
-        || !common::have_root(test)
-        || !common::have_peers(test, &["ip", "linux.uml", "mke2fs", "busybox"])
-    {
-        return;
-    }
-    let Some(user) = test_user(test) else {
-        return;
-    };
-    let Some(ids) = user.ids else {
-        return;
-    };
-    let _tun = tun_open_to_users();
-    let ns = Netns::new();
-    let sw = Switch::start_in(Some(&ns));
-    let ctl = sw.ctl.display().to_string();
-    let ours = KGuest::new(user, &init(&ping_body("10.2.0.1", "10.2.0.2", 15, 4)));
+/// Boots our guest (`ours_eth`, address `ours_ip`) and a real `linux.uml`
+/// guest (`real_eth`, `real_ip`) side by side in `ns`, each pinging the
+/// other; asserts both pings and returns both boot logs.
+fn ours_and_real_ping_each_other(
+    ns: &Netns,
+    (user, ids): (common::kernel::User, (u32, u32)),
+    (ours_eth, ours_ip): (&str, &str),
+    (real_eth, real_ip): (&str, &str),
+) -> (String, String) {
+    let ours = KGuest::new(user, &init(&ping_body(ours_ip, real_ip, 15, 4)));
     let real = common::uml::Guest::new(
-        &common::uml::init_script(&ping_body("10.2.0.2", "10.2.0.1", 15, 4)),
+        &common::uml::init_script(&ping_body(real_ip, ours_ip, 15, 4)),
         16,
     );
-    let a = args(&format!("eth0=daemon,fe:fd:0a:02:00:01,unix,{ctl}"));
-    let real_eth = format!("eth0=daemon,fe:fd:0a:02:00:02,unix,{ctl}");
+    let a = args(ours_eth);
     let (ro, rr) = std::thread::scope(|s| {
-        let ho = s.spawn(|| run_in(&ns, &ours, ids, &a));
+        let ho = s.spawn(|| run_in(ns, &ours, ids, &a));
         let hr = s.spawn(|| {
             common::net::boot_in(
-                &ns,
+                ns,
                 &real,
                 "a.cow,root_fs",
-                &[real_eth.as_str()],
+                &[real_eth],
                 &common::net::NetBoot::default(),
                 LIMIT,
             )
@@ -261,8 +250,42 @@ fn our_guest_and_a_real_uml_guest_on_our_switch_ping_each_other() {
         (ho.join().unwrap(), hr.join().unwrap())
     });
     let (ro, rr) = (ro.output.replace('\r', ""), rr.output.replace('\r', ""));
-    assert!(ro.contains("PING-OK 10.2.0.2"), "ours:\n{ro}\nreal:\n{rr}");
-    assert!(rr.contains("PING-OK 10.2.0.1"), "real:\n{rr}\nours:\n{ro}");
+    assert!(
+        ro.contains(&format!("PING-OK {real_ip}")),
+        "ours:\n{ro}\nreal:\n{rr}"
+    );
+    assert!(
+        rr.contains(&format!("PING-OK {ours_ip}")),
+        "real:\n{rr}\nours:\n{ro}"
+    );
+    (ro, rr)
+}
+
+#[test]
+fn our_guest_and_a_real_uml_guest_on_our_switch_ping_each_other() {
+    let test = "our_guest_and_a_real_uml_guest_on_our_switch";
+    if !common::have_peers(test, &["ip", "linux.uml", "mke2fs", "busybox"]) {
+        return;
+    }
+    let Some(who) = booting_user(test) else {
+        return;
+    };
+    let _tun = tun_open_to_users();
+    let ns = Netns::new();
+    let sw = Switch::start_in(Some(&ns));
+    let ctl = sw.ctl.display().to_string();
+    ours_and_real_ping_each_other(
+        &ns,
+        who,
+        (
+            &format!("eth0=daemon,fe:fd:0a:02:00:01,unix,{ctl}"),
+            "10.2.0.1",
+        ),
+        (
+            &format!("eth0=daemon,fe:fd:0a:02:00:02,unix,{ctl}"),
+            "10.2.0.2",
+        ),
+    );
 }
 
 #[test]
@@ -309,34 +332,24 @@ fn our_guest_and_a_real_uml_guest_on_one_multicast_group_ping_each_other() {
     if !common::have_peers(test, &["ip", "linux.uml", "mke2fs", "busybox"]) {
         return;
     }
-    let Some((user, ids)) = booting_user(test) else {
+    let Some(who) = booting_user(test) else {
         return;
     };
     let _tun = tun_open_to_users();
     let ns = Netns::new();
     multicast_on_loopback(&ns);
-    let ours = KGuest::new(user, &init(&ping_body("10.3.0.1", "10.3.0.2", 15, 4)));
-    let real = common::uml::Guest::new(
-        &common::uml::init_script(&ping_body("10.3.0.2", "10.3.0.1", 15, 4)),
-        16,
+    let (ro, rr) = ours_and_real_ping_each_other(
+        &ns,
+        who,
+        (
+            "eth0=mcast,fe:fd:0a:03:00:01,239.192.168.7,1107",
+            "10.3.0.1",
+        ),
+        (
+            "eth0=mcast,fe:fd:0a:03:00:02,239.192.168.7,1107",
+            "10.3.0.2",
+        ),
     );
-    let a = args("eth0=mcast,fe:fd:0a:03:00:01,239.192.168.7,1107");
-    let real_eth = "eth0=mcast,fe:fd:0a:03:00:02,239.192.168.7,1107";
-    let (ro, rr) = std::thread::scope(|s| {
-        let ho = s.spawn(|| run_in(&ns, &ours, ids, &a));
-        let hr = s.spawn(|| {
-            common::net::boot_in(
-                &ns,
-                &real,
-                "a.cow,root_fs",
-                &[real_eth],
-                &common::net::NetBoot::default(),
-                LIMIT,
-            )
-        });
-        (ho.join().unwrap(), hr.join().unwrap())
-    });
-    let (ro, rr) = (ro.output.replace('\r', ""), rr.output.replace('\r', ""));
     for line in [
         "Configured mcast device: 239.192.168.7:1107-1",
         "Netdevice 0 (fe:fd:0a:03:00:01) : mcast backend multicast address: 239.192.168.7:1107, TTL:1",
@@ -347,8 +360,6 @@ fn our_guest_and_a_real_uml_guest_on_one_multicast_group_ping_each_other() {
         rr.contains("Configured mcast device: 239.192.168.7:1107-1"),
         "{rr}"
     );
-    assert!(ro.contains("PING-OK 10.3.0.2"), "ours:\n{ro}\nreal:\n{rr}");
-    assert!(rr.contains("PING-OK 10.3.0.1"), "real:\n{rr}\nours:\n{ro}");
 }
 
 #[test]

@@ -199,3 +199,82 @@ fn listener_without_notifications_gives_up_after_its_timeout() {
     assert_eq!((code, out.as_str()), (1, ""));
     assert!(err.contains("no notification on"), "{err}");
 }
+
+/// Reads from the pty `master` into `seen` until `want` occurs `times`
+/// times in all of it (or 5 s passed).
+fn read_pty_until(master: &std::fs::File, seen: &mut Vec<u8>, want: &str, times: usize) {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let start = Instant::now();
+    while String::from_utf8_lossy(seen).matches(want).count() < times
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        let mut fds = [nix::poll::PollFd::new(
+            master.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut fds, 100u16).unwrap_or(0) > 0 {
+            let mut buf = [0u8; 1024];
+            match (&*master).read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+}
+
+#[test]
+fn on_a_terminal_the_up_arrow_brings_back_the_last_command() {
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mconsole");
+    let server = echo_server(&path, 2);
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
+    let mut child = Command::new(common::bin("uml_mconsole"))
+        .arg(&path)
+        .env("HOME", dir.path())
+        .env("TERM", "xterm")
+        .stdin(slave(&pty.slave))
+        .stdout(slave(&pty.slave))
+        .stderr(slave(&pty.slave))
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    // Keys go in only once the prompt is up (the editor reads them raw).
+    let mut seen = Vec::new();
+    read_pty_until(&master, &mut seen, ") ", 1);
+    master.write_all(b"hello\r").unwrap();
+    read_pty_until(&master, &mut seen, ") ", 2);
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert_eq!(text.matches("OK hello").count(), 1, "{text:?}");
+    // Up arrow, Enter: the same command again.
+    master.write_all(b"\x1b[A\r").unwrap();
+    read_pty_until(&master, &mut seen, "OK hello", 2);
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert_eq!(
+        text.matches("OK hello").count(),
+        2,
+        "no recalled command: {text:?}"
+    );
+    // And the prompt after it, so that Ctrl-D reaches the editor.
+    let prompts = text.matches(") ").count();
+    read_pty_until(&master, &mut seen, ") ", prompts + 1);
+    // Ctrl-D on an empty line ends the session.
+    master.write_all(b"\x04").unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("uml_mconsole did not end at Ctrl-D");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    server.join().unwrap();
+}

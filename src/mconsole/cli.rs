@@ -181,6 +181,9 @@ pub fn run(args: Args) -> Result<u8, Error> {
 /// prompt.
 fn interactive(session: &mut Session, out: &mut dyn Output, prompt: bool) -> io::Result<u8> {
     let stdin = io::stdin();
+    if prompt && stdin.is_terminal() && io::stdout().is_terminal() {
+        return interactive_tty(session, out);
+    }
     let echo = prompt && !stdin.is_terminal();
     let mut input = stdin.lock();
     let mut line = Vec::new();
@@ -206,6 +209,39 @@ fn interactive(session: &mut Session, out: &mut dyn Output, prompt: bool) -> io:
         let status = session.execute(&line, out)?;
         if status.exit {
             return Ok(status.code);
+        }
+    }
+}
+
+/// The prompt loop on a terminal, through a line editor as the original's
+/// readline: editing keys, and the commands typed so far on the up and
+/// down arrows. Ctrl-C ends the program by SIGINT, as readline does.
+fn interactive_tty(session: &mut Session, out: &mut dyn Output) -> io::Result<u8> {
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::DefaultEditor::new().map_err(io::Error::other)?;
+    loop {
+        let prompt = String::from_utf8_lossy(&session.prompt()).into_owned();
+        match editor.readline(&prompt) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                let status = session.execute(line.as_bytes(), out)?;
+                if status.exit {
+                    return Ok(status.code);
+                }
+            }
+            Err(ReadlineError::Eof) => {
+                out.local(b"\n")?;
+                return Ok(0);
+            }
+            Err(ReadlineError::Interrupted) => {
+                let sig = nix::sys::signal::Signal::SIGINT;
+                let _ = crate::sys::process::default_action(sig);
+                let _ = nix::sys::signal::raise(sig);
+                return Ok(130);
+            }
+            Err(e) => return Err(io::Error::other(e)),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::fsck_clean;
 use std::path::Path;
 use umlkit::block::FileDevice;
 use umlkit::ext3::write::{WriteOptions, Writer};
@@ -24,17 +25,6 @@ fn mkfs(image: &Path, kind: &str, inode_size: &str, size: &str) {
             .chain([image.display().to_string(), size.to_string()]),
     );
     assert!(out.status.success(), "mke2fs: {}", common::stderr(&out));
-}
-
-fn fsck_clean(image: &Path) {
-    let out = common::run("e2fsck", ["-fn".as_ref(), image.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "e2fsck -fn {}:\n{}{}",
-        image.display(),
-        common::stdout(&out),
-        common::stderr(&out)
-    );
 }
 
 fn debugfs(image: &Path, cmd: &str) -> String {

@@ -16,16 +16,6 @@ use umlkit::vfs::{InodeFs, Owner, RenameFlags};
 const ROOT: u32 = 2;
 const ME: Owner = Owner { uid: 0, gid: 0 };
 
-fn fsck_n(img: &Path) {
-    let out = common::run("e2fsck", ["-fn".as_ref(), img.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "e2fsck -fn:\n{}{}",
-        common::stdout(&out),
-        common::stderr(&out)
-    );
-}
-
 /// Runs the workload until the injected failure; returns the names whose
 /// creation (with contents) succeeded, and those renamed to `r<i>`.
 fn workload(w: &Writer<FileDevice>) -> Vec<(String, Vec<u8>)> {
@@ -132,7 +122,7 @@ fn crash_run(block_size: &str, inode_size: &str, size: &str) {
         if common::stdout(&out).contains("recovering journal") {
             replays_by_e2fsck += 1;
         }
-        fsck_n(&copy);
+        common::fsck_clean(&copy);
         check_present(&copy, &done);
         eprintln!(
             "fail after {n} writes: {} files committed, finished {finished}",
@@ -146,7 +136,7 @@ fn crash_run(block_size: &str, inode_size: &str, size: &str) {
         .unwrap();
         w.unmount().unwrap();
         drop(w);
-        fsck_n(&img);
+        common::fsck_clean(&img);
         check_present(&img, &done);
         if finished {
             break;

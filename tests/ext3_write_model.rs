@@ -306,13 +306,7 @@ fn expected(m: &Model) -> BTreeMap<Vec<u8>, (FileType, Vec<u8>)> {
 }
 
 fn check_image(img: &Path, m: &Model) {
-    let out = common::run("e2fsck", ["-fn".as_ref(), img.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "e2fsck -fn:\n{}{}",
-        common::stdout(&out),
-        common::stderr(&out)
-    );
+    common::fsck_clean(img);
     let r = Ext3::open(FileDevice::open_read_only(img).unwrap()).unwrap();
     let mut got = BTreeMap::new();
     walk(&r, ROOT, b"", &mut got);

@@ -5,7 +5,7 @@
 mod common;
 
 use common::uml::{init_script, Guest};
-use common::{bin, have_peers, run, run_ok, set_mtime, stdout};
+use common::{bin, have_peers, run_ok, set_mtime, stdout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,9 +78,5 @@ fn the_bundled_cow_merges_into_an_image_holding_the_guests_writes() {
         "{}",
         stdout(&cat)
     );
-    let fsck = run(
-        common::which("e2fsck").unwrap(),
-        [Path::new("-fn"), &merged],
-    );
-    assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
+    common::fsck_clean(&merged);
 }

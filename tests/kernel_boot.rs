@@ -47,6 +47,16 @@ fn args<'a>(disk: &'a str, umid: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// Starts `g` on `a.cow` with `MODE=sleep` (plus `extra`) and waits until
+/// its init says it is up.
+fn start_sleeping(g: &KGuest, umid: &str, extra: &[&str]) -> common::kernel::Running {
+    let mut more = vec!["MODE=sleep"];
+    more.extend_from_slice(extra);
+    let r = g.start(&args("ubd0=a.cow,root_fs", umid, &more));
+    assert!(r.wait_for("GUEST-UP", LIMIT), "{}", r.output());
+    r
+}
+
 #[test]
 fn boots_to_a_shell_command_and_halts_with_status_0_leaving_the_backing_file_unchanged() {
     let Some(g) = guest("boots_to_a_shell_command_and_halts") else {
@@ -247,12 +257,7 @@ fn a_cow_in_use_is_refused_and_sigterm_exits_1_removing_the_umid_dir() {
         return;
     };
     let mark = format!("KMARK=inuse{}", std::process::id());
-    let first = g.start(&args(
-        "ubd0=a.cow,root_fs",
-        "umid=ku",
-        &["MODE=sleep", &mark],
-    ));
-    assert!(first.wait_for("GUEST-UP", LIMIT), "{}", first.output());
+    let first = start_sleeping(&g, "umid=ku", &[&mark]);
     let b = g.run(
         &args("ubd0=a.cow,root_fs", "umid=kv", &["MODE=halt"]),
         LIMIT,
@@ -280,12 +285,7 @@ fn sigkill_of_the_monitor_leaves_no_guest_process() {
         return;
     };
     let mark = format!("KMARK=kill{}", std::process::id());
-    let r = g.start(&args(
-        "ubd0=a.cow,root_fs",
-        "umid=kk",
-        &["MODE=sleep", &mark],
-    ));
-    assert!(r.wait_for("GUEST-UP", LIMIT), "{}", r.output());
+    let r = start_sleeping(&g, "umid=kk", &[&mark]);
     assert!(
         !processes_with(&mark).is_empty(),
         "the marker finds the guest"
@@ -335,8 +335,7 @@ fn mconsole_from_our_client_and_debians_drives_the_guest() {
     }
     for (i, client) in clients.iter().enumerate() {
         let umid = format!("umid=km{i}");
-        let r = g.start(&args("ubd0=a.cow,root_fs", &umid, &["MODE=sleep"]));
-        assert!(r.wait_for("GUEST-UP", LIMIT), "{}", r.output());
+        let r = start_sleeping(&g, &umid, &[]);
         let sock = g.path(&format!(".uml/km{i}/mconsole"));
         let (code, out) = mconsole(client, &sock, "version");
         assert_eq!(code, 0, "{out}");
@@ -367,8 +366,7 @@ fn mconsole_reboot_boots_again_in_the_same_process() {
     let Some(g) = guest("mconsole_reboot_boots_again") else {
         return;
     };
-    let r = g.start(&args("ubd0=a.cow,root_fs", "umid=kr", &["MODE=sleep"]));
-    assert!(r.wait_for("GUEST-UP", LIMIT), "{}", r.output());
+    let r = start_sleeping(&g, "umid=kr", &[]);
     let sock = g.path(".uml/kr/mconsole");
     assert_eq!(mconsole(&common::bin("uml_mconsole"), &sock, "reboot").0, 0);
     let start = std::time::Instant::now();
@@ -687,9 +685,5 @@ fn sigkill_during_writes_leaves_nothing_and_the_next_boot_recovers_the_journal()
         [g.path("a.cow").as_os_str(), merged.as_os_str()],
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
-    let fsck = common::run(
-        common::which("e2fsck").unwrap(),
-        ["-fn".as_ref(), merged.as_os_str()],
-    );
-    assert!(fsck.status.success(), "{}", common::stdout(&fsck));
+    common::fsck_clean(&merged);
 }

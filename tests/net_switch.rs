@@ -115,6 +115,15 @@ fn recv(c: &SwitchClient) -> Option<Vec<u8>> {
     c.recv(&mut buf, WAIT).unwrap().map(|n| buf[..n].to_vec())
 }
 
+/// Ports a and b on `sw`, with B's address learned (its broadcast reached a).
+fn two_ports_b_learned(sw: &Switch) -> (SwitchClient, SwitchClient) {
+    let a = SwitchClient::connect(&sw.ctl()).unwrap();
+    let b = SwitchClient::connect(&sw.ctl()).unwrap();
+    b.send(&frame(BCAST, B, 1, 60)).unwrap();
+    assert!(recv(&a).is_some(), "b's broadcast did not reach a");
+    (a, b)
+}
+
 fn wait_for_log(sw: &Switch, text: &str) {
     let start = Instant::now();
     while !sw.stdout().contains(text) {
@@ -389,10 +398,7 @@ fn many_ports_join_and_leave_without_disturbing_the_others() {
         "many_ports_join_and_leave_without_disturbing_the_others",
         || {
             let sw = Switch::start(&[]);
-            let a = SwitchClient::connect(&sw.ctl()).unwrap();
-            let b = SwitchClient::connect(&sw.ctl()).unwrap();
-            b.send(&frame(BCAST, B, 0, 60)).unwrap();
-            let _ = recv(&a);
+            let (a, b) = two_ports_b_learned(&sw);
             for round in 0..5u8 {
                 let extra: Vec<SwitchClient> = (0..20)
                     .map(|_| SwitchClient::connect(&sw.ctl()).unwrap())
@@ -618,10 +624,7 @@ fn a_burst_from_one_port_waits_in_the_switch_instead_of_failing() {
         "a_burst_from_one_port_waits_in_the_switch_instead_of_failing",
         || {
             let sw = Switch::start(&[]);
-            let a = SwitchClient::connect(&sw.ctl()).unwrap();
-            let b = SwitchClient::connect(&sw.ctl()).unwrap();
-            b.send(&frame(BCAST, B, 1, 60)).unwrap();
-            assert!(recv(&a).is_some());
+            let (a, b) = two_ports_b_learned(&sw);
             // With the switch stopped nothing is read from its queues. A
             // shared data socket would refuse the sender after
             // net.unix.max_dgram_qlen datagrams; a port's own socket,

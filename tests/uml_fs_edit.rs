@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-
 fn uml_fs(args: &[&str]) -> std::process::Output {
     common::umlkit("uml_fs", args)
 }
@@ -18,11 +16,6 @@ fn ok(args: &[&str]) -> String {
         common::stderr(&out)
     );
     common::stdout(&out)
-}
-
-fn fsck(img: &Path) {
-    let out = common::run("e2fsck", ["-fn".as_ref(), img.as_os_str()]);
-    assert!(out.status.success(), "{}", common::stdout(&out));
 }
 
 #[test]
@@ -82,7 +75,7 @@ fn editing_commands_change_a_plain_image_and_keep_it_clean() {
         "rm of a directory without -r"
     );
     ok(&["rm", "-r", i, "/t/sub"]);
-    fsck(&img);
+    common::fsck_clean(&img);
     assert_eq!(ok(&["cat", i, "/x/g"]), "from stdin\n");
     assert_eq!(ok(&["cat", i, "/t/h"]), "hello\n");
     let ls = ok(&["ls", "-l", i, "/x"]);
@@ -132,5 +125,5 @@ fn editing_a_cow_view_changes_only_the_cow_file() {
         common::bin("uml_moo"),
         [cow.to_str().unwrap(), merged.to_str().unwrap()],
     );
-    fsck(&merged);
+    common::fsck_clean(&merged);
 }

@@ -281,7 +281,7 @@ pub fn make_image(tree: &Path, image: &Path, fs_type: &str, size_mb: u32, extra:
         super::stdout(&out),
         super::stderr(&out)
     );
-    super::run_ok(&e2fsck, [OsStr::new("-fn"), image.as_os_str()]);
+    super::fsck_clean(image);
 }
 
 /// One inode as `debugfs stat` reports it.

@@ -157,6 +157,22 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Asserts that `e2fsck -fn` (check everything, change nothing) finds
+/// `image` clean.
+pub fn fsck_clean(image: &Path) {
+    let out = run(
+        which("e2fsck").expect("e2fsck"),
+        [OsStr::new("-fn"), image.as_os_str()],
+    );
+    assert!(
+        out.status.success(),
+        "e2fsck -fn {}:\n{}{}",
+        image.display(),
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 /// Builds an ext3 image of `size_mb` MiB at `image` from the directory
 /// `root` with the real mke2fs (`mke2fs -t ext3 -d`).
 pub fn mkfs_ext3(root: &Path, image: &Path, size_mb: u32) {

@@ -76,6 +76,15 @@ pub type NameMap = HashMap<Vec<u8>, (u32, u32)>;
 /// Bound on cached directories (each holds its names).
 const MAX_CACHED_DIRS: usize = 4096;
 
+/// After an entry of directory `d` changed: its htree index no longer
+/// matches the blocks (see the module doc), and its times move.
+fn entries_changed(d: &mut RawInode) {
+    d.set_flags(d.flags() & !EXT4_INDEX_FL);
+    let t = super::now();
+    d.set_time(super::inode_write::Which::Mtime, t);
+    d.set_time(super::inode_write::Which::Ctime, t);
+}
+
 impl<D: BlockDevice> Writer<D> {
     /// Runs `f` on the name cache of directory `dir`, loading it first.
     pub(crate) fn with_names<T>(&self, dir: u32, f: impl FnOnce(&mut NameMap) -> T) -> WResult<T> {
@@ -170,9 +179,7 @@ impl<D: BlockDevice> Writer<D> {
     ) -> WResult<()> {
         check_name(name)?;
         self.check_block_map(d)?;
-        if d.flags() & EXT4_INDEX_FL != 0 {
-            d.set_flags(d.flags() & !EXT4_INDEX_FL);
-        }
+        entries_changed(d);
         let ft = dirent_type(t);
         let bs = self.geo.bs;
         let n = d.size() / bs;
@@ -205,9 +212,6 @@ impl<D: BlockDevice> Writer<D> {
                 n
             }
         };
-        let t = super::now();
-        d.set_time(super::inode_write::Which::Mtime, t);
-        d.set_time(super::inode_write::Which::Ctime, t);
         self.with_names(d.ino, |m| m.insert(name.to_vec(), (ino, lblk as u32)))?;
         Ok(())
     }
@@ -251,12 +255,7 @@ impl<D: BlockDevice> Writer<D> {
             None => b[off..off + 4].fill(0),
         }
         self.put(pblk, b)?;
-        if d.flags() & EXT4_INDEX_FL != 0 {
-            d.set_flags(d.flags() & !EXT4_INDEX_FL);
-        }
-        let t = super::now();
-        d.set_time(super::inode_write::Which::Mtime, t);
-        d.set_time(super::inode_write::Which::Ctime, t);
+        entries_changed(d);
         self.with_names(d.ino, |m| m.remove(name))?;
         Ok(ino)
     }
@@ -276,12 +275,7 @@ impl<D: BlockDevice> Writer<D> {
             b[off + 7] = dirent_type(t);
         }
         self.put(pblk, b)?;
-        if d.flags() & EXT4_INDEX_FL != 0 {
-            d.set_flags(d.flags() & !EXT4_INDEX_FL);
-        }
-        let t = super::now();
-        d.set_time(super::inode_write::Which::Mtime, t);
-        d.set_time(super::inode_write::Which::Ctime, t);
+        entries_changed(d);
         self.with_names(d.ino, |m| {
             if let Some(e) = m.get_mut(name) {
                 e.0 = ino;

@@ -199,6 +199,43 @@ fn a_switch_that_is_not_there_gives_a_boot_line_and_the_guest_boots_without_eth0
 }
 
 #[test]
+fn devices_that_cannot_be_opened_give_a_boot_line_and_the_guest_boots_without_them() {
+    let test = "devices_that_cannot_be_opened_give_a_boot_line";
+    if !can_boot(test) {
+        return;
+    }
+    let Some(user) = test_user(test) else {
+        return;
+    };
+    let g = KGuest::new(
+        user,
+        &init("echo ETH-COUNT=$(grep -c eth /proc/net/dev); echo GUEST-RAN\n"),
+    );
+    // No uml_net on PATH for the helper form of tuntap; a bad TTL for
+    // mcast (refused when the command line is read).
+    let empty = g.path("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let mut a = args("eth0=tuntap,,,10.0.9.1");
+    a.push("eth1=mcast,,,,x".into());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut cmd = g.command(&a);
+    cmd.env("PATH", &empty)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let b = common::uml::run_with_limit(cmd, LIMIT);
+    let out = b.output.replace('\r', "");
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{out}");
+    assert!(
+        out.contains("eth0: tuntap_open : running uml_net failed, errno = 2"),
+        "{out}"
+    );
+    assert!(out.contains("eth1: mcast_setup - Bad ttl : 'x'"), "{out}");
+    assert!(out.contains("GUEST-RAN"), "{out}");
+    assert!(out.contains("ETH-COUNT=0"), "{out}");
+    assert!(!out.contains("Netdevice"), "{out}");
+}
+
+#[test]
 fn a_guest_on_a_host_tap_pings_the_host_side_over_the_tuntap_transport() {
     let Some((user, (uid, gid))) = booting_user("a_guest_on_a_host_tap_pings_the_host_side") else {
         return;

@@ -223,26 +223,46 @@ fn read_pty_until(master: &std::fs::File, seen: &mut Vec<u8>, want: &str, times:
     }
 }
 
-#[test]
-fn on_a_terminal_the_up_arrow_brings_back_the_last_command() {
-    use std::io::Write;
+/// Our client on socket `path` with a pty as its terminal: the child and
+/// the pty's master side.
+fn on_a_pty(path: &Path, home: &Path) -> (std::process::Child, std::fs::File) {
     use std::os::fd::OwnedFd;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mconsole");
-    let server = echo_server(&path, 2);
     let pty = nix::pty::openpty(None, None).unwrap();
     let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
-    let mut child = Command::new(common::bin("uml_mconsole"))
-        .arg(&path)
-        .env("HOME", dir.path())
+    let child = Command::new(common::bin("uml_mconsole"))
+        .arg(path)
+        .env("HOME", home)
         .env("TERM", "xterm")
         .stdin(slave(&pty.slave))
         .stdout(slave(&pty.slave))
         .stderr(slave(&pty.slave))
         .spawn()
         .unwrap();
-    drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
+    (child, std::fs::File::from(pty.master))
+}
+
+/// Waits at most 5 s for `child` to end.
+fn wait_5s(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("uml_mconsole did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn on_a_terminal_the_up_arrow_brings_back_the_last_command() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mconsole");
+    let server = echo_server(&path, 2);
+    let (mut child, mut master) = on_a_pty(&path, dir.path());
     // Keys go in only once the prompt is up (the editor reads them raw).
     let mut seen = Vec::new();
     read_pty_until(&master, &mut seen, ") ", 1);
@@ -264,17 +284,21 @@ fn on_a_terminal_the_up_arrow_brings_back_the_last_command() {
     read_pty_until(&master, &mut seen, ") ", prompts + 1);
     // Ctrl-D on an empty line ends the session.
     master.write_all(b"\x04").unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            panic!("uml_mconsole did not end at Ctrl-D");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(wait_5s(&mut child).code(), Some(0), "Ctrl-D");
     server.join().unwrap();
+}
+
+#[test]
+fn on_a_terminal_ctrl_c_ends_the_client_by_sigint() {
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mconsole");
+    let _server = Server::bind(&path).unwrap();
+    let (mut child, mut master) = on_a_pty(&path, dir.path());
+    let mut seen = Vec::new();
+    read_pty_until(&master, &mut seen, ") ", 1);
+    master.write_all(b"half a comm\x03").unwrap();
+    let status = wait_5s(&mut child);
+    assert_eq!(status.signal(), Some(2), "{status:?}");
 }

@@ -253,12 +253,9 @@ fn run_change(op: &str, dev: &str, addr: &str, mask: &str) -> String {
         .output();
     match out {
         Ok(o) => {
+            let body = o.stdout.get(4..).unwrap_or_default();
             let len = u32_at(&o.stdout, 0).map_or(0, |l| l as usize);
-            let text = c_text(
-                o.stdout
-                    .get(4..4 + len)
-                    .unwrap_or(&o.stdout[o.stdout.len().min(4)..]),
-            );
+            let text = c_text(&body[..len.min(body.len())]);
             if o.status.success() {
                 text
             } else {

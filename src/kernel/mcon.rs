@@ -114,31 +114,28 @@ fn handle(
             }
             Ok(())
         }
-        Command::Stop => {
+        Command::Stop | Command::Go => {
+            let stop = cmd == Command::Stop;
             let mut c = ctl.lock().map_err(|_| std::io::Error::other("lock"))?;
-            if c.stopped {
+            if c.stopped == stop {
                 drop(c);
-                return err("Already stopped");
+                return err(if stop {
+                    "Already stopped"
+                } else {
+                    "Not stopped"
+                });
             }
             if let Some(p) = c.pid1 {
-                guestproc::signal_all(p, Signal::SIGSTOP, true);
+                let sig = if stop {
+                    Signal::SIGSTOP
+                } else {
+                    Signal::SIGCONT
+                };
+                guestproc::signal_all(p, sig, true);
             }
-            c.stopped = true;
+            c.stopped = stop;
             drop(c);
-            ok("stopped")
-        }
-        Command::Go => {
-            let mut c = ctl.lock().map_err(|_| std::io::Error::other("lock"))?;
-            if !c.stopped {
-                drop(c);
-                return err("Not stopped");
-            }
-            if let Some(p) = c.pid1 {
-                guestproc::signal_all(p, Signal::SIGCONT, true);
-            }
-            c.stopped = false;
-            drop(c);
-            ok("")
+            ok(if stop { "stopped" } else { "" })
         }
         Command::Log => {
             let text = command.get(4..).unwrap_or_default();

@@ -367,6 +367,16 @@ impl RecvSlot {
 /// with `MSG_DONTWAIT`). Returns how many slots were filled; 0 when none
 /// was waiting.
 pub fn recv_batch(sock: BorrowedFd<'_>, slots: &mut [RecvSlot]) -> io::Result<usize> {
+    recvmmsg_into(sock, slots, true)
+}
+
+/// [`recv_batch`] without the senders' addresses (a connected socket's
+/// datagrams all come from its peer); `from` is left as it was.
+pub fn recv_batch_from_peer(sock: BorrowedFd<'_>, slots: &mut [RecvSlot]) -> io::Result<usize> {
+    recvmmsg_into(sock, slots, false)
+}
+
+fn recvmmsg_into(sock: BorrowedFd<'_>, slots: &mut [RecvSlot], names: bool) -> io::Result<usize> {
     let mut iovs: Vec<libc::iovec> = slots
         .iter_mut()
         .map(|s| libc::iovec {
@@ -379,8 +389,10 @@ pub fn recv_batch(sock: BorrowedFd<'_>, slots: &mut [RecvSlot]) -> io::Result<us
         .map(|_| unsafe { std::mem::zeroed() })
         .collect();
     for ((h, iov), slot) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(slots.iter_mut()) {
-        h.msg_hdr.msg_name = slot.from.as_mut_ptr().cast();
-        h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+        if names {
+            h.msg_hdr.msg_name = slot.from.as_mut_ptr().cast();
+            h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+        }
         h.msg_hdr.msg_iov = iov as *mut libc::iovec;
         h.msg_hdr.msg_iovlen = 1;
     }
@@ -408,11 +420,13 @@ pub fn recv_batch(sock: BorrowedFd<'_>, slots: &mut [RecvSlot]) -> io::Result<us
     let n = usize::try_from(n).unwrap_or(0);
     for (h, slot) in hdrs.iter().zip(slots.iter_mut()).take(n) {
         slot.len = usize::try_from(h.msg_len).unwrap_or(0).min(slot.buf.len());
-        slot.from_len = usize::try_from(h.msg_hdr.msg_namelen)
-            .unwrap_or(0)
-            .min(SOCKADDR_UN_LEN);
-        // Zero-pad past what the kernel wrote, so addresses compare whole.
-        slot.from[slot.from_len..].fill(0);
+        if names {
+            slot.from_len = usize::try_from(h.msg_hdr.msg_namelen)
+                .unwrap_or(0)
+                .min(SOCKADDR_UN_LEN);
+            // Zero-pad past what the kernel wrote, so addresses compare whole.
+            slot.from[slot.from_len..].fill(0);
+        }
     }
     Ok(n)
 }

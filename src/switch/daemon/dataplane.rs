@@ -52,7 +52,11 @@ impl Daemon {
     fn drain(&mut self, sock: BorrowedFd<'_>, from: Ingress) {
         let mut slots = std::mem::take(&mut self.slots);
         for _ in 0..MAX_BATCHES_PER_WAKEUP {
-            let n = match sysnet::recv_batch(sock, &mut slots) {
+            let received = match from {
+                Ingress::Shared => sysnet::recv_batch(sock, &mut slots),
+                Ingress::Port(_) => sysnet::recv_batch_from_peer(sock, &mut slots),
+            };
+            let n = match received {
                 Ok(n) => n,
                 Err(e) => {
                     eprintln!("handle_sock_data: {}", strerror(&e));

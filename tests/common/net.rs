@@ -146,6 +146,21 @@ pub fn boot_in(
     how: &NetBoot<'_>,
     limit: Duration,
 ) -> Boot {
+    let dir = guest.dir.path();
+    let disk_arg = vec![format!("ubd0={disk}")];
+    super::uml::with_peer_retry(dir, &disk_arg, || {
+        boot_in_once(ns, guest, disk, extra, how, limit)
+    })
+}
+
+fn boot_in_once(
+    ns: &Netns,
+    guest: &Guest,
+    disk: &str,
+    extra: &[&str],
+    how: &NetBoot<'_>,
+    limit: Duration,
+) -> Boot {
     let kernel = super::which("linux.uml").expect("linux.uml");
     let dir = guest.dir.path();
     let mut cmd = Command::new("ip");

@@ -127,9 +127,42 @@ impl Boot {
     }
 }
 
+/// Runs a `linux.uml` boot in `dir` with kernel arguments `args`, once
+/// more if the first attempt hit the peer's own load failure: on a busy
+/// host the real kernel's crypto self-tests time out and it then fails to
+/// open its root disk with ENOMEM, before init, so nothing the test checks
+/// has run yet. The retry is announced on stderr, and a COW file the failed
+/// attempt created is removed first.
+pub fn with_peer_retry(dir: &Path, args: &[String], run: impl Fn() -> Boot) -> Boot {
+    let cow = args
+        .iter()
+        .find_map(|a| a.strip_prefix("ubd0="))
+        .filter(|d| d.contains([',', ':']))
+        .and_then(|d| d.split([',', ':']).next())
+        .map(|c| dir.join(c));
+    let had_cow = cow.as_ref().is_some_and(|c| c.exists());
+    let first = run();
+    let flake =
+        first.output.contains("VFS: Cannot open root device") && first.output.contains("error -12");
+    if !flake {
+        return first;
+    }
+    eprintln!(
+        "\n*** linux.uml could not open its root disk (ENOMEM under load); booting once more ***\n"
+    );
+    if let Some(c) = cow.filter(|_| !had_cow) {
+        let _ = std::fs::remove_file(c);
+    }
+    run()
+}
+
 /// Boots `linux.uml` with `args` (plus the console and work-around
 /// arguments) in `dir`, killing it after `limit`.
 pub fn boot(dir: &Path, args: &[String], limit: Duration) -> Boot {
+    with_peer_retry(dir, args, || boot_once(dir, args, limit))
+}
+
+fn boot_once(dir: &Path, args: &[String], limit: Duration) -> Boot {
     let kernel = super::which("linux.uml").expect("linux.uml");
     let mut cmd = Command::new(kernel);
     cmd.current_dir(dir)

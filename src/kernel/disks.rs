@@ -28,6 +28,8 @@ pub struct Root {
     pub fs: Arc<dyn InodeFs>,
     /// Whether it accepts writes.
     pub writable: bool,
+    /// Every change committed before it is answered (the ubd `s` flag).
+    pub sync: bool,
     /// Boot-log lines (journal recovery, mount, read-only notice).
     pub lines: Vec<String>,
 }
@@ -257,7 +259,16 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
         }
     };
     let mut lines = Vec::new();
-    let (fs, writable) = root_fs(&dev, disk, cmd.read_write && disk_writable, &mut lines)?;
+    let (mut fs, writable) = root_fs(&dev, disk, cmd.read_write && disk_writable, &mut lines)?;
+    let sync = cmd.ubd_sync_all
+        || cmd
+            .disks
+            .get(unit)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.sync);
+    if sync && writable {
+        fs = Arc::new(super::durable::Synchronous(fs));
+    }
     let mode = if writable { "" } else { " readonly" };
     lines.push(format!(
         "VFS: Mounted root ({kind} filesystem){mode} on device 98:{}.",
@@ -266,6 +277,7 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
     Ok(Root {
         fs,
         writable,
+        sync,
         lines,
     })
 }

@@ -42,11 +42,13 @@ pub struct FuseFs {
 }
 
 impl FuseFs {
-    /// Serves `fs`; `writable` when it takes writes.
-    pub fn new(fs: Arc<dyn InodeFs>, writable: bool) -> FuseFs {
+    /// Serves `fs`; `writable` when it takes writes, `writeback` to let
+    /// the host's page cache hold writes until a flush (off for a disk
+    /// with the ubd `s` flag, whose every write is synchronous).
+    pub fn new(fs: Arc<dyn InodeFs>, writable: bool, writeback: bool) -> FuseFs {
         FuseFs {
             fs,
-            writeback: writable,
+            writeback: writable && writeback,
             lookups: Mutex::new(HashMap::new()),
             no_open: false,
             no_opendir: false,

@@ -159,6 +159,31 @@ pub fn safe_proc_path(rel: &[u8]) -> bool {
     !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
+/// Opens `rel` in the guest's procfs without following anything the
+/// guest controls: the guest's `/proc` must be a proc mount, and the file
+/// a regular procfs file reached without symlinks or `..`, opened
+/// non-blocking (a FIFO planted there cannot hold the mconsole thread).
+fn open_guest_proc(pid: Pid, rel: &[u8]) -> Option<std::fs::File> {
+    use crate::sys::fs::{is_fs_type, open_beneath, Beneath};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(format!("/proc/{pid}/root"))
+        .ok()?;
+    let proc_dir = open_beneath(root.as_fd(), c"proc", Beneath::Dir).ok()?;
+    if !is_fs_type(proc_dir.as_fd(), PROC_SUPER_MAGIC) {
+        return None;
+    }
+    let rel = std::ffi::CString::new(rel).ok()?;
+    let file = std::fs::File::from(open_beneath(proc_dir.as_fd(), &rel, Beneath::File).ok()?);
+    let kind = file.metadata().ok()?.file_type();
+    (kind.is_file() && !kind.is_fifo() && is_fs_type(file.as_fd(), PROC_SUPER_MAGIC))
+        .then_some(file)
+}
+
 fn proc_file(
     server: &Server,
     to: &SocketAddr,
@@ -176,10 +201,7 @@ fn proc_file(
     if !safe_proc_path(&rel) {
         return server.reply(to, 1, b"Failed to open file", false);
     }
-    let mut path = format!("/proc/{pid}/root/proc/").into_bytes();
-    path.extend_from_slice(&rel);
-    let path = Path::new(OsStr::from_bytes(&path));
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let Some(mut f) = open_guest_proc(pid, &rel) else {
         return server.reply(to, 1, b"Failed to open file", false);
     };
     server.reply(to, 0, b"\n", true)?;

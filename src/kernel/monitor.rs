@@ -18,9 +18,10 @@ use super::disks::{self, RootFailure};
 use super::fuse::FuseFs;
 use super::lifecycle::{self, on_pid1_end, Outcome, Pid1End, PANIC_STATUS, SIGNAL_STATUS};
 use super::mcon::{self, Control, Request, Shared};
-use super::{chan::Channel, idmap, lines, RELEASE};
+use super::{chan::Channel, durable, idmap, lines, policy, RELEASE};
 use crate::mconsole::{instance, protocol::NotifyKind, server, umid};
 use crate::sys::guest::{self, GuestPlan};
+use crate::sys::seccomp;
 use crate::vfs::InodeFs;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
@@ -334,7 +335,7 @@ fn boot(
     config.n_threads = Some(FUSE_THREADS);
     config.clone_fd = true;
     let session = fuser::Session::from_fd(
-        FuseFs::new(fs.clone(), root.writable),
+        FuseFs::new(fs.clone(), root.writable, root.writable && !root.sync),
         OwnedFd::from(dev_fuse),
         fuser::SessionACL::All,
         config,
@@ -362,7 +363,7 @@ fn boot(
             .map_err(io_err("spawn"))?;
     }
 
-    let (master, slave_path) = super::guestdev::setup(&rootdir).map_err(io_err("guest /dev"))?;
+    let (master, _slave_path) = super::guestdev::setup(&rootdir).map_err(io_err("guest /dev"))?;
     let (net_lines, helper_devs) = super::net::attach_all(nets);
     for l in &net_lines {
         log.info(l);
@@ -396,6 +397,9 @@ fn boot(
         let _ = guest::set_winsize(master.as_fd(), rows, cols);
     }
     let raw = input.and_then(RawMode::enter);
+    // Each boot's init gets the console's slave from the master itself,
+    // never through a path in the guest's /dev.
+    let console_master = master.try_clone().map_err(io_err("console"))?;
     let relay = Relay::start(master, log.clone(), input).map_err(io_err("console relay"))?;
     log.info("Console initialized on /dev/tty0");
 
@@ -412,11 +416,15 @@ fn boot(
     std::fs::write(&cmdline_file, format!("{}\n", cmd.line)).map_err(io_err("write cmdline"))?;
     let mut plan = guest_plan(cmd, &rootdir, &cmdline_file)?;
     let (alive_r, _alive_w) = guest::alive_pipe().map_err(io_err("pipe"))?;
+    let root_handle = Arc::new(File::open(&rootdir).map_err(io_err("open the root"))?);
     let status = loop {
-        let slave = super::guestdev::open_console(&slave_path).map_err(io_err("console"))?;
+        let slave = guest::pty_peer(console_master.as_fd()).map_err(io_err("console"))?;
         plan.console = slave.as_raw_fd();
+        let (listener_end, child_end) = seccomp::listener_pair().map_err(io_err("socketpair"))?;
+        plan.listener_sock = child_end.as_raw_fd();
         let spawned = guest::spawn_guest(&plan, alive_r.as_fd());
         drop(slave);
+        drop(child_end);
         let (pid, reports) = spawned.map_err(io_err("clone"))?;
         {
             let mut c = ctl
@@ -428,6 +436,10 @@ fn boot(
             }
         }
         let records = guest::read_reports(reports).map_err(io_err("init report"))?;
+        if let Ok(Some(fd)) = seccomp::recv_listener(listener_end.as_fd()) {
+            let listener = seccomp::Listener::new(fd).map_err(io_err("seccomp listener"))?;
+            durable::serve(listener, fs.clone(), root_handle.clone()).map_err(io_err("spawn"))?;
+        }
         let setup_failure = records.iter().find(|(w, _)| *w >= guest::STAGE_PROC);
         let failures: Vec<Errno> = records
             .iter()
@@ -605,5 +617,7 @@ fn guest_plan(cmd: &CmdLine, rootdir: &Path, cmdline_file: &Path) -> Result<Gues
         candidates,
         env,
         console: -1,
+        filter: seccomp::sock_filters(&policy::program(policy::Options::default())),
+        listener_sock: -1,
     })
 }

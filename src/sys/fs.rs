@@ -1,5 +1,6 @@
-//! File-level system calls: sparse-file navigation, hole punching and
-//! POSIX record locks. All of them are safe through `nix`.
+//! File-level system calls: sparse-file navigation, hole punching, POSIX
+//! record locks, and opening beneath a directory without following links
+//! (openat2, for paths inside a guest's tree).
 
 use nix::errno::Errno;
 use nix::fcntl::{fallocate, fcntl, FallocateFlags, FcntlArg};
@@ -7,7 +8,7 @@ use nix::unistd::{lseek, Whence};
 use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 fn to_off(v: u64) -> io::Result<i64> {
     i64::try_from(v).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))
@@ -102,4 +103,66 @@ pub fn lock_holder(file: &File) -> io::Result<Option<i32>> {
 pub fn exchange(a: &std::path::Path, b: &std::path::Path) -> io::Result<()> {
     nix::fcntl::renameat2(None, a, None, b, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
         .map_err(io::Error::from)
+}
+
+/// Is `fd` on a filesystem of this magic (`statfs.f_type`)?
+pub fn is_fs_type(fd: std::os::fd::BorrowedFd<'_>, magic: i64) -> bool {
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 == magic)
+}
+
+/// How [`open_beneath`] opens.
+#[derive(Debug, Clone, Copy)]
+pub enum Beneath {
+    /// A directory to resolve further from (`O_PATH`), crossing mounts.
+    Dir,
+    /// A file to read: read-only, non-blocking (a FIFO cannot hold the
+    /// caller), not crossing into another mount.
+    File,
+}
+
+/// openat2(2) beneath `dir` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS`: nothing the owner of that tree planted (a
+/// symlink, `..`, a magic link) leads the caller out of it.
+pub fn open_beneath(
+    dir: std::os::fd::BorrowedFd<'_>,
+    rel: &std::ffi::CStr,
+    how: Beneath,
+) -> io::Result<OwnedFd> {
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let (flags, resolve) = match how {
+        Beneath::Dir => (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, resolve),
+        Beneath::File => (
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+            resolve | libc::RESOLVE_NO_XDEV,
+        ),
+    };
+    /// `struct open_how` (linux/openat2.h); libc's is non-exhaustive.
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: u64::try_from(flags).unwrap_or(0),
+        mode: 0,
+        resolve,
+    };
+    // SAFETY: openat2 reads the path (NUL-terminated) and the open_how
+    // struct of the given size; both are valid for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: a fresh descriptor from openat2 that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

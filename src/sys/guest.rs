@@ -85,6 +85,11 @@ pub struct GuestPlan {
     pub env: Vec<CString>,
     /// The console (the pty slave), made the child's fds 0, 1 and 2.
     pub console: RawFd,
+    /// The seccomp filter every guest process runs under
+    /// (`kernel::policy`); empty for none.
+    pub filter: Vec<libc::sock_filter>,
+    /// The child's end of the socket the filter's listener is sent over.
+    pub listener_sock: RawFd,
 }
 
 /// Setup stages the child reports, besides exec failures.
@@ -95,6 +100,13 @@ pub const STAGE_SYS: u32 = 1001;
 pub const STAGE_PIVOT: u32 = 1002;
 /// The monitor had died before the child could watch it.
 pub const STAGE_ORPHAN: u32 = 1003;
+/// Joining a new session keyring failed.
+pub const STAGE_KEYRING: u32 = 1004;
+/// Installing the seccomp filter or sending its listener failed.
+pub const STAGE_SECCOMP: u32 = 1005;
+
+/// `KEYCTL_JOIN_SESSION_KEYRING` (linux/keyctl.h).
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
 
 fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter()
@@ -225,6 +237,38 @@ fn guest_child(
         libc::setsid();
         for target in 0..3 {
             libc::dup2(plan.console, target);
+        }
+        // The invoking user's session keyring stays behind: the guest gets
+        // an anonymous one of its own (kernels without keys: nothing to
+        // share).
+        let null: *const libc::c_char = std::ptr::null();
+        if libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, null) < 0
+            && errno() != libc::ENOSYS
+        {
+            report(rep, STAGE_KEYRING, errno());
+            libc::_exit(127);
+        }
+        // Nothing the monitor inherited or opened reaches init: every
+        // descriptor above 2 closes at exec (the report pipe still works
+        // until then).
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
+            let mut fd = 3;
+            while fd < 65536 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                fd += 1;
+            }
+        }
+        if plan.listener_sock >= 0 && !plan.filter.is_empty() {
+            if let Err(e) = super::seccomp::install_and_send(&plan.filter, plan.listener_sock) {
+                report(rep, STAGE_SECCOMP, e);
+                libc::_exit(127);
+            }
         }
         for (i, ((path, _), argv)) in plan.candidates.iter().zip(argvs).enumerate() {
             libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
@@ -364,4 +408,23 @@ pub fn probe_userns() -> io::Result<Result<(), Errno>> {
         nix::sys::wait::WaitStatus::Exited(_, e) => Ok(Err(Errno::from_raw(e))),
         _ => Ok(Err(Errno::EPERM)),
     }
+}
+
+/// The slave of a pty, opened from its master (TIOCGPTPEER): no path is
+/// resolved, so nothing the guest did to `/dev/pts` matters.
+pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: TIOCGPTPEER takes the open flags as its integer argument and
+    // returns a new descriptor.
+    let r = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor from the ioctl that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }

@@ -6,3 +6,4 @@ pub mod guest;
 pub mod knet;
 pub mod net;
 pub mod process;
+pub mod seccomp;

@@ -53,6 +53,7 @@ case "$MODE" in
   remount) echo remount-data > /f; mount -o remount,ro /; echo SYNCED; sleep 60 ;;
   straced) echo x > /f; sync; echo SYNCED ;;
   show) echo "CONTENT:$(cat /f)" ;;
+  userns) unshare -U true && echo USERNS-MADE || echo USERNS-REFUSED ;;
 esac
 poweroff -f
 "#;
@@ -403,4 +404,18 @@ fn the_cow_file_is_flushed_on_the_host_before_the_guests_sync_returns() {
         flushed,
         "no host fdatasync between the guest's sync and its return:\n{text}"
     );
+}
+
+#[test]
+fn new_user_namespaces_in_the_guest_only_when_the_command_line_asks() {
+    let Some(g) = guest("nested_userns", |_| {}) else {
+        return;
+    };
+    let b = g.run(&args("umid=cuserns", &["MODE=userns"]), LIMIT);
+    assert!(b.output.contains("USERNS-REFUSED"), "{}", b.output);
+    let b = g.run(
+        &args("umid=cuserns", &["MODE=userns", "umlkit.nested_userns"]),
+        LIMIT,
+    );
+    assert!(b.output.contains("USERNS-MADE"), "{}", b.output);
 }

@@ -81,6 +81,8 @@ pub struct CmdLine {
     pub quiet: bool,
     /// `noreboot`: a guest reboot exits.
     pub noreboot: bool,
+    /// `umlkit.nested_userns`: the guest may make user namespaces.
+    pub nested_userns: bool,
     /// Init's arguments after argv[0].
     pub init_args: Vec<String>,
     /// Init's environment (`HOME=/`, `TERM=linux`, then the unclaimed ones).
@@ -294,6 +296,7 @@ fn generic_pass(st: UmlPass) -> Result<CmdLine, CmdlineError> {
             hostfs: st.hostfs,
             quiet: st.quiet,
             noreboot: st.noreboot,
+            nested_userns: false,
             init_args: Vec::new(),
             init_env: vec!["HOME=/".into(), "TERM=linux".into()],
             line: st.line.clone(),
@@ -423,6 +426,10 @@ impl Generic {
 
     /// `unknown_bootoption`: into init's environment or argv.
     fn unknown(&mut self, w: &Word) -> Result<(), CmdlineError> {
+        if w.name == "umlkit.nested_userns" {
+            self.c.nested_userns = w.value.as_deref().is_none_or(|v| v != "0");
+            return Ok(());
+        }
         if w.name.contains('.') {
             return Ok(()); // an unused module parameter
         }

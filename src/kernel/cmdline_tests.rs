@@ -224,3 +224,16 @@ proptest::proptest! {
         let _ = parse(&args);
     }
 }
+
+#[test]
+fn umlkit_nested_userns_is_a_module_parameter_of_ours_not_an_init_word() {
+    let c = boot(&["umlkit.nested_userns"]);
+    assert!(c.nested_userns);
+    let plain = boot(&[]);
+    assert_eq!(
+        (&c.init_args, &c.init_env),
+        (&plain.init_args, &plain.init_env)
+    );
+    assert!(!boot(&["umlkit.nested_userns=0"]).nested_userns);
+    assert!(!boot(&["rw"]).nested_userns);
+}

@@ -617,7 +617,9 @@ fn guest_plan(cmd: &CmdLine, rootdir: &Path, cmdline_file: &Path) -> Result<Gues
         candidates,
         env,
         console: -1,
-        filter: seccomp::sock_filters(&policy::program(policy::Options::default())),
+        filter: seccomp::sock_filters(&policy::program(policy::Options {
+            nested_userns: cmd.nested_userns,
+        })),
         listener_sock: -1,
     })
 }

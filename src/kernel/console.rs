@@ -9,8 +9,7 @@ use nix::sys::termios::{self, SetArg, Termios};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Where console output goes: a host descriptor or nowhere.
@@ -100,16 +99,45 @@ impl Drop for RawMode {
 }
 
 /// The relay's handle: tells it when a boot's output may flow and learns
-/// when the guest side has gone quiet (all its descriptors closed).
+/// when the guest has gone quiet.
+///
+/// The monitor holds a slave descriptor of the console for the relay's
+/// whole life, so the master never reads EIO: like the real kernel's
+/// console, it stays usable while no guest process has it open (sysvinit
+/// closes it between runlevel scripts) and whatever opens it next is
+/// heard.
 pub struct Relay {
-    resume: Sender<()>,
-    idle: Receiver<()>,
+    gate: Arc<Gate>,
+    _hold: OwnedFd,
 }
+
+/// Whether output may flow, and the drain handshake.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    open: bool,
+    /// Bumped by the output thread each time it finds the console quiet.
+    quiet_seen: u64,
+}
+
+/// How long the console must stay silent to count as drained.
+const QUIET: Duration = Duration::from_millis(30);
 
 impl Relay {
     /// Starts relaying `master` to `log` (output) and from con0's input
-    /// descriptor to `master`. Output waits for [`Relay::resume`].
-    pub fn start(master: OwnedFd, log: Log, input: Option<i32>) -> io::Result<Relay> {
+    /// descriptor to `master`. Output waits for [`Relay::resume`]. `hold`
+    /// is a slave descriptor the relay keeps open.
+    pub fn start(
+        master: OwnedFd,
+        hold: OwnedFd,
+        log: Log,
+        input: Option<i32>,
+    ) -> io::Result<Relay> {
         let master = File::from(master);
         let writer = master.try_clone()?;
         if let Some(fd) = input {
@@ -126,41 +154,86 @@ impl Relay {
                     }
                 })?;
         }
-        let (resume_tx, resume_rx) = channel::<()>();
-        let (idle_tx, idle_rx) = channel::<()>();
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
         std::thread::Builder::new()
             .name("con-out".into())
-            .spawn(move || {
-                let mut m = master;
-                let mut buf = vec![0u8; 65536];
-                while resume_rx.recv().is_ok() {
-                    loop {
-                        match m.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(n) => log.raw(&buf[..n]),
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            // EIO: no guest process holds the console.
-                            Err(_) => break,
-                        }
-                    }
-                    if idle_tx.send(()).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        Ok(Relay {
-            resume: resume_tx,
-            idle: idle_rx,
-        })
+            .spawn(move || relay_output(master, &g, &log))?;
+        Ok(Relay { gate, _hold: hold })
     }
 
     /// Lets a boot's output flow.
     pub fn resume(&self) {
-        let _ = self.resume.send(());
+        if let Ok(mut st) = self.gate.state.lock() {
+            st.open = true;
+            self.gate.changed.notify_all();
+        }
     }
 
-    /// Waits until the guest side is closed and all output is written.
+    /// Waits (up to `limit`) until everything the guest wrote has been
+    /// relayed, then holds further output until the next [`Relay::resume`].
     pub fn wait_idle(&self, limit: Duration) {
-        let _ = self.idle.recv_timeout(limit);
+        let deadline = std::time::Instant::now() + limit;
+        let Ok(mut st) = self.gate.state.lock() else {
+            return;
+        };
+        let start = st.quiet_seen;
+        while st.quiet_seen < start + 1 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.gate.changed.wait_timeout(st, left) {
+                Ok((s, _)) => st = s,
+                Err(_) => return,
+            }
+        }
+        st.open = false;
+    }
+}
+
+/// The output thread: waits for the gate, then copies the master to the
+/// log, noting each time the console has been quiet for [`QUIET`].
+fn relay_output(mut master: File, gate: &Gate, log: &Log) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        {
+            let Ok(mut st) = gate.state.lock() else {
+                return;
+            };
+            while !st.open {
+                st = match gate.changed.wait(st) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+        }
+        let ready = nix::poll::poll(
+            &mut [nix::poll::PollFd::new(
+                master.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )],
+            nix::poll::PollTimeout::try_from(QUIET).unwrap_or(nix::poll::PollTimeout::NONE),
+        );
+        match ready {
+            Ok(0) => {
+                if let Ok(mut st) = gate.state.lock() {
+                    st.quiet_seen += 1;
+                    gate.changed.notify_all();
+                }
+                continue;
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        match master.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => log.raw(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // EIO cannot happen while the slave is held; wait it out.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => std::thread::sleep(QUIET),
+            Err(_) => return,
+        }
     }
 }

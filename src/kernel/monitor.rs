@@ -400,7 +400,8 @@ fn boot(
     // Each boot's init gets the console's slave from the master itself,
     // never through a path in the guest's /dev.
     let console_master = master.try_clone().map_err(io_err("console"))?;
-    let relay = Relay::start(master, log.clone(), input).map_err(io_err("console relay"))?;
+    let hold = guest::pty_peer(console_master.as_fd()).map_err(io_err("console"))?;
+    let relay = Relay::start(master, hold, log.clone(), input).map_err(io_err("console relay"))?;
     log.info("Console initialized on /dev/tty0");
 
     if let Some(server) = inst.server.take() {
@@ -415,6 +416,11 @@ fn boot(
     let cmdline_file = Path::new(STAGE).join("cmdline");
     std::fs::write(&cmdline_file, format!("{}\n", cmd.line)).map_err(io_err("write cmdline"))?;
     let mut plan = guest_plan(cmd, &rootdir, &cmdline_file)?;
+    // Init's own controlling terminal, on the host's devpts (the guest
+    // never sees it): it keeps init from taking the console.
+    let (ctty_master, _) = guest::open_pty(Path::new("/dev/ptmx")).map_err(io_err("pty"))?;
+    let init_ctty = guest::pty_peer(ctty_master.as_fd()).map_err(io_err("pty"))?;
+    plan.init_ctty = init_ctty.as_raw_fd();
     let (alive_r, _alive_w) = guest::alive_pipe().map_err(io_err("pipe"))?;
     let root_handle = Arc::new(File::open(&rootdir).map_err(io_err("open the root"))?);
     let status = loop {
@@ -621,5 +627,6 @@ fn guest_plan(cmd: &CmdLine, rootdir: &Path, cmdline_file: &Path) -> Result<Gues
             nested_userns: cmd.nested_userns,
         })),
         listener_sock: -1,
+        init_ctty: -1,
     })
 }

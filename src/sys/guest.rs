@@ -90,6 +90,11 @@ pub struct GuestPlan {
     pub filter: Vec<libc::sock_filter>,
     /// The child's end of the socket the filter's listener is sent over.
     pub listener_sock: RawFd,
+    /// The slave of a pty that becomes init's controlling terminal (-1
+    /// for none), so that init never takes the console: on
+    /// the real kernel pid 1 has no controlling terminal and opening
+    /// /dev/console never gives one, which leaves the console to getty.
+    pub init_ctty: RawFd,
 }
 
 /// Setup stages the child reports, besides exec failures.
@@ -237,6 +242,10 @@ fn guest_child(
         libc::setsid();
         for target in 0..3 {
             libc::dup2(plan.console, target);
+        }
+        if plan.init_ctty >= 0 {
+            // A session leader with no terminal may take this one.
+            libc::ioctl(plan.init_ctty, libc::TIOCSCTTY, 0);
         }
         // The invoking user's session keyring stays behind: the guest gets
         // an anonymous one of its own (kernels without keys: nothing to

@@ -1,8 +1,11 @@
 //! Consoles 1-15 and serial lines (`con<N>=`, `ssl<N>=`): each configured
-//! one becomes a pty of the guest's devpts bound onto `/dev/tty<N>` or
-//! `/dev/ttyS<N>`, relayed to its host channel: `fd:N`, `null`, or `pts`
-//! (a host pty whose path is printed, as UML prints the device it
-//! assigned). Other channel types are reported and left out.
+//! one becomes a node `/dev/tty<N>` or `/dev/ttyS<N>` in the guest. A line
+//! with a host channel (`fd:N`, or `pts`: a host pty whose path is printed,
+//! as UML prints the device it assigned) is a pty of the guest's devpts
+//! relayed to that channel. A line that is `null` both ways is the host's
+//! `/dev/null` (writes vanish, reads end at once) and costs no pty and no
+//! thread: every devpts instance counts against the host's `kernel.pty.max`
+//! (issue 12). Other channel types are reported and left out.
 
 use super::chan::{Channel, ChannelPair};
 use super::console::Log;
@@ -38,11 +41,17 @@ impl Family {
     }
 }
 
+/// Stack of a pump thread: it only holds its buffer (on the heap).
+const PUMP_STACK: usize = 64 * 1024;
+
 /// Copies from `from` to `to` (or discards) for the monitor's life. A
 /// guest-side master reads EIO while no guest process has the line open;
 /// the pump waits and tries again.
 fn pump(name: String, mut from: File, mut to: Option<File>) -> io::Result<()> {
-    std::thread::Builder::new().name(name).spawn(move || {
+    let builder = std::thread::Builder::new()
+        .name(name)
+        .stack_size(PUMP_STACK);
+    builder.spawn(move || {
         let mut buf = vec![0u8; 16384];
         loop {
             match from.read(&mut buf) {
@@ -69,6 +78,24 @@ fn unsupported(c: &Channel) -> bool {
     !matches!(c, Channel::Fd(_) | Channel::Null | Channel::Pts)
 }
 
+/// What backs a line's guest node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// The host's `/dev/null`: no channel is attached.
+    Null,
+    /// A pty of the guest's devpts, relayed to the attached channels.
+    Pty,
+}
+
+/// A line is a pty only when a channel is attached in some direction.
+pub fn backing(pair: &ChannelPair) -> Backing {
+    if pair.input == Channel::Null && pair.output == Channel::Null {
+        Backing::Null
+    } else {
+        Backing::Pty
+    }
+}
+
 /// Attaches line `n` of `family` with `pair` under the guest's `dev`.
 pub fn attach(
     family: Family,
@@ -90,6 +117,10 @@ pub fn attach(
     }
     if !dev.is_dir() {
         return Ok(());
+    }
+    if backing(pair) == Backing::Null {
+        // `<dev>/null` is already the host's /dev/null, bound by guestdev.
+        return bind(&dev.join("null"), &dev.join(&node));
     }
     let (gmaster, k) = open_pty(&dev.join("pts/ptmx"))?;
     bind(&dev.join("pts").join(k.to_string()), &dev.join(&node))?;
@@ -113,9 +144,27 @@ pub fn attach(
     };
     let input = source(&pair.input)?;
     let output = source(&pair.output)?;
+    // Output to `null` is still drained, so guest writes never block.
     pump(format!("{node}-out"), gmaster.try_clone()?, output)?;
     if let Some(i) = input {
         pump(format!("{node}-in"), i, Some(gmaster))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(input: Channel, output: Channel) -> ChannelPair {
+        ChannelPair { input, output }
+    }
+
+    #[test]
+    fn only_a_line_null_both_ways_is_backed_by_dev_null() {
+        assert_eq!(backing(&pair(Channel::Null, Channel::Null)), Backing::Null);
+        assert_eq!(backing(&pair(Channel::Fd(0), Channel::Null)), Backing::Pty);
+        assert_eq!(backing(&pair(Channel::Null, Channel::Fd(1))), Backing::Pty);
+        assert_eq!(backing(&pair(Channel::Pts, Channel::Pts)), Backing::Pty);
+    }
 }

@@ -268,6 +268,9 @@ fn boot(
     unit: usize,
     root: disks::Root,
 ) -> Result<i32, Error> {
+    // The guest's cgroups, made with the host's credentials (issue 12).
+    let limits = super::limits::Limits::setup(cmd.mem);
+    log.info(limits.line());
     // Still single-threaded: fork the id-map helper, then unshare.
     let signals = register_signals()?;
     let ctl: Shared = Arc::new(Mutex::new(Control::default()));
@@ -362,7 +365,8 @@ fn boot(
             .map_err(io_err("spawn"))?;
     }
 
-    let (master, slave_path) = super::guestdev::setup(&rootdir).map_err(io_err("guest /dev"))?;
+    let (master, slave_path) =
+        super::guestdev::setup(&rootdir, cmd.mem).map_err(io_err("guest /dev"))?;
     let (net_lines, helper_devs) = super::net::attach_all(nets);
     for l in &net_lines {
         log.info(l);
@@ -411,6 +415,7 @@ fn boot(
     let cmdline_file = Path::new(STAGE).join("cmdline");
     std::fs::write(&cmdline_file, format!("{}\n", cmd.line)).map_err(io_err("write cmdline"))?;
     let mut plan = guest_plan(cmd, &rootdir, &cmdline_file)?;
+    plan.cgroup_procs = limits.procs_fds();
     let (alive_r, _alive_w) = guest::alive_pipe().map_err(io_err("pipe"))?;
     let status = loop {
         let slave = super::guestdev::open_console(&slave_path).map_err(io_err("console"))?;
@@ -605,5 +610,6 @@ fn guest_plan(cmd: &CmdLine, rootdir: &Path, cmdline_file: &Path) -> Result<Gues
         candidates,
         env,
         console: -1,
+        cgroup_procs: Vec::new(),
     })
 }

@@ -85,6 +85,9 @@ pub struct GuestPlan {
     pub env: Vec<CString>,
     /// The console (the pty slave), made the child's fds 0, 1 and 2.
     pub console: RawFd,
+    /// `cgroup.procs` files (open for writing) the child joins first, so
+    /// that every guest process is under the guest's limits.
+    pub cgroup_procs: Vec<RawFd>,
 }
 
 /// Setup stages the child reports, besides exec failures.
@@ -95,6 +98,8 @@ pub const STAGE_SYS: u32 = 1001;
 pub const STAGE_PIVOT: u32 = 1002;
 /// The monitor had died before the child could watch it.
 pub const STAGE_ORPHAN: u32 = 1003;
+/// Joining the guest's cgroup failed.
+pub const STAGE_CGROUP: u32 = 1004;
 
 fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter()
@@ -166,6 +171,13 @@ fn guest_child(
             // The write end is gone (or readable): the monitor died.
             report(rep, STAGE_ORPHAN, 0);
             libc::_exit(127);
+        }
+        for &fd in &plan.cgroup_procs {
+            // "0": the writing process itself.
+            if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                report(rep, STAGE_CGROUP, errno());
+                libc::_exit(127);
+            }
         }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

@@ -199,9 +199,13 @@ pub struct Numbers {
     pub pids: Option<u64>,
 }
 
+/// Writes a cgroup file; errors name the text and the file.
 fn write_file(path: &Path, text: &str) -> io::Result<()> {
-    let mut f = OpenOptions::new().write(true).open(path)?;
-    f.write_all(text.as_bytes()).map_err(|e| {
+    let written = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    written.map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("write {text:?} to {}: {e}", path.display()),
@@ -491,6 +495,40 @@ mod tests {
         assert_eq!(host_dir(&m, "/a"), None);
         assert_eq!(host_dir(&m, "/a/bc"), None);
         assert_eq!(host_dir(&m, "/a/b/../x"), None);
+    }
+
+    const N: Numbers = Numbers {
+        memory: 32 << 20,
+        pids: Some(128),
+    };
+
+    #[test]
+    fn a_v1_parent_without_limit_files_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cgroup.procs"), "").unwrap();
+        let e = make_v1(dir.path(), "linux-1-guest", Controller::Pids, N).unwrap_err();
+        assert!(e.contains("pids.max"), "{e}");
+        assert!(!dir.path().join("linux-1-guest").exists());
+        let none = tempfile::tempdir().unwrap();
+        let e = make_v1(none.path(), "g", Controller::Memory, N).unwrap_err();
+        assert!(e.ends_with(": not writable"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_v2_setup_moves_the_monitor_back_and_removes_its_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["cgroup.procs", "cgroup.subtree_control"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        // A plain directory has no cgroup.procs: the move into the leaf
+        // fails, and the undo writes "0" to the parent's.
+        let e = make_v2(dir.path(), "linux-1", "linux-1-guest", &Controller::ALL, N).unwrap_err();
+        assert!(e.contains("linux-1/cgroup.procs"), "{e}");
+        assert!(!dir.path().join("linux-1").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cgroup.procs")).unwrap(),
+            "0"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! ```text
 //!   guest: sync() ──held──> monitor: syncfs(root)   (page cache -> FUSE writes)
 //!                                    fs.sync_fs()    (journal commit, fdatasync)
-//!          sync() runs <──continue──
+//!          sync() = 0  <──answered──   (a remount is let run instead)
 //! ```
 //!
 //! With the ubd `s` flag, [`Synchronous`] commits after every change.
@@ -35,7 +35,16 @@ pub fn serve(listener: Listener, fs: Arc<dyn InodeFs>, root: Arc<File>) -> io::R
         .spawn(move || {
             while let Ok(Some(held)) = listener.next() {
                 commit(fs.as_ref(), &root);
-                if listener.resume(held.id).is_err() {
+                // sync and syncfs are done once the root is committed: the
+                // guest's other filesystems are memory (tmpfs, proc, sysfs),
+                // and letting the call run would make the host write back
+                // every filesystem it has. A remount must still happen.
+                let answered = if i64::from(held.nr) == libc::SYS_mount {
+                    listener.resume(held.id)
+                } else {
+                    listener.succeed(held.id)
+                };
+                if answered.is_err() {
                     break;
                 }
             }

@@ -3,8 +3,11 @@
 //! superblock made in a user namespace is `nodev`, so the image's own
 //! nodes cannot be opened), a `newinstance` devpts, `shm`, the usual
 //! symlinks, and `/dev/console` (and `tty0`) bound to a pty slave whose
-//! master the monitor keeps. Also a tmpfs on `/tmp`.
+//! master the monitor keeps. Also a tmpfs on `/tmp`. The tmpfs mounts
+//! are sized from `mem=` as the kernel's tmpfs defaults would be
+//! ([`super::limits::tmpfs_options`]).
 
+use super::limits::tmpfs_options;
 use crate::sys::guest::{mount, open_pty};
 use nix::mount::MsFlags;
 use std::fs::{self, File};
@@ -26,10 +29,12 @@ pub(crate) fn bind(source: &Path, target: &Path) -> io::Result<()> {
 }
 
 /// Builds `/dev` and `/tmp` under `root` (where the image has those
-/// directories) and returns the console's pty master and the slave's path.
+/// directories), their tmpfs sized for `mem` bytes of guest memory, and
+/// returns the console's pty master and the slave's path.
 /// The monitor opens the slave only for each clone of init, so that the
 /// master reads end (EIO) once every guest process has gone.
-pub fn setup(root: &Path) -> io::Result<(OwnedFd, PathBuf)> {
+pub fn setup(root: &Path, mem: u64) -> io::Result<(OwnedFd, PathBuf)> {
+    let sized = |mode: &str| format!("mode={mode},{}", tmpfs_options(mem));
     let dev = root.join("dev");
     let nosuid = MsFlags::MS_NOSUID;
     let ptmx = if dev.is_dir() {
@@ -38,7 +43,7 @@ pub fn setup(root: &Path) -> io::Result<(OwnedFd, PathBuf)> {
             &dev,
             Some("tmpfs"),
             nosuid | MsFlags::MS_NOEXEC,
-            Some("mode=0755"),
+            Some(&sized("0755")),
         )?;
         for name in HOST_NODES {
             bind(&Path::new("/dev").join(name), &dev.join(name))?;
@@ -57,7 +62,7 @@ pub fn setup(root: &Path) -> io::Result<(OwnedFd, PathBuf)> {
             &dev.join("shm"),
             Some("tmpfs"),
             nosuid | MsFlags::MS_NODEV,
-            Some("mode=1777"),
+            Some(&sized("1777")),
         )?;
         std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"))?;
         std::os::unix::fs::symlink("/proc/self/fd", dev.join("fd"))?;
@@ -90,7 +95,7 @@ pub fn setup(root: &Path) -> io::Result<(OwnedFd, PathBuf)> {
             &tmp,
             Some("tmpfs"),
             nosuid | MsFlags::MS_NODEV,
-            Some("mode=1777"),
+            Some(&sized("1777")),
         )?;
     }
     Ok((master, slave_path))

@@ -16,6 +16,7 @@
 //! `kernel-cmdline.md` (section numbers in comments).
 #![forbid(unsafe_code)]
 
+pub mod cgroup;
 pub mod chan;
 pub mod cmdline;
 pub mod console;
@@ -28,6 +29,7 @@ pub mod guestproc;
 pub mod hostnet;
 pub mod idmap;
 pub mod lifecycle;
+pub mod limits;
 pub mod lines;
 pub mod mcon;
 pub mod monitor;
@@ -64,7 +66,9 @@ pub fn help_text() -> String {
          ro\n    Mount the root read-only (the default).\n\n\
          init=<program>\n    The program to run as init (default: /sbin/init,\n    \
          /etc/init, /bin/init, /bin/sh).\n\n\
-         mem=<amount>\n    Guest memory (K, M, G suffixes; default 64M); passed to init.\n\n\
+         mem=<amount>\n    Guest memory (K, M, G, T suffixes; default 64M): sizes the\n    \
+         guest's tmpfs and, in a delegated cgroup, limits its memory and\n    \
+         tasks. Passed to init.\n\n\
          umid=<name>\n    The name of this guest (~/.uml/<name>/ holds pid and mconsole).\n\n\
          uml_dir=<directory>\n    Where the umid directory is made instead of ~/.uml/.\n\n\
          con[0-15]=<channel>\n    Attach a console: fd:N, null, pts (not con0), or IN,OUT\n    \

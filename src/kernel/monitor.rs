@@ -269,6 +269,9 @@ fn boot(
     unit: usize,
     root: disks::Root,
 ) -> Result<i32, Error> {
+    // The guest's cgroups, made with the host's credentials (issue 12).
+    let limits = super::limits::Limits::setup(cmd.mem);
+    log.info(limits.line());
     // Still single-threaded: fork the id-map helper, then unshare.
     let signals = register_signals()?;
     let ctl: Shared = Arc::new(Mutex::new(Control::default()));
@@ -363,7 +366,8 @@ fn boot(
             .map_err(io_err("spawn"))?;
     }
 
-    let (master, _slave_path) = super::guestdev::setup(&rootdir).map_err(io_err("guest /dev"))?;
+    let (master, _slave_path) =
+        super::guestdev::setup(&rootdir, cmd.mem).map_err(io_err("guest /dev"))?;
     let (net_lines, helper_devs) = super::net::attach_all(nets);
     for l in &net_lines {
         log.info(l);
@@ -421,6 +425,7 @@ fn boot(
     let (ctty_master, _) = guest::open_pty(Path::new("/dev/ptmx")).map_err(io_err("pty"))?;
     let init_ctty = guest::pty_peer(ctty_master.as_fd()).map_err(io_err("pty"))?;
     plan.init_ctty = init_ctty.as_raw_fd();
+    plan.cgroup_procs = limits.procs_fds();
     let (alive_r, _alive_w) = guest::alive_pipe().map_err(io_err("pipe"))?;
     let root_handle = Arc::new(File::open(&rootdir).map_err(io_err("open the root"))?);
     let status = loop {
@@ -628,5 +633,6 @@ fn guest_plan(cmd: &CmdLine, rootdir: &Path, cmdline_file: &Path) -> Result<Gues
         })),
         listener_sock: -1,
         init_ctty: -1,
+        cgroup_procs: Vec::new(),
     })
 }

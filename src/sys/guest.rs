@@ -95,6 +95,9 @@ pub struct GuestPlan {
     /// the real kernel pid 1 has no controlling terminal and opening
     /// /dev/console never gives one, which leaves the console to getty.
     pub init_ctty: RawFd,
+    /// `cgroup.procs` files (open for writing) the child joins first, so
+    /// that every guest process is under the guest's limits.
+    pub cgroup_procs: Vec<RawFd>,
 }
 
 /// Setup stages the child reports, besides exec failures.
@@ -112,6 +115,8 @@ pub const STAGE_SECCOMP: u32 = 1005;
 
 /// `KEYCTL_JOIN_SESSION_KEYRING` (linux/keyctl.h).
 const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+/// Joining the guest's cgroup failed.
+pub const STAGE_CGROUP: u32 = 1006;
 
 fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter()
@@ -183,6 +188,13 @@ fn guest_child(
             // The write end is gone (or readable): the monitor died.
             report(rep, STAGE_ORPHAN, 0);
             libc::_exit(127);
+        }
+        for &fd in &plan.cgroup_procs {
+            // "0": the writing process itself.
+            if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                report(rep, STAGE_CGROUP, errno());
+                libc::_exit(127);
+            }
         }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

@@ -3,9 +3,9 @@
 //!
 //! The filter itself is installed by the guest's init before it execs
 //! ([`crate::sys::guest::spawn_guest`]); the listener descriptor comes back
-//! to the monitor over a socket pair ([`recv_listener`]). Each held call
-//! is answered with "continue": the monitor only needs to act before the
-//! call runs, never to change its result.
+//! to the monitor over a socket pair ([`recv_listener`]). A held call is
+//! either let run ([`Listener::resume`]) or ended with success in its
+//! place ([`Listener::succeed`]).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -114,12 +114,25 @@ impl Listener {
 
     /// Lets a held call run as the caller made it.
     pub fn resume(&self, id: u64) -> io::Result<()> {
-        let mut resp = libc::seccomp_notif_resp {
+        self.respond(libc::seccomp_notif_resp {
             id,
             val: 0,
             error: 0,
             flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
-        };
+        })
+    }
+
+    /// Ends a held call with success (return value 0) without running it.
+    pub fn succeed(&self, id: u64) -> io::Result<()> {
+        self.respond(libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: 0,
+        })
+    }
+
+    fn respond(&self, mut resp: libc::seccomp_notif_resp) -> io::Result<()> {
         // SAFETY: SECCOMP_IOCTL_NOTIF_SEND reads a seccomp_notif_resp
         // from the pointer, valid for the call.
         let r = unsafe {

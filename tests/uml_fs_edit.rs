@@ -241,6 +241,11 @@ fn put_write_touch_and_ln_through_symlinked_directories() {
     assert!(stat(i, "/usr/lib/stamp").contains("Type: regular"));
     assert!(stat(i, "/usr/sbin/init").contains("Links: 2"));
     assert_eq!(ok(&["cat", i, "/usr/bin/init3"]), "new init\n");
+    // put replaces a symbolic link at PATH instead of writing through it.
+    std::fs::write(&host, b"own file\n").unwrap();
+    ok(&["put", i, host.to_str().unwrap(), "/bin/init3"]);
+    assert!(stat(i, "/usr/bin/init3").contains("Type: regular file"));
+    assert_eq!(ok(&["cat", i, "/usr/sbin/init"]), "new init\n");
     common::fsck_clean(&img);
 }
 
@@ -303,6 +308,9 @@ fn a_symlink_loop_is_eloop_in_one_line_and_40_links_resolve() {
             "{args:?}: {err}"
         );
     }
+    // A looping link as the last name of put is replaced, not followed.
+    ok(&["put", i, h, "/loop1"]);
+    assert!(stat(i, "/loop1").contains("Type: regular file"));
     // c1 -> ... -> c40 -> usr is 40 links, as many as Linux follows.
     ok(&["chmod", i, "700", "/c1/bin/sh"]);
     assert!(stat(i, "/usr/bin/sh").contains("Mode: 0700"));

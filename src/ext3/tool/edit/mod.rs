@@ -98,7 +98,13 @@ impl Session<'_> {
     /// leads to a directory (following a final link); else the path itself
     /// (its final link not followed, so that link is what gets replaced).
     fn target(&self, what: &str, path: &[u8], name: &[u8]) -> anyhow::Result<(Place, Vec<u8>)> {
-        if let Some(dir) = self.resolve(what, path, Last::Follow)?.as_dir() {
+        // A link that loops is not a directory: it is replaced, as
+        // rename(2) would replace it.
+        let followed = match path::resolve(self.fs, path, Last::Follow) {
+            Err(Errno::ELOOP) => None,
+            r => r.map_err(|e| errno(what, path, e))?.as_dir(),
+        };
+        if let Some(dir) = followed {
             if name.is_empty() || name == b"." || name == b".." {
                 bail!(
                     "{what} {}: no name to give it in that directory",

@@ -129,7 +129,7 @@ fn normalize(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
 
 /// Opens the disk named by `spec` read-only.
 pub fn open_device(spec: &str) -> anyhow::Result<Disk> {
-    open_disk(spec, &DiskOptions::default()).with_context(|| format!("cannot open {spec}"))
+    open_disk(spec, &DiskOptions::default()).map_err(|e| edit::open_error(e, false))
 }
 
 /// Opens the filesystem on a device.
@@ -137,7 +137,7 @@ pub fn open_fs<D: BlockDevice>(dev: D, spec: &str, no_replay: bool) -> anyhow::R
     let options = OpenOptions {
         replay_journal: !no_replay,
     };
-    Ext3::open_with(dev, options).with_context(|| spec.to_string())
+    Ext3::open_with(dev, options).map_err(|e| anyhow::anyhow!("{spec}: {}", edit::one_line(&e)))
 }
 
 /// True when device bytes `bytes` read the same through the COW as from

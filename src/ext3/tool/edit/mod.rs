@@ -1,237 +1,273 @@
 //! `uml_fs` editing subcommands (put, mkdir, rm, mv, ln, chmod, chown,
-//! touch, write): thin clients of the writer's [`InodeFs`] API. The disk is
-//! opened writable (on a COW view only the COW file changes; `COW,BACKING`
-//! creates a missing COW). `--dry-run` runs the same code over an
-//! in-memory overlay of the disk and prints what would change.
+//! touch, write): thin clients of the writer's [`InodeFs`] API. Every path
+//! goes through one resolver ([`path`]), which follows symbolic links the
+//! way the kernel does; each command chooses, as its system call does,
+//! whether a final link is followed. The disk is opened writable (on a COW
+//! view only the COW file changes; `COW,BACKING` creates a missing COW).
+//! `--dry-run` runs the same code over an in-memory overlay of the disk and
+//! prints what would change.
 
 use crate::block::BlockDevice;
 use crate::cow::{open_disk, DiskOptions};
 use crate::ext3::write::{WriteOptions, Writer};
-use crate::vfs::{InodeFs, Owner, RenameFlags, SetAttr, SetTime};
+use crate::ext3::{FileType, Metadata};
+use crate::vfs::{Errno, Ino, InodeFs, Owner, RenameFlags, SetAttr, SetTime};
 use anyhow::{anyhow, bail, Context};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
 
 mod args;
 mod dry_run;
+mod oneline;
+mod path;
 
 pub use args::EditCommand;
+use args::{parse_mode, parse_owner};
 use dry_run::DryRun;
+pub use oneline::{one_line, open_error};
+use path::{Last, Place};
 
-/// The editing session: the writer plus the dry-run log.
+/// The editing session: the filesystem, the copy buffer, the dry-run flag.
 struct Session<'a> {
     fs: &'a dyn InodeFs,
-    /// Directory path -> inode, for `lookup` (cleared on rename and rmdir).
-    parents: std::cell::RefCell<HashMap<Vec<u8>, u32>>,
     /// The copy buffer (allocated once).
-    buf: std::cell::RefCell<Vec<u8>>,
-    resolve: &'a dyn Fn(&[u8], bool) -> Option<u32>,
+    buf: RefCell<Vec<u8>>,
     dry: bool,
-}
-
-fn split(path: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let p: &[u8] = {
-        let mut p = path;
-        while p.len() > 1 && p.ends_with(b"/") {
-            p = &p[..p.len() - 1];
-        }
-        p
-    };
-    match p.iter().rposition(|&c| c == b'/') {
-        Some(i) => (
-            if i == 0 {
-                b"/".to_vec()
-            } else {
-                p[..i].to_vec()
-            },
-            p[i + 1..].to_vec(),
-        ),
-        None => (b"/".to_vec(), p.to_vec()),
-    }
 }
 
 fn show(p: &[u8]) -> String {
     String::from_utf8_lossy(p).into_owned()
 }
 
-fn errno(what: &str, p: &[u8], e: nix::errno::Errno) -> anyhow::Error {
-    anyhow!("{what} {}: {}", show(p), e.desc())
+fn errno(what: &str, p: &[u8], e: Errno) -> anyhow::Error {
+    anyhow!("{what} {}: {}", show(p), oneline::errno_text(e))
 }
 
-fn parse_owner(s: &str) -> anyhow::Result<(u32, Option<u32>)> {
-    let (u, g) = match s.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (s, None),
-    };
-    let uid = u
-        .parse()
-        .with_context(|| format!("bad uid {u:?} (numeric ids only)"))?;
-    let gid = g
-        .map(|g| {
-            g.parse()
-                .with_context(|| format!("bad gid {g:?} (numeric ids only)"))
-        })
-        .transpose()?;
-    Ok((uid, gid))
+/// `dir/name` for messages.
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    [dir, b"/", name].concat()
+}
+
+/// The last name of `path` (`ln` and `mv` into a directory use it).
+fn base(path: &[u8]) -> &[u8] {
+    path.split(|&c| c == b'/')
+        .rfind(|n| !n.is_empty())
+        .unwrap_or(b"")
+}
+
+fn is(m: &Metadata, t: FileType) -> bool {
+    m.file_type == t
 }
 
 impl Session<'_> {
     fn say(&self, msg: String) {
         if self.dry {
-            println!("{msg}");
+            // A closed pipe only ends the listing; the disk is not touched.
+            let _ = writeln!(io::stdout(), "{msg}");
         }
     }
 
-    /// Walks `path` through the writer's name cache (no symlinks followed).
-    fn walk(&self, path: &[u8]) -> Option<u32> {
-        let mut ino = crate::ext3::ROOT_INO;
-        for part in path
-            .split(|&c| c == b'/')
-            .filter(|p| !p.is_empty() && *p != b".")
-        {
-            ino = self.fs.lookup(ino, part).ok()?.ino;
-        }
-        Some(ino)
+    fn resolve(&self, what: &str, path: &[u8], last: Last) -> anyhow::Result<Place> {
+        path::resolve(self.fs, path, last).map_err(|e| errno(what, path, e))
     }
 
-    /// The inode at `path`; parent directories are remembered, so a
-    /// tree copy does not walk from the root for every file.
-    fn lookup(&self, path: &[u8]) -> Option<u32> {
-        let (parent, name) = split(path);
-        if name.is_empty() || name == b"." || name == b".." {
-            return self.walk(path);
+    /// The existing inode `path` leads to.
+    fn existing(&self, what: &str, path: &[u8], last: Last) -> anyhow::Result<Metadata> {
+        self.resolve(what, path, last)?
+            .found
+            .ok_or_else(|| errno(what, path, Errno::ENOENT))
+    }
+
+    /// `name` in `dir`, when it exists.
+    fn entry(&self, dir: Ino, name: &[u8], shown: &[u8]) -> anyhow::Result<Option<Metadata>> {
+        match self.fs.lookup(dir, name) {
+            Ok(m) => Ok(Some(m)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(errno("lookup", shown, e)),
         }
-        let cached = self.parents.borrow().get(&parent).copied();
-        let pino = match cached {
-            Some(p) => p,
+    }
+
+    /// Where `path` puts a new entry: inside it, under `name`, when it
+    /// leads to a directory (following a final link); else the path itself
+    /// (its final link not followed, so that link is what gets replaced).
+    fn target(&self, what: &str, path: &[u8], name: &[u8]) -> anyhow::Result<(Place, Vec<u8>)> {
+        // A link that loops is not a directory: it is replaced, as
+        // rename(2) would replace it.
+        let followed = match path::resolve(self.fs, path, Last::Follow) {
+            Err(Errno::ELOOP) => None,
+            r => r.map_err(|e| errno(what, path, e))?.as_dir(),
+        };
+        if let Some(dir) = followed {
+            if name.is_empty() || name == b"." || name == b".." {
+                bail!(
+                    "{what} {}: no name to give it in that directory",
+                    show(path)
+                );
+            }
+            let found = self.entry(dir, name, path)?;
+            let place = Place {
+                dir,
+                name: name.to_vec(),
+                found,
+            };
+            return Ok((place, join(path, name)));
+        }
+        Ok((self.resolve(what, path, Last::NoFollow)?, path.to_vec()))
+    }
+
+    /// The directory `name` in `dir`, made when missing. An existing
+    /// directory, or a link to one, is used as it is (as `mkdir -p` does).
+    fn dir_at(&self, place: &Place, owner: Owner, shown: &[u8]) -> anyhow::Result<Ino> {
+        match &place.found {
             None => {
-                let p = self.walk(&parent)?;
-                self.parents.borrow_mut().insert(parent, p);
-                p
-            }
-        };
-        Some(self.fs.lookup(pino, &name).ok()?.ino)
-    }
-
-    /// The directory at `path`, following symlinks.
-    fn dir(&self, path: &[u8]) -> anyhow::Result<u32> {
-        if let Some(ino) = self.lookup(path) {
-            if self
-                .fs
-                .getattr(ino)
-                .is_ok_and(|m| m.mode() & 0o170000 == 0o040000)
-            {
-                return Ok(ino);
-            }
-        }
-        let ino = (self.resolve)(path, true)
-            .ok_or_else(|| anyhow!("{}: no such directory", show(path)))?;
-        Ok(ino)
-    }
-
-    fn mkdir(&self, path: &[u8], parents: bool, owner: Owner) -> anyhow::Result<u32> {
-        if let Some(ino) = self.lookup(path) {
-            if parents
-                && self
+                self.say(format!("mkdir {}", show(shown)));
+                let md = self
                     .fs
-                    .getattr(ino)
-                    .map(|m| m.mode() & 0o170000 == 0o040000)
-                    .unwrap_or(false)
-            {
-                return Ok(ino);
+                    .mkdir(place.dir, &place.name, 0o755, owner)
+                    .map_err(|e| errno("mkdir", shown, e))?;
+                Ok(md.ino)
             }
-            bail!("mkdir {}: file exists", show(path));
+            Some(m) if is(m, FileType::Directory) => Ok(m.ino),
+            Some(m) if is(m, FileType::Symlink) => {
+                let mut hops = 0;
+                path::resolve_at(self.fs, place.dir, &place.name, Last::Follow, &mut hops)
+                    .map_err(|e| errno("mkdir", shown, e))?
+                    .as_dir()
+                    .ok_or_else(|| errno("mkdir", shown, Errno::EEXIST))
+            }
+            Some(_) => Err(errno("mkdir", shown, Errno::EEXIST)),
         }
-        let (parent, name) = split(path);
-        let pino = match self.lookup(&parent) {
-            Some(p) => p,
-            None if parents => self.mkdir(&parent, true, owner)?,
-            None => bail!("mkdir {}: no such directory {}", show(path), show(&parent)),
+    }
+
+    fn mkdir(&self, path: &[u8], parents: bool, owner: Owner) -> anyhow::Result<Ino> {
+        if !parents {
+            let p = self.resolve("mkdir", path, Last::NoFollow)?;
+            if p.found.is_some() {
+                return Err(errno("mkdir", path, Errno::EEXIST));
+            }
+            return self.dir_at(&p, owner, path);
+        }
+        let p = match path::resolve(self.fs, path, Last::NoFollow) {
+            Ok(p) => p,
+            Err(Errno::ENOENT) => {
+                // A missing directory on the way: make the parent first.
+                let mut trimmed = path;
+                while let Some(t) = trimmed.strip_suffix(b"/") {
+                    trimmed = t;
+                }
+                let cut = trimmed
+                    .iter()
+                    .rposition(|&c| c == b'/')
+                    .map_or(0, |i| i + 1);
+                let (parent, name) = trimmed.split_at(cut);
+                let parent = match parent {
+                    [] | [b'/'] => parent,
+                    p => &p[..p.len() - 1],
+                };
+                if name.is_empty() {
+                    return Err(errno("mkdir", path, Errno::ENOENT));
+                }
+                self.mkdir(parent, true, owner)?;
+                self.resolve("mkdir", path, Last::NoFollow)?
+            }
+            Err(e) => return Err(errno("mkdir", path, e)),
         };
-        self.say(format!("mkdir {}", show(path)));
-        let md = self
-            .fs
-            .mkdir(pino, &name, 0o755, owner)
-            .map_err(|e| errno("mkdir", path, e))?;
-        Ok(md.ino)
+        self.dir_at(&p, owner, path)
     }
 
     fn rm(&self, path: &[u8], recursive: bool) -> anyhow::Result<()> {
-        let ino = self
-            .lookup(path)
-            .ok_or_else(|| anyhow!("rm {}: no such file", show(path)))?;
-        let (parent, name) = split(path);
-        let pino = self.dir(&parent)?;
-        let is_dir = self
-            .fs
-            .getattr(ino)
-            .map_err(|e| errno("rm", path, e))?
-            .mode()
-            & 0o170000
-            == 0o040000;
-        if is_dir {
-            if !recursive {
-                bail!("rm {}: is a directory (use -r)", show(path));
-            }
-            let mut names = Vec::new();
-            self.fs
-                .readdir(ino, 0, &mut |e| {
-                    if e.name != b"." && e.name != b".." {
-                        names.push(e.name);
-                    }
-                    true
-                })
-                .map_err(|e| errno("rm", path, e))?;
-            for n in names {
-                let child = [path, b"/", &n].concat();
-                self.rm(&child, true)?;
-            }
-            self.say(format!("rmdir {}", show(path)));
-            self.parents.borrow_mut().clear();
-            self.fs
-                .rmdir(pino, &name)
-                .map_err(|e| errno("rmdir", path, e))
-        } else {
-            self.say(format!("rm {}", show(path)));
-            self.fs
-                .unlink(pino, &name)
-                .map_err(|e| errno("rm", path, e))
+        let p = self.resolve("rm", path, Last::NoFollow)?;
+        if p.is_dot() {
+            bail!("rm {}: refusing to remove '.', '..' or '/'", show(path));
         }
+        let m = p
+            .found
+            .as_ref()
+            .ok_or_else(|| errno("rm", path, Errno::ENOENT))?;
+        self.remove(p.dir, &p.name, m, path, recursive)
     }
 
-    /// Creates or truncates the regular file at `path`; returns its inode.
-    fn open_file(&self, path: &[u8], mode: u32, owner: Owner) -> anyhow::Result<u32> {
-        if let Some(ino) = self.lookup(path) {
-            let md = self.fs.getattr(ino).map_err(|e| errno("write", path, e))?;
-            if md.mode() & 0o170000 == 0o100000 {
-                self.say(format!("truncate {}", show(path)));
+    /// Removes `name` (which is `m`) from `dir`, and with `recursive` a
+    /// directory's contents first.
+    fn remove(
+        &self,
+        dir: Ino,
+        name: &[u8],
+        m: &Metadata,
+        shown: &[u8],
+        recursive: bool,
+    ) -> anyhow::Result<()> {
+        if !is(m, FileType::Directory) {
+            self.say(format!("rm {}", show(shown)));
+            return self.fs.unlink(dir, name).map_err(|e| errno("rm", shown, e));
+        }
+        if !recursive {
+            bail!("rm {}: is a directory (use -r)", show(shown));
+        }
+        let mut names = Vec::new();
+        self.fs
+            .readdir(m.ino, 0, &mut |e| {
+                if e.name != b"." && e.name != b".." {
+                    names.push(e.name);
+                }
+                true
+            })
+            .map_err(|e| errno("rm", shown, e))?;
+        for n in names {
+            let child = join(shown, &n);
+            if let Some(cm) = self.entry(m.ino, &n, &child)? {
+                self.remove(m.ino, &n, &cm, &child, true)?;
+            }
+        }
+        self.say(format!("rmdir {}", show(shown)));
+        self.fs
+            .rmdir(dir, name)
+            .map_err(|e| errno("rmdir", shown, e))
+    }
+
+    /// The regular file at `place`, emptied, or made when missing; another
+    /// kind of file there is replaced, a directory is an error.
+    fn file_at(
+        &self,
+        what: &str,
+        place: &Place,
+        mode: u32,
+        owner: Owner,
+        shown: &[u8],
+    ) -> anyhow::Result<Ino> {
+        if let Some(m) = &place.found {
+            if is(m, FileType::Regular) {
+                self.say(format!("truncate {}", show(shown)));
                 let c = SetAttr {
                     size: Some(0),
                     ..Default::default()
                 };
                 self.fs
-                    .setattr(ino, &c)
-                    .map_err(|e| errno("truncate", path, e))?;
-                return Ok(ino);
+                    .setattr(m.ino, &c)
+                    .map_err(|e| errno("truncate", shown, e))?;
+                return Ok(m.ino);
             }
-            self.rm(path, false)?;
+            if is(m, FileType::Directory) || place.is_dot() {
+                return Err(errno(what, shown, Errno::EISDIR));
+            }
+            self.remove(place.dir, &place.name, m, shown, false)?;
         }
-        let (parent, name) = split(path);
-        let pino = self.dir(&parent)?;
-        self.say(format!("create {}", show(path)));
+        self.say(format!("create {}", show(shown)));
         Ok(self
             .fs
-            .create(pino, &name, mode, owner)
-            .map_err(|e| errno("create", path, e))?
+            .create(place.dir, &place.name, mode, owner)
+            .map_err(|e| errno("create", shown, e))?
             .ino)
     }
 
-    fn write_from(&self, ino: u32, path: &[u8], src: &mut dyn Read) -> anyhow::Result<u64> {
+    fn write_from(&self, ino: Ino, path: &[u8], src: &mut dyn Read) -> anyhow::Result<u64> {
         let mut buf = self.buf.borrow_mut();
         if buf.is_empty() {
             buf.resize(1 << 20, 0);
@@ -259,12 +295,14 @@ impl Session<'_> {
         Ok(off)
     }
 
+    /// Copies the host file or tree `host` to `place` (shown as `shown`).
     fn put(
         &self,
         host: &Path,
-        path: &[u8],
+        place: &Place,
+        shown: &[u8],
         owner: Option<(u32, Option<u32>)>,
-        links: &mut HashMap<(u64, u64), u32>,
+        links: &mut HashMap<(u64, u64), Ino>,
     ) -> anyhow::Result<()> {
         let md = std::fs::symlink_metadata(host).with_context(|| format!("{}", host.display()))?;
         let who = Owner {
@@ -272,56 +310,51 @@ impl Session<'_> {
             gid: owner.map_or(md.gid(), |o| o.1.unwrap_or(md.gid())),
         };
         let ft = md.file_type();
-        let (parent, name) = split(path);
-        if md.nlink() > 1 && !ft.is_dir() {
-            if let Some(&ino) = links.get(&(md.dev(), md.ino())) {
-                if self.lookup(path).is_some() {
-                    self.rm(path, false)?;
-                }
-                let pino = self.dir(&parent)?;
-                self.say(format!("link {}", show(path)));
-                self.fs
-                    .link(ino, pino, &name)
-                    .map_err(|e| errno("link", path, e))?;
-                return Ok(());
-            }
+        let linked = md.nlink() > 1 && !ft.is_dir();
+        if let Some(&ino) = links.get(&(md.dev(), md.ino())).filter(|_| linked) {
+            self.make_room(place, shown)?;
+            self.say(format!("link {}", show(shown)));
+            self.fs
+                .link(ino, place.dir, &place.name)
+                .map_err(|e| errno("link", shown, e))?;
+            return Ok(());
         }
         let ino = if ft.is_dir() {
-            let ino = self.mkdir(path, true, who)?;
+            let ino = self.dir_at(place, who, shown)?;
             let mut entries: Vec<_> = std::fs::read_dir(host)
                 .with_context(|| format!("{}", host.display()))?
-                .collect::<Result<_, _>>()?;
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("{}", host.display()))?;
             entries.sort_by_key(|e| e.file_name());
             for e in entries {
-                let child = [path, b"/", e.file_name().as_bytes()].concat();
-                let child = if path == b"/" {
-                    child[1..].to_vec()
-                } else {
-                    child
+                let name = e.file_name();
+                let child = join(shown, name.as_bytes());
+                let found = self.entry(ino, name.as_bytes(), &child)?;
+                let at = Place {
+                    dir: ino,
+                    name: name.as_bytes().to_vec(),
+                    found,
                 };
-                self.put(&e.path(), &child, owner, links)?;
+                self.put(&e.path(), &at, &child, owner, links)?;
             }
             ino
         } else if ft.is_file() {
-            let ino = self.open_file(path, md.mode() & 0o7777, who)?;
+            let ino = self.file_at("put", place, md.mode() & 0o7777, who, shown)?;
             let mut f = std::fs::File::open(host).with_context(|| format!("{}", host.display()))?;
-            self.write_from(ino, path, &mut f)?;
+            self.write_from(ino, shown, &mut f)?;
             ino
         } else {
-            if self.lookup(path).is_some() {
-                self.rm(path, false)?;
-            }
-            let pino = self.dir(&parent)?;
-            self.say(format!("create {}", show(path)));
+            self.make_room(place, shown)?;
+            self.say(format!("create {}", show(shown)));
             let r = if ft.is_symlink() {
-                let t = std::fs::read_link(host)?;
-                self.fs.symlink(pino, &name, t.as_os_str().as_bytes(), who)
+                let t = std::fs::read_link(host).with_context(|| format!("{}", host.display()))?;
+                self.fs
+                    .symlink(place.dir, &place.name, t.as_os_str().as_bytes(), who)
             } else {
-                let _ =
-                    ft.is_fifo() || ft.is_socket() || ft.is_char_device() || ft.is_block_device();
-                self.fs.mknod(pino, &name, md.mode(), md.rdev(), who)
+                self.fs
+                    .mknod(place.dir, &place.name, md.mode(), md.rdev(), who)
             };
-            r.map_err(|e| errno("create", path, e))?.ino
+            r.map_err(|e| errno("create", shown, e))?.ino
         };
         if !ft.is_symlink() {
             let c = SetAttr {
@@ -340,12 +373,32 @@ impl Session<'_> {
             };
             self.fs
                 .setattr(ino, &c)
-                .map_err(|e| errno("setattr", path, e))?;
+                .map_err(|e| errno("setattr", shown, e))?;
         }
-        if md.nlink() > 1 && !ft.is_dir() {
+        if linked {
             links.insert((md.dev(), md.ino()), ino);
         }
         Ok(())
+    }
+
+    /// Removes what is at `place` so that a non-directory can take its
+    /// name; a directory stays (and the caller's create fails).
+    fn make_room(&self, place: &Place, shown: &[u8]) -> anyhow::Result<()> {
+        match &place.found {
+            Some(m) if is(m, FileType::Directory) || place.is_dot() => {
+                Err(errno("put", shown, Errno::EISDIR))
+            }
+            Some(m) => self.remove(place.dir, &place.name, m, shown, false),
+            None => Ok(()),
+        }
+    }
+
+    fn setattr(&self, what: &str, path: &[u8], c: &SetAttr) -> anyhow::Result<()> {
+        let m = self.existing(what, path, Last::Follow)?;
+        self.fs
+            .setattr(m.ino, c)
+            .map(drop)
+            .map_err(|e| errno(what, path, e))
     }
 
     fn run(&self, cmd: &EditCommand) -> anyhow::Result<()> {
@@ -359,21 +412,9 @@ impl Session<'_> {
                 ..
             } => {
                 let owner = owner.as_deref().map(parse_owner).transpose()?;
-                let mut dest = b(path);
-                if let Some(ino) = (self.resolve)(&dest, true) {
-                    let is_dir = self
-                        .fs
-                        .getattr(ino)
-                        .map(|m| m.mode() & 0o170000 == 0o040000)
-                        .unwrap_or(false);
-                    if is_dir {
-                        let base = host_path
-                            .file_name()
-                            .ok_or_else(|| anyhow!("{}: no file name", host_path.display()))?;
-                        dest = [dest.as_slice(), b"/", base.as_bytes()].concat();
-                    }
-                }
-                self.put(host_path, &dest, owner, &mut HashMap::new())
+                let name = host_path.file_name().map_or(&[][..], |n| n.as_bytes());
+                let (place, shown) = self.target("put", &b(path), name)?;
+                self.put(host_path, &place, &shown, owner, &mut HashMap::new())
             }
             EditCommand::Mkdir { parents, paths, .. } => {
                 for p in paths {
@@ -390,30 +431,28 @@ impl Session<'_> {
                 Ok(())
             }
             EditCommand::Mv { src, dest, .. } => {
-                let (sp, sn) = split(&b(src));
-                let mut d = b(dest);
-                if let Some(ino) = (self.resolve)(&d, true) {
-                    if self
-                        .fs
-                        .getattr(ino)
-                        .map(|m| m.mode() & 0o170000 == 0o040000)
-                        .unwrap_or(false)
-                    {
-                        d = [d.as_slice(), b"/", &sn].concat();
-                    }
+                let src = b(src);
+                let from = self.resolve("mv", &src, Last::NoFollow)?;
+                if from.is_dot() {
+                    bail!("mv {}: cannot move '.', '..' or '/'", show(&src));
                 }
-                let (dp, dn) = split(&d);
-                self.say(format!("rename {} -> {}", show(&b(src)), show(&d)));
-                self.parents.borrow_mut().clear();
+                if from.found.is_none() {
+                    return Err(errno("mv", &src, Errno::ENOENT));
+                }
+                let (to, shown) = self.target("mv", &b(dest), &from.name)?;
+                if to.is_dot() {
+                    bail!("mv {}: cannot replace '.', '..' or '/'", show(&shown));
+                }
+                self.say(format!("rename {} -> {}", show(&src), show(&shown)));
                 self.fs
                     .rename(
-                        self.dir(&sp)?,
-                        &sn,
-                        self.dir(&dp)?,
-                        &dn,
+                        from.dir,
+                        &from.name,
+                        to.dir,
+                        &to.name,
                         RenameFlags::default(),
                     )
-                    .map_err(|e| errno("mv", &b(src), e))
+                    .map_err(|e| errno("mv", &src, e))
             }
             EditCommand::Ln {
                 symbolic,
@@ -421,83 +460,76 @@ impl Session<'_> {
                 link,
                 ..
             } => {
-                let (lp, ln) = split(&b(link));
-                let pino = self.dir(&lp)?;
-                self.say(format!("link {} -> {}", show(&b(link)), show(&b(target))));
+                let (at, shown) = self.target("ln", &b(link), base(&b(target)))?;
+                if at.found.is_some() || at.is_dot() {
+                    return Err(errno("ln", &shown, Errno::EEXIST));
+                }
+                self.say(format!("link {} -> {}", show(&shown), show(&b(target))));
                 let r = if *symbolic {
-                    self.fs.symlink(pino, &ln, &b(target), root)
+                    self.fs.symlink(at.dir, &at.name, &b(target), root)
                 } else {
-                    let t = self
-                        .lookup(&b(target))
-                        .ok_or_else(|| anyhow!("ln {}: no such file", show(&b(target))))?;
-                    self.fs.link(t, pino, &ln)
+                    // Like GNU ln (-P): a link to a symlink links the symlink.
+                    let t = self.existing("ln", &b(target), Last::NoFollow)?;
+                    self.fs.link(t.ino, at.dir, &at.name)
                 };
-                r.map(|_| ()).map_err(|e| errno("ln", &b(link), e))
+                r.map(drop).map_err(|e| errno("ln", &shown, e))
             }
             EditCommand::Chmod { mode, paths, .. } => {
-                let m = u32::from_str_radix(mode, 8)
-                    .with_context(|| format!("bad mode {mode:?} (octal)"))?;
+                let m = parse_mode(mode).ok_or_else(|| anyhow!("bad mode {mode:?}"))?;
+                let c = SetAttr {
+                    mode: Some(m),
+                    ..Default::default()
+                };
                 for p in paths {
-                    let ino = self
-                        .lookup(&b(p))
-                        .ok_or_else(|| anyhow!("chmod {}: no such file", show(&b(p))))?;
                     self.say(format!("chmod {m:o} {}", show(&b(p))));
-                    let c = SetAttr {
-                        mode: Some(m),
-                        ..Default::default()
-                    };
-                    self.fs
-                        .setattr(ino, &c)
-                        .map_err(|e| errno("chmod", &b(p), e))?;
+                    self.setattr("chmod", &b(p), &c)?;
                 }
                 Ok(())
             }
             EditCommand::Chown { owner, paths, .. } => {
                 let (uid, gid) = parse_owner(owner)?;
+                let c = SetAttr {
+                    uid: Some(uid),
+                    gid,
+                    ..Default::default()
+                };
                 for p in paths {
-                    let ino = self
-                        .lookup(&b(p))
-                        .ok_or_else(|| anyhow!("chown {}: no such file", show(&b(p))))?;
                     self.say(format!("chown {owner} {}", show(&b(p))));
-                    let c = SetAttr {
-                        uid: Some(uid),
-                        gid,
-                        ..Default::default()
-                    };
-                    self.fs
-                        .setattr(ino, &c)
-                        .map_err(|e| errno("chown", &b(p), e))?;
+                    self.setattr("chown", &b(p), &c)?;
                 }
                 Ok(())
             }
             EditCommand::Touch { paths, .. } => {
+                let c = SetAttr {
+                    atime: Some(SetTime::Now),
+                    mtime: Some(SetTime::Now),
+                    ..Default::default()
+                };
                 for p in paths {
-                    let ino = match self.lookup(&b(p)) {
-                        Some(i) => i,
+                    let p = b(p);
+                    let place = self.resolve("touch", &p, Last::Follow)?;
+                    let ino = match &place.found {
+                        Some(m) => m.ino,
                         None => {
-                            let (pp, n) = split(&b(p));
-                            self.say(format!("create {}", show(&b(p))));
+                            self.say(format!("create {}", show(&p)));
                             self.fs
-                                .create(self.dir(&pp)?, &n, 0o644, root)
-                                .map_err(|e| errno("touch", &b(p), e))?
+                                .create(place.dir, &place.name, 0o644, root)
+                                .map_err(|e| errno("touch", &p, e))?
                                 .ino
                         }
                     };
-                    self.say(format!("touch {}", show(&b(p))));
-                    let c = SetAttr {
-                        atime: Some(SetTime::Now),
-                        mtime: Some(SetTime::Now),
-                        ..Default::default()
-                    };
+                    self.say(format!("touch {}", show(&p)));
                     self.fs
                         .setattr(ino, &c)
-                        .map_err(|e| errno("touch", &b(p), e))?;
+                        .map_err(|e| errno("touch", &p, e))?;
                 }
                 Ok(())
             }
             EditCommand::Write { path, .. } => {
-                let ino = self.open_file(&b(path), 0o644, root)?;
-                self.write_from(ino, &b(path), &mut io::stdin().lock())?;
+                let p = b(path);
+                let place = self.resolve("write", &p, Last::Follow)?;
+                let ino = self.file_at("write", &place, 0o644, root, &p)?;
+                self.write_from(ino, &p, &mut io::stdin().lock())?;
                 Ok(())
             }
         }
@@ -519,29 +551,31 @@ fn device_of(cmd: &EditCommand) -> (&str, bool) {
 }
 
 fn edit_on<D: BlockDevice>(dev: D, spec: &str, cmd: &EditCommand, dry: bool) -> anyhow::Result<()> {
-    let w = Writer::open(dev, WriteOptions::default()).with_context(|| spec.to_string())?;
-    let resolve = |p: &[u8], follow: bool| w.reader().resolve(p, follow).ok();
+    let w = Writer::open(dev, WriteOptions::default())
+        .map_err(|e| anyhow!("{spec}: {}", one_line(&e)))?;
     let s = Session {
-        parents: Default::default(),
         buf: Default::default(),
         fs: &w,
-        resolve: &resolve,
         dry,
     };
     let r = s.run(cmd);
     let closed = w
         .unmount()
-        .map_err(|e| anyhow!("{spec}: unmount: {}", e.desc()));
+        .map_err(|e| anyhow!("{spec}: unmount: {}", oneline::errno_text(e)));
     r?;
     closed
 }
 
-/// Runs one editing command.
+/// Runs one editing command; an error is one line naming each cause once.
 pub fn run(cmd: &EditCommand) -> anyhow::Result<()> {
+    edit(cmd).map_err(|e| anyhow!("{}", one_line(e.as_ref())))
+}
+
+fn edit(cmd: &EditCommand) -> anyhow::Result<()> {
+    cmd.check()?;
     let (spec, dry) = device_of(cmd);
     if dry {
-        let disk = open_disk(spec, &DiskOptions::default())
-            .with_context(|| format!("cannot open {spec}"))?;
+        let disk = open_disk(spec, &DiskOptions::default()).map_err(|e| open_error(e, false))?;
         let dev = DryRun {
             inner: disk,
             blocks: Mutex::new(BTreeMap::new()),
@@ -553,6 +587,6 @@ pub fn run(cmd: &EditCommand) -> anyhow::Result<()> {
         create_cow: true,
         ..Default::default()
     };
-    let disk = open_disk(spec, &opts).with_context(|| format!("cannot open {spec} for writing"))?;
+    let disk = open_disk(spec, &opts).map_err(|e| open_error(e, true))?;
     edit_on(disk, spec, cmd, false)
 }

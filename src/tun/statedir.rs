@@ -10,9 +10,10 @@
 //! symbolic links. Anything else is removed unread.
 
 use super::state::{TapKey, TapRecord, MAX_RECORD_BYTES};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -262,13 +263,19 @@ impl StateDir {
         let _ = std::fs::remove_file(self.watch_path(key));
     }
 
-    /// Makes the watch file for `key` and takes its lock; whoever holds
-    /// the returned value (or a copy of its descriptor across `fork`)
-    /// keeps the record's watcher counted as alive.
-    pub fn watch(&self, key: TapKey) -> Result<Flock<File>, StateError> {
+    /// Makes the watch file for `key` and takes its lock. The lock is an
+    /// open-file-description lock: it is held for as long as any process
+    /// has the returned file open (the watcher inherits it across
+    /// `fork`), and nothing releases it earlier.
+    pub fn watch(&self, key: TapKey) -> Result<File, StateError> {
         let path = self.watch_path(key);
         let file = open_trusted(&path, true)?;
-        Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io_at(&path)(e.into()))
+        fcntl(
+            file.as_raw_fd(),
+            FcntlArg::F_OFD_SETLK(&whole_file(libc::F_WRLCK)),
+        )
+        .map_err(|e| io_at(&path)(e.into()))?;
+        Ok(file)
     }
 
     /// Whether a process still holds the watch lock of `key`.
@@ -276,10 +283,23 @@ impl StateDir {
         let Ok(file) = open_trusted(&self.watch_path(key), false) else {
             return false;
         };
-        matches!(
-            Flock::lock(file, FlockArg::LockSharedNonblock),
-            Err((_, nix::errno::Errno::EWOULDBLOCK))
-        )
+        let mut probe = whole_file(libc::F_WRLCK);
+        match fcntl(file.as_raw_fd(), FcntlArg::F_OFD_GETLK(&mut probe)) {
+            Ok(_) => i32::from(probe.l_type) != libc::F_UNLCK,
+            // Unknown: count it as watched, so nothing is dropped.
+            Err(_) => true,
+        }
+    }
+}
+
+/// A lock over a whole file, of kind `l_type`, for `F_OFD_*`.
+fn whole_file(l_type: libc::c_int) -> libc::flock {
+    libc::flock {
+        l_type: libc::c_short::try_from(l_type).unwrap_or(0),
+        l_whence: libc::c_short::try_from(libc::SEEK_SET).unwrap_or(0),
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
     }
 }
 

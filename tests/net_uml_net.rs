@@ -599,14 +599,29 @@ fn a_real_uml_guest_leaves_no_proxy_arp_or_ip_forward_after_it_halts() {
         env: vec![("PATH", format!("{bin_dir}:/usr/bin:/bin"))],
         ..Default::default()
     };
-    let boot = boot_in(
-        &ns,
-        &guest,
-        "a.cow,root_fs",
-        &["eth0=tuntap,,,10.0.12.1"],
-        &how,
-        Duration::from_secs(90),
-    );
+    // Whether add's proxy entry was there while the guest ran.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (boot, seen) = std::thread::scope(|sc| {
+        let watch = sc.spawn(|| {
+            let mut seen = false;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen |= proxies(&ns).contains("10.0.12.2 dev dummy0");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen
+        });
+        let boot = boot_in(
+            &ns,
+            &guest,
+            "a.cow,root_fs",
+            &["eth0=tuntap,,,10.0.12.1"],
+            &how,
+            Duration::from_secs(90),
+        );
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (boot, watch.join().unwrap())
+    });
+    assert!(seen, "add published no proxy entry:\n{}", boot.output);
     assert!(
         boot.output.contains("PING-OK 10.0.12.1"),
         "guest could not ping the gateway:\n{}",

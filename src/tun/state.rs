@@ -399,15 +399,21 @@ mod tests {
     fn ip_forward_is_restored_only_when_the_last_tap_goes() {
         let first = rec(1, false);
         // The second TAP inherits "off" although forwarding is on by then.
-        let second = rec(2, forward_before_for_new(&[first.clone()], true));
+        let second = rec(
+            2,
+            forward_before_for_new(std::slice::from_ref(&first), true),
+        );
         assert!(!second.forward_before);
         assert_eq!(
-            forward_to_restore(&[first.clone()], &[second.clone()]),
+            forward_to_restore(std::slice::from_ref(&first), std::slice::from_ref(&second)),
             None
         );
-        assert_eq!(forward_to_restore(&[second.clone()], &[]), Some(false));
+        assert_eq!(
+            forward_to_restore(std::slice::from_ref(&second), &[]),
+            Some(false)
+        );
         assert_eq!(forward_to_restore(&[], &[]), None);
-        assert_eq!(forward_before_for_new(&[], true), true);
+        assert!(forward_before_for_new(&[], true));
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn tuntap_up(ns: &Netns, args: &[&str]) -> (Output, Vec<u8>, Option<RawFd>) {
             mine.as_raw_fd(),
             &mut iov,
             Some(&mut cmsg),
-            MsgFlags::MSG_DONTWAIT,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
         ) {
             Ok(msg) => {
                 for c in msg.cmsgs().unwrap() {
@@ -393,4 +393,246 @@ fn setuid_uml_net_serves_a_normal_user_only_for_their_own_tap() {
         "a refused add changed the routes"
     );
     nix::unistd::close(fd).unwrap();
+}
+
+/// `ip_forward` in `ns`, as the kernel prints it.
+fn forwarding(ns: &Netns) -> String {
+    common::stdout(&ns.run_ok("cat", &["/proc/sys/net/ipv4/ip_forward"]))
+        .trim()
+        .to_string()
+}
+
+fn set_forwarding(ns: &Netns, value: &str) {
+    ns.run_ok(
+        "sh",
+        &[
+            "-c",
+            &format!("echo {value} > /proc/sys/net/ipv4/ip_forward"),
+        ],
+    );
+}
+
+/// A namespace with forwarding off and a veth `dummy0` routing `net`
+/// (`a.b.c.1/24`): where `add` publishes proxy ARP entries.
+fn ns_with_lan(first_addr: &str) -> Netns {
+    let ns = Netns::new();
+    set_forwarding(&ns, "0");
+    ns.run_ok(
+        "ip",
+        &[
+            "link", "add", "dummy0", "type", "veth", "peer", "name", "dummy1",
+        ],
+    );
+    ns.run_ok("ip", &["addr", "add", first_addr, "dev", "dummy0"]);
+    ns.run_ok("ip", &["link", "set", "dummy0", "up"]);
+    ns
+}
+
+/// `tuntap up` that must succeed: the TAP's name and descriptor.
+fn up_ok(ns: &Netns, gate: &str) -> (String, RawFd) {
+    let (out, msg, fd) = tuntap_up(ns, &["4", "tuntap", "up", gate]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let fd = fd.expect("no descriptor in the reply");
+    let name = String::from_utf8_lossy(&msg[..16])
+        .trim_end_matches('\0')
+        .to_string();
+    (name, fd)
+}
+
+fn add_ok(ns: &Netns, dev: &str, addr: &str) {
+    let out = ns.run(ours(), &["4", "add", dev, addr, "255.255.255.0"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", out);
+}
+
+/// Waits up to 15 s for `done`; true when it came.
+fn within_bound(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    done()
+}
+
+fn proxies(ns: &Netns) -> String {
+    common::stdout(&ns.run_ok("ip", &["neigh", "show", "proxy"]))
+}
+
+fn routes(ns: &Netns) -> String {
+    common::stdout(&ns.run_ok("ip", &["route"]))
+}
+
+#[test]
+fn closing_the_tap_withdraws_its_proxy_arp_and_route_and_restores_ip_forward() {
+    let test = "closing_the_tap_withdraws_its_proxy_arp_and_route_and_restores_ip_forward";
+    if !ready(test, &["ip"]) {
+        return;
+    }
+    let ns = ns_with_lan("10.0.11.1/24");
+    let (tap, fd) = up_ok(&ns, "10.0.11.254");
+    add_ok(&ns, &tap, "10.0.11.2");
+    assert!(
+        proxies(&ns).contains("10.0.11.2 dev dummy0"),
+        "{}",
+        proxies(&ns)
+    );
+    assert!(routes(&ns).contains(&format!("10.0.11.2 dev {tap}")));
+    assert_eq!(forwarding(&ns), "1");
+
+    nix::unistd::close(fd).unwrap();
+    let clean = within_bound(|| {
+        !proxies(&ns).contains("10.0.11.2")
+            && !routes(&ns).contains("10.0.11.2 ")
+            && forwarding(&ns) == "0"
+    });
+    assert!(
+        clean,
+        "left behind after the TAP closed:\n{}{}ip_forward={}",
+        proxies(&ns),
+        routes(&ns),
+        forwarding(&ns)
+    );
+    // The LAN's own route and address are untouched.
+    assert!(routes(&ns).contains("10.0.11.0/24 dev dummy0"));
+}
+
+#[test]
+fn ip_forward_stays_on_until_the_last_of_two_taps_goes() {
+    let test = "ip_forward_stays_on_until_the_last_of_two_taps_goes";
+    if !ready(test, &["ip"]) {
+        return;
+    }
+    let ns = ns_with_lan("10.0.13.1/24");
+    let (tap_a, fd_a) = up_ok(&ns, "10.0.13.254");
+    let (tap_b, fd_b) = up_ok(&ns, "10.0.13.253");
+    add_ok(&ns, &tap_a, "10.0.13.2");
+    add_ok(&ns, &tap_b, "10.0.13.3");
+    assert_eq!(forwarding(&ns), "1");
+
+    nix::unistd::close(fd_a).unwrap();
+    assert!(
+        within_bound(|| ns.link(&tap_a).is_none() && !proxies(&ns).contains("10.0.13.2 ")),
+        "{tap_a} or its proxy entry stayed: {}",
+        proxies(&ns)
+    );
+    // Time for a wrong restore to happen, had it been coming.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        forwarding(&ns),
+        "1",
+        "ip_forward went off while {tap_b} lives"
+    );
+    assert!(
+        proxies(&ns).contains("10.0.13.3 dev dummy0"),
+        "{}",
+        proxies(&ns)
+    );
+
+    nix::unistd::close(fd_b).unwrap();
+    assert!(
+        within_bound(|| forwarding(&ns) == "0" && !proxies(&ns).contains("10.0.13.3")),
+        "after the last TAP: ip_forward={} proxies: {}",
+        forwarding(&ns),
+        proxies(&ns)
+    );
+}
+
+#[test]
+fn a_failed_tuntap_up_restores_ip_forward_before_exiting() {
+    let test = "a_failed_tuntap_up_restores_ip_forward_before_exiting";
+    if !ready(test, &["ip"]) {
+        return;
+    }
+    let ns = ns_with_lan("10.0.14.1/24");
+    // Standard output is not a socket: the answer cannot be sent.
+    let out = ns
+        .command(ours())
+        .args(["4", "tuntap", "up", "10.0.14.254"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{:?}", out);
+    assert!(common::stderr(&out).contains("sendmsg"), "{:?}", out);
+    assert_eq!(forwarding(&ns), "0", "a failed up left ip_forward on");
+    assert!(
+        within_bound(|| !common::stdout(&ns.run_ok("ip", &["link"])).contains("tap")),
+        "the TAP of a failed up stayed"
+    );
+
+    // Forwarding that was on before stays on.
+    set_forwarding(&ns, "1");
+    let out = ns
+        .command(ours())
+        .args(["4", "tuntap", "up", "10.0.14.254"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(forwarding(&ns), "1");
+}
+
+/// The real kernel runs `uml_net add` when the guest sets its address and
+/// no `del` when it halts: what add did must still go once it has exited.
+#[test]
+fn a_real_uml_guest_leaves_no_proxy_arp_or_ip_forward_after_it_halts() {
+    let test = "a_real_uml_guest_leaves_no_proxy_arp_or_ip_forward_after_it_halts";
+    if !ready(test, &["ip", "linux.uml", "mke2fs", "busybox"]) {
+        return;
+    }
+    // The guest's network is also on dummy0, so add publishes it there;
+    // its host route over the TAP is what carries the ping replies.
+    let ns = ns_with_lan("10.0.12.100/24");
+    let guest = Guest::new(
+        &init_script(&ping_body("10.0.12.2", "10.0.12.1", 10, 0)),
+        16,
+    );
+    let bin_dir = common::bin("uml_net")
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let how = NetBoot {
+        env: vec![("PATH", format!("{bin_dir}:/usr/bin:/bin"))],
+        ..Default::default()
+    };
+    // Whether add's proxy entry was there while the guest ran.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (boot, seen) = std::thread::scope(|sc| {
+        let watch = sc.spawn(|| {
+            let mut seen = false;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen |= proxies(&ns).contains("10.0.12.2 dev dummy0");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen
+        });
+        let boot = boot_in(
+            &ns,
+            &guest,
+            "a.cow,root_fs",
+            &["eth0=tuntap,,,10.0.12.1"],
+            &how,
+            Duration::from_secs(90),
+        );
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (boot, watch.join().unwrap())
+    });
+    assert!(seen, "add published no proxy entry:\n{}", boot.output);
+    assert!(
+        boot.output.contains("PING-OK 10.0.12.1"),
+        "guest could not ping the gateway:\n{}",
+        boot.output
+    );
+    assert!(boot.halted(), "{}", boot.output);
+    let clean = within_bound(|| !proxies(&ns).contains("10.0.12.2") && forwarding(&ns) == "0");
+    assert!(
+        clean,
+        "left behind by a halted guest: {}ip_forward={}",
+        proxies(&ns),
+        forwarding(&ns)
+    );
 }

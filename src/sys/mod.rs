@@ -1,6 +1,7 @@
 //! Thin safe wrappers over the system calls umlkit needs. Every `unsafe`
 //! block of the crate lives below this module, each with a `SAFETY:` note.
 
+pub mod daemon;
 pub mod fs;
 pub mod guest;
 pub mod knet;

@@ -13,7 +13,7 @@ use crate::sys::net::{self as sysnet, strerror, IFF_NO_PI, IFF_TAP, IFNAMSIZ};
 use std::fs::OpenOptions;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use thiserror::Error;
 
 /// Why a host set-up step failed (the text goes to the guest's console).
@@ -41,6 +41,12 @@ pub enum HostError {
         /// The 1-based line number.
         line: usize,
     },
+    /// The state directory could not be used.
+    #[error("state directory: {0}")]
+    State(#[from] super::statedir::StateError),
+    /// A limit was reached.
+    #[error("{0}")]
+    Limit(String),
 }
 
 fn sys(op: impl Into<String>) -> impl FnOnce(io::Error) -> HostError {
@@ -191,16 +197,48 @@ fn write_proc(path: &str, value: &str) -> Result<(), HostError> {
     std::fs::write(path, value).map_err(sys(format!("writing {path}")))
 }
 
-/// Turns IPv4 forwarding on, as the original always did.
-pub fn enable_forwarding() -> Result<(), HostError> {
-    write_proc("/proc/sys/net/ipv4/ip_forward", "1\n")
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+/// Whether IPv4 forwarding is on in this network namespace.
+pub fn forwarding() -> Result<bool, HostError> {
+    let text = std::fs::read_to_string(IP_FORWARD).map_err(sys(format!("reading {IP_FORWARD}")))?;
+    Ok(text.trim() != "0")
+}
+
+/// Turns IPv4 forwarding on (as the original always did) or back off.
+pub fn set_forwarding(on: bool) -> Result<(), HostError> {
+    write_proc(IP_FORWARD, if on { "1\n" } else { "0\n" })
+}
+
+/// The interfaces `add`/`del` publishes (withdraws) the guest address on:
+/// every interface other than the TAP routing the guest's network, read
+/// from `/proc/net/route`.
+pub fn proxy_ifaces_for(c: &AddrChange) -> Result<Vec<String>, HostError> {
+    let table =
+        std::fs::read_to_string("/proc/net/route").map_err(sys("Couldn't open /proc/net/route"))?;
+    let routes = parse_proc_route(&table)?;
+    Ok(proxy_arp_ifaces(&routes, c.addr, c.mask, &c.dev))
+}
+
+/// Withdraws the published proxy ARP entry for `addr` on `iface`; an entry
+/// or interface that is already gone is not an error.
+pub fn withdraw_proxy_arp(
+    sock: BorrowedFd<'_>,
+    addr: Ipv4Addr,
+    iface: &str,
+) -> Result<(), HostError> {
+    match sysnet::proxy_arp(sock, false, addr, iface) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) => Ok(()),
+        Err(e) => Err(sys(format!("proxy arp for {addr} on {iface}"))(e)),
+    }
 }
 
 /// `add`: host route to the guest's address over `dev`, proxy ARP on `dev`,
-/// and published proxy ARP entries for the address on every other
-/// interface routing the guest's network. `del` undoes it. Steps that find
-/// nothing to undo are not errors.
-pub fn change_addr(c: &AddrChange) -> Result<(), HostError> {
+/// and published proxy ARP entries for the address on each of `ifaces`
+/// (from [`proxy_ifaces_for`]). `del` undoes it. Steps that find nothing
+/// to undo are not errors.
+pub fn change_addr(c: &AddrChange, ifaces: &[String]) -> Result<(), HostError> {
     let add = c.op == Change::Add;
     let sock = sysnet::inet_socket().map_err(sys("socket"))?;
     match sysnet::route_host(sock.as_fd(), add, c.addr, &c.dev) {
@@ -220,14 +258,12 @@ pub fn change_addr(c: &AddrChange) -> Result<(), HostError> {
         &format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", c.dev),
         if add { "1\n" } else { "0\n" },
     )?;
-    let table =
-        std::fs::read_to_string("/proc/net/route").map_err(sys("Couldn't open /proc/net/route"))?;
-    let routes = parse_proc_route(&table)?;
-    for iface in proxy_arp_ifaces(&routes, c.addr, c.mask, &c.dev) {
-        match sysnet::proxy_arp(sock.as_fd(), add, c.addr, &iface) {
-            Ok(()) => {}
-            Err(e) if !add && e.raw_os_error() == Some(libc::ENXIO) => {}
-            Err(e) => return Err(sys(format!("proxy arp for {} on {iface}", c.addr))(e)),
+    for iface in ifaces {
+        if add {
+            sysnet::proxy_arp(sock.as_fd(), true, c.addr, iface)
+                .map_err(sys(format!("proxy arp for {} on {iface}", c.addr)))?;
+        } else {
+            withdraw_proxy_arp(sock.as_fd(), c.addr, iface)?;
         }
     }
     Ok(())

@@ -10,10 +10,14 @@
 #![forbid(unsafe_code)]
 
 pub mod hostnet;
+pub mod state;
+pub mod statedir;
+pub mod tapstate;
 pub mod tunctl;
 pub mod tunctl_args;
 pub mod uml_net;
 pub mod uml_net_args;
+pub mod watcher;
 
 /// `uml_net --help`: the sub-commands the kernel sends.
 pub fn uml_net_help() -> String {

@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct Log {
     out: Option<Arc<Mutex<File>>>,
     quiet: bool,
+    /// Every boot line, for the guest's `dmesg`.
+    pub kmsg: super::kmsg::Kmsg,
 }
 
 impl Log {
@@ -27,7 +29,11 @@ impl Log {
             Some(Channel::Fd(n)) => Some(Arc::new(Mutex::new(File::from(dup_inherited(*n)?)))),
             _ => None,
         };
-        Ok(Log { out, quiet })
+        Ok(Log {
+            out,
+            quiet,
+            kmsg: super::kmsg::Kmsg::default(),
+        })
     }
 
     /// Writes raw bytes (guest output).
@@ -41,13 +47,19 @@ impl Log {
 
     /// An informational boot line (silenced by `quiet`).
     pub fn info(&self, line: &str) {
+        self.kmsg.push(6, line);
         if !self.quiet {
-            self.error(line);
+            self.print(line);
         }
     }
 
     /// An error-level line (always printed, as `quiet` keeps errors).
     pub fn error(&self, line: &str) {
+        self.kmsg.push(3, line);
+        self.print(line);
+    }
+
+    fn print(&self, line: &str) {
         // The console is raw while the guest runs: end lines with CR LF.
         self.raw(format!("{line}\r\n").as_bytes());
     }

@@ -17,7 +17,8 @@
 //! With the ubd `s` flag, [`Synchronous`] commits after every change.
 #![forbid(unsafe_code)]
 
-use crate::sys::seccomp::Listener;
+use super::kmsg::{self, Kmsg, Reply};
+use crate::sys::seccomp::{Held, Listener};
 use crate::vfs::{
     DirEntry, FsResult, Ino, InodeFs, Metadata, Owner, RenameFlags, SetAttr, StatFs, XattrMode,
 };
@@ -27,13 +28,25 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 /// Answers the held calls of one boot's filter until its last process
-/// exits: flush the page cache of the root, commit, then let the call run.
-pub fn serve(listener: Listener, fs: Arc<dyn InodeFs>, root: Arc<File>) -> io::Result<()> {
+/// exits: for `sync`, `syncfs` and remounts flush the page cache of the
+/// root and commit first; `syslog` reads the monitor's boot log.
+pub fn serve(
+    listener: Listener,
+    fs: Arc<dyn InodeFs>,
+    root: Arc<File>,
+    kmsg: Kmsg,
+) -> io::Result<()> {
     std::thread::Builder::new()
         .name("sync".into())
         .stack_size(64 * 1024)
         .spawn(move || {
             while let Ok(Some(held)) = listener.next() {
+                if i64::from(held.nr) == libc::SYS_syslog {
+                    if syslog(&listener, &held, &kmsg).is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 commit(fs.as_ref(), &root);
                 // sync and syncfs are done once the root is committed: the
                 // guest's other filesystems are memory (tmpfs, proc, sysfs),
@@ -50,6 +63,20 @@ pub fn serve(listener: Listener, fs: Arc<dyn InodeFs>, root: Arc<File>) -> io::R
             }
         })?;
     Ok(())
+}
+
+/// Answers a held `syslog(type, buf, len)` from the boot log.
+fn syslog(listener: &Listener, held: &Held, kmsg: &Kmsg) -> io::Result<()> {
+    let [action, buf, len, ..] = held.args;
+    match kmsg::answer(action, len, kmsg) {
+        Reply::Value(v) => listener.reply(held.id, v),
+        Reply::Errno(e) => listener.fail(held.id, e),
+        Reply::Copy(bytes) if bytes.is_empty() => listener.reply(held.id, 0),
+        Reply::Copy(bytes) => match listener.write_to_caller(held, buf, &bytes) {
+            Ok(()) => listener.reply(held.id, i64::try_from(bytes.len()).unwrap_or(0)),
+            Err(_) => listener.fail(held.id, libc::EFAULT),
+        },
+    }
 }
 
 /// Writes the root's dirty pages back to the server, then commits.

@@ -28,6 +28,7 @@ pub mod guestdev;
 pub mod guestproc;
 pub mod hostnet;
 pub mod idmap;
+pub mod kmsg;
 pub mod lifecycle;
 pub mod limits;
 pub mod lines;

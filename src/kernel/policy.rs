@@ -7,8 +7,8 @@
 //!
 //! - calls no guest needs, and whose host implementation is a known
 //!   attack surface, fail ([`DENIED`]): module loading, kexec, BPF,
-//!   userfaultfd, perf events, io_uring, swap, process accounting, the host
-//!   kernel's log, handles that reach outside the guest's tree;
+//!   userfaultfd, perf events, io_uring, swap, process accounting,
+//!   handles that reach outside the guest's tree;
 //! - new user namespaces fail unless the command line asked for them
 //!   (`clone`/`unshare` with `CLONE_NEWUSER`; `clone3`, whose flags a
 //!   filter cannot see, answers ENOSYS so that libc falls back to `clone`);
@@ -17,7 +17,10 @@
 //! - `sync`, `syncfs` and remounts are held ([`Action::Notify`]) until the
 //!   monitor has committed the journal and flushed the COW file, because
 //!   the host kernel never tells a FUSE server of them (the durability
-//!   contract of ext3 on UML).
+//!   contract of ext3 on UML);
+//! - `syslog` is answered by the monitor from its own boot log
+//!   (`kernel::kmsg`), so `dmesg` shows the guest's kernel, not the
+//!   host's.
 //!
 //! The program is built here as data ([`program`]) and checked by running
 //! it through a small BPF interpreter ([`run`]) in the unit tests; only
@@ -129,7 +132,6 @@ pub const DENIED: &[Denied] = &[
     deny(libc::SYS_swapon, "swapon", libc::EPERM),
     deny(libc::SYS_swapoff, "swapoff", libc::EPERM),
     deny(libc::SYS_acct, "acct", libc::EPERM),
-    deny(libc::SYS_syslog, "syslog", libc::EPERM),
     deny(
         libc::SYS_open_by_handle_at,
         "open_by_handle_at",
@@ -211,6 +213,8 @@ pub fn program(opts: Options) -> Vec<Insn> {
     // The calls the host kernel never tells a FUSE server of.
     b.on_nr(libc::SYS_sync, Action::Notify);
     b.on_nr(libc::SYS_syncfs, Action::Notify);
+    // The guest's kernel log is the monitor's boot log, not the host's.
+    b.on_nr(libc::SYS_syslog, Action::Notify);
     b.on_arg_bit(
         libc::SYS_mount,
         3,
@@ -293,6 +297,7 @@ mod tests {
     fn sync_syncfs_and_remounts_wait_for_the_monitor() {
         assert_eq!(call(libc::SYS_sync, [0; 6]), Action::Notify);
         assert_eq!(call(libc::SYS_syncfs, [3, 0, 0, 0, 0, 0]), Action::Notify);
+        assert_eq!(call(libc::SYS_syslog, [3, 0, 0, 0, 0, 0]), Action::Notify);
         let remount = u64::from(bit(libc::MS_REMOUNT) | bit(libc::MS_RDONLY));
         assert_eq!(
             call(libc::SYS_mount, [1, 2, 3, remount, 0, 0]),

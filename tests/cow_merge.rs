@@ -12,7 +12,8 @@ use umlkit::cow::header::{ByteOrder, Header, Layout};
 use umlkit::cow::{open_cow, DiskOptions};
 
 /// A backing file of `mib` MiB: patterned data with a hole in the middle
-/// and a stretch of explicit zeros, mtime fixed.
+/// and a stretch of explicit zeros, an ext2 superblock magic (`uml_moo -d`
+/// writes only into files that look like disk images), mtime fixed.
 fn backing(dir: &Path, mib: u64) -> PathBuf {
     let path = dir.join("root_fs");
     let size = mib << 20;
@@ -24,6 +25,7 @@ fn backing(dir: &Path, mib: u64) -> PathBuf {
         .unwrap();
     f.write_all_at(&pattern(2, (size / 4) as usize), size * 3 / 4)
         .unwrap();
+    f.write_all_at(&[0x53, 0xEF], 1080).unwrap();
     drop(f);
     set_mtime(&path, 1_700_000_000);
     path
@@ -247,6 +249,9 @@ fn killing_an_in_place_merge_at_random_points_then_rerunning_gives_the_same_resu
             dev.write_all_at(i * (1 << 20) + 512, &pattern(i + 40, 900 << 10))
                 .unwrap();
         }
+        // A guest's filesystem keeps its magic: a half-merged backing file
+        // still looks like a disk image.
+        dev.write_all_at(1080, &[0x53, 0xEF]).unwrap();
     }
     let expected = dir.path().join("expected.img");
     run_ok(bin("uml_moo"), [&cow, &expected]);
@@ -444,4 +449,45 @@ fn sigterm_during_a_merge_to_a_new_image_leaves_no_output_and_no_temporary() {
         }
     }
     eprintln!("{interrupted} of 3 merges were interrupted");
+}
+
+#[test]
+fn in_place_merge_of_a_relative_cow_path_works_and_leaves_no_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cow) = backing_and_cow(dir.path(), 2);
+    dirty(&cow, 21);
+    let expected = dir.path().join("expected.img");
+    run_ok(bin("uml_moo"), [&cow, &expected]);
+    let out = std::process::Command::new(bin("uml_moo"))
+        .args(["-d", "a.cow"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("merging a.cow into {} in place", b.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!umlkit::cow::merge::marker_path(&cow).exists());
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("uml_moo-merging")),
+        "marker left: {names:?}"
+    );
+    let mut merged = read(&b);
+    merged.truncate(read(&expected).len());
+    assert!(merged == read(&expected));
+}
+
+#[test]
+fn quiet_in_place_merge_says_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cow) = backing_and_cow(dir.path(), 2);
+    dirty(&cow, 5);
+    let out = run_ok(bin("uml_moo"), [Path::new("-q"), Path::new("-d"), &cow]);
+    assert_eq!(stderr(&out), "");
 }

@@ -346,3 +346,226 @@ fn extract_as_a_normal_user_reports_device_nodes_and_owners_but_succeeds() {
     compare_extracted(&f.tree, &dest, false);
     assert_eq!(dest.join("large").metadata().unwrap().uid(), 65534);
 }
+
+/// An 8 MiB ext3 image with 1 KiB blocks holding `files` (name, contents),
+/// made by the real mke2fs; `None` (skipped loudly) without e2fsprogs.
+fn small_image(test: &str, dir: &Path, files: &[(&str, Vec<u8>)]) -> Option<PathBuf> {
+    if !common::have_peers(test, &["mke2fs", "debugfs"]) {
+        return None;
+    }
+    let tree = dir.join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for (name, data) in files {
+        std::fs::write(tree.join(name), data).unwrap();
+    }
+    let image = dir.join("image");
+    common::run_ok(
+        common::which("mke2fs").unwrap(),
+        [
+            s("-q"),
+            s("-F"),
+            s("-t"),
+            s("ext3"),
+            s("-b"),
+            s("1024"),
+            s("-d"),
+            tree.as_os_str(),
+            image.as_os_str(),
+            s("8M"),
+        ],
+    );
+    Some(image)
+}
+
+/// Runs one `debugfs -w` request on `image` and returns its output.
+fn debugfs(image: &Path, request: &str) -> String {
+    let out = common::run_ok(
+        common::which("debugfs").unwrap(),
+        [s("-w"), s("-R"), s(request), image.as_os_str()],
+    );
+    common::stdout(&out)
+}
+
+/// The physical block of logical block `lblk` of `path` in `image`.
+fn bmap(image: &Path, path: &str, lblk: u64) -> u64 {
+    let text = debugfs(image, &format!("bmap {path} {lblk}"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("bmap {path}: {text}"))
+}
+
+/// The inode number of `path` in `image`.
+fn inode_of(image: &Path, path: &str) -> u32 {
+    let text = debugfs(image, &format!("stat {path}"));
+    let at = text.find("Inode: ").expect("debugfs stat names the inode") + 7;
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap()
+}
+
+/// Bytes allocated under `dir` (not following symlinks).
+fn allocated_under(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += meta.blocks() * 512;
+        if meta.is_dir() {
+            total += allocated_under(&entry.path());
+        }
+    }
+    total
+}
+
+/// Asserts the one-line failure of an extraction stopped by a cross-link
+/// and returns the line.
+fn expect_cross_link_failure(out: &std::process::Output) -> String {
+    let err = common::stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("cross-linked"), "{err}");
+    err
+}
+
+#[test]
+fn extract_stops_at_a_block_shared_by_two_files_naming_both_inodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(image) = small_image(
+        "extract_cross_linked_files",
+        dir.path(),
+        &[("a", vec![b'a'; 3000]), ("b", vec![b'b'; 3000])],
+    ) else {
+        return;
+    };
+    let shared = bmap(&image, "/a", 1);
+    debugfs(&image, &format!("sif /b block[1] {shared}"));
+    let (a, b) = (inode_of(&image, "/a"), inode_of(&image, "/b"));
+    let dest = dir.path().join("out");
+    let out = uml_fs(&[s("extract"), image.as_os_str(), s("/"), dest.as_os_str()]);
+    let err = expect_cross_link_failure(&out);
+    assert!(err.contains(&format!("block {shared} ")), "{err}");
+    assert!(err.contains(&format!("inode {a} ")), "{err}");
+    assert!(err.contains(&format!("inode {b}")), "{err}");
+}
+
+#[test]
+fn extract_of_an_image_whose_map_repeats_one_block_stops_before_writing_gigabytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = |c: u8| vec![c; 1024];
+    let Some(image) = small_image(
+        "extract_block_map_bomb",
+        dir.path(),
+        &[
+            ("bomb", block(b'B')),
+            ("d", block(b'D')),
+            ("x", block(b'X')),
+            ("y", block(b'Y')),
+            ("z", block(b'Z')),
+        ],
+    ) else {
+        return;
+    };
+    // z (triple indirect) -> y (double) -> x (single) -> d: every entry of
+    // each level names the one block below, so the map covers 16 GiB.
+    let [d, x, y, z] = ["/d", "/x", "/y", "/z"].map(|p| bmap(&image, p, 0));
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .unwrap();
+        for (at, entry) in [(x, d), (y, x), (z, y)] {
+            let table: Vec<u8> = (0..256)
+                .flat_map(|_| (entry as u32).to_le_bytes())
+                .collect();
+            f.write_all_at(&table, at * 1024).unwrap();
+        }
+    }
+    for (field, value) in [
+        ("block[IND]", x),
+        ("block[DIND]", y),
+        ("block[TIND]", z),
+        ("size", 2 << 30),
+    ] {
+        debugfs(&image, &format!("sif /bomb {field} {value}"));
+    }
+    let bomb = inode_of(&image, "/bomb");
+    let dest = dir.path().join("out");
+    let out = uml_fs(&[s("extract"), image.as_os_str(), s("/"), dest.as_os_str()]);
+    let err = expect_cross_link_failure(&out);
+    assert!(err.contains(&format!("inode {bomb}")), "{err}");
+    assert!(
+        [d, x, y, z]
+            .iter()
+            .any(|b| err.contains(&format!("block {b} "))),
+        "names none of the repeated blocks: {err}"
+    );
+    let written = allocated_under(&dest);
+    assert!(
+        written <= 8 << 20,
+        "{written} bytes written from an 8 MiB image"
+    );
+    assert!(!dest.join("bomb").exists(), "partial file left");
+}
+
+#[test]
+fn extract_keeps_a_size_past_the_mapped_blocks_as_a_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(image) = small_image(
+        "extract_size_past_mapped_blocks",
+        dir.path(),
+        &[("short", b"start of a sparse file\n".to_vec())],
+    ) else {
+        return;
+    };
+    debugfs(&image, &format!("sif /short size {}", 3u64 << 30));
+    let dest = dir.path().join("short");
+    ok(&[
+        s("extract"),
+        image.as_os_str(),
+        s("/short"),
+        dest.as_os_str(),
+    ]);
+    let meta = dest.metadata().unwrap();
+    assert_eq!(meta.len(), 3 << 30);
+    assert!(meta.blocks() * 512 <= 64 << 10, "the hole was filled in");
+    let mut head = vec![0u8; 23];
+    use std::os::unix::fs::FileExt;
+    std::fs::File::open(&dest)
+        .unwrap()
+        .read_exact_at(&mut head, 0)
+        .unwrap();
+    assert_eq!(head, b"start of a sparse file\n");
+}
+
+#[test]
+fn ls_and_cat_exit_0_when_the_reader_of_their_output_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let Some(image) = small_image(
+        "ls_cat_broken_pipe",
+        dir.path(),
+        &[("big", big), ("small", b"hello\n".to_vec())],
+    ) else {
+        return;
+    };
+    let uml_fs = common::bin("uml_fs");
+    let img = image.as_os_str();
+    for (args, read_first) in [
+        (vec![s("ls"), s("-R"), img, s("/")], 0),
+        (vec![s("ls"), s("-l"), img, s("/")], 0),
+        (vec![s("cat"), img, s("/small")], 0),
+        (vec![s("cat"), img, s("/big")], 0),
+        (vec![s("cat"), img, s("/big")], 100),
+        (vec![s("stat"), img, s("/big")], 0),
+        (vec![s("info"), img], 0),
+    ] {
+        common::assert_quiet_success_on_closed_pipe(
+            &format!("uml_fs {args:?} (reader gone after {read_first} bytes)"),
+            common::run_into_closed_pipe(&uml_fs, &args, read_first),
+        );
+    }
+}

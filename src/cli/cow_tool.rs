@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::ffi::OsStr;
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -158,30 +159,32 @@ fn info(path: &Path, backing: Option<&Path>, json: bool) -> anyhow::Result<ExitC
         file_length: meta.len(),
         allocated_bytes: meta.blocks() * 512,
     };
+    let mut o = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        writeln!(o, "{}", serde_json::to_string_pretty(&info)?)?;
     } else {
         let pct = if header.sectors() == 0 {
             0.0
         } else {
             100.0 * dirty as f64 / header.sectors() as f64
         };
-        println!("COW file:       {}", path.display());
-        println!("version:        {}", info.layout);
-        println!("backing file:   {}", info.backing_file);
-        println!("backing size:   {} bytes", info.size);
-        println!("backing mtime:  {}", info.mtime);
-        println!("backing status: {}", info.backing_status);
-        println!("sector size:    {}", info.sector_size);
-        println!("alignment:      {}", info.alignment);
-        println!("bitmap offset:  {}", info.bitmap_offset);
-        println!("data offset:    {}", info.data_offset);
-        println!(
+        writeln!(o, "COW file:       {}", path.display())?;
+        writeln!(o, "version:        {}", info.layout)?;
+        writeln!(o, "backing file:   {}", info.backing_file)?;
+        writeln!(o, "backing size:   {} bytes", info.size)?;
+        writeln!(o, "backing mtime:  {}", info.mtime)?;
+        writeln!(o, "backing status: {}", info.backing_status)?;
+        writeln!(o, "sector size:    {}", info.sector_size)?;
+        writeln!(o, "alignment:      {}", info.alignment)?;
+        writeln!(o, "bitmap offset:  {}", info.bitmap_offset)?;
+        writeln!(o, "data offset:    {}", info.data_offset)?;
+        writeln!(
+            o,
             "dirty:          {} sectors, {} bytes ({pct:.2}%)",
             dirty, info.dirty_bytes
-        );
-        println!("file length:    {} bytes", info.file_length);
-        println!("allocated:      {} bytes", info.allocated_bytes);
+        )?;
+        writeln!(o, "file length:    {} bytes", info.file_length)?;
+        writeln!(o, "allocated:      {} bytes", info.allocated_bytes)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -210,6 +213,7 @@ fn rebase(path: &Path, new_backing: &Path, json: bool) -> anyhow::Result<ExitCod
         );
     }
     let new = rewrite_backing(&file, path, &header, new_backing)?;
+    let mut o = std::io::stdout().lock();
     if json {
         let out = serde_json::json!({
             "cow": path,
@@ -218,14 +222,15 @@ fn rebase(path: &Path, new_backing: &Path, json: bool) -> anyhow::Result<ExitCod
             "previous_backing_file": header.backing_display(),
             "previous_mtime": header.mtime,
         });
-        println!("{out}");
+        writeln!(o, "{out}")?;
     } else {
-        println!(
+        writeln!(
+            o,
             "{}: backing file is now {} (mtime {})",
             path.display(),
             new.backing_display(),
             new.mtime
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -261,18 +266,19 @@ fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     if let Err(e) = crate::cow::open::check_backing(&header, &backing, false) {
         notes.push(format!("backing file: {e}"));
     }
+    let mut o = std::io::stdout().lock();
     if json {
         let out = serde_json::json!({ "cow": path, "ok": problems.is_empty(), "problems": problems, "notes": notes });
-        println!("{out}");
+        writeln!(o, "{out}")?;
     } else {
         for p in &problems {
-            println!("{}: problem: {p}", path.display());
+            writeln!(o, "{}: problem: {p}", path.display())?;
         }
         for n in &notes {
-            println!("{}: note: {n}", path.display());
+            writeln!(o, "{}: note: {n}", path.display())?;
         }
         if problems.is_empty() {
-            println!("{}: consistent", path.display());
+            writeln!(o, "{}: consistent", path.display())?;
         }
     }
     Ok(if problems.is_empty() {

@@ -24,21 +24,12 @@ pub fn progress_bar(total: u64, quiet: bool, message: &str) -> indicatif::Progre
     bar
 }
 
-/// Prints `error` as one line prefixed by the program name and returns the
-/// exit code. A broken pipe on standard output is not an error.
-pub fn report(program: &str, error: &anyhow::Error, code: u8) -> ExitCode {
-    if let Some(io) = error.downcast_ref::<std::io::Error>() {
-        if io.kind() == std::io::ErrorKind::BrokenPipe {
-            return ExitCode::SUCCESS;
-        }
-    }
-    eprintln!("{program}: {error:#}");
-    ExitCode::from(code)
-}
-
 pub mod cow_tool;
 pub mod mkcow;
 pub mod moo;
+pub mod report;
+
+pub use report::report;
 
 /// Prints a clap error; help and version go to stdout with status 0, usage
 /// errors to stderr with `code` (the original tools' status).

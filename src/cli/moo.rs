@@ -9,7 +9,7 @@
 use crate::cow::merge::{merge_in_place, merge_to_new, InPlaceOptions, MergeOptions};
 use anyhow::bail;
 use clap::Parser;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Merge a UML COW file with its backing file.
@@ -21,7 +21,9 @@ use std::process::ExitCode;
     override_usage = "uml_moo [OPTIONS] [-b BACKING] COW NEW\n       uml_moo [OPTIONS] [-b BACKING] -d COW\n       uml_moo [OPTIONS] BACKING COW NEW",
     after_help = "A new image is built in a temporary file beside NEW and renamed into place when \
                   complete; all-zero blocks stay holes. -d writes only the COW's sectors into the \
-                  backing file; if it is interrupted, the same command finishes it. \
+                  backing file, after saying which file on standard error, and only into a file \
+                  that looks like a disk image unless --force; if it is interrupted, the same \
+                  command finishes it. \
                   Exit status: 0 on success, 1 on any failure or usage error."
 )]
 pub struct Args {
@@ -35,6 +37,10 @@ pub struct Args {
     /// file's new mtime, so the guest can go on booting from it.
     #[arg(long = "reset-cow", requires = "in_place")]
     pub reset_cow: bool,
+    /// With -d: merge even into a backing file that has no filesystem or
+    /// partition table signature (one that does not look like a disk image).
+    #[arg(long = "force", requires = "in_place")]
+    pub force: bool,
     /// Do not fsync the result (faster; not safe against power loss).
     #[arg(long = "no-sync")]
     pub no_sync: bool,
@@ -105,6 +111,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The line that says which file an in-place merge is about to write.
+fn announce(cow: &Path, backing: &Path, resumed: bool) {
+    eprintln!(
+        "uml_moo: {} {} into {} in place",
+        if resumed {
+            "finishing the merge of"
+        } else {
+            "merging"
+        },
+        cow.display(),
+        backing.display()
+    );
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
     let job = args.job()?;
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -130,6 +150,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
             options.backing_override = backing;
             let extra = InPlaceOptions {
                 reset_cow: args.reset_cow,
+                force: args.force,
+                announce: (!args.quiet).then_some(announce as fn(&Path, &Path, bool)),
             };
             let stats = merge_in_place(&cow, &options, &extra)?;
             if stats.resumed && !args.quiet {

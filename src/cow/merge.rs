@@ -8,7 +8,10 @@
 //! - [`merge_in_place`] copies only the COW's sectors into the backing file.
 //!   Before touching the backing file it leaves a marker beside the COW
 //!   file, so that an interrupted merge is recognised and finished by the
-//!   same command even though the backing file's mtime has changed.
+//!   same command even though the backing file's mtime has changed. It
+//!   writes only into a regular file or block device that carries a disk
+//!   signature ([`super::signature`]): a header's size and mtime are easy
+//!   to match with any file of the user's.
 //!
 //! The output matches Debian's `uml_moo`: whole sectors only (a tail shorter
 //! than a sector is dropped), and zero sectors are holes.
@@ -16,13 +19,14 @@
 use super::error::CowError;
 use super::header::Header;
 use super::open::{self, absolutize, backing_identity, check_backing, read_bitmap};
+use super::signature;
 use crate::block::{is_zero, BlockDevice, FileDevice};
 use crate::sys::fs::{lock_file, LockError};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -227,10 +231,7 @@ pub fn merge_to_new(
     let ss = u64::from(header.sector_size);
     let length = header.size / ss * ss;
 
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(out);
     let name = out
         .file_name()
         .unwrap_or(OsStr::new("image"))
@@ -310,11 +311,86 @@ fn unfinished_merge(cow: &Path, backing: &Path, header: &Header) -> bool {
     std::fs::read_to_string(marker_path(cow)).is_ok_and(|text| text == marker_text(backing, header))
 }
 
-fn write_marker(cow: &Path, text: &str) -> io::Result<()> {
+/// The directory a file `path` is in; `.` for a bare name.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Writes the marker durably. A marker this call created is removed again
+/// when writing it fails, so a merge that could not start leaves nothing
+/// behind; one left by an interrupted merge (`keep`) stays.
+fn write_marker(cow: &Path, text: &str, keep: bool) -> io::Result<()> {
     let path = marker_path(cow);
-    std::fs::write(&path, text)?;
-    File::open(&path)?.sync_all()?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    let written = std::fs::write(&path, text)
+        .and_then(|()| File::open(&path)?.sync_all())
+        .and_then(|()| sync_dir(dir_of(&path)));
+    if written.is_err() && !keep {
+        let _ = std::fs::remove_file(&path);
+    }
+    written
+}
+
+/// Refuses to write into `backing` (already open) unless it looks like a
+/// disk image: a regular file or block device whose start carries a
+/// filesystem or partition table signature ([`signature::disk_signature`]).
+/// `force` waives the signature, never the file type. Both are checked on
+/// the open file, so the name cannot be swapped in between.
+fn check_plausible_image(
+    backing: &File,
+    backing_path: &Path,
+    cow_path: &Path,
+    force: bool,
+) -> Result<(), CowError> {
+    let kind = backing
+        .metadata()
+        .map_err(|e| CowError::io(backing_path, "cannot stat backing file", e))?
+        .file_type();
+    check_file_type(kind, backing_path, cow_path)?;
+    if force {
+        return Ok(());
+    }
+    let mut head = vec![0u8; signature::HEAD_LEN];
+    let mut got = 0usize;
+    while got < head.len() {
+        match backing.read_at(&mut head[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(CowError::io(backing_path, "cannot read backing file", e)),
+        }
+    }
+    if signature::disk_signature(&head[..got]).is_none() {
+        return Err(CowError::Refused {
+            path: backing_path.to_path_buf(),
+            why: format!(
+            "no filesystem or partition table signature, so it does not look like a disk image; \
+             refusing to merge {} into it in place (--force merges anyway)",
+                cow_path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Only a regular file or a block device can be a disk image.
+fn check_file_type(
+    kind: std::fs::FileType,
+    backing_path: &Path,
+    cow_path: &Path,
+) -> Result<(), CowError> {
+    if kind.is_file() || kind.is_block_device() {
+        return Ok(());
+    }
+    Err(CowError::Refused {
+        path: backing_path.to_path_buf(),
+        why: format!(
+            "not a regular file or block device; refusing to merge {} into it in place",
+            cow_path.display()
+        ),
+    })
 }
 
 /// Settings of [`merge_in_place`] beyond [`MergeOptions`].
@@ -323,6 +399,13 @@ pub struct InPlaceOptions {
     /// Afterwards, empty the COW (bitmap cleared, data area freed) and
     /// record the merged backing file's new mtime, so that it stays usable.
     pub reset_cow: bool,
+    /// Merge even into a backing file with no filesystem or partition
+    /// table signature (see [`signature`]).
+    pub force: bool,
+    /// Called with the COW file, the backing file's absolute path and
+    /// whether an interrupted merge is being finished, once every check
+    /// has passed and just before the backing file is first written.
+    pub announce: Option<fn(&Path, &Path, bool)>,
 }
 
 /// Merges the COW's sectors into its backing file. Running it again after
@@ -351,15 +434,24 @@ pub fn merge_in_place(
     check_backing(&header, &backing_path, resumed)?;
     let bitmap = read_bitmap(&cow_file, cow_path, &header)?;
 
+    // Opening a device or FIFO can have effects of its own: look first.
+    let kind = std::fs::metadata(&backing_path)
+        .map_err(|e| CowError::io(&backing_path, "cannot stat backing file", e))?
+        .file_type();
+    check_file_type(kind, &backing_path, cow_path)?;
     let backing = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(&backing_path)
         .map_err(|e| CowError::io(&backing_path, "cannot open backing file for writing", e))?;
     lock(&backing, &backing_path, true)?;
+    check_plausible_image(&backing, &backing_path, cow_path, extra.force)?;
 
-    write_marker(cow_path, &marker_text(&backing_abs, &header))
+    write_marker(cow_path, &marker_text(&backing_abs, &header), resumed)
         .map_err(|e| CowError::io(&marker_path(cow_path), "cannot write merge marker", e))?;
+    if let Some(announce) = extra.announce {
+        announce(cow_path, &backing_abs, resumed);
+    }
 
     let ss = u64::from(header.sector_size);
     let sectors = header.size / ss;

@@ -11,6 +11,8 @@
 //! - [`open`]: the kernel's `ubdN=` rules: plain image, single COW file or
 //!   `COW,BACKING`; creation, backing checks, locking.
 //! - [`merge`]: `uml_moo`'s merges, to a new image or in place.
+//! - [`signature`]: whether a file looks like a disk image (`uml_moo -d`
+//!   writes only into one that does).
 #![forbid(unsafe_code)]
 
 pub mod bitmap;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod header;
 pub mod merge;
 pub mod open;
+pub mod signature;
 
 pub use bitmap::Bitmap;
 pub use device::CowDevice;

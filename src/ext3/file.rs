@@ -9,6 +9,26 @@ use super::inode::{FileType, Inode};
 use super::map::Run;
 use crate::block::BlockDevice;
 
+/// A device block a file's contents are read from or through, as
+/// [`Ext3::for_each_data_claiming`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockClaim {
+    /// A block of the file's map: an indirect block or extent tree block.
+    Map {
+        /// The block.
+        pblk: u64,
+    },
+    /// `len` data blocks from `pblk`, holding logical blocks from `lblk`.
+    Data {
+        /// First physical block.
+        pblk: u64,
+        /// Number of blocks.
+        len: u64,
+        /// First logical block.
+        lblk: u64,
+    },
+}
+
 impl<D: BlockDevice> Ext3<D> {
     /// Reads up to `buf.len()` bytes of inode `ino` from byte `offset`;
     /// returns how many were read (0 at or past the end of the file).
@@ -121,6 +141,23 @@ impl<D: BlockDevice> Ext3<D> {
         ino: u32,
         inode: &Inode,
         buf: &mut [u8],
+        f: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_data_claiming(ino, inode, buf, |_| Ok(()), f)
+    }
+
+    /// [`Self::for_each_data`], telling `claim` first of every device block
+    /// the data comes from and of every block of the file's map (indirect
+    /// and extent tree blocks, each as often as it is read), before any
+    /// data read from them is handed to `f`. A caller that records the
+    /// claims notices blocks used twice (cross-linked, in a corrupt image)
+    /// before it writes the same bytes out again and again.
+    pub fn for_each_data_claiming(
+        &self,
+        ino: u32,
+        inode: &Inode,
+        buf: &mut [u8],
+        mut claim: impl FnMut(BlockClaim) -> Result<()>,
         mut f: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<()> {
         let size = inode.i_size;
@@ -144,7 +181,11 @@ impl<D: BlockDevice> Ext3<D> {
         let mut lblk = 0u64;
         while lblk < nblocks {
             let run = mapper.run(lblk, (nblocks - lblk).min(chunk_blocks))?;
+            for pblk in mapper.take_map_blocks() {
+                claim(BlockClaim::Map { pblk })?;
+            }
             if let Run::Data { pblk, len } = run {
+                claim(BlockClaim::Data { pblk, len, lblk })?;
                 let start = lblk * bs;
                 let bytes = usize_from((len * bs).min(size - start));
                 let at = pblk * bs;

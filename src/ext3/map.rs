@@ -59,6 +59,7 @@ pub struct Mapper<'a> {
     ind: [Option<(u64, Vec<u32>)>; 3],
     leaf: Option<Leaf>,
     csum_seed: Option<u32>,
+    map_blocks: Vec<u64>,
 }
 
 impl<'a> Mapper<'a> {
@@ -79,7 +80,15 @@ impl<'a> Mapper<'a> {
             ind: [None, None, None],
             leaf: None,
             csum_seed: None,
+            map_blocks: Vec::new(),
         }
+    }
+
+    /// The map blocks (indirect blocks, extent tree blocks) read from the
+    /// device since the last call, in the order read; a block read again
+    /// (an extent index walked down once per leaf) appears again.
+    pub fn take_map_blocks(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.map_blocks)
     }
 
     /// Verifies the checksum tail of every extent block read, with the
@@ -89,7 +98,7 @@ impl<'a> Mapper<'a> {
         self
     }
 
-    fn read_block(&self, pblk: u64, what: &str) -> Result<Vec<u8>> {
+    fn read_block(&mut self, pblk: u64, what: &str) -> Result<Vec<u8>> {
         if pblk >= self.blocks_count {
             return Err(Error::corrupt_msg(
                 format!("inode {}", self.ino),
@@ -108,6 +117,7 @@ impl<'a> Mapper<'a> {
                 len: b.len(),
                 source,
             })?;
+        self.map_blocks.push(pblk);
         Ok(b)
     }
 
@@ -225,8 +235,9 @@ impl<'a> Mapper<'a> {
         ))
     }
 
-    fn find_leaf(&self, lblk: u64) -> Result<Leaf> {
-        let place = || format!("inode {}", self.ino);
+    fn find_leaf(&mut self, lblk: u64) -> Result<Leaf> {
+        let ino = self.ino;
+        let place = || format!("inode {ino}");
         let mut node = ExtentNode::parse(&self.inode.i_block).at(place)?;
         let (mut lo, mut hi) = (0u64, u64::MAX);
         // Each step goes one level down; depth is at most 5.

@@ -190,3 +190,52 @@ pub fn mkfs_ext3(root: &Path, image: &Path, size_mb: u32) {
         ],
     );
 }
+
+/// Runs `program` with standard output a pipe whose reader goes away:
+/// before the program starts when `read_first` is 0 (every write fails
+/// with EPIPE), else after reading `read_first` bytes. Returns its exit
+/// status and standard error.
+pub fn run_into_closed_pipe<I, S>(
+    program: impl AsRef<OsStr>,
+    args: I,
+    read_first: usize,
+) -> (std::process::ExitStatus, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut command = Command::new(program.as_ref());
+    command.args(args).stderr(Stdio::piped());
+    let child = if read_first == 0 {
+        let (reader, writer) = nix::unistd::pipe().expect("pipe");
+        drop(reader);
+        command.stdout(Stdio::from(writer)).spawn()
+    } else {
+        command.stdout(Stdio::piped()).spawn().map(|mut child| {
+            let mut out = child.stdout.take().expect("stdout pipe");
+            let mut first = vec![0u8; read_first];
+            out.read_exact(&mut first).expect("first bytes of output");
+            child
+        })
+    };
+    let out = child
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.as_ref().to_string_lossy()))
+        .wait_with_output()
+        .expect("wait");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts that a run from [`run_into_closed_pipe`] ended as a tool should
+/// when its reader goes away: status 0 (not a panic, not killed by SIGPIPE),
+/// nothing on standard error.
+pub fn assert_quiet_success_on_closed_pipe(what: &str, run: (std::process::ExitStatus, String)) {
+    let (status, err) = run;
+    assert!(!err.contains("panicked"), "{what} panicked: {err}");
+    assert_eq!(status.code(), Some(0), "{what}: {status}, stderr: {err}");
+    assert!(err.is_empty(), "{what} wrote to stderr: {err}");
+}

@@ -2,19 +2,87 @@
 //! permission bits (setuid, setgid, sticky included), times, symlinks, hard
 //! links and holes. What a normal user cannot create (device nodes, other
 //! owners) is reported on standard error, not fatal.
+//!
+//! A corrupt image can map one block into many files, or many times into
+//! one (an 8 MiB image whose indirect blocks all point at the same data
+//! block reads as gigabytes). Every data and map block of each file copied
+//! is claimed in [`Claims`] before its bytes are written; a block claimed
+//! twice stops the extraction with an error naming both inodes and the
+//! block. So what is written (holes aside, which stay holes) never exceeds
+//! the filesystem's size, and that bound is also checked directly.
 
 use crate::block::BlockDevice;
+use crate::ext3::file::BlockClaim;
 use crate::ext3::walk::Node;
 use crate::ext3::{Ext3, FileType, Metadata, Timestamp};
 use anyhow::Context;
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Which inode holds each device block handed out so far, as disjoint
+/// runs `start -> (end, inode)`: memory grows with the number of runs of
+/// the files copied, not with the size of the filesystem.
+#[derive(Debug, Default)]
+pub(crate) struct Claims {
+    runs: BTreeMap<u64, (u64, u32)>,
+}
+
+/// A block that two files (or one file twice) use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "block {block} is used by {}: cross-linked blocks, the image is corrupt \
+     (e2fsck -f repairs it); extraction stopped",
+    if first == second { format!("inode {first} twice") } else { format!("both inode {first} and inode {second}") }
+)]
+pub(crate) struct CrossLinked {
+    /// The block.
+    pub block: u64,
+    /// The inode that claimed it first.
+    pub first: u32,
+    /// The inode that claimed it again.
+    pub second: u32,
+}
+
+impl Claims {
+    /// Claims blocks `start..start + len` for inode `ino`.
+    pub(crate) fn claim(&mut self, ino: u32, start: u64, len: u64) -> Result<(), CrossLinked> {
+        let end = start.saturating_add(len);
+        if len == 0 {
+            return Ok(());
+        }
+        // Runs are disjoint: only the last one starting before `end` can
+        // reach into the new run, or else none does.
+        if let Some((&s, &(e, owner))) = self.runs.range(..end).next_back() {
+            if e > start {
+                return Err(CrossLinked {
+                    block: s.max(start),
+                    first: owner,
+                    second: ino,
+                });
+            }
+        }
+        // Extend the inode's previous run when this one continues it.
+        let joined = match self.runs.range(..start).next_back() {
+            Some((&s, &(e, owner))) if e == start && owner == ino => Some(s),
+            _ => None,
+        };
+        match joined {
+            Some(s) => {
+                self.runs.insert(s, (end, ino));
+            }
+            None => {
+                self.runs.insert(start, (end, ino));
+            }
+        }
+        Ok(())
+    }
+}
 
 fn ts(t: Timestamp) -> TimeSpec {
     TimeSpec::new(t.sec, i64::from(t.nsec))
@@ -30,6 +98,10 @@ struct Extractor<'a, D: BlockDevice> {
     buf: Vec<u8>,
     not_owned: u64,
     skipped: u64,
+    claims: Claims,
+    /// Bytes of file data written so far, and the most the image holds.
+    written: u64,
+    limit: u64,
 }
 
 impl<D: BlockDevice> Extractor<'_, D> {
@@ -69,7 +141,8 @@ impl<D: BlockDevice> Extractor<'_, D> {
             .with_context(|| format!("cannot chmod {}", p.display()))
     }
 
-    fn file(&mut self, ino: u32, p: &Path) -> anyhow::Result<()> {
+    /// Copies regular file `ino` (at `image_path` in the image) to `p`.
+    fn file(&mut self, ino: u32, p: &Path, image_path: &[u8]) -> anyhow::Result<()> {
         let inode = self.fs.inode(ino)?;
         let f = OpenOptions::new()
             .write(true)
@@ -77,7 +150,29 @@ impl<D: BlockDevice> Extractor<'_, D> {
             .open(p)
             .with_context(|| format!("cannot create {}", p.display()))?;
         let mut end = 0u64;
+        let mut stop: Option<anyhow::Error> = None;
+        let (claims, written, limit) = (&mut self.claims, &mut self.written, self.limit);
+        // Map blocks come again for every leaf of an extent tree: each
+        // counts once per file.
+        let mut map_seen = HashSet::new();
+        let claim = |c: BlockClaim| {
+            let r = match c {
+                BlockClaim::Map { pblk } if map_seen.insert(pblk) => claims.claim(ino, pblk, 1),
+                BlockClaim::Map { .. } => Ok(()),
+                BlockClaim::Data { pblk, len, .. } => claims.claim(ino, pblk, len),
+            };
+            r.map_err(|e| {
+                stop = Some(e.into());
+                crate::ext3::Error::stopped()
+            })
+        };
+        let mut too_much = false;
         let write = |off: u64, data: &[u8]| {
+            *written = written.saturating_add(data.len() as u64);
+            if *written > limit {
+                too_much = true;
+                return Err(crate::ext3::Error::stopped());
+            }
             end = off + data.len() as u64;
             f.write_all_at(data, off)
                 .map_err(|source| crate::ext3::Error::Io {
@@ -86,9 +181,23 @@ impl<D: BlockDevice> Extractor<'_, D> {
                     source,
                 })
         };
-        self.fs
-            .for_each_data(ino, &inode, &mut self.buf, write)
-            .with_context(|| format!("reading inode {ino} for {}", p.display()))?;
+        let read = self
+            .fs
+            .for_each_data_claiming(ino, &inode, &mut self.buf, claim, write);
+        if let Err(e) = read {
+            let _ = std::fs::remove_file(p);
+            let context = || format!("extract: {}", String::from_utf8_lossy(image_path));
+            if let Some(cross) = stop {
+                return Err(cross.context(context()));
+            }
+            if too_much {
+                anyhow::bail!(
+                    "{}: more file data than the image holds ({limit} bytes): the image is corrupt; extraction stopped",
+                    context()
+                );
+            }
+            return Err(e).with_context(|| format!("reading inode {ino} for {}", p.display()));
+        }
         // A trailing hole stays a hole: the length is set without writing
         // zeros. Only then: a needless truncate is costly on the host
         // filesystem (ext4 flushes files truncated to zero on close).
@@ -126,7 +235,7 @@ impl<D: BlockDevice> Extractor<'_, D> {
                 self.dirs.push((dest.to_path_buf(), m.clone()));
                 return Ok(());
             }
-            FileType::Regular => self.file(m.ino, dest)?,
+            FileType::Regular => self.file(m.ino, dest, &node.path)?,
             FileType::Symlink => {
                 let target = self.fs.readlink(m.ino)?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), dest)
@@ -191,6 +300,12 @@ pub fn extract<D: BlockDevice>(fs: &Ext3<D>, path: &[u8], dest: &Path) -> anyhow
         buf: vec![0u8; 1 << 20],
         not_owned: 0,
         skipped: 0,
+        claims: Claims::default(),
+        written: 0,
+        limit: fs
+            .superblock()
+            .s_blocks_count
+            .saturating_mul(u64::from(fs.block_size())),
     };
     let prefix_len = path.len();
     let mut failure = None;
@@ -249,4 +364,34 @@ pub fn extract<D: BlockDevice>(fs: &Ext3<D>, path: &[u8], dest: &Path) -> anyhow
         anyhow::bail!("{unreadable} file(s) could not be read from the image (see above); the rest was extracted");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_accept_disjoint_runs_and_name_both_owners_of_an_overlap() {
+        let mut c = Claims::default();
+        c.claim(12, 100, 10).unwrap();
+        c.claim(12, 110, 5).unwrap();
+        c.claim(13, 90, 10).unwrap();
+        c.claim(14, 115, 1).unwrap();
+        // The two runs of inode 12 are one.
+        assert_eq!(c.runs.len(), 3);
+        let e = c.claim(15, 50, 55).unwrap_err();
+        assert_eq!(
+            e,
+            CrossLinked {
+                block: 100,
+                first: 12,
+                second: 15
+            }
+        );
+        let e = c.claim(12, 114, 1).unwrap_err();
+        assert_eq!((e.block, e.first, e.second), (114, 12, 12));
+        assert!(e.to_string().contains("inode 12 twice"), "{e}");
+        assert!(c.claim(16, 116, 0).is_ok());
+        assert!(c.claim(16, 0, 90).is_ok());
+    }
 }

@@ -54,6 +54,7 @@ case "$MODE" in
   straced) echo x > /f; sync; echo SYNCED ;;
   show) echo "CONTENT:$(cat /f)" ;;
   userns) unshare -U true && echo USERNS-MADE || echo USERNS-REFUSED ;;
+  dmesg) echo DMESG-START; dmesg; echo "DMESG-END $?" ;;
 esac
 poweroff -f
 "#;
@@ -418,4 +419,28 @@ fn new_user_namespaces_in_the_guest_only_when_the_command_line_asks() {
         LIMIT,
     );
     assert!(b.output.contains("USERNS-MADE"), "{}", b.output);
+}
+
+#[test]
+fn dmesg_shows_the_guests_boot_log_and_never_the_hosts_kernel_log() {
+    let Some(g) = guest("dmesg_boot_log", |_| {}) else {
+        return;
+    };
+    let b = g.run(&args("umid=cdmesg", &["MODE=dmesg"]), LIMIT);
+    let log = b
+        .output
+        .split("DMESG-START")
+        .nth(1)
+        .and_then(|s| s.split("DMESG-END").next())
+        .unwrap_or_else(|| panic!("{}", b.output));
+    assert!(b.output.contains("DMESG-END 0"), "{}", b.output);
+    assert!(log.contains("] Linux version "), "{log}");
+    assert!(log.contains("umlkit"), "{log}");
+    assert!(log.contains("Kernel command line: "), "{log}");
+    let host = nix::sys::utsname::uname().unwrap();
+    let host_banner = format!("Linux version {}", host.release().to_string_lossy());
+    assert!(
+        !log.contains(&host_banner),
+        "the host's log reached the guest:\n{log}"
+    );
 }

@@ -449,7 +449,8 @@ fn boot(
         let records = guest::read_reports(reports).map_err(io_err("init report"))?;
         if let Ok(Some(fd)) = seccomp::recv_listener(listener_end.as_fd()) {
             let listener = seccomp::Listener::new(fd).map_err(io_err("seccomp listener"))?;
-            durable::serve(listener, fs.clone(), root_handle.clone(), log.kmsg.clone()).map_err(io_err("spawn"))?;
+            durable::serve(listener, fs.clone(), root_handle.clone(), log.kmsg.clone())
+                .map_err(io_err("spawn"))?;
         }
         let setup_failure = records.iter().find(|(w, _)| *w >= guest::STAGE_PROC);
         let failures: Vec<Errno> = records

@@ -37,10 +37,12 @@ const POLL: Duration = Duration::from_millis(500);
 /// filesystem type and source after the ` - ` separator; the mount's own
 /// options, field 6, may add `ro` to one mount only).
 pub fn superblock_read_only(mountinfo: &str, mount_point: &str) -> Option<bool> {
+    // The last mount on a path is the one seen there.
     mountinfo
         .lines()
+        .rev()
         .filter(|l| l.split(' ').nth(4) == Some(mount_point))
-        .filter_map(|l| {
+        .find_map(|l| {
             let (_, tail) = l.split_once(" - ")?;
             let opts = tail.split(' ').nth(2)?;
             opts.split(',').find_map(|o| match o {
@@ -49,7 +51,6 @@ pub fn superblock_read_only(mountinfo: &str, mount_point: &str) -> Option<bool> 
                 _ => None,
             })
         })
-        .last()
 }
 
 /// Starts the thread that commits `fs` every [`COMMIT_INTERVAL`] and

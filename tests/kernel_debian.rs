@@ -196,3 +196,32 @@ fn the_debian_image_has_the_articles_fstab_inittab_and_an_empty_root_password() 
     assert!(cat("/etc/init.d/checkroot.sh").contains("mountpoint -qx $rootdev"));
     common::fsck_clean(&image);
 }
+
+#[test]
+fn the_pty_driver_types_into_a_guest_shell_and_sees_its_answer_and_exit_status() {
+    let test = "the_pty_driver_types_into_a_guest_shell";
+    if !common::kernel::can_boot(test) {
+        return;
+    }
+    let Some(user) = common::kernel::test_user(test) else {
+        return;
+    };
+    let k = common::kernel::KGuest::new(user, "#!/bin/sh\necho SHELL-UP\nexec sh\n");
+    let mut g = common::debian::PtyGuest::start(
+        &k.path("linux"),
+        &[
+            "ubd0=p.cow,root_fs",
+            "root=/dev/ubda",
+            "init=/init",
+            "umid=pty",
+        ],
+        k.dir.path(),
+        user,
+    );
+    g.expect("SHELL-UP", SHELL);
+    g.send("echo typed-$((6*7))\n");
+    g.expect("typed-42", SHELL);
+    g.send("poweroff -f\n");
+    assert_eq!(g.wait(SHELL), Some(0), "{}", g.transcript());
+    assert!(g.transcript().contains("reboot: System halted"));
+}

@@ -1,0 +1,225 @@
+//! A stock Debian guest under `linux`, exactly as in the classic UML
+//! article (issue 13): a debootstrapped bookworm with sysvinit, booted as
+//! a normal user with the article's own command line
+//! `linux ubd0=Debian1.cow,root_fs root=/dev/ubda`, driven through a pty
+//! as a person at a terminal would.
+
+mod common;
+
+use common::debian::DebianGuest;
+use std::time::Duration;
+
+/// A Debian boot on a loaded two-core machine.
+const BOOT: Duration = Duration::from_secs(240);
+const SHELL: Duration = Duration::from_secs(60);
+
+/// The article's command line, word for word.
+const ARTICLE: [&str; 2] = ["ubd0=Debian1.cow,root_fs", "root=/dev/ubda"];
+
+/// Logs in as root (empty password) and waits for the shell.
+fn log_in(g: &mut common::debian::PtyGuest, host: &str) {
+    g.expect(&format!("{host} login:"), BOOT);
+    g.send("root\n");
+    g.expect(&format!("root@{host}:~#"), SHELL);
+}
+
+/// Runs `cmd` in the guest's shell and waits for its `marker` line.
+fn run(g: &mut common::debian::PtyGuest, cmd: &str, marker: &str) -> String {
+    g.send(&format!("{cmd}; echo {marker}-$?\n"));
+    // The echo of the typed line holds "{marker}-$?", not "{marker}-0".
+    g.expect(&format!("{marker}-0"), SHELL);
+    g.since_mark()
+}
+
+#[test]
+fn a_stock_debian_boots_to_login_with_the_articles_command_line_and_keeps_its_changes() {
+    let test = "a_stock_debian_boots_to_login_with_the_articles_command_line";
+    let Some(d) = DebianGuest::new(test) else {
+        return;
+    };
+    let mut g = d.start(&ARTICLE);
+    log_in(&mut g, "debian");
+    let boot = g.transcript();
+    assert!(
+        boot.contains("/dev/ubda: clean, "),
+        "the root check: {boot}"
+    );
+    for bad in [
+        "missing or incorrect",
+        "maintenance shell",
+        "of the root filesystem failed",
+        "Read-only file system",
+    ] {
+        assert!(!boot.contains(bad), "{bad:?} in the boot:\n{boot}");
+    }
+    g.send("df -h / | tail -n 1\n");
+    g.expect("/dev/ubda", SHELL);
+    run(&mut g, "echo debian1 > /etc/hostname", "HOSTNAME-WRITTEN");
+    g.send("halt\n");
+    let code = g.wait(BOOT);
+    assert_eq!(code, Some(0), "halt:\n{}", g.transcript());
+    assert!(
+        g.transcript().contains("reboot: System halted"),
+        "{}",
+        g.transcript()
+    );
+    // The next boot of the same COW comes up as debian1.
+    let mut g = d.start(&ARTICLE);
+    log_in(&mut g, "debian1");
+    run(&mut g, "grep -qx debian1 /etc/hostname", "HOSTNAME-KEPT");
+    g.send("halt\n");
+    assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
+}
+
+/// The guest's mconsole socket (the article's command line gives no
+/// umid: the only directory under ~/.uml).
+fn mconsole_socket(d: &DebianGuest, g: &mut common::debian::PtyGuest) -> std::path::PathBuf {
+    g.expect("mconsole (version 2) initialized on ", SHELL);
+    let line = g.since_mark();
+    let path = line.lines().next().unwrap_or_default().trim();
+    assert!(
+        path.starts_with(&d.dir.path().display().to_string()),
+        "{path}"
+    );
+    std::path::PathBuf::from(path)
+}
+
+/// `uml_mconsole SOCKET ARGS` (ours); its output.
+fn mconsole(d: &DebianGuest, sock: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec![sock.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (_, out, err) = common::mcon::client(
+        &common::bin("uml_mconsole"),
+        d.dir.path(),
+        d.dir.path(),
+        &all,
+        None,
+    );
+    format!("{}{err}", String::from_utf8_lossy(&out))
+}
+
+/// Waits until the boot scripts have run (init has started the getty on
+/// the console) and returns the guest's mounts then.
+fn wait_for_getty(d: &DebianGuest, g: &common::debian::PtyGuest, sock: &std::path::Path) -> String {
+    let start = std::time::Instant::now();
+    while start.elapsed() < BOOT {
+        let children = mconsole(d, sock, &["proc", "1/task/1/children"]);
+        let getty = children
+            .trim_start_matches("OK")
+            .split_whitespace()
+            .any(|pid| mconsole(d, sock, &["proc", &format!("{pid}/cmdline")]).contains("getty"));
+        if getty {
+            return mconsole(d, sock, &["proc", "1/mounts"]);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    panic!("no getty within {BOOT:?}; console:\n{}", g.transcript());
+}
+
+#[test]
+fn debian_passes_checkroot_comes_up_read_write_twice_and_leaves_a_clean_filesystem() {
+    let test = "debian_passes_checkroot_comes_up_read_write_twice";
+    let Some(d) = DebianGuest::new(test) else {
+        return;
+    };
+    if !common::have_peers(test, &["dumpe2fs", "e2fsck"]) {
+        return;
+    }
+    for boot in 1..=2 {
+        let mut g = d.start(&ARTICLE);
+        let sock = mconsole_socket(&d, &mut g);
+        let mounts = wait_for_getty(&d, &g, &sock);
+        // The kernel mounted it read-only; checkroot found /dev/ubda to be
+        // the root's device, skipped fsck (the root was checked before
+        // init) and remounted it read-write.
+        assert!(
+            mounts.contains("/dev/ubda / fuse.ext3 rw,"),
+            "boot {boot}: {mounts}\n{}",
+            g.transcript()
+        );
+        let log = g.transcript();
+        assert!(
+            log.contains("VFS: Mounted root (ext3 filesystem) readonly on device 98:0."),
+            "{log}"
+        );
+        assert!(log.contains("/dev/ubda: clean, "), "{log}");
+        assert!(mconsole(&d, &sock, &["halt"]).starts_with("OK"));
+        assert_eq!(g.wait(SHELL), Some(0), "{}", g.transcript());
+    }
+    // What the two boots left, merged: clean, and each boot counted once
+    // (checkroot's remount read-write), as the kernel counts.
+    let merged = d.path("merged");
+    common::run_ok(
+        common::bin("uml_moo"),
+        [d.path("Debian1.cow").as_os_str(), merged.as_os_str()],
+    );
+    common::fsck_clean(&merged);
+    let h = common::fsimg::dumpe2fs_header(&merged);
+    assert_eq!(h["Mount count"], "2", "{h:?}");
+    assert_eq!(h["Last mounted on"], "/", "{h:?}");
+    assert_eq!(h["Filesystem state"], "clean", "{h:?}");
+}
+
+#[test]
+fn the_debian_image_has_the_articles_fstab_inittab_and_an_empty_root_password() {
+    let test = "the_debian_image_has_the_articles_fstab";
+    let Some(image) = common::debian::image(test) else {
+        return;
+    };
+    if !common::have_peers(test, &["debugfs"]) {
+        return;
+    }
+    let cat = |path: &str| {
+        let out = common::run_ok(
+            common::which("debugfs").unwrap(),
+            [
+                "-R".as_ref(),
+                format!("cat {path}").as_ref(),
+                image.as_os_str(),
+            ],
+        );
+        common::stdout(&out)
+    };
+    assert_eq!(
+        cat("/etc/fstab"),
+        "/dev/ubda / ext3 defaults,errors=remount-ro 0 1\n"
+    );
+    assert!(cat("/etc/shadow").starts_with("root::"));
+    let inittab = cat("/etc/inittab");
+    assert!(
+        inittab.contains("\nC0:2345:respawn:/sbin/getty 38400 console\n"),
+        "{inittab}"
+    );
+    assert!(!inittab.contains("\n1:2345:respawn"), "{inittab}");
+    assert!(cat("/etc/init.d/checkroot.sh").contains("mountpoint -qx $rootdev"));
+    common::fsck_clean(&image);
+}
+
+#[test]
+fn the_pty_driver_types_into_a_guest_shell_and_sees_its_answer_and_exit_status() {
+    let test = "the_pty_driver_types_into_a_guest_shell";
+    if !common::kernel::can_boot(test) {
+        return;
+    }
+    let Some(user) = common::kernel::test_user(test) else {
+        return;
+    };
+    let k = common::kernel::KGuest::new(user, "#!/bin/sh\necho SHELL-UP\nexec sh\n");
+    let mut g = common::debian::PtyGuest::start(
+        &k.path("linux"),
+        &[
+            "ubd0=p.cow,root_fs",
+            "root=/dev/ubda",
+            "init=/init",
+            "umid=pty",
+        ],
+        k.dir.path(),
+        user,
+    );
+    g.expect("SHELL-UP", SHELL);
+    g.send("echo typed-$((6*7))\n");
+    g.expect("typed-42", SHELL);
+    g.send("poweroff -f\n");
+    assert_eq!(g.wait(SHELL), Some(0), "{}", g.transcript());
+    assert!(g.transcript().contains("reboot: System halted"));
+}

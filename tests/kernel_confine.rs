@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::kernel::{can_boot, test_user, KGuest, Running};
+use common::kernel::{boot_args, can_boot, test_user, KGuest, Running};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -99,17 +99,9 @@ fn guest(test: &str, extra: impl FnOnce(&Path)) -> Option<KGuest> {
 }
 
 fn args<'a>(umid: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "ubd0=a.cow,root_fs",
-        "root=/dev/ubda",
-        "rw",
-        "init=/init",
-        umid,
-        "con=null",
-        "con0=fd:0,fd:1",
-    ];
+    let mut v = vec![umid];
     v.extend_from_slice(extra);
-    v
+    boot_args("ubd0=a.cow,root_fs", &v)
 }
 
 fn code(b: &common::uml::Boot) -> Option<i32> {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::kernel::{can_boot, test_user, KGuest};
+use common::kernel::{boot_args, busybox_guest, KGuest};
 use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -40,24 +40,11 @@ poweroff -f
 "#;
 
 fn guest(test: &str) -> Option<KGuest> {
-    if !can_boot(test) {
-        return None;
-    }
-    let user = test_user(test)?;
-    Some(KGuest::new(user, INIT))
+    busybox_guest(test, INIT)
 }
 
 fn args<'a>(umid: &'a str, mode: &'a str) -> Vec<&'a str> {
-    vec![
-        "ubd0=a.cow,root_fs",
-        "root=/dev/ubda",
-        "rw",
-        "init=/init",
-        umid,
-        "con=null",
-        "con0=fd:0,fd:1",
-        mode,
-    ]
+    boot_args("ubd0=a.cow,root_fs", &[umid, mode])
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::kernel::{can_boot, test_user, KGuest};
+use common::kernel::{boot_args, busybox_guest, KGuest};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -42,24 +42,11 @@ poweroff -f
 "#;
 
 fn guest(test: &str) -> Option<KGuest> {
-    if !can_boot(test) {
-        return None;
-    }
-    let user = test_user(test)?;
-    Some(KGuest::new(user, INIT))
+    busybox_guest(test, INIT)
 }
 
 fn args<'a>(mem: &'a str, mode: &'a str) -> Vec<&'a str> {
-    vec![
-        "ubd0=a.cow,root_fs",
-        "root=/dev/ubda",
-        "rw",
-        "init=/init",
-        "con=null",
-        "con0=fd:0,fd:1",
-        mem,
-        mode,
-    ]
+    boot_args("ubd0=a.cow,root_fs", &[mem, mode])
 }
 
 /// Cgroups delegated to the test user, made as root beside this test's

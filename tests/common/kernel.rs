@@ -239,3 +239,29 @@ pub fn fingerprint(path: &Path) -> (u64, i64) {
     bytes.hash(&mut h);
     (h.finish(), std::fs::metadata(path).unwrap().mtime())
 }
+
+/// A busybox guest with `init` as `/init`, run by the test user; `None`
+/// after a loud skip when guests cannot boot here.
+pub fn busybox_guest(test: &str, init: &str) -> Option<KGuest> {
+    if !can_boot(test) {
+        return None;
+    }
+    let user = test_user(test)?;
+    Some(KGuest::new(user, init))
+}
+
+/// The command line the busybox tests boot with: `disk`, root on ubda
+/// read-write, `/init`, con0 on the monitor's stdio and the other
+/// consoles null, then `extra`.
+pub fn boot_args<'a>(disk: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        disk,
+        "root=/dev/ubda",
+        "rw",
+        "init=/init",
+        "con=null",
+        "con0=fd:0,fd:1",
+    ];
+    v.extend_from_slice(extra);
+    v
+}

@@ -332,6 +332,11 @@ impl PtyGuest {
         }
     }
 
+    /// The monitor's pid while it runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
+    }
+
     /// The console's text after the last match so far.
     pub fn since_mark(&self) -> String {
         let seen = self.seen.lock().unwrap();

@@ -61,3 +61,67 @@ fn rm_rf_root_then_kill_9_panics_with_no_init_and_a_new_cow_boots_fresh() {
     g.send("halt\n");
     assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
 }
+
+/// The article's networking: a TAP made once by root with `tunctl -u`,
+/// `eth0=tuntap,tap0` on the kernel command line, a static address in
+/// the guest's own /etc/network/interfaces, and pings both ways (in a
+/// network namespace of the test's own).
+#[test]
+fn the_articles_tuntap_network_pings_both_ways_from_etc_network_interfaces() {
+    let test = "debian_tuntap_network";
+    if !common::have_root(test) {
+        return;
+    }
+    let Some(d) = DebianGuest::new(test) else {
+        return;
+    };
+    let _tun = common::net::TunModeGuard::open_to_users();
+    let ns = common::net::Netns::new();
+    let uid = d
+        .user
+        .ids
+        .map_or_else(|| nix::unistd::getuid().as_raw(), |(u, _)| u);
+    ns.run_ok(
+        common::bin("tunctl"),
+        &["-t", "tap0", "-u", &uid.to_string()],
+    );
+    ns.run_ok("ip", &["addr", "add", "192.168.0.254/24", "dev", "tap0"]);
+    ns.run_ok("ip", &["link", "set", "tap0", "up"]);
+    // The guest's configuration, written into its COW before the boot
+    // with our own uml_fs, as a normal user would.
+    let interfaces = "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n    address 192.168.0.253\n    netmask 255.255.255.0\n";
+    let mut w = std::process::Command::new(common::bin("uml_fs"));
+    w.args(["write", "Debian1.cow,root_fs", "/etc/network/interfaces"])
+        .current_dir(d.dir.path())
+        .stdin(std::process::Stdio::piped());
+    if let Some((uid, gid)) = d.user.ids {
+        use std::os::unix::process::CommandExt;
+        w.uid(uid).gid(gid);
+    }
+    let mut child = w.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(interfaces.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let mut args = ARTICLE.to_vec();
+    args.push("eth0=tuntap,tap0");
+    let mut g = d.start_in(&ns.name, &args);
+    log_in(&mut g);
+    g.send("ping -c 2 -W 2 192.168.0.254 >/dev/null && echo GUEST-PING-$((3*3))\n");
+    g.expect("GUEST-PING-9", SHELL);
+    let busybox = common::which("busybox").expect("busybox");
+    let host = ns.run(busybox, &["ping", "-c", "2", "-W", "2", "192.168.0.253"]);
+    assert!(
+        host.status.success(),
+        "host side ping: {}{}",
+        common::stdout(&host),
+        common::stderr(&host)
+    );
+    g.send("halt\n");
+    assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
+}

@@ -223,6 +223,17 @@ impl DebianGuest {
     pub fn start(&self, args: &[&str]) -> PtyGuest {
         PtyGuest::start(&self.path("linux"), args, self.dir.path(), self.user)
     }
+
+    /// Starts `linux ARGS` on a pty inside the network namespace `netns`.
+    pub fn start_in(&self, netns: &str, args: &[&str]) -> PtyGuest {
+        PtyGuest::start_in(
+            Some(netns),
+            &self.path("linux"),
+            args,
+            self.dir.path(),
+            self.user,
+        )
+    }
 }
 
 /// `linux` running on a pty, as from a terminal: the pty is its
@@ -239,6 +250,18 @@ pub struct PtyGuest {
 impl PtyGuest {
     /// Runs `linux` (at `linux`) with `args` in `dir` as `user`.
     pub fn start(linux: &Path, args: &[&str], dir: &Path, user: User) -> PtyGuest {
+        Self::start_in(None, linux, args, dir, user)
+    }
+
+    /// As [`PtyGuest::start`], inside the network namespace `netns`
+    /// (`ip netns exec`) when one is given.
+    pub fn start_in(
+        netns: Option<&str>,
+        linux: &Path,
+        args: &[&str],
+        dir: &Path,
+        user: User,
+    ) -> PtyGuest {
         let pty = nix::pty::openpty(
             Some(&nix::pty::Winsize {
                 ws_row: 24,
@@ -256,7 +279,15 @@ impl PtyGuest {
         }
         // setsid -c: a new session whose controlling terminal is the pty
         // (the child is no group leader, so setsid execs without forking).
-        let mut cmd = Command::new(super::which("setsid").expect("setsid"));
+        let setsid = super::which("setsid").expect("setsid");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(setsid);
+                c
+            }
+            None => Command::new(setsid),
+        };
         cmd.arg("-c");
         if let Some((uid, gid)) = user.ids {
             cmd.arg(super::which("setpriv").expect("setpriv"))

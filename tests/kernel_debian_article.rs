@@ -125,3 +125,38 @@ fn the_articles_tuntap_network_pings_both_ways_from_etc_network_interfaces() {
     g.send("halt\n");
     assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
 }
+
+/// Job control on the console as on the real kernel: getty and login give
+/// bash the console as its terminal, so Ctrl-C interrupts `sleep 30` (not
+/// init), background jobs are listed, and the guest keeps running.
+#[test]
+fn the_login_shell_has_job_control_and_ctrl_c_interrupts_its_command() {
+    let test = "debian_job_control";
+    let Some(d) = DebianGuest::new(test) else {
+        return;
+    };
+    let mut g = d.start(&ARTICLE);
+    log_in(&mut g);
+    g.send("sleep 31 &\n");
+    g.send("jobs; echo JOBS-$((5+5))\n");
+    g.expect("JOBS-10", SHELL);
+    assert!(
+        g.transcript().contains("Running") && g.transcript().contains("sleep 31"),
+        "{}",
+        g.transcript()
+    );
+    assert!(
+        !g.transcript().contains("no job control"),
+        "{}",
+        g.transcript()
+    );
+    g.send("sleep 30\n");
+    std::thread::sleep(Duration::from_millis(500));
+    g.send("\x03");
+    g.send("echo STATUS-$?-X\n");
+    g.expect("STATUS-130-X", Duration::from_secs(10));
+    g.send("echo STILL-$((6+6))\n");
+    g.expect("STILL-12", SHELL);
+    g.send("halt\n");
+    assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
+}

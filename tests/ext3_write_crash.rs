@@ -107,6 +107,7 @@ fn crash_run(block_size: &str, inode_size: &str, size: &str) {
         let opts = WriteOptions {
             sync_each_op: true,
             fail_after_writes: Some(n),
+            ..WriteOptions::default()
         };
         let Ok(w) = Writer::open(FileDevice::open_read_write(&img).unwrap(), opts) else {
             n += 1;

@@ -6,7 +6,12 @@
 
 use super::cmdline::{root_unit, CmdLine};
 use super::ubd::{letter, UbdConfig, MAX_DEV};
+use crate::block::BlockDevice;
 use crate::cow::{open_disk, CowError, Disk, DiskOptions};
+use crate::ext3::features::Incompat;
+use crate::ext3::superblock::{
+    EXT2_MAGIC, STATE_ERROR, STATE_VALID, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
+};
 use crate::ext3::write::{WriteOptions, Writer};
 use crate::ext3::Ext3;
 use crate::vfs::{InodeFs, ReadOnly};
@@ -22,16 +27,31 @@ pub struct RootFailure {
     pub panic: String,
 }
 
+/// The journaling writer of a root on a writable disk, told of the
+/// guest's remounts (see [`super::remount`]).
+pub type RootWriter = Arc<Writer<Arc<Disk>>>;
+
 /// The root filesystem as served, with what the boot log says about it.
 pub struct Root {
     /// The filesystem the FUSE server serves.
     pub fs: Arc<dyn InodeFs>,
-    /// Whether it accepts writes.
+    /// Whether the server accepts writes (the journaling writer is open);
+    /// whether the guest may write is the host mount's flag.
     pub writable: bool,
+    /// Mounted read-only (`ro`, the default): the FUSE mount gets
+    /// MS_RDONLY and the guest's `mount -o remount,rw /` lifts it.
+    pub read_only: bool,
+    /// The writer, when [`Root::writable`].
+    pub writer: Option<RootWriter>,
     /// Every change committed before it is answered (the ubd `s` flag).
     pub sync: bool,
     /// Boot-log lines (journal recovery, mount, read-only notice).
     pub lines: Vec<String>,
+    /// The units with a disk (the root's included), for `/dev/ubdX`.
+    pub units: Vec<usize>,
+    /// What `e2fsck -p` would decide for the root after journal recovery:
+    /// its summary line when clean, else why it needs a full check.
+    pub check: Result<String, String>,
 }
 
 /// The opened disks and what opening them printed.
@@ -229,10 +249,12 @@ pub fn take_root(cmd: &CmdLine, disks: &mut Disks) -> Result<(usize, Disk), Root
 }
 
 /// Opens the ext2/3/4 filesystem of the root disk and wraps it for the
-/// FUSE server: with `rw` on a writable disk through the journaling writer
-/// (a journal that needs recovery is replayed into the disk, as Linux does
-/// at mount; for a COW view the replay lands in the COW), otherwise
-/// read-only (a journal is replayed in memory).
+/// FUSE server: on a writable disk through the journaling writer, with
+/// `rw` or `ro` alike (a journal that needs recovery is replayed into the
+/// disk, as Linux does at mount, also of a read-only mount of a writable
+/// device; for a COW view the replay lands in the COW), otherwise
+/// read-only (a journal is replayed in memory). `ro` is the host mount's
+/// flag, which the guest may lift with a remount.
 pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFailure> {
     let dev = format!("ubd{}", letter(unit));
     let disk_writable = match &disk {
@@ -259,7 +281,9 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
         }
     };
     let mut lines = Vec::new();
-    let (mut fs, writable) = root_fs(&dev, disk, cmd.read_write && disk_writable, &mut lines)?;
+    let read_only = !cmd.read_write;
+    let (mut fs, writer) = root_fs(&dev, disk.clone(), disk_writable, read_only, &mut lines)?;
+    let writable = writer.is_some();
     let sync = cmd.ubd_sync_all
         || cmd
             .disks
@@ -269,31 +293,52 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
     if sync && writable {
         fs = Arc::new(super::durable::Synchronous(fs));
     }
-    let mode = if writable { "" } else { " readonly" };
+    let mode = if writable && !read_only {
+        ""
+    } else {
+        " readonly"
+    };
     lines.push(format!(
         "VFS: Mounted root ({kind} filesystem){mode} on device 98:{}.",
         unit * 16
     ));
+    let mut raw = vec![0u8; SUPERBLOCK_SIZE];
+    let check = match disk.read_exact_at(SUPERBLOCK_OFFSET, &mut raw) {
+        Ok(()) => preen(&raw, now_secs(), writable),
+        Err(e) => Err(format!("cannot read the superblock: {e}")),
+    };
     Ok(Root {
         fs,
         writable,
+        read_only: read_only || !writable,
+        writer,
         sync,
         lines,
+        units: vec![unit],
+        check,
     })
 }
 
 /// The one place that decides how the root is served: the journaling
-/// writer when writes are wanted and it can keep the filesystem consistent,
-/// else the reader. A filesystem the writer refuses (ext4 features) is
-/// served read-only, and the boot log says why.
+/// writer when the disk is writable and the writer can keep the filesystem
+/// consistent, else the reader. A filesystem the writer refuses (ext4
+/// features) is served read-only, and the boot log says why. The writer
+/// keeps the kernel's mount accounting for `/`; opened for a read-only
+/// mount it writes nothing unless recovery needs it.
 fn root_fs(
     dev: &str,
     disk: Arc<Disk>,
-    want_rw: bool,
+    disk_writable: bool,
+    read_only: bool,
     lines: &mut Vec<String>,
-) -> Result<(Arc<dyn InodeFs>, bool), RootFailure> {
-    if want_rw {
-        match Writer::open(disk.clone(), WriteOptions::default()) {
+) -> Result<(Arc<dyn InodeFs>, Option<RootWriter>), RootFailure> {
+    if disk_writable {
+        let opts = WriteOptions {
+            mount_point: Some(b"/".to_vec()),
+            read_only,
+            ..WriteOptions::default()
+        };
+        match Writer::open(disk.clone(), opts) {
             Ok(writer) => {
                 if let Some(r) = writer.replay_report() {
                     lines.push(format!(
@@ -301,7 +346,8 @@ fn root_fs(
                         r.transactions, r.blocks
                     ));
                 }
-                return Ok((Arc::new(writer), true));
+                let writer = Arc::new(writer);
+                return Ok((writer.clone(), Some(writer)));
             }
             Err(e) => lines.push(format!("EXT4-fs ({dev}): root served read-only: {e}")),
         }
@@ -316,7 +362,67 @@ fn root_fs(
             r.transactions, r.blocks
         ));
     }
-    Ok((Arc::new(ReadOnly::new(fs)), false))
+    Ok((Arc::new(ReadOnly::new(fs)), None))
+}
+
+/// What `e2fsck -p` decides for a filesystem whose superblock is `sb`
+/// (1024 bytes) at time `now`, after its journal was recovered when
+/// `recovered` (e2fsck/unix.c, `check_if_skip`): `Ok` with its summary
+/// line ("clean, 11/65536 files, 1234/262144 blocks") when no full check
+/// is due, else why one is.
+pub fn preen(sb: &[u8], now: u32, recovered: bool) -> Result<String, String> {
+    let le16 = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
+    let le32 = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
+    if sb.len() < SUPERBLOCK_SIZE || le16(0x38) != EXT2_MAGIC {
+        return Err("no ext2/3/4 superblock".into());
+    }
+    let state = le16(0x3A);
+    let (mnt_count, max_mnt_count) = (le16(0x34), le16(0x36) as i16);
+    let (lastcheck, interval) = (le32(0x40), le32(0x44));
+    let needs_recovery = le32(0x60) & Incompat::RECOVER != 0;
+    if needs_recovery && !recovered {
+        return Err("needs journal recovery, and the disk is read-only".into());
+    }
+    if state & STATE_ERROR != 0 {
+        return Err("contains a file system with errors".into());
+    }
+    if state & STATE_VALID == 0 {
+        return Err("was not cleanly unmounted".into());
+    }
+    if max_mnt_count > 0 && mnt_count >= max_mnt_count.unsigned_abs() {
+        return Err(format!(
+            "has been mounted {mnt_count} times without being checked"
+        ));
+    }
+    if interval != 0 && now < lastcheck {
+        return Err("has filesystem last checked time in the future".into());
+    }
+    if interval != 0 && now - lastcheck >= interval {
+        return Err(format!(
+            "has gone {} days without being checked",
+            (now - lastcheck) / 86_400
+        ));
+    }
+    let (inodes, free_inodes) = (le32(0x00), le32(0x10));
+    let (blocks, free_blocks) = (le32(0x04), le32(0x0C));
+    Ok(format!(
+        "clean, {}/{inodes} files, {}/{blocks} blocks",
+        inodes.saturating_sub(free_inodes),
+        blocks.saturating_sub(free_blocks)
+    ))
+}
+
+fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
+/// The units that have a disk: the root's and every other that opened.
+pub fn present_units(disks: &Disks, root: usize) -> Vec<usize> {
+    (0..MAX_DEV)
+        .filter(|&n| n == root || disks.units.get(n).is_some_and(Option::is_some))
+        .collect()
 }
 
 /// The device string of a configured unit, as `config ubdN` shows it.
@@ -338,6 +444,50 @@ mod tests {
             Invocation::Boot(c) => *c,
             _ => unreachable!(),
         }
+    }
+
+    fn superblock(state: u16, mnt: u16, max: i16) -> Vec<u8> {
+        let mut sb = vec![0u8; SUPERBLOCK_SIZE];
+        sb[0x00..0x04].copy_from_slice(&65536u32.to_le_bytes());
+        sb[0x04..0x08].copy_from_slice(&262_144u32.to_le_bytes());
+        sb[0x0C..0x10].copy_from_slice(&200_000u32.to_le_bytes());
+        sb[0x10..0x14].copy_from_slice(&60_000u32.to_le_bytes());
+        sb[0x34..0x36].copy_from_slice(&mnt.to_le_bytes());
+        sb[0x36..0x38].copy_from_slice(&max.to_le_bytes());
+        sb[0x38..0x3A].copy_from_slice(&EXT2_MAGIC.to_le_bytes());
+        sb[0x3A..0x3C].copy_from_slice(&state.to_le_bytes());
+        sb
+    }
+
+    #[test]
+    fn a_clean_root_is_clean_with_e2fscks_summary_and_a_dirty_one_says_why() {
+        assert_eq!(
+            preen(&superblock(STATE_VALID, 3, -1), 1000, true).as_deref(),
+            Ok("clean, 5536/65536 files, 62144/262144 blocks")
+        );
+        assert_eq!(
+            preen(&superblock(0, 3, -1), 1000, true),
+            Err("was not cleanly unmounted".into())
+        );
+        assert_eq!(
+            preen(&superblock(STATE_VALID | STATE_ERROR, 3, -1), 1000, true),
+            Err("contains a file system with errors".into())
+        );
+        assert_eq!(
+            preen(&superblock(STATE_VALID, 20, 20), 1000, true),
+            Err("has been mounted 20 times without being checked".into())
+        );
+        let mut sb = superblock(STATE_VALID, 1, -1);
+        sb[0x44..0x48].copy_from_slice(&(86_400u32 * 10).to_le_bytes());
+        assert!(preen(&sb, 86_400 * 11, true)
+            .unwrap_err()
+            .contains("11 days"));
+        assert!(preen(&sb, 86_400 * 9, true).is_ok());
+        let mut sb = superblock(STATE_VALID, 1, -1);
+        sb[0x60..0x64].copy_from_slice(&Incompat::RECOVER.to_le_bytes());
+        assert!(preen(&sb, 1, false).is_err());
+        assert!(preen(&sb, 1, true).is_ok());
+        assert!(preen(&[0u8; SUPERBLOCK_SIZE], 1, true).is_err());
     }
 
     #[test]

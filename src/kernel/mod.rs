@@ -36,7 +36,9 @@ pub mod monitor;
 pub mod net;
 pub mod num;
 pub mod policy;
+pub mod remount;
 pub mod ubd;
+pub mod ubddev;
 pub mod udpnet;
 pub mod words;
 
@@ -62,8 +64,9 @@ pub fn help_text() -> String {
          s (synchronous host writes), d (plain image, no COW), c (shared:\n    \
          no host locking), t (no trim).\n\n\
          root=<device>\n    The root device: /dev/ubda (default 98:0 = ubda).\n\n\
-         rw\n    Mount the root read-write (currently served read-only).\n\n\
-         ro\n    Mount the root read-only (the default).\n\n\
+         rw\n    Mount the root read-write.\n\n\
+         ro\n    Mount the root read-only (the default; the guest's\n    \
+         mount -o remount,rw / makes it writable).\n\n\
          init=<program>\n    The program to run as init (default: /sbin/init,\n    \
          /etc/init, /bin/init, /bin/sh).\n\n\
          mem=<amount>\n    Guest memory (K, M, G, T suffixes; default 64M): sizes the\n    \

@@ -36,10 +36,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How often the journal is committed while the guest is idle (ext3's
-/// default commit interval).
-const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Where the monitor stages the guest's root in its own mount namespace
 /// (a tmpfs over the host's /tmp, seen by nobody else).
 const STAGE: &str = "/tmp";
@@ -250,10 +246,11 @@ pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
     }
     let root = disks::take_root(cmd, &mut opened)
         .and_then(|(unit, disk)| disks::mount_root(cmd, unit, disk).map(|r| (unit, r)));
-    let (unit, root) = match root {
+    let (unit, mut root) = match root {
         Ok(r) => r,
         Err(RootFailure { lines, panic }) => return Ok(panic_exit(cmd, &log, &lines, &panic)),
     };
+    root.units = disks::present_units(&opened, unit);
     let mut inst = make_instance(cmd, &log)?;
     let status = boot(cmd, &log, &mut inst, unit, root);
     if !matches!(status, Ok(PANIC_STATUS)) {
@@ -323,7 +320,7 @@ fn boot(
         .open("/dev/fuse")
         .map_err(io_err("open /dev/fuse"))?;
     let mut flags = MsFlags::empty();
-    if !root.writable {
+    if root.read_only {
         flags |= MsFlags::MS_RDONLY;
     }
     let data = format!(
@@ -354,20 +351,18 @@ fn boot(
         log.info(l);
     }
     if root.writable {
-        // What ext3's commit interval does: changes reach the journal within
-        // five seconds even while the guest is idle.
-        let committer = fs.clone();
-        std::thread::Builder::new()
-            .name("jbd2".into())
-            .spawn(move || loop {
-                std::thread::sleep(COMMIT_INTERVAL);
-                let _ = committer.sync_fs();
-            })
+        let at = rootdir.to_string_lossy().into_owned();
+        super::remount::follow(fs.clone(), root.writer.clone(), at, root.read_only)
             .map_err(io_err("spawn"))?;
     }
 
     let (master, _slave_path) =
         super::guestdev::setup(&rootdir, cmd.mem).map_err(io_err("guest /dev"))?;
+    let ubd_stage = Path::new(STAGE).join("ubd");
+    let ubd = super::ubddev::prepare(&rootdir, &ubd_stage, &root.units, unit, &root.check);
+    for l in &ubd.map_err(io_err("guest /dev/ubd"))? {
+        log.info(l);
+    }
     let (net_lines, helper_devs) = super::net::attach_all(nets);
     for l in &net_lines {
         log.info(l);

@@ -4,6 +4,7 @@
 //! to boot the real UML kernel (`linux.uml`) with a time limit.
 #![allow(dead_code)]
 
+pub mod debian;
 pub mod fsimg;
 pub mod kernel;
 pub mod mcon;

@@ -45,6 +45,7 @@ mod dir_write;
 mod file_write;
 pub mod inode_write;
 mod journal;
+mod mount;
 mod ops;
 mod orphan;
 mod rename;
@@ -79,6 +80,17 @@ pub struct WriteOptions {
     /// Test hook: every device write after this many fails, as if the
     /// process had been killed there.
     pub fail_after_writes: Option<u64>,
+    /// Keep the kernel's mount accounting: each read-write mount (the
+    /// first change after a clean superblock) increments `s_mnt_count`,
+    /// sets `s_mtime` and records this path in `s_last_mounted`, as
+    /// Linux's `ext4_setup_super` does. `None` for an editing tool.
+    pub mount_point: Option<Vec<u8>>,
+    /// Open as a read-only mount of a writable device: the journal is
+    /// recovered and orphans are released (as Linux does on a read-only
+    /// mount of a writable disk), then the superblock is left clean until
+    /// the first change, which is a remount read-write. See
+    /// [`Writer::remount`].
+    pub read_only: bool,
 }
 
 /// The features the writer knows how to keep consistent.
@@ -149,6 +161,8 @@ pub(crate) struct State {
     pub broken: bool,
     /// The superblock on the device says "in use" (needs_recovery).
     pub marked_in_use: bool,
+    /// The next marking in use is a read-write mount (mount accounting).
+    pub mount_pending: bool,
 }
 
 /// An ext2/ext3 filesystem opened for writing.
@@ -291,23 +305,39 @@ impl<D: BlockDevice> Writer<D> {
                 generation: std::process::id().wrapping_mul(2654435761),
                 broken: false,
                 marked_in_use: false,
+                mount_pending: false,
             }),
             dcache: Mutex::new(HashMap::new()),
             opts,
             replay,
         };
         let errno = |e: Errno| Error::corrupt_msg("open for writing", e.desc());
-        {
+        let work = {
             let mut st = w.st.write().map_err(|_| errno(Errno::EIO))?;
-            // Mark the filesystem in use on the device itself before any
-            // transaction: a log without needs_recovery would be wiped.
             w.load_orphans(&mut st).map_err(errno)?;
-            w.mark_in_use(&mut st).map_err(errno)?;
-            if let Some(j) = st.journal.as_mut() {
-                j.reset_if_dirty(&w.cache).map_err(errno)?;
+            // A read-write open is a mount; a read-only one only cleans up.
+            st.mount_pending = w.opts.mount_point.is_some() && !w.opts.read_only;
+            let work = w.replay.is_some() || !st.orphans.is_empty();
+            if !w.opts.read_only || work {
+                // Mark the filesystem in use on the device itself before
+                // any transaction: a log without needs_recovery would be
+                // wiped.
+                w.mark_in_use(&mut st).map_err(errno)?;
+                if let Some(j) = st.journal.as_mut() {
+                    j.reset_if_dirty(&w.cache).map_err(errno)?;
+                }
+                w.process_orphans(&mut st).map_err(errno)?;
+                w.commit(&mut st).map_err(errno)?;
             }
-            w.process_orphans(&mut st).map_err(errno)?;
-            w.commit(&mut st).map_err(errno)?;
+            work
+        };
+        if w.opts.read_only && work {
+            // ext4_mark_recovery_complete on a read-only mount; the next
+            // change is a remount read-write.
+            w.close().map_err(errno)?;
+        } else if w.opts.read_only {
+            let mut st = w.st.write().map_err(|_| errno(Errno::EIO))?;
+            st.mount_pending = w.opts.mount_point.is_some();
         }
         Ok(w)
     }
@@ -410,6 +440,12 @@ impl<D: BlockDevice> Writer<D> {
             let state = u16::from_le_bytes([s[0x3A], s[0x3B]]) & !STATE_VALID;
             s[0x3A..0x3C].copy_from_slice(&state.to_le_bytes());
         }
+        let now = now_secs();
+        s[0x30..0x34].copy_from_slice(&now.to_le_bytes());
+        if let (true, Some(path)) = (st.mount_pending, &self.opts.mount_point) {
+            mount::stamp_mount(s, path, now);
+            st.mount_pending = false;
+        }
         self.cache.write_blocks(blk, &b).map_err(eio)?;
         self.cache.flush().map_err(eio)?;
         st.marked_in_use = true;
@@ -490,6 +526,11 @@ impl<D: BlockDevice> Writer<D> {
     /// Commits, frees orphans, checkpoints and marks the filesystem clean.
     pub fn close(&self) -> WResult<()> {
         let mut st = self.st.write().map_err(|_| Errno::EIO)?;
+        if !st.marked_in_use && self.cache.dirty_count() == 0 && st.orphans.is_empty() {
+            // Clean already (a read-only mount, or closed twice): the
+            // superblock is not rewritten.
+            return self.cache.flush().map_err(eio);
+        }
         self.commit(&mut st)?;
         self.process_orphans(&mut st)?;
         self.commit(&mut st)?;
@@ -500,6 +541,7 @@ impl<D: BlockDevice> Writer<D> {
         self.cache.flush().map_err(eio)?;
         self.cache.clear_dirty().map_err(eio)?;
         st.marked_in_use = false;
+        st.mount_pending = self.opts.mount_point.is_some();
         Ok(())
     }
 }

@@ -16,6 +16,17 @@
 //! With no such subtree the guest shares the host's cgroup namespace
 //! and has no `/sys/fs/cgroup` (sysvinit and busybox guests do not care);
 //! one boot line names what is missing and why systemd will not start.
+//!
+//! Init's environment gets `container=umlkit` (unless the command line
+//! sets `container=`), the container manager's mark that systemd reads
+//! (its CONTAINER_INTERFACE). It changes nothing systemd would otherwise
+//! do here: from version 244 on, systemd takes a cgroup namespace for a
+//! container ("container-other") anyway, and the user namespace already
+//! rules out what containers skip (module loading, clock setting, raw
+//! I/O). What it changes is the failure: where systemd cannot start
+//! (no delegated subtree) it exits, and the guest ends with the kernel's
+//! "Attempted to kill init!" panic, instead of freezing for good behind
+//! a console in raw mode. Other inits ignore the variable.
 
 use super::cgroup::{CgroupMount, ProcCgroup};
 use super::limits::Limits;
@@ -29,7 +40,9 @@ pub fn no_v2_dir(pc: &ProcCgroup, mounts: &[CgroupMount]) -> String {
     match (&pc.unified, mounts.iter().any(|m| m.fstype == "cgroup2")) {
         (_, false) => "no cgroup2 hierarchy is mounted on the host".into(),
         (None, true) => "this process has no cgroup v2 path".into(),
-        (Some(p), true) => format!("this process's cgroup v2 path {p} is not under a cgroup2 mount"),
+        (Some(p), true) => {
+            format!("this process's cgroup v2 path {p} is not under a cgroup2 mount")
+        }
     }
 }
 
@@ -48,9 +61,19 @@ pub fn describe(namespace: Result<&Path, &str>) -> String {
     }
 }
 
+/// Init's `container=` entry.
+pub const CONTAINER: &str = "container=umlkit";
+
 /// Gives the guest's init its cgroup namespace and the cgroup2 mount on
-/// `/sys/fs/cgroup` where it has a tree of its own.
+/// `/sys/fs/cgroup` where it has a tree of its own, and [`CONTAINER`].
 pub fn apply(plan: &mut GuestPlan, limits: &Limits, rootdir: &Path) -> io::Result<()> {
+    if !plan
+        .env
+        .iter()
+        .any(|e| e.as_bytes().starts_with(b"container="))
+    {
+        plan.env.push(guest::cstring(CONTAINER.as_bytes())?);
+    }
     let own = limits.namespace().is_ok();
     plan.cgroup_ns = own;
     plan.cgroup_dir = match (own, &plan.sys_dir) {

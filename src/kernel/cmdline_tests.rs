@@ -236,6 +236,9 @@ fn umlkit_nested_userns_is_a_module_parameter_of_ours_not_an_init_word() {
     );
     assert!(!boot(&["umlkit.nested_userns=0"]).nested_userns);
     assert!(!boot(&["rw"]).nested_userns);
+}
+
+#[test]
 fn mem_is_memparsed_with_any_case_suffix_and_the_last_one_wins() {
     for (arg, bytes) in [
         ("mem=32M", 32u64 << 20),

@@ -161,13 +161,15 @@ impl Limits {
                 // cgroup keeps its controllers off), the guest still gets
                 // a tree of its own.
                 let made = match made {
-                    Err(_) if !wanted.is_empty() => {
-                        cgroup::make_v2(&dir, &leaf, &guest, &[], n)
-                    }
+                    Err(_) if !wanted.is_empty() => cgroup::make_v2(&dir, &leaf, &guest, &[], n),
                     m => m,
                 };
                 let root = match &made {
-                    Ok(g) => g.guest.as_ref().map(GuestGroup::root).ok_or_else(String::new),
+                    Ok(g) => g
+                        .guest
+                        .as_ref()
+                        .map(GuestGroup::root)
+                        .ok_or_else(String::new),
                     Err(e) => Err(e.clone()),
                 };
                 v2 = made.ok();

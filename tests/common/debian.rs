@@ -120,13 +120,12 @@ pub fn image_of(flavor: &Flavor, test: &str) -> Option<PathBuf> {
     }
     std::fs::create_dir_all(CACHE).unwrap();
     std::fs::set_permissions(CACHE, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let lock =
-        std::fs::File::create(Path::new(CACHE).join(format!(
-            "{}-{}.lock",
-            flavor.prefix,
-            recipe_hash()
-        )))
-        .unwrap();
+    let lock = std::fs::File::create(Path::new(CACHE).join(format!(
+        "{}-{}.lock",
+        flavor.prefix,
+        recipe_hash()
+    )))
+    .unwrap();
     let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .expect("flock");
@@ -384,7 +383,10 @@ impl Delegated {
 
 /// A short tag from a test's name, for cgroup names.
 fn test_tag(test: &str) -> String {
-    test.chars().filter(char::is_ascii_alphanumeric).take(24).collect()
+    test.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(24)
+        .collect()
 }
 
 impl Drop for Delegated {

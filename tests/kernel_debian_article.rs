@@ -110,7 +110,7 @@ fn the_articles_tuntap_network_pings_both_ways_from_etc_network_interfaces() {
 
     let mut args = ARTICLE.to_vec();
     args.push("eth0=tuntap,tap0");
-    let mut g = d.start_in(&ns.name, &args);
+    let mut g = d.start_in_netns(&ns.name, &args);
     log_in(&mut g);
     g.send("ping -c 2 -W 2 192.168.0.254 >/dev/null && echo GUEST-PING-$((3*3))\n");
     g.expect("GUEST-PING-9", SHELL);

@@ -1,32 +1,42 @@
 //! The guest's cgroups: where the invoking user has a cgroup delegated,
 //! a child of it holds every guest process under a memory and a task
-//! limit (issue 12).
+//! limit (issue 12), and the guest's own cgroup tree hangs below it
+//! (issue 13: systemd needs one; [`super::cgroupns`]).
 //!
 //! ```text
 //!   /proc/self/cgroup + /proc/self/mountinfo (pure parsers below)
 //!        │
-//!        ├─ cgroup v2  D = the monitor's cgroup, writable, with memory
-//!        │             and/or pids in D/cgroup.controllers:
+//!        ├─ cgroup v2  D = the monitor's cgroup, writable (delegated):
 //!        │               D/linux-PID        the monitor (no internal
 //!        │                                  processes in D once its
 //!        │                                  subtree_control is set)
 //!        │               D/linux-PID-guest  memory.max, memory.swap.max,
-//!        │                                  pids.max; init joins it
+//!        │                                  pids.max where D has those
+//!        │                                  controllers; subtree_control
+//!        │                                  hands them on
+//!        │               D/linux-PID-guest/root
+//!        │                                  init joins it; the root of
+//!        │                                  the guest's cgroup namespace
 //!        └─ cgroup v1  for each of memory, pids not served by v2: the
 //!                      monitor's cgroup in that hierarchy, if writable:
 //!                        D/linux-PID-guest  memory.limit_in_bytes (and
 //!                                           memsw), pids.max
+//!                        D/linux-PID-guest/root   init joins it
 //! ```
 //!
 //! Everything is made before the monitor unshares its namespaces (plain
-//! host credentials); the `cgroup.procs` files of the guest groups stay
+//! host credentials); the `cgroup.procs` files of the guest roots stay
 //! open, and the guest's init writes `0` to each before it runs anything
-//! ([`crate::sys::guest::GuestPlan::cgroup_procs`]). The groups are
-//! removed when the monitor is done with them ([`Drop`]).
+//! ([`crate::sys::guest::GuestPlan::cgroup_procs`]). The groups, and
+//! whatever the guest made below them, are removed when the monitor is
+//! done with them ([`Drop`]).
 //!
-//! The guest cannot leave its group: it shares the host's cgroup
-//! namespace, whose owner is not its user namespace, so it may not mount
-//! any cgroup filesystem; and its root is pivoted away from the host's.
+//! The guest cannot raise its limits: they are set one level above the
+//! root of its cgroup namespace, which is all a cgroup filesystem it
+//! mounts shows, and cgroup namespaces do not let a process move to a
+//! cgroup outside its root. Without a v2 group of its own the guest
+//! shares the host's cgroup namespace, whose owner is not its user
+//! namespace, so it may not mount any cgroup filesystem.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -240,7 +250,34 @@ fn remove_dir(dir: &Path) {
     }
 }
 
-/// A child cgroup made for the guest, with its `cgroup.procs` open.
+/// Removes a cgroup and every cgroup below it, deepest first (bounded:
+/// a guest may have made a deep tree).
+fn remove_tree(dir: &Path) {
+    fn walk(d: &Path, depth: u32, out: &mut Vec<PathBuf>) {
+        if depth > 64 {
+            return;
+        }
+        for e in fs::read_dir(d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&e.path(), depth + 1, out);
+                out.push(e.path());
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(dir, 0, &mut all);
+    all.push(dir.to_path_buf());
+    for d in all {
+        remove_dir(&d);
+    }
+}
+
+/// The child of a guest group that the guest's init joins: the root of
+/// the guest's cgroup namespace, one level below its limits.
+pub const GUEST_ROOT: &str = "root";
+
+/// A child cgroup made for the guest (its limits), and in it the guest's
+/// root ([`GUEST_ROOT`]) with its `cgroup.procs` open.
 #[derive(Debug)]
 pub struct GuestGroup {
     /// The directory.
@@ -251,7 +288,8 @@ pub struct GuestGroup {
 }
 
 impl GuestGroup {
-    /// `mkdir parent/name`, then `limits` writes the limit files.
+    /// `mkdir parent/name`, then `limits` writes the limit files, then
+    /// `mkdir parent/name/root`.
     fn make(
         parent: &Path,
         name: &str,
@@ -261,7 +299,9 @@ impl GuestGroup {
         let dir = parent.join(name);
         fs::create_dir(&dir).map_err(ctx(&dir, "mkdir"))?;
         let made = limits(&dir).and_then(|()| {
-            let p = dir.join("cgroup.procs");
+            let root = dir.join(GUEST_ROOT);
+            fs::create_dir(&root).map_err(ctx(&root, "mkdir"))?;
+            let p = root.join("cgroup.procs");
             OpenOptions::new()
                 .write(true)
                 .open(&p)
@@ -274,21 +314,27 @@ impl GuestGroup {
                 procs,
             }),
             Err(e) => {
+                let _ = fs::remove_dir(dir.join(GUEST_ROOT));
                 let _ = fs::remove_dir(&dir);
                 Err(e)
             }
         }
     }
 
-    /// The open `cgroup.procs` (for the guest's init).
+    /// The open `cgroup.procs` of the guest's root (for its init).
     pub fn procs_fd(&self) -> RawFd {
         self.procs.as_raw_fd()
+    }
+
+    /// The guest's root: the root of its cgroup namespace.
+    pub fn root(&self) -> PathBuf {
+        self.dir.join(GUEST_ROOT)
     }
 }
 
 impl Drop for GuestGroup {
     fn drop(&mut self) {
-        remove_dir(&self.dir);
+        remove_tree(&self.dir);
     }
 }
 
@@ -346,8 +392,10 @@ pub fn v2_controllers(dir: &Path) -> Vec<Controller> {
         .collect()
 }
 
-/// Sets up v2 limits for `wanted` (controllers `parent` has) under the
-/// monitor's cgroup `parent`, moving the monitor into `parent/leaf`.
+/// Sets up v2 limits for `wanted` (controllers `parent` has; none is
+/// fine: the guest still gets a tree of its own) under the monitor's
+/// cgroup `parent`, moving the monitor into `parent/leaf`. The guest
+/// group's `subtree_control` hands `wanted` on to the guest's root.
 pub fn make_v2(
     parent: &Path,
     leaf: &str,
@@ -392,6 +440,12 @@ pub fn make_v2(
                 Controller::Pids => write_file(&dir.join("pids.max"), &pids_text(n.pids))
                     .map_err(|e| e.to_string())?,
             }
+        }
+        // The guest's own manager (systemd) may share these out further;
+        // the limits above stay out of its reach.
+        let sub = dir.join("cgroup.subtree_control");
+        for c in wanted {
+            write_file(&sub, &format!("+{}", c.name())).map_err(|e| e.to_string())?;
         }
         Ok(())
     })?;

@@ -16,7 +16,9 @@
 //! The numbers and the boot line are pure; [`Limits::setup`] is the I/O.
 
 use super::cgroup::{self, Controller, GuestGroup, Numbers, ProcCgroup, V2};
+use super::cgroupns;
 use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
 
 /// The guest kernel's page size.
 pub const PAGE_SIZE: u64 = 4096;
@@ -122,6 +124,7 @@ pub struct Limits {
     v2: Option<V2>,
     v1: Vec<GuestGroup>,
     line: String,
+    namespace: Result<PathBuf, String>,
 }
 
 impl Limits {
@@ -140,9 +143,9 @@ impl Limits {
         let mut found: Vec<(Controller, Option<Result<String, String>>)> =
             Controller::ALL.iter().map(|c| (*c, None)).collect();
         let mut v2 = None;
-        if let Some(dir) = cgroup::v2_dir(&pc, &mounts) {
-            let wanted = cgroup::v2_controllers(&dir);
-            if !wanted.is_empty() {
+        let namespace = match cgroup::v2_dir(&pc, &mounts) {
+            Some(dir) => {
+                let wanted = cgroup::v2_controllers(&dir);
                 let made = cgroup::make_v2(&dir, &leaf, &guest, &wanted, n);
                 for (c, r) in &mut found {
                     if wanted.contains(c) {
@@ -154,9 +157,26 @@ impl Limits {
                         });
                     }
                 }
+                // Without the limits (another process in the delegated
+                // cgroup keeps its controllers off), the guest still gets
+                // a tree of its own.
+                let made = match made {
+                    Err(_) if !wanted.is_empty() => cgroup::make_v2(&dir, &leaf, &guest, &[], n),
+                    m => m,
+                };
+                let root = match &made {
+                    Ok(g) => g
+                        .guest
+                        .as_ref()
+                        .map(GuestGroup::root)
+                        .ok_or_else(String::new),
+                    Err(e) => Err(e.clone()),
+                };
                 v2 = made.ok();
+                root
             }
-        }
+            None => Err(cgroupns::no_v2_dir(&pc, &mounts)),
+        };
         let mut v1 = Vec::new();
         for (c, r) in &mut found {
             if matches!(r, Some(Ok(_))) {
@@ -185,12 +205,22 @@ impl Limits {
             v2,
             v1,
             line: describe(mem, &outcomes),
+            namespace,
         }
     }
 
     /// The boot line saying what is enforced.
     pub fn line(&self) -> &str {
         &self.line
+    }
+
+    /// The host directory of the guest's own cgroup v2 tree (the root of
+    /// its cgroup namespace), or why it has none.
+    pub fn namespace(&self) -> Result<&Path, &str> {
+        match &self.namespace {
+            Ok(p) => Ok(p),
+            Err(e) => Err(e),
+        }
     }
 
     /// The guest groups' open `cgroup.procs` files, for the guest's init.

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cgroup;
+pub mod cgroupns;
 pub mod chan;
 pub mod cmdline;
 pub mod console;

@@ -269,6 +269,7 @@ fn boot(
     // The guest's cgroups, made with the host's credentials (issue 12).
     let limits = super::limits::Limits::setup(cmd.mem);
     log.info(limits.line());
+    log.info(&super::cgroupns::describe(limits.namespace()));
     // Still single-threaded: fork the id-map helper, then unshare.
     let signals = register_signals()?;
     let ctl: Shared = Arc::new(Mutex::new(Control::default()));
@@ -421,6 +422,7 @@ fn boot(
     let init_ctty = guest::pty_peer(ctty_master.as_fd()).map_err(io_err("pty"))?;
     plan.init_ctty = init_ctty.as_raw_fd();
     plan.cgroup_procs = limits.procs_fds();
+    super::cgroupns::apply(&mut plan, &limits, &rootdir).map_err(io_err("cgroup"))?;
     let (alive_r, _alive_w) = guest::alive_pipe().map_err(io_err("pipe"))?;
     let root_handle = Arc::new(File::open(&rootdir).map_err(io_err("open the root"))?);
     let status = loop {
@@ -630,5 +632,7 @@ fn guest_plan(cmd: &CmdLine, rootdir: &Path, cmdline_file: &Path) -> Result<Gues
         listener_sock: -1,
         init_ctty: -1,
         cgroup_procs: Vec::new(),
+        cgroup_ns: false,
+        cgroup_dir: None,
     })
 }

@@ -98,6 +98,12 @@ pub struct GuestPlan {
     /// `cgroup.procs` files (open for writing) the child joins first, so
     /// that every guest process is under the guest's limits.
     pub cgroup_procs: Vec<RawFd>,
+    /// Whether the child, once in those cgroups, unshares a cgroup
+    /// namespace: its cgroup becomes the guest's `/`.
+    pub cgroup_ns: bool,
+    /// Where a cgroup2 filesystem is mounted (inside that namespace)
+    /// after sysfs, before the pivot: the guest's `/sys/fs/cgroup`.
+    pub cgroup_dir: Option<CString>,
 }
 
 /// Setup stages the child reports, besides exec failures.
@@ -113,10 +119,17 @@ pub const STAGE_KEYRING: u32 = 1004;
 /// Installing the seccomp filter or sending its listener failed.
 pub const STAGE_SECCOMP: u32 = 1005;
 
+/// `CAP_SYS_RAWIO` (linux/capability.h).
+const CAP_SYS_RAWIO: libc::c_ulong = 17;
+
 /// `KEYCTL_JOIN_SESSION_KEYRING` (linux/keyctl.h).
 const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
 /// Joining the guest's cgroup failed.
 pub const STAGE_CGROUP: u32 = 1006;
+/// Unsharing the cgroup namespace failed.
+pub const STAGE_CGROUPNS: u32 = 1007;
+/// Mounting the guest's cgroup2 filesystem failed.
+pub const STAGE_CGROUPFS: u32 = 1008;
 
 fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter()
@@ -196,6 +209,12 @@ fn guest_child(
                 libc::_exit(127);
             }
         }
+        // The namespace's root is the cgroup the child is in now (a clone
+        // flag would root it at the monitor's).
+        if plan.cgroup_ns && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+            report(rep, STAGE_CGROUPNS, errno());
+            libc::_exit(127);
+        }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
@@ -242,6 +261,19 @@ fn guest_child(
                 libc::_exit(127);
             }
         }
+        if let Some(dir) = &plan.cgroup_dir {
+            if libc::mount(
+                c"cgroup2".as_ptr(),
+                dir.as_ptr(),
+                c"cgroup2".as_ptr(),
+                flags,
+                none.cast(),
+            ) != 0
+            {
+                report(rep, STAGE_CGROUPFS, errno());
+                libc::_exit(127);
+            }
+        }
         let dot = c".".as_ptr();
         if libc::chdir(plan.root.as_ptr()) != 0
             || libc::syscall(libc::SYS_pivot_root, dot, dot) != 0
@@ -269,6 +301,12 @@ fn guest_child(
             report(rep, STAGE_KEYRING, errno());
             libc::_exit(127);
         }
+        // CAP_SYS_RAWIO gives nothing in a user namespace (the kernel
+        // checks it only against the initial one). Out of the bounding
+        // set, it says so to the guest: systemd then skips the debugfs,
+        // tracefs and configfs mounts it could not make here, as in a
+        // container (Debian's UML kernel has no debugfs or tracefs).
+        libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_RAWIO, 0, 0, 0);
         // Nothing the monitor inherited or opened reaches init: every
         // descriptor above 2 closes at exec (the report pipe still works
         // until then).

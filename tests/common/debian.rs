@@ -39,10 +39,10 @@ mke2fs -q -F -t ext3 -d TREE root_fs 1024M
 /// How long a debootstrap may take before the build is given up.
 const BUILD_LIMIT: Duration = Duration::from_secs(1500);
 
-fn recipe_hash() -> String {
+fn recipe_hash(recipe: &str) -> String {
     // FNV-1a: stable across Rust releases, unlike DefaultHasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in RECIPE.bytes() {
+    for b in recipe.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -60,10 +60,57 @@ fn archive_reachable() -> bool {
         .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(5)).is_ok())
 }
 
+/// One kind of Debian image: the recipe text (hashed into the cache
+/// entry's name), the packages debootstrap adds, and the changes made to
+/// the tree afterwards.
+pub struct Flavor {
+    /// The cache entry's prefix (`debian` for the sysvinit image).
+    pub prefix: &'static str,
+    /// Every step that makes the image.
+    pub recipe: &'static str,
+    /// debootstrap's `--include=` list.
+    pub include: &'static str,
+    /// The changes to the debootstrapped tree.
+    pub customize: fn(&Path),
+}
+
+/// The article's sysvinit image.
+pub const SYSVINIT: Flavor = Flavor {
+    prefix: "debian",
+    recipe: RECIPE,
+    include: "sysvinit-core,ifupdown,iproute2,iputils-ping,procps,login,passwd",
+    customize,
+};
+
+/// Every step that makes the systemd image (issue 13, defect 5).
+pub const SYSTEMD_RECIPE: &str = "\
+debootstrap --variant=minbase --include=systemd-sysv,dbus,login,passwd,iproute2,procps bookworm TREE http://deb.debian.org/debian
+shadow: root password emptied
+getty: console-getty.service enabled, getty@tty1 disabled; logind.conf NAutoVTs=0 ReserveVT=0
+fstab: /dev/ubda / ext3 defaults,errors=remount-ro 0 1
+hostname: debian
+mke2fs -q -F -t ext3 -d TREE root_fs 1024M
+";
+
+/// A stock bookworm with systemd as init and a getty on the console.
+pub const SYSTEMD: Flavor = Flavor {
+    prefix: "debian-systemd",
+    recipe: SYSTEMD_RECIPE,
+    include: "systemd-sysv,dbus,login,passwd,iproute2,procps",
+    customize: customize_systemd,
+};
+
 /// The cached Debian image (built now if missing), readable by everyone;
 /// `None` after a loud skip when it cannot be had.
 pub fn image(test: &str) -> Option<PathBuf> {
-    let dir = Path::new(CACHE).join(format!("debian-{}", recipe_hash()));
+    image_of(&SYSVINIT, test)
+}
+
+/// The cached image of `flavor` (built now if missing); `None` after a
+/// loud skip when it cannot be had.
+pub fn image_of(flavor: &Flavor, test: &str) -> Option<PathBuf> {
+    let recipe_hash = || recipe_hash(flavor.recipe);
+    let dir = Path::new(CACHE).join(format!("{}-{}", flavor.prefix, recipe_hash()));
     let image = dir.join("root_fs");
     if image.is_file() {
         return Some(image);
@@ -73,9 +120,12 @@ pub fn image(test: &str) -> Option<PathBuf> {
     }
     std::fs::create_dir_all(CACHE).unwrap();
     std::fs::set_permissions(CACHE, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let lock =
-        std::fs::File::create(Path::new(CACHE).join(format!("debian-{}.lock", recipe_hash())))
-            .unwrap();
+    let lock = std::fs::File::create(Path::new(CACHE).join(format!(
+        "{}-{}.lock",
+        flavor.prefix,
+        recipe_hash()
+    )))
+    .unwrap();
     let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .expect("flock");
@@ -97,7 +147,7 @@ pub fn image(test: &str) -> Option<PathBuf> {
         "{test}: building the Debian image once (debootstrap, several minutes) in {}",
         tmp.path().display()
     );
-    if let Err(why) = build(tmp.path()) {
+    if let Err(why) = build(flavor, tmp.path()) {
         super::skip(test, &format!("cannot build the Debian image: {why}"));
         return None;
     }
@@ -108,14 +158,14 @@ pub fn image(test: &str) -> Option<PathBuf> {
     Some(image)
 }
 
-fn build(dir: &Path) -> Result<(), String> {
+fn build(flavor: &Flavor, dir: &Path) -> Result<(), String> {
     let tree = dir.join("tree");
     let log = dir.join("debootstrap.log");
     let out = std::fs::File::create(&log).unwrap();
     let mut child = Command::new(super::which("debootstrap").unwrap())
         .args([
             "--variant=minbase",
-            "--include=sysvinit-core,ifupdown,iproute2,iputils-ping,procps,login,passwd",
+            &format!("--include={}", flavor.include),
             "bookworm",
         ])
         .arg(&tree)
@@ -142,14 +192,14 @@ fn build(dir: &Path) -> Result<(), String> {
         let tail: Vec<&str> = text.lines().rev().take(5).collect();
         return Err(format!("debootstrap failed ({status}): {:?}", tail));
     }
-    customize(&tree);
+    (flavor.customize)(&tree);
     super::mkfs_ext3(&tree, &dir.join("root_fs"), 1024);
     std::fs::set_permissions(dir.join("root_fs"), std::fs::Permissions::from_mode(0o644)).unwrap();
     Ok(())
 }
 
-/// The article's changes to a fresh debootstrap tree.
-fn customize(tree: &Path) {
+/// Empties root's password in the tree's /etc/shadow.
+fn empty_root_password(tree: &Path) {
     let shadow = tree.join("etc/shadow");
     let text = std::fs::read_to_string(&shadow).unwrap();
     let text: String = text
@@ -163,6 +213,21 @@ fn customize(tree: &Path) {
         })
         .collect();
     std::fs::write(&shadow, text).unwrap();
+}
+
+/// The article's fstab and the hostname `debian`.
+fn fstab_and_hostname(tree: &Path) {
+    std::fs::write(
+        tree.join("etc/fstab"),
+        "/dev/ubda / ext3 defaults,errors=remount-ro 0 1\n",
+    )
+    .unwrap();
+    std::fs::write(tree.join("etc/hostname"), "debian\n").unwrap();
+}
+
+/// The article's changes to a fresh debootstrap tree.
+fn customize(tree: &Path) {
+    empty_root_password(tree);
     let inittab = tree.join("etc/inittab");
     let text = std::fs::read_to_string(&inittab).unwrap();
     let mut text: String = text
@@ -178,12 +243,28 @@ fn customize(tree: &Path) {
         .collect();
     text.push_str("C0:2345:respawn:/sbin/getty 38400 console\n");
     std::fs::write(&inittab, text).unwrap();
-    std::fs::write(
-        tree.join("etc/fstab"),
-        "/dev/ubda / ext3 defaults,errors=remount-ro 0 1\n",
+    fstab_and_hostname(tree);
+}
+
+/// The systemd image's changes: what the article does for sysvinit, in
+/// systemd's terms. The console's getty is `console-getty.service`; no
+/// getty on virtual terminals (the guest has none), as the article
+/// comments out the inittab's tty gettys.
+fn customize_systemd(tree: &Path) {
+    empty_root_password(tree);
+    let wants = tree.join("etc/systemd/system/getty.target.wants");
+    std::fs::create_dir_all(&wants).unwrap();
+    let _ = std::fs::remove_file(wants.join("getty@tty1.service"));
+    std::os::unix::fs::symlink(
+        "/lib/systemd/system/console-getty.service",
+        wants.join("console-getty.service"),
     )
     .unwrap();
-    std::fs::write(tree.join("etc/hostname"), "debian\n").unwrap();
+    let logind = tree.join("etc/systemd/logind.conf");
+    let mut text = std::fs::read_to_string(&logind).unwrap_or_else(|_| "[Login]\n".into());
+    text.push_str("NAutoVTs=0\nReserveVT=0\n");
+    std::fs::write(&logind, text).unwrap();
+    fstab_and_hostname(tree);
 }
 
 /// A scratch directory for one Debian guest: `root_fs` (a link to the
@@ -198,11 +279,17 @@ pub struct DebianGuest {
 impl DebianGuest {
     /// A guest over the cached image; `None` after a loud skip.
     pub fn new(test: &str) -> Option<DebianGuest> {
+        Self::of(&SYSVINIT, test)
+    }
+
+    /// A guest over the cached image of `flavor`; `None` after a loud
+    /// skip.
+    pub fn of(flavor: &Flavor, test: &str) -> Option<DebianGuest> {
         if !super::kernel::can_boot(test) {
             return None;
         }
         let user = super::kernel::test_user(test)?;
-        let image = image(test)?;
+        let image = image_of(flavor, test)?;
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::symlink(&image, dir.path().join("root_fs")).unwrap();
@@ -224,15 +311,117 @@ impl DebianGuest {
         PtyGuest::start(&self.path("linux"), args, self.dir.path(), self.user)
     }
 
-    /// Starts `linux ARGS` on a pty inside the network namespace `netns`.
-    pub fn start_in(&self, netns: &str, args: &[&str]) -> PtyGuest {
+    /// Starts `linux ARGS` on a pty inside the cgroup `cgroup` (a
+    /// [`Delegated`] one), as a user's session puts its programs.
+    pub fn start_in(&self, cgroup: &Delegated, args: &[&str]) -> PtyGuest {
         PtyGuest::start_in(
-            Some(netns),
             &self.path("linux"),
             args,
             self.dir.path(),
             self.user,
+            Some(&cgroup.dir),
+            None,
         )
+    }
+
+    /// Starts `linux ARGS` on a pty inside the network namespace `netns`.
+    pub fn start_in_netns(&self, netns: &str, args: &[&str]) -> PtyGuest {
+        PtyGuest::start_in(
+            &self.path("linux"),
+            args,
+            self.dir.path(),
+            self.user,
+            None,
+            Some(netns),
+        )
+    }
+}
+
+/// A cgroup v2 subtree delegated to the test user, as the user's systemd
+/// manager delegates one to a rootless container: made by root as a
+/// child of the cgroup2 mount's root (on hybrid hosts
+/// `/sys/fs/cgroup/unified`), its directory and files chowned to the
+/// user. Removed, with whatever the guest left below it, when dropped.
+pub struct Delegated {
+    /// The delegated directory.
+    pub dir: PathBuf,
+}
+
+impl Delegated {
+    /// Makes one for `user`; `None` after a loud skip.
+    pub fn create(test: &str, user: User) -> Option<Delegated> {
+        if !super::have_root(test) {
+            return None;
+        }
+        let Some((uid, gid)) = user.ids else {
+            super::skip(test, "no separate test user to delegate a cgroup to");
+            return None;
+        };
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let Some(mount) = mountinfo.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            (f.get(sep + 1) == Some(&"cgroup2") && f.get(3) == Some(&"/"))
+                .then(|| PathBuf::from(f[4]))
+        }) else {
+            super::skip(test, "no cgroup2 hierarchy mounted on the host");
+            return None;
+        };
+        let dir = mount.join(format!("umlkit-{}-{}", std::process::id(), test_tag(test)));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let st = Command::new("chown")
+            .args(["-R", &format!("{uid}:{gid}")])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "chown -R {}", dir.display());
+        Some(Delegated { dir })
+    }
+
+    /// Every cgroup left below the delegated one, deepest first.
+    pub fn children(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                    out.push(e.path());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir, &mut out);
+        out
+    }
+}
+
+/// A short tag from a test's name, for cgroup names.
+fn test_tag(test: &str) -> String {
+    test.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(24)
+        .collect()
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let mut all = self.children();
+        all.push(self.dir.clone());
+        for dir in all {
+            for _ in 0..100 {
+                if let Ok(pids) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                    for p in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(p),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 }
 
@@ -250,17 +439,18 @@ pub struct PtyGuest {
 impl PtyGuest {
     /// Runs `linux` (at `linux`) with `args` in `dir` as `user`.
     pub fn start(linux: &Path, args: &[&str], dir: &Path, user: User) -> PtyGuest {
-        Self::start_in(None, linux, args, dir, user)
+        Self::start_in(linux, args, dir, user, None, None)
     }
 
-    /// As [`PtyGuest::start`], inside the network namespace `netns`
-    /// (`ip netns exec`) when one is given.
+    /// As [`PtyGuest::start`], in the cgroup `cgroup` when given: a shell
+    /// (still root) moves itself there and execs the rest.
     pub fn start_in(
-        netns: Option<&str>,
         linux: &Path,
         args: &[&str],
         dir: &Path,
         user: User,
+        cgroup: Option<&Path>,
+        netns: Option<&str>,
     ) -> PtyGuest {
         let pty = nix::pty::openpty(
             Some(&nix::pty::Winsize {
@@ -279,14 +469,22 @@ impl PtyGuest {
         }
         // setsid -c: a new session whose controlling terminal is the pty
         // (the child is no group leader, so setsid execs without forking).
-        let setsid = super::which("setsid").expect("setsid");
-        let mut cmd = match netns {
-            Some(ns) => {
+        let mut cmd = match (cgroup, netns) {
+            (_, Some(ns)) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(setsid);
+                c.args(["netns", "exec", ns])
+                    .arg(super::which("setsid").expect("setsid"));
                 c
             }
-            None => Command::new(setsid),
+            (Some(cg), None) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg("echo 0 > \"$0/cgroup.procs\" || exit 125; exec \"$@\"")
+                    .arg(cg)
+                    .arg(super::which("setsid").expect("setsid"));
+                c
+            }
+            (None, None) => Command::new(super::which("setsid").expect("setsid")),
         };
         cmd.arg("-c");
         if let Some((uid, gid)) = user.ids {

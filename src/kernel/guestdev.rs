@@ -15,6 +15,28 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+/// The guest's devpts as each boot finds it.
+const DEVPTS_OPTIONS: &str = "newinstance,ptmxmode=0666,mode=0620";
+
+/// Puts back what a boot changed in `/dev` that outlives it: the devpts
+/// (which holds the console, so it stays mounted) gets the options it
+/// was made with again. Debian's mountdevsubfs.sh remounts it with
+/// `gid=5`, which the mount table then shows as the host's group id;
+/// the next boot's remount, reading that back, would be refused.
+pub fn reset(root: &Path) -> io::Result<()> {
+    let pts = root.join("dev/pts");
+    if !pts.is_dir() {
+        return Ok(());
+    }
+    mount(
+        "devpts",
+        &pts,
+        None,
+        MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(DEVPTS_OPTIONS),
+    )
+}
+
 const HOST_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 pub(crate) fn bind(source: &Path, target: &Path) -> io::Result<()> {
@@ -54,7 +76,7 @@ pub fn setup(root: &Path, mem: u64) -> io::Result<(OwnedFd, PathBuf)> {
             &dev.join("pts"),
             Some("devpts"),
             nosuid | MsFlags::MS_NOEXEC,
-            Some("newinstance,ptmxmode=0666,mode=0620"),
+            Some(DEVPTS_OPTIONS),
         )?;
         fs::create_dir(dev.join("shm"))?;
         mount(
@@ -143,7 +165,11 @@ pub fn proc_files(
 ) -> io::Result<Vec<(PathBuf, PathBuf)>> {
     use std::os::unix::fs::PermissionsExt;
     let dev = root.join("dev");
-    let dir = if dev.is_dir() { dev } else { stage.to_path_buf() };
+    let dir = if dev.is_dir() {
+        dev
+    } else {
+        stage.to_path_buf()
+    };
     let mut files = vec![
         ("cmdline".to_string(), format!("{line}\n"), 0o444),
         ("meminfo".to_string(), meminfo(mem), 0o444),

@@ -342,8 +342,15 @@ mod tests {
 
     #[test]
     fn the_guests_uptime_counts_from_its_boot() {
-        let t = guest_uptime(std::time::Duration::from_millis(12_340), "1000.00 1500.00\n", 2);
+        let t = guest_uptime(
+            std::time::Duration::from_millis(12_340),
+            "1000.00 1500.00\n",
+            2,
+        );
         assert_eq!(t, "12.34 9.25\n");
-        assert_eq!(guest_uptime(std::time::Duration::ZERO, "", 1), "0.00 0.00\n");
+        assert_eq!(
+            guest_uptime(std::time::Duration::ZERO, "", 1),
+            "0.00 0.00\n"
+        );
     }
 }

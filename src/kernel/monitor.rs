@@ -426,12 +426,18 @@ fn boot(
         // Every boot starts with the kernel's hostname (the monitor's own
         // UTS namespace is the guest's).
         nix::unistd::sethostname("(none)").map_err(nix_err("sethostname"))?;
+        super::guestdev::reset(&rootdir).map_err(io_err("guest /dev"))?;
         let booted = std::time::Instant::now();
         let binds = super::guestdev::proc_files(&rootdir, Path::new(STAGE), &cmd.line, cmd.mem)
             .map_err(io_err("guest /proc"))?;
         plan.binds = binds
             .iter()
-            .map(|(s, t)| Ok((cstring(s.as_os_str().as_bytes())?, cstring(t.as_os_str().as_bytes())?)))
+            .map(|(s, t)| {
+                Ok((
+                    cstring(s.as_os_str().as_bytes())?,
+                    cstring(t.as_os_str().as_bytes())?,
+                ))
+            })
             .collect::<Result<_, Error>>()?;
         let slave = guest::pty_peer(console_master.as_fd()).map_err(io_err("console"))?;
         plan.console = slave.as_raw_fd();

@@ -249,13 +249,7 @@ fn guest_child(
             libc::unlink(file.as_ptr());
         }
         for dir in &plan.self_binds {
-            libc::mount(
-                dir.as_ptr(),
-                dir.as_ptr(),
-                none,
-                libc::MS_BIND,
-                none.cast(),
-            );
+            libc::mount(dir.as_ptr(), dir.as_ptr(), none, libc::MS_BIND, none.cast());
         }
         let dot = c".".as_ptr();
         if libc::chdir(plan.root.as_ptr()) != 0

@@ -184,7 +184,12 @@ impl Listener {
     /// memory of the caller of held call `held` at `addr`; checked to be
     /// still held after the read, so the bytes are known to be the
     /// caller's.
-    pub fn read_string_from_caller(&self, held: &Held, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+    pub fn read_string_from_caller(
+        &self,
+        held: &Held,
+        addr: u64,
+        max: usize,
+    ) -> io::Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
         let mem = std::fs::File::open(format!("/proc/{}/mem", held.pid))?;
         let mut buf = vec![0u8; max];

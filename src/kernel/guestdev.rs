@@ -153,16 +153,11 @@ pub const SYS_SELF_BINDS: [&str; 2] = ["sys/kernel/security", "sys/fs/pstore"];
 
 /// Writes, for one boot, the files bound over the guest's proc (the
 /// command line, `meminfo` sized by `mem=`, the sysctls of [`SYSCTLS`])
-/// and returns (source, target) pairs under `root`. The sources live on
+/// and returns (source, target, path under /proc, contents) for each. The sources live on
 /// the guest's `/dev` tmpfs when there is one (the child unlinks them
 /// once bound; `df` then counts the binds with `/dev` instead of listing
 /// each), else in `stage`.
-pub fn proc_files(
-    root: &Path,
-    stage: &Path,
-    line: &str,
-    mem: u64,
-) -> io::Result<Vec<(PathBuf, PathBuf)>> {
+pub fn proc_files(root: &Path, stage: &Path, line: &str, mem: u64) -> io::Result<Vec<ProcFile>> {
     use std::os::unix::fs::PermissionsExt;
     let dev = root.join("dev");
     let dir = if dev.is_dir() {
@@ -183,11 +178,28 @@ pub fn proc_files(
     for (target, text, mode) in files {
         let source = dir.join(format!(".proc-{}", target.replace('/', "-")));
         let _ = fs::remove_file(&source);
-        fs::write(&source, text)?;
+        fs::write(&source, &text)?;
         fs::set_permissions(&source, fs::Permissions::from_mode(mode))?;
-        pairs.push((source, root.join("proc").join(target)));
+        pairs.push(ProcFile {
+            source,
+            target: root.join("proc").join(&target),
+            name: target,
+            text,
+        });
     }
     Ok(pairs)
+}
+
+/// One file bound over the guest's proc.
+pub struct ProcFile {
+    /// Where it is written (absolute; unlinked once bound).
+    pub source: PathBuf,
+    /// What it is bound over (absolute, before the pivot).
+    pub target: PathBuf,
+    /// Its path under /proc.
+    pub name: String,
+    /// Its contents.
+    pub text: String,
 }
 
 /// `/proc/meminfo` for a guest of `mem` bytes: `MemTotal` is `mem=`, as

@@ -40,6 +40,10 @@ pub struct Control {
     /// When this boot's init was started (the guest's uptime counts from
     /// here).
     pub booted: Option<std::time::Instant>,
+    /// The files of the guest's /proc the monitor made for this boot
+    /// (path under /proc, contents): `proc` answers those from here, as
+    /// the kernel's internal proc mount would.
+    pub proc_files: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The shared control block.
@@ -151,8 +155,11 @@ fn handle(
             ok("")
         }
         Command::Proc => {
-            let booted = ctl.lock().ok().and_then(|c| c.booted);
-            proc_file(server, to, arg, pid1(ctl), booted)
+            let (booted, made) = match ctl.lock() {
+                Ok(c) => (c.booted, c.proc_files.clone()),
+                Err(_) => (None, Vec::new()),
+            };
+            proc_file(server, to, arg, pid1(ctl), booted, &made)
         }
         Command::Sysrq => sysrq(server, to, arg, ctl),
         Command::Config => match config(arg) {
@@ -237,6 +244,7 @@ fn proc_file(
     arg: &[u8],
     pid: Option<Pid>,
     booted: Option<std::time::Instant>,
+    made: &[(Vec<u8>, Vec<u8>)],
 ) -> std::io::Result<()> {
     let rel: Vec<u8> = arg
         .iter()
@@ -250,6 +258,13 @@ fn proc_file(
         return server.reply(to, 1, b"Failed to open file", false);
     }
     let rel = resolve_proc_links(&rel);
+    if let Some((_, text)) = made.iter().find(|(path, _)| *path == rel) {
+        server.reply(to, 0, b"\n", true)?;
+        for chunk in text.chunks(4095) {
+            server.reply(to, 0, chunk, true)?;
+        }
+        return server.reply(to, 0, b"", false);
+    }
     let Some(mut f) = open_guest_proc(pid, &rel) else {
         return server.reply(to, 1, b"Failed to open file", false);
     };

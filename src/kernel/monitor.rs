@@ -426,16 +426,17 @@ fn boot(
         // Every boot starts with the kernel's hostname (the monitor's own
         // UTS namespace is the guest's).
         nix::unistd::sethostname("(none)").map_err(nix_err("sethostname"))?;
-        super::guestdev::reset(&rootdir).map_err(io_err("guest /dev"))?;
+        // Best effort: a guest that removed /dev/pts took its mount away.
+        let _ = super::guestdev::reset(&rootdir);
         let booted = std::time::Instant::now();
         let binds = super::guestdev::proc_files(&rootdir, Path::new(STAGE), &cmd.line, cmd.mem)
             .map_err(io_err("guest /proc"))?;
         plan.binds = binds
             .iter()
-            .map(|(s, t)| {
+            .map(|f| {
                 Ok((
-                    cstring(s.as_os_str().as_bytes())?,
-                    cstring(t.as_os_str().as_bytes())?,
+                    cstring(f.source.as_os_str().as_bytes())?,
+                    cstring(f.target.as_os_str().as_bytes())?,
                 ))
             })
             .collect::<Result<_, Error>>()?;
@@ -453,6 +454,10 @@ fn boot(
                 .map_err(|_| Error::Unsupported("control lock poisoned".into()))?;
             c.pid1 = Some(pid);
             c.booted = Some(booted);
+            c.proc_files = binds
+                .iter()
+                .map(|f| (f.name.clone().into_bytes(), f.text.clone().into_bytes()))
+                .collect();
             if c.terminating {
                 let _ = kill(pid, Signal::SIGKILL);
             }

@@ -425,6 +425,29 @@ pub fn present_units(disks: &Disks, root: usize) -> Vec<usize> {
         .collect()
 }
 
+/// What `config ubdN` shows for every unit: for a COW file, the kernel
+/// replaces the backing file given with the one the COW header names
+/// (stored absolute), so the answer is `COW,/absolute/backing`.
+pub fn config_strings(cmd: &CmdLine, disks: &Disks) -> Vec<String> {
+    (0..MAX_DEV)
+        .map(|n| {
+            let header = disks
+                .units
+                .get(n)
+                .and_then(Option::as_ref)
+                .and_then(|d| d.as_cow())
+                .map(|c| c.header());
+            let file = cmd.disks.get(n).and_then(Option::as_ref).map(|c| &c.file);
+            match (header, file) {
+                (Some(h), Some(file)) => {
+                    format!("{file},{}", String::from_utf8_lossy(&h.backing_file))
+                }
+                _ => config_string(cmd, n),
+            }
+        })
+        .collect()
+}
+
 /// The device string of a configured unit, as `config ubdN` shows it.
 pub fn config_string(cmd: &CmdLine, unit: usize) -> String {
     match cmd.disks.get(unit).and_then(Option::as_ref) {

@@ -25,6 +25,7 @@ use crate::vfs::{
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 
 /// Answers the held calls of one boot's filter until its last process
@@ -47,6 +48,22 @@ pub fn serve(
                     }
                     continue;
                 }
+                if i64::from(held.nr) == libc::SYS_umount2 {
+                    let answered = match umount_unforced(&listener, &held) {
+                        Ok(()) => listener.succeed(held.id),
+                        Err(e) => listener.fail(held.id, e),
+                    };
+                    if answered.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                if i64::from(held.nr) == libc::SYS_mount && sysfs_remount_holds(&listener, &held) {
+                    if listener.succeed(held.id).is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 commit(fs.as_ref(), &root);
                 // sync and syncfs are done once the root is committed: the
                 // guest's other filesystems are memory (tmpfs, proc, sysfs),
@@ -63,6 +80,134 @@ pub fn serve(
             }
         })?;
     Ok(())
+}
+
+/// Does a `/proc/PID/status` show CAP_SYS_ADMIN in `CapEff`?
+fn has_sys_admin(status: &str) -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// A held `umount2(path, flags)` with `MNT_FORCE`: the host wants the
+/// initial namespace's CAP_SYS_ADMIN for the force (`umount -f`, which
+/// Debian's umountfs and umountnfs.sh use at every halt), the kernel only
+/// a capable caller. The force means nothing to the guest's local
+/// filesystems, so for a caller holding CAP_SYS_ADMIN the monitor
+/// unmounts without it, in the caller's mount namespace, from the
+/// caller's root and working directory; the errno otherwise.
+fn umount_unforced(listener: &Listener, held: &Held) -> Result<(), i32> {
+    use nix::sched::CloneFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let errno = |e: io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let [path, flags, ..] = held.args;
+    let pid = held.pid;
+    let open_path = |what: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(format!("/proc/{pid}/{what}"))
+    };
+    let ns = File::open(format!("/proc/{pid}/ns/mnt")).map_err(errno)?;
+    let root = open_path("root").map_err(errno)?;
+    let cwd = open_path("cwd").map_err(errno)?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(errno)?;
+    let path = listener
+        .read_string_from_caller(held, path, 4096)
+        .map_err(errno)?;
+    // Still held: the descriptors and the status are the caller's.
+    if !listener.still_held(held.id) {
+        return Err(libc::ESRCH);
+    }
+    if !has_sys_admin(&status) {
+        return Err(libc::EPERM);
+    }
+    let flags = i32::try_from(flags & 0xffff_ffff).unwrap_or(0) & !libc::MNT_FORCE;
+    let flags = nix::mount::MntFlags::from_bits(flags).ok_or(libc::EINVAL)?;
+    let path = std::ffi::OsString::from_vec(path);
+    // A thread of its own, with its own filesystem context, enters the
+    // caller's namespace and ends there.
+    let unmount = move || -> nix::Result<()> {
+        nix::sched::unshare(CloneFlags::CLONE_FS)?;
+        nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS)?;
+        nix::unistd::fchdir(root.as_raw_fd())?;
+        nix::unistd::chroot(".")?;
+        nix::unistd::fchdir(cwd.as_raw_fd())?;
+        nix::mount::umount2(std::path::Path::new(&path), flags)
+    };
+    std::thread::Builder::new()
+        .name("umount".into())
+        .spawn(unmount)
+        .map_err(errno)?
+        .join()
+        .map_err(|_| libc::EIO)?
+        .map_err(|e| e as i32)
+}
+
+/// `statfs.f_type` of sysfs.
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// The flags a remount may ask of sysfs and still be a no-op: the
+/// per-mount ones every guest sysfs mount already has (`nosuid`, `nodev`,
+/// `noexec`, set when it is mounted), the atime ones (meaningless on
+/// sysfs), `MS_SILENT` and the old magic.
+fn sysfs_noop_flags(flags: u64) -> bool {
+    const MGC_MSK: u64 = 0xffff_0000;
+    const MGC_VAL: u64 = 0xc0ed_0000;
+    let flags = if flags & MGC_MSK == MGC_VAL {
+        flags & !MGC_MSK
+    } else {
+        flags
+    };
+    let noop = libc::MS_REMOUNT
+        | libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC
+        | libc::MS_SILENT
+        | libc::MS_RELATIME
+        | libc::MS_NOATIME
+        | libc::MS_NODIRATIME
+        | libc::MS_STRICTATIME
+        | libc::MS_LAZYTIME;
+    flags & libc::MS_REMOUNT != 0 && flags & !noop == 0
+}
+
+/// Is a held `mount(2)` a remount of a sysfs mount asking for nothing it
+/// does not already have? The host refuses those (every sysfs superblock
+/// belongs to the initial user namespace: `mount -o
+/// remount,nodev,noexec,nosuid /sys` in Debian's checkroot.sh fails with
+/// EPERM) where the kernel does them; they are answered done.
+fn sysfs_remount_holds(listener: &Listener, held: &Held) -> bool {
+    use crate::sys::fs::{is_fs_type, open_beneath, Beneath};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let [_, target, _, flags, ..] = held.args;
+    if !sysfs_noop_flags(flags) {
+        return false;
+    }
+    let Ok(path) = listener.read_string_from_caller(held, target, 4096) else {
+        return false;
+    };
+    let Some(rel) = path.strip_prefix(b"/") else {
+        return false;
+    };
+    let rel = if rel.is_empty() { &b"."[..] } else { rel };
+    let Ok(rel) = std::ffi::CString::new(rel) else {
+        return false;
+    };
+    let Ok(root) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(format!("/proc/{}/root", held.pid))
+    else {
+        return false;
+    };
+    open_beneath(root.as_fd(), &rel, Beneath::InRoot)
+        .is_ok_and(|fd| is_fs_type(fd.as_fd(), SYSFS_MAGIC))
+        && listener.still_held(held.id)
 }
 
 /// Answers a held `syslog(type, buf, len)` from the boot log.
@@ -183,5 +328,29 @@ impl InodeFs for Synchronous {
     }
     fn unmount(&self) -> FsResult<()> {
         self.0.unmount()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{has_sys_admin, sysfs_noop_flags};
+
+    #[test]
+    fn only_callers_with_cap_sys_admin_may_unmount() {
+        assert!(has_sys_admin("Name:\tumount\nCapEff:\t000001ffffffffff\n"));
+        assert!(!has_sys_admin("CapEff:\t0000000000000000\n"));
+        assert!(!has_sys_admin("Name:\tumount\n"));
+    }
+
+    #[test]
+    fn only_flag_only_remounts_of_sysfs_are_answered_without_running() {
+        let r = libc::MS_REMOUNT;
+        assert!(sysfs_noop_flags(
+            r | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC
+        ));
+        assert!(sysfs_noop_flags(0xc0ed_0000 | r | libc::MS_RELATIME));
+        assert!(!sysfs_noop_flags(r | libc::MS_RDONLY));
+        assert!(!sysfs_noop_flags(r | libc::MS_BIND));
+        assert!(!sysfs_noop_flags(libc::MS_NOSUID));
     }
 }

@@ -15,6 +15,28 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+/// The guest's devpts as each boot finds it.
+const DEVPTS_OPTIONS: &str = "newinstance,ptmxmode=0666,mode=0620";
+
+/// Puts back what a boot changed in `/dev` that outlives it: the devpts
+/// (which holds the console, so it stays mounted) gets the options it
+/// was made with again. Debian's mountdevsubfs.sh remounts it with
+/// `gid=5`, which the mount table then shows as the host's group id;
+/// the next boot's remount, reading that back, would be refused.
+pub fn reset(root: &Path) -> io::Result<()> {
+    let pts = root.join("dev/pts");
+    if !pts.is_dir() {
+        return Ok(());
+    }
+    mount(
+        "devpts",
+        &pts,
+        None,
+        MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(DEVPTS_OPTIONS),
+    )
+}
+
 const HOST_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 pub(crate) fn bind(source: &Path, target: &Path) -> io::Result<()> {
@@ -54,7 +76,7 @@ pub fn setup(root: &Path, mem: u64) -> io::Result<(OwnedFd, PathBuf)> {
             &dev.join("pts"),
             Some("devpts"),
             nosuid | MsFlags::MS_NOEXEC,
-            Some("newinstance,ptmxmode=0666,mode=0620"),
+            Some(DEVPTS_OPTIONS),
         )?;
         fs::create_dir(dev.join("shm"))?;
         mount(
@@ -110,4 +132,134 @@ pub fn open_console(slave: &Path) -> io::Result<OwnedFd> {
         .custom_flags(libc::O_NOCTTY)
         .open(slave)?;
     Ok(OwnedFd::from(f))
+}
+
+/// The `fs.protected_*` sysctls Debian's procps sets at boot (from
+/// `/usr/lib/sysctl.d/protect-links.conf`): host-wide files a user
+/// namespace may not write, so the guest gets its own copies of the
+/// host's values (what it writes there is kept, the host's settings
+/// apply).
+const SYSCTLS: [&str; 4] = [
+    "fs/protected_fifos",
+    "fs/protected_hardlinks",
+    "fs/protected_regular",
+    "fs/protected_symlinks",
+];
+
+/// The mount points under /sys of filesystems a user namespace may not
+/// mount (securityfs, pstore): bound onto themselves so that the boot
+/// scripts find them mounted.
+pub const SYS_SELF_BINDS: [&str; 2] = ["sys/kernel/security", "sys/fs/pstore"];
+
+/// Writes, for one boot, the files bound over the guest's proc (the
+/// command line, `meminfo` sized by `mem=`, the sysctls of [`SYSCTLS`])
+/// and returns (source, target, path under /proc, contents) for each. The sources live on
+/// the guest's `/dev` tmpfs when there is one (the child unlinks them
+/// once bound; `df` then counts the binds with `/dev` instead of listing
+/// each), else in `stage`.
+pub fn proc_files(root: &Path, stage: &Path, line: &str, mem: u64) -> io::Result<Vec<ProcFile>> {
+    use std::os::unix::fs::PermissionsExt;
+    let dev = root.join("dev");
+    let dir = if dev.is_dir() {
+        dev
+    } else {
+        stage.to_path_buf()
+    };
+    let mut files = vec![
+        ("cmdline".to_string(), format!("{line}\n"), 0o444),
+        ("meminfo".to_string(), meminfo(mem), 0o444),
+    ];
+    for key in SYSCTLS {
+        if let Ok(v) = fs::read_to_string(Path::new("/proc/sys").join(key)) {
+            files.push((format!("sys/{key}"), v, 0o644));
+        }
+    }
+    let mut pairs = Vec::new();
+    for (target, text, mode) in files {
+        let source = dir.join(format!(".proc-{}", target.replace('/', "-")));
+        let _ = fs::remove_file(&source);
+        fs::write(&source, &text)?;
+        fs::set_permissions(&source, fs::Permissions::from_mode(mode))?;
+        pairs.push(ProcFile {
+            source,
+            target: root.join("proc").join(&target),
+            name: target,
+            text,
+        });
+    }
+    Ok(pairs)
+}
+
+/// One file bound over the guest's proc.
+pub struct ProcFile {
+    /// Where it is written (absolute; unlinked once bound).
+    pub source: PathBuf,
+    /// What it is bound over (absolute, before the pivot).
+    pub target: PathBuf,
+    /// Its path under /proc.
+    pub name: String,
+    /// Its contents.
+    pub text: String,
+}
+
+/// `/proc/meminfo` for a guest of `mem` bytes: `MemTotal` is `mem=`, as
+/// `free` shows it on the kernel; the rest is a freshly booted small
+/// system's proportions (no swap, no huge pages).
+pub fn meminfo(mem: u64) -> String {
+    let total = mem / 1024;
+    let pct = |p: u64| total * p / 100;
+    let rows: [(&str, u64); 24] = [
+        ("MemTotal", total),
+        ("MemFree", pct(82)),
+        ("MemAvailable", pct(88)),
+        ("Buffers", pct(1)),
+        ("Cached", pct(6)),
+        ("SwapCached", 0),
+        ("Active", pct(4)),
+        ("Inactive", pct(5)),
+        ("Unevictable", 0),
+        ("Mlocked", 0),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("Dirty", 0),
+        ("Writeback", 0),
+        ("AnonPages", pct(3)),
+        ("Mapped", pct(2)),
+        ("Shmem", pct(1)),
+        ("Slab", pct(3)),
+        ("SReclaimable", pct(1)),
+        ("SUnreclaim", pct(2)),
+        ("KernelStack", pct(1) / 4),
+        ("PageTables", pct(1) / 4),
+        ("CommitLimit", total / 2),
+        ("Committed_AS", pct(5)),
+    ];
+    let mut out = String::new();
+    for (name, kb) in rows {
+        out.push_str(&format!("{:<16}{kb:>8} kB\n", format!("{name}:")));
+    }
+    for (name, n) in [("HugePages_Total", 0), ("HugePages_Free", 0)] {
+        out.push_str(&format!("{:<16}{n:>8}\n", format!("{name}:")));
+    }
+    out.push_str(&format!("{:<16}{:>8} kB\n", "Hugepagesize:", 2048));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::meminfo;
+
+    #[test]
+    fn meminfo_totals_mem_and_keeps_the_kernels_layout() {
+        let m = meminfo(96 << 20);
+        assert!(m.starts_with("MemTotal:          98304 kB\n"), "{m}");
+        let free: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("MemFree:"))
+            .and_then(|v| v.trim().strip_suffix(" kB"))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(free > 0 && free < 98304);
+        assert!(m.contains("\nSwapTotal:             0 kB\n"), "{m}");
+    }
 }

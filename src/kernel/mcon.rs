@@ -37,6 +37,13 @@ pub struct Control {
     pub terminating: bool,
     /// The guest is frozen by `stop`.
     pub stopped: bool,
+    /// When this boot's init was started (the guest's uptime counts from
+    /// here).
+    pub booted: Option<std::time::Instant>,
+    /// The files of the guest's /proc the monitor made for this boot
+    /// (path under /proc, contents): `proc` answers those from here, as
+    /// the kernel's internal proc mount would.
+    pub proc_files: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The shared control block.
@@ -57,7 +64,12 @@ fn pid1(ctl: &Shared) -> Option<Pid> {
 }
 
 /// Serves requests until the socket fails.
-pub fn serve(server: Server, ctl: Shared, log: Log, config: impl Fn(&[u8]) -> Option<String>) {
+pub fn serve(
+    server: Server,
+    ctl: Shared,
+    log: Log,
+    config: impl Fn(&[u8]) -> Result<String, &'static str>,
+) {
     loop {
         let Ok(incoming) = server.receive() else {
             return;
@@ -75,7 +87,7 @@ fn handle(
     command: &[u8],
     ctl: &Shared,
     log: &Log,
-    config: &impl Fn(&[u8]) -> Option<String>,
+    config: &impl Fn(&[u8]) -> Result<String, &'static str>,
 ) -> std::io::Result<()> {
     let ok = |text: &str| server.reply(to, 0, text.as_bytes(), false);
     let err = |text: &str| server.reply(to, 1, text.as_bytes(), false);
@@ -142,11 +154,17 @@ fn handle(
             log.info(String::from_utf8_lossy(text).trim_end_matches('\n'));
             ok("")
         }
-        Command::Proc => proc_file(server, to, arg, pid1(ctl)),
+        Command::Proc => {
+            let (booted, made) = match ctl.lock() {
+                Ok(c) => (c.booted, c.proc_files.clone()),
+                Err(_) => (None, Vec::new()),
+            };
+            proc_file(server, to, arg, pid1(ctl), booted, &made)
+        }
         Command::Sysrq => sysrq(server, to, arg, ctl),
         Command::Config => match config(arg) {
-            Some(s) => ok(&s),
-            None => err("Bad configuration option"),
+            Ok(s) => ok(&s),
+            Err(e) => err(e),
         },
         Command::Remove => err("Bad remove option"),
         Command::Stack => err("stack is not supported by this linux"),
@@ -184,11 +202,49 @@ fn open_guest_proc(pid: Pid, rel: &[u8]) -> Option<std::fs::File> {
         .then_some(file)
 }
 
+/// The kernel's own symlinks at the top of /proc, resolved for the
+/// guest's pid 1 (the monitor is outside the guest's pid namespace, where
+/// `self` means nothing): a fixed table, so nothing the guest controls is
+/// followed.
+pub fn resolve_proc_links(rel: &[u8]) -> Vec<u8> {
+    let (first, rest) = match rel.iter().position(|&b| b == b'/') {
+        Some(at) => (&rel[..at], &rel[at..]),
+        None => (rel, &b""[..]),
+    };
+    let target: &[u8] = match first {
+        b"self" => b"1",
+        b"thread-self" => b"1/task/1",
+        b"mounts" => b"1/mounts",
+        b"net" => b"1/net",
+        _ => first,
+    };
+    [target, rest].concat()
+}
+
+/// The guest's `/proc/uptime`: seconds since this boot, and idle time in
+/// the host's proportion of idle to busy (the host's file would give
+/// the host's uptime, whose clock the guest shares).
+pub fn guest_uptime(since_boot: std::time::Duration, host_uptime: &str, cpus: usize) -> String {
+    let up = since_boot.as_secs_f64();
+    let mut fields = host_uptime
+        .split_whitespace()
+        .map(|f| f.parse::<f64>().unwrap_or(0.0));
+    let (host_up, host_idle) = (fields.next().unwrap_or(0.0), fields.next().unwrap_or(0.0));
+    let share = if host_up > 0.0 && cpus > 0 {
+        (host_idle / (host_up * cpus as f64)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    format!("{up:.2} {:.2}\n", up * share)
+}
+
 fn proc_file(
     server: &Server,
     to: &SocketAddr,
     arg: &[u8],
     pid: Option<Pid>,
+    booted: Option<std::time::Instant>,
+    made: &[(Vec<u8>, Vec<u8>)],
 ) -> std::io::Result<()> {
     let rel: Vec<u8> = arg
         .iter()
@@ -201,10 +257,26 @@ fn proc_file(
     if !safe_proc_path(&rel) {
         return server.reply(to, 1, b"Failed to open file", false);
     }
+    let rel = resolve_proc_links(&rel);
+    if let Some((_, text)) = made.iter().find(|(path, _)| *path == rel) {
+        server.reply(to, 0, b"\n", true)?;
+        for chunk in text.chunks(4095) {
+            server.reply(to, 0, chunk, true)?;
+        }
+        return server.reply(to, 0, b"", false);
+    }
     let Some(mut f) = open_guest_proc(pid, &rel) else {
         return server.reply(to, 1, b"Failed to open file", false);
     };
     server.reply(to, 0, b"\n", true)?;
+    if rel == b"uptime" {
+        let mut host = String::new();
+        let _ = f.read_to_string(&mut host);
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let since = booted.map(|b| b.elapsed()).unwrap_or_default();
+        server.reply(to, 0, guest_uptime(since, &host, cpus).as_bytes(), true)?;
+        return server.reply(to, 0, b"", false);
+    }
     let mut buf = [0u8; 4095];
     let mut total = 0usize;
     loop {
@@ -271,5 +343,29 @@ mod tests {
         assert!(!safe_proc_path(b"/etc/passwd"));
         assert!(!safe_proc_path(b"self/../.."));
         assert!(!safe_proc_path(b""));
+    }
+
+    #[test]
+    fn the_kernels_proc_links_resolve_to_the_guests_pid_1() {
+        assert_eq!(resolve_proc_links(b"mounts"), b"1/mounts");
+        assert_eq!(resolve_proc_links(b"self/status"), b"1/status");
+        assert_eq!(resolve_proc_links(b"net/dev"), b"1/net/dev");
+        assert_eq!(resolve_proc_links(b"thread-self"), b"1/task/1");
+        assert_eq!(resolve_proc_links(b"selfish"), b"selfish");
+        assert_eq!(resolve_proc_links(b"meminfo"), b"meminfo");
+    }
+
+    #[test]
+    fn the_guests_uptime_counts_from_its_boot() {
+        let t = guest_uptime(
+            std::time::Duration::from_millis(12_340),
+            "1000.00 1500.00\n",
+            2,
+        );
+        assert_eq!(t, "12.34 9.25\n");
+        assert_eq!(
+            guest_uptime(std::time::Duration::ZERO, "", 1),
+            "0.00 0.00\n"
+        );
     }
 }

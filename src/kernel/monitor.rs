@@ -244,6 +244,7 @@ pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
     for l in &opened.lines {
         log.error(l);
     }
+    let configs = disks::config_strings(cmd, &opened);
     let root = disks::take_root(cmd, &mut opened)
         .and_then(|(unit, disk)| disks::mount_root(cmd, unit, disk).map(|r| (unit, r)));
     let (unit, mut root) = match root {
@@ -252,7 +253,7 @@ pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
     };
     root.units = disks::present_units(&opened, unit);
     let mut inst = make_instance(cmd, &log)?;
-    let status = boot(cmd, &log, &mut inst, unit, root);
+    let status = boot(cmd, &log, &mut inst, unit, root, configs);
     if !matches!(status, Ok(PANIC_STATUS)) {
         inst.remove();
     }
@@ -265,6 +266,7 @@ fn boot(
     inst: &mut Instance,
     unit: usize,
     root: disks::Root,
+    configs: Vec<String>,
 ) -> Result<i32, Error> {
     // The guest's cgroups, made with the host's credentials (issue 12).
     let limits = super::limits::Limits::setup(cmd.mem);
@@ -406,16 +408,13 @@ fn boot(
 
     if let Some(server) = inst.server.take() {
         let (c, l) = (ctl.clone(), log.clone());
-        let cmdc = cmd.clone();
         std::thread::Builder::new()
             .name("mconsole".into())
-            .spawn(move || mcon::serve(server, c, l, move |arg| config_query(&cmdc, arg)))
+            .spawn(move || mcon::serve(server, c, l, move |arg| config_query(&configs, arg)))
             .map_err(io_err("spawn"))?;
     }
 
-    let cmdline_file = Path::new(STAGE).join("cmdline");
-    std::fs::write(&cmdline_file, format!("{}\n", cmd.line)).map_err(io_err("write cmdline"))?;
-    let mut plan = guest_plan(cmd, &rootdir, &cmdline_file)?;
+    let mut plan = guest_plan(cmd, &rootdir)?;
     // Init's own controlling terminal, on the host's devpts (the guest
     // never sees it): it keeps init from taking the console.
     let (ctty_master, _) = guest::open_pty(Path::new("/dev/ptmx")).map_err(io_err("pty"))?;
@@ -426,6 +425,23 @@ fn boot(
     let (alive_r, _alive_w) = guest::alive_pipe().map_err(io_err("pipe"))?;
     let root_handle = Arc::new(File::open(&rootdir).map_err(io_err("open the root"))?);
     let status = loop {
+        // Every boot starts with the kernel's hostname (the monitor's own
+        // UTS namespace is the guest's).
+        nix::unistd::sethostname("(none)").map_err(nix_err("sethostname"))?;
+        // Best effort: a guest that removed /dev/pts took its mount away.
+        let _ = super::guestdev::reset(&rootdir);
+        let booted = std::time::Instant::now();
+        let binds = super::guestdev::proc_files(&rootdir, Path::new(STAGE), &cmd.line, cmd.mem)
+            .map_err(io_err("guest /proc"))?;
+        plan.binds = binds
+            .iter()
+            .map(|f| {
+                Ok((
+                    cstring(f.source.as_os_str().as_bytes())?,
+                    cstring(f.target.as_os_str().as_bytes())?,
+                ))
+            })
+            .collect::<Result<_, Error>>()?;
         let slave = guest::pty_peer(console_master.as_fd()).map_err(io_err("console"))?;
         plan.console = slave.as_raw_fd();
         let (listener_end, child_end) = seccomp::listener_pair().map_err(io_err("socketpair"))?;
@@ -439,6 +455,11 @@ fn boot(
                 .lock()
                 .map_err(|_| Error::Unsupported("control lock poisoned".into()))?;
             c.pid1 = Some(pid);
+            c.booted = Some(booted);
+            c.proc_files = binds
+                .iter()
+                .map(|f| (f.name.clone().into_bytes(), f.text.clone().into_bytes()))
+                .collect();
             if c.terminating {
                 let _ = kill(pid, Signal::SIGKILL);
             }
@@ -571,24 +592,29 @@ fn start_signals(mut signals: signal_hook::iterator::Signals, ctl: Shared) -> Re
     Ok(())
 }
 
-fn config_query(cmd: &CmdLine, arg: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(arg).ok()?.trim();
+/// `config DEV`: the ubd units' device strings; the other device classes
+/// the kernel registers answer as they do there.
+fn config_query(configs: &[String], arg: &[u8]) -> Result<String, &'static str> {
+    const BAD: &str = "Bad configuration option";
+    let text = std::str::from_utf8(arg).map_err(|_| BAD)?.trim();
     if text.contains('=') {
-        return None;
+        return Err(BAD);
+    }
+    if text.starts_with("eth") {
+        return Err("No get_config routine defined");
     }
     let unit = text.strip_prefix("ubd").and_then(|u| match u.as_bytes() {
         [c @ b'a'..=b'p'] => Some(usize::from(c - b'a')),
         _ => u.parse::<usize>().ok(),
     });
-    unit.filter(|&u| u < super::ubd::MAX_DEV)
-        .map(|u| disks::config_string(cmd, u))
+    unit.and_then(|u| configs.get(u)).cloned().ok_or(BAD)
 }
 
 fn cstring(s: impl AsRef<[u8]>) -> Result<CString, Error> {
     guest::cstring(s.as_ref()).map_err(io_err("argument"))
 }
 
-fn guest_plan(cmd: &CmdLine, rootdir: &Path, cmdline_file: &Path) -> Result<GuestPlan, Error> {
+fn guest_plan(cmd: &CmdLine, rootdir: &Path) -> Result<GuestPlan, Error> {
     let dir_in = |name: &str| -> Result<Option<CString>, Error> {
         let p = rootdir.join(name);
         if p.is_dir() {
@@ -611,17 +637,19 @@ fn guest_plan(cmd: &CmdLine, rootdir: &Path, cmdline_file: &Path) -> Result<Gues
         .map(cstring)
         .collect::<Result<Vec<_>, _>>()?;
     let proc_dir = dir_in("proc")?;
-    let cmdline = match &proc_dir {
-        Some(_) => Some((
-            cstring(cmdline_file.as_os_str().as_bytes())?,
-            cstring(rootdir.join("proc/cmdline").as_os_str().as_bytes())?,
-        )),
-        None => None,
+    let sys_dir = dir_in("sys")?;
+    let self_binds = match &sys_dir {
+        Some(_) => super::guestdev::SYS_SELF_BINDS
+            .iter()
+            .map(|d| cstring(rootdir.join(d).as_os_str().as_bytes()))
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
     };
     Ok(GuestPlan {
         proc_dir,
-        cmdline,
-        sys_dir: dir_in("sys")?,
+        binds: Vec::new(),
+        self_binds,
+        sys_dir,
         root: cstring(rootdir.as_os_str().as_bytes())?,
         candidates,
         env,

@@ -222,6 +222,15 @@ pub fn program(opts: Options) -> Vec<Insn> {
         Action::Notify,
         Action::Allow,
     );
+    // A forced unmount wants the initial namespace's CAP_SYS_ADMIN: the
+    // monitor does it (durable.rs).
+    b.on_arg_bit(
+        libc::SYS_umount2,
+        1,
+        u32::try_from(libc::MNT_FORCE).unwrap_or(0),
+        Action::Notify,
+        Action::Allow,
+    );
     for d in DENIED {
         b.on_nr(d.nr, Action::Errno(d.errno));
     }
@@ -305,6 +314,8 @@ mod tests {
         );
         let bind = u64::from(bit(libc::MS_BIND));
         assert_eq!(call(libc::SYS_mount, [1, 2, 3, bind, 0, 0]), Action::Allow);
+        assert_eq!(call(libc::SYS_umount2, [1, 1, 0, 0, 0, 0]), Action::Notify);
+        assert_eq!(call(libc::SYS_umount2, [1, 2, 0, 0, 0, 0]), Action::Allow);
     }
 
     #[test]

@@ -118,6 +118,10 @@ pub enum Beneath {
     /// A file to read: read-only, non-blocking (a FIFO cannot hold the
     /// caller), not crossing into another mount.
     File,
+    /// Anything, as a path (`O_PATH`), resolved as a process whose root
+    /// is `dir` would: symlinks followed, but never out of `dir`
+    /// (`RESOLVE_IN_ROOT`), crossing mounts.
+    InRoot,
 }
 
 /// openat2(2) beneath `dir` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
@@ -134,6 +138,10 @@ pub fn open_beneath(
         Beneath::File => (
             libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
             resolve | libc::RESOLVE_NO_XDEV,
+        ),
+        Beneath::InRoot => (
+            libc::O_PATH | libc::O_CLOEXEC,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
         ),
     };
     /// `struct open_how` (linux/openat2.h); libc's is non-exhaustive.

@@ -71,9 +71,14 @@ pub fn close_inherited_fds(keep: BorrowedFd<'_>) -> io::Result<()> {
 pub struct GuestPlan {
     /// Where `proc` is mounted before the pivot (absolute), if anywhere.
     pub proc_dir: Option<CString>,
-    /// A file holding the kernel command line and the guest's
-    /// `/proc/cmdline` it is bound onto (absolute), once proc is mounted.
-    pub cmdline: Option<(CString, CString)>,
+    /// Files bound over files of the guest's proc and sysfs once those
+    /// are mounted (source, target; absolute), best effort (the guest then
+    /// sees the host's file). Each source is unlinked once bound.
+    pub binds: Vec<(CString, CString)>,
+    /// Directories of the guest's sysfs bound onto themselves (absolute),
+    /// after the binds: the mount points of filesystems a user namespace
+    /// may not mount, found mounted by the boot scripts as on the kernel.
+    pub self_binds: Vec<CString>,
     /// Where `sysfs` is mounted before the pivot, if anywhere.
     pub sys_dir: Option<CString>,
     /// The new root (absolute).
@@ -238,16 +243,6 @@ fn guest_child(
                 libc::_exit(127);
             }
         }
-        if let Some((file, target)) = &plan.cmdline {
-            // Best effort: the guest then sees the host's line.
-            libc::mount(
-                file.as_ptr(),
-                target.as_ptr(),
-                none,
-                libc::MS_BIND,
-                none.cast(),
-            );
-        }
         if let Some(dir) = &plan.sys_dir {
             if libc::mount(
                 c"sysfs".as_ptr(),
@@ -273,6 +268,20 @@ fn guest_child(
                 report(rep, STAGE_CGROUPFS, errno());
                 libc::_exit(127);
             }
+        }
+        for (file, target) in &plan.binds {
+            // Best effort: the guest then sees the host's file.
+            libc::mount(
+                file.as_ptr(),
+                target.as_ptr(),
+                none,
+                libc::MS_BIND,
+                none.cast(),
+            );
+            libc::unlink(file.as_ptr());
+        }
+        for dir in &plan.self_binds {
+            libc::mount(dir.as_ptr(), dir.as_ptr(), none, libc::MS_BIND, none.cast());
         }
         let dot = c".".as_ptr();
         if libc::chdir(plan.root.as_ptr()) != 0

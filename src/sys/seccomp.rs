@@ -180,6 +180,44 @@ impl Listener {
         mem.write_all_at(bytes, addr)
     }
 
+    /// Reads a NUL-terminated string (at most `max` bytes) from the
+    /// memory of the caller of held call `held` at `addr`; checked to be
+    /// still held after the read, so the bytes are known to be the
+    /// caller's.
+    pub fn read_string_from_caller(
+        &self,
+        held: &Held,
+        addr: u64,
+        max: usize,
+    ) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::File::open(format!("/proc/{}/mem", held.pid))?;
+        let mut buf = vec![0u8; max];
+        let mut got = 0;
+        while got < max {
+            match mem.read_at(&mut buf[got..], addr + got as u64) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    if buf[..got].contains(&0) {
+                        break;
+                    }
+                }
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        if !self.still_held(held.id) {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        let end = buf[..got]
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+        buf.truncate(end);
+        Ok(buf)
+    }
+
     fn respond(&self, mut resp: libc::seccomp_notif_resp) -> io::Result<()> {
         // SAFETY: SECCOMP_IOCTL_NOTIF_SEND reads a seccomp_notif_resp
         // from the pointer, valid for the call.

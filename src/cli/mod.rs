@@ -28,6 +28,7 @@ pub mod cow_tool;
 pub mod mkcow;
 pub mod moo;
 pub mod report;
+pub mod uml_fs;
 
 pub use report::report;
 

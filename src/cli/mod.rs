@@ -29,6 +29,7 @@ pub mod mkcow;
 pub mod moo;
 pub mod report;
 pub mod uml_fs;
+pub mod uml_mconsole;
 
 pub use report::report;
 

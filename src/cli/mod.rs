@@ -28,8 +28,11 @@ pub mod cow_tool;
 pub mod mkcow;
 pub mod moo;
 pub mod report;
+pub mod tunctl;
 pub mod uml_fs;
 pub mod uml_mconsole;
+pub mod uml_net;
+pub mod uml_switch;
 
 pub use report::report;
 

@@ -195,10 +195,7 @@ pub fn main() -> ExitCode {
     };
     match crate::tun::tunctl::run(&args, &mut std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tunctl: {:#}", anyhow::Error::new(e));
-            ExitCode::from(1)
-        }
+        Err(e) => super::report("tunctl", &anyhow::Error::new(e), 1),
     }
 }
 

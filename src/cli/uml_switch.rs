@@ -113,10 +113,7 @@ pub fn main() -> ExitCode {
             daemon::die_by(sig);
             ExitCode::from(128 + sig as u8)
         }
-        Err(e) => {
-            eprintln!("uml_switch: {:#}", anyhow::Error::new(e));
-            ExitCode::from(1)
-        }
+        Err(e) => super::report("uml_switch", &anyhow::Error::new(e), 1),
     }
 }
 

@@ -147,10 +147,7 @@ fn timeout(secs: Option<f64>, default: Option<f64>) -> Option<Duration> {
 pub fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(code) => ExitCode::from(code),
-        // Output cut short by a closed pipe is not a failure.
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
+        // Output cut short by a closed pipe is success (see `report`).
         Err(e) => crate::cli::report("uml_mconsole", &anyhow::Error::new(e), 1),
     }
 }

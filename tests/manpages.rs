@@ -132,3 +132,38 @@ fn the_option_extractor_finds_short_long_and_single_dash_long_options() {
     let found: Vec<String> = options_in_help(help).into_iter().collect();
     assert_eq!(found, ["--backing", "--json", "-b", "-unix"]);
 }
+
+#[path = "../examples/gen-docs.rs"]
+mod gen_docs;
+
+#[test]
+fn checked_in_completions_are_what_the_argument_tables_generate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let generated = gen_docs::generated();
+    assert!(!generated.is_empty());
+    let mut stale = Vec::new();
+    for (path, text) in &generated {
+        match std::fs::read(root.join(path)) {
+            Ok(on_disk) if on_disk == *text => {}
+            _ => stale.push(path.display().to_string()),
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "completions differ from the code (run `cargo run --release --example gen-docs`): {stale:?}"
+    );
+    // Every clap tool has completions for each shell, and nothing else is
+    // left in completions/.
+    let mut on_disk: Vec<String> = std::fs::read_dir(root.join("completions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut want: Vec<String> = generated
+        .iter()
+        .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    want.sort();
+    assert_eq!(on_disk, want);
+    assert_eq!(want.len(), 15, "five clap tools, three shells each");
+}

@@ -36,6 +36,23 @@ pub mod uml_switch;
 
 pub use report::report;
 
+/// The argument tables of the tools that parse with clap (`uml_cow`,
+/// `uml_fs`, `uml_mconsole`, `uml_mkcow`, `uml_moo`), from which
+/// `examples/gen-docs.rs` writes the shell completions in `completions/`
+/// (and `tests/manpages.rs` checks they are current). The tools that keep
+/// their original getopt syntax (`tunctl`, `uml_switch`, `uml_net`,
+/// `linux`) have hand-written pages instead.
+pub fn clap_commands() -> Vec<clap::Command> {
+    use clap::CommandFactory;
+    vec![
+        cow_tool::Args::command(),
+        uml_fs::Args::command(),
+        uml_mconsole::Args::command(),
+        mkcow::Args::command(),
+        moo::Args::command(),
+    ]
+}
+
 /// Prints a clap error; help and version go to stdout with status 0, usage
 /// errors to stderr with `code` (the original tools' status).
 pub fn usage_error(error: clap::Error, code: u8) -> ExitCode {

@@ -167,3 +167,43 @@ fn checked_in_completions_are_what_the_argument_tables_generate() {
     assert_eq!(on_disk, want);
     assert_eq!(want.len(), 15, "five clap tools, three shells each");
 }
+
+/// Every option letter `tunctl`'s getopt parser accepts (probed over all
+/// letters and digits, not read from a table) is documented in tunctl.1,
+/// and `--help` is too.
+#[test]
+fn every_option_tunctl_accepts_is_in_its_page() {
+    use std::ffi::OsString;
+    use umlkit::cli::tunctl::{parse, ArgsError};
+    let man = man_text("tunctl");
+    let mut accepted = Vec::new();
+    for c in ('a'..='z').chain('A'..='Z').chain('0'..='9') {
+        let option = format!("-{c}");
+        let refused = matches!(
+            parse(&[OsString::from(&option), OsString::from("0")]),
+            Err(ArgsError::Getopt(m)) if m.contains("invalid option")
+        );
+        if !refused {
+            accepted.push(option);
+        }
+    }
+    assert!(
+        accepted.len() >= 5,
+        "probe found too few options: {accepted:?}"
+    );
+    assert!(matches!(
+        parse(&[OsString::from("--help")]),
+        Err(ArgsError::Help)
+    ));
+    accepted.push("--help".to_string());
+    let missing: Vec<&String> = accepted
+        .iter()
+        .filter(|o| {
+            !man.match_indices(o.as_str()).any(|(i, _)| {
+                let next = man[i + o.len()..].chars().next();
+                !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+        })
+        .collect();
+    assert!(missing.is_empty(), "tunctl.1 lacks {missing:?}");
+}

@@ -1,6 +1,8 @@
-//! Pieces shared by the binaries: progress bars, error reporting and exit
-//! codes. The binaries in `src/bin/` are thin: they parse arguments and call
-//! one library function.
+//! Every front end but `linux`'s: each tool's argument parsing, help
+//! text, error reporting (one [`report()`] for all) and exit codes, and the
+//! pieces they share (progress bars, clap's usage errors). This is the only
+//! module that uses clap and anyhow; `src/bin/<tool>.rs` calls
+//! `umlkit::cli::<tool>::main()` and nothing else.
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal;

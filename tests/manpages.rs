@@ -207,3 +207,40 @@ fn every_option_tunctl_accepts_is_in_its_page() {
         .collect();
     assert!(missing.is_empty(), "tunctl.1 lacks {missing:?}");
 }
+
+/// Every flag in the clap tools' argument tables (the tables themselves,
+/// subcommands included, not their `--help` text) is in the tool's page.
+#[test]
+fn every_flag_in_the_clap_tables_is_in_the_page() {
+    fn flags(command: &clap::Command, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            out.extend(arg.get_short().map(|s| format!("-{s}")));
+            out.extend(arg.get_long().map(|l| format!("--{l}")));
+        }
+        for sub in command.get_subcommands() {
+            flags(sub, out);
+        }
+    }
+    let mut missing = Vec::new();
+    for mut command in umlkit::cli::clap_commands() {
+        command.build();
+        let name = command.get_name().to_string();
+        let man = man_text(&name);
+        let mut all = Vec::new();
+        flags(&command, &mut all);
+        assert!(!all.is_empty(), "{name} has no flags");
+        for flag in all {
+            let documented = man.match_indices(flag.as_str()).any(|(i, _)| {
+                let next = man[i + flag.len()..].chars().next();
+                !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if !documented {
+                missing.push(format!("{name}: {flag}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "flags missing from man pages: {missing:?}"
+    );
+}

@@ -132,3 +132,115 @@ fn the_option_extractor_finds_short_long_and_single_dash_long_options() {
     let found: Vec<String> = options_in_help(help).into_iter().collect();
     assert_eq!(found, ["--backing", "--json", "-b", "-unix"]);
 }
+
+#[path = "../examples/gen-docs.rs"]
+mod gen_docs;
+
+#[test]
+fn checked_in_completions_are_what_the_argument_tables_generate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let generated = gen_docs::generated();
+    assert!(!generated.is_empty());
+    let mut stale = Vec::new();
+    for (path, text) in &generated {
+        match std::fs::read(root.join(path)) {
+            Ok(on_disk) if on_disk == *text => {}
+            _ => stale.push(path.display().to_string()),
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "completions differ from the code (run `cargo run --release --example gen-docs`): {stale:?}"
+    );
+    // Every clap tool has completions for each shell, and nothing else is
+    // left in completions/.
+    let mut on_disk: Vec<String> = std::fs::read_dir(root.join("completions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut want: Vec<String> = generated
+        .iter()
+        .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    want.sort();
+    assert_eq!(on_disk, want);
+    assert_eq!(want.len(), 15, "five clap tools, three shells each");
+}
+
+/// Every option letter `tunctl`'s getopt parser accepts (probed over all
+/// letters and digits, not read from a table) is documented in tunctl.1,
+/// and `--help` is too.
+#[test]
+fn every_option_tunctl_accepts_is_in_its_page() {
+    use std::ffi::OsString;
+    use umlkit::cli::tunctl::{parse, ArgsError};
+    let man = man_text("tunctl");
+    let mut accepted = Vec::new();
+    for c in ('a'..='z').chain('A'..='Z').chain('0'..='9') {
+        let option = format!("-{c}");
+        let refused = matches!(
+            parse(&[OsString::from(&option), OsString::from("0")]),
+            Err(ArgsError::Getopt(m)) if m.contains("invalid option")
+        );
+        if !refused {
+            accepted.push(option);
+        }
+    }
+    assert!(
+        accepted.len() >= 5,
+        "probe found too few options: {accepted:?}"
+    );
+    assert!(matches!(
+        parse(&[OsString::from("--help")]),
+        Err(ArgsError::Help)
+    ));
+    accepted.push("--help".to_string());
+    let missing: Vec<&String> = accepted
+        .iter()
+        .filter(|o| {
+            !man.match_indices(o.as_str()).any(|(i, _)| {
+                let next = man[i + o.len()..].chars().next();
+                !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+        })
+        .collect();
+    assert!(missing.is_empty(), "tunctl.1 lacks {missing:?}");
+}
+
+/// Every flag in the clap tools' argument tables (the tables themselves,
+/// subcommands included, not their `--help` text) is in the tool's page.
+#[test]
+fn every_flag_in_the_clap_tables_is_in_the_page() {
+    fn flags(command: &clap::Command, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            out.extend(arg.get_short().map(|s| format!("-{s}")));
+            out.extend(arg.get_long().map(|l| format!("--{l}")));
+        }
+        for sub in command.get_subcommands() {
+            flags(sub, out);
+        }
+    }
+    let mut missing = Vec::new();
+    for mut command in umlkit::cli::clap_commands() {
+        command.build();
+        let name = command.get_name().to_string();
+        let man = man_text(&name);
+        let mut all = Vec::new();
+        flags(&command, &mut all);
+        assert!(!all.is_empty(), "{name} has no flags");
+        for flag in all {
+            let documented = man.match_indices(flag.as_str()).any(|(i, _)| {
+                let next = man[i + flag.len()..].chars().next();
+                !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if !documented {
+                missing.push(format!("{name}: {flag}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "flags missing from man pages: {missing:?}"
+    );
+}

@@ -1,5 +1,5 @@
-//! `uml_fs`: see `man/uml_fs.1`; the work is done by `umlkit::ext3::tool`.
+//! `uml_fs`: see `man/uml_fs.1`; the work is done by `umlkit::cli::uml_fs`.
 
 fn main() -> std::process::ExitCode {
-    umlkit::ext3::tool::main()
+    umlkit::cli::uml_fs::main()
 }

@@ -1,6 +1,8 @@
-//! Pieces shared by the binaries: progress bars, error reporting and exit
-//! codes. The binaries in `src/bin/` are thin: they parse arguments and call
-//! one library function.
+//! Every front end but `linux`'s: each tool's argument parsing, help
+//! text, error reporting (one [`report()`] for all) and exit codes, and the
+//! pieces they share (progress bars, clap's usage errors). This is the only
+//! module that uses clap and anyhow; `src/bin/<tool>.rs` calls
+//! `umlkit::cli::<tool>::main()` and nothing else.
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
@@ -28,8 +30,30 @@ pub mod cow_tool;
 pub mod mkcow;
 pub mod moo;
 pub mod report;
+pub mod tunctl;
+pub mod uml_fs;
+pub mod uml_mconsole;
+pub mod uml_net;
+pub mod uml_switch;
 
 pub use report::report;
+
+/// The argument tables of the tools that parse with clap (`uml_cow`,
+/// `uml_fs`, `uml_mconsole`, `uml_mkcow`, `uml_moo`), from which
+/// `examples/gen-docs.rs` writes the shell completions in `completions/`
+/// (and `tests/manpages.rs` checks they are current). The tools that keep
+/// their original getopt syntax (`tunctl`, `uml_switch`, `uml_net`,
+/// `linux`) have hand-written pages instead.
+pub fn clap_commands() -> Vec<clap::Command> {
+    use clap::CommandFactory;
+    vec![
+        cow_tool::Args::command(),
+        uml_fs::Args::command(),
+        uml_mconsole::Args::command(),
+        mkcow::Args::command(),
+        moo::Args::command(),
+    ]
+}
 
 /// Prints a clap error; help and version go to stdout with status 0, usage
 /// errors to stderr with `code` (the original tools' status).

@@ -63,6 +63,12 @@ mod tests {
             io::Error::from(io::ErrorKind::BrokenPipe),
         );
         assert!(is_broken_pipe(&anyhow::Error::new(wrapped)));
+        let mconsole = crate::mconsole::Error::io(
+            "writing",
+            "stdout",
+            io::Error::from(io::ErrorKind::BrokenPipe),
+        );
+        assert!(is_broken_pipe(&anyhow::Error::new(mconsole)));
         let other = anyhow::Error::new(io::Error::from(io::ErrorKind::NotFound)).context("x");
         assert!(!is_broken_pipe(&other));
     }

@@ -21,6 +21,7 @@
 pub mod attr;
 pub mod block_map;
 pub mod bytes;
+pub mod compare;
 pub mod dir;
 pub mod dirops;
 pub mod error;

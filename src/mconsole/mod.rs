@@ -2,7 +2,7 @@
 //! `uml_mconsole`, and the server-side pieces a guest kernel needs.
 //!
 //! ```text
-//!   uml_mconsole (cli) ── session (local commands, OK/ERR, exit codes)
+//!   uml_mconsole (crate::cli::uml_mconsole: local commands, OK/ERR, exit codes)
 //!                              │
 //!                 client (datagram socket, timeout, reply assembly)
 //!                              │  AF_UNIX SOCK_DGRAM
@@ -17,7 +17,6 @@
 //! The facts come from the spec `mconsole.md` (section numbers in comments).
 #![forbid(unsafe_code)]
 
-pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod instance;

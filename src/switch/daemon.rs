@@ -10,13 +10,13 @@
 //! control requests are dropped and counted; the switch keeps running.
 //! SIGINT, SIGTERM and SIGHUP remove the control socket before exiting.
 
-use super::args::SwitchArgs;
 use super::core::Forwarder;
 use super::frame::MAX_FRAME_LEN;
 use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
 pub use super::setup::SwitchError;
 use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, port_socket, sys};
 use super::spin::Spin;
+use super::SwitchArgs;
 use super::{FastState, PortId};
 use crate::sys::net::{strerror, RecvSlot};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};

@@ -8,10 +8,10 @@
 //! ```
 //!
 //! `proto`, `frame`, `table` and `core` are pure and forbid unsafe code;
-//! `daemon` is the thin I/O shell over `sys::net`.
+//! `daemon` is the thin I/O shell over `sys::net`. The command line is
+//! parsed in `crate::cli::uml_switch`.
 #![forbid(unsafe_code)]
 
-pub mod args;
 pub mod client;
 pub mod core;
 pub mod daemon;
@@ -20,6 +20,30 @@ pub mod proto;
 pub mod setup;
 pub mod spin;
 pub mod table;
+
+use std::path::PathBuf;
+
+/// The original's control socket when started without `-unix`.
+pub const DEFAULT_CTL: &str = "/tmp/uml.ctl";
+/// The original's data socket in `-compat-v0` mode.
+pub const DEFAULT_DATA: &str = "/tmp/uml.data";
+
+/// What the switch was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchArgs {
+    /// `-unix`: the control socket path.
+    pub ctl: PathBuf,
+    /// `-compat-v0`: the named data socket (else an abstract one is used).
+    pub data: Option<PathBuf>,
+    /// `-hub`: flood every frame.
+    pub hub: bool,
+    /// `-tap`: a TAP device attached as one more port.
+    pub tap: Option<String>,
+    /// `-daemon`: detach after set-up.
+    pub daemon: bool,
+    /// Lines the original prints while parsing (`-hub`, `-compat-v0`), in order.
+    pub notices: Vec<String>,
+}
 
 /// A switch port, as numbered by the daemon (the original numbers ports by
 /// their control descriptor, and so does our log).

@@ -8,7 +8,7 @@
 //! `owner` attributes in sysfs, cross-checked against the interface index
 //! the kernel reports for this network namespace).
 
-use super::uml_net_args::{AddrChange, Change};
+use super::request::{AddrChange, Change};
 use crate::sys::net::{self as sysnet, strerror, IFF_NO_PI, IFF_TAP, IFNAMSIZ};
 use std::fs::OpenOptions;
 use std::io;

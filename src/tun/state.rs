@@ -19,7 +19,7 @@
 //! addr 10.0.0.2 255.255.255.0 eth0 br0
 //! ```
 
-use super::uml_net_args::{parse_host_addr, parse_netmask, valid_ifname};
+use super::request::{parse_host_addr, parse_netmask, valid_ifname};
 use std::net::Ipv4Addr;
 
 /// The first line of every record.

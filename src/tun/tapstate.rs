@@ -18,9 +18,9 @@
 //! belong to a new TAP.
 
 use super::hostnet::{self, HostError};
+use super::request::{AddrChange, Change};
 use super::state::{self, TapKey, TapRecord};
 use super::statedir::{StateDir, MAX_RECORDS};
-use super::uml_net_args::{AddrChange, Change};
 use super::watcher;
 use crate::sys::net as sysnet;
 use std::os::fd::AsFd;

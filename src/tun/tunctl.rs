@@ -6,13 +6,33 @@
 //! bytes, `-d` on a device that does not exist, and names taken by a
 //! device that is not a TAP.
 
-use super::tunctl_args::TunctlArgs;
 use crate::sys::net::{self as sysnet, strerror, IFF_NO_PI, IFF_TAP, IFNAMSIZ};
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use thiserror::Error;
+
+/// The default TUN/TAP clone device.
+pub const DEFAULT_CLONE: &str = "/dev/net/tun";
+
+/// What `tunctl` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunctlArgs {
+    /// `-b`: print only the interface name.
+    pub brief: bool,
+    /// `-d`: make the device non-persistent (delete it).
+    pub delete: bool,
+    /// `-t`/`-d`: the interface name (may hold a `%d` template); empty lets
+    /// the kernel choose.
+    pub name: Vec<u8>,
+    /// `-f`: the clone device.
+    pub clone: PathBuf,
+    /// `-u`: the owning user.
+    pub owner: Option<u32>,
+    /// `-g`: the owning group.
+    pub group: Option<u32>,
+}
 
 /// Why `tunctl` failed.
 #[derive(Debug, Error)]

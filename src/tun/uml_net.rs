@@ -15,9 +15,9 @@
 //! and the text with its NUL. Every failure also exits with status 1.
 
 use super::hostnet;
+use super::request::{self, Refusal, Request};
 use super::statedir::STATE_DIR;
 use super::tapstate;
-use super::uml_net_args::{self, Refusal, Request};
 use crate::sys::net::{self as sysnet, strerror, IFNAMSIZ};
 use nix::unistd::{geteuid, getgid, getuid, setresgid, setresuid, Gid, Uid};
 use std::io::{self, Write};
@@ -229,7 +229,7 @@ fn tuntap_up(caller: &Caller, gate: Option<Ipv4Addr>) -> i32 {
     }
 }
 
-fn change(caller: &Caller, c: &uml_net_args::AddrChange) -> i32 {
+fn change(caller: &Caller, c: &request::AddrChange) -> i32 {
     let result = caller
         .become_root()
         .map_err(|err| hostnet::HostError::Sys {
@@ -263,7 +263,7 @@ fn change(caller: &Caller, c: &uml_net_args::AddrChange) -> i32 {
 pub fn run(args: &[String]) -> i32 {
     let caller = Caller::now();
     block_signals();
-    match uml_net_args::parse(args) {
+    match request::parse(args) {
         Err(r) => refuse(&caller, &r),
         Ok(Request::TuntapUp { gate }) => tuntap_up(&caller, gate),
         Ok(Request::Change(c)) => change(&caller, &c),

@@ -1,4 +1,4 @@
-//! `uml_fs`: look inside a guest's disk (plain image, COW file naming its
+//! `uml_fs`'s front end: look inside a guest's disk (plain image, COW file naming its
 //! backing, or `COW,BACKING`) as a normal user, without merging or
 //! mounting. The argument table lives here so the man page can follow it;
 //! `src/bin/uml_fs.rs` only calls [`main`].
@@ -12,6 +12,7 @@ mod show;
 
 use crate::block::BlockDevice;
 use crate::cow::{open_disk, Disk, DiskOptions};
+use crate::ext3::tool::unchanged_in_cow;
 use crate::ext3::{Ext3, OpenOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -19,9 +20,6 @@ use std::ffi::OsString;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-pub use diff::{diff_trees, diff_trees_with, Change, ChangeKind, Unchanged};
-pub use find::glob_match;
 
 /// Look inside ext2/ext3/ext4 guest disks without root.
 #[derive(Debug, Parser)]
@@ -138,32 +136,6 @@ pub fn open_fs<D: BlockDevice>(dev: D, spec: &str, no_replay: bool) -> anyhow::R
         replay_journal: !no_replay,
     };
     Ext3::open_with(dev, options).map_err(|e| anyhow::anyhow!("{spec}: {}", edit::one_line(&e)))
-}
-
-/// True when device bytes `bytes` read the same through the COW as from
-/// its backing file: no sector of them is in the COW file, and journal
-/// replay replaced none of them in either view.
-pub fn unchanged_in_cow<A: BlockDevice, B: BlockDevice>(
-    disk: &Disk,
-    old: &Ext3<A>,
-    new: &Ext3<B>,
-    bytes: Range<u64>,
-) -> bool {
-    let Some(cow) = disk.as_cow() else {
-        return false;
-    };
-    if old.device().replaces_any(bytes.clone()) || new.device().replaces_any(bytes.clone()) {
-        return false;
-    }
-    let ss = u64::from(cow.header().sector_size.max(1));
-    cow.with_runs(bytes.start / ss..bytes.end.div_ceil(ss), |runs| {
-        for (_, in_cow) in runs {
-            if in_cow {
-                return false;
-            }
-        }
-        true
-    })
 }
 
 /// Runs `uml_fs` with the process's arguments.

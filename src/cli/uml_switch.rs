@@ -1,32 +1,14 @@
-//! `uml_switch`'s command line (spec §4.1): single-dash long words read left
+//! `uml_switch`'s front end: its command line (spec §4.1): single-dash long words read left
 //! to right, as the original's hand-written parser does. `-unix` takes a
 //! second word (the data socket) only when `-compat-v0` came earlier.
 //! `--help` is new.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// The original's control socket when started without `-unix`.
-pub const DEFAULT_CTL: &str = "/tmp/uml.ctl";
-/// The original's data socket in `-compat-v0` mode.
-pub const DEFAULT_DATA: &str = "/tmp/uml.data";
-
-/// What the switch was asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SwitchArgs {
-    /// `-unix`: the control socket path.
-    pub ctl: PathBuf,
-    /// `-compat-v0`: the named data socket (else an abstract one is used).
-    pub data: Option<PathBuf>,
-    /// `-hub`: flood every frame.
-    pub hub: bool,
-    /// `-tap`: a TAP device attached as one more port.
-    pub tap: Option<String>,
-    /// `-daemon`: detach after set-up.
-    pub daemon: bool,
-    /// Lines the original prints while parsing (`-hub`, `-compat-v0`), in order.
-    pub notices: Vec<String>,
-}
+use crate::switch::daemon;
+pub use crate::switch::{SwitchArgs, DEFAULT_CTL, DEFAULT_DATA};
 
 /// Why the command line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +85,36 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
         }
     }
     Ok(out)
+}
+
+/// Runs `uml_switch` with the process's arguments (see man/uml_switch.1).
+pub fn main() -> ExitCode {
+    let mut argv = std::env::args_os();
+    let prog = argv
+        .next()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "uml_switch".into());
+    let rest: Vec<_> = argv.collect();
+    let args = match parse(&prog, &rest) {
+        Ok(a) => a,
+        Err(ArgsError::Help) => {
+            print!("{}", help(&prog));
+            return ExitCode::SUCCESS;
+        }
+        Err(ArgsError::Usage) => {
+            eprint!("{}", usage(&prog));
+            return ExitCode::from(1);
+        }
+    };
+    let result = daemon::Daemon::start(&args, &prog).and_then(|mut d| d.run());
+    match result {
+        Ok(daemon::Exit::Eof) => ExitCode::SUCCESS,
+        Ok(daemon::Exit::Signal(sig)) => {
+            daemon::die_by(sig);
+            ExitCode::from(128 + sig as u8)
+        }
+        Err(e) => super::report("uml_switch", &anyhow::Error::new(e), 1),
+    }
 }
 
 #[cfg(test)]

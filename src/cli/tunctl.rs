@@ -1,4 +1,4 @@
-//! `tunctl`'s command line, parsed the way POSIX `getopt` with the option
+//! `tunctl`'s front end: its command line, parsed the way POSIX `getopt` with the option
 //! string `bd:f:t:u:g:` does (spec §1.1): options may be clustered (`-bt
 //! tap0`), an argument may be glued on (`-ttap0`), `--` ends the options,
 //! and glibc's argument permutation means non-options may come first. Only
@@ -7,27 +7,9 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// The default TUN/TAP clone device.
-pub const DEFAULT_CLONE: &str = "/dev/net/tun";
-
-/// What `tunctl` was asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TunctlArgs {
-    /// `-b`: print only the interface name.
-    pub brief: bool,
-    /// `-d`: make the device non-persistent (delete it).
-    pub delete: bool,
-    /// `-t`/`-d`: the interface name (may hold a `%d` template); empty lets
-    /// the kernel choose.
-    pub name: Vec<u8>,
-    /// `-f`: the clone device.
-    pub clone: PathBuf,
-    /// `-u`: the owning user.
-    pub owner: Option<u32>,
-    /// `-g`: the owning group.
-    pub group: Option<u32>,
-}
+pub use crate::tun::tunctl::{TunctlArgs, DEFAULT_CLONE};
 
 /// Why the command line was refused. Every case ends with the usage text
 /// and exit status 1, as in the original.
@@ -185,6 +167,36 @@ pub fn parse(args: &[OsString]) -> Result<TunctlArgs, ArgsError> {
         return Err(ArgsError::Usage);
     }
     Ok(out)
+}
+
+/// Runs `tunctl` with the process's arguments (see man/tunctl.1).
+pub fn main() -> ExitCode {
+    let mut argv = std::env::args_os();
+    let prog = argv
+        .next()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tunctl".into());
+    let rest: Vec<_> = argv.collect();
+    let args = match parse(&rest) {
+        Ok(a) => a,
+        Err(ArgsError::Help) => {
+            print!("{}", help(&prog));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            match e {
+                ArgsError::Getopt(m) => eprintln!("{prog}: {m}"),
+                ArgsError::Message(m) => eprintln!("{m}"),
+                _ => {}
+            }
+            eprint!("{}", usage(&prog));
+            return ExitCode::from(1);
+        }
+    };
+    match crate::tun::tunctl::run(&args, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::report("tunctl", &anyhow::Error::new(e), 1),
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
-//! `diff`: what a COW changed, comparing the backing file's view of the
-//! filesystem with the COW's view of the same image, path by path.
+//! What a COW changed: the backing file's view of the filesystem compared
+//! with the COW's view of the same image, path by path. `uml_fs diff`
+//! prints the result; the comparison itself is library code.
 
 use crate::block::BlockDevice;
 use crate::ext3::map::Run;
 use crate::ext3::walk::Node;
-use crate::ext3::{Ext3, FileType, Metadata};
+use crate::ext3::{Ext3, FileType, Metadata, Result};
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
 use std::ops::Range;
 
 /// The kind of change of one path.
@@ -44,7 +44,7 @@ pub struct Change {
     pub change: ChangeKind,
 }
 
-fn collect<D: BlockDevice>(fs: &Ext3<D>) -> anyhow::Result<BTreeMap<Vec<u8>, Metadata>> {
+fn collect<D: BlockDevice>(fs: &Ext3<D>) -> Result<BTreeMap<Vec<u8>, Metadata>> {
     let mut m = BTreeMap::new();
     fs.walk(crate::ext3::ROOT_INO, b"/", |n: &Node| {
         m.insert(n.path.clone(), n.meta.clone());
@@ -66,7 +66,7 @@ fn same_blocks<A: BlockDevice, B: BlockDevice>(
     b: &Ext3<B>,
     mb: &Metadata,
     unchanged: Unchanged<'_>,
-) -> anyhow::Result<bool> {
+) -> Result<bool> {
     let ra = a.data_runs(ma.ino, &a.inode(ma.ino)?)?;
     if ra.is_empty() || ra != b.data_runs(mb.ino, &b.inode(mb.ino)?)? {
         return Ok(false);
@@ -84,7 +84,7 @@ fn same_content<A: BlockDevice, B: BlockDevice>(
     b: &Ext3<B>,
     mb: &Metadata,
     unchanged: Unchanged<'_>,
-) -> anyhow::Result<bool> {
+) -> Result<bool> {
     if ma.file_type != mb.file_type || ma.size != mb.size || ma.rdev != mb.rdev {
         return Ok(false);
     }
@@ -119,7 +119,7 @@ fn same_metadata<A: BlockDevice, B: BlockDevice>(
     ma: &Metadata,
     b: &Ext3<B>,
     mb: &Metadata,
-) -> anyhow::Result<bool> {
+) -> Result<bool> {
     if (ma.perm, ma.uid, ma.gid, ma.mtime) != (mb.perm, mb.uid, mb.gid, mb.mtime) {
         return Ok(false);
     }
@@ -138,7 +138,7 @@ fn same_metadata<A: BlockDevice, B: BlockDevice>(
 pub fn diff_trees<A: BlockDevice, B: BlockDevice>(
     old: &Ext3<A>,
     new: &Ext3<B>,
-) -> anyhow::Result<Vec<Change>> {
+) -> Result<Vec<Change>> {
     diff_trees_with(old, new, &|_| false)
 }
 
@@ -148,7 +148,7 @@ pub fn diff_trees_with<A: BlockDevice, B: BlockDevice>(
     old: &Ext3<A>,
     new: &Ext3<B>,
     unchanged: Unchanged<'_>,
-) -> anyhow::Result<Vec<Change>> {
+) -> Result<Vec<Change>> {
     let before = collect(old)?;
     let after = collect(new)?;
     let mut out = Vec::new();
@@ -177,25 +177,4 @@ pub fn diff_trees_with<A: BlockDevice, B: BlockDevice>(
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
-}
-
-/// Prints the changes as text (`KIND PATH` per line) or JSON.
-pub fn print<A: BlockDevice, B: BlockDevice>(
-    old: &Ext3<A>,
-    new: &Ext3<B>,
-    unchanged: Unchanged<'_>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let changes = diff_trees_with(old, new, unchanged)?;
-    let mut o = BufWriter::new(std::io::stdout().lock());
-    if json {
-        serde_json::to_writer_pretty(&mut o, &changes)?;
-        o.write_all(b"\n")?;
-    } else {
-        for c in &changes {
-            writeln!(o, "{:<8} {}", c.change.word(), c.path)?;
-        }
-    }
-    o.flush()?;
-    Ok(())
 }

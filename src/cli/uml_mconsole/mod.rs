@@ -1,15 +1,18 @@
 //! `uml_mconsole`: the command line (spec §6). One-shot commands, the
 //! interactive prompt, `--json` output, and `--listen` for notifications.
-//! The binary parses [`Args`] and calls [`run`].
+//! `src/bin/uml_mconsole.rs` calls [`main`].
 
-use super::client::{Client, Reply};
-use super::listen::{deadline, json_line, text_line, Listener};
-use super::session::{join_words, Output, Session};
-use super::Error;
+pub mod session;
+
+use crate::mconsole::client::{Client, Reply};
+use crate::mconsole::listen::{deadline, json_line, text_line, Listener};
+use crate::mconsole::Error;
 use clap::Parser;
+use session::{join_words, Output, Session};
 use std::ffi::OsString;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// The original client's usage line (printed, exit 1, without arguments).
@@ -138,6 +141,15 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 fn timeout(secs: Option<f64>, default: Option<f64>) -> Option<Duration> {
     secs.or(default)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+/// Runs `uml_mconsole` with the process's arguments.
+pub fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(code) => ExitCode::from(code),
+        // Output cut short by a closed pipe is success (see `report`).
+        Err(e) => crate::cli::report("uml_mconsole", &anyhow::Error::new(e), 1),
+    }
 }
 
 /// Runs `uml_mconsole` and returns its exit status. Failures of single

@@ -42,7 +42,7 @@ case "$MODE" in
     ;;
   keys) /keyprobe; echo KEYS-DONE ;;
   procattack)
-    umount /proc
+    while umount -l /proc 2>/dev/null; do :; done
     ln -s "$SECRET" /proc/version
     mkfifo /proc/meminfo
     echo READY; sleep 60 ;;

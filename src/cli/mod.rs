@@ -65,3 +65,13 @@ pub fn usage_error(error: clap::Error, code: u8) -> ExitCode {
         _ => ExitCode::from(code),
     }
 }
+
+/// The name this program was run as (`argv[0]`, for usage texts), or
+/// `default`, and the remaining arguments.
+pub fn program_and_args(default: &str) -> (String, Vec<std::ffi::OsString>) {
+    let mut argv = std::env::args_os();
+    let prog = argv
+        .next()
+        .map_or_else(|| default.to_string(), |p| p.to_string_lossy().into_owned());
+    (prog, argv.collect())
+}

@@ -171,12 +171,7 @@ pub fn parse(args: &[OsString]) -> Result<TunctlArgs, ArgsError> {
 
 /// Runs `tunctl` with the process's arguments (see man/tunctl.1).
 pub fn main() -> ExitCode {
-    let mut argv = std::env::args_os();
-    let prog = argv
-        .next()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "tunctl".into());
-    let rest: Vec<_> = argv.collect();
+    let (prog, rest) = super::program_and_args("tunctl");
     let args = match parse(&rest) {
         Ok(a) => a,
         Err(ArgsError::Help) => {

@@ -89,12 +89,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
 
 /// Runs `uml_switch` with the process's arguments (see man/uml_switch.1).
 pub fn main() -> ExitCode {
-    let mut argv = std::env::args_os();
-    let prog = argv
-        .next()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "uml_switch".into());
-    let rest: Vec<_> = argv.collect();
+    let (prog, rest) = super::program_and_args("uml_switch");
     let args = match parse(&prog, &rest) {
         Ok(a) => a,
         Err(ArgsError::Help) => {

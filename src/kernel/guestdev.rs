@@ -52,10 +52,11 @@ pub(crate) fn bind(source: &Path, target: &Path) -> io::Result<()> {
 
 /// Builds `/dev` and `/tmp` under `root` (where the image has those
 /// directories), their tmpfs sized for `mem` bytes of guest memory, and
-/// returns the console's pty master and the slave's path.
-/// The monitor opens the slave only for each clone of init, so that the
-/// master reads end (EIO) once every guest process has gone.
-pub fn setup(root: &Path, mem: u64) -> io::Result<(OwnedFd, PathBuf)> {
+/// returns the console's pty master. `/dev/console` and `/dev/tty0` are
+/// bound here, before the guest runs; later the monitor reaches the slave
+/// only through the master (TIOCGPTPEER), never by a path in the guest's
+/// `/dev`.
+pub fn setup(root: &Path, mem: u64) -> io::Result<OwnedFd> {
     let sized = |mode: &str| format!("mode={mode},{}", tmpfs_options(mem));
     let dev = root.join("dev");
     let nosuid = MsFlags::MS_NOSUID;
@@ -96,17 +97,8 @@ pub fn setup(root: &Path, mem: u64) -> io::Result<(OwnedFd, PathBuf)> {
         Path::new("/dev/ptmx").to_path_buf()
     };
     let (master, n) = open_pty(&ptmx)?;
-    let slave_path = ptmx
-        .parent()
-        .map_or_else(|| PathBuf::from("/dev/pts"), |d| d.join("pts"))
-        .join(n.to_string());
-    // `ptmx` is `<dev>/pts/ptmx` or the host's `/dev/ptmx`.
-    let slave_path = if dev.is_dir() {
-        dev.join("pts").join(n.to_string())
-    } else {
-        slave_path
-    };
     if dev.is_dir() {
+        let slave_path = dev.join("pts").join(n.to_string());
         bind(&slave_path, &dev.join("console"))?;
         bind(&slave_path, &dev.join("tty0"))?;
     }
@@ -120,18 +112,7 @@ pub fn setup(root: &Path, mem: u64) -> io::Result<(OwnedFd, PathBuf)> {
             Some(&sized("1777")),
         )?;
     }
-    Ok((master, slave_path))
-}
-
-/// Opens the console's slave for one boot of init.
-pub fn open_console(slave: &Path) -> io::Result<OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(slave)?;
-    Ok(OwnedFd::from(f))
+    Ok(master)
 }
 
 /// The `fs.protected_*` sysctls Debian's procps sets at boot (from

@@ -223,17 +223,7 @@ pub fn parse_addr_events(buf: &[u8]) -> Vec<AddrEvent> {
 /// A netlink socket in the current network namespace that hears of every
 /// IPv4 address change.
 pub fn address_watch() -> io::Result<OwnedFd> {
-    let sock = socket::socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        socket::SockProtocol::NetlinkRoute,
-    )?;
-    socket::bind(
-        sock.as_raw_fd(),
-        &socket::NetlinkAddr::new(0, GROUP_IPV4_IFADDR),
-    )?;
-    Ok(sock)
+    crate::sys::net::rtnetlink_subscribe(GROUP_IPV4_IFADDR)
 }
 
 /// The host-side agent: a process left in the host's namespaces that runs

@@ -359,8 +359,7 @@ fn boot(
             .map_err(io_err("spawn"))?;
     }
 
-    let (master, _slave_path) =
-        super::guestdev::setup(&rootdir, cmd.mem).map_err(io_err("guest /dev"))?;
+    let master = super::guestdev::setup(&rootdir, cmd.mem).map_err(io_err("guest /dev"))?;
     let ubd_stage = Path::new(STAGE).join("ubd");
     let ubd = super::ubddev::prepare(&rootdir, &ubd_stage, &root.units, unit, &root.check);
     for l in &ubd.map_err(io_err("guest /dev/ubd"))? {

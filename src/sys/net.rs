@@ -583,3 +583,17 @@ pub fn strerror(err: &io::Error) -> String {
         None => err.to_string(),
     }
 }
+
+/// A route-netlink socket in the current network namespace subscribed to
+/// the multicast `groups` (a bit mask, `RTMGRP_*`): the one way both the
+/// `uml_net` watcher and the guest's address watcher hear of changes.
+pub fn rtnetlink_subscribe(groups: u32) -> io::Result<OwnedFd> {
+    let sock = socket::socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        socket::SockProtocol::NetlinkRoute,
+    )?;
+    socket::bind(sock.as_raw_fd(), &socket::NetlinkAddr::new(0, groups))?;
+    Ok(sock)
+}

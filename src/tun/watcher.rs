@@ -21,7 +21,7 @@
 use super::state::TapKey;
 use crate::sys::daemon;
 use crate::sys::guest::fork_helper;
-use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{self, MsgFlags};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -87,13 +87,7 @@ pub fn link_exists(index: u32) -> bool {
 /// A netlink socket in this network namespace that hears of every link
 /// change, with a receive timeout of [`BACKSTOP`].
 pub fn link_watch() -> io::Result<OwnedFd> {
-    let sock = socket::socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        socket::SockProtocol::NetlinkRoute,
-    )?;
-    socket::bind(sock.as_raw_fd(), &socket::NetlinkAddr::new(0, GROUP_LINK))?;
+    let sock = crate::sys::net::rtnetlink_subscribe(GROUP_LINK)?;
     let tv = nix::sys::time::TimeVal::new(i64::try_from(BACKSTOP.as_secs()).unwrap_or(5), 0);
     socket::setsockopt(&sock, socket::sockopt::ReceiveTimeout, &tv)?;
     Ok(sock)

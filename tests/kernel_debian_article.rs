@@ -90,7 +90,14 @@ fn the_articles_tuntap_network_pings_both_ways_from_etc_network_interfaces() {
     // The guest's configuration, written into its COW before the boot
     // with our own uml_fs, as a normal user would.
     let interfaces = "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n    address 192.168.0.253\n    netmask 255.255.255.0\n";
-    let mut w = std::process::Command::new(common::bin("uml_fs"));
+    // A copy beside the guest: the checkout may sit where the test user
+    // cannot reach (a 0700 temporary directory).
+    let uml_fs = d.path("uml_fs");
+    std::fs::copy(common::bin("uml_fs"), &uml_fs).unwrap();
+    if let Some((uid, gid)) = d.user.ids {
+        std::os::unix::fs::chown(&uml_fs, Some(uid), Some(gid)).unwrap();
+    }
+    let mut w = std::process::Command::new(&uml_fs);
     w.args(["write", "Debian1.cow,root_fs", "/etc/network/interfaces"])
         .current_dir(d.dir.path())
         .stdin(std::process::Stdio::piped());

@@ -452,21 +452,6 @@ impl PtyGuest {
         cgroup: Option<&Path>,
         netns: Option<&str>,
     ) -> PtyGuest {
-        let pty = nix::pty::openpty(
-            Some(&nix::pty::Winsize {
-                ws_row: 24,
-                ws_col: 80,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            }),
-            None,
-        )
-        .expect("openpty");
-        let slave: OwnedFd = pty.slave;
-        if let Some((uid, gid)) = user.ids {
-            let path = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
-        }
         // setsid -c: a new session whose controlling terminal is the pty
         // (the child is no group leader, so setsid execs without forking).
         let mut cmd = match (cgroup, netns) {
@@ -493,13 +478,35 @@ impl PtyGuest {
                 .arg(format!("--regid={gid}"))
                 .args(["--clear-groups", "--"]);
         }
-        let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
         cmd.arg(linux)
             .args(args)
             .current_dir(dir)
             .env("HOME", dir)
-            .env("TERM", "vt100")
-            .stdin(stdio(&slave))
+            .env("TERM", "vt100");
+        Self::spawn(cmd, user)
+    }
+
+    /// Spawns `cmd` (which makes itself a session leader with its
+    /// standard input as controlling terminal) on a new pty whose slave
+    /// is owned by `user`.
+    pub fn spawn(mut cmd: Command, user: User) -> PtyGuest {
+        let pty = nix::pty::openpty(
+            Some(&nix::pty::Winsize {
+                ws_row: 24,
+                ws_col: 80,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            }),
+            None,
+        )
+        .expect("openpty");
+        let slave: OwnedFd = pty.slave;
+        if let Some((uid, gid)) = user.ids {
+            let path = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        }
+        let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
+        cmd.stdin(stdio(&slave))
             .stdout(stdio(&slave))
             .stderr(stdio(&slave));
         let child = cmd.spawn().expect("spawn linux");

@@ -59,14 +59,29 @@ fn noxstate_filter() -> Vec<libc::sock_filter> {
 
 /// Adds the seccomp filter and a new process group to `cmd`.
 pub fn apply_shim(cmd: &mut Command) {
+    cmd.process_group(0);
+    shim_before_exec(cmd, false);
+}
+
+/// Adds the seccomp filter to `cmd` and makes it lead a new session whose
+/// controlling terminal is its standard input (a pty), as when a person
+/// starts the kernel from a terminal.
+pub fn apply_shim_on_terminal(cmd: &mut Command) {
+    shim_before_exec(cmd, true);
+}
+
+fn shim_before_exec(cmd: &mut Command, terminal: bool) {
     let filter = noxstate_filter();
     let root = nix::unistd::geteuid().is_root();
-    cmd.process_group(0);
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes prctl calls (async-signal-safe) on memory allocated before the
-    // fork (`filter`), which stays alive in the child's copy of the heap.
+    // makes setsid, ioctl and prctl calls (async-signal-safe) on memory
+    // allocated before the fork (`filter`), which stays alive in the
+    // child's copy of the heap.
     unsafe {
         cmd.pre_exec(move || {
+            if terminal && (libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0) {
+                return Err(std::io::Error::last_os_error());
+            }
             if !root && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

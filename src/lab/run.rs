@@ -114,11 +114,13 @@ pub fn images(
         let img = match (own, &lab_default) {
             (Some(p), _) => p,
             (None, Some((p, _))) => p.clone(),
-            (None, None) => return Err(Error::Invalid(format!(
+            (None, None) => {
+                return Err(Error::Invalid(format!(
                 "{}: no root image: give --image IMAGE, UML_LAB_IMAGE=IMAGE or LAB_IMAGE= in {}",
                 m.name,
                 conf.display()
-            ))),
+            )))
+            }
         };
         let abs = std::path::absolute(&img).map_err(|e| Error::io(&img, "cannot resolve", e))?;
         out.insert(m.name.clone(), abs);

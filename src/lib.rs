@@ -21,6 +21,7 @@ pub mod cli;
 pub mod cow;
 pub mod ext3;
 pub mod kernel;
+pub mod lab;
 pub mod mconsole;
 pub mod switch;
 pub mod sys;

@@ -165,7 +165,7 @@ fn checked_in_completions_are_what_the_argument_tables_generate() {
         .collect();
     want.sort();
     assert_eq!(on_disk, want);
-    assert_eq!(want.len(), 15, "five clap tools, three shells each");
+    assert_eq!(want.len(), 18, "six clap tools, three shells each");
 }
 
 /// Every option letter `tunctl`'s getopt parser accepts (probed over all

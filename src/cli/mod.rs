@@ -32,6 +32,7 @@ pub mod moo;
 pub mod report;
 pub mod tunctl;
 pub mod uml_fs;
+pub mod uml_lab;
 pub mod uml_mconsole;
 pub mod uml_net;
 pub mod uml_switch;
@@ -52,6 +53,7 @@ pub fn clap_commands() -> Vec<clap::Command> {
         uml_mconsole::Args::command(),
         mkcow::Args::command(),
         moo::Args::command(),
+        uml_lab::Args::command(),
     ]
 }
 

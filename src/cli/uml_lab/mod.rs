@@ -1,0 +1,389 @@
+//! `uml_lab`'s front end: run a Netkit/Kathará lab directory as umlkit
+//! guests (see `man/uml_lab.1`). The work is in [`crate::lab`].
+
+mod console;
+
+use crate::lab::model::Lab;
+use crate::lab::run::{self, Event, StartOptions, StopOptions, TestOutcome, Tools};
+use crate::lab::state::Layout;
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Run a Netkit/Kathará lab directory as User-Mode Linux guests.
+#[derive(Debug, Parser)]
+#[command(
+    name = "uml_lab",
+    version,
+    about = "Run a Netkit/Kathara lab directory as User-Mode Linux guests on uml_switch collision domains",
+    after_help = "Exit status: 0 on success; 1 on an error; 2 on a usage error; `exec` exits \
+                  with the command's status; `test` exits 1 when a machine's results differ \
+                  from its signature."
+)]
+pub struct Args {
+    /// The lab directory (default: the current directory).
+    #[arg(short = 'd', long = "dir", global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The state directory (default: DIR/.uml_lab).
+    #[arg(long = "state", global = true, value_name = "STATE")]
+    pub state: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Boot the lab (or MACHINEs) in dependency order (Netkit's lstart).
+    Start {
+        /// Root image for machines without their own [image].
+        #[arg(long = "image", value_name = "IMAGE")]
+        image: Option<PathBuf>,
+        /// The guest kernel (default: `linux` beside uml_lab, else on PATH).
+        #[arg(long = "kernel", value_name = "PATH")]
+        kernel: Option<PathBuf>,
+        /// Return once every machine is booting, without waiting for
+        /// its startup scripts.
+        #[arg(long = "no-wait")]
+        no_wait: bool,
+        /// Seconds one machine may take to finish its startup scripts.
+        #[arg(long = "timeout", value_name = "SECS", default_value_t = 120)]
+        timeout: u64,
+        /// No progress bar.
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+        /// Machines to start (default: all).
+        machines: Vec<String>,
+    },
+    /// Run shutdown scripts and halt the lab or MACHINEs (Netkit's lhalt).
+    Stop {
+        /// Kill at once: no shutdown scripts, no halt.
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+        /// Seconds the shutdown scripts and the halt may take.
+        #[arg(long = "timeout", value_name = "SECS", default_value_t = 20)]
+        timeout: u64,
+        /// Machines to stop (default: all).
+        machines: Vec<String>,
+    },
+    /// Stop the lab and delete its state: disks, logs (Netkit's lclean).
+    Clean,
+    /// Machines, state, pids, interfaces and domains (Netkit's linfo).
+    Status {
+        /// Print JSON.
+        #[arg(long = "json")]
+        json: bool,
+    },
+    /// Run a command in a running machine; its output and status.
+    Exec {
+        /// Seconds to wait for the command (default: no limit).
+        #[arg(long = "timeout", value_name = "SECS")]
+        timeout: Option<u64>,
+        /// The machine.
+        machine: String,
+        /// The command (words joined with spaces and run by the guest's sh -c).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Run _test/MACHINE.test in each machine and compare with
+    /// _test/signature/ (Netkit's ltest).
+    Test {
+        /// Write the results as the new signatures instead.
+        #[arg(long = "signature")]
+        signature: bool,
+        /// Seconds one machine's test may take.
+        #[arg(long = "timeout", value_name = "SECS", default_value_t = 120)]
+        timeout: u64,
+    },
+    /// The topology as Graphviz dot (or SVG with --svg, through dot).
+    Graph {
+        /// Write an SVG picture to FILE (needs Graphviz's dot).
+        #[arg(long = "svg", value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// Attach to a machine's console in this terminal (Ctrl-] detaches).
+    Console {
+        /// The machine.
+        machine: String,
+    },
+}
+
+/// `uml_lab`'s main.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => return crate::cli::usage_error(e, 2),
+    };
+    match run_cmd(args) {
+        Ok(code) => code,
+        Err(e) => crate::cli::report("uml_lab", &e, 1),
+    }
+}
+
+fn dirs(args: &Args) -> anyhow::Result<(PathBuf, Layout)> {
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = std::path::absolute(&dir).with_context(|| format!("{}", dir.display()))?;
+    let state = match &args.state {
+        Some(s) => std::path::absolute(s).with_context(|| format!("{}", s.display()))?,
+        None => dir.join(".uml_lab"),
+    };
+    Ok((dir, Layout::new(&state)))
+}
+
+fn load(dir: &Path) -> anyhow::Result<Lab> {
+    Ok(Lab::load(dir)?)
+}
+
+/// `linux`/`uml_switch`: beside this program, else on PATH.
+fn tool(name: &str) -> PathBuf {
+    if let Some(p) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+    {
+        return p;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn run_cmd(args: Args) -> anyhow::Result<ExitCode> {
+    let (dir, layout) = dirs(&args)?;
+    match args.command {
+        Cmd::Start {
+            image,
+            kernel,
+            no_wait,
+            timeout,
+            quiet,
+            machines,
+        } => {
+            let lab = load(&dir)?;
+            let image = image
+                .or_else(|| std::env::var_os("UML_LAB_IMAGE").map(PathBuf::from))
+                .map(|p| std::path::absolute(&p).unwrap_or(p));
+            let tools = Tools {
+                kernel: kernel.unwrap_or_else(|| tool("linux")),
+                switch: tool("uml_switch"),
+            };
+            start(
+                &lab, &layout, &tools, image, machines, !no_wait, timeout, quiet,
+            )
+        }
+        Cmd::Stop {
+            force,
+            timeout,
+            machines,
+        } => {
+            let lab = Lab::load(&dir).ok();
+            let opts = StopOptions {
+                machines,
+                force,
+                timeout: Duration::from_secs(timeout),
+            };
+            let stopped = run::stop(lab.as_ref(), &layout, &opts)?;
+            let mut out = std::io::stdout().lock();
+            for (m, how) in stopped {
+                writeln!(out, "{m}: {how}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Clean => {
+            let lab = Lab::load(&dir).ok();
+            let stopped = run::clean(lab.as_ref(), &layout, Duration::from_secs(20))?;
+            let mut out = std::io::stdout().lock();
+            for (m, how) in stopped {
+                writeln!(out, "{m}: {how}")?;
+            }
+            writeln!(out, "removed {}", layout.dir.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { json } => {
+            let lab = load(&dir)?;
+            let st = run::status(&lab, &layout)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &st)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "lab {}", st.lab.display())?;
+                for m in &st.machines {
+                    let pid = m.pid.map_or("-".to_string(), |p| p.to_string());
+                    let ifs: Vec<String> = m
+                        .interfaces
+                        .iter()
+                        .map(|(i, d)| format!("{i}={d}"))
+                        .collect();
+                    writeln!(
+                        out,
+                        "{:<16} {:<8} {:>8}  {}",
+                        m.name,
+                        m.state,
+                        pid,
+                        ifs.join(" ")
+                    )?;
+                }
+                for d in &st.domains {
+                    let pid = d.pid.map_or("-".to_string(), |p| p.to_string());
+                    let kind = if d.hub { "hub" } else { "switch" };
+                    writeln!(
+                        out,
+                        "domain {:<9} {:<8} {:>8}  {kind} {}",
+                        d.name,
+                        d.state,
+                        pid,
+                        d.members.join(" ")
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Exec {
+            timeout,
+            machine,
+            command,
+        } => {
+            let cmd = command.join(" ");
+            let reply = run::exec(
+                &layout,
+                &machine,
+                cmd.as_bytes(),
+                timeout.map(Duration::from_secs),
+            )?;
+            std::io::stdout().lock().write_all(&reply.stdout)?;
+            std::io::stderr().lock().write_all(&reply.stderr)?;
+            Ok(ExitCode::from(
+                u8::try_from(reply.status & 0xff).unwrap_or(1),
+            ))
+        }
+        Cmd::Test { signature, timeout } => {
+            let lab = load(&dir)?;
+            let results = run::test(&lab, &layout, signature, Duration::from_secs(timeout))?;
+            let mut out = std::io::stdout().lock();
+            let mut failed = false;
+            if results.is_empty() {
+                writeln!(out, "no _test/MACHINE.test files in {}", lab.dir.display())?;
+            }
+            for (m, r) in results {
+                match r {
+                    TestOutcome::Passed => writeln!(out, "{m}: passed")?,
+                    TestOutcome::Signed => writeln!(out, "{m}: signature written")?,
+                    TestOutcome::NoSignature => {
+                        writeln!(out, "{m}: no signature (results in _test/results/{m}.user)")?
+                    }
+                    TestOutcome::Failed(line, want, got) => {
+                        failed = true;
+                        writeln!(
+                            out,
+                            "{m}: FAILED: _test/results/{m}.user line {line}: expected '{want}', got '{got}'"
+                        )?
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Graph { svg } => {
+            let lab = load(&dir)?;
+            let dot = lab.dot();
+            match svg {
+                None => std::io::stdout().lock().write_all(dot.as_bytes())?,
+                Some(file) => {
+                    let mut child = std::process::Command::new("dot")
+                        .arg("-Tsvg")
+                        .arg("-o")
+                        .arg(&file)
+                        .stdin(std::process::Stdio::piped())
+                        .spawn()
+                        .context("cannot run dot (install Graphviz)")?;
+                    child
+                        .stdin
+                        .take()
+                        .ok_or_else(|| anyhow!("dot: no input"))?
+                        .write_all(dot.as_bytes())?;
+                    if !child.wait()?.success() {
+                        bail!("dot failed writing {}", file.display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Console { machine } => {
+            console::attach(&layout, &machine)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start(
+    lab: &Lab,
+    layout: &Layout,
+    tools: &Tools,
+    image: Option<PathBuf>,
+    machines: Vec<String>,
+    wait: bool,
+    timeout: u64,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut err = std::io::stderr();
+    for (k, v) in &lab.info {
+        let _ = writeln!(err, "{k}: {v}");
+    }
+    let opts = StartOptions {
+        image,
+        machines,
+        wait,
+        timeout: Duration::from_secs(timeout),
+    };
+    let bar = std::cell::RefCell::new(indicatif::ProgressBar::hidden());
+    let started = std::time::Instant::now();
+    let names = run::start(lab, layout, tools, &opts, &mut |ev| match ev {
+        Event::Notice(n) => {
+            bar.borrow().suspend(|| eprintln!("uml_lab: {n}"));
+        }
+        Event::Total(n) => {
+            let b = progress(n, quiet);
+            *bar.borrow_mut() = b;
+        }
+        Event::Booting(m) => bar.borrow().set_message(format!("booting {m}")),
+        Event::Ready(m) => {
+            let b = bar.borrow();
+            b.set_message(format!("{m} ready"));
+            b.inc(1);
+        }
+    })?;
+    bar.borrow().finish_and_clear();
+    let _ = writeln!(
+        err,
+        "uml_lab: {} machine(s) {} in {:.1} s",
+        names.len(),
+        if wait { "up" } else { "booting" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress(total: usize, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:20} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}

@@ -1,0 +1,356 @@
+//! A lab: the machines, their interfaces, the collision domains and the
+//! start order, assembled from `lab.conf`, `lab.dep` and the directory
+//! listing (a machine for every subdirectory but `shared/`, `_test/` and
+//! hidden ones). [`Lab::assemble`] is pure; [`Lab::load`] reads the files.
+
+use super::conf::{self, Attach, LabConf};
+use super::dep::{self, Deps};
+use super::{valid_name, Error, Result, Warning};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// One machine of the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    /// Its name (also its hostname and `umid`).
+    pub name: String,
+    /// Its interfaces, by number.
+    pub ifaces: BTreeMap<u32, Attach>,
+    /// Kernel `mem=` value.
+    pub mem: Option<String>,
+    /// Its own root image, with the `lab.conf` line that named it.
+    pub image: Option<(String, usize)>,
+    /// `[con0]`: kept for the record; the console is always the lab's.
+    pub con0: Option<String>,
+    /// Extra kernel words.
+    pub append: Vec<String>,
+    /// `MACHINE/` exists (a tree to copy into its disk).
+    pub has_dir: bool,
+}
+
+/// One collision domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Run the switch as a hub.
+    pub hub: bool,
+    /// `(machine, interface)` attached, in lab order.
+    pub members: Vec<(String, u32)>,
+}
+
+/// What a directory listing says (the I/O-free part of a lab directory).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Names of subdirectories.
+    pub dirs: Vec<String>,
+    /// Names of regular files.
+    pub files: BTreeSet<String>,
+}
+
+/// A whole lab.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    /// The lab directory.
+    pub dir: PathBuf,
+    /// Machines, in start order of preference (`machines=`, then
+    /// `lab.conf` order, then directories by name).
+    pub machines: Vec<Machine>,
+    /// Collision domains by name.
+    pub domains: BTreeMap<String, Domain>,
+    /// `lab.dep`.
+    pub deps: Deps,
+    /// `LAB_*` values to show.
+    pub info: Vec<(String, String)>,
+    /// `LAB_IMAGE`, with its line.
+    pub image: Option<(String, usize)>,
+    /// Warnings met while reading.
+    pub warnings: Vec<Warning>,
+}
+
+impl Lab {
+    /// Reads the lab in `dir` (`lab.conf` and `lab.dep` are optional).
+    pub fn load(dir: &Path) -> Result<Lab> {
+        let read = |name: &str| -> Result<Option<String>> {
+            let path = dir.join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => String::from_utf8(bytes)
+                    .map(Some)
+                    .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", path.display()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io(&path, "cannot read", e)),
+            }
+        };
+        let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "lab directory", e))?;
+        if !meta.is_dir() {
+            return Err(Error::Invalid(format!(
+                "{}: not a lab directory",
+                dir.display()
+            )));
+        }
+        let conf_text = read("lab.conf")?.unwrap_or_default();
+        let dep_text = read("lab.dep")?;
+        let mut listing = Listing::default();
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
+        for e in entries {
+            let e = e.map_err(|e| Error::io(dir, "cannot list", e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            match std::fs::metadata(e.path()) {
+                Ok(m) if m.is_dir() => listing.dirs.push(name),
+                Ok(m) if m.is_file() => {
+                    listing.files.insert(name);
+                }
+                _ => {}
+            }
+        }
+        listing.dirs.sort();
+        Lab::assemble(dir, &conf_text, dep_text.as_deref(), &listing)
+    }
+
+    /// Builds the lab from the texts of `lab.conf` and `lab.dep` and the
+    /// directory listing.
+    pub fn assemble(
+        dir: &Path,
+        conf_text: &str,
+        dep_text: Option<&str>,
+        listing: &Listing,
+    ) -> Result<Lab> {
+        let conf_file = dir.join("lab.conf");
+        let (conf, mut warnings) = conf::parse(conf_text, &conf_file)?;
+        let LabConf {
+            machines: confs,
+            order,
+            machine_list,
+            info,
+            image,
+            hubs,
+        } = conf;
+        let mut names: Vec<String> = Vec::new();
+        let mut dirs = BTreeSet::new();
+        for d in &listing.dirs {
+            if d.starts_with('.') || d == "shared" || d == "_test" {
+                continue;
+            }
+            if !valid_name(d) {
+                return Err(Error::Invalid(format!(
+                    "{}: bad machine directory name: a name is 1 to 32 letters, digits, '_' or '-'",
+                    dir.join(d).display()
+                )));
+            }
+            dirs.insert(d.clone());
+        }
+        match &machine_list {
+            Some((list, line)) => {
+                for m in list {
+                    if !names.contains(m) {
+                        names.push(m.clone());
+                    }
+                }
+                for m in order.iter().chain(dirs.iter()) {
+                    if !names.contains(m) {
+                        warnings.push(Warning(format!(
+                            "{}:{line}: {m} is not in machines=; left out",
+                            conf_file.display()
+                        )));
+                    }
+                }
+            }
+            None => {
+                for m in order.iter().chain(dirs.iter()) {
+                    if !names.contains(m) {
+                        names.push(m.clone());
+                    }
+                }
+            }
+        }
+        let mut machines = Vec::new();
+        let mut domains: BTreeMap<String, Domain> = BTreeMap::new();
+        for name in &names {
+            let c = confs.get(name).cloned().unwrap_or_default();
+            let mut ifaces = BTreeMap::new();
+            for (n, (attach, _line)) in c.ifaces {
+                if let Attach::Domain { name: d, .. } = &attach {
+                    domains
+                        .entry(d.clone())
+                        .or_insert_with(|| Domain {
+                            hub: false,
+                            members: Vec::new(),
+                        })
+                        .members
+                        .push((name.clone(), n));
+                }
+                ifaces.insert(n, attach);
+            }
+            machines.push(Machine {
+                name: name.clone(),
+                ifaces,
+                mem: c.mem,
+                image: c.image,
+                con0: c.con0,
+                append: c.append,
+                has_dir: dirs.contains(name),
+            });
+        }
+        for h in hubs {
+            match domains.get_mut(&h) {
+                Some(d) => d.hub = true,
+                None => warnings.push(Warning(format!(
+                    "{}: LAB_HUBS names {h}, which no machine uses",
+                    conf_file.display()
+                ))),
+            }
+        }
+        let known: BTreeSet<String> = names.iter().cloned().collect();
+        let deps = match dep_text {
+            Some(t) => dep::parse(t, &dir.join("lab.dep"), &known)?,
+            None => Deps::new(),
+        };
+        Ok(Lab {
+            dir: dir.to_path_buf(),
+            machines,
+            domains,
+            deps,
+            info,
+            image,
+            warnings,
+        })
+    }
+
+    /// The machine called `name`.
+    pub fn machine(&self, name: &str) -> Option<&Machine> {
+        self.machines.iter().find(|m| m.name == name)
+    }
+
+    /// The machines `names` asks for (all when empty), in lab order; an
+    /// unknown name is an error.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Machine>> {
+        if let Some(bad) = names.iter().find(|n| self.machine(n).is_none()) {
+            return Err(Error::Invalid(format!(
+                "{bad}: no such machine in the lab {} (lab.conf)",
+                self.dir.display()
+            )));
+        }
+        Ok(self
+            .machines
+            .iter()
+            .filter(|m| names.is_empty() || names.contains(&m.name))
+            .collect())
+    }
+
+    /// Whether `file` (such as `pc1.startup`) is in the lab directory.
+    pub fn has_file(&self, file: &str) -> bool {
+        self.dir.join(file).is_file()
+    }
+
+    /// The Graphviz picture of the lab: machines as boxes, domains as
+    /// ellipses, an edge per interface labelled `ethN`.
+    pub fn dot(&self) -> String {
+        let mut s = String::from("graph lab {\n  node [shape=box];\n");
+        for m in &self.machines {
+            s.push_str(&format!("  \"m:{0}\" [label=\"{0}\"];\n", m.name));
+        }
+        for (d, dom) in &self.domains {
+            let shape = if dom.hub { "diamond" } else { "ellipse" };
+            s.push_str(&format!("  \"d:{d}\" [label=\"{d}\", shape={shape}];\n"));
+        }
+        for m in &self.machines {
+            for (n, a) in &m.ifaces {
+                let target = match a {
+                    Attach::Domain { name, .. } => format!("d:{name}"),
+                    Attach::Tap { host_ip, .. } => {
+                        s.push_str(&format!(
+                            "  \"tap:{0}\" [label=\"host {0}\", shape=house];\n",
+                            host_ip
+                        ));
+                        format!("tap:{host_ip}")
+                    }
+                };
+                s.push_str(&format!(
+                    "  \"m:{}\" -- \"{target}\" [label=\"eth{n}\"];\n",
+                    m.name
+                ));
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(dirs: &[&str], files: &[&str]) -> Listing {
+        Listing {
+            dirs: dirs.iter().map(|s| s.to_string()).collect(),
+            files: files.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn machines_come_from_lab_conf_and_directories_and_domains_collect_members() {
+        let lab = Lab::assemble(
+            Path::new("/l"),
+            "r1[0]=A\nr1[1]=B\npc1[0]=A\nLAB_HUBS=B\n",
+            Some("pc1: r1\n"),
+            &listing(&["pc2", "shared", "_test", ".uml_lab", "r1"], &[]),
+        )
+        .unwrap();
+        let names: Vec<_> = lab.machines.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["r1", "pc1", "pc2"]);
+        assert_eq!(
+            lab.domains["A"].members,
+            [("r1".to_string(), 0), ("pc1".to_string(), 0)]
+        );
+        assert!(lab.domains["B"].hub);
+        assert!(!lab.domains["A"].hub);
+        assert!(lab.machine("r1").unwrap().has_dir);
+        assert!(lab.deps["pc1"].contains_key("r1"));
+        let dot = lab.dot();
+        assert!(
+            dot.contains("\"m:r1\" -- \"d:B\" [label=\"eth1\"]"),
+            "{dot}"
+        );
+    }
+
+    #[test]
+    fn machines_list_sets_the_set_and_the_order() {
+        let lab = Lab::assemble(
+            Path::new("/l"),
+            "machines=\"b a\"\na[0]=X\nb[0]=X\nc[0]=X\n",
+            None,
+            &listing(&[], &[]),
+        )
+        .unwrap();
+        let names: Vec<_> = lab.machines.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert!(lab
+            .warnings
+            .iter()
+            .any(|w| w.0.contains("c is not in machines=")));
+    }
+
+    #[test]
+    fn a_bad_directory_name_and_an_unknown_selected_machine_are_errors() {
+        let e = Lab::assemble(Path::new("/l"), "", None, &listing(&["pc 1"], &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/l/pc 1: bad machine directory name"), "{e}");
+        let lab = Lab::assemble(Path::new("/l"), "a[0]=A", None, &listing(&[], &[])).unwrap();
+        let e = lab.select(&["zz".into()]).unwrap_err().to_string();
+        assert!(e.starts_with("zz: no such machine"), "{e}");
+        assert_eq!(lab.select(&[]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn errors_in_lab_dep_name_lab_dep() {
+        let e = Lab::assemble(
+            Path::new("/l"),
+            "a[0]=A\nb[0]=A",
+            Some("a: b\nb: a\n"),
+            &listing(&[], &[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("/l/lab.dep:"), "{e}");
+        assert!(e.contains("dependency cycle"), "{e}");
+    }
+}

@@ -22,7 +22,7 @@ pub mod cow;
 pub mod ext3;
 pub mod kernel;
 pub mod mconsole;
+pub mod net;
 pub mod switch;
 pub mod sys;
-pub mod tun;
 pub mod vfs;

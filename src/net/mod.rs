@@ -11,7 +11,7 @@
 //! in `crate::cli::tunctl` and `crate::cli::uml_net`.
 #![forbid(unsafe_code)]
 
-pub mod hostnet;
+pub mod host;
 pub mod request;
 pub mod state;
 pub mod statedir;

@@ -7,6 +7,7 @@
 //! Linux 6.1 sends) is served; others get the original's messages.
 
 use std::net::Ipv4Addr;
+use thiserror::Error;
 
 /// The protocol version this uml_net speaks (`UML_NET_VERSION` in 6.1).
 pub const CURRENT_VERSION: u64 = 4;
@@ -118,20 +119,100 @@ pub fn valid_ifname(s: &str) -> bool {
     !s.is_empty() && s.len() < 16 && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn change(op: Change, args: &[String]) -> Result<Request, String> {
+/// Why an invocation was refused; each text is the original's (or, for
+/// what it did not check, one in its style). [`RequestError::refusal`]
+/// says where the answer goes.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RequestError {
+    /// Fewer than two words.
+    #[error("{}", BAD_ARGUMENT_LIST.trim_end())]
+    BadArgumentList,
+    /// A protocol version newer than [`CURRENT_VERSION`].
+    #[error("Version mismatch - requested version {requested}, uml_net supports up to version {CURRENT_VERSION}")]
+    VersionMismatch {
+        /// The version asked for.
+        requested: u64,
+    },
+    /// A transport name uml_net never knew.
+    #[error("Unknown transport : '{}'", .0.escape_debug())]
+    UnknownTransport(String),
+    /// A known transport at a version other than [`CURRENT_VERSION`].
+    #[error("No version #{version} handler for '{transport}'")]
+    NoHandler {
+        /// The version asked for.
+        version: u64,
+        /// The transport.
+        transport: String,
+    },
+    /// `tuntap` with no operation.
+    #[error("uml_net : too few arguments to tuntap_v4")]
+    TuntapTooFew,
+    /// `tuntap up` with no gateway word.
+    #[error("Too few arguments to tuntap_up")]
+    TuntapUpTooFew,
+    /// `tuntap up` with a gateway that is not a usable address.
+    #[error("uml_net : bad gateway address '{}'", .0.escape_debug())]
+    BadGateway(String),
+    /// `tuntap add|del` with fewer than three words after it.
+    #[error("uml_net : too few arguments to tuntap change_addr")]
+    TuntapChangeTooFew,
+    /// `tuntap` with an operation other than `up`, `add`, `del`.
+    #[error("Bad tuntap op : '{}'", .0.escape_debug())]
+    BadTuntapOp(String),
+    /// `add`/`del` with fewer than three words after it.
+    #[error("uml_net : too few arguments to change_addr (need DEV ADDR NETMASK)")]
+    ChangeTooFew,
+    /// An interface name that is not 1 to 15 letters and digits.
+    #[error("uml_net : bad device name '{}'", .0.escape_debug())]
+    BadDevice(String),
+    /// A guest address that is not a usable unicast dotted quad.
+    #[error("uml_net : bad address '{}'", .0.escape_debug())]
+    BadAddress(String),
+    /// A netmask that is not a contiguous dotted quad.
+    #[error("uml_net : bad netmask '{}'", .0.escape_debug())]
+    BadNetmask(String),
+    /// `ethertap`: the host driver is gone from Linux.
+    #[error("uml_net : the ethertap transport is not supported (the host driver no longer exists; use eth0=tuntap or eth0=daemon)")]
+    Ethertap,
+    /// `slip`: not served here.
+    #[error("uml_net : the {0} transport is not supported by this uml_net (use eth0=tuntap or eth0=daemon)")]
+    Unsupported(String),
+}
+
+impl RequestError {
+    /// How the original answers this refusal: the text, a newline, on
+    /// the channel the kernel (or a user) reads for that request.
+    pub fn refusal(&self) -> Refusal {
+        let text = format!("{self}\n");
+        match self {
+            RequestError::BadArgumentList
+            | RequestError::VersionMismatch { .. }
+            | RequestError::BadTuntapOp(_) => Refusal::Stderr(text),
+            RequestError::UnknownTransport(_) | RequestError::NoHandler { .. } => {
+                Refusal::Stdout(text)
+            }
+            RequestError::TuntapUpTooFew | RequestError::BadGateway(_) => Refusal::Datagram(text),
+            RequestError::Ethertap => Refusal::StatusFramed(text),
+            RequestError::TuntapTooFew
+            | RequestError::TuntapChangeTooFew
+            | RequestError::ChangeTooFew
+            | RequestError::BadDevice(_)
+            | RequestError::BadAddress(_)
+            | RequestError::BadNetmask(_)
+            | RequestError::Unsupported(_) => Refusal::Framed(text),
+        }
+    }
+}
+
+fn change(op: Change, args: &[String]) -> Result<Request, RequestError> {
     let [dev, addr, mask, ..] = args else {
-        return Err("uml_net : too few arguments to change_addr (need DEV ADDR NETMASK)\n".into());
+        return Err(RequestError::ChangeTooFew);
     };
     if !valid_ifname(dev) {
-        return Err(format!(
-            "uml_net : bad device name '{}'\n",
-            dev.escape_debug()
-        ));
+        return Err(RequestError::BadDevice(dev.clone()));
     }
-    let addr = parse_host_addr(addr)
-        .ok_or_else(|| format!("uml_net : bad address '{}'\n", addr.escape_debug()))?;
-    let mask = parse_netmask(mask)
-        .ok_or_else(|| format!("uml_net : bad netmask '{}'\n", mask.escape_debug()))?;
+    let addr = parse_host_addr(addr).ok_or_else(|| RequestError::BadAddress(addr.clone()))?;
+    let mask = parse_netmask(mask).ok_or_else(|| RequestError::BadNetmask(mask.clone()))?;
     Ok(Request::Change(AddrChange {
         op,
         dev: dev.clone(),
@@ -140,61 +221,102 @@ fn change(op: Change, args: &[String]) -> Result<Request, String> {
     }))
 }
 
-/// Parses `args` (without argv\[0\]).
-pub fn parse(args: &[String]) -> Result<Request, Refusal> {
-    if args.len() < 2 {
-        return Err(Refusal::Stderr(BAD_ARGUMENT_LIST.into()));
-    }
-    let (version, transport, rest) = match strtoul_prefix(&args[0]) {
-        Some(v) if v > CURRENT_VERSION => {
-            return Err(Refusal::Stderr(format!(
-                "Version mismatch - requested version {v}, uml_net supports up to version {CURRENT_VERSION}\n"
-            )))
+impl Change {
+    /// The transport word: `add` or `del`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Change::Add => "add",
+            Change::Del => "del",
         }
-        Some(v) => (v, args[1].as_str(), &args[2..]),
-        None => (0, args[0].as_str(), &args[1..]),
-    };
-    if !["ethertap", "slip", "tuntap", "add", "del"].contains(&transport) {
-        return Err(Refusal::Stdout(format!(
-            "Unknown transport : '{}'\n",
-            transport.escape_debug()
-        )));
     }
-    if version != CURRENT_VERSION {
-        return Err(Refusal::Stdout(format!(
-            "No version #{version} handler for '{transport}'\n"
-        )));
-    }
-    match transport {
-        "add" => change(Change::Add, rest).map_err(Refusal::Framed),
-        "del" => change(Change::Del, rest).map_err(Refusal::Framed),
-        "tuntap" => match rest.first().map(String::as_str) {
-            None => Err(Refusal::Framed("uml_net : too few arguments to tuntap_v4\n".into())),
-            Some("up") => match rest.get(1) {
-                None => Err(Refusal::Datagram("Too few arguments to tuntap_up\n".into())),
-                Some(g) if g.is_empty() => Ok(Request::TuntapUp { gate: None }),
-                Some(g) => parse_host_addr(g)
-                    .map(|a| Request::TuntapUp { gate: Some(a) })
-                    .ok_or_else(|| Refusal::Datagram(format!("uml_net : bad gateway address '{}'\n", g.escape_debug()))),
-            },
-            Some(op @ ("add" | "del")) => {
-                if rest.len() < 4 {
-                    return Err(Refusal::Framed("uml_net : too few arguments to tuntap change_addr\n".into()));
-                }
-                let op = if op == "add" { Change::Add } else { Change::Del };
-                change(op, &rest[1..]).map_err(Refusal::Framed)
+}
+
+impl Request {
+    /// Parses `args` (without argv\[0\]), validating every word.
+    pub fn parse(args: &[String]) -> Result<Request, RequestError> {
+        if args.len() < 2 {
+            return Err(RequestError::BadArgumentList);
+        }
+        let (version, transport, rest) = match strtoul_prefix(&args[0]) {
+            Some(v) if v > CURRENT_VERSION => {
+                return Err(RequestError::VersionMismatch { requested: v })
             }
-            Some(op) => Err(Refusal::Stderr(format!("Bad tuntap op : '{}'\n", op.escape_debug()))),
-        },
-        // ethertap: the host driver is gone from Linux; slip: not served
-        // here. The kernel prints the text.
-        "ethertap" => Err(Refusal::StatusFramed(
-            "uml_net : the ethertap transport is not supported (the host driver no longer exists; use eth0=tuntap or eth0=daemon)\n".into(),
-        )),
-        other => Err(Refusal::Framed(format!(
-            "uml_net : the {other} transport is not supported by this uml_net (use eth0=tuntap or eth0=daemon)\n"
-        ))),
+            Some(v) => (v, args[1].as_str(), &args[2..]),
+            None => (0, args[0].as_str(), &args[1..]),
+        };
+        if !["ethertap", "slip", "tuntap", "add", "del"].contains(&transport) {
+            return Err(RequestError::UnknownTransport(transport.into()));
+        }
+        if version != CURRENT_VERSION {
+            return Err(RequestError::NoHandler {
+                version,
+                transport: transport.into(),
+            });
+        }
+        match transport {
+            "add" => change(Change::Add, rest),
+            "del" => change(Change::Del, rest),
+            "tuntap" => match rest.first().map(String::as_str) {
+                None => Err(RequestError::TuntapTooFew),
+                Some("up") => match rest.get(1) {
+                    None => Err(RequestError::TuntapUpTooFew),
+                    Some(g) if g.is_empty() => Ok(Request::TuntapUp { gate: None }),
+                    Some(g) => parse_host_addr(g)
+                        .map(|a| Request::TuntapUp { gate: Some(a) })
+                        .ok_or_else(|| RequestError::BadGateway(g.clone())),
+                },
+                Some(op @ ("add" | "del")) => {
+                    if rest.len() < 4 {
+                        return Err(RequestError::TuntapChangeTooFew);
+                    }
+                    let op = if op == "add" {
+                        Change::Add
+                    } else {
+                        Change::Del
+                    };
+                    change(op, &rest[1..])
+                }
+                Some(op) => Err(RequestError::BadTuntapOp(op.into())),
+            },
+            "ethertap" => Err(RequestError::Ethertap),
+            other => Err(RequestError::Unsupported(other.into())),
+        }
     }
+
+    /// The words after argv\[0\] that ask for this request, as the UML
+    /// kernel writes them: `4 tuntap up GATE` (an empty word for no
+    /// gateway) and `4 add|del DEV ADDR NETMASK`. [`Request::parse`] gives
+    /// the request back.
+    pub fn to_argv(&self) -> Vec<String> {
+        let mut argv = vec![CURRENT_VERSION.to_string()];
+        match self {
+            Request::TuntapUp { gate } => {
+                argv.extend(["tuntap".into(), "up".into()]);
+                argv.push(gate.map(|g| g.to_string()).unwrap_or_default());
+            }
+            Request::Change(c) => {
+                argv.extend([
+                    c.op.word().into(),
+                    c.dev.clone(),
+                    c.addr.to_string(),
+                    c.mask.to_string(),
+                ]);
+            }
+        }
+        argv
+    }
+}
+
+/// What the UML kernel runs for `eth<N>=tuntap,,MAC,GATEWAY`: the argv of
+/// [`Request::TuntapUp`] with the gateway. Without one, the real kernel's
+/// argv ends after `up` (its gateway entry is NULL), which uml_net refuses
+/// with [`RequestError::TuntapUpTooFew`]; this keeps that.
+pub fn kernel_tuntap_up(gate: Option<Ipv4Addr>) -> Vec<String> {
+    let mut argv = Request::TuntapUp { gate }.to_argv();
+    if gate.is_none() {
+        argv.pop();
+    }
+    argv
 }
 
 #[cfg(test)]
@@ -202,7 +324,8 @@ mod tests {
     use super::*;
 
     fn p(args: &[&str]) -> Result<Request, Refusal> {
-        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        Request::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .map_err(|e| e.refusal())
     }
 
     #[test]
@@ -352,7 +475,112 @@ mod tests {
             let args: Vec<String> = (0..n)
                 .map(|i| words[((x >> (i * 4)) % words.len() as u64) as usize].to_string())
                 .collect();
-            let _ = parse(&args);
+            let _ = Request::parse(&args);
         }
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn host_addr() -> impl Strategy<Value = Ipv4Addr> {
+        any::<[u8; 4]>()
+            .prop_map(Ipv4Addr::from)
+            .prop_filter("usable unicast", |a| {
+                parse_host_addr(&a.to_string()).is_some()
+            })
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        let change = (
+            prop_oneof![Just(Change::Add), Just(Change::Del)],
+            "[a-zA-Z0-9]{1,15}",
+            host_addr(),
+            0u32..=32,
+        )
+            .prop_map(|(op, dev, addr, prefix)| {
+                let mask = Ipv4Addr::from(u32::MAX.checked_shl(32 - prefix).unwrap_or(0));
+                Request::Change(AddrChange {
+                    op,
+                    dev,
+                    addr,
+                    mask,
+                })
+            });
+        prop_oneof![
+            proptest::option::of(host_addr()).prop_map(|gate| Request::TuntapUp { gate }),
+            change,
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_request_parses_back_from_its_argv(r in request()) {
+            prop_assert_eq!(Request::parse(&r.to_argv()), Ok(r));
+        }
+
+        #[test]
+        fn parsed_argv_is_written_back_to_an_equivalent_argv(
+            words in proptest::collection::vec(
+                prop_oneof![
+                    Just("4".to_string()), Just("0x4".to_string()), Just("tuntap".to_string()),
+                    Just("up".to_string()), Just("add".to_string()), Just("del".to_string()),
+                    Just("tap0".to_string()), Just("10.0.0.1".to_string()),
+                    Just("255.255.255.0".to_string()), Just(String::new()),
+                ],
+                0..7,
+            )
+        ) {
+            if let Ok(r) = Request::parse(&words) {
+                prop_assert_eq!(Request::parse(&r.to_argv()), Ok(r));
+            }
+        }
+    }
+
+    #[test]
+    fn the_kernel_writes_what_it_always_wrote() {
+        let r = Request::Change(AddrChange {
+            op: Change::Del,
+            dev: "tap0".into(),
+            addr: [10, 0, 9, 2].into(),
+            mask: [255, 255, 255, 0].into(),
+        });
+        assert_eq!(
+            r.to_argv(),
+            ["4", "del", "tap0", "10.0.9.2", "255.255.255.0"]
+        );
+        assert_eq!(
+            kernel_tuntap_up(Some([192, 168, 0, 254].into())),
+            ["4", "tuntap", "up", "192.168.0.254"]
+        );
+        // No gateway: no word, and uml_net refuses it as the original does.
+        let bare = kernel_tuntap_up(None);
+        assert_eq!(bare, ["4", "tuntap", "up"]);
+        assert_eq!(Request::parse(&bare), Err(RequestError::TuntapUpTooFew));
+    }
+
+    #[test]
+    fn refusals_are_typed_and_keep_their_texts() {
+        let w = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            Request::parse(&w(&["4", "add", "tap0", "10.0.0.1", "255.0.255.0"])),
+            Err(RequestError::BadNetmask("255.0.255.0".into()))
+        );
+        assert_eq!(
+            RequestError::BadDevice("a\nb".into()).to_string(),
+            "uml_net : bad device name 'a\\nb'"
+        );
+        assert_eq!(
+            RequestError::ChangeTooFew.refusal(),
+            Refusal::Framed(
+                "uml_net : too few arguments to change_addr (need DEV ADDR NETMASK)\n".into()
+            )
+        );
+        assert_eq!(
+            RequestError::BadArgumentList.refusal(),
+            Refusal::Stderr(BAD_ARGUMENT_LIST.into())
+        );
     }
 }

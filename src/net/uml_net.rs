@@ -261,8 +261,8 @@ fn change(caller: &Caller, c: &request::AddrChange) -> i32 {
 pub fn run(args: &[String]) -> i32 {
     let caller = Caller::now();
     block_signals();
-    match request::parse(args) {
-        Err(r) => refuse(&caller, &r),
+    match Request::parse(args) {
+        Err(e) => refuse(&caller, &e.refusal()),
         Ok(Request::TuntapUp { gate }) => tuntap_up(&caller, gate),
         Ok(Request::Change(c)) => change(&caller, &c),
     }

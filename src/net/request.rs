@@ -1,5 +1,8 @@
 //! `uml_net`'s argv protocol (spec §2.2, §2.4): `uml_net VERSION TRANSPORT
-//! ARGS...` as the UML kernel sends it, parsed into a validated request.
+//! ARGS...` as one type, [`Request`]. `uml_net` parses the words into a
+//! validated request ([`Request::parse`], refusals as [`RequestError`]);
+//! the guest kernel writes them ([`Request::to_argv`], [`kernel_tuntap_up`]),
+//! so the two sides cannot drift apart.
 //!
 //! uml_net runs setuid root, so every word is hostile: addresses must be
 //! dotted quads of a usable unicast IPv4 address, netmasks contiguous, and

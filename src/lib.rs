@@ -12,8 +12,18 @@
 //!                  block::FileDevice (pread/pwrite) | MemDevice (tests)
 //! ```
 //!
-//! Networking (`tun`, `switch`) and the management console (`mconsole`)
-//! live beside the block stack and share only the `sys` wrappers.
+//! and one networking room beside it:
+//!
+//! ```text
+//!   tunctl   uml_net        uml_switch          linux (eth<N>=)
+//!      \        |               |                 /     \
+//!       net (Mac, tap::Tap, Request, host)  ── switch::client
+//!                |               |
+//!              sys::net (TUN ioctls, SIOC*, SCM_RIGHTS, rtnetlink)
+//! ```
+//!
+//! The management console (`mconsole`) lives beside both; all share only
+//! the `sys` wrappers.
 #![deny(missing_docs)]
 
 pub mod block;
@@ -23,7 +33,7 @@ pub mod ext3;
 pub mod kernel;
 pub mod lab;
 pub mod mconsole;
+pub mod net;
 pub mod switch;
 pub mod sys;
-pub mod tun;
 pub mod vfs;

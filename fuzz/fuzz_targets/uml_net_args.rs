@@ -5,6 +5,8 @@
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let args: Vec<String> = text.split('\0').map(str::to_string).take(16).collect();
-    let _ = umlkit::tun::uml_net_args::parse(&args);
-    let _ = umlkit::tun::hostnet::parse_proc_route(&text);
+    if let Ok(r) = umlkit::net::Request::parse(&args) {
+        assert_eq!(umlkit::net::Request::parse(&r.to_argv()), Ok(r));
+    }
+    let _ = umlkit::net::host::parse_proc_route(&text);
 });

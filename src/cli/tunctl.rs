@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use crate::tun::tunctl::{TunctlArgs, DEFAULT_CLONE};
+pub use crate::net::tunctl::{TunctlArgs, DEFAULT_CLONE};
 
 /// Why the command line was refused. Every case ends with the usage text
 /// and exit status 1, as in the original.
@@ -188,7 +188,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match crate::tun::tunctl::run(&args, &mut std::io::stdout().lock()) {
+    match crate::net::tunctl::run(&args, &mut std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => super::report("tunctl", &anyhow::Error::new(e), 1),
     }

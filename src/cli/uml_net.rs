@@ -1,6 +1,6 @@
 //! `uml_net`'s front end: `--help`, and the exit status of
-//! [`crate::tun::uml_net::run`]. The rest of its argv is the protocol the
-//! UML kernel speaks (parsed by `crate::tun::request`).
+//! [`crate::net::uml_net::run`]. The rest of its argv is the protocol the
+//! UML kernel speaks (parsed by `crate::net::request`).
 
 use std::process::ExitCode;
 
@@ -28,5 +28,5 @@ pub fn main() -> ExitCode {
         print!("{}", help());
         return ExitCode::SUCCESS;
     }
-    ExitCode::from(u8::try_from(crate::tun::uml_net::run(&args)).unwrap_or(1))
+    ExitCode::from(u8::try_from(crate::net::uml_net::run(&args)).unwrap_or(1))
 }

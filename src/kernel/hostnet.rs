@@ -11,6 +11,7 @@
 //! helper does not gain root inside a user namespace) runs the helper.
 
 use super::console::Log;
+use crate::net::request::{self, AddrChange, Change, Request};
 use crate::sys::guest::{close_inherited_fds, fork_helper};
 use crate::sys::net::{self as sysnet, IFNAMSIZ};
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
@@ -65,12 +66,8 @@ pub fn tuntap_up(gate: &str) -> Result<HelperTap, String> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| format!("tuntap_open : socketpair failed, errno = {}", e as i32))?;
-    let mut cmd = Command::new(HELPER);
-    cmd.args(["4", "tuntap", "up"]);
-    if !gate.is_empty() {
-        cmd.arg(gate);
-    }
-    let mut child = cmd
+    let mut child = Command::new(HELPER)
+        .args(request::kernel_tuntap_up(gate.parse().ok()))
         .stdin(Stdio::null())
         .stdout(Stdio::from(theirs))
         .spawn()
@@ -236,8 +233,23 @@ pub struct Agent {
 /// Runs `uml_net 4 OP DEV ADDR MASK` and returns its text (the framed
 /// output: a native-endian length, then text and a NUL).
 fn run_change(op: &str, dev: &str, addr: &str, mask: &str) -> String {
+    let (Ok(addr), Ok(mask)) = (addr.parse(), mask.parse()) else {
+        return String::new();
+    };
+    let op = if op == "add" {
+        Change::Add
+    } else {
+        Change::Del
+    };
+    let req = Request::Change(AddrChange {
+        op,
+        dev: dev.into(),
+        addr,
+        mask,
+    });
+    let op = op.word();
     let out = Command::new(HELPER)
-        .args(["4", op, dev, addr, mask])
+        .args(req.to_argv())
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output();

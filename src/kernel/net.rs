@@ -8,6 +8,8 @@
 
 use super::hostnet;
 use super::udpnet::{self, Udp};
+use crate::net::tap::{Mode, Tap};
+use crate::net::Mac;
 use crate::switch::client::SwitchClient;
 use crate::sys::knet;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -51,31 +53,9 @@ pub struct Spec {
     /// The transport.
     pub transport: Transport,
     /// The MAC field, when it was given and valid.
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
     /// Whether a MAC field was given but did not parse (or was empty).
     pub random_mac: bool,
-}
-
-/// Parses `xx:xx:xx:xx:xx:xx`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut out {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
-/// Formats a MAC the way the kernel prints it.
-pub fn format_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// What a value asks for: `Ok(None)` for a transport name the kernel
@@ -85,7 +65,7 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
     let name = f.next().unwrap_or("");
     let fields: Vec<&str> = f.collect();
     let field = |i: usize| fields.get(i).copied().unwrap_or("");
-    let mac = |s: &str| (parse_mac(s), parse_mac(s).is_none());
+    let mac = |s: &str| (s.parse::<Mac>().ok(), s.parse::<Mac>().is_err());
     match name {
         "tuntap" => {
             if fields.len() > 3 {
@@ -247,9 +227,10 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
             }
         };
         let opened = match &spec.transport {
-            Transport::Tap { dev, gate } => knet::open_tap(dev)
-                .map(|fd| (HostSide::Tap(fd), backend_line(gate), None))
+            Transport::Tap { dev, gate } => Tap::open(dev.as_bytes(), Mode::NonBlocking)
+                .map(|t| (HostSide::Tap(t.into_fd()), backend_line(gate), None))
                 .map_err(|e| {
+                    let e = e.into_os_error();
                     format!(
                         "eth{n}: TUNSETIFF on host device '{dev}' failed, errno = {} ({e}); no device",
                         e.raw_os_error().unwrap_or(0)
@@ -331,9 +312,10 @@ pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<hostnet::HelperDev>) 
                 "Choosing a random ethernet address for device {name}"
             ));
         }
-        let tap = match knet::open_tap(&name) {
-            Ok(t) => t,
+        let tap = match Tap::open(name.as_bytes(), Mode::NonBlocking) {
+            Ok(t) => t.into_fd(),
             Err(e) => {
+                let e = e.into_os_error();
                 lines.push(format!(
                     "{name}: creating the guest interface failed: {e}; no device"
                 ));
@@ -343,11 +325,11 @@ pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<hostnet::HelperDev>) 
         let mac = match d.spec.mac {
             Some(m) => {
                 let set = crate::sys::net::inet_socket()
-                    .and_then(|s| knet::set_hwaddr(s.as_fd(), &name, m));
+                    .and_then(|s| knet::set_hwaddr(s.as_fd(), &name, m.octets()));
                 if let Err(e) = set {
                     lines.push(format!("{name}: setting the MAC failed: {e}"));
                 }
-                format_mac(&m)
+                m.to_string()
             }
             None => current_mac(&name).unwrap_or_else(|| "?".into()),
         };
@@ -434,18 +416,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mac_parses_and_rejects() {
-        assert_eq!(
-            parse_mac("fe:fd:0:1:2:ab"),
-            Some([0xfe, 0xfd, 0, 1, 2, 0xab])
-        );
-        assert_eq!(parse_mac("fe:fd:0:1:2"), None);
-        assert_eq!(parse_mac("fe:fd:0:1:2:3:4"), None);
-        assert_eq!(parse_mac("zz:fd:0:1:2:3"), None);
-        assert_eq!(parse_mac(""), None);
-    }
-
-    #[test]
     fn daemon_fields_and_defaults() {
         let s = parse("daemon,fe:fd:0:0:0:1,unix,/tmp/s.ctl")
             .unwrap()
@@ -456,7 +426,7 @@ mod tests {
                 ctl: "/tmp/s.ctl".into()
             }
         );
-        assert_eq!(s.mac, Some([0xfe, 0xfd, 0, 0, 0, 1]));
+        assert_eq!(s.mac, Some(Mac::new([0xfe, 0xfd, 0, 0, 0, 1])));
         let s = parse("daemon").unwrap().unwrap();
         assert_eq!(
             s.transport,
@@ -518,7 +488,7 @@ mod tests {
             u.configured_line(),
             "Configured ucast device: :2001 -> 10.0.0.2:2002"
         );
-        assert_eq!(s.mac, Some([0xfe, 0xfd, 0, 0, 0, 1]));
+        assert_eq!(s.mac, Some(Mac::new([0xfe, 0xfd, 0, 0, 0, 1])));
         let s = parse("mcast,,239.1.2.3,,4").unwrap().unwrap();
         assert!(matches!(s.transport, Transport::Udp(u) if u.lport == 1102 && u.ttl == 4));
         assert_eq!(

@@ -7,9 +7,10 @@
 //! on the ingress port itself is filtered instead of sent back, and a
 //! port's departure forgets every address learned on it.
 
-use super::frame::{EthernetFrame, MacAddr};
+use super::frame::EthernetFrame;
 use super::table::{MacTable, AGEING_TIME};
 use super::PortId;
+use crate::net::Mac;
 use std::time::Duration;
 
 /// Where a frame goes.
@@ -28,7 +29,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Learned {
     /// The address.
-    pub mac: MacAddr,
+    pub mac: Mac,
     /// Where it is now.
     pub port: PortId,
     /// Where it was, if it moved.
@@ -200,7 +201,7 @@ mod tests {
         assert_eq!(
             d.learned,
             Some(Learned {
-                mac: MacAddr(A),
+                mac: Mac::new(A),
                 port: PortId(0),
                 old: None
             })
@@ -243,7 +244,7 @@ mod tests {
         assert_eq!(
             d.learned,
             Some(Learned {
-                mac: MacAddr(A),
+                mac: Mac::new(A),
                 port: PortId(1),
                 old: Some(PortId(0))
             })

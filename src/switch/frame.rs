@@ -1,8 +1,8 @@
 //! An Ethernet frame as the switch sees it: a view over borrowed bytes
-//! naming the destination and source MAC addresses (spec §4.4). The
-//! payload is never looked at.
+//! naming the destination and source MAC addresses (spec §4.4), read as
+//! [`crate::net::Mac`]. The payload is never looked at.
 
-use std::fmt;
+use crate::net::Mac;
 
 /// Length of the Ethernet header (two MACs and the EtherType).
 pub const HEADER_LEN: usize = 14;
@@ -17,34 +17,6 @@ pub mod field {
     pub const DESTINATION: Range<usize> = 0..6;
     /// Source MAC.
     pub const SOURCE: Range<usize> = 6..12;
-}
-
-/// A 48-bit MAC address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// Broadcast and multicast addresses have bit 0 of the first byte set.
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-impl fmt::Debug for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
 }
 
 /// Why a datagram is not a frame the switch forwards.
@@ -75,19 +47,19 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         Ok(EthernetFrame { buffer })
     }
 
-    fn mac(&self, r: std::ops::Range<usize>) -> MacAddr {
+    fn mac(&self, r: std::ops::Range<usize>) -> Mac {
         let mut m = [0u8; 6];
         m.copy_from_slice(&self.buffer.as_ref()[r]);
-        MacAddr(m)
+        Mac::new(m)
     }
 
     /// The destination address.
-    pub fn dst(&self) -> MacAddr {
+    pub fn dst(&self) -> Mac {
         self.mac(field::DESTINATION)
     }
 
     /// The source address.
-    pub fn src(&self) -> MacAddr {
+    pub fn src(&self) -> Mac {
         self.mac(field::SOURCE)
     }
 

@@ -7,9 +7,13 @@
 //!                                       core::Forwarder (pure) + table::MacTable
 //! ```
 //!
-//! `proto`, `frame`, `table` and `core` are pure and forbid unsafe code;
-//! `daemon` is the thin I/O shell over `sys::net`. The command line is
-//! parsed in `crate::cli::uml_switch`.
+//! `proto`, `frame`, `table` and `core` are pure; `daemon/` (the event
+//! loop in `mod.rs`, the frame path in `dataplane.rs`) is the thin I/O shell
+//! over `sys::net`, with `setup` binding its sockets and opening the `-tap`
+//! uplink through `crate::net::tap`; `client` is the guest kernel's side of
+//! the protocol. MAC addresses are `crate::net::Mac`. The whole module
+//! forbids unsafe code. The command line is parsed in
+//! `crate::cli::uml_switch`.
 #![forbid(unsafe_code)]
 
 pub mod client;

@@ -3,12 +3,12 @@
 //! with the original's stale-socket check, and the `-tap` uplink.
 
 use super::proto::UnixAddr;
-use crate::sys::net::{self as sysnet, strerror, IFF_NO_PI, IFF_TAP};
+use crate::net::tap::{Mode, Tap, TapError};
+use crate::sys::net::{self as sysnet, strerror};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -200,11 +200,7 @@ pub(crate) fn port_socket(
 
 /// Opens `/dev/net/tun` and attaches to TAP `dev`, non-blocking.
 pub(crate) fn open_tap(dev: &str) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/net/tun")?;
-    sysnet::tun_set_iff(file.as_fd(), dev.as_bytes(), IFF_TAP | IFF_NO_PI)?;
-    Ok(file)
+    Tap::open(dev.as_bytes(), Mode::NonBlocking)
+        .map(|t| File::from(t.into_fd()))
+        .map_err(TapError::into_os_error)
 }

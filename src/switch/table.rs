@@ -3,8 +3,8 @@
 //! removed; a port's entries all go when the port does. There is no fixed
 //! size: the table grows with the number of stations.
 
-use super::frame::MacAddr;
 use super::PortId;
+use crate::net::Mac;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ struct Entry {
 /// Source address → port, with last-seen times (monotonic, caller-given).
 #[derive(Debug, Default)]
 pub struct MacTable {
-    entries: HashMap<MacAddr, Entry, super::FastState>,
+    entries: HashMap<Mac, Entry, super::FastState>,
 }
 
 impl MacTable {
@@ -30,14 +30,14 @@ impl MacTable {
     }
 
     /// The port `mac` was last seen on.
-    pub fn lookup(&self, mac: &MacAddr) -> Option<PortId> {
+    pub fn lookup(&self, mac: &Mac) -> Option<PortId> {
         self.entries.get(mac).map(|e| e.port)
     }
 
     /// Records `mac` on `port` at `now`; returns the previous port when the
     /// address is new (`Some(None)`) or moved (`Some(Some(old))`), `None`
     /// when it was already there.
-    pub fn learn(&mut self, mac: MacAddr, port: PortId, now: Duration) -> Option<Option<PortId>> {
+    pub fn learn(&mut self, mac: Mac, port: PortId, now: Duration) -> Option<Option<PortId>> {
         match self.entries.insert(
             mac,
             Entry {
@@ -80,8 +80,8 @@ impl MacTable {
 mod tests {
     use super::*;
 
-    const A: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-    const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    const A: Mac = Mac::new([2, 0, 0, 0, 0, 1]);
+    const B: Mac = Mac::new([2, 0, 0, 0, 0, 2]);
 
     #[test]
     fn learning_reports_new_and_moved_addresses_only() {

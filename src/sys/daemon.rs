@@ -1,5 +1,5 @@
 //! System calls for a small long-lived root helper (`uml_net`'s TAP
-//! watcher, see `tun::watcher`): closing every descriptor but a few,
+//! watcher, see `net::watcher`): closing every descriptor but a few,
 //! keeping one capability and nothing else, and naming the network
 //! namespace a socket lives in.
 

@@ -1,9 +1,10 @@
-//! The guest network devices of `linux`: opening a TAP interface and setting
-//! its Ethernet address (SIOCSIFHWADDR).
+//! The guest network devices of `linux`: setting a TAP interface's
+//! Ethernet address (SIOCSIFHWADDR) and moving frames through its
+//! non-blocking descriptor. Opening the TAP is `crate::net::tap`'s.
 
-use super::net::{ifname_bytes, tun_set_iff, IFF_NO_PI, IFF_TAP};
+use super::net::ifname_bytes;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// `struct ifreq` with the `ifr_hwaddr` member of the union (40 bytes).
 #[repr(C)]
@@ -13,26 +14,6 @@ struct IfReqHw {
     data: [u8; 14],
     _pad: [u8; 8],
 }
-
-/// Opens `/dev/net/tun` (read-write, close-on-exec, non-blocking) and
-/// attaches it to the TAP interface `name` without packet information: the
-/// interface is created when absent and the caller may do so.
-pub fn open_tap(name: &str) -> io::Result<OwnedFd> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open("/dev/net/tun")?;
-    let fd = OwnedFd::from(f);
-    tun_set_iff(
-        std::os::fd::AsFd::as_fd(&fd),
-        name.as_bytes(),
-        IFF_TAP | IFF_NO_PI,
-    )?;
-    Ok(fd)
-}
-
-use std::os::unix::fs::OpenOptionsExt;
 
 /// Sets the Ethernet address of interface `name` through the AF_INET
 /// configuration socket `sock`.

@@ -1,6 +1,7 @@
-//! Network system calls for `tunctl`, `uml_net` and `uml_switch`: the TUN/TAP
-//! ioctls, the classic AF_INET configuration ioctls (address, flags, host
-//! routes, proxy ARP), descriptor passing with `SCM_RIGHTS`, and batched
+//! Network system calls for `crate::net` (`tunctl`, `uml_net`, TAP
+//! devices), `uml_switch` and the guest kernel: the TUN/TAP ioctls, the
+//! classic AF_INET configuration ioctls (address, flags, host routes, proxy
+//! ARP), descriptor passing with `SCM_RIGHTS`, and batched
 //! datagram receive/send (`recvmmsg`/`sendmmsg`).
 //!
 //! Everything above this module is safe code; each `unsafe` block here says

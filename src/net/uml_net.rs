@@ -14,7 +14,7 @@
 //! TAP descriptor (`SCM_RIGHTS`); for `add`/`del` a native-endian length
 //! and the text with its NUL. Every failure also exits with status 1.
 
-use super::hostnet;
+use super::host;
 use super::request::{self, Refusal, Request};
 use super::statedir::STATE_DIR;
 use super::tapstate;
@@ -177,16 +177,14 @@ fn refuse(caller: &Caller, r: &Refusal) -> i32 {
 
 fn tuntap_up(caller: &Caller, gate: Option<Ipv4Addr>) -> i32 {
     let dir = Path::new(STATE_DIR);
-    let setup = || -> Result<_, hostnet::HostError> {
-        caller
-            .become_root()
-            .map_err(|err| hostnet::HostError::Sys {
-                op: "setresuid to root failed".into(),
-                err,
-            })?;
-        let (fd, name) = hostnet::create_tap(caller.uid.as_raw())?;
+    let setup = || -> Result<_, host::HostError> {
+        caller.become_root().map_err(|err| host::HostError::Sys {
+            op: "setresuid to root failed".into(),
+            err,
+        })?;
+        let (fd, name) = host::create_tap(caller.uid.as_raw())?;
         if let Some(g) = gate {
-            hostnet::configure_gateway(&name, g)?;
+            host::configure_gateway(&name, g)?;
         }
         let key = tapstate::register_up(dir, &name, caller.uid.as_raw())?;
         Ok((fd, name, key))
@@ -232,11 +230,11 @@ fn tuntap_up(caller: &Caller, gate: Option<Ipv4Addr>) -> i32 {
 fn change(caller: &Caller, c: &request::AddrChange) -> i32 {
     let result = caller
         .become_root()
-        .map_err(|err| hostnet::HostError::Sys {
+        .map_err(|err| host::HostError::Sys {
             op: "setresuid to root failed".into(),
             err,
         })
-        .and_then(|()| hostnet::check_owned_tap(&c.dev, caller.uid.as_raw()))
+        .and_then(|()| host::check_owned_tap(&c.dev, caller.uid.as_raw()))
         .and_then(|()| tapstate::change(Path::new(STATE_DIR), c));
     if let Err(e) = caller.drop_privileges() {
         return refuse(
@@ -263,8 +261,8 @@ fn change(caller: &Caller, c: &request::AddrChange) -> i32 {
 pub fn run(args: &[String]) -> i32 {
     let caller = Caller::now();
     block_signals();
-    match request::parse(args) {
-        Err(r) => refuse(&caller, &r),
+    match Request::parse(args) {
+        Err(e) => refuse(&caller, &e.refusal()),
         Ok(Request::TuntapUp { gate }) => tuntap_up(&caller, gate),
         Ok(Request::Change(c)) => change(&caller, &c),
     }

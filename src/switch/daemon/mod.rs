@@ -9,6 +9,9 @@
 //! that are not registered ports, short or oversized frames, and malformed
 //! control requests are dropped and counted; the switch keeps running.
 //! SIGINT, SIGTERM and SIGHUP remove the control socket before exiting.
+//!
+//! This file holds the loop, the ports and the control path; the frame
+//! path is the child module `dataplane`.
 
 use super::core::Forwarder;
 use super::frame::MAX_FRAME_LEN;

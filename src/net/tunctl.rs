@@ -6,15 +6,14 @@
 //! bytes, `-d` on a device that does not exist, and names taken by a
 //! device that is not a TAP.
 
-use crate::sys::net::{self as sysnet, strerror, IFF_NO_PI, IFF_TAP, IFNAMSIZ};
-use std::fs::OpenOptions;
+use super::tap::{Mode, Tap, TapError, CLONE_DEVICE};
+use crate::sys::net::{self as sysnet, strerror, IFNAMSIZ};
 use std::io::{self, Write};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use thiserror::Error;
 
 /// The default TUN/TAP clone device.
-pub const DEFAULT_CLONE: &str = "/dev/net/tun";
+pub const DEFAULT_CLONE: &str = CLONE_DEVICE;
 
 /// What `tunctl` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,31 +108,24 @@ pub fn run(args: &TunctlArgs, out: &mut dyn Write) -> Result<(), TunctlError> {
     if args.delete && sysnet::if_index(&wanted).is_none() {
         return Err(TunctlError::NoSuchDevice { name: wanted });
     }
-    let clone = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&args.clone)
-        .map_err(|err| TunctlError::Open {
-            path: args.clone.clone(),
-            err,
-        })?;
-    let fd = clone.as_fd();
-    let got = match sysnet::tun_set_iff(fd, &args.name, IFF_TAP | IFF_NO_PI) {
-        Ok(n) => n,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && sysnet::if_index(&wanted).is_some() => {
+    let tap = match Tap::open_via(&args.clone, &args.name, Mode::Blocking) {
+        Ok(t) => t,
+        Err(TapError::Open { path, err }) => return Err(TunctlError::Open { path, err }),
+        Err(TapError::Attach { err })
+            if err.raw_os_error() == Some(libc::EINVAL) && sysnet::if_index(&wanted).is_some() =>
+        {
             return Err(TunctlError::NotTap { name: wanted })
         }
-        Err(err) => {
+        Err(TapError::Attach { err }) => {
             return Err(TunctlError::Ioctl {
                 op: "TUNSETIFF",
                 err,
             })
         }
     };
-    let len = got.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
-    let ifname = name_str(&got[..len]);
+    let ifname = tap.name();
     let line = if args.delete {
-        sysnet::tun_set_persist(fd, false).map_err(|err| TunctlError::Ioctl {
+        tap.set_persist(false).map_err(|err| TunctlError::Ioctl {
             op: "disabling TUNSETPERSIST",
             err,
         })?;
@@ -145,18 +137,18 @@ pub fn run(args: &TunctlArgs, out: &mut dyn Write) -> Result<(), TunctlError> {
             (o, _) => o,
         };
         if let Some(uid) = owner {
-            sysnet::tun_set_owner(fd, uid).map_err(|err| TunctlError::Ioctl {
+            tap.set_owner(uid).map_err(|err| TunctlError::Ioctl {
                 op: "TUNSETOWNER",
                 err,
             })?;
         }
         if let Some(gid) = args.group {
-            sysnet::tun_set_group(fd, gid).map_err(|err| TunctlError::Ioctl {
+            tap.set_group(gid).map_err(|err| TunctlError::Ioctl {
                 op: "TUNSETGROUP",
                 err,
             })?;
         }
-        sysnet::tun_set_persist(fd, true).map_err(|err| TunctlError::Ioctl {
+        tap.set_persist(true).map_err(|err| TunctlError::Ioctl {
             op: "enabling TUNSETPERSIST",
             err,
         })?;

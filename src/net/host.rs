@@ -9,8 +9,8 @@
 //! the kernel reports for this network namespace).
 
 use super::request::{AddrChange, Change};
-use crate::sys::net::{self as sysnet, strerror, IFF_NO_PI, IFF_TAP, IFNAMSIZ};
-use std::fs::OpenOptions;
+use super::tap::{Mode, Tap, TapError, CLONE_DEVICE};
+use crate::sys::net::{self as sysnet, strerror, IFF_TAP};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -153,26 +153,19 @@ pub fn check_owned_tap(dev: &str, uid: u32) -> Result<(), HostError> {
 /// descriptor and name; the device lives as long as the descriptor.
 pub fn create_tap(owner: u32) -> Result<(OwnedFd, String), HostError> {
     ensure_tun_node()?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/net/tun")
-        .map_err(sys("Opening /dev/net/tun failed"))?;
-    let name =
-        sysnet::tun_set_iff(file.as_fd(), b"", IFF_TAP | IFF_NO_PI).map_err(sys("TUNSETIFF"))?;
-    sysnet::tun_set_owner(file.as_fd(), owner).map_err(sys("TUNSETOWNER"))?;
-    let len = name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
-    Ok((
-        OwnedFd::from(file),
-        String::from_utf8_lossy(&name[..len]).into_owned(),
-    ))
+    let tap = Tap::open(b"", Mode::Blocking).map_err(|e| match e {
+        TapError::Open { err, .. } => sys("Opening /dev/net/tun failed")(err),
+        TapError::Attach { err } => sys("TUNSETIFF")(err),
+    })?;
+    tap.set_owner(owner).map_err(sys("TUNSETOWNER"))?;
+    Ok(tap.into_parts())
 }
 
 /// Creates `/dev/net/tun` (char 10:200, mode 0600, root's) when missing,
 /// as the original did, but with explicit modes instead of `umask(0)`.
 fn ensure_tun_node() -> Result<(), HostError> {
     use nix::sys::stat::{mknod, Mode, SFlag};
-    let path = std::path::Path::new("/dev/net/tun");
+    let path = std::path::Path::new(CLONE_DEVICE);
     if path.exists() {
         return Ok(());
     }

@@ -17,7 +17,7 @@
 //! them), so nothing is done about them afterwards: the name may already
 //! belong to a new TAP.
 
-use super::hostnet::{self, HostError};
+use super::host::{self, HostError};
 use super::request::{AddrChange, Change};
 use super::state::{self, TapKey, TapRecord};
 use super::statedir::{StateDir, MAX_RECORDS};
@@ -57,13 +57,13 @@ fn retire(gone: &[TapRecord], live: &[TapRecord]) {
     if let Ok(sock) = sysnet::inet_socket() {
         for g in gone {
             for (addr, iface) in state::proxy_entries_to_withdraw(g, live) {
-                let _ = hostnet::withdraw_proxy_arp(sock.as_fd(), addr, &iface);
+                let _ = host::withdraw_proxy_arp(sock.as_fd(), addr, &iface);
             }
         }
     }
     if let Some(before) = state::forward_to_restore(gone, live) {
-        if hostnet::forwarding().ok() != Some(before) {
-            let _ = hostnet::set_forwarding(before);
+        if host::forwarding().ok() != Some(before) {
+            let _ = host::set_forwarding(before);
         }
     }
 }
@@ -118,7 +118,7 @@ pub fn register_up(dir: &Path, name: &str, uid: u32) -> Result<TapKey, HostError
             "uml_net already keeps {MAX_RECORDS} TAPs"
         )));
     }
-    let now = hostnet::forwarding()?;
+    let now = host::forwarding()?;
     let rec = TapRecord::new(key, name, uid, state::forward_before_for_new(&live, now));
     let undo = |e: HostError| {
         sd.remove(key);
@@ -140,7 +140,7 @@ pub fn register_up(dir: &Path, name: &str, uid: u32) -> Result<TapKey, HostError
     drop(watch);
     sd.save(&rec).map_err(|e| undo(e.into()))?;
     if !now {
-        hostnet::set_forwarding(true).map_err(undo)?;
+        host::set_forwarding(true).map_err(undo)?;
     }
     Ok(key)
 }
@@ -168,7 +168,7 @@ pub fn change(dir: &Path, c: &AddrChange) -> Result<(), HostError> {
     let sd = StateDir::lock(dir)?;
     reconcile(&sd, key.netns);
     let mut rec = sd.load(key).filter(|r| r.name == c.dev);
-    let mut ifaces = hostnet::proxy_ifaces_for(c)?;
+    let mut ifaces = host::proxy_ifaces_for(c)?;
     match c.op {
         Change::Add => {
             if let Some(r) = rec.as_mut() {
@@ -182,7 +182,7 @@ pub fn change(dir: &Path, c: &AddrChange) -> Result<(), HostError> {
                 }
                 sd.save(r)?;
             }
-            hostnet::change_addr(c, &ifaces)
+            host::change_addr(c, &ifaces)
         }
         Change::Del => {
             if let Some(r) = rec.as_mut() {
@@ -192,7 +192,7 @@ pub fn change(dir: &Path, c: &AddrChange) -> Result<(), HostError> {
                     }
                 }
             }
-            hostnet::change_addr(c, &ifaces)?;
+            host::change_addr(c, &ifaces)?;
             if let Some(r) = rec {
                 sd.save(&r)?;
             }

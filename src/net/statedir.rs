@@ -306,7 +306,7 @@ fn whole_file(l_type: libc::c_int) -> libc::flock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tun::state::TapRecord;
+    use crate::net::state::TapRecord;
 
     fn root() -> bool {
         nix::unistd::geteuid().is_root()

@@ -350,6 +350,11 @@ fn options(command: &Command) -> Result<String, String> {
         } else {
             format!("{text}.")
         };
+        let text = if arg.get_id() == "help" && command.has_subcommands() {
+            format!("{text} After a subcommand: that subcommand's help.")
+        } else {
+            text
+        };
         let text = if subs.is_empty() {
             text
         } else {

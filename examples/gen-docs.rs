@@ -24,6 +24,7 @@
 use clap::{Arg, ArgAction, Command};
 use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
+use clap_mangen::Man;
 use std::path::{Path, PathBuf};
 
 /// The manual these pages belong to (the `.TH` footer).
@@ -144,10 +145,8 @@ pub fn page(command: &Command, prose: &str) -> Result<String, String> {
     Ok(out)
 }
 
-use clap_mangen::Man;
-
-/// Runs one of `Man`'s renderers into a string, without the preamble that
-/// each of them repeats (the first part keeps it).
+/// Runs one of `Man`'s renderers into a string (each starts with the
+/// preamble; see [`strip_preamble`]).
 fn render(
     f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<String, String> {
@@ -174,8 +173,8 @@ fn lower_first(s: &str) -> String {
 fn is_builtin(arg: &Arg) -> bool {
     matches!(
         arg.get_action(),
-        ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong
-    ) || matches!(arg.get_action(), ArgAction::Version)
+        ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
+    )
 }
 
 /// The synopsis words of one argument (`[-b BACKING]`, `COW`, `[PATH]`,

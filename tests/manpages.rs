@@ -216,10 +216,12 @@ fn checked_in_pages_and_completions_are_what_the_argument_tables_generate() {
         names
     };
     assert_eq!(listing("completions"), generated_in("completions"));
+    let tools = umlkit::cli::clap_commands().len();
+    assert!(tools >= 5);
     assert_eq!(
         generated_in("completions").len(),
-        15,
-        "five tools, three shells"
+        3 * tools,
+        "three shells a tool"
     );
     let pages: Vec<String> = generated_in("man")
         .iter()
@@ -230,7 +232,7 @@ fn checked_in_pages_and_completions_are_what_the_argument_tables_generate() {
         pages,
         "man/src/ holds the prose of each clap tool"
     );
-    assert_eq!(pages.len(), 5);
+    assert_eq!(pages.len(), tools);
 }
 
 #[test]

@@ -25,19 +25,19 @@ function __fish_uml_cow_using_subcommand
 end
 
 complete -c uml_cow -n "__fish_uml_cow_needs_command" -l json -d 'Print JSON instead of text'
-complete -c uml_cow -n "__fish_uml_cow_needs_command" -s h -l help -d 'Print help'
+complete -c uml_cow -n "__fish_uml_cow_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_cow -n "__fish_uml_cow_needs_command" -s V -l version -d 'Print version'
 complete -c uml_cow -n "__fish_uml_cow_needs_command" -f -a "info" -d 'Show the header, the backing file\'s state and how much is dirty'
 complete -c uml_cow -n "__fish_uml_cow_needs_command" -f -a "rebase" -d 'Point the COW at a moved or copied backing file of the same size and record its mtime'
 complete -c uml_cow -n "__fish_uml_cow_needs_command" -f -a "check" -d 'Check the header, the bitmap and the file length'
 complete -c uml_cow -n "__fish_uml_cow_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c uml_cow -n "__fish_uml_cow_using_subcommand info" -s b -l backing -d 'Compare with this backing file instead of the recorded one' -r -F
+complete -c uml_cow -n "__fish_uml_cow_using_subcommand info" -s b -l backing -d 'Compare with BACKING instead of the recorded backing file' -r -F
 complete -c uml_cow -n "__fish_uml_cow_using_subcommand info" -l json -d 'Print JSON instead of text'
-complete -c uml_cow -n "__fish_uml_cow_using_subcommand info" -s h -l help -d 'Print help'
+complete -c uml_cow -n "__fish_uml_cow_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_cow -n "__fish_uml_cow_using_subcommand rebase" -l json -d 'Print JSON instead of text'
-complete -c uml_cow -n "__fish_uml_cow_using_subcommand rebase" -s h -l help -d 'Print help'
+complete -c uml_cow -n "__fish_uml_cow_using_subcommand rebase" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_cow -n "__fish_uml_cow_using_subcommand check" -l json -d 'Print JSON instead of text'
-complete -c uml_cow -n "__fish_uml_cow_using_subcommand check" -s h -l help -d 'Print help'
+complete -c uml_cow -n "__fish_uml_cow_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_cow -n "__fish_uml_cow_using_subcommand help; and not __fish_seen_subcommand_from info rebase check help" -f -a "info" -d 'Show the header, the backing file\'s state and how much is dirty'
 complete -c uml_cow -n "__fish_uml_cow_using_subcommand help; and not __fish_seen_subcommand_from info rebase check help" -f -a "rebase" -d 'Point the COW at a moved or copied backing file of the same size and record its mtime'
 complete -c uml_cow -n "__fish_uml_cow_using_subcommand help; and not __fish_seen_subcommand_from info rebase check help" -f -a "check" -d 'Check the header, the bitmap and the file length'

@@ -26,7 +26,7 @@ end
 
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
-complete -c uml_lab -n "__fish_uml_lab_needs_command" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -s V -l version -d 'Print version'
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -f -a "start" -d 'Boot the lab (or MACHINEs) in dependency order (Netkit\'s lstart)'
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -f -a "stop" -d 'Run shutdown scripts and halt the lab or MACHINEs (Netkit\'s lhalt)'
@@ -44,35 +44,35 @@ complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -s d -l dir -d 'T
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -l no-wait -d 'Return once every machine is booting, without waiting for its startup scripts'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -s q -l quiet -d 'No progress bar'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand stop" -l timeout -d 'Seconds the shutdown scripts and the halt may take' -r
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand stop" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand stop" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand stop" -s f -l force -d 'Kill at once: no shutdown scripts, no halt'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand stop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand clean" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand clean" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand clean" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand clean" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand status" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand status" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand status" -l json -d 'Print JSON'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand status" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand exec" -l timeout -d 'Seconds to wait for the command (default: no limit)' -r
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand exec" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand exec" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand exec" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand test" -l timeout -d 'Seconds one machine\'s test may take' -r
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand test" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand test" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand test" -l signature -d 'Write the results as the new signatures instead'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand test" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand graph" -l svg -d 'Write an SVG picture to FILE (needs Graphviz\'s dot)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand graph" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand graph" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand graph" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand graph" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand console" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand console" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand console" -s h -l help -d 'Print help'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand console" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "start" -d 'Boot the lab (or MACHINEs) in dependency order (Netkit\'s lstart)'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "stop" -d 'Run shutdown scripts and halt the lab or MACHINEs (Netkit\'s lhalt)'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "clean" -d 'Stop the lab and delete its state: disks, logs (Netkit\'s lclean)'

@@ -25,6 +25,9 @@ use std::process::ExitCode;
 )]
 pub struct Args {
     /// Print JSON instead of text.
+    ///
+    /// One JSON object, for scripts. May be given before or after the
+    /// subcommand.
     #[arg(long = "json", global = true)]
     pub json: bool,
     /// What to do.
@@ -39,8 +42,8 @@ pub enum Command {
     Info {
         /// The COW file.
         cow: PathBuf,
-        /// Compare with this backing file instead of the recorded one.
-        #[arg(short = 'b', long = "backing")]
+        /// Compare with BACKING instead of the recorded backing file.
+        #[arg(short = 'b', long = "backing", value_name = "BACKING")]
         backing: Option<PathBuf>,
     },
     /// Point the COW at a moved or copied backing file of the same size and

@@ -17,6 +17,9 @@ use std::process::ExitCode;
 )]
 pub struct Args {
     /// Replace COW if it already exists.
+    ///
+    /// Without it an existing file is left alone and uml_mkcow fails with
+    /// "File exists".
     #[arg(short = 'f', long = "force")]
     pub force: bool,
     /// The COW file to create.

@@ -42,9 +42,11 @@ pub use report::report;
 /// The argument tables of the tools that parse with clap (`uml_cow`,
 /// `uml_fs`, `uml_mconsole`, `uml_mkcow`, `uml_moo`), from which
 /// `examples/gen-docs.rs` writes the shell completions in `completions/`
-/// (and `tests/manpages.rs` checks they are current). The tools that keep
-/// their original getopt syntax (`tunctl`, `uml_switch`, `uml_net`,
-/// `linux`) have hand-written pages instead.
+/// and the NAME, SYNOPSIS and OPTIONS of their pages in `man/` (and
+/// `tests/manpages.rs` checks they are current): the doc comments of the
+/// flags are the pages' OPTIONS section. The tools that keep their original
+/// getopt syntax (`tunctl`, `uml_switch`, `uml_net`, `linux`) have
+/// hand-written pages instead.
 pub fn clap_commands() -> Vec<clap::Command> {
     use clap::CommandFactory;
     vec![

@@ -28,23 +28,38 @@ use std::process::ExitCode;
 )]
 pub struct Args {
     /// Use BACKING instead of the backing file named in the COW header.
+    ///
+    /// For COW files made inside a chroot, or an image that has moved. Its
+    /// size and mtime must still match the header. May be given before or
+    /// after -d.
     #[arg(short = 'b', long = "backing", value_name = "BACKING")]
     pub backing: Option<PathBuf>,
-    /// Merge in place: write the COW's sectors into the backing file.
+    /// Merge in place: write the COW's sectors into the backing file
+    /// instead of writing a new image.
     #[arg(short = 'd', long = "in-place")]
     pub in_place: bool,
     /// With -d: afterwards empty the COW and record the merged backing
     /// file's new mtime, so the guest can go on booting from it.
+    ///
+    /// The COW's bitmap is cleared and its data area freed, as qemu-img
+    /// commit leaves a qcow2 overlay.
     #[arg(long = "reset-cow", requires = "in_place")]
     pub reset_cow: bool,
     /// With -d: merge even into a backing file that has no filesystem or
     /// partition table signature (one that does not look like a disk image).
+    ///
+    /// Check the file named in the "merging ... into" line, or with
+    /// uml_cow info, first. The file type (a regular file or a block device)
+    /// is never waived.
     #[arg(long = "force", requires = "in_place")]
     pub force: bool,
     /// Do not fsync the result (faster; not safe against power loss).
+    ///
+    /// Without it the result is synced before it is renamed into place (or,
+    /// with -d, before the marker file is removed).
     #[arg(long = "no-sync")]
     pub no_sync: bool,
-    /// No progress bar.
+    /// No progress bar, and with -d no line saying which file is written.
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
     /// COW NEW, or -d COW, or BACKING COW NEW.

@@ -11,6 +11,22 @@ use std::process::ExitCode;
 
 pub use crate::net::tunctl::{TunctlArgs, DEFAULT_CLONE};
 
+/// The original's getopt option string (spec §1.1): one letter per option,
+/// `:` after those that take a value. [`parse`] knows its options from it,
+/// and `tests/manpages.rs` checks tunctl.1 documents each.
+pub const OPTSTRING: &str = "bd:f:t:u:g:";
+
+/// The long options: only `--help`, which is new.
+pub const LONG_OPTIONS: &[&str] = &["--help"];
+
+/// Whether `opt` is an option of [`OPTSTRING`] and, if so, whether it takes
+/// a value.
+fn takes_value(opt: u8) -> Option<bool> {
+    let spec = OPTSTRING.as_bytes();
+    let at = spec.iter().position(|&c| c == opt && c != b':')?;
+    Some(spec.get(at + 1) == Some(&b':'))
+}
+
 /// Why the command line was refused. Every case ends with the usage text
 /// and exit status 1, as in the original.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +119,7 @@ pub fn parse(args: &[OsString]) -> Result<TunctlArgs, ArgsError> {
             operands += args.len() - i;
             break;
         }
-        if arg == b"--help" {
+        if arg == LONG_OPTIONS[0].as_bytes() {
             return Err(ArgsError::Help);
         }
         if arg.len() < 2 || arg[0] != b'-' {
@@ -114,9 +130,9 @@ pub fn parse(args: &[OsString]) -> Result<TunctlArgs, ArgsError> {
         while j < arg.len() {
             let opt = arg[j];
             j += 1;
-            match opt {
-                b'b' => out.brief = true,
-                b'd' | b'f' | b't' | b'u' | b'g' => {
+            match takes_value(opt) {
+                Some(false) => out.brief = true, // `b`, the only flag
+                Some(true) => {
                     let value: Vec<u8> = if j < arg.len() {
                         let v = arg[j..].to_vec();
                         j = arg.len();
@@ -154,10 +170,10 @@ pub fn parse(args: &[OsString]) -> Result<TunctlArgs, ArgsError> {
                         }
                     }
                 }
-                other => {
+                None => {
                     return Err(ArgsError::Getopt(format!(
                         "invalid option -- '{}'",
-                        String::from_utf8_lossy(&[other])
+                        String::from_utf8_lossy(&[opt])
                     )))
                 }
             }

@@ -4,6 +4,10 @@
 
 use std::process::ExitCode;
 
+/// The only option: `--help` (new); everything else on the command line is
+/// the kernel's request. `tests/manpages.rs` checks uml_net.1 documents it.
+pub const OPTIONS: &[&str] = &["--help"];
+
 /// `uml_net --help`: the sub-commands the kernel sends.
 pub fn help() -> String {
     "Usage: uml_net 4 tuntap up GATEWAY       (fd 1: a datagram socket; the TAP fd comes back on it)\n\
@@ -24,7 +28,7 @@ pub fn main() -> ExitCode {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if args.first().is_some_and(|a| a == "--help") {
+    if args.first().is_some_and(|a| OPTIONS.contains(&a.as_str())) {
         print!("{}", help());
         return ExitCode::SUCCESS;
     }

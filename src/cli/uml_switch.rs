@@ -10,6 +10,17 @@ use std::process::ExitCode;
 use crate::switch::daemon;
 pub use crate::switch::{SwitchArgs, DEFAULT_CTL, DEFAULT_DATA};
 
+/// Every word [`parse`] takes as an option, in the original's spelling
+/// (`--help` is new); its match arms are these constants, and
+/// `tests/manpages.rs` checks uml_switch.1 documents each.
+pub const OPTIONS: &[&str] = &[UNIX, HUB, TAP, COMPAT_V0, DAEMON, HELP];
+const UNIX: &str = "-unix";
+const HUB: &str = "-hub";
+const TAP: &str = "-tap";
+const COMPAT_V0: &str = "-compat-v0";
+const DAEMON: &str = "-daemon";
+const HELP: &str = "--help";
+
 /// Why the command line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArgsError {
@@ -55,13 +66,13 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.to_str() {
-            Some("-unix") => {
+            Some(UNIX) => {
                 out.ctl = PathBuf::from(it.next().ok_or(ArgsError::Usage)?);
                 if out.data.is_some() {
                     out.data = Some(PathBuf::from(it.next().ok_or(ArgsError::Usage)?));
                 }
             }
-            Some("-tap") => {
+            Some(TAP) => {
                 out.tap = Some(
                     it.next()
                         .ok_or(ArgsError::Usage)?
@@ -69,18 +80,18 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
                         .into_owned(),
                 )
             }
-            Some("-hub") => {
+            Some(HUB) => {
                 out.notices
                     .push(format!("{prog} will be a hub instead of a switch"));
                 out.hub = true;
             }
-            Some("-compat-v0") => {
+            Some(COMPAT_V0) => {
                 out.notices
                     .push("Control protocol 0 compatibility".to_string());
                 out.data = Some(PathBuf::from(DEFAULT_DATA));
             }
-            Some("-daemon") => out.daemon = true,
-            Some("--help") => return Err(ArgsError::Help),
+            Some(DAEMON) => out.daemon = true,
+            Some(HELP) => return Err(ArgsError::Help),
             _ => return Err(ArgsError::Usage),
         }
     }

@@ -26,7 +26,8 @@ use std::process::ExitCode;
 #[command(
     name = "uml_fs",
     version,
-    about = "Look inside a UML guest's ext2/ext3/ext4 disk (image, COW or COW,BACKING) without root",
+    about = "Look inside and edit a UML guest's ext2/ext3/ext4 disk (image, COW or COW,BACKING) \
+             without root",
     after_help = "DEVICE is written as for the kernel's ubdN=: IMAGE (a plain image, or a COW file \
                   whose header names its backing file) or COW,BACKING.\n\n\
                   Exit status: 0 on success, 1 on failure (I/O error, corrupt or unsupported \
@@ -34,6 +35,8 @@ use std::process::ExitCode;
 )]
 pub struct Args {
     /// Read the disk as it is, without replaying a journal that needs recovery.
+    ///
+    /// Allowed before or after the subcommand.
     #[arg(long = "no-replay", global = true)]
     pub no_replay: bool,
     /// What to do.
@@ -51,10 +54,12 @@ pub enum Command {
     },
     /// List a directory.
     Ls {
-        /// Long listing: type, mode, links, owner, size, mtime.
+        /// Long listing: type and mode, links, owner and group (numbers),
+        /// size or device number, modification time (UTC), name and symlink
+        /// target.
         #[arg(short = 'l')]
         long: bool,
-        /// List subdirectories recursively.
+        /// List subdirectories recursively, each under a PATH: header.
         #[arg(short = 'R')]
         recursive: bool,
         /// The disk.
@@ -68,7 +73,7 @@ pub enum Command {
         /// The disk.
         device: String,
         /// Paths inside the image.
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<OsString>,
     },
     /// Show an inode's metadata.
@@ -85,11 +90,13 @@ pub enum Command {
         /// Where to start.
         #[arg(default_value = "/")]
         path: OsString,
-        /// Only names matching this shell pattern (also spelled -name).
-        #[arg(long = "name")]
+        /// Only names matching the shell pattern GLOB (*, ?, [...], \); also
+        /// spelled -name.
+        #[arg(long = "name", value_name = "GLOB")]
         name: Option<OsString>,
-        /// Only this type: f, d, l, c, b, p or s (also spelled -type).
-        #[arg(long = "type")]
+        /// Only this type: f (regular file), d, l, c, b, p (FIFO) or s; also
+        /// spelled -type.
+        #[arg(long = "type", value_name = "TYPE")]
         kind: Option<char>,
     },
     /// Copy a file or tree out to the host, keeping modes, times, symlinks,
@@ -104,10 +111,12 @@ pub enum Command {
     },
     /// What a COW changed compared with its backing file.
     Diff {
-        /// Print JSON.
+        /// Print a JSON array of {"path": ..., "change": ...} objects instead
+        /// of text.
         #[arg(long = "json")]
         json: bool,
         /// The COW disk: COW (backing named in its header) or COW,BACKING.
+        #[arg(value_name = "COW[,BACKING]")]
         device: String,
     },
     /// Editing commands (put, mkdir, rm, mv, ln, chmod, chown, touch, write).

@@ -19,15 +19,18 @@ use std::time::Duration;
     name = "uml_lab",
     version,
     about = "Run a Netkit/Kathara lab directory as User-Mode Linux guests on uml_switch collision domains",
-    after_help = "Exit status: 0 on success; 1 on an error; 2 on a usage error; `exec` exits \
-                  with the command's status; `test` exits 1 when a machine's results differ \
-                  from its signature."
+    after_help = "Exit status: 0 on success, 1 on an error or when a machine's test results \
+                  differ from its signature, 2 on a usage error; `exec` exits with the \
+                  command's status."
 )]
 pub struct Args {
     /// The lab directory (default: the current directory).
     #[arg(short = 'd', long = "dir", global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// The state directory (default: DIR/.uml_lab).
+    ///
+    /// For example under $XDG_RUNTIME_DIR. Its path must leave room for
+    /// the sockets in it (about 60 bytes at most).
     #[arg(long = "state", global = true, value_name = "STATE")]
     pub state: Option<PathBuf>,
     /// What to do.
@@ -41,9 +44,14 @@ pub enum Cmd {
     /// Boot the lab (or MACHINEs) in dependency order (Netkit's lstart).
     Start {
         /// Root image for machines without their own [image].
+        ///
+        /// Else UML_LAB_IMAGE in the environment, else LAB_IMAGE= in
+        /// lab.conf. A missing image is an error.
         #[arg(long = "image", value_name = "IMAGE")]
         image: Option<PathBuf>,
         /// The guest kernel (default: `linux` beside uml_lab, else on PATH).
+        ///
+        /// uml_switch is found the same way.
         #[arg(long = "kernel", value_name = "PATH")]
         kernel: Option<PathBuf>,
         /// Return once every machine is booting, without waiting for
@@ -75,6 +83,9 @@ pub enum Cmd {
     /// Machines, state, pids, interfaces and domains (Netkit's linfo).
     Status {
         /// Print JSON.
+        ///
+        /// Keys: lab, state_dir, machines (name, state, pid, interfaces)
+        /// and domains (name, state, pid, hub, socket, members).
         #[arg(long = "json")]
         json: bool,
     },
@@ -93,6 +104,8 @@ pub enum Cmd {
     /// _test/signature/ (Netkit's ltest).
     Test {
         /// Write the results as the new signatures instead.
+        ///
+        /// They go to _test/signature/, one file per machine.
         #[arg(long = "signature")]
         signature: bool,
         /// Seconds one machine's test may take.

@@ -32,17 +32,31 @@ pub const DEFAULT_TIMEOUT: f64 = 10.0;
 pub struct Args {
     /// Print one JSON object per command line (or notification) instead of
     /// OK/ERR lines; no prompt in interactive mode.
+    ///
+    /// The fields: command (the line), ok (true when the guest accepted it
+    /// and the client did not fail), status (the exit status the line
+    /// gives), err (the guest's error number: 0, 1 or a negative errno),
+    /// reply (the text, including what a local command prints) and error
+    /// (the client's own error message, or null). With --listen, one object
+    /// per notification with the fields type, number and data.
     #[arg(long)]
     pub json: bool,
     /// Seconds to wait for each reply datagram, 0 for ever [default: 10];
     /// with --listen, how long to wait for notifications (default: for ever).
+    ///
+    /// A reply that does not come in time fails with "no reply from ...
+    /// within SECONDS s" (the original waited for ever). With --listen, no
+    /// notification within SECONDS ends the program with status 1.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<f64>,
     /// Bind a notification socket at SOCKET (for guests booted with
     /// mconsole=notify:SOCKET) and print each notification as it arrives.
+    ///
+    /// Receives notifications instead of sending commands; see
+    /// Notifications above.
     #[arg(long, value_name = "SOCKET", conflicts_with = "target")]
     pub listen: Option<PathBuf>,
-    /// With --listen: exit after N notifications.
+    /// With --listen: exit 0 after N notifications.
     #[arg(long, value_name = "N", requires = "listen")]
     pub count: Option<u64>,
     /// The guest: a umid (found as ~/.uml/UMID/mconsole or

@@ -9,6 +9,10 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, ClapArgs)]
 pub struct EditOpts {
     /// Print what would change and leave the disk untouched.
+    ///
+    /// Each change (create, write, mkdir, rm, rename, link, chmod, chown,
+    /// touch) is printed; the command runs against an in-memory overlay of
+    /// the disk.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
 }
@@ -20,8 +24,9 @@ pub enum EditCommand {
     Put {
         #[command(flatten)]
         opts: EditOpts,
-        /// Owner of everything copied as UID:GID (default: the host owner).
-        #[arg(long = "owner")]
+        /// Owner and group of everything copied, instead of the host files'
+        /// owners.
+        #[arg(long = "owner", value_name = "UID:GID")]
         owner: Option<String>,
         /// The disk.
         device: String,
@@ -34,26 +39,26 @@ pub enum EditCommand {
     Mkdir {
         #[command(flatten)]
         opts: EditOpts,
-        /// Create missing parents; no error if it exists.
+        /// Create missing parents; an existing directory is not an error.
         #[arg(short = 'p')]
         parents: bool,
         /// The disk.
         device: String,
         /// Directories to create.
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<OsString>,
     },
     /// Remove files (and with -r directory trees).
     Rm {
         #[command(flatten)]
         opts: EditOpts,
-        /// Remove directories and their contents.
+        /// Remove directories and everything below them.
         #[arg(short = 'r')]
         recursive: bool,
         /// The disk.
         device: String,
         /// Paths to remove.
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<OsString>,
     },
     /// Rename or move (into DEST when it is a directory).
@@ -71,7 +76,7 @@ pub enum EditCommand {
     Ln {
         #[command(flatten)]
         opts: EditOpts,
-        /// Make a symbolic link holding TARGET.
+        /// Make a symbolic link whose contents are TARGET.
         #[arg(short = 's')]
         symbolic: bool,
         /// The disk.
@@ -90,7 +95,7 @@ pub enum EditCommand {
         /// Octal mode, e.g. 644.
         mode: String,
         /// Paths to change.
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<OsString>,
     },
     /// Change owner and group (UID[:GID], numeric).
@@ -100,9 +105,10 @@ pub enum EditCommand {
         /// The disk.
         device: String,
         /// UID or UID:GID.
+        #[arg(value_name = "UID[:GID]")]
         owner: String,
         /// Paths to change.
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<OsString>,
     },
     /// Set access and modification times to now, creating empty files.
@@ -112,7 +118,7 @@ pub enum EditCommand {
         /// The disk.
         device: String,
         /// Paths to touch.
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<OsString>,
     },
     /// Replace a file's contents with standard input (creating it).

@@ -68,11 +68,11 @@ fn sh_ok(script: &str) -> String {
     common::stdout(&out)
 }
 
-/// dpkg's two-letter status of `package` ("ii" installed, "rc" config
-/// files left, "" unknown).
-fn status(package: &str) -> String {
+/// dpkg's state of `package`: the second letter of its status ('i'
+/// installed, 'c' only conffiles left, 'n' not installed, ...).
+fn state(package: &str) -> char {
     let out = common::run("dpkg-query", ["-W", "-f=${db:Status-Abbrev}", package]);
-    common::stdout(&out).trim().to_string()
+    common::stdout(&out).chars().nth(1).unwrap_or('n')
 }
 
 /// Debian's uml-utilities .deb for the installed version, from apt's cache
@@ -166,11 +166,11 @@ impl Drop for Restore {
             "[ -x /etc/init.d/uml-utilities ] && grep -q umlkit /etc/init.d/uml-utilities \
             && /etc/init.d/uml-utilities stop >/dev/null 2>&1; true",
         );
-        if status("umlkit").starts_with(['i', 'r', 'h']) {
+        if state("umlkit") != 'n' {
             sh("dpkg --purge umlkit >/dev/null 2>&1");
         }
         self.uml_net.restore();
-        if status("uml-utilities") != "ii" {
+        if state("uml-utilities") != 'i' {
             let out = common::run("dpkg", [Path::new("-i"), &self.debian_deb]);
             if !out.status.success() {
                 eprintln!(
@@ -181,7 +181,7 @@ impl Drop for Restore {
                 sh("DEBIAN_FRONTEND=noninteractive apt-get install -y uml-utilities");
             }
         }
-        if status("uml-utilities") != "ii" {
+        if state("uml-utilities") != 'i' {
             eprintln!("\n*** package_deb: could NOT reinstall Debian's uml-utilities ***\n");
         }
     }
@@ -228,7 +228,7 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
         return;
     }
     for package in ["uml-utilities", "user-mode-linux"] {
-        if status(package) != "ii" {
+        if state(package) != 'i' {
             common::skip(test, &format!("Debian's {package} is not installed"));
             return;
         }
@@ -252,13 +252,9 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
     // Over uml-utilities: dpkg removes it (Conflicts + Replaces), keeps
     // user-mode-linux.
     sh_ok(&format!("dpkg -i {} 2>&1", ours.display()));
-    assert_eq!(status("umlkit"), "ii");
-    let theirs = status("uml-utilities");
-    assert!(
-        !theirs.starts_with('i'),
-        "uml-utilities still installed: {theirs}"
-    );
-    assert_eq!(status("user-mode-linux"), "ii");
+    assert_eq!(state("umlkit"), 'i');
+    assert_ne!(state("uml-utilities"), 'i', "uml-utilities still installed");
+    assert_eq!(state("user-mode-linux"), 'i');
     assert!(
         Path::new("/usr/bin/linux.uml").is_file(),
         "linux.uml is gone"
@@ -267,6 +263,7 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
         "/usr/bin/tunctl",
         "/usr/bin/uml_net",
         "/usr/bin/uml_switch",
+        "/usr/lib/uml/port-helper",
         "/etc/init.d/uml-utilities",
     ] {
         let owner = sh_ok(&format!("dpkg -S {file}"));
@@ -288,7 +285,7 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
     assert!(cow.is_file(), "uml_mkcow from /usr/bin made no COW file");
     let tunctl = common::run("/usr/bin/tunctl", ["-h"]);
     assert!(common::stderr(&tunctl).contains("Create: /usr/bin/tunctl"));
-    for name in common_bins() {
+    for name in common_bins().into_iter().filter(|n| n != "port-helper") {
         let path = if name == "linux" {
             "/usr/bin/linux".into()
         } else {
@@ -300,6 +297,8 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
         std::fs::canonicalize("/usr/bin/linux").unwrap(),
         Path::new("/usr/bin/linux.umlkit")
     );
+    // linux.uml's port: and xterm consoles run it from there.
+    common::run_ok("/usr/lib/uml/port-helper", ["--help"]);
     assert!(
         common::stdout(&common::run_ok("/usr/bin/linux", ["--version"]))
             .starts_with(|c: char| c.is_ascii_digit())
@@ -348,13 +347,20 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
         "UML_SWITCH_OPTIONS=\"-tap umlkpkg0\"\n",
     )
     .unwrap();
-    let hooks = sh_ok(&format!(
-        "exec unshare --net sh -ec '
+    let hooks = sh_ok(
+        "exec unshare --net --mount sh -ec '
+         mount -t sysfs sysfs /sys
          trap \"/etc/init.d/uml-utilities stop >/dev/null 2>&1 || true\" EXIT
          export IFACE=umlkpkg0 IF_TUNCTL_USER=uml-net
+         export IF_UML_PROXY_ARP=\"192.0.2.7 192.0.2.8\" IF_UML_PROXY_ETHER=umlkpkgd
+         ip tuntap add mode tap name umlkpkgd
          /etc/network/if-pre-up.d/uml-utilities
          echo owner=$(cat /sys/class/net/umlkpkg0/owner)
          ip link set umlkpkg0 up
+         /etc/network/if-up.d/uml-utilities
+         echo proxy_arp=$(cat /proc/sys/net/ipv4/conf/umlkpkg0/proxy_arp)
+         ip route show 192.0.2.8 | cut -d\" \" -f1-3 | sed \"s/^/route /\"
+         ip neigh show proxy | cut -d\" \" -f1-3 | sed \"s/^/proxy /\"
          /etc/init.d/uml-utilities start
          test -S /var/run/uml-utilities/uml_switch.ctl && echo socket
          echo user=$(ps -o user= -p $(cat /var/run/uml-utilities/uml_switch.pid))
@@ -364,27 +370,33 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
          test -e /var/run/uml-utilities/uml_switch.ctl || echo socket-gone
          /etc/network/if-post-down.d/uml-utilities
          test -e /sys/class/net/umlkpkg0 || echo tap-gone
-        ' 2>&1"
-    ));
+         echo proxies-left=$(ip neigh show proxy | wc -l)
+        ' 2>&1",
+    );
     for line in [
         format!("owner={}", guard.uml_net.uid),
+        "proxy_arp=1".into(),
+        "route 192.0.2.8 dev umlkpkg0".into(),
+        "proxy 192.0.2.7 dev umlkpkgd".into(),
+        "proxy 192.0.2.8 dev umlkpkgd".into(),
         "socket".into(),
         "user=uml-net".into(),
         "carrier=1".into(),
         "running".into(),
         "socket-gone".into(),
         "tap-gone".into(),
+        "proxies-left=0".into(),
     ] {
         assert!(hooks.lines().any(|l| l == line), "no {line:?} in:\n{hooks}");
     }
 
     // Purge: everything postinst made goes; uml-net stays, Debian made it.
     sh_ok("dpkg --purge umlkit 2>&1");
-    let left = status("umlkit");
-    assert!(!left.starts_with(['i', 'r']), "umlkit not purged: {left}");
+    assert_eq!(state("umlkit"), 'n', "umlkit not purged");
     for gone in [
         "/usr/bin/uml_net",
         "/usr/bin/linux.umlkit",
+        "/usr/lib/uml/port-helper",
         "/etc/init.d/uml-utilities",
         "/etc/default/uml-utilities",
         "/var/lib/umlkit",
@@ -426,7 +438,8 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
     // Back to Debian's package, as the machine began.
     guard.uml_net.restore();
     sh_ok(&format!("dpkg -i {} 2>&1", debian_deb.display()));
-    assert_eq!(status("uml-utilities"), "ii");
+    assert_eq!(state("uml-utilities"), 'i');
+    assert!(sh_ok("dpkg -S /usr/lib/uml/port-helper").starts_with("uml-utilities: "));
     let meta = std::fs::metadata("/usr/bin/uml_net").unwrap();
     assert_eq!(
         meta.mode() & 0o7777,

@@ -2,7 +2,9 @@
 //! consoles: it sends its standard input with its pid as the message
 //! (what the kernel's `os_rcv_fd` reads) over the socket on descriptor 3 or
 //! over `-uml-socket SOCKET`, then waits to be killed. Checked against a
-//! stand-in for the kernel; no peers needed.
+//! stand-in for the kernel, and against Debian's `linux.uml` through its
+//! `xterm` channel (the `port:` channel would need in.telnetd, which pulls
+//! an inetd and a syslog daemon onto the machine).
 
 mod common;
 
@@ -159,4 +161,74 @@ fn port_helper_outside_uml_says_why_in_one_line() {
 
 fn dir_that_does_not_exist() -> String {
     "/nonexistent/umlkit/xterm-pipe".to_string()
+}
+
+/// The real kernel's `xterm` console: Debian's `linux.uml` runs the
+/// terminal emulator (`xterm=` names a stand-in that gives our port-helper
+/// a pty through script(1) instead of a window) with `port-helper
+/// -uml-socket SOCKET`, receives the pty from it, and the guest's
+/// `/dev/tty1` writes arrive on that pty.
+#[test]
+fn linux_uml_xterm_console_reaches_the_guest_through_our_port_helper() {
+    let test = "linux_uml_xterm_console_reaches_the_guest_through_our_port_helper";
+    if !common::have_peers(test, &["linux.uml", "busybox", "mke2fs", "script"]) {
+        return;
+    }
+    let guest = common::uml::Guest::new(
+        &common::uml::init_script("echo PORT-HELPER-REACHED-TTY > /dev/ttyS0\nsleep 1"),
+        16,
+    );
+    let log = guest.path("terminal.log");
+    let term = guest.path("fake-term");
+    // Called as: fake-term -T TITLE -e /usr/lib/uml/port-helper -uml-socket SOCKET
+    std::fs::write(
+        &term,
+        format!(
+            "#!/bin/sh\nshift 4\nexec script -q -f -c \"exec {} $*\" {} >/dev/null\n",
+            common::bin("port-helper").display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&term, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let mut cmd = Command::new(common::which("linux.uml").unwrap());
+    cmd.current_dir(guest.dir.path())
+        .args([
+            "ubd0=root_fs",
+            "root=/dev/ubda",
+            "rw",
+            "init=/init",
+            "con=null",
+            "con0=fd:0,fd:1",
+            "ssl0=xterm",
+            "mem=64M",
+            common::uml::GLIBC_TUNABLES,
+        ])
+        .arg(format!("xterm={},-T,-e", term.display()))
+        .arg(format!("uml_dir={}", guest.dir.path().display()))
+        .env("DISPLAY", ":umlkit-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    common::uml::apply_shim(&mut cmd);
+    let boot = common::uml::run_with_limit(cmd, std::time::Duration::from_secs(60));
+    assert!(
+        boot.output.contains("GUEST-DONE"),
+        "guest did not finish:\n{}",
+        boot.output
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("-uml-socket ")
+            && text
+                .lines()
+                .any(|l| l.trim_end() == "PORT-HELPER-REACHED-TTY"),
+        "the guest's ttyS0 output did not reach the terminal; its log:\n{text}\nboot:\n{}",
+        boot.output
+    );
+    assert!(
+        !boot.output.contains("PORT-HELPER-REACHED-TTY"),
+        "the ttyS0 output went to the kernel's console instead"
+    );
 }

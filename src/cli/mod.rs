@@ -29,6 +29,7 @@ pub fn progress_bar(total: u64, quiet: bool, message: &str) -> indicatif::Progre
 pub mod cow_tool;
 pub mod mkcow;
 pub mod moo;
+pub mod port_helper;
 pub mod report;
 pub mod tunctl;
 pub mod uml_fs;

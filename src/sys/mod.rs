@@ -8,3 +8,4 @@ pub mod knet;
 pub mod net;
 pub mod process;
 pub mod seccomp;
+pub mod tty;

@@ -16,33 +16,14 @@
 //! `kernel-cmdline.md` (section numbers in comments).
 #![forbid(unsafe_code)]
 
-pub mod cgroup;
-pub mod cgroupns;
-pub mod chan;
 pub mod cmdline;
 pub mod console;
-pub mod disks;
-pub mod durable;
-pub mod fuse;
-pub mod fuse_attr;
-pub mod guestdev;
-pub mod guestproc;
-pub mod hostnet;
-pub mod idmap;
-pub mod kmsg;
+pub mod disk;
+pub mod guest;
 pub mod lifecycle;
-pub mod limits;
-pub mod lines;
 pub mod mcon;
 pub mod monitor;
 pub mod net;
-pub mod num;
-pub mod policy;
-pub mod remount;
-pub mod ubd;
-pub mod ubddev;
-pub mod udpnet;
-pub mod words;
 
 /// What `--version` prints: the release of this kernel binary.
 pub const RELEASE: &str = concat!(env!("CARGO_PKG_VERSION"), "-umlkit");

@@ -13,12 +13,17 @@
 //! as long as the monitor, so PR_SET_PDEATHSIG ends the guest with it.
 
 use super::cmdline::CmdLine;
+use super::cmdline::{chan::Channel, ubd};
+use super::console::lines;
 use super::console::{self, Log, RawMode, Relay};
-use super::disks::{self, RootFailure};
-use super::fuse::FuseFs;
+use super::disk::fuse::FuseFs;
+use super::disk::{self, RootFailure};
+use super::disk::{durable, remount, ubddev};
+use super::guest::{cgroupns, dev as guestdev, idmap, limits::Limits, policy};
 use super::lifecycle::{self, on_pid1_end, Outcome, Pid1End, PANIC_STATUS, SIGNAL_STATUS};
 use super::mcon::{self, Control, Request, Shared};
-use super::{chan::Channel, durable, idmap, lines, policy, RELEASE};
+use super::net::{self, tap_helper};
+use super::RELEASE;
 use crate::mconsole::{instance, protocol::NotifyKind, server, umid};
 use crate::sys::guest::{self, GuestPlan};
 use crate::sys::seccomp;
@@ -237,21 +242,21 @@ pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
             "Unknown kernel command line parameters \"{u}\", will be passed to user space."
         ));
     }
-    if let Err(RootFailure { lines, panic }) = disks::precheck_root(cmd) {
+    if let Err(RootFailure { lines, panic }) = disk::precheck_root(cmd) {
         return Ok(panic_exit(cmd, &log, &lines, &panic));
     }
-    let mut opened = disks::open_all(cmd);
+    let mut opened = disk::open_all(cmd);
     for l in &opened.lines {
         log.error(l);
     }
-    let configs = disks::config_strings(cmd, &opened);
-    let root = disks::take_root(cmd, &mut opened)
-        .and_then(|(unit, disk)| disks::mount_root(cmd, unit, disk).map(|r| (unit, r)));
+    let configs = disk::config_strings(cmd, &opened);
+    let root = disk::take_root(cmd, &mut opened)
+        .and_then(|(unit, disk)| disk::mount_root(cmd, unit, disk).map(|r| (unit, r)));
     let (unit, mut root) = match root {
         Ok(r) => r,
         Err(RootFailure { lines, panic }) => return Ok(panic_exit(cmd, &log, &lines, &panic)),
     };
-    root.units = disks::present_units(&opened, unit);
+    root.units = disk::present_units(&opened, unit);
     let mut inst = make_instance(cmd, &log)?;
     let status = boot(cmd, &log, &mut inst, unit, root, configs);
     if !matches!(status, Ok(PANIC_STATUS)) {
@@ -265,26 +270,26 @@ fn boot(
     log: &Log,
     inst: &mut Instance,
     unit: usize,
-    root: disks::Root,
+    root: disk::Root,
     configs: Vec<String>,
 ) -> Result<i32, Error> {
     // The guest's cgroups, made with the host's credentials (issue 12).
-    let limits = super::limits::Limits::setup(cmd.mem);
+    let limits = Limits::setup(cmd.mem);
     log.info(limits.line());
-    log.info(&super::cgroupns::describe(limits.namespace()));
+    log.info(&cgroupns::describe(limits.namespace()));
     // Still single-threaded: fork the id-map helper, then unshare.
     let signals = register_signals()?;
     let ctl: Shared = Arc::new(Mutex::new(Control::default()));
     let host_uid = nix::unistd::getuid().as_raw();
     // Host sides of the network devices, while the host's network is ours.
-    let (nets, net_lines) = super::net::open_hosts(&cmd.eths);
+    let (nets, net_lines) = net::open_hosts(&cmd.eths);
     for l in &net_lines {
         log.info(l);
     }
     // uml_net add/del must run in the host's namespaces: leave an agent
     // there (forked while still single-threaded).
-    let agent = if nets.iter().any(super::net::Pending::needs_agent) {
-        Some(super::hostnet::Agent::start().map_err(io_err("fork"))?)
+    let agent = if nets.iter().any(net::Pending::needs_agent) {
+        Some(tap_helper::Agent::start().map_err(io_err("fork"))?)
     } else {
         None
     };
@@ -330,7 +335,7 @@ fn boot(
         "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
         dev_fuse.as_raw_fd()
     );
-    let source = format!("/dev/ubd{}", super::ubd::letter(unit));
+    let source = format!("/dev/ubd{}", ubd::letter(unit));
     guest::mount(&source, &rootdir, Some("fuse.ext3"), flags, Some(&data))
         .map_err(io_err("FUSE mount"))?;
     let mut config = fuser::Config::default();
@@ -355,22 +360,22 @@ fn boot(
     }
     if root.writable {
         let at = rootdir.to_string_lossy().into_owned();
-        super::remount::follow(fs.clone(), root.writer.clone(), at, root.read_only)
+        remount::follow(fs.clone(), root.writer.clone(), at, root.read_only)
             .map_err(io_err("spawn"))?;
     }
 
-    let master = super::guestdev::setup(&rootdir, cmd.mem).map_err(io_err("guest /dev"))?;
+    let master = guestdev::setup(&rootdir, cmd.mem).map_err(io_err("guest /dev"))?;
     let ubd_stage = Path::new(STAGE).join("ubd");
-    let ubd = super::ubddev::prepare(&rootdir, &ubd_stage, &root.units, unit, &root.check);
+    let ubd = ubddev::prepare(&rootdir, &ubd_stage, &root.units, unit, &root.check);
     for l in &ubd.map_err(io_err("guest /dev/ubd"))? {
         log.info(l);
     }
-    let (net_lines, helper_devs) = super::net::attach_all(nets);
+    let (net_lines, helper_devs) = net::attach_all(nets);
     for l in &net_lines {
         log.info(l);
     }
     if let Some(agent) = agent {
-        super::hostnet::watch_helper_addresses(helper_devs, agent, log.clone())
+        tap_helper::watch_helper_addresses(helper_devs, agent, log.clone())
             .map_err(io_err("watching guest addresses"))?;
     }
     let dev = rootdir.join("dev");
@@ -420,7 +425,7 @@ fn boot(
     let init_ctty = guest::pty_peer(ctty_master.as_fd()).map_err(io_err("pty"))?;
     plan.init_ctty = init_ctty.as_raw_fd();
     plan.cgroup_procs = limits.procs_fds();
-    super::cgroupns::apply(&mut plan, &limits, &rootdir).map_err(io_err("cgroup"))?;
+    cgroupns::apply(&mut plan, &limits, &rootdir).map_err(io_err("cgroup"))?;
     let (alive_r, _alive_w) = guest::alive_pipe().map_err(io_err("pipe"))?;
     let root_handle = Arc::new(File::open(&rootdir).map_err(io_err("open the root"))?);
     let status = loop {
@@ -428,9 +433,9 @@ fn boot(
         // UTS namespace is the guest's).
         nix::unistd::sethostname("(none)").map_err(nix_err("sethostname"))?;
         // Best effort: a guest that removed /dev/pts took its mount away.
-        let _ = super::guestdev::reset(&rootdir);
+        let _ = guestdev::reset(&rootdir);
         let booted = std::time::Instant::now();
-        let binds = super::guestdev::proc_files(&rootdir, Path::new(STAGE), &cmd.line, cmd.mem)
+        let binds = guestdev::proc_files(&rootdir, Path::new(STAGE), &cmd.line, cmd.mem)
             .map_err(io_err("guest /proc"))?;
         plan.binds = binds
             .iter()
@@ -638,7 +643,7 @@ fn guest_plan(cmd: &CmdLine, rootdir: &Path) -> Result<GuestPlan, Error> {
     let proc_dir = dir_in("proc")?;
     let sys_dir = dir_in("sys")?;
     let self_binds = match &sys_dir {
-        Some(_) => super::guestdev::SYS_SELF_BINDS
+        Some(_) => guestdev::SYS_SELF_BINDS
             .iter()
             .map(|d| cstring(rootdir.join(d).as_os_str().as_bytes()))
             .collect::<Result<_, _>>()?,

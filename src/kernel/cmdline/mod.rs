@@ -16,10 +16,15 @@
 //! errors carrying the kernel's message, so the monitor refuses them before
 //! anything starts.
 
-use super::chan::{self, ChanError, ChannelPair, LineSetting, MAX_CONSOLES, MAX_SERIALS};
-use super::num::{memparse, parse_ulong};
-use super::ubd::{self, UbdConfig, UbdError, UbdOption, MAX_DEV};
-use super::words::{self, Word};
+pub mod chan;
+pub mod num;
+pub mod ubd;
+pub mod words;
+
+use self::chan::{ChanError, ChannelPair, LineSetting, MAX_CONSOLES, MAX_SERIALS};
+use self::num::{memparse, parse_ulong};
+use self::ubd::{UbdConfig, UbdError, UbdOption, MAX_DEV};
+use self::words::Word;
 
 /// `COMMAND_LINE_SIZE` of UML.
 pub const COMMAND_LINE_SIZE: usize = 4096;
@@ -505,5 +510,4 @@ pub fn root_unit(root: &str) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[path = "cmdline_tests.rs"]
 mod tests;

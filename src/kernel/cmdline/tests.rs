@@ -1,5 +1,5 @@
 use super::*;
-use crate::kernel::chan::Channel;
+use crate::kernel::cmdline::chan::Channel;
 
 fn boot(args: &[&str]) -> CmdLine {
     let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();

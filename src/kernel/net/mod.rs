@@ -6,8 +6,11 @@
 //! port (`daemon,MAC,unix,SOCKET`) or a UDP socket (`mcast`, `ucast`, see
 //! `udpnet`). Configuring the interface is the guest's job.
 
-use super::hostnet;
-use super::udpnet::{self, Udp};
+pub mod tap_helper;
+pub mod udp;
+
+use self::tap_helper as hostnet;
+use self::udp::{self as udpnet, Udp};
 use crate::switch::client::SwitchClient;
 use crate::sys::knet;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -88,7 +88,7 @@ pub fn apply(plan: &mut GuestPlan, limits: &Limits, rootdir: &Path) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::cgroup::parse_mountinfo;
+    use crate::kernel::guest::cgroup::parse_mountinfo;
 
     #[test]
     fn the_boot_line_names_the_guests_tree_or_what_is_missing() {

@@ -4,8 +4,14 @@
 //! `root=` names. Failures print what Linux 6.1 prints (spec
 //! kernel-cmdline.md §2.3, §2.4) and end in the root-mount panic.
 
+pub mod durable;
+pub mod fuse;
+pub mod fuse_attr;
+pub mod remount;
+pub mod ubddev;
+
+use super::cmdline::ubd::{letter, UbdConfig, MAX_DEV};
 use super::cmdline::{root_unit, CmdLine};
-use super::ubd::{letter, UbdConfig, MAX_DEV};
 use crate::block::BlockDevice;
 use crate::cow::{open_disk, CowError, Disk, DiskOptions};
 use crate::ext3::features::Incompat;
@@ -28,7 +34,7 @@ pub struct RootFailure {
 }
 
 /// The journaling writer of a root on a writable disk, told of the
-/// guest's remounts (see [`super::remount`]).
+/// guest's remounts (see [`remount`]).
 pub type RootWriter = Arc<Writer<Arc<Disk>>>;
 
 /// The root filesystem as served, with what the boot log says about it.
@@ -291,7 +297,7 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
             .and_then(Option::as_ref)
             .is_some_and(|c| c.sync);
     if sync && writable {
-        fs = Arc::new(super::durable::Synchronous(fs));
+        fs = Arc::new(durable::Synchronous(fs));
     }
     let mode = if writable && !read_only {
         ""

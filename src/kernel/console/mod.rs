@@ -3,7 +3,10 @@
 //! and con0's host descriptors, with a host terminal in raw mode while the
 //! guest runs.
 
-use super::chan::{Channel, ChannelPair};
+pub mod kmsg;
+pub mod lines;
+
+use crate::kernel::cmdline::chan::{Channel, ChannelPair};
 use crate::sys::guest::dup_inherited;
 use nix::sys::termios::{self, SetArg, Termios};
 use std::fs::File;
@@ -18,7 +21,7 @@ pub struct Log {
     out: Option<Arc<Mutex<File>>>,
     quiet: bool,
     /// Every boot line, for the guest's `dmesg`.
-    pub kmsg: super::kmsg::Kmsg,
+    pub kmsg: kmsg::Kmsg,
 }
 
 impl Log {
@@ -32,7 +35,7 @@ impl Log {
         Ok(Log {
             out,
             quiet,
-            kmsg: super::kmsg::Kmsg::default(),
+            kmsg: kmsg::Kmsg::default(),
         })
     }
 

@@ -37,14 +37,58 @@ pub const DEFAULT_MEM: u64 = 64 << 20;
 /// (about 16.5 MiB) with the same message.
 pub const MIN_MEM: u64 = 17 << 20;
 
+/// Every option name this parser gives a meaning of its own, spelled as
+/// `man/linux.1` spells it (`=` ends a name that takes a value; `ubd`,
+/// `con`, `ssl` and `eth` take a unit and flags after the name). A word
+/// not claimed here goes to init (spec §1.3). `tests/manpages.rs` checks
+/// each is in the page, and the unit tests that each is claimed.
+pub const OPTIONS: &[&str] = &[
+    // The UML pass (spec §1.2): the host argv before the kernel line.
+    "--help",
+    "--version",
+    "--showconfig",
+    "mem=",
+    "umid=",
+    "uml_dir=",
+    "hostfs=",
+    "quiet",
+    "noreboot",
+    // The generic pass: the `__setup` handlers of UML's drivers.
+    "ubd",
+    "udb",
+    "fake_ide",
+    "vec",
+    "stderr=",
+    "con",
+    "ssl",
+    "ssl-non-raw",
+    "eth",
+    "mconsole=",
+    "umlkit.nested_userns",
+    // Kernel parameters (spec §1.3): CONSUMED_FLAGS and CONSUMED_VALUES.
+    "rw",
+    "ro",
+    "rootwait",
+    "debug",
+    "root=",
+    "rootfstype=",
+    "rootdelay=",
+    "init=",
+    "rdinit=",
+    "console=",
+    "loglevel=",
+    "initrd=",
+    "panic=",
+];
+
 /// What the host argv asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
-    /// `--help`: print [`help_text`], exit 0.
+    /// `--help`: print [`crate::cli::linux::help_text`], exit 0.
     Help,
     /// `--version`: print the version, exit 0.
     Version,
-    /// `--showconfig`: print [`super::SHOWCONFIG`], exit 0.
+    /// `--showconfig`: print [`crate::cli::linux::SHOWCONFIG`], exit 0.
     ShowConfig,
     /// Boot a guest.
     Boot(Box<CmdLine>),

@@ -16,6 +16,7 @@
 //! `kernel-cmdline.md` (section numbers in comments).
 #![forbid(unsafe_code)]
 
+pub mod boot;
 pub mod cmdline;
 pub mod console;
 pub mod disk;

@@ -72,7 +72,7 @@ pub fn main() -> ExitCode {
     run(&args)
 }
 
-/// `linux` with `args` (without argv[0]).
+/// `linux` with `args` (without `argv[0]`).
 pub fn run(args: &[OsString]) -> ExitCode {
     let text = match cmdline::parse_os(args) {
         Ok(Invocation::Help) => help_text(),

@@ -17,7 +17,7 @@
 //! started with `mconsole=notify:<socket>`. The arrows point one way:
 //! `client` and `instance` use `umid`; `client`, `server` and `listen` use
 //! `protocol`; `server` uses `commands`; `umid` and `protocol` use nothing
-//! here but [`Error`] and [`io_message`]. The original client's own texts
+//! here but [`enum@Error`] and [`io_message`]. The original client's own texts
 //! (its local help, `mconsole-version`) belong to its front end,
 //! `crate::cli::uml_mconsole::texts`.
 //! The facts come from the spec `mconsole.md` (section numbers in comments).

@@ -132,7 +132,7 @@ pub struct CmdLine {
     pub noreboot: bool,
     /// `umlkit.nested_userns`: the guest may make user namespaces.
     pub nested_userns: bool,
-    /// Init's arguments after argv[0].
+    /// Init's arguments after `argv[0]`.
     pub init_args: Vec<String>,
     /// Init's environment (`HOME=/`, `TERM=linux`, then the unclaimed ones).
     pub init_env: Vec<String>,
@@ -186,7 +186,7 @@ pub enum CmdlineError {
     },
 }
 
-/// Parses the host argv (without argv[0]).
+/// Parses the host argv (without `argv[0]`).
 pub fn parse(args: &[String]) -> Result<Invocation, CmdlineError> {
     let mut st = UmlPass {
         mem: DEFAULT_MEM,

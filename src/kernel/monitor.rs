@@ -43,6 +43,9 @@ pub enum Error {
     /// The umid directory or mconsole socket.
     #[error(transparent)]
     Mconsole(#[from] crate::mconsole::Error),
+    /// con0 asks for a channel type this monitor cannot give it.
+    #[error(transparent)]
+    Console(#[from] console::UnsupportedChannel),
 }
 
 pub(super) fn io_err(op: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
@@ -200,7 +203,7 @@ fn panic_exit(cmd: &CmdLine, log: &Log, lines: &[String], message: &str) -> i32 
 pub fn run(cmd: &CmdLine) -> Result<i32, Error> {
     let con0 = cmd.consoles.first().and_then(Option::as_ref);
     if let Some(p) = con0 {
-        console::supported(p).map_err(Error::Unsupported)?;
+        console::supported(p)?;
     }
     check_host()?;
     let log = Log::new(con0, cmd.quiet).map_err(io_err("con0"))?;

@@ -68,17 +68,20 @@ impl Log {
     }
 }
 
+/// A channel type con0 cannot use in this monitor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("con0: channel type '{kind}' is not supported by this linux (use fd:N or null)")]
+pub struct UnsupportedChannel {
+    /// The channel type (`port`, `pty`, `pts`, `tty`, `xterm`).
+    pub kind: &'static str,
+}
+
 /// The channel types a console may use in this monitor.
-pub fn supported(pair: &ChannelPair) -> Result<(), String> {
+pub fn supported(pair: &ChannelPair) -> Result<(), UnsupportedChannel> {
     for c in [&pair.input, &pair.output] {
         match c {
             Channel::Fd(_) | Channel::Null => {}
-            other => {
-                return Err(format!(
-                    "con0: channel type '{}' is not supported by this linux (use fd:N or null)",
-                    other.kind()
-                ))
-            }
+            other => return Err(UnsupportedChannel { kind: other.kind() }),
         }
     }
     Ok(())

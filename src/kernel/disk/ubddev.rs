@@ -244,7 +244,7 @@ pub fn prepare(
     stage: &Path,
     units: &[usize],
     root_unit: usize,
-    check: &Result<String, String>,
+    check: &Result<String, super::FullCheck>,
 ) -> io::Result<Vec<String>> {
     use std::os::unix::fs::MetadataExt;
     let st_dev = std::fs::metadata(root)?.dev();

@@ -523,3 +523,26 @@ fn every_flag_in_the_clap_tables_is_in_the_page() {
         "flags missing from man pages: {missing:?}"
     );
 }
+
+/// Every option name `linux`'s parser claims (its table,
+/// `kernel::cmdline::OPTIONS`, which the parser's unit tests hold to what
+/// it accepts) is in linux.1.
+#[test]
+fn every_option_the_linux_parser_accepts_is_in_its_page() {
+    let man = man_text("linux");
+    let options = umlkit::kernel::cmdline::OPTIONS;
+    assert!(options.len() >= 20, "too few options: {options:?}");
+    let missing: Vec<&&str> = options
+        .iter()
+        .filter(|o| {
+            !man.match_indices(**o).any(|(i, _)| {
+                let before = man[..i].chars().next_back();
+                let next = man[i + o.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && (o.ends_with('=')
+                        || !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_'))
+            })
+        })
+        .collect();
+    assert!(missing.is_empty(), "linux.1 lacks {missing:?}");
+}

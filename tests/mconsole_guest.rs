@@ -10,8 +10,8 @@ use common::uml::Guest;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use umlkit::cli::uml_mconsole::texts::LOCAL_HELP;
 use umlkit::mconsole::commands::HELP_TEXT;
-use umlkit::mconsole::session::LOCAL_HELP;
 
 const PEERS: &[&str] = &["linux.uml", "mke2fs", "busybox", "uml_mconsole"];
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    for ev in umlkit::kernel::hostnet::parse_addr_events(data) {
+    for ev in umlkit::kernel::net::tap_helper::parse_addr_events(data) {
         let _ = ev.mask();
     }
 });

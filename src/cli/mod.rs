@@ -1,4 +1,4 @@
-//! Every front end but `linux`'s: each tool's argument parsing, help
+//! Every front end: each tool's argument parsing, help
 //! text, error reporting (one [`report()`] for all) and exit codes, and the
 //! pieces they share (progress bars, clap's usage errors). This is the only
 //! module that uses clap and anyhow; `src/bin/<tool>.rs` calls
@@ -27,6 +27,7 @@ pub fn progress_bar(total: u64, quiet: bool, message: &str) -> indicatif::Progre
 }
 
 pub mod cow_tool;
+pub mod linux;
 pub mod mkcow;
 pub mod moo;
 pub mod port_helper;

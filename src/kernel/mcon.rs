@@ -5,7 +5,7 @@
 //! guest process, `proc` reads the guest's own /proc.
 
 use super::console::Log;
-use super::guestproc;
+use super::guest::processes;
 use crate::mconsole::commands::{self, Command, HELP_TEXT, UNKNOWN_COMMAND};
 use crate::mconsole::server::Server;
 use nix::sys::signal::{kill, Signal};
@@ -143,7 +143,7 @@ fn handle(
                 } else {
                     Signal::SIGCONT
                 };
-                guestproc::signal_all(p, sig, true);
+                processes::signal_all(p, sig, true);
             }
             c.stopped = stop;
             drop(c);
@@ -315,7 +315,7 @@ fn sysrq(server: &Server, to: &SocketAddr, arg: &[u8], ctl: &Shared) -> std::io:
                 (Signal::SIGKILL, "sysrq: Kill All Tasks\n")
             };
             if let Some(p) = pid {
-                guestproc::signal_all(p, sig, false);
+                processes::signal_all(p, sig, false);
             }
             server.reply(to, 0, what.as_bytes(), true)?;
             server.reply(to, 0, b"", false)

@@ -12,8 +12,14 @@
 //! ```
 //!
 //! `umid` finds the guest's socket the way the original client and the
-//! kernel name it (`~/.uml/<umid>/mconsole`), and `listen` receives the
-//! notifications of guests started with `mconsole=notify:<socket>`.
+//! kernel name it (`~/.uml/<umid>/mconsole`), `instance` makes that
+//! directory for a guest, and `listen` receives the notifications of guests
+//! started with `mconsole=notify:<socket>`. The arrows point one way:
+//! `client` and `instance` use `umid`; `client`, `server` and `listen` use
+//! `protocol`; `server` uses `commands`; `umid` and `protocol` use nothing
+//! here but [`enum@Error`] and [`io_message`]. The original client's own texts
+//! (its local help, `mconsole-version`) belong to its front end,
+//! `crate::cli::uml_mconsole::texts`.
 //! The facts come from the spec `mconsole.md` (section numbers in comments).
 #![forbid(unsafe_code)]
 
@@ -23,9 +29,9 @@ pub mod instance;
 pub mod listen;
 pub mod protocol;
 pub mod server;
-pub mod session;
 pub mod umid;
 
+use std::io;
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -117,5 +123,14 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// `strerror`-style text of an I/O error, without Rust's "(os error N)".
+pub fn io_message(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }

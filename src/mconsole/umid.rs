@@ -88,7 +88,7 @@ pub fn resolve_with_home(name: &OsStr, home: Option<&OsStr>) -> Resolved {
                     tried,
                 }
             }
-            Err(e) => tried.push((path, crate::mconsole::session::io_message(&e))),
+            Err(e) => tried.push((path, super::io_message(&e))),
         }
     }
     Resolved {

@@ -91,7 +91,7 @@ pub struct GuestPlan {
     /// The console (the pty slave), made the child's fds 0, 1 and 2.
     pub console: RawFd,
     /// The seccomp filter every guest process runs under
-    /// (`kernel::policy`); empty for none.
+    /// (`kernel::guest::policy`); empty for none.
     pub filter: Vec<libc::sock_filter>,
     /// The child's end of the socket the filter's listener is sent over.
     pub listener_sock: RawFd,

@@ -358,7 +358,7 @@ fn send_fd_raw(sock: RawFd, fd: RawFd) -> Result<(), i32> {
 }
 
 /// The filter as `struct sock_filter`s, from the policy's instructions.
-pub fn sock_filters(prog: &[crate::kernel::policy::Insn]) -> Vec<libc::sock_filter> {
+pub fn sock_filters(prog: &[crate::kernel::guest::policy::Insn]) -> Vec<libc::sock_filter> {
     prog.iter()
         .map(|i| libc::sock_filter {
             code: i.code,

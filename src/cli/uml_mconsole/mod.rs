@@ -3,6 +3,7 @@
 //! `src/bin/uml_mconsole.rs` calls [`main`].
 
 pub mod session;
+pub mod texts;
 
 use crate::mconsole::client::{Client, Reply};
 use crate::mconsole::listen::{deadline, json_line, text_line, Listener};

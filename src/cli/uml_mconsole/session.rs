@@ -5,8 +5,8 @@
 //! absolute first. Results go to an [`Output`], which prints them as the
 //! original did or as JSON.
 
+use super::texts::{CLIENT_VERSION, LOCAL_HELP, LOG_CHUNK, NO_PID};
 use crate::mconsole::client::{Client, Reply};
-use crate::mconsole::session::{CLIENT_VERSION, LOCAL_HELP, LOG_CHUNK, NO_PID};
 use crate::mconsole::umid::{pid_state, prompt_name, resolve, PidState, NO_NAME};
 use crate::mconsole::Error;
 use std::ffi::{OsStr, OsString};

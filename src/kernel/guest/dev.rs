@@ -133,7 +133,7 @@ const SYSCTLS: [&str; 4] = [
 pub const SYS_SELF_BINDS: [&str; 2] = ["sys/kernel/security", "sys/fs/pstore"];
 
 /// Writes, for one boot, the files bound over the guest's proc (the
-/// command line, `meminfo` sized by `mem=`, the sysctls of [`SYSCTLS`])
+/// command line, `meminfo` sized by `mem=`, the sysctls of `SYSCTLS`)
 /// and returns (source, target, path under /proc, contents) for each. The sources live on
 /// the guest's `/dev` tmpfs when there is one (the child unlinks them
 /// once bound; `df` then counts the binds with `/dev` instead of listing

@@ -20,7 +20,7 @@
 //! - `/dev/root` is a symlink to the root's node;
 //! - the monitor checks the root's superblock as `e2fsck -p` decides
 //!   whether a filesystem needs a full check (errors, not cleanly
-//!   unmounted, mount count, check interval: [`super::disks::preen`]),
+//!   unmounted, mount count, check interval: [`super::preen`]),
 //!   after replaying its journal as `e2fsck` would. When the root is clean
 //!   it mounts a tmpfs on `/run` (where the image has one; Debian keeps a
 //!   /run handed over by an initramfs) holding `/run/initramfs/fsck-root`
@@ -73,7 +73,7 @@ pub fn nodes(units: &[usize], root_unit: usize, root_dev: (u32, u32)) -> Vec<Nod
                 (UBD_MAJOR, u32::try_from(u * 16).unwrap_or(u32::MAX))
             };
             Node {
-                name: format!("ubd{}", super::ubd::letter(u)),
+                name: format!("ubd{}", crate::kernel::cmdline::ubd::letter(u)),
                 rdev: super::fuse::makedev(major, minor),
             }
         })
@@ -210,7 +210,7 @@ pub fn attach(root: &Path, stage: &Path, nodes: Vec<Node>, root_name: &str) -> i
             let _ = session.run();
         })?;
     for name in &names {
-        super::guestdev::bind(&stage.join(name), &dev.join(name))?;
+        crate::kernel::guest::dev::bind(&stage.join(name), &dev.join(name))?;
     }
     std::os::unix::fs::symlink(root_name, dev.join("root"))?;
     Ok(())
@@ -244,7 +244,7 @@ pub fn prepare(
     stage: &Path,
     units: &[usize],
     root_unit: usize,
-    check: &Result<String, String>,
+    check: &Result<String, super::FullCheck>,
 ) -> io::Result<Vec<String>> {
     use std::os::unix::fs::MetadataExt;
     let st_dev = std::fs::metadata(root)?.dev();
@@ -252,7 +252,7 @@ pub fn prepare(
         nix::sys::stat::major(st_dev) as u32,
         nix::sys::stat::minor(st_dev) as u32,
     );
-    let name = format!("ubd{}", super::ubd::letter(root_unit));
+    let name = format!("ubd{}", crate::kernel::cmdline::ubd::letter(root_unit));
     attach(root, stage, nodes(units, root_unit, root_dev), &name)?;
     Ok(match check {
         Ok(summary) => {

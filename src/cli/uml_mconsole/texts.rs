@@ -1,9 +1,5 @@
 //! The original `uml_mconsole` client's fixed texts and limits (spec
-//! §6.4, §6.5), which the front end (`crate::cli::uml_mconsole`) prints
-//! and tests compare against, and the `strerror`-style message of an I/O
-//! error that the client's lines use.
-
-use std::io;
+//! §6.4, §6.5), which the session prints and tests compare against.
 
 /// Text bytes one `log` request carries: `sizeof(data) - sizeof("log ") - 1`.
 pub const LOG_CHUNK: usize = 512 - 5 - 1;
@@ -21,12 +17,3 @@ pub const CLIENT_VERSION: &str = "uml_mconsole client version 2\n";
 
 /// The message printed by `int` when the guest's pid is unknown.
 pub const NO_PID: &str = "Cannot determine the PID of your UML session, not sending signal.\n";
-
-/// `strerror`-style text of an I/O error, without Rust's "(os error N)".
-pub fn io_message(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}

@@ -1,6 +1,6 @@
 //! The FUSE server: a thin adapter from `fuser`'s low-level requests to
-//! [`vfs::InodeFs`], so the same server serves the read-only ext3 reader
-//! now and the journaling writer later. It never touches ext3 itself.
+//! [`vfs::InodeFs`], so the same server serves the journaling ext3 writer
+//! and, for a read-only disk, the reader. It never touches ext3 itself.
 //!
 //! FUSE's root is inode 1, ext3's is 2; every other number is the same.
 //! Caching is the host kernel's: long entry and attribute timeouts (this

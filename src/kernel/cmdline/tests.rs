@@ -1,5 +1,5 @@
 use super::*;
-use crate::kernel::chan::Channel;
+use crate::kernel::cmdline::chan::Channel;
 
 fn boot(args: &[&str]) -> CmdLine {
     let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -286,4 +286,62 @@ fn too_little_or_unparsable_mem_is_the_too_few_physical_memory_error() {
         );
     }
     assert_eq!(boot(&["mem=17M"]).mem, MIN_MEM);
+}
+
+/// Whether `word` means something to the parser: it is kept from init, or
+/// it sets something beyond the line and init's argv and environment.
+fn claimed(word: &str) -> bool {
+    let v = vec![word.to_string()];
+    let c = match parse(&v) {
+        Ok(Invocation::Boot(c)) => *c,
+        Ok(_) | Err(_) => return true,
+    };
+    let to_init = c.init_args.iter().chain(&c.init_env).any(|w| w == word);
+    let strip = |mut c: CmdLine| {
+        c.line.clear();
+        c.init_args.clear();
+        c.init_env.clear();
+        c.unknown = None;
+        c
+    };
+    !to_init || strip(c) != strip(boot(&[]))
+}
+
+#[test]
+fn every_name_in_the_options_table_is_claimed_by_the_parser() {
+    let example = |o: &str| -> String {
+        match o {
+            "--help" | "--version" | "--showconfig" | "quiet" | "noreboot" | "fake_ide"
+            | "ssl-non-raw" | "rw" | "ro" | "rootwait" | "debug" => o.into(),
+            "mem=" => "mem=128M".into(),
+            "umid=" => "umid=g1".into(),
+            "uml_dir=" => "uml_dir=/tmp/u".into(),
+            "hostfs=" => "hostfs=/srv".into(),
+            "ubd" => "ubd1=disk.img".into(),
+            "udb" => "udb0=disk.img".into(),
+            "vec" => "vec0:transport=tap".into(),
+            "stderr=" => "stderr=1".into(),
+            "con" => "con1=null".into(),
+            "ssl" => "ssl0=null".into(),
+            "eth" => "eth0=daemon".into(),
+            "mconsole=" => "mconsole=notify:/tmp/n".into(),
+            "umlkit.nested_userns" => "umlkit.nested_userns=1".into(),
+            "root=" => "root=/dev/ubdb".into(),
+            "init=" => "init=/bin/sh".into(),
+            o if o.ends_with('=') => format!("{o}1"),
+            o => panic!("no example for {o}: add one"),
+        }
+    };
+    for o in OPTIONS {
+        let w = example(o);
+        assert!(claimed(&w), "{o} ({w}) is in OPTIONS but goes to init");
+    }
+    for w in ["frobnicate", "frob=1", "rootfs=1", "ubdfoo"] {
+        let w_claimed = claimed(w);
+        let listed = OPTIONS
+            .iter()
+            .any(|o| w.starts_with(o.trim_end_matches('=')));
+        assert!(!w_claimed || listed, "{w} is claimed but not in OPTIONS");
+    }
+    assert!(!claimed("frobnicate") && !claimed("frob=1"));
 }

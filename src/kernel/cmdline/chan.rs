@@ -73,8 +73,32 @@ pub enum ChanError {
         /// The device number.
         device: usize,
         /// The channel init's own message.
-        detail: String,
+        detail: ChannelError,
     },
+}
+
+/// Why one channel (`fd:N`, `port:N`, `tty:DEV`, ...) was refused: the
+/// message of the kernel's channel init.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// `fd` without `:N`.
+    #[error("fd_init : channel type 'fd' must specify a file descriptor")]
+    FdMissing,
+    /// `fd:` followed by no valid descriptor number.
+    #[error("fd_init : couldn't parse file descriptor '{0}'")]
+    BadFd(String),
+    /// `port` without `:N`.
+    #[error("port_init : channel type 'port' must specify a port number")]
+    PortMissing,
+    /// `port:` followed by no valid port.
+    #[error("port_init : couldn't parse port '{0}'")]
+    BadPort(String),
+    /// `tty` without `:DEVICE`.
+    #[error("tty_init : channel type 'tty' must specify a device")]
+    TtyMissing,
+    /// No channel type matches.
+    #[error("parse_chan couldn't parse \"{0}\"")]
+    Unknown(String),
 }
 
 /// What a `con`/`ssl` word configures.
@@ -108,17 +132,17 @@ pub fn line_setup(after: &str, max: usize, what: &'static str) -> Result<LineSet
     Ok(LineSetting::One(n, after[used + 1..].to_string()))
 }
 
-fn parse_chan(s: &str) -> Result<Channel, String> {
+fn parse_chan(s: &str) -> Result<Channel, ChannelError> {
     // Prefix match in the kernel's table order.
     if let Some(rest) = s.strip_prefix("fd") {
         let Some(num) = rest.strip_prefix(':') else {
-            return Err("fd_init : channel type 'fd' must specify a file descriptor".into());
+            return Err(ChannelError::FdMissing);
         };
         return match parse_ulong(num) {
             Some((n, used)) if used == num.len() => i32::try_from(n)
                 .map(Channel::Fd)
-                .map_err(|_| format!("fd_init : couldn't parse file descriptor '{num}'")),
-            _ => Err(format!("fd_init : couldn't parse file descriptor '{num}'")),
+                .map_err(|_| ChannelError::BadFd(num.to_string())),
+            _ => Err(ChannelError::BadFd(num.to_string())),
         };
     }
     if s.starts_with("null") {
@@ -126,13 +150,13 @@ fn parse_chan(s: &str) -> Result<Channel, String> {
     }
     if let Some(rest) = s.strip_prefix("port") {
         let Some(num) = rest.strip_prefix(':') else {
-            return Err("port_init : channel type 'port' must specify a port number".into());
+            return Err(ChannelError::PortMissing);
         };
         return match parse_ulong(num) {
             Some((n, used)) if used == num.len() => u16::try_from(n)
                 .map(Channel::Port)
-                .map_err(|_| format!("port_init : couldn't parse port '{num}'")),
-            _ => Err(format!("port_init : couldn't parse port '{num}'")),
+                .map_err(|_| ChannelError::BadPort(num.to_string())),
+            _ => Err(ChannelError::BadPort(num.to_string())),
         };
     }
     if s.starts_with("pty") {
@@ -144,13 +168,13 @@ fn parse_chan(s: &str) -> Result<Channel, String> {
     if let Some(rest) = s.strip_prefix("tty") {
         return match rest.strip_prefix(':') {
             Some(dev) if !dev.is_empty() => Ok(Channel::Tty(dev.to_string())),
-            _ => Err("tty_init : channel type 'tty' must specify a device".into()),
+            _ => Err(ChannelError::TtyMissing),
         };
     }
     if s.starts_with("xterm") {
         return Ok(Channel::Xterm);
     }
-    Err(format!("parse_chan couldn't parse \"{s}\""))
+    Err(ChannelError::Unknown(s.to_string()))
 }
 
 /// Parses a channel string for device `device`: `none` (no device), one

@@ -15,7 +15,7 @@
 //!
 //! The numbers and the boot line are pure; [`Limits::setup`] is the I/O.
 
-use super::cgroup::{self, Controller, GuestGroup, Numbers, ProcCgroup, V2};
+use super::cgroup::{self, CgroupError, Controller, GuestGroup, Numbers, ProcCgroup, V2};
 use super::cgroupns;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -70,7 +70,35 @@ pub fn size_text(bytes: u64) -> String {
 }
 
 /// What became of one controller: where it is enforced, or why not.
-pub type Outcome = (Controller, Result<String, String>);
+pub type Outcome = (Controller, Result<String, NotEnforced>);
+
+/// Why a controller's limit is not enforced.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotEnforced {
+    /// The guest's cgroup could not be made.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The host has no hierarchy with this controller.
+    #[error("no {0} controller")]
+    NoController(&'static str),
+    /// Nothing was tried (no v2 directory and no v1 attempt).
+    #[error("none")]
+    Untried,
+}
+
+/// Why the guest gets no cgroup v2 tree of its own.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NoNamespace {
+    /// The guest's cgroup could not be made.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// This process has no cgroup v2 directory.
+    #[error(transparent)]
+    NoV2Dir(#[from] cgroupns::NoV2Dir),
+    /// The v2 arrangement has no guest group (make_v2 always sets one).
+    #[error("no guest group")]
+    NoGuestGroup,
+}
 
 /// The one boot line about the limits.
 pub fn describe(mem: u64, outcomes: &[Outcome]) -> String {
@@ -124,7 +152,7 @@ pub struct Limits {
     v2: Option<V2>,
     v1: Vec<GuestGroup>,
     line: String,
-    namespace: Result<PathBuf, String>,
+    namespace: Result<PathBuf, NoNamespace>,
 }
 
 impl Limits {
@@ -140,7 +168,7 @@ impl Limits {
         let n = numbers(mem);
         let pid = std::process::id();
         let (leaf, guest) = (format!("linux-{pid}"), format!("linux-{pid}-guest"));
-        let mut found: Vec<(Controller, Option<Result<String, String>>)> =
+        let mut found: Vec<(Controller, Option<Result<String, NotEnforced>>)> =
             Controller::ALL.iter().map(|c| (*c, None)).collect();
         let mut v2 = None;
         let namespace = match cgroup::v2_dir(&pc, &mounts) {
@@ -153,7 +181,7 @@ impl Limits {
                             Ok(g) => Ok(g.guest.as_ref().map_or_else(String::new, |g| {
                                 format!("cgroup v2 {}", g.dir.display())
                             })),
-                            Err(e) => Err(e.clone()),
+                            Err(e) => Err(e.clone().into()),
                         });
                     }
                 }
@@ -169,13 +197,13 @@ impl Limits {
                         .guest
                         .as_ref()
                         .map(GuestGroup::root)
-                        .ok_or_else(String::new),
-                    Err(e) => Err(e.clone()),
+                        .ok_or(NoNamespace::NoGuestGroup),
+                    Err(e) => Err(e.clone().into()),
                 };
                 v2 = made.ok();
                 root
             }
-            None => Err(cgroupns::no_v2_dir(&pc, &mounts)),
+            None => Err(cgroupns::no_v2_dir(&pc, &mounts).into()),
         };
         let mut v1 = Vec::new();
         for (c, r) in &mut found {
@@ -188,18 +216,18 @@ impl Limits {
                         *r = Some(Ok(format!("cgroup v1 {}", g.dir.display())));
                         v1.push(g);
                     }
-                    Err(e) => *r = Some(r.take().unwrap_or(Err(e))),
+                    Err(e) => *r = Some(r.take().unwrap_or(Err(e.into()))),
                 },
                 None => {
                     if r.is_none() {
-                        *r = Some(Err(format!("no {} controller", c.name())));
+                        *r = Some(Err(NotEnforced::NoController(c.name())));
                     }
                 }
             }
         }
         let outcomes: Vec<Outcome> = found
             .into_iter()
-            .map(|(c, r)| (c, r.unwrap_or_else(|| Err("none".into()))))
+            .map(|(c, r)| (c, r.unwrap_or(Err(NotEnforced::Untried))))
             .collect();
         Limits {
             v2,
@@ -216,7 +244,7 @@ impl Limits {
 
     /// The host directory of the guest's own cgroup v2 tree (the root of
     /// its cgroup namespace), or why it has none.
-    pub fn namespace(&self) -> Result<&Path, &str> {
+    pub fn namespace(&self) -> Result<&Path, &NoNamespace> {
         match &self.namespace {
             Ok(p) => Ok(p),
             Err(e) => Err(e),
@@ -280,9 +308,9 @@ mod tests {
             &[
                 (
                     Controller::Memory,
-                    Err("/sys/fs/cgroup/memory/x: not writable".into()),
+                    Err(CgroupError::NotWritable("/sys/fs/cgroup/memory/x".into()).into()),
                 ),
-                (Controller::Pids, Err("no pids controller".into())),
+                (Controller::Pids, Err(NotEnforced::NoController("pids"))),
             ],
         );
         assert_eq!(
@@ -310,7 +338,10 @@ mod tests {
             64 << 20,
             &[
                 (Controller::Memory, Ok("cgroup v1 /m/g".into())),
-                (Controller::Pids, Err("/p: not writable".into())),
+                (
+                    Controller::Pids,
+                    Err(CgroupError::NotWritable("/p".into()).into()),
+                ),
             ],
         );
         assert_eq!(

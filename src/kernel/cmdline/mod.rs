@@ -16,10 +16,15 @@
 //! errors carrying the kernel's message, so the monitor refuses them before
 //! anything starts.
 
-use super::chan::{self, ChanError, ChannelPair, LineSetting, MAX_CONSOLES, MAX_SERIALS};
-use super::num::{memparse, parse_ulong};
-use super::ubd::{self, UbdConfig, UbdError, UbdOption, MAX_DEV};
-use super::words::{self, Word};
+pub mod chan;
+pub mod num;
+pub mod ubd;
+pub mod words;
+
+use self::chan::{ChanError, ChannelPair, LineSetting, MAX_CONSOLES, MAX_SERIALS};
+use self::num::{memparse, parse_ulong};
+use self::ubd::{UbdConfig, UbdError, UbdOption, MAX_DEV};
+use self::words::Word;
 
 /// `COMMAND_LINE_SIZE` of UML.
 pub const COMMAND_LINE_SIZE: usize = 4096;
@@ -32,14 +37,58 @@ pub const DEFAULT_MEM: u64 = 64 << 20;
 /// (about 16.5 MiB) with the same message.
 pub const MIN_MEM: u64 = 17 << 20;
 
+/// Every option name this parser gives a meaning of its own, spelled as
+/// `man/linux.1` spells it (`=` ends a name that takes a value; `ubd`,
+/// `con`, `ssl` and `eth` take a unit and flags after the name). A word
+/// not claimed here goes to init (spec §1.3). `tests/manpages.rs` checks
+/// each is in the page, and the unit tests that each is claimed.
+pub const OPTIONS: &[&str] = &[
+    // The UML pass (spec §1.2): the host argv before the kernel line.
+    "--help",
+    "--version",
+    "--showconfig",
+    "mem=",
+    "umid=",
+    "uml_dir=",
+    "hostfs=",
+    "quiet",
+    "noreboot",
+    // The generic pass: the `__setup` handlers of UML's drivers.
+    "ubd",
+    "udb",
+    "fake_ide",
+    "vec",
+    "stderr=",
+    "con",
+    "ssl",
+    "ssl-non-raw",
+    "eth",
+    "mconsole=",
+    "umlkit.nested_userns",
+    // Kernel parameters (spec §1.3): CONSUMED_FLAGS and CONSUMED_VALUES.
+    "rw",
+    "ro",
+    "rootwait",
+    "debug",
+    "root=",
+    "rootfstype=",
+    "rootdelay=",
+    "init=",
+    "rdinit=",
+    "console=",
+    "loglevel=",
+    "initrd=",
+    "panic=",
+];
+
 /// What the host argv asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
-    /// `--help`: print [`help_text`], exit 0.
+    /// `--help`: print [`crate::cli::linux::help_text`], exit 0.
     Help,
     /// `--version`: print the version, exit 0.
     Version,
-    /// `--showconfig`: print [`super::SHOWCONFIG`], exit 0.
+    /// `--showconfig`: print [`crate::cli::linux::SHOWCONFIG`], exit 0.
     ShowConfig,
     /// Boot a guest.
     Boot(Box<CmdLine>),
@@ -83,7 +132,7 @@ pub struct CmdLine {
     pub noreboot: bool,
     /// `umlkit.nested_userns`: the guest may make user namespaces.
     pub nested_userns: bool,
-    /// Init's arguments after argv[0].
+    /// Init's arguments after `argv[0]`.
     pub init_args: Vec<String>,
     /// Init's environment (`HOME=/`, `TERM=linux`, then the unclaimed ones).
     pub init_env: Vec<String>,
@@ -137,7 +186,7 @@ pub enum CmdlineError {
     },
 }
 
-/// Parses the host argv (without argv[0]).
+/// Parses the host argv (without `argv[0]`).
 pub fn parse(args: &[String]) -> Result<Invocation, CmdlineError> {
     let mut st = UmlPass {
         mem: DEFAULT_MEM,
@@ -505,5 +554,4 @@ pub fn root_unit(root: &str) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[path = "cmdline_tests.rs"]
 mod tests;

@@ -2,12 +2,14 @@
 //! monitor makes a TAP interface `ethN` inside the guest's network
 //! namespace and relays its frames to the host side of the transport, a
 //! host TAP opened by name (`tuntap,DEV,...`), a host TAP made by the
-//! `uml_net` helper (`tuntap,,MAC,GATEWAY`, see `hostnet`), a uml_switch
+//! `uml_net` helper (`tuntap,,MAC,GATEWAY`, see `tap_helper`), a uml_switch
 //! port (`daemon,MAC,unix,SOCKET`) or a UDP socket (`mcast`, `ucast`, see
-//! `udpnet`). Configuring the interface is the guest's job.
+//! `udp`). Configuring the interface is the guest's job.
 
-use super::hostnet;
-use super::udpnet::{self, Udp};
+pub mod tap_helper;
+pub mod udp;
+
+use self::udp::Udp;
 use crate::net::tap::{Mode, Tap};
 use crate::net::Mac;
 use crate::switch::client::SwitchClient;
@@ -116,7 +118,7 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
             }))
         }
         "mcast" | "ucast" => {
-            let udp = udpnet::parse(name, &fields)?;
+            let udp = udp::parse(name, &fields)?;
             let (m, r) = mac(field(0));
             Ok(Some(Spec {
                 transport: Transport::Udp(udp),
@@ -161,7 +163,7 @@ impl HostSide {
         match self {
             HostSide::Udp(s, _) => match s.recv(buf) {
                 Ok(n) => Ok(Some(n)),
-                Err(e) if udpnet::transient(&e) => Ok(None),
+                Err(e) if udp::transient(&e) => Ok(None),
                 Err(e) => Err(e),
             },
             _ => knet::read_frame(self.fd(), buf),
@@ -178,7 +180,7 @@ impl HostSide {
             },
             HostSide::Udp(s, to) => match s.send_to(frame, to) {
                 Ok(_) => Ok(()),
-                Err(e) if udpnet::transient(&e) => Ok(()),
+                Err(e) if udp::transient(&e) => Ok(()),
                 Err(e) => Err(e),
             },
         }
@@ -263,11 +265,11 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
             Transport::Udp(u) => {
                 lines.push(u.configured_line());
                 let to = std::net::SocketAddrV4::new(u.addr, u.rport);
-                udpnet::open(u)
+                udp::open(u)
                     .map(|s| (HostSide::Udp(s, to), u.backend_line(), None))
                     .map_err(|why| format!("eth{n}: {why}; no device"))
             }
-            Transport::Helper { gate } => match hostnet::tuntap_up(gate) {
+            Transport::Helper { gate } => match tap_helper::tuntap_up(gate) {
                 Ok(t) => {
                     if !t.text.trim().is_empty() {
                         lines.push(t.text.trim_end().to_string());
@@ -302,7 +304,7 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
 /// Makes each device's `ethN` TAP in the current (guest) network namespace
 /// and starts its relay thread. Returns the boot-log lines and the devices
 /// whose addresses the host must hear of.
-pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<hostnet::HelperDev>) {
+pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<tap_helper::HelperDev>) {
     let mut lines = Vec::new();
     let mut helpers = Vec::new();
     for d in devs {
@@ -336,7 +338,7 @@ pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<hostnet::HelperDev>) 
         lines.push(format!("Netdevice {} ({mac}) : {}", d.n, d.backend));
         if let Some((dev, gate)) = d.helper {
             match crate::sys::net::if_index(&name) {
-                Some(index) => helpers.push(hostnet::HelperDev { index, dev, gate }),
+                Some(index) => helpers.push(tap_helper::HelperDev { index, dev, gate }),
                 None => lines.push(format!(
                     "{name}: no interface index; the host will not route to it"
                 )),

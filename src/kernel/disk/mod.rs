@@ -4,8 +4,14 @@
 //! `root=` names. Failures print what Linux 6.1 prints (spec
 //! kernel-cmdline.md §2.3, §2.4) and end in the root-mount panic.
 
+pub mod durable;
+pub mod fuse;
+pub mod fuse_attr;
+pub mod remount;
+pub mod ubddev;
+
+use super::cmdline::ubd::{letter, UbdConfig, MAX_DEV};
 use super::cmdline::{root_unit, CmdLine};
-use super::ubd::{letter, UbdConfig, MAX_DEV};
 use crate::block::BlockDevice;
 use crate::cow::{open_disk, CowError, Disk, DiskOptions};
 use crate::ext3::features::Incompat;
@@ -28,7 +34,7 @@ pub struct RootFailure {
 }
 
 /// The journaling writer of a root on a writable disk, told of the
-/// guest's remounts (see [`super::remount`]).
+/// guest's remounts (see [`remount`]).
 pub type RootWriter = Arc<Writer<Arc<Disk>>>;
 
 /// The root filesystem as served, with what the boot log says about it.
@@ -51,7 +57,7 @@ pub struct Root {
     pub units: Vec<usize>,
     /// What `e2fsck -p` would decide for the root after journal recovery:
     /// its summary line when clean, else why it needs a full check.
-    pub check: Result<String, String>,
+    pub check: Result<String, FullCheck>,
 }
 
 /// The opened disks and what opening them printed.
@@ -291,7 +297,7 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
             .and_then(Option::as_ref)
             .is_some_and(|c| c.sync);
     if sync && writable {
-        fs = Arc::new(super::durable::Synchronous(fs));
+        fs = Arc::new(durable::Synchronous(fs));
     }
     let mode = if writable && !read_only {
         ""
@@ -305,7 +311,7 @@ pub fn mount_root(cmd: &CmdLine, unit: usize, disk: Disk) -> Result<Root, RootFa
     let mut raw = vec![0u8; SUPERBLOCK_SIZE];
     let check = match disk.read_exact_at(SUPERBLOCK_OFFSET, &mut raw) {
         Ok(()) => preen(&raw, now_secs(), writable),
-        Err(e) => Err(format!("cannot read the superblock: {e}")),
+        Err(e) => Err(FullCheck::Unreadable(Arc::new(e))),
     };
     Ok(Root {
         fs,
@@ -365,43 +371,67 @@ fn root_fs(
     Ok((Arc::new(ReadOnly::new(fs)), None))
 }
 
+/// Why `e2fsck -p` would check the root fully (its texts).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FullCheck {
+    /// No ext2 magic.
+    #[error("no ext2/3/4 superblock")]
+    NoSuperblock,
+    /// A journal to recover on a disk that cannot be written.
+    #[error("needs journal recovery, and the disk is read-only")]
+    NeedsRecovery,
+    /// The error state is set.
+    #[error("contains a file system with errors")]
+    Errors,
+    /// The valid state is not set.
+    #[error("was not cleanly unmounted")]
+    NotClean,
+    /// The maximal mount count was reached.
+    #[error("has been mounted {0} times without being checked")]
+    MountCount(u16),
+    /// The last check lies after now.
+    #[error("has filesystem last checked time in the future")]
+    CheckedInFuture,
+    /// The check interval passed, in whole days since the last check.
+    #[error("has gone {0} days without being checked")]
+    Interval(u32),
+    /// The superblock could not be read.
+    #[error("cannot read the superblock: {0}")]
+    Unreadable(#[source] Arc<std::io::Error>),
+}
+
 /// What `e2fsck -p` decides for a filesystem whose superblock is `sb`
 /// (1024 bytes) at time `now`, after its journal was recovered when
 /// `recovered` (e2fsck/unix.c, `check_if_skip`): `Ok` with its summary
 /// line ("clean, 11/65536 files, 1234/262144 blocks") when no full check
 /// is due, else why one is.
-pub fn preen(sb: &[u8], now: u32, recovered: bool) -> Result<String, String> {
+pub fn preen(sb: &[u8], now: u32, recovered: bool) -> Result<String, FullCheck> {
     let le16 = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
     let le32 = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
     if sb.len() < SUPERBLOCK_SIZE || le16(0x38) != EXT2_MAGIC {
-        return Err("no ext2/3/4 superblock".into());
+        return Err(FullCheck::NoSuperblock);
     }
     let state = le16(0x3A);
     let (mnt_count, max_mnt_count) = (le16(0x34), le16(0x36) as i16);
     let (lastcheck, interval) = (le32(0x40), le32(0x44));
     let needs_recovery = le32(0x60) & Incompat::RECOVER != 0;
     if needs_recovery && !recovered {
-        return Err("needs journal recovery, and the disk is read-only".into());
+        return Err(FullCheck::NeedsRecovery);
     }
     if state & STATE_ERROR != 0 {
-        return Err("contains a file system with errors".into());
+        return Err(FullCheck::Errors);
     }
     if state & STATE_VALID == 0 {
-        return Err("was not cleanly unmounted".into());
+        return Err(FullCheck::NotClean);
     }
     if max_mnt_count > 0 && mnt_count >= max_mnt_count.unsigned_abs() {
-        return Err(format!(
-            "has been mounted {mnt_count} times without being checked"
-        ));
+        return Err(FullCheck::MountCount(mnt_count));
     }
     if interval != 0 && now < lastcheck {
-        return Err("has filesystem last checked time in the future".into());
+        return Err(FullCheck::CheckedInFuture);
     }
     if interval != 0 && now - lastcheck >= interval {
-        return Err(format!(
-            "has gone {} days without being checked",
-            (now - lastcheck) / 86_400
-        ));
+        return Err(FullCheck::Interval((now - lastcheck) / 86_400));
     }
     let (inodes, free_inodes) = (le32(0x00), le32(0x10));
     let (blocks, free_blocks) = (le32(0x04), le32(0x0C));
@@ -485,25 +515,29 @@ mod tests {
     #[test]
     fn a_clean_root_is_clean_with_e2fscks_summary_and_a_dirty_one_says_why() {
         assert_eq!(
-            preen(&superblock(STATE_VALID, 3, -1), 1000, true).as_deref(),
-            Ok("clean, 5536/65536 files, 62144/262144 blocks")
+            preen(&superblock(STATE_VALID, 3, -1), 1000, true)
+                .ok()
+                .as_deref(),
+            Some("clean, 5536/65536 files, 62144/262144 blocks")
         );
         assert_eq!(
-            preen(&superblock(0, 3, -1), 1000, true),
+            preen(&superblock(0, 3, -1), 1000, true).map_err(|e| e.to_string()),
             Err("was not cleanly unmounted".into())
         );
         assert_eq!(
-            preen(&superblock(STATE_VALID | STATE_ERROR, 3, -1), 1000, true),
+            preen(&superblock(STATE_VALID | STATE_ERROR, 3, -1), 1000, true)
+                .map_err(|e| e.to_string()),
             Err("contains a file system with errors".into())
         );
         assert_eq!(
-            preen(&superblock(STATE_VALID, 20, 20), 1000, true),
+            preen(&superblock(STATE_VALID, 20, 20), 1000, true).map_err(|e| e.to_string()),
             Err("has been mounted 20 times without being checked".into())
         );
         let mut sb = superblock(STATE_VALID, 1, -1);
         sb[0x44..0x48].copy_from_slice(&(86_400u32 * 10).to_le_bytes());
         assert!(preen(&sb, 86_400 * 11, true)
             .unwrap_err()
+            .to_string()
             .contains("11 days"));
         assert!(preen(&sb, 86_400 * 9, true).is_ok());
         let mut sb = superblock(STATE_VALID, 1, -1);

@@ -19,7 +19,7 @@
 //!   the host kernel never tells a FUSE server of them (the durability
 //!   contract of ext3 on UML);
 //! - `syslog` is answered by the monitor from its own boot log
-//!   (`kernel::kmsg`), so `dmesg` shows the guest's kernel, not the
+//!   (`kernel::console::kmsg`), so `dmesg` shows the guest's kernel, not the
 //!   host's.
 //!
 //! The program is built here as data ([`program`]) and checked by running

@@ -42,6 +42,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A resource controller the guest is limited by.
@@ -223,10 +224,48 @@ fn write_file(path: &Path, text: &str) -> io::Result<()> {
     })
 }
 
-fn ctx(path: &Path, what: &str) -> impl FnOnce(io::Error) -> String {
-    let p = path.display().to_string();
-    let what = what.to_string();
-    move |e| format!("{what} {p}: {e}")
+/// Why a guest cgroup could not be made. Cloneable (the sources are
+/// shared): one failure is reported for every controller it cost.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CgroupError {
+    /// This user may not make cgroups in the delegated directory.
+    #[error("{}: not writable", .0.display())]
+    NotWritable(PathBuf),
+    /// Making, opening or reading a cgroup file failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// `mkdir`, `open` or `read`.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's error.
+        source: Arc<io::Error>,
+    },
+    /// Writing a limit or control file failed (the message names the file
+    /// and the text).
+    #[error("{0}")]
+    Write(#[source] Arc<io::Error>),
+    /// A controller could not be enabled in the delegated cgroup.
+    #[error("{source} (another process in {}?)", parent.display())]
+    Enable {
+        /// The delegated cgroup.
+        parent: PathBuf,
+        /// The write's error.
+        source: Arc<io::Error>,
+    },
+}
+
+fn ctx(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> CgroupError {
+    let path = path.to_path_buf();
+    move |e| CgroupError::Io {
+        op,
+        path,
+        source: Arc::new(e),
+    }
+}
+
+fn write_err(e: io::Error) -> CgroupError {
+    CgroupError::Write(Arc::new(e))
 }
 
 /// True when this user may create cgroups in `dir` and move processes
@@ -294,8 +333,8 @@ impl GuestGroup {
         parent: &Path,
         name: &str,
         version: u8,
-        limits: impl FnOnce(&Path) -> Result<(), String>,
-    ) -> Result<GuestGroup, String> {
+        limits: impl FnOnce(&Path) -> Result<(), CgroupError>,
+    ) -> Result<GuestGroup, CgroupError> {
         let dir = parent.join(name);
         fs::create_dir(&dir).map_err(ctx(&dir, "mkdir"))?;
         let made = limits(&dir).and_then(|()| {
@@ -345,24 +384,24 @@ pub fn make_v1(
     name: &str,
     controller: Controller,
     n: Numbers,
-) -> Result<GuestGroup, String> {
+) -> Result<GuestGroup, CgroupError> {
     if !writable(parent) {
-        return Err(format!("{}: not writable", parent.display()));
+        return Err(CgroupError::NotWritable(parent.to_path_buf()));
     }
     GuestGroup::make(parent, name, 1, |dir| match controller {
         Controller::Memory => {
             let limit = dir.join("memory.limit_in_bytes");
-            write_file(&limit, &n.memory.to_string()).map_err(|e| e.to_string())?;
+            write_file(&limit, &n.memory.to_string()).map_err(write_err)?;
             // memsw (memory + swap) exists with swap accounting; it may not
             // be below limit_in_bytes, so it comes second.
             let memsw = dir.join("memory.memsw.limit_in_bytes");
             if memsw.exists() {
-                write_file(&memsw, &n.memory.to_string()).map_err(|e| e.to_string())?;
+                write_file(&memsw, &n.memory.to_string()).map_err(write_err)?;
             }
             Ok(())
         }
         Controller::Pids => {
-            write_file(&dir.join("pids.max"), &pids_text(n.pids)).map_err(|e| e.to_string())
+            write_file(&dir.join("pids.max"), &pids_text(n.pids)).map_err(write_err)
         }
     })
 }
@@ -402,11 +441,11 @@ pub fn make_v2(
     guest: &str,
     wanted: &[Controller],
     n: Numbers,
-) -> Result<V2, String> {
+) -> Result<V2, CgroupError> {
     use nix::unistd::{access, AccessFlags};
     let subtree = parent.join("cgroup.subtree_control");
     if !writable(parent) || access(&subtree, AccessFlags::W_OK).is_err() {
-        return Err(format!("{}: not writable", parent.display()));
+        return Err(CgroupError::NotWritable(parent.to_path_buf()));
     }
     let leaf = parent.join(leaf);
     fs::create_dir(&leaf).map_err(ctx(&leaf, "mkdir"))?;
@@ -417,12 +456,14 @@ pub fn make_v2(
         guest: None,
     };
     // No internal processes: the monitor leaves `parent` first.
-    write_file(&v2.leaf.join("cgroup.procs"), "0").map_err(|e| e.to_string())?;
+    write_file(&v2.leaf.join("cgroup.procs"), "0").map_err(write_err)?;
     let on = fs::read_to_string(&subtree).map_err(ctx(&subtree, "read"))?;
     for c in wanted {
         if !on.split_whitespace().any(|w| w == c.name()) {
-            write_file(&subtree, &format!("+{}", c.name()))
-                .map_err(|e| format!("{e} (another process in {}?)", parent.display()))?;
+            write_file(&subtree, &format!("+{}", c.name())).map_err(|e| CgroupError::Enable {
+                parent: parent.to_path_buf(),
+                source: Arc::new(e),
+            })?;
             v2.enabled.push(*c);
         }
     }
@@ -431,21 +472,22 @@ pub fn make_v2(
             match c {
                 Controller::Memory => {
                     write_file(&dir.join("memory.max"), &n.memory.to_string())
-                        .map_err(|e| e.to_string())?;
+                        .map_err(write_err)?;
                     let swap = dir.join("memory.swap.max");
                     if swap.exists() {
-                        write_file(&swap, "0").map_err(|e| e.to_string())?;
+                        write_file(&swap, "0").map_err(write_err)?;
                     }
                 }
-                Controller::Pids => write_file(&dir.join("pids.max"), &pids_text(n.pids))
-                    .map_err(|e| e.to_string())?,
+                Controller::Pids => {
+                    write_file(&dir.join("pids.max"), &pids_text(n.pids)).map_err(write_err)?
+                }
             }
         }
         // The guest's own manager (systemd) may share these out further;
         // the limits above stay out of its reach.
         let sub = dir.join("cgroup.subtree_control");
         for c in wanted {
-            write_file(&sub, &format!("+{}", c.name())).map_err(|e| e.to_string())?;
+            write_file(&sub, &format!("+{}", c.name())).map_err(write_err)?;
         }
         Ok(())
     })?;
@@ -561,11 +603,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cgroup.procs"), "").unwrap();
         let e = make_v1(dir.path(), "linux-1-guest", Controller::Pids, N).unwrap_err();
-        assert!(e.contains("pids.max"), "{e}");
+        assert!(e.to_string().contains("pids.max"), "{e}");
         assert!(!dir.path().join("linux-1-guest").exists());
         let none = tempfile::tempdir().unwrap();
         let e = make_v1(none.path(), "g", Controller::Memory, N).unwrap_err();
-        assert!(e.ends_with(": not writable"), "{e}");
+        assert!(e.to_string().ends_with(": not writable"), "{e}");
     }
 
     #[test]
@@ -577,7 +619,7 @@ mod tests {
         // A plain directory has no cgroup.procs: the move into the leaf
         // fails, and the undo writes "0" to the parent's.
         let e = make_v2(dir.path(), "linux-1", "linux-1-guest", &Controller::ALL, N).unwrap_err();
-        assert!(e.contains("linux-1/cgroup.procs"), "{e}");
+        assert!(e.to_string().contains("linux-1/cgroup.procs"), "{e}");
         assert!(!dir.path().join("linux-1").exists());
         assert_eq!(
             std::fs::read_to_string(dir.path().join("cgroup.procs")).unwrap(),

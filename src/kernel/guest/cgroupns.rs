@@ -36,18 +36,30 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Why the monitor's cgroup v2 directory cannot be found.
-pub fn no_v2_dir(pc: &ProcCgroup, mounts: &[CgroupMount]) -> String {
+pub fn no_v2_dir(pc: &ProcCgroup, mounts: &[CgroupMount]) -> NoV2Dir {
     match (&pc.unified, mounts.iter().any(|m| m.fstype == "cgroup2")) {
-        (_, false) => "no cgroup2 hierarchy is mounted on the host".into(),
-        (None, true) => "this process has no cgroup v2 path".into(),
-        (Some(p), true) => {
-            format!("this process's cgroup v2 path {p} is not under a cgroup2 mount")
-        }
+        (_, false) => NoV2Dir::NoMount,
+        (None, true) => NoV2Dir::NoPath,
+        (Some(p), true) => NoV2Dir::NotUnderMount(p.clone()),
     }
 }
 
+/// Why this process has no cgroup v2 directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoV2Dir {
+    /// No cgroup2 filesystem is mounted.
+    #[error("no cgroup2 hierarchy is mounted on the host")]
+    NoMount,
+    /// `/proc/self/cgroup` has no `0::` line.
+    #[error("this process has no cgroup v2 path")]
+    NoPath,
+    /// The `0::` path lies under no cgroup2 mount.
+    #[error("this process's cgroup v2 path {0} is not under a cgroup2 mount")]
+    NotUnderMount(String),
+}
+
 /// The boot line: where the guest's cgroup tree is, or what is missing.
-pub fn describe(namespace: Result<&Path, &str>) -> String {
+pub fn describe(namespace: Result<&Path, impl std::fmt::Display>) -> String {
     match namespace {
         Ok(dir) => format!(
             "cgroup: the guest's /sys/fs/cgroup is cgroup v2 {} (a cgroup namespace of its own)",
@@ -88,12 +100,12 @@ pub fn apply(plan: &mut GuestPlan, limits: &Limits, rootdir: &Path) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::cgroup::parse_mountinfo;
+    use crate::kernel::guest::cgroup::parse_mountinfo;
 
     #[test]
     fn the_boot_line_names_the_guests_tree_or_what_is_missing() {
         assert_eq!(
-            describe(Ok(Path::new("/cg/u/linux-7-guest/root"))),
+            describe(Ok::<_, &str>(Path::new("/cg/u/linux-7-guest/root"))),
             "cgroup: the guest's /sys/fs/cgroup is cgroup v2 /cg/u/linux-7-guest/root \
              (a cgroup namespace of its own)"
         );
@@ -112,14 +124,17 @@ mod tests {
         let v1_only = parse_mountinfo("1 2 0:3 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n");
         let pc = ProcCgroup::parse("8:pids:/\n");
         assert_eq!(
-            no_v2_dir(&pc, &v1_only),
+            no_v2_dir(&pc, &v1_only).to_string(),
             "no cgroup2 hierarchy is mounted on the host"
         );
         let v2 = parse_mountinfo("1 2 0:3 /a /cg rw - cgroup2 cgroup2 rw\n");
-        assert_eq!(no_v2_dir(&pc, &v2), "this process has no cgroup v2 path");
+        assert_eq!(
+            no_v2_dir(&pc, &v2).to_string(),
+            "this process has no cgroup v2 path"
+        );
         let pc = ProcCgroup::parse("0::/b\n");
         assert_eq!(
-            no_v2_dir(&pc, &v2),
+            no_v2_dir(&pc, &v2).to_string(),
             "this process's cgroup v2 path /b is not under a cgroup2 mount"
         );
     }

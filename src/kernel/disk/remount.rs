@@ -20,7 +20,7 @@
 //! the mount too (the writer marks itself in use at its first commit).
 #![forbid(unsafe_code)]
 
-use super::disks::RootWriter;
+use super::RootWriter;
 use crate::vfs::InodeFs;
 use std::io;
 use std::sync::Arc;

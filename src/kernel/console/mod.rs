@@ -3,7 +3,10 @@
 //! and con0's host descriptors, with a host terminal in raw mode while the
 //! guest runs.
 
-use super::chan::{Channel, ChannelPair};
+pub mod kmsg;
+pub mod lines;
+
+use crate::kernel::cmdline::chan::{Channel, ChannelPair};
 use crate::sys::guest::dup_inherited;
 use nix::sys::termios::{self, SetArg, Termios};
 use std::fs::File;
@@ -18,7 +21,7 @@ pub struct Log {
     out: Option<Arc<Mutex<File>>>,
     quiet: bool,
     /// Every boot line, for the guest's `dmesg`.
-    pub kmsg: super::kmsg::Kmsg,
+    pub kmsg: kmsg::Kmsg,
 }
 
 impl Log {
@@ -32,7 +35,7 @@ impl Log {
         Ok(Log {
             out,
             quiet,
-            kmsg: super::kmsg::Kmsg::default(),
+            kmsg: kmsg::Kmsg::default(),
         })
     }
 
@@ -65,17 +68,20 @@ impl Log {
     }
 }
 
+/// A channel type con0 cannot use in this monitor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("con0: channel type '{kind}' is not supported by this linux (use fd:N or null)")]
+pub struct UnsupportedChannel {
+    /// The channel type (`port`, `pty`, `pts`, `tty`, `xterm`).
+    pub kind: &'static str,
+}
+
 /// The channel types a console may use in this monitor.
-pub fn supported(pair: &ChannelPair) -> Result<(), String> {
+pub fn supported(pair: &ChannelPair) -> Result<(), UnsupportedChannel> {
     for c in [&pair.input, &pair.output] {
         match c {
             Channel::Fd(_) | Channel::Null => {}
-            other => {
-                return Err(format!(
-                    "con0: channel type '{}' is not supported by this linux (use fd:N or null)",
-                    other.kind()
-                ))
-            }
+            other => return Err(UnsupportedChannel { kind: other.kind() }),
         }
     }
     Ok(())

@@ -10,7 +10,7 @@
 //! that, and an agent process left in the host's namespaces (a setuid
 //! helper does not gain root inside a user namespace) runs the helper.
 
-use super::console::Log;
+use crate::kernel::console::Log;
 use crate::net::request::{self, AddrChange, Change, Request};
 use crate::sys::guest::{close_inherited_fds, fork_helper};
 use crate::sys::net::{self as sysnet, IFNAMSIZ};

@@ -17,7 +17,7 @@
 //! With the ubd `s` flag, [`Synchronous`] commits after every change.
 #![forbid(unsafe_code)]
 
-use super::kmsg::{self, Kmsg, Reply};
+use crate::kernel::console::kmsg::{self, Kmsg, Reply};
 use crate::sys::seccomp::{Held, Listener};
 use crate::vfs::{
     DirEntry, FsResult, Ino, InodeFs, Metadata, Owner, RenameFlags, SetAttr, StatFs, XattrMode,

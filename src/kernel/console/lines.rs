@@ -7,9 +7,9 @@
 //! thread: every devpts instance counts against the host's `kernel.pty.max`
 //! (issue 12). Other channel types are reported and left out.
 
-use super::chan::{Channel, ChannelPair};
-use super::console::Log;
-use super::guestdev::bind;
+use super::Log;
+use crate::kernel::cmdline::chan::{Channel, ChannelPair};
+use crate::kernel::guest::dev::bind;
 use crate::sys::guest::{dup_inherited, open_pty};
 use std::fs::File;
 use std::io::{self, Read, Write};

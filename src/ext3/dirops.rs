@@ -102,7 +102,7 @@ impl<D: BlockDevice> Ext3<D> {
                 let e = Entry {
                     ino: inode,
                     name,
-                    file_type: FileType::from_dirent(file_type),
+                    file_type: super::inode::file_type_from_dirent(file_type),
                 };
                 if !f(e, base + u64_from(next)) {
                     return Ok(());
@@ -138,7 +138,7 @@ impl<D: BlockDevice> Ext3<D> {
         let to_entry = |d: DirEntry| Entry {
             ino: d.inode,
             name: d.name,
-            file_type: FileType::from_dirent(d.file_type),
+            file_type: super::inode::file_type_from_dirent(d.file_type),
         };
         all.extend(
             parse_block(&inode.i_block[4..], filetype)

@@ -5,6 +5,7 @@
 
 use super::bytes::{bytes_at, le16, le32, lo_hi};
 use super::error::{corrupt, Corrupt};
+pub use crate::fs::{FileType, Timestamp};
 
 /// Inode number of the root directory.
 pub const ROOT_INO: u32 = 2;
@@ -20,92 +21,31 @@ pub const EXT4_EA_INODE_FL: u32 = 0x0020_0000;
 /// `i_flags`: data is stored inline in the inode.
 pub const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
 
-/// The kind of file an inode describes (from `i_mode`'s top bits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileType {
-    /// Regular file.
-    Regular,
-    /// Directory.
-    Directory,
-    /// Symbolic link.
-    Symlink,
-    /// Character device.
-    CharDevice,
-    /// Block device.
-    BlockDevice,
-    /// Named pipe.
-    Fifo,
-    /// Unix socket.
-    Socket,
+/// The type of a directory entry's `file_type` byte (`EXT4_FT_*`).
+pub fn file_type_from_dirent(t: u8) -> Option<FileType> {
+    Some(match t {
+        1 => FileType::Regular,
+        2 => FileType::Directory,
+        3 => FileType::CharDevice,
+        4 => FileType::BlockDevice,
+        5 => FileType::Fifo,
+        6 => FileType::Socket,
+        7 => FileType::Symlink,
+        _ => return None,
+    })
 }
 
-impl FileType {
-    /// The type of `i_mode`, `None` for an invalid type.
-    pub fn from_mode(mode: u16) -> Option<FileType> {
-        Some(match mode & 0xF000 {
-            0x8000 => FileType::Regular,
-            0x4000 => FileType::Directory,
-            0xA000 => FileType::Symlink,
-            0x2000 => FileType::CharDevice,
-            0x6000 => FileType::BlockDevice,
-            0x1000 => FileType::Fifo,
-            0xC000 => FileType::Socket,
-            _ => return None,
-        })
-    }
-
-    /// The type of a directory entry's `file_type` byte.
-    pub fn from_dirent(t: u8) -> Option<FileType> {
-        Some(match t {
-            1 => FileType::Regular,
-            2 => FileType::Directory,
-            3 => FileType::CharDevice,
-            4 => FileType::BlockDevice,
-            5 => FileType::Fifo,
-            6 => FileType::Socket,
-            7 => FileType::Symlink,
-            _ => return None,
-        })
-    }
-
-    /// The `ls -l` letter.
-    pub fn letter(self) -> char {
-        match self {
-            FileType::Regular => '-',
-            FileType::Directory => 'd',
-            FileType::Symlink => 'l',
-            FileType::CharDevice => 'c',
-            FileType::BlockDevice => 'b',
-            FileType::Fifo => 'p',
-            FileType::Socket => 's',
-        }
-    }
-}
-
-/// A time stamp: seconds since the epoch (the 34-bit ext4 range) and
-/// nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
-pub struct Timestamp {
-    /// Seconds since 1970.
-    pub sec: i64,
-    /// Nanoseconds.
-    pub nsec: u32,
-}
-
-impl Timestamp {
-    /// Decodes a 32-bit seconds field and its optional `_extra` field
-    /// (low 2 bits: epoch extension; upper 30 bits: nanoseconds).
-    pub fn decode(secs: u32, extra: Option<u32>) -> Timestamp {
-        // The 32-bit field is signed (times before 1970).
-        let base = i64::from(i32::from_le_bytes(secs.to_le_bytes()));
-        match extra {
-            None => Timestamp { sec: base, nsec: 0 },
-            Some(x) => Timestamp {
-                sec: base + (i64::from(x & 3) << 32),
-                nsec: (x >> 2).min(999_999_999),
-            },
-        }
+/// Decodes a 32-bit seconds field and its optional `_extra` field
+/// (low 2 bits: epoch extension; upper 30 bits: nanoseconds).
+pub fn decode_timestamp(secs: u32, extra: Option<u32>) -> Timestamp {
+    // The 32-bit field is signed (times before 1970).
+    let base = i64::from(i32::from_le_bytes(secs.to_le_bytes()));
+    match extra {
+        None => Timestamp { sec: base, nsec: 0 },
+        Some(x) => Timestamp {
+            sec: base.saturating_add(i64::from(x & 3) << 32),
+            nsec: (x >> 2).min(999_999_999),
+        },
     }
 }
 
@@ -177,10 +117,10 @@ impl Inode {
             i_uid: u32::from(le16(b, 0x02)) | (u32::from(le16(b, 0x78)) << 16),
             i_gid: u32::from(le16(b, 0x18)) | (u32::from(le16(b, 0x7A)) << 16),
             i_size: lo_hi(le32(b, 0x04), le32(b, 0x6C)),
-            i_atime: Timestamp::decode(le32(b, 0x08), extra(0x8C)),
-            i_ctime: Timestamp::decode(le32(b, 0x0C), extra(0x84)),
-            i_mtime: Timestamp::decode(le32(b, 0x10), extra(0x88)),
-            i_crtime: extra(0x90).map(|s| Timestamp::decode(s, extra(0x94))),
+            i_atime: decode_timestamp(le32(b, 0x08), extra(0x8C)),
+            i_ctime: decode_timestamp(le32(b, 0x0C), extra(0x84)),
+            i_mtime: decode_timestamp(le32(b, 0x10), extra(0x88)),
+            i_crtime: extra(0x90).map(|s| decode_timestamp(s, extra(0x94))),
             i_dtime: le32(b, 0x14),
             i_links_count: le16(b, 0x1A),
             i_blocks,

@@ -38,18 +38,20 @@ pub mod overlay;
 pub mod path;
 #[cfg(test)]
 mod proptests;
+pub mod read_only;
 pub mod superblock;
 pub mod tool;
 pub mod walk;
 pub mod write;
 pub mod xattr;
 
-pub use attr::{Metadata, StatFs};
+pub use crate::fs::{FileType, Metadata, StatFs, Timestamp};
 pub use dirops::Entry;
 pub use error::{Corrupt, Error, Result};
 pub use fs::{Ext3, OpenOptions};
-pub use inode::{FileType, Inode, Timestamp, ROOT_INO};
+pub use inode::{Inode, ROOT_INO};
 pub use journal::replay::ReplayReport;
+pub use read_only::ReadOnly;
 pub use superblock::Superblock;
 
 #[cfg(test)]

@@ -18,10 +18,10 @@
 #![forbid(unsafe_code)]
 
 use super::kmsg::{self, Kmsg, Reply};
-use crate::sys::seccomp::{Held, Listener};
-use crate::vfs::{
+use crate::fs::{
     DirEntry, FsResult, Ino, InodeFs, Metadata, Owner, RenameFlags, SetAttr, StatFs, XattrMode,
 };
+use crate::sys::seccomp::{Held, Listener};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;

@@ -3,7 +3,7 @@
 //! ```text
 //!   host argv ── cmdline (pure: two passes, the kernel's errors)
 //!                   │
-//!   monitor ── disks (src/cow) ── root fs (vfs::InodeFs) ── FUSE server
+//!   monitor ── disks (src/cow) ── root fs (fs::InodeFs) ── FUSE server
 //!      │            namespaces (user+mount+uts+ipc+net), /dev, pivot_root
 //!      ├── guest: mount+pid namespace, init as pid 1
 //!      ├── console relay (pty) and mconsole

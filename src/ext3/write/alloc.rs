@@ -6,7 +6,7 @@
 
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
 
 fn bit(b: &[u8], i: usize) -> bool {
     b[i / 8] & (1 << (i % 8)) != 0
@@ -93,7 +93,7 @@ impl<D: BlockDevice> Writer<D> {
             st.block_hint = blk + len as u64;
             return Ok((blk, len as u64));
         }
-        Err(Errno::ENOSPC)
+        Err(FsError::NoSpace)
     }
 
     /// Allocates one block near `goal`.
@@ -106,7 +106,7 @@ impl<D: BlockDevice> Writer<D> {
         let mut b = blk;
         while b < blk + len {
             if b < self.geo.first_data_block || b >= self.geo.blocks_count {
-                return Err(Errno::EIO);
+                return Err(FsError::IO);
             }
             let g = self.group_of_block(b);
             let (first, count) = self.geo.group_range(g);
@@ -165,7 +165,7 @@ impl<D: BlockDevice> Writer<D> {
             self.put_desc(st, g)?;
             return Ok(base + i as u32 + 1);
         }
-        Err(Errno::ENOSPC)
+        Err(FsError::NoSpace)
     }
 
     /// Marks inode `ino` free.
@@ -175,7 +175,7 @@ impl<D: BlockDevice> Writer<D> {
         let bmp_blk = self.geo.groups[g].1;
         let mut bmp = self.get(bmp_blk)?;
         if !bit(&bmp, i) {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         set_bit(&mut bmp, i, false);
         self.put(bmp_blk, bmp)?;

@@ -18,7 +18,7 @@ use crate::ext3::journal::superblock::{
 use crate::ext3::journal::JBD2_MAGIC_NUMBER;
 use crate::ext3::map::collect_blocks;
 use crate::ext3::{Ext3, Superblock};
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
 
 /// The journal as the writer uses it.
 #[derive(Debug)]
@@ -48,26 +48,26 @@ impl Journal {
     /// features the writer does not produce (checksums, async commit).
     pub fn load<D: BlockDevice>(fs: &Ext3<D>, sb: &Superblock) -> WResult<Journal> {
         let jino = sb.s_journal_inum;
-        let inode = fs.inode(jino).map_err(|_| Errno::EIO)?;
+        let inode = fs.inode(jino).map_err(|_| FsError::IO)?;
         let bs = u64::from(fs.block_size());
         let n = inode.i_size / bs;
         if n < 4 || n > sb.s_blocks_count {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         let mut m = fs.mapper(jino, &inode);
-        let map = collect_blocks(&mut m, n).map_err(|_| Errno::EIO)?;
+        let map = collect_blocks(&mut m, n).map_err(|_| FsError::IO)?;
         if map.contains(&0) {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
-        let raw_sb = fs.read_block(map[0], "journal").map_err(|_| Errno::EIO)?;
-        let jsb = JournalSuperblock::parse(&raw_sb).map_err(|_| Errno::EIO)?;
+        let raw_sb = fs.read_block(map[0], "journal").map_err(|_| FsError::IO)?;
+        let jsb = JournalSuperblock::parse(&raw_sb).map_err(|_| FsError::IO)?;
         if jsb.s_feature_compat & COMPAT_CHECKSUM != 0
             || jsb.s_feature_incompat & !(INCOMPAT_REVOKE | INCOMPAT_64BIT) != 0
         {
-            return Err(Errno::EOPNOTSUPP);
+            return Err(FsError::Unsupported);
         }
         if u64::from(jsb.s_maxlen) > n || jsb.s_blocksize as u64 != bs {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         let is64 = jsb.s_feature_incompat & INCOMPAT_64BIT != 0;
         let mut j = Journal {
@@ -122,7 +122,7 @@ impl Journal {
         blocks: &[(u64, Box<[u8]>)],
     ) -> WResult<()> {
         if blocks.len() > self.capacity() {
-            return Err(Errno::ENOSPC);
+            return Err(FsError::NoSpace);
         }
         let per = (self.bs - 12 - 16) / self.tag_bytes;
         let mut log: Vec<u8> =

@@ -1,8 +1,8 @@
 //! The journaling writer: ext2/ext3 opened read-write, with the inode-level
-//! operations of [`crate::vfs::InodeFs`].
+//! operations of [`crate::fs::InodeFs`].
 //!
 //! ```text
-//!   vfs::InodeFs  (FUSE server, uml_fs editing commands)
+//!   fs::InodeFs  (FUSE server, uml_fs editing commands)
 //!        |
 //!   Writer<D>: ops (create, write, rename, ...) under one metadata lock
 //!        |  alloc (bitmaps, counters)  dir_write  block_map_write  orphan
@@ -29,7 +29,7 @@
 //! ```no_run
 //! use umlkit::cow::{open_disk, DiskOptions};
 //! use umlkit::ext3::write::{WriteOptions, Writer};
-//! use umlkit::vfs::InodeFs;
+//! use umlkit::fs::InodeFs;
 //! let opts = DiskOptions { writable: true, create_cow: true, ..Default::default() };
 //! let disk = open_disk("a.cow,root_fs", &opts).unwrap();
 //! let fs = Writer::open(disk, WriteOptions::default()).unwrap();
@@ -59,17 +59,19 @@ use crate::ext3::features::{Compat, Incompat, RoCompat};
 use crate::ext3::group_desc::desc_table_block;
 use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_OFFSET};
 use crate::ext3::{Error, Ext3, OpenOptions, ReplayReport, Result};
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// Results of writer operations: errno values, as the VFS wants them.
-pub type WResult<T> = std::result::Result<T, Errno>;
+/// Results of writer operations, with the interface's errors
+/// ([`crate::fs::Error`]): a failure names the inode and block it met.
+pub type WResult<T> = std::result::Result<T, FsError>;
 
-pub(crate) fn eio(_: io::Error) -> Errno {
-    Errno::EIO
+/// A device error of the writer (the block is added where it is known).
+pub(crate) fn eio(_: io::Error) -> FsError {
+    FsError::IO
 }
 
 /// How to open for writing.
@@ -270,7 +272,7 @@ impl<D: BlockDevice> Writer<D> {
         };
         let journal = if sb.has_journal() {
             Some(Journal::load(&fs, &sb).map_err(|e| match e {
-                Errno::EOPNOTSUPP => Error::Unsupported(
+                FsError::Unsupported => Error::Unsupported(
                     "writing through a journal with checksums or 64-bit tags".into(),
                 ),
                 _ => Error::corrupt_msg("journal", "cannot be loaded for writing"),
@@ -311,9 +313,9 @@ impl<D: BlockDevice> Writer<D> {
             opts,
             replay,
         };
-        let errno = |e: Errno| Error::corrupt_msg("open for writing", e.desc());
+        let errno = |e: FsError| Error::corrupt_msg("open for writing", e.to_string());
         let work = {
-            let mut st = w.st.write().map_err(|_| errno(Errno::EIO))?;
+            let mut st = w.st.write().map_err(|_| errno(FsError::IO))?;
             w.load_orphans(&mut st).map_err(errno)?;
             // A read-write open is a mount; a read-only one only cleans up.
             st.mount_pending = w.opts.mount_point.is_some() && !w.opts.read_only;
@@ -336,7 +338,7 @@ impl<D: BlockDevice> Writer<D> {
             // change is a remount read-write.
             w.close().map_err(errno)?;
         } else if w.opts.read_only {
-            let mut st = w.st.write().map_err(|_| errno(Errno::EIO))?;
+            let mut st = w.st.write().map_err(|_| errno(FsError::IO))?;
             st.mount_pending = w.opts.mount_point.is_some();
         }
         Ok(w)
@@ -355,26 +357,28 @@ impl<D: BlockDevice> Writer<D> {
     /// Reads a whole metadata block (transaction copy first).
     pub(crate) fn get(&self, blk: u64) -> WResult<Vec<u8>> {
         if blk >= self.geo.blocks_count {
-            return Err(Errno::EIO);
+            return Err(FsError::CORRUPT.at_block(blk));
         }
-        self.cache.get(blk).map_err(eio)
+        self.cache.get(blk).map_err(|_| FsError::IO.at_block(blk))
     }
 
     /// Puts a metadata block into the running transaction.
     pub(crate) fn put(&self, blk: u64, data: Vec<u8>) -> WResult<()> {
         if blk >= self.geo.blocks_count || blk == 0 && self.geo.bs == 1024 {
-            return Err(Errno::EIO);
+            return Err(FsError::CORRUPT.at_block(blk));
         }
-        self.cache.put(blk, data).map_err(eio)
+        self.cache
+            .put(blk, data)
+            .map_err(|_| FsError::IO.at_block(blk))
     }
 
     /// The raw record of inode `ino`.
     pub(crate) fn raw_inode(&self, ino: u32) -> WResult<RawInode> {
         if ino == 0 || ino > self.geo.inodes_count {
-            return Err(Errno::ESTALE);
+            return Err(FsError::StaleInode);
         }
         let (blk, off) = self.geo.inode_at(ino);
-        let b = self.get(blk)?;
+        let b = self.get(blk).map_err(|e| e.at_ino(ino))?;
         Ok(RawInode {
             ino,
             b: b[off..off + self.geo.inode_size].to_vec(),
@@ -384,9 +388,9 @@ impl<D: BlockDevice> Writer<D> {
     /// Writes an inode record back.
     pub(crate) fn put_inode(&self, r: &RawInode) -> WResult<()> {
         let (blk, off) = self.geo.inode_at(r.ino);
-        let mut b = self.get(blk)?;
+        let mut b = self.get(blk).map_err(|e| e.at_ino(r.ino))?;
         b[off..off + self.geo.inode_size].copy_from_slice(&r.b);
-        self.put(blk, b)
+        self.put(blk, b).map_err(|e| e.at_ino(r.ino))
     }
 
     /// Writes the superblock counters (and `s_last_orphan`) into the
@@ -456,7 +460,7 @@ impl<D: BlockDevice> Writer<D> {
     /// interval (5 s); a server calls this from a timer so that changes
     /// reach the disk while the guest is idle.
     pub fn tick(&self) -> WResult<()> {
-        let mut st = self.st.write().map_err(|_| Errno::EIO)?;
+        let mut st = self.st.write().map_err(|_| FsError::IO)?;
         if st.last_commit.elapsed() >= COMMIT_INTERVAL && self.cache.dirty_count() > 0 {
             self.commit(&mut st)?;
         }
@@ -467,7 +471,7 @@ impl<D: BlockDevice> Writer<D> {
     /// flush it, log the metadata, then write it home (checkpoint).
     pub(crate) fn commit(&self, st: &mut State) -> WResult<()> {
         if st.broken {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         let r = self.commit_inner(st);
         if r.is_err() {
@@ -525,7 +529,7 @@ impl<D: BlockDevice> Writer<D> {
 
     /// Commits, frees orphans, checkpoints and marks the filesystem clean.
     pub fn close(&self) -> WResult<()> {
-        let mut st = self.st.write().map_err(|_| Errno::EIO)?;
+        let mut st = self.st.write().map_err(|_| FsError::IO)?;
         if !st.marked_in_use && self.cache.dirty_count() == 0 && st.orphans.is_empty() {
             // Clean already (a read-only mount, or closed twice): the
             // superblock is not rewritten.

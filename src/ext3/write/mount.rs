@@ -9,7 +9,7 @@
 //! `s_last_mounted` (0x88, 64 bytes). Every superblock write sets
 //! `s_wtime` (0x30). A read-only mount changes none of them.
 
-use super::{Errno, WResult, Writer};
+use super::{FsError, WResult, Writer};
 use crate::block::BlockDevice;
 
 /// `EXT4_DFL_MAX_MNT_COUNT`.
@@ -43,9 +43,9 @@ impl<D: BlockDevice> Writer<D> {
         if read_only {
             return self.close();
         }
-        let mut st = self.st.write().map_err(|_| Errno::EIO)?;
+        let mut st = self.st.write().map_err(|_| FsError::IO)?;
         if st.broken {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         if !st.marked_in_use {
             self.mark_in_use(&mut st)?;

@@ -7,7 +7,7 @@
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
 
 impl<D: BlockDevice> Writer<D> {
     /// Puts `r` (about to be written back by the caller) on the orphan list.
@@ -58,7 +58,7 @@ impl<D: BlockDevice> Writer<D> {
             return Ok(());
         }
         if blk >= self.geo.blocks_count {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         let mut b = self.get(blk)?;
         let refs = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
@@ -109,7 +109,7 @@ impl<D: BlockDevice> Writer<D> {
         let mut seen = 0u32;
         while next != 0 && !st.orphans.contains(&next) {
             if next > self.geo.inodes_count || seen > self.geo.inodes_count {
-                return Err(Errno::EIO);
+                return Err(FsError::IO);
             }
             seen += 1;
             st.orphans.push(next);

@@ -4,15 +4,18 @@
 //! A device is a flat array of bytes addressed by offset. It has no cursor,
 //! so one device can be shared by several threads (`&self` everywhere; the
 //! implementations use `pread`/`pwrite` or a lock). Overlays such as the COW
-//! device ([`crate::cow::CowDevice`]) are devices too and stack on another
-//! device.
+//! device ([`crate::cow::CowDevice`]) and the in-memory [`Overlay`] ("block
+//! from a map, else below": the ext3 journal replay and the ext3 writer's
+//! running transaction) are devices too and stack on another device.
 #![forbid(unsafe_code)]
 
 mod file;
 mod mem;
+mod overlay;
 
 pub use file::FileDevice;
 pub use mem::MemDevice;
+pub use overlay::{BlockMap, Overlay};
 
 use std::io;
 use std::ops::Range;

@@ -9,11 +9,10 @@ use super::error::{At, Error, Result};
 use super::features::{unsupported_incompat, RoCompat};
 use super::group_desc::{desc_table_block, descs_are_64bit, GroupDesc};
 use super::inode::{verify_checksum, Inode};
-use super::journal::replay::{replay, ReplayReport};
-use super::map::{inode_csum_seed, Mapper};
-use super::overlay::JournalOverlay;
+use super::journal::replay::{replay, JournalDevice, ReplayReport, Replayed};
+use super::map::{collect_blocks, inode_csum_seed, Mapper};
 use super::superblock::{Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
-use crate::block::BlockDevice;
+use crate::block::{BlockDevice, BlockMap, Overlay};
 
 /// Bound on the number of block groups (2^24 groups of 32768 blocks is far
 /// beyond any image umlkit will meet).
@@ -40,7 +39,7 @@ impl Default for OpenOptions {
 /// Every operation takes `&self`, so one handle serves several threads.
 #[derive(Debug)]
 pub struct Ext3<D: BlockDevice> {
-    pub(crate) dev: JournalOverlay<D>,
+    pub(crate) dev: Overlay<D>,
     pub(crate) sb: Superblock,
     disk_sb: Superblock,
     groups: Vec<GroupDesc>,
@@ -136,7 +135,7 @@ impl<D: BlockDevice> Ext3<D> {
         let disk_sb = load_superblock(&dev)?;
         let groups = load_groups(&dev, &disk_sb)?;
         let mut fs = Ext3 {
-            dev: JournalOverlay::new(dev, disk_sb.block_size()),
+            dev: Overlay::new(dev, disk_sb.block_size()),
             sb: disk_sb.clone(),
             disk_sb,
             groups,
@@ -145,9 +144,9 @@ impl<D: BlockDevice> Ext3<D> {
         };
         fs.csum_seed = fs.sb.csum_seed();
         if options.replay_journal && fs.disk_sb.needs_recovery() && fs.disk_sb.has_journal() {
-            let (blocks, report) = replay(&fs)?;
+            let (blocks, report) = fs.replay_journal()?;
             let bs = fs.sb.block_size();
-            fs.dev.install(bs, blocks);
+            fs.dev.install(BlockMap::from_blocks(bs, blocks));
             fs.replay = Some(report);
             // The journal may hold newer copies of the superblock and the
             // descriptor table.
@@ -183,8 +182,9 @@ impl<D: BlockDevice> Ext3<D> {
         &self.groups
     }
 
-    /// The device seen through the journal overlay.
-    pub fn device(&self) -> &JournalOverlay<D> {
+    /// The device seen through the journal overlay (blocks replayed from
+    /// the journal in memory, else the device).
+    pub fn device(&self) -> &Overlay<D> {
         &self.dev
     }
 
@@ -282,5 +282,36 @@ impl<D: BlockDevice> Ext3<D> {
         self.sb
             .has_metadata_csum()
             .then(|| inode_csum_seed(self.csum_seed, ino, inode.i_generation))
+    }
+
+    /// The physical block of each block of the internal journal (the
+    /// journal inode's block map), checked against the filesystem.
+    pub fn journal_blocks(&self) -> Result<Vec<u64>> {
+        let jino = self.sb.s_journal_inum;
+        if jino == 0 {
+            return Err(Error::Unsupported("external journal".into()));
+        }
+        let inode = self.inode(jino)?;
+        let nblocks = inode.i_size / u64::from(self.block_size());
+        if nblocks < 2 || nblocks > self.sb.s_blocks_count {
+            return Err(Error::corrupt_msg(
+                format!("journal inode {jino}"),
+                format!("size {} is invalid", inode.i_size),
+            ));
+        }
+        let mut mapper = self.mapper(jino, &inode);
+        collect_blocks(&mut mapper, nblocks)
+    }
+
+    /// Replays the journal in memory, reading the device underneath the
+    /// overlay: the blocks it would write and what it found.
+    pub fn replay_journal(&self) -> Result<(Replayed, ReplayReport)> {
+        let map = self.journal_blocks()?;
+        replay(&JournalDevice {
+            dev: self.dev.inner(),
+            block_size: self.block_size(),
+            blocks_count: self.sb.s_blocks_count,
+            map: &map,
+        })
     }
 }

@@ -34,7 +34,7 @@ pub mod htree;
 pub mod inode;
 pub mod journal;
 pub mod map;
-pub mod overlay;
+
 pub mod path;
 #[cfg(test)]
 mod proptests;

@@ -218,7 +218,7 @@ impl<D: BlockDevice> Writer<D> {
         }
         let mut replay = None;
         if sb.needs_recovery() && sb.has_journal() {
-            let (blocks, report) = crate::ext3::journal::replay::replay(&reader)?;
+            let (blocks, report) = reader.replay_journal()?;
             for (blk, data) in &blocks {
                 let off = blk * u64::from(sb.block_size());
                 dev.write_all_at(off, data).map_err(|e| io_err(off, e))?;

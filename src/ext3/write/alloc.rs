@@ -6,6 +6,8 @@
 
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
+use crate::ext3::bytes::{lo16, set_le16};
+use crate::ext3::group_desc::field::*;
 use crate::fs::Error as FsError;
 
 fn bit(b: &[u8], i: usize) -> bool {
@@ -41,9 +43,12 @@ impl<D: BlockDevice> Writer<D> {
         let (blk, off) = self.geo.desc_at[g];
         let mut b = self.get(blk)?;
         let (fb, fi, ud) = st.counts[g];
-        b[off + 0x0C..off + 0x0E].copy_from_slice(&(fb as u16).to_le_bytes());
-        b[off + 0x0E..off + 0x10].copy_from_slice(&(fi as u16).to_le_bytes());
-        b[off + 0x10..off + 0x12].copy_from_slice(&(ud as u16).to_le_bytes());
+        // The writer refuses 64bit, so only the `_lo` halves exist; a
+        // group's counts fit them (at most 8 * block size per group).
+        let d = &mut b[off..];
+        set_le16(d, BG_FREE_BLOCKS_COUNT_LO, lo16(fb));
+        set_le16(d, BG_FREE_INODES_COUNT_LO, lo16(fi));
+        set_le16(d, BG_USED_DIRS_COUNT_LO, lo16(ud));
         self.put(blk, b)
     }
 

@@ -55,9 +55,11 @@ use self::cache::Cached;
 use self::inode_write::RawInode;
 use self::journal::Journal;
 use crate::block::BlockDevice;
+use crate::ext3::bytes::{le16, le32, lo32, set_le16, set_le32};
 use crate::ext3::features::{Compat, Incompat, RoCompat};
 use crate::ext3::group_desc::desc_table_block;
-use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_OFFSET};
+use crate::ext3::superblock::field::*;
+use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 use crate::ext3::{Error, Ext3, OpenOptions, ReplayReport, Result};
 use crate::fs::Error as FsError;
 use std::collections::{HashMap, HashSet};
@@ -399,15 +401,16 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn mount_sb(&self, st: &mut State, in_use: bool) -> WResult<()> {
         let (blk, off) = self.geo.sb_block();
         let mut b = self.get(blk)?;
-        let s = &mut b[off..off + 1024];
-        s[0x0C..0x10].copy_from_slice(&(st.free_blocks as u32).to_le_bytes());
-        s[0x10..0x14].copy_from_slice(&st.free_inodes.to_le_bytes());
+        let s = &mut b[off..off + SUPERBLOCK_SIZE];
+        // No 64bit: the `_hi` half of the count does not exist.
+        set_le32(s, S_FREE_BLOCKS_COUNT_LO, lo32(st.free_blocks));
+        set_le32(s, S_FREE_INODES_COUNT, st.free_inodes);
         let now = now_secs();
-        s[0x30..0x34].copy_from_slice(&now.to_le_bytes());
+        set_le32(s, S_WTIME, now);
         let head = st.orphans.first().copied().unwrap_or(0);
-        s[0xE8..0xEC].copy_from_slice(&head.to_le_bytes());
-        let mut incompat = u32::from_le_bytes([s[0x60], s[0x61], s[0x62], s[0x63]]);
-        let mut state = u16::from_le_bytes([s[0x3A], s[0x3B]]);
+        set_le32(s, S_LAST_ORPHAN, head);
+        let mut incompat = le32(s, S_FEATURE_INCOMPAT);
+        let mut state = le16(s, S_STATE);
         if st.journal.is_some() {
             incompat = if in_use {
                 incompat | Incompat::RECOVER
@@ -419,8 +422,8 @@ impl<D: BlockDevice> Writer<D> {
         } else {
             state |= STATE_VALID;
         }
-        s[0x60..0x64].copy_from_slice(&incompat.to_le_bytes());
-        s[0x3A..0x3C].copy_from_slice(&state.to_le_bytes());
+        set_le32(s, S_FEATURE_INCOMPAT, incompat);
+        set_le16(s, S_STATE, state);
         self.put(blk, b)
     }
 
@@ -436,16 +439,16 @@ impl<D: BlockDevice> Writer<D> {
             .inner()
             .read_exact_at(blk * self.geo.bs, &mut b)
             .map_err(eio)?;
-        let s = &mut b[off..off + 1024];
+        let s = &mut b[off..off + SUPERBLOCK_SIZE];
         if st.journal.is_some() {
-            let incompat = u32::from_le_bytes([s[0x60], s[0x61], s[0x62], s[0x63]]);
-            s[0x60..0x64].copy_from_slice(&(incompat | Incompat::RECOVER).to_le_bytes());
+            let incompat = le32(s, S_FEATURE_INCOMPAT);
+            set_le32(s, S_FEATURE_INCOMPAT, incompat | Incompat::RECOVER);
         } else {
-            let state = u16::from_le_bytes([s[0x3A], s[0x3B]]) & !STATE_VALID;
-            s[0x3A..0x3C].copy_from_slice(&state.to_le_bytes());
+            let state = le16(s, S_STATE) & !STATE_VALID;
+            set_le16(s, S_STATE, state);
         }
         let now = now_secs();
-        s[0x30..0x34].copy_from_slice(&now.to_le_bytes());
+        set_le32(s, S_WTIME, now);
         if let (true, Some(path)) = (st.mount_pending, &self.opts.mount_point) {
             mount::stamp_mount(s, path, now);
             st.mount_pending = false;

@@ -6,7 +6,8 @@
 //!   uml_moo  uml_cow  uml_mkcow   uml_fs        linux (guest kernel)
 //!       \      |      /             |              |
 //!        +-- cow::CowDevice --+   ext3 (reader / journaling writer)
-//!                             |     |
+//!                             |     |   served through fs::InodeFs
+//!                             |     |   (the FUSE server in kernel)
 //!                  block::BlockDevice (positional read/write)
 //!                             |
 //!                  block::FileDevice (pread/pwrite) | MemDevice (tests)

@@ -1,7 +1,7 @@
 //! Inode metadata as callers want it (`getattr`), filesystem totals
 //! (`statfs`) and extended attributes (`listxattr`, `getxattr`).
 
-use super::error::{At, Error, Result};
+use super::error::{At, Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::Inode;
 use super::xattr::{parse_block, parse_inode_area, Xattr};
@@ -13,9 +13,12 @@ impl<D: BlockDevice> Ext3<D> {
     /// Metadata of an already parsed inode.
     pub fn metadata_of(&self, ino: u32, inode: &Inode) -> Result<Metadata> {
         let file_type = inode.file_type().ok_or_else(|| {
-            Error::corrupt_msg(
+            Error::corrupt(
                 format!("inode {ino}"),
-                format!("bad i_mode {:#o}", inode.i_mode),
+                Corrupt::BadField {
+                    field: "i_mode",
+                    value: u64::from(inode.i_mode),
+                },
             )
         })?;
         let rdev = match file_type {

@@ -8,7 +8,7 @@
 
 use super::bytes::{le32, u64_from, usize_from};
 use super::dir::{parse_block, verify_tail, DirEntry};
-use super::error::{At, Error, Result};
+use super::error::{At, Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::{FileType, Inode};
 use super::map::Run;
@@ -54,9 +54,12 @@ impl<D: BlockDevice> Ext3<D> {
         let bs = u64::from(self.block_size());
         let size = inode.i_size;
         if size > self.sb.s_blocks_count.saturating_mul(bs) {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 format!("inode {ino}"),
-                format!("directory size {size} exceeds the filesystem"),
+                Corrupt::BadField {
+                    field: "directory i_size",
+                    value: size,
+                },
             ));
         }
         let nblocks = size / bs;

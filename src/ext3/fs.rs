@@ -5,7 +5,7 @@
 //! files and all take inode numbers, the shape a FUSE server needs.
 
 use super::bytes::usize_from;
-use super::error::{At, Error, Result};
+use super::error::{At, Corrupt, Error, Result};
 use super::features::{unsupported_incompat, RoCompat};
 use super::group_desc::{desc_table_block, descs_are_64bit, GroupDesc};
 use super::inode::{verify_checksum, Inode};
@@ -64,20 +64,23 @@ fn load_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
     }
     let size = sb.s_blocks_count.checked_mul(u64::from(sb.block_size()));
     if size.is_none_or(|s| s > dev.len()) {
-        return Err(Error::corrupt_msg(
+        return Err(Error::corrupt(
             "superblock",
-            format!(
-                "s_blocks_count {} blocks of {} bytes do not fit the {}-byte device (truncated image?)",
-                sb.s_blocks_count,
-                sb.block_size(),
-                dev.len()
-            ),
+            Corrupt::Truncated {
+                blocks: sb.s_blocks_count,
+                block_size: sb.block_size(),
+                device_len: dev.len(),
+            },
         ));
     }
     if sb.group_count() > MAX_GROUPS {
-        return Err(Error::corrupt_msg(
+        return Err(Error::corrupt(
             "superblock",
-            format!("{} block groups is absurd", sb.group_count()),
+            Corrupt::TooMany {
+                structure: "superblock (block groups)",
+                count: sb.group_count(),
+                max: MAX_GROUPS,
+            },
         ));
     }
     Ok(sb)
@@ -96,9 +99,12 @@ fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>>
         let blk = desc_table_block(sb, i)
             .filter(|&b| b < sb.s_blocks_count)
             .ok_or_else(|| {
-                Error::corrupt_msg(
+                Error::corrupt(
                     "group descriptors",
-                    format!("table block {i} is outside the filesystem"),
+                    Corrupt::BadField {
+                        field: "group descriptor table number",
+                        value: i,
+                    },
                 )
             })?;
         read_at(dev, blk * bs, &mut buf)?;
@@ -109,12 +115,13 @@ fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>>
             let g = groups.len();
             let d = GroupDesc::parse(chunk, is64).at(|| format!("group descriptor {g}"))?;
             if d.bg_inode_table >= sb.s_blocks_count {
-                return Err(Error::corrupt_msg(
+                return Err(Error::corrupt(
                     format!("group descriptor {g}"),
-                    format!(
-                        "bg_inode_table {} is outside the filesystem",
-                        d.bg_inode_table
-                    ),
+                    Corrupt::OutsideFilesystem {
+                        what: "bg_inode_table",
+                        block: d.bg_inode_table,
+                        blocks_count: sb.s_blocks_count,
+                    },
                 ));
             }
             groups.push(d);
@@ -196,12 +203,13 @@ impl<D: BlockDevice> Ext3<D> {
     /// Reads whole block `blk` (through the overlay).
     pub fn read_block(&self, blk: u64, what: &str) -> Result<Vec<u8>> {
         if blk >= self.sb.s_blocks_count {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 what.to_string(),
-                format!(
-                    "block {blk} is outside the filesystem ({} blocks)",
-                    self.sb.s_blocks_count
-                ),
+                Corrupt::OutsideFilesystem {
+                    what: "requested",
+                    block: blk,
+                    blocks_count: self.sb.s_blocks_count,
+                },
             ));
         }
         let bs = self.block_size();
@@ -237,12 +245,12 @@ impl<D: BlockDevice> Ext3<D> {
         let inode = Inode::parse(&b, huge).at(|| format!("inode {ino}"))?;
         let max = self.max_file_size(&inode);
         if inode.i_size > max {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 format!("inode {ino}"),
-                format!(
-                    "i_size {} exceeds the largest file this filesystem can hold ({max} bytes)",
-                    inode.i_size
-                ),
+                Corrupt::FileTooLarge {
+                    size: inode.i_size,
+                    max,
+                },
             ));
         }
         Ok(inode)
@@ -294,9 +302,12 @@ impl<D: BlockDevice> Ext3<D> {
         let inode = self.inode(jino)?;
         let nblocks = inode.i_size / u64::from(self.block_size());
         if nblocks < 2 || nblocks > self.sb.s_blocks_count {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 format!("journal inode {jino}"),
-                format!("size {} is invalid", inode.i_size),
+                Corrupt::BadField {
+                    field: "journal inode i_size",
+                    value: inode.i_size,
+                },
             ));
         }
         let mut mapper = self.mapper(jino, &inode);

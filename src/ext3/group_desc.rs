@@ -3,7 +3,7 @@
 //! meta_bg (Documentation/filesystems/ext4/group_descr.rst, blockgroup.rst).
 
 use super::bytes::{le16, le32, lo_hi};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
 use super::features::{Incompat, RoCompat};
 use super::superblock::Superblock;
 
@@ -77,7 +77,11 @@ impl GroupDesc {
         use field::*;
         let need = if is64 { 64 } else { 32 };
         if b.len() < need {
-            return corrupt!("group descriptor is {} bytes, want {need}", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "group descriptor",
+                len: b.len(),
+                want: need,
+            });
         }
         let hi32 = |off| if is64 { le32(b, off) } else { 0 };
         let hi16 = |off| if is64 { u32::from(le16(b, off)) } else { 0 };

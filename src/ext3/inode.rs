@@ -4,7 +4,7 @@
 //! (Documentation/filesystems/ext4/inodes.rst).
 
 use super::bytes::{bytes_at, le16, le32, lo_hi};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
 pub use crate::fs::{FileType, Timestamp};
 
 /// Inode number of the root directory.
@@ -155,7 +155,11 @@ impl Inode {
     pub fn parse(b: &[u8], huge_file: bool) -> Result<Inode, Corrupt> {
         use field::*;
         if b.len() < 128 {
-            return corrupt!("inode record is {} bytes, want at least 128", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "inode record",
+                len: b.len(),
+                want: EXT2_GOOD_OLD_INODE_SIZE,
+            });
         }
         let extra_isize = if b.len() > 128 {
             le16(b, I_EXTRA_ISIZE)
@@ -164,10 +168,10 @@ impl Inode {
         };
         let extra_end = 128usize + usize::from(extra_isize);
         if extra_end > b.len() || extra_isize % 4 != 0 {
-            return corrupt!(
-                "i_extra_isize {extra_isize} does not fit a {}-byte inode",
-                b.len()
-            );
+            return Err(Corrupt::BadField {
+                field: "i_extra_isize",
+                value: u64::from(extra_isize),
+            });
         }
         // An extra field exists when it ends within 128 + i_extra_isize.
         let extra = |off: usize| (off + 4 <= extra_end).then(|| le32(b, off));
@@ -277,7 +281,11 @@ pub fn verify_checksum(b: &[u8], ino: u32, fs_seed: u32) -> Result<(), Corrupt> 
     use super::journal::crc::crc32c;
     use field::*;
     if b.len() < 128 {
-        return corrupt!("inode record is {} bytes", b.len());
+        return Err(Corrupt::TooShort {
+            structure: "inode record",
+            len: b.len(),
+            want: EXT2_GOOD_OLD_INODE_SIZE,
+        });
     }
     let extra = if b.len() > 128 {
         usize::from(le16(b, I_EXTRA_ISIZE))
@@ -307,7 +315,11 @@ pub fn verify_checksum(b: &[u8], ino: u32, fs_seed: u32) -> Result<(), Corrupt> 
         c &= 0xFFFF;
     }
     if c != stored {
-        return corrupt!("inode checksum {stored:#x} does not match its contents ({c:#x})");
+        return Err(Corrupt::Checksum {
+            structure: "inode",
+            stored,
+            computed: c,
+        });
     }
     Ok(())
 }

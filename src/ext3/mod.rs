@@ -1,21 +1,27 @@
-//! ext2/ext3/ext4 filesystem library, read side: everything `uml_fs` needs
-//! to look inside a guest's disk without root, and the inode-level API a
-//! FUSE server or the journaling writer builds on.
+//! ext2/ext3/ext4 filesystem library: the reader `uml_fs` uses to look
+//! inside a guest's disk without root, the journaling writer
+//! ([`write`]), and both served through the inode-level interface
+//! ([`crate::fs::InodeFs`]) that the guest kernel's FUSE server calls.
 //!
 //! ```text
-//!   uml_fs (info/ls/cat/stat/find/extract/diff)   FUSE server (later)
-//!                          \                     /
+//!   uml_fs (info/ls/cat/stat/find/extract/diff)   FUSE server, uml_fs edits
+//!          |                                          |  fs::InodeFs
+//!          |                          ReadOnly<D> (read_only.rs)   write::Writer<D>
+//!          |                             |                           |
 //!              Ext3<D>: getattr/lookup/read/readdir/readlink/xattr/statfs
-//!                 |   superblock, group_desc, inode, block_map, extent, dir, xattr
-//!            JournalOverlay<D> (journal replayed in memory; never written)
+//!                 |   superblock, group_desc, inode (layouts declared once)
+//!                 |   block_map, extent, dir, htree, xattr
+//!            block::Overlay<D> (journal/ replayed in memory; never written)
 //!                 |
 //!            D: BlockDevice (plain image, or COW over its backing)
 //! ```
 //!
-//! Each on-disk structure has its own file with a pure `parse(&[u8])`
-//! function that validates and returns a typed [`Corrupt`] error; field
-//! names are the C names, offsets those of
-//! Documentation/filesystems/ext4. All walks over on-disk links are bounded.
+//! Each on-disk structure has its own file with a `field` table (C names,
+//! offsets of Documentation/filesystems/ext4) and a pure `parse(&[u8])`
+//! function that validates and returns a typed [`Corrupt`] error (an enum
+//! of kinds); the writer sets fields through the same table. Journal
+//! replay (`journal::replay`) reads a device and the journal's block map,
+//! not the filesystem handle. All walks over on-disk links are bounded.
 #![forbid(unsafe_code)]
 
 pub mod attr;

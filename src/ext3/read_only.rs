@@ -18,6 +18,7 @@ impl From<Error> for fs::Error {
             Error::BadInode(_) => fs::Error::StaleInode,
             Error::Unsupported(_) => fs::Error::Unsupported,
             Error::Corrupt { .. } => fs::Error::CORRUPT,
+            Error::Write(e) => e,
             Error::Io { .. } => fs::Error::IO,
         }
     }
@@ -90,6 +91,7 @@ impl<D: BlockDevice> InodeFs for ReadOnly<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ext3::Corrupt;
 
     #[test]
     fn reader_errors_become_the_kinds_a_guest_expects() {
@@ -101,6 +103,13 @@ mod tests {
             fs::Error::from(Error::NotADirectory("x".into())),
             fs::Error::NotADirectory
         );
-        assert!(fs::Error::from(Error::corrupt_msg("inode 12", "bad")).is_failure());
+        assert!(fs::Error::from(Error::corrupt(
+            "inode 12",
+            Corrupt::BadField {
+                field: "i_mode",
+                value: 0
+            }
+        ))
+        .is_failure());
     }
 }

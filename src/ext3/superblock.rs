@@ -3,7 +3,7 @@
 //! Documentation/filesystems/ext4/super.rst.
 
 use super::bytes::{bytes_at, cstr, le16, le32, lo_hi, u8_at};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
 use super::features::{Compat, Incompat, RoCompat};
 use super::journal::crc::crc32c;
 
@@ -221,11 +221,15 @@ impl Superblock {
     pub fn parse(b: &[u8]) -> Result<Superblock, Corrupt> {
         use field::*;
         if b.len() < SUPERBLOCK_SIZE {
-            return corrupt!("superblock is {} bytes, want {SUPERBLOCK_SIZE}", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "superblock",
+                len: b.len(),
+                want: SUPERBLOCK_SIZE,
+            });
         }
         let magic = le16(b, S_MAGIC);
         if magic != EXT2_MAGIC {
-            return corrupt!("bad s_magic {magic:#06x} (not an ext2/3/4 filesystem)");
+            return Err(Corrupt::NotExt(magic));
         }
         let incompat = Incompat(le32(b, S_FEATURE_INCOMPAT));
         let is64 = incompat.contains(Incompat::BIT64);
@@ -282,10 +286,11 @@ impl Superblock {
         if sb.has_metadata_csum() {
             let want = crc32c(!0, &b[..S_CHECKSUM]);
             if want != sb.s_checksum {
-                return corrupt!(
-                    "superblock checksum {:#010x} does not match its contents ({want:#010x})",
-                    sb.s_checksum
-                );
+                return Err(Corrupt::Checksum {
+                    structure: "superblock",
+                    stored: sb.s_checksum,
+                    computed: want,
+                });
             }
         }
         Ok(sb)
@@ -294,10 +299,16 @@ impl Superblock {
     fn validate(&self) -> Result<(), Corrupt> {
         // 1 KiB .. 64 KiB blocks (ext4 allows s_log_block_size up to 6).
         if self.s_log_block_size > 6 {
-            return corrupt!("s_log_block_size {} is too large", self.s_log_block_size);
+            return Err(Corrupt::BadField {
+                field: "s_log_block_size",
+                value: u64::from(self.s_log_block_size),
+            });
         }
         if self.s_blocks_per_group == 0 || self.s_inodes_per_group == 0 {
-            return corrupt!("s_blocks_per_group or s_inodes_per_group is zero");
+            return Err(Corrupt::BadField {
+                field: "s_blocks_per_group or s_inodes_per_group",
+                value: 0,
+            });
         }
         // One bitmap block covers a group's clusters (blocks without bigalloc).
         let bigalloc = self.s_feature_ro_compat.contains(RoCompat::BIGALLOC);
@@ -308,52 +319,59 @@ impl Superblock {
             0
         };
         if cluster_log > 16 {
-            return corrupt!(
-                "s_log_cluster_size {} is too large",
-                self.s_log_cluster_size
-            );
+            return Err(Corrupt::BadField {
+                field: "s_log_cluster_size",
+                value: u64::from(self.s_log_cluster_size),
+            });
         }
         let max_bpg = (u64::from(self.block_size()) * 8) << cluster_log;
         if u64::from(self.s_blocks_per_group) > max_bpg {
-            return corrupt!(
-                "s_blocks_per_group {} exceeds one bitmap block",
-                self.s_blocks_per_group
-            );
+            return Err(Corrupt::BadField {
+                field: "s_blocks_per_group",
+                value: u64::from(self.s_blocks_per_group),
+            });
         }
         if self.s_inodes_per_group > self.block_size().saturating_mul(8) {
-            return corrupt!(
-                "s_inodes_per_group {} exceeds one bitmap block",
-                self.s_inodes_per_group
-            );
+            return Err(Corrupt::BadField {
+                field: "s_inodes_per_group",
+                value: u64::from(self.s_inodes_per_group),
+            });
         }
         let isz = u32::from(self.s_inode_size);
         if isz < 128 || !isz.is_power_of_two() || isz > self.block_size() {
-            return corrupt!("bad s_inode_size {isz}");
+            return Err(Corrupt::BadField {
+                field: "s_inode_size",
+                value: u64::from(isz),
+            });
         }
         if u64::from(self.s_first_data_block) >= self.s_blocks_count {
-            return corrupt!(
-                "s_first_data_block {} beyond s_blocks_count {}",
-                self.s_first_data_block,
-                self.s_blocks_count
-            );
+            return Err(Corrupt::BadField {
+                field: "s_first_data_block",
+                value: u64::from(self.s_first_data_block),
+            });
         }
         let ds = self.s_desc_size;
         if self.s_feature_incompat.contains(Incompat::BIT64)
             && (!(32..=1024).contains(&ds) || !ds.is_power_of_two())
         {
-            return corrupt!("bad s_desc_size {ds}");
+            return Err(Corrupt::BadField {
+                field: "s_desc_size",
+                value: u64::from(ds),
+            });
         }
         let groups = self.group_count();
         let want = u64::from(self.s_inodes_per_group).checked_mul(groups);
         if want.is_none_or(|w| w < u64::from(self.s_inodes_count)) {
-            return corrupt!(
-                "s_inodes_count {} does not fit {groups} groups of {} inodes",
-                self.s_inodes_count,
-                self.s_inodes_per_group
-            );
+            return Err(Corrupt::BadField {
+                field: "s_inodes_count",
+                value: u64::from(self.s_inodes_count),
+            });
         }
         if self.s_first_ino < 3 || self.s_first_ino > self.s_inodes_count {
-            return corrupt!("bad s_first_ino {}", self.s_first_ino);
+            return Err(Corrupt::BadField {
+                field: "s_first_ino",
+                value: u64::from(self.s_first_ino),
+            });
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 use super::superblock::{JournalSuperblock, INCOMPAT_64BIT, INCOMPAT_CSUM_V3};
 use super::JBD2_MAGIC_NUMBER;
 use crate::ext3::bytes::{be32, be64, u8_at};
-use crate::ext3::error::{corrupt, Corrupt};
+use crate::ext3::error::Corrupt;
 
 /// `h_blocktype` of a descriptor block.
 pub const JBD2_DESCRIPTOR_BLOCK: u32 = 1;
@@ -157,7 +157,11 @@ pub fn parse_descriptor(
         }
     }
     if tags.is_empty() {
-        return corrupt!("descriptor block holds no tag");
+        return Err(Corrupt::TooMany {
+            structure: "descriptor block (no tag)",
+            count: 0,
+            max: 0,
+        });
     }
     Ok(tags)
 }
@@ -179,7 +183,11 @@ impl Commit {
     /// Parses a commit block's fields after the header.
     pub fn parse(b: &[u8]) -> Result<Commit, Corrupt> {
         if b.len() < COMMIT_SIZE {
-            return corrupt!("commit block is {} bytes", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "commit block",
+                len: b.len(),
+                want: COMMIT_SIZE,
+            });
         }
         Ok(Commit {
             h_chksum_type: u8_at(b, H_CHKSUM_TYPE),

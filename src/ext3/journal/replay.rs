@@ -18,7 +18,7 @@ use super::revoke::parse_revoke;
 use super::superblock::{JournalSuperblock, COMPAT_CHECKSUM, INCOMPAT_CSUM_V3};
 use super::JBD2_MAGIC_NUMBER;
 use crate::block::BlockDevice;
-use crate::ext3::error::{At, Error, Result};
+use crate::ext3::error::{At, Corrupt, Error, Result};
 use std::collections::{BTreeMap, HashMap};
 
 /// What replay found and did.
@@ -72,16 +72,22 @@ impl JournalDevice<'_> {
             .copied()
             .unwrap_or(0);
         if pblk == 0 || pblk >= self.blocks_count {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 "journal",
-                format!("log block {lblk} is not mapped inside the filesystem"),
+                Corrupt::Journal {
+                    field: "log block",
+                    value: u64::from(lblk),
+                },
             ));
         }
         let bs = u64::from(self.block_size);
         let offset = pblk.checked_mul(bs).ok_or_else(|| {
-            Error::corrupt_msg(
+            Error::corrupt(
                 "journal",
-                format!("log block {lblk} is at an absurd offset"),
+                Corrupt::Journal {
+                    field: "log block",
+                    value: u64::from(lblk),
+                },
             )
         })?;
         let mut b = vec![0u8; usize::try_from(bs).unwrap_or(0)];
@@ -251,9 +257,12 @@ pub fn replay(jdev: &JournalDevice<'_>) -> Result<(Replayed, ReplayReport)> {
         )));
     }
     if u64::from(jsb.s_maxlen) > nblocks {
-        return Err(Error::corrupt_msg(
+        return Err(Error::corrupt(
             "journal superblock",
-            format!("s_maxlen {} exceeds the journal inode", jsb.s_maxlen),
+            Corrupt::Journal {
+                field: "s_maxlen",
+                value: u64::from(jsb.s_maxlen),
+            },
         ));
     }
     let unknown = jsb.unknown_incompat();
@@ -269,9 +278,13 @@ pub fn replay(jdev: &JournalDevice<'_>) -> Result<(Replayed, ReplayReport)> {
         let mut c = first[..1024].to_vec();
         c[0xFC..0x100].fill(0);
         if crc32c(!0, &c) != jsb.s_checksum {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 "journal superblock",
-                "s_checksum does not match",
+                Corrupt::Checksum {
+                    structure: "journal superblock",
+                    stored: jsb.s_checksum,
+                    computed: crc32c(!0, &c),
+                },
             ));
         }
     }
@@ -315,12 +328,13 @@ pub fn replay(jdev: &JournalDevice<'_>) -> Result<(Replayed, ReplayReport)> {
                 data[..4].copy_from_slice(&JBD2_MAGIC_NUMBER.to_be_bytes());
             }
             if tag.blocknr >= jdev.blocks_count {
-                return Err(Error::corrupt_msg(
+                return Err(Error::corrupt(
                     "journal",
-                    format!(
-                        "transaction {} logs block {} outside the filesystem",
-                        t.sequence, tag.blocknr
-                    ),
+                    Corrupt::OutsideFilesystem {
+                        what: "logged",
+                        block: tag.blocknr,
+                        blocks_count: jdev.blocks_count,
+                    },
                 ));
             }
             blocks.insert(tag.blocknr, data.into_boxed_slice());

@@ -2,8 +2,9 @@
 //! earlier journal copies must not be replayed.
 
 use super::superblock::{JournalSuperblock, INCOMPAT_64BIT};
+use crate::ext3::bytes::u64_from;
 use crate::ext3::bytes::{be32, be64};
-use crate::ext3::error::{corrupt, Corrupt};
+use crate::ext3::error::Corrupt;
 
 /// Parses the revoked block numbers of a revoke block; `tail` is the
 /// checksum tail size (4 with checksum v2/v3).
@@ -11,7 +12,10 @@ pub fn parse_revoke(b: &[u8], jsb: &JournalSuperblock, tail: usize) -> Result<Ve
     let count = usize::try_from(be32(b, 12)).unwrap_or(usize::MAX);
     let limit = b.len().saturating_sub(tail);
     if count < 16 || count > limit {
-        return corrupt!("revoke block r_count {count} is outside 16..={limit}");
+        return Err(Corrupt::BadField {
+            field: "revoke block r_count",
+            value: u64_from(count),
+        });
     }
     let size = if jsb.has_incompat(INCOMPAT_64BIT) {
         8

@@ -3,7 +3,7 @@
 
 use super::JBD2_MAGIC_NUMBER;
 use crate::ext3::bytes::{be32, bytes_at, u8_at};
-use crate::ext3::error::{corrupt, Corrupt};
+use crate::ext3::error::Corrupt;
 
 /// `h_blocktype` of a version 1 superblock.
 pub const JBD2_SUPERBLOCK_V1: u32 = 3;
@@ -97,15 +97,26 @@ impl JournalSuperblock {
         use super::block::field::{H_BLOCKTYPE, H_MAGIC};
         use field::*;
         if b.len() < 1024 {
-            return corrupt!("journal superblock is {} bytes", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "journal superblock",
+                len: b.len(),
+                want: 1024,
+            });
         }
         let magic = be32(b, H_MAGIC);
         if magic != JBD2_MAGIC_NUMBER {
-            return corrupt!("bad journal superblock h_magic {magic:#010x}");
+            return Err(Corrupt::BadMagic {
+                structure: "journal superblock",
+                field: "h_magic",
+                value: magic,
+            });
         }
         let t = be32(b, H_BLOCKTYPE);
         if t != JBD2_SUPERBLOCK_V1 && t != JBD2_SUPERBLOCK_V2 {
-            return corrupt!("journal superblock has h_blocktype {t}");
+            return Err(Corrupt::BadField {
+                field: "journal superblock h_blocktype",
+                value: u64::from(t),
+            });
         }
         let v2 = t == JBD2_SUPERBLOCK_V2;
         let f = |off| if v2 { be32(b, off) } else { 0 };
@@ -126,17 +137,22 @@ impl JournalSuperblock {
             s_checksum: be32(b, S_CHECKSUM),
         };
         if !(1024..=65536).contains(&sb.s_blocksize) || !sb.s_blocksize.is_power_of_two() {
-            return corrupt!("journal s_blocksize {} is invalid", sb.s_blocksize);
+            return Err(Corrupt::BadField {
+                field: "journal s_blocksize",
+                value: u64::from(sb.s_blocksize),
+            });
         }
         if sb.s_first == 0 || sb.s_first >= sb.s_maxlen {
-            return corrupt!(
-                "journal s_first {} / s_maxlen {} are invalid",
-                sb.s_first,
-                sb.s_maxlen
-            );
+            return Err(Corrupt::Journal {
+                field: "s_first",
+                value: u64::from(sb.s_first),
+            });
         }
         if sb.s_start != 0 && (sb.s_start < sb.s_first || sb.s_start >= sb.s_maxlen) {
-            return corrupt!("journal s_start {} is outside the log", sb.s_start);
+            return Err(Corrupt::Journal {
+                field: "s_start",
+                value: u64::from(sb.s_start),
+            });
         }
         Ok(sb)
     }

@@ -60,7 +60,7 @@ use crate::ext3::features::{Compat, Incompat, RoCompat};
 use crate::ext3::group_desc::desc_table_block;
 use crate::ext3::superblock::field::*;
 use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
-use crate::ext3::{Error, Ext3, OpenOptions, ReplayReport, Result};
+use crate::ext3::{Corrupt, Error, Ext3, OpenOptions, ReplayReport, Result};
 use crate::fs::Error as FsError;
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -277,7 +277,13 @@ impl<D: BlockDevice> Writer<D> {
                 FsError::Unsupported => Error::Unsupported(
                     "writing through a journal with checksums or 64-bit tags".into(),
                 ),
-                _ => Error::corrupt_msg("journal", "cannot be loaded for writing"),
+                _ => Error::corrupt(
+                    "journal",
+                    Corrupt::Journal {
+                        field: "journal superblock (for writing)",
+                        value: 0,
+                    },
+                ),
             })?)
         } else {
             None
@@ -315,7 +321,7 @@ impl<D: BlockDevice> Writer<D> {
             opts,
             replay,
         };
-        let errno = |e: FsError| Error::corrupt_msg("open for writing", e.to_string());
+        let errno = Error::Write;
         let work = {
             let mut st = w.st.write().map_err(|_| errno(FsError::IO))?;
             w.load_orphans(&mut st).map_err(errno)?;

@@ -96,6 +96,18 @@ pub fn check_range(offset: u64, count: usize, len: u64) -> io::Result<()> {
     }
 }
 
+/// Converts a `u64` to `usize`: lossless on the 64-bit hosts umlkit runs
+/// on, saturating elsewhere so that bounds checks still fail safely.
+pub fn usize_from(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// Converts a `usize` to `u64` (lossless wherever `usize` is 64 bits or
+/// fewer; saturating otherwise).
+pub fn u64_from(v: usize) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
 /// True when every byte of `buf` is zero (word at a time; this is on the
 /// merge's hot path).
 pub fn is_zero(buf: &[u8]) -> bool {

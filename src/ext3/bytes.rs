@@ -111,16 +111,7 @@ pub fn lo_hi(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
 }
 
-/// Converts a `u64` to `usize` (lossless on the 64-bit hosts umlkit runs on;
-/// saturates elsewhere so that bounds checks still fail safely).
-pub fn usize_from(v: u64) -> usize {
-    usize::try_from(v).unwrap_or(usize::MAX)
-}
-
-/// Converts a `usize` to `u64`.
-pub fn u64_from(v: usize) -> u64 {
-    u64::try_from(v).unwrap_or(u64::MAX)
-}
+pub use crate::block::{u64_from, usize_from};
 
 #[cfg(test)]
 mod tests {

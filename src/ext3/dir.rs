@@ -180,7 +180,14 @@ pub(crate) mod tests {
         assert!(parse_block(&b, true).is_err());
         let mut b = block(&[(2, 2, b"."), (3, 1, b"x")], 1024);
         b[6] = 200; // name longer than the record
-        assert!(parse_block(&b, true).unwrap_err().0.contains("name_len"));
+        assert!(matches!(
+            parse_block(&b, true).unwrap_err(),
+            Corrupt::BadEntry {
+                field: "name_len",
+                offset: 12,
+                ..
+            }
+        ));
     }
 
     #[test]

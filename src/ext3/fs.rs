@@ -4,7 +4,7 @@
 //! live here; directory, file and attribute operations are in their own
 //! files and all take inode numbers, the shape a FUSE server needs.
 
-use super::bytes::usize_from;
+use super::bytes::{u64_from, usize_from};
 use super::error::{At, Corrupt, Error, Result};
 use super::features::{unsupported_incompat, RoCompat};
 use super::group_desc::{desc_table_block, descs_are_64bit, GroupDesc};
@@ -90,12 +90,12 @@ fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>>
     let count = sb.group_count();
     let bs = u64::from(sb.block_size());
     let ds = sb.desc_size();
-    let per_block = (bs as usize / ds).max(1) as u64;
+    let per_block = u64_from((usize_from(bs) / ds).max(1));
     let is64 = descs_are_64bit(sb);
     let mut groups = Vec::with_capacity(usize_from(count));
-    let mut buf = vec![0u8; bs as usize];
+    let mut buf = vec![0u8; usize_from(bs)];
     let mut i = 0u64;
-    while (groups.len() as u64) < count {
+    while u64_from(groups.len()) < count {
         let blk = desc_table_block(sb, i)
             .filter(|&b| b < sb.s_blocks_count)
             .ok_or_else(|| {
@@ -109,7 +109,7 @@ fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>>
             })?;
         read_at(dev, blk * bs, &mut buf)?;
         for chunk in buf.chunks_exact(ds).take(usize_from(per_block)) {
-            if groups.len() as u64 == count {
+            if u64_from(groups.len()) == count {
                 break;
             }
             let g = groups.len();
@@ -213,7 +213,7 @@ impl<D: BlockDevice> Ext3<D> {
             ));
         }
         let bs = self.block_size();
-        let mut b = vec![0u8; bs as usize];
+        let mut b = vec![0u8; usize_from(u64::from(bs))];
         read_at(&self.dev, blk * u64::from(bs), &mut b)?;
         Ok(b)
     }
@@ -236,7 +236,7 @@ impl<D: BlockDevice> Ext3<D> {
             .checked_mul(u64::from(self.block_size()))
             .and_then(|o| o.checked_add(index * isz))
             .ok_or(Error::BadInode(u64::from(ino)))?;
-        let mut b = vec![0u8; isz as usize];
+        let mut b = vec![0u8; usize_from(isz)];
         read_at(&self.dev, offset, &mut b)?;
         if self.sb.has_metadata_csum() {
             verify_checksum(&b, ino, self.csum_seed).at(|| format!("inode {ino}"))?;

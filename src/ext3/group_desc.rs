@@ -146,7 +146,9 @@ pub fn desc_table_block(sb: &Superblock, i: u64) -> Option<u64> {
     if !meta_bg || i < u64::from(sb.s_first_meta_bg) {
         return first.checked_add(1)?.checked_add(i);
     }
-    let per_block = u64::from(sb.block_size()) / sb.desc_size() as u64;
+    let per_block = u64::from(sb.block_size())
+        .checked_div(super::bytes::u64_from(sb.desc_size()))
+        .unwrap_or(0);
     let g = i.checked_mul(per_block)?;
     let has_super = u64::from(group_has_super(sb, g));
     group_first_block(sb, g)?.checked_add(has_super)

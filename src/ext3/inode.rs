@@ -174,7 +174,7 @@ impl Inode {
             });
         }
         // An extra field exists when it ends within 128 + i_extra_isize.
-        let extra = |off: usize| (off + 4 <= extra_end).then(|| le32(b, off));
+        let extra = |off: usize| (off.saturating_add(4) <= extra_end).then(|| le32(b, off));
         let flags = le32(b, I_FLAGS);
         let blocks = lo_hi(le32(b, I_BLOCKS_LO), u32::from(le16(b, L_I_BLOCKS_HIGH)));
         let i_blocks = if huge_file {
@@ -239,7 +239,7 @@ impl Inode {
     pub fn block_pointers(&self) -> [u32; 15] {
         let mut p = [0u32; 15];
         for (i, v) in p.iter_mut().enumerate() {
-            *v = le32(&self.i_block, i * 4);
+            *v = le32(&self.i_block, i.saturating_mul(4));
         }
         p
     }
@@ -299,7 +299,7 @@ pub fn verify_checksum(b: &[u8], ino: u32, fs_seed: u32) -> Result<(), Corrupt> 
     let mut c = crc32c(seed, &b[..L_I_CHECKSUM_LO]);
     c = crc32c(c, &[0, 0]);
     c = crc32c(c, &b[L_I_CHECKSUM_LO + 2..EXT2_GOOD_OLD_INODE_SIZE]);
-    let has_hi = b.len() > 128 && EXT2_GOOD_OLD_INODE_SIZE + extra >= I_CHECKSUM_HI + 2;
+    let has_hi = b.len() > 128 && extra >= I_CHECKSUM_HI + 2 - EXT2_GOOD_OLD_INODE_SIZE;
     let mut stored = u32::from(le16(b, L_I_CHECKSUM_LO));
     if b.len() > 128 {
         c = crc32c(c, &b[EXT2_GOOD_OLD_INODE_SIZE..I_CHECKSUM_HI]);

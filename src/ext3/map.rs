@@ -109,7 +109,7 @@ impl<'a> Mapper<'a> {
                 },
             ));
         }
-        let mut b = vec![0u8; self.block_size as usize];
+        let mut b = vec![0u8; super::bytes::usize_from(u64::from(self.block_size))];
         let offset = pblk * u64::from(self.block_size);
         self.dev
             .read_exact_at(offset, &mut b)
@@ -182,7 +182,7 @@ impl<'a> Mapper<'a> {
             if ancestors[..level].contains(&ptr) {
                 return Err(Error::corrupt(
                     format!("inode {}", self.ino),
-                    Corrupt::BlockMapLoop(u64::from(ptr)),
+                    Corrupt::BlockMapLoop(ptr),
                 ));
             }
             ancestors[level] = ptr;
@@ -330,7 +330,7 @@ pub fn collect_blocks(m: &mut Mapper<'_>, count: u64) -> Result<Vec<u64>> {
     while l < count {
         let run = m.run(l, count - l)?;
         match run {
-            Run::Hole(n) => out.extend(std::iter::repeat_n(0u64, n as usize)),
+            Run::Hole(n) => out.extend(std::iter::repeat_n(0u64, super::bytes::usize_from(n))),
             Run::Data { pblk, len } => out.extend(pblk..pblk + len),
         }
         l += run.len();

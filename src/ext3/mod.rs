@@ -23,22 +23,43 @@
 //! replay (`journal::replay`) reads a device and the journal's block map,
 //! not the filesystem handle. All walks over on-disk links are bounded.
 #![forbid(unsafe_code)]
+// As ext4-view: no silent `as` casts and no unchecked arithmetic in code
+// that reads untrusted images. `as_conversions` holds everywhere but the
+// writer (`write/` allows it in its mod.rs). `arithmetic_side_effects`
+// holds in the modules without an allow below; those marked "not yet
+// audited" do offset arithmetic on values the superblock validation
+// bounds, and are the next ones to convert to checked arithmetic.
+// Unit tests build fixtures with casts and plain arithmetic on small
+// constants; the lints are for the code that reads images.
+#![cfg_attr(
+    not(test),
+    warn(clippy::as_conversions, clippy::arithmetic_side_effects)
+)]
 
 pub mod attr;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod block_map;
 pub mod bytes;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod compare;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod dir;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod dirops;
 pub mod error;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod extent;
 pub mod features;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod file;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod fs;
 pub mod group_desc;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod htree;
 pub mod inode;
 pub mod journal;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod map;
 
 pub mod path;
@@ -48,7 +69,9 @@ pub mod read_only;
 pub mod superblock;
 pub mod tool;
 pub mod walk;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod write;
+#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod xattr;
 
 pub use crate::fs::{FileType, Metadata, StatFs, Timestamp};

@@ -480,7 +480,11 @@ pub(crate) mod tests {
     fn rejects_a_bad_magic_and_absurd_geometry() {
         let mut b = fixture();
         b[0x38] = 0;
-        assert!(Superblock::parse(&b).unwrap_err().0.contains("s_magic"));
+        assert_eq!(Superblock::parse(&b).unwrap_err(), Corrupt::NotExt(0xEF00));
+        assert!(Superblock::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("s_magic"));
         let mut b = fixture();
         b[0x18] = 40;
         assert!(Superblock::parse(&b).is_err());

@@ -78,7 +78,7 @@ impl<D: BlockDevice> Ext3<D> {
                 stack.push(Node {
                     path: join(&node.path, &e.name),
                     meta,
-                    depth: node.depth + 1,
+                    depth: node.depth.saturating_add(1),
                 });
             }
         }

@@ -109,8 +109,11 @@ pub fn parse_descriptor(
     let limit = b.len().saturating_sub(tail);
     let mut off = HEADER_SIZE;
     let mut tags = Vec::new();
-    while off + tag_bytes <= limit {
-        let t = &b[off..off + tag_bytes];
+    while let Some(t) = off
+        .checked_add(tag_bytes)
+        .filter(|&end| end <= limit)
+        .and_then(|end| b.get(off..end))
+    {
         let (lo, flags, hi, checksum) = if v3 {
             (
                 be32(t, T_BLOCKNR),
@@ -148,9 +151,9 @@ pub fn parse_descriptor(
             flags,
             checksum,
         });
-        off += tag_bytes;
+        off = off.saturating_add(tag_bytes);
         if flags & JBD2_FLAG_SAME_UUID == 0 {
-            off += 16;
+            off = off.saturating_add(16);
         }
         if flags & JBD2_FLAG_LAST_TAG != 0 {
             return Ok(tags);

@@ -22,15 +22,16 @@ pub fn parse_revoke(b: &[u8], jsb: &JournalSuperblock, tail: usize) -> Result<Ve
     } else {
         4
     };
-    let mut out = Vec::with_capacity((count - 16) / size);
-    let mut off = 16;
-    while off + size <= count {
+    let mut out = Vec::with_capacity(count.saturating_sub(16) / 4);
+    let mut off = 16usize;
+    // `count <= b.len()`, so `off + size` cannot overflow.
+    while off.checked_add(size).is_some_and(|end| end <= count) {
         out.push(if size == 8 {
             be64(b, off)
         } else {
             u64::from(be32(b, off))
         });
-        off += size;
+        off = off.saturating_add(size);
     }
     Ok(out)
 }

@@ -177,15 +177,18 @@ impl JournalSuperblock {
         if self.has_incompat(INCOMPAT_CSUM_V3) {
             return 16;
         }
-        let mut sz = 12;
-        if self.has_incompat(INCOMPAT_CSUM_V2) {
-            sz += 2;
-        }
-        if self.has_incompat(INCOMPAT_64BIT) {
-            sz
+        // 12 bytes with 64bit, 8 without; the v2 checksum adds 2.
+        let csum = if self.has_incompat(INCOMPAT_CSUM_V2) {
+            2
         } else {
-            sz - 4
-        }
+            0
+        };
+        let base = if self.has_incompat(INCOMPAT_64BIT) {
+            12
+        } else {
+            8
+        };
+        base | csum
     }
 
     /// The end of the circular log (fast-commit blocks excluded).
@@ -193,7 +196,7 @@ impl JournalSuperblock {
         if self.has_incompat(INCOMPAT_FAST_COMMIT) {
             self.s_maxlen
                 .saturating_sub(self.s_num_fc_blks.max(256))
-                .max(self.s_first + 1)
+                .max(self.s_first.saturating_add(1))
         } else {
             self.s_maxlen
         }

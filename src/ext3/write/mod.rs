@@ -38,6 +38,12 @@
 //! fs.unmount().unwrap();
 //! ```
 
+// The writer's 106 `as` casts (block numbers to the 32-bit fields of
+// ext2/ext3, lengths to rec_len/u16) and its offset arithmetic are not yet
+// converted: the writer refuses 64bit filesystems at open, so block numbers
+// fit 32 bits. Converting them is left for the ext4 writer's issue.
+#![allow(clippy::as_conversions)]
+
 mod alloc;
 mod block_map_write;
 pub mod cache;

@@ -4,6 +4,7 @@
 use super::error::{At, Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::Inode;
+use super::types::BlockIndex;
 use super::xattr::{parse_block, parse_inode_area, Xattr};
 use crate::block::BlockDevice;
 use crate::fs::FileType;
@@ -71,7 +72,7 @@ impl<D: BlockDevice> Ext3<D> {
             parse_inode_area(&inode.inline_xattrs).at(|| format!("inode {ino} attributes"))?;
         if inode.i_file_acl != 0 {
             let blk = inode.i_file_acl;
-            let b = self.read_block(blk, &format!("inode {ino} attribute block"))?;
+            let b = self.read_block(BlockIndex(blk), &format!("inode {ino} attribute block"))?;
             v.extend(parse_block(&b).at(|| format!("inode {ino} attribute block {blk}"))?);
         }
         Ok(v)

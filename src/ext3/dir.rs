@@ -184,7 +184,8 @@ pub(crate) mod tests {
             parse_block(&b, true).unwrap_err(),
             Corrupt::BadEntry {
                 field: "name_len",
-                offset: 12,
+                offset: 0,
+                value: 200,
                 ..
             }
         ));

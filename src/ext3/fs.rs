@@ -12,6 +12,7 @@ use super::inode::{verify_checksum, Inode};
 use super::journal::replay::{replay, JournalDevice, ReplayReport, Replayed};
 use super::map::{collect_blocks, inode_csum_seed, Mapper};
 use super::superblock::{Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
+use super::types::BlockIndex;
 use crate::block::{BlockDevice, BlockMap, Overlay};
 
 /// Bound on the number of block groups (2^24 groups of 32768 blocks is far
@@ -153,7 +154,10 @@ impl<D: BlockDevice> Ext3<D> {
         if options.replay_journal && fs.disk_sb.needs_recovery() && fs.disk_sb.has_journal() {
             let (blocks, report) = fs.replay_journal()?;
             let bs = fs.sb.block_size();
-            fs.dev.install(BlockMap::from_blocks(bs, blocks));
+            fs.dev.install(BlockMap::from_blocks(
+                bs,
+                blocks.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            ));
             fs.replay = Some(report);
             // The journal may hold newer copies of the superblock and the
             // descriptor table.
@@ -201,20 +205,22 @@ impl<D: BlockDevice> Ext3<D> {
     }
 
     /// Reads whole block `blk` (through the overlay).
-    pub fn read_block(&self, blk: u64, what: &str) -> Result<Vec<u8>> {
-        if blk >= self.sb.s_blocks_count {
+    pub fn read_block(&self, blk: BlockIndex, what: &str) -> Result<Vec<u8>> {
+        if blk.0 >= self.sb.s_blocks_count {
             return Err(Error::corrupt(
                 what.to_string(),
                 Corrupt::OutsideFilesystem {
                     what: "requested",
-                    block: blk,
+                    block: blk.0,
                     blocks_count: self.sb.s_blocks_count,
                 },
             ));
         }
         let bs = self.block_size();
         let mut b = vec![0u8; usize_from(u64::from(bs))];
-        read_at(&self.dev, blk * u64::from(bs), &mut b)?;
+        // Inside the filesystem, which fits the device: no overflow.
+        let offset = blk.byte_offset(bs).unwrap_or(u64::MAX);
+        read_at(&self.dev, offset, &mut b)?;
         Ok(b)
     }
 
@@ -294,7 +300,7 @@ impl<D: BlockDevice> Ext3<D> {
 
     /// The physical block of each block of the internal journal (the
     /// journal inode's block map), checked against the filesystem.
-    pub fn journal_blocks(&self) -> Result<Vec<u64>> {
+    pub fn journal_blocks(&self) -> Result<Vec<BlockIndex>> {
         let jino = self.sb.s_journal_inum;
         if jino == 0 {
             return Err(Error::Unsupported("external journal".into()));
@@ -311,7 +317,10 @@ impl<D: BlockDevice> Ext3<D> {
             ));
         }
         let mut mapper = self.mapper(jino, &inode);
-        collect_blocks(&mut mapper, nblocks)
+        Ok(collect_blocks(&mut mapper, nblocks)?
+            .into_iter()
+            .map(BlockIndex)
+            .collect())
     }
 
     /// Replays the journal in memory, reading the device underneath the

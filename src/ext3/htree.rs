@@ -263,7 +263,7 @@ impl<D: crate::block::BlockDevice> super::fs::Ext3<D> {
             }
             match mapper.run(u64::from(lblk), 1)? {
                 Run::Data { pblk, .. } => self
-                    .read_block(pblk, &format!("directory inode {ino}"))
+                    .read_block(super::BlockIndex(pblk), &format!("directory inode {ino}"))
                     .map(Some),
                 Run::Hole(_) => Ok(None),
             }

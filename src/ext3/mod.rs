@@ -68,6 +68,7 @@ mod proptests;
 pub mod read_only;
 pub mod superblock;
 pub mod tool;
+pub mod types;
 pub mod walk;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod write;
@@ -82,6 +83,7 @@ pub use inode::{Inode, ROOT_INO};
 pub use journal::replay::ReplayReport;
 pub use read_only::ReadOnly;
 pub use superblock::Superblock;
+pub use types::BlockIndex;
 
 #[cfg(test)]
 mod send_sync {

@@ -19,6 +19,7 @@ use super::superblock::{JournalSuperblock, COMPAT_CHECKSUM, INCOMPAT_CSUM_V3};
 use super::JBD2_MAGIC_NUMBER;
 use crate::block::BlockDevice;
 use crate::ext3::error::{At, Corrupt, Error, Result};
+use crate::ext3::types::BlockIndex;
 use std::collections::{BTreeMap, HashMap};
 
 /// What replay found and did.
@@ -60,7 +61,7 @@ pub struct JournalDevice<'a> {
     pub blocks_count: u64,
     /// Physical block of each log block, in order (the journal inode's
     /// block map; 0 for a hole).
-    pub map: &'a [u64],
+    pub map: &'a [BlockIndex],
 }
 
 impl JournalDevice<'_> {
@@ -70,8 +71,8 @@ impl JournalDevice<'_> {
             .ok()
             .and_then(|i| self.map.get(i))
             .copied()
-            .unwrap_or(0);
-        if pblk == 0 || pblk >= self.blocks_count {
+            .unwrap_or_default();
+        if pblk.0 == 0 || pblk.0 >= self.blocks_count {
             return Err(Error::corrupt(
                 "journal",
                 Corrupt::Journal {
@@ -81,7 +82,7 @@ impl JournalDevice<'_> {
             ));
         }
         let bs = u64::from(self.block_size);
-        let offset = pblk.checked_mul(bs).ok_or_else(|| {
+        let offset = pblk.byte_offset(self.block_size).ok_or_else(|| {
             Error::corrupt(
                 "journal",
                 Corrupt::Journal {
@@ -242,7 +243,7 @@ impl Log<'_> {
 }
 
 /// Replayed blocks: filesystem block number to its contents.
-pub type Replayed = BTreeMap<u64, Box<[u8]>>;
+pub type Replayed = BTreeMap<BlockIndex, Box<[u8]>>;
 
 /// Replays the journal on `jdev` in memory.
 pub fn replay(jdev: &JournalDevice<'_>) -> Result<(Replayed, ReplayReport)> {
@@ -337,7 +338,7 @@ pub fn replay(jdev: &JournalDevice<'_>) -> Result<(Replayed, ReplayReport)> {
                     },
                 ));
             }
-            blocks.insert(tag.blocknr, data.into_boxed_slice());
+            blocks.insert(BlockIndex(tag.blocknr), data.into_boxed_slice());
         }
     }
     report.blocks = blocks.len();

@@ -20,6 +20,7 @@ use crate::ext3::journal::superblock::{
 };
 use crate::ext3::journal::JBD2_MAGIC_NUMBER;
 use crate::ext3::map::collect_blocks;
+use crate::ext3::BlockIndex;
 use crate::ext3::{Ext3, Superblock};
 use crate::fs::Error as FsError;
 
@@ -62,7 +63,9 @@ impl Journal {
         if map.contains(&0) {
             return Err(FsError::IO);
         }
-        let raw_sb = fs.read_block(map[0], "journal").map_err(|_| FsError::IO)?;
+        let raw_sb = fs
+            .read_block(BlockIndex(map[0]), "journal")
+            .map_err(|_| FsError::IO.at_block(map[0]))?;
         let jsb = JournalSuperblock::parse(&raw_sb).map_err(|_| FsError::IO)?;
         if jsb.s_feature_compat & COMPAT_CHECKSUM != 0
             || jsb.s_feature_incompat & !(INCOMPAT_REVOKE | INCOMPAT_64BIT) != 0

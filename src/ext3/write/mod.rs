@@ -228,7 +228,7 @@ impl<D: BlockDevice> Writer<D> {
         if sb.needs_recovery() && sb.has_journal() {
             let (blocks, report) = reader.replay_journal()?;
             for (blk, data) in &blocks {
-                let off = blk * u64::from(sb.block_size());
+                let off = blk.byte_offset(sb.block_size()).unwrap_or(u64::MAX);
                 dev.write_all_at(off, data).map_err(|e| io_err(off, e))?;
             }
             dev.flush().map_err(|e| io_err(0, e))?;

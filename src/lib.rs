@@ -6,7 +6,8 @@
 //!   uml_moo  uml_cow  uml_mkcow   uml_fs        linux (guest kernel)
 //!       \      |      /             |              |
 //!        +-- cow::CowDevice --+   ext3 (reader / journaling writer)
-//!                             |     |
+//!                             |     |   served through fs::InodeFs
+//!                             |     |   (the FUSE server in kernel)
 //!                  block::BlockDevice (positional read/write)
 //!                             |
 //!                  block::FileDevice (pread/pwrite) | MemDevice (tests)
@@ -30,10 +31,10 @@ pub mod block;
 pub mod cli;
 pub mod cow;
 pub mod ext3;
+pub mod fs;
 pub mod kernel;
 pub mod lab;
 pub mod mconsole;
 pub mod net;
 pub mod switch;
 pub mod sys;
-pub mod vfs;

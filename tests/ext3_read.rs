@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use umlkit::block::FileDevice;
 use umlkit::ext3::inode::{EXT4_INDEX_FL, EXT4_INLINE_DATA_FL};
-use umlkit::ext3::{Ext3, FileType, Timestamp};
+use umlkit::ext3::{Ext3, FileType};
 
 fn image_path(root: &Path, p: &Path) -> Vec<u8> {
     let rel = p.strip_prefix(root).unwrap();
@@ -135,7 +135,7 @@ fn compare_with_debugfs(fs: &Ext3<FileDevice>, image: &Path, inodes: &[u32]) {
                 .times
                 .get(name)
                 .unwrap_or_else(|| panic!("{ctx}: debugfs has no {name}"));
-            let want = Timestamp::decode(secs, extra.then_some(x));
+            let want = umlkit::ext3::inode::decode_timestamp(secs, extra.then_some(x));
             assert_eq!(ours, want, "{ctx}: {name}");
         }
     }

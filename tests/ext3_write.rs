@@ -8,7 +8,7 @@ use common::fsck_clean;
 use std::path::Path;
 use umlkit::block::FileDevice;
 use umlkit::ext3::write::{WriteOptions, Writer};
-use umlkit::vfs::{InodeFs, Owner, RenameFlags};
+use umlkit::fs::{InodeFs, Owner, RenameFlags};
 
 const ROOT: u32 = 2;
 const ME: Owner = Owner {
@@ -96,7 +96,7 @@ fn full_disk_out_of_inodes_and_bad_names_give_the_right_errno_and_a_consistent_f
     if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
         return;
     }
-    use umlkit::vfs::Errno;
+    use umlkit::fs::Error as FsError;
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("small.img");
     let out = common::run(
@@ -125,18 +125,21 @@ fn full_disk_out_of_inodes_and_bad_names_give_the_right_errno_and_a_consistent_f
             Ok(n) if n == chunk.len() => off += n as u64,
             Ok(n) => {
                 off += n as u64;
-                assert_eq!(w.write(f.ino, off, &chunk).unwrap_err(), Errno::ENOSPC);
+                assert_eq!(w.write(f.ino, off, &chunk).unwrap_err(), FsError::NoSpace);
                 break;
             }
             Err(e) => {
-                assert_eq!(e, Errno::ENOSPC);
+                assert_eq!(e, FsError::NoSpace);
                 break;
             }
         }
         assert!(off < 4 << 20, "a 2 MiB filesystem took {off} bytes");
     }
     assert_eq!(w.getattr(f.ino).unwrap().size, off);
-    assert_eq!(w.mkdir(ROOT, b"d", 0o755, ME).unwrap_err(), Errno::ENOSPC);
+    assert_eq!(
+        w.mkdir(ROOT, b"d", 0o755, ME).unwrap_err(),
+        FsError::NoSpace
+    );
     let st = w.statfs().unwrap();
     assert_eq!(st.free_blocks, 0);
     // Out of inodes.
@@ -148,36 +151,39 @@ fn full_disk_out_of_inodes_and_bad_names_give_the_right_errno_and_a_consistent_f
         }
         assert!(made < 100);
     };
-    assert_eq!(err, Errno::ENOSPC);
+    assert_eq!(err, FsError::NoSpace);
     assert_eq!(w.statfs().unwrap().free_inodes, 0);
     // Names and paths.
     assert_eq!(
         w.create(ROOT, &[b'n'; 256], 0o644, ME).unwrap_err(),
-        Errno::ENAMETOOLONG
+        FsError::NameTooLong
     );
-    assert_eq!(w.lookup(f.ino, b"x").unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(w.lookup(f.ino, b"x").unwrap_err(), FsError::NotADirectory);
     assert_eq!(
         w.create(f.ino, b"x", 0o644, ME).unwrap_err(),
-        Errno::ENOTDIR
+        FsError::NotADirectory
     );
-    assert_eq!(w.rmdir(ROOT, b"nonempty").unwrap_err(), Errno::ENOTEMPTY);
-    assert_eq!(w.rmdir(ROOT, b"fill").unwrap_err(), Errno::ENOTDIR);
-    assert_eq!(w.unlink(ROOT, b"nonempty").unwrap_err(), Errno::EISDIR);
+    assert_eq!(w.rmdir(ROOT, b"nonempty").unwrap_err(), FsError::NotEmpty);
+    assert_eq!(w.rmdir(ROOT, b"fill").unwrap_err(), FsError::NotADirectory);
+    assert_eq!(
+        w.unlink(ROOT, b"nonempty").unwrap_err(),
+        FsError::IsADirectory
+    );
     let flags = RenameFlags::default();
     assert_eq!(
         w.rename(ROOT, b"nonempty", ne.ino, b"inside", flags)
             .unwrap_err(),
-        Errno::EINVAL
+        FsError::InvalidArgument
     );
     assert_eq!(
         w.rename(ROOT, b"fill", ROOT, b"nonempty", flags)
             .unwrap_err(),
-        Errno::EISDIR
+        FsError::IsADirectory
     );
     assert_eq!(
         w.rename(ROOT, b"lost+found", ROOT, b"nonempty", flags)
             .unwrap_err(),
-        Errno::ENOTEMPTY
+        FsError::NotEmpty
     );
     let noreplace = RenameFlags {
         noreplace: true,
@@ -185,7 +191,7 @@ fn full_disk_out_of_inodes_and_bad_names_give_the_right_errno_and_a_consistent_f
     };
     assert_eq!(
         w.rename(ROOT, b"fill", ROOT, b"e0", noreplace).unwrap_err(),
-        Errno::EEXIST
+        FsError::Exists
     );
     // Freeing space makes room again.
     w.unlink(ROOT, b"fill").unwrap();
@@ -194,7 +200,7 @@ fn full_disk_out_of_inodes_and_bad_names_give_the_right_errno_and_a_consistent_f
     assert_eq!(w.statfs().unwrap().free_inodes, 1);
     let d = w.mkdir(ROOT, b"d", 0o755, ME).unwrap();
     let g = w.create(d.ino, b"g", 0o644, ME);
-    assert_eq!(g.unwrap_err(), Errno::ENOSPC);
+    assert_eq!(g.unwrap_err(), FsError::NoSpace);
     w.write(w.lookup(ROOT, b"e0").unwrap().ino, 0, &[1u8; 100_000])
         .unwrap();
     w.unmount().unwrap();
@@ -289,7 +295,7 @@ fn damaged_images_give_errors_not_panics_when_opened_for_writing() {
         return;
     }
     use umlkit::block::MemDevice;
-    use umlkit::vfs::SetAttr;
+    use umlkit::fs::SetAttr;
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("f.img");
     mkfs(&img, "ext3", "128", "4M");
@@ -349,7 +355,7 @@ fn extended_attributes_in_the_inode_and_in_a_block_are_set_replaced_and_removed(
     if !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
         return;
     }
-    use umlkit::vfs::{Errno, XattrMode};
+    use umlkit::fs::{Error as FsError, XattrMode};
     for inode_size in ["128", "256"] {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("x.img");
@@ -362,12 +368,12 @@ fn extended_attributes_in_the_inode_and_in_a_block_are_set_replaced_and_removed(
         assert_eq!(
             w.setxattr(f.ino, b"user.small", b"v", XattrMode::Create)
                 .unwrap_err(),
-            Errno::EEXIST
+            FsError::Exists
         );
         assert_eq!(
             w.setxattr(f.ino, b"user.none", b"v", XattrMode::Replace)
                 .unwrap_err(),
-            Errno::ENODATA
+            FsError::NoAttribute
         );
         w.setxattr(f.ino, b"user.small", b"v2", XattrMode::Replace)
             .unwrap();
@@ -385,14 +391,14 @@ fn extended_attributes_in_the_inode_and_in_a_block_are_set_replaced_and_removed(
         w.removexattr(g.ino, b"trusted.gone").unwrap();
         assert_eq!(
             w.removexattr(g.ino, b"trusted.gone").unwrap_err(),
-            Errno::ENODATA
+            FsError::NoAttribute
         );
         assert_eq!(w.getxattr(f.ino, b"user.small").unwrap(), b"v2");
         assert_eq!(w.listxattr(g.ino).unwrap(), vec![b"user.big".to_vec()]);
         assert_eq!(
             w.setxattr(f.ino, b"system.posix_acl_access", b"", XattrMode::Any)
                 .unwrap_err(),
-            Errno::EOPNOTSUPP
+            FsError::Unsupported
         );
         w.unmount().unwrap();
         fsck_clean(&img);
@@ -523,7 +529,7 @@ fn sparse_writes_reach_the_triple_indirect_map_and_truncate_frees_it_all() {
     ) {
         return;
     }
-    use umlkit::vfs::SetAttr;
+    use umlkit::fs::SetAttr;
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("s.img");
     mkfs(&img, "ext3", "128", "8M");

@@ -11,7 +11,7 @@ use std::path::Path;
 use umlkit::block::FileDevice;
 use umlkit::ext3::write::{WriteOptions, Writer};
 use umlkit::ext3::Ext3;
-use umlkit::vfs::{InodeFs, Owner, RenameFlags};
+use umlkit::fs::{InodeFs, Owner, RenameFlags};
 
 const ROOT: u32 = 2;
 const ME: Owner = Owner { uid: 0, gid: 0 };

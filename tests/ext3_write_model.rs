@@ -15,7 +15,7 @@ use std::path::Path;
 use umlkit::block::FileDevice;
 use umlkit::ext3::write::{WriteOptions, Writer};
 use umlkit::ext3::{Ext3, FileType};
-use umlkit::vfs::{Errno, InodeFs, Owner, RenameFlags, SetAttr};
+use umlkit::fs::{Error as FsError, InodeFs, Owner, RenameFlags, SetAttr};
 
 const ROOT: u32 = 2;
 const ME: Owner = Owner { uid: 0, gid: 0 };
@@ -112,7 +112,7 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
             let p = join(&d, &name);
             let r = w.create(ino_of(w, &d), &name, 0o644, ME);
             if m.paths.contains_key(&p) {
-                assert_eq!(r.unwrap_err(), Errno::EEXIST);
+                assert_eq!(r.unwrap_err(), FsError::Exists);
             } else {
                 r.unwrap();
                 m.next += 1;
@@ -157,7 +157,7 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
             let p = join(&d, &name);
             let r = w.mkdir(ino_of(w, &d), &name, 0o755, ME);
             if m.paths.contains_key(&p) {
-                assert_eq!(r.unwrap_err(), Errno::EEXIST);
+                assert_eq!(r.unwrap_err(), FsError::Exists);
             } else {
                 r.unwrap();
                 m.paths.insert(p, Node::Dir);
@@ -173,7 +173,7 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
                         r.unwrap();
                         m.remove_tree_entry(&p);
                     } else {
-                        assert_eq!(r.unwrap_err(), Errno::ENOTEMPTY);
+                        assert_eq!(r.unwrap_err(), FsError::NotEmpty);
                     }
                 } else {
                     w.unlink(parent, &name_of(&p)).unwrap();
@@ -198,7 +198,11 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
             let into_self =
                 s == Node::Dir && (dd == src || dd.starts_with(&[src.as_slice(), b"/"].concat()));
             if into_self {
-                assert_eq!(r.unwrap_err(), Errno::EINVAL, "rename {src:?} into itself");
+                assert_eq!(
+                    r.unwrap_err(),
+                    FsError::InvalidArgument,
+                    "rename {src:?} into itself"
+                );
                 return;
             }
             if src == dst {
@@ -206,12 +210,14 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
                 return;
             }
             match m.paths.get(&dst).cloned() {
-                Some(Node::Dir) if s != Node::Dir => assert_eq!(r.unwrap_err(), Errno::EISDIR),
+                Some(Node::Dir) if s != Node::Dir => {
+                    assert_eq!(r.unwrap_err(), FsError::IsADirectory)
+                }
                 Some(t) if t != Node::Dir && s == Node::Dir => {
-                    assert_eq!(r.unwrap_err(), Errno::ENOTDIR)
+                    assert_eq!(r.unwrap_err(), FsError::NotADirectory)
                 }
                 Some(Node::Dir) if !m.children(&dst).is_empty() => {
-                    assert_eq!(r.unwrap_err(), Errno::ENOTEMPTY)
+                    assert_eq!(r.unwrap_err(), FsError::NotEmpty)
                 }
                 Some(t) if t == s && matches!(t, Node::File(_)) => {
                     // Two names of one inode: rename does nothing.
@@ -241,7 +247,7 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
             let p = join(&d, &name);
             let r = w.link(ino_of(w, &f), ino_of(w, &d), &name);
             if m.paths.contains_key(&p) {
-                assert_eq!(r.unwrap_err(), Errno::EEXIST);
+                assert_eq!(r.unwrap_err(), FsError::Exists);
             } else {
                 r.unwrap();
                 let n = m.paths[&f].clone();
@@ -254,7 +260,7 @@ fn step(w: &Writer<FileDevice>, m: &mut Model, rng: &mut Rng) {
             let target = vec![b't'; 1 + rng.below(150) as usize];
             let r = w.symlink(ino_of(w, &d), &name, &target, ME);
             if m.paths.contains_key(&p) {
-                assert_eq!(r.unwrap_err(), Errno::EEXIST);
+                assert_eq!(r.unwrap_err(), FsError::Exists);
             } else {
                 r.unwrap();
                 m.paths.insert(p, Node::Link(target));

@@ -6,7 +6,8 @@ mod common;
 
 use umlkit::block::FileDevice;
 use umlkit::ext3::Ext3;
-use umlkit::vfs::{Errno, InodeFs, Owner, ReadOnly};
+use umlkit::ext3::ReadOnly;
+use umlkit::fs::{Error as FsError, InodeFs, Owner};
 
 #[test]
 fn read_only_inode_fs_reads_the_tree_and_refuses_mutations() {
@@ -33,7 +34,7 @@ fn read_only_inode_fs_reads_the_tree_and_refuses_mutations() {
     let mut buf = [0u8; 64];
     let n = fs.read(host.ino, 0, &mut buf).unwrap();
     assert_eq!(&buf[..n], b"guest\n");
-    assert_eq!(fs.lookup(2, b"nope").unwrap_err(), Errno::ENOENT);
+    assert_eq!(fs.lookup(2, b"nope").unwrap_err(), FsError::NotFound);
     let link = fs.lookup(2, b"link").unwrap();
     assert_eq!(fs.readlink(link.ino).unwrap(), b"etc/hostname");
 
@@ -63,8 +64,11 @@ fn read_only_inode_fs_reads_the_tree_and_refuses_mutations() {
     let owner = Owner { uid: 0, gid: 0 };
     assert_eq!(
         fs.create(2, b"new", 0o644, owner).unwrap_err(),
-        Errno::EROFS
+        FsError::ReadOnly
     );
-    assert_eq!(fs.write(host.ino, 0, b"x").unwrap_err(), Errno::EROFS);
-    assert_eq!(fs.unlink(etc.ino, b"hostname").unwrap_err(), Errno::EROFS);
+    assert_eq!(fs.write(host.ino, 0, b"x").unwrap_err(), FsError::ReadOnly);
+    assert_eq!(
+        fs.unlink(etc.ino, b"hostname").unwrap_err(),
+        FsError::ReadOnly
+    );
 }

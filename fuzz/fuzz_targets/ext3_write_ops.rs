@@ -6,7 +6,7 @@
 
 use umlkit::block::MemDevice;
 use umlkit::ext3::write::{WriteOptions, Writer};
-use umlkit::vfs::{InodeFs, Owner, RenameFlags, SetAttr};
+use umlkit::fs::{InodeFs, Owner, RenameFlags, SetAttr};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(w) = Writer::open(MemDevice::new(data.to_vec()), WriteOptions::default()) else {

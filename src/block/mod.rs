@@ -4,15 +4,18 @@
 //! A device is a flat array of bytes addressed by offset. It has no cursor,
 //! so one device can be shared by several threads (`&self` everywhere; the
 //! implementations use `pread`/`pwrite` or a lock). Overlays such as the COW
-//! device ([`crate::cow::CowDevice`]) are devices too and stack on another
-//! device.
+//! device ([`crate::cow::CowDevice`]) and the in-memory [`Overlay`] ("block
+//! from a map, else below": the ext3 journal replay and the ext3 writer's
+//! running transaction) are devices too and stack on another device.
 #![forbid(unsafe_code)]
 
 mod file;
 mod mem;
+mod overlay;
 
 pub use file::FileDevice;
 pub use mem::MemDevice;
+pub use overlay::{BlockMap, Overlay};
 
 use std::io;
 use std::ops::Range;
@@ -91,6 +94,18 @@ pub fn check_range(offset: u64, count: usize, len: u64) -> io::Result<()> {
         Some(end) if end <= len => Ok(()),
         _ => Err(out_of_range(offset, count, len)),
     }
+}
+
+/// Converts a `u64` to `usize`: lossless on the 64-bit hosts umlkit runs
+/// on, saturating elsewhere so that bounds checks still fail safely.
+pub fn usize_from(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// Converts a `usize` to `u64` (lossless wherever `usize` is 64 bits or
+/// fewer; saturating otherwise).
+pub fn u64_from(v: usize) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
 }
 
 /// True when every byte of `buf` is zero (word at a time; this is on the

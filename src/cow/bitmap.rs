@@ -1,6 +1,7 @@
 //! The COW bitmap: one bit per sector, least significant bit first, set
 //! when the sector's data lives in the COW file.
 
+use crate::block::usize_from;
 use std::ops::Range;
 
 /// An in-memory copy of a COW bitmap covering `sectors` sectors.
@@ -36,7 +37,7 @@ impl Bitmap {
 
     /// Whether sector `i` is in the COW.
     pub fn get(&self, i: u64) -> bool {
-        i < self.sectors && self.bytes[(i / 8) as usize] & (1 << (i % 8)) != 0
+        i < self.sectors && self.bytes[usize_from(i / 8)] & (1 << (i % 8)) != 0
     }
 
     /// Marks sectors `range` as present in the COW. Returns the range of
@@ -47,9 +48,9 @@ impl Bitmap {
             return None;
         }
         for i in range.clone() {
-            self.bytes[(i / 8) as usize] |= 1 << (i % 8);
+            self.bytes[usize_from(i / 8)] |= 1 << (i % 8);
         }
-        Some((range.start / 8) as usize..range.end.div_ceil(8) as usize)
+        Some(usize_from(range.start / 8)..usize_from(range.end.div_ceil(8)))
     }
 
     /// Clears every bit.
@@ -78,7 +79,7 @@ impl Bitmap {
         let mut i = from;
         while i < limit {
             if i % 64 == 0 && i + 64 <= limit {
-                let at = (i / 8) as usize;
+                let at = usize_from(i / 8);
                 let word = u64::from_le_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"));
                 let word = if value { word } else { !word };
                 if word == 0 {

@@ -13,6 +13,7 @@
 use super::bitmap::Bitmap;
 use super::header::Header;
 use crate::block::{check_range, BlockDevice, FileDevice};
+use crate::block::{u64_from, usize_from};
 use std::io;
 use std::ops::Range;
 use std::sync::{Mutex, RwLock};
@@ -92,11 +93,11 @@ impl<B: BlockDevice> CowDevice<B> {
     /// Reads `buf` at `offset` of the device, each sector from its source.
     fn read_view(&self, bitmap: &Bitmap, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let ss = self.sector_size();
-        let end = offset + buf.len() as u64;
+        let end = offset + u64_from(buf.len());
         for (sectors, in_cow) in bitmap.runs(offset / ss..end.div_ceil(ss)) {
             let from = (sectors.start * ss).max(offset);
             let to = (sectors.end * ss).min(end);
-            let part = &mut buf[(from - offset) as usize..(to - offset) as usize];
+            let part = &mut buf[usize_from(from - offset)..usize_from(to - offset)];
             if in_cow {
                 self.cow.read_exact_at(self.data_at(from), part)?;
             } else {
@@ -110,8 +111,10 @@ impl<B: BlockDevice> CowDevice<B> {
     fn store_bitmap(&self, bitmap: &Bitmap, bytes: Range<usize>) -> io::Result<()> {
         let needed = usize::try_from(self.header.bitmap_len).unwrap_or(usize::MAX);
         let past_recorded = bytes.end > needed;
-        let at = self.header.bitmap_offset + bytes.start as u64;
-        if past_recorded && self.header.bitmap_offset + bytes.end as u64 > self.header.data_offset {
+        let at = self.header.bitmap_offset + u64_from(bytes.start);
+        if past_recorded
+            && self.header.bitmap_offset + u64_from(bytes.end) > self.header.data_offset
+        {
             // v1/v2 rounding bug: the bit has no room before the data area.
             return Err(io::Error::other(
                 "this v1/v2 COW file has no bitmap room for its last sectors (historic rounding bug)",
@@ -135,7 +138,7 @@ impl<B: BlockDevice> BlockDevice for CowDevice<B> {
         }
         let _writer = self.write_lock.lock().unwrap_or_else(poisoned);
         let ss = self.sector_size();
-        let end = offset + buf.len() as u64;
+        let end = offset + u64_from(buf.len());
         let first = offset / ss;
         let last = end.div_ceil(ss); // exclusive
         let len = self.len();
@@ -147,22 +150,22 @@ impl<B: BlockDevice> BlockDevice for CowDevice<B> {
         if whole_start == offset && whole_end == end {
             self.cow.write_all_at(self.data_at(offset), buf)?;
         } else {
-            let mut span = vec![0u8; (whole_end - whole_start) as usize];
+            let mut span = vec![0u8; usize_from(whole_end - whole_start)];
             {
                 let bitmap = self.bitmap.read().unwrap_or_else(poisoned);
                 let head_end = ((first + 1) * ss).min(len);
                 self.read_view(
                     &bitmap,
                     whole_start,
-                    &mut span[..(head_end - whole_start) as usize],
+                    &mut span[..usize_from(head_end - whole_start)],
                 )?;
                 if last - 1 > first {
                     let tail_start = (last - 1) * ss;
-                    let tail = &mut span[(tail_start - whole_start) as usize..];
+                    let tail = &mut span[usize_from(tail_start - whole_start)..];
                     self.read_view(&bitmap, tail_start, tail)?;
                 }
             }
-            span[(offset - whole_start) as usize..(end - whole_start) as usize]
+            span[usize_from(offset - whole_start)..usize_from(end - whole_start)]
                 .copy_from_slice(buf);
             self.cow.write_all_at(self.data_at(whole_start), &span)?;
         }

@@ -244,10 +244,12 @@ fn round_up(v: u64, to: u64) -> Option<u64> {
 
 /// A sector size or alignment field, which the C structs hold as `s32`.
 fn positive(v: u32, field: &'static str) -> Result<u32, HeaderError> {
-    if (v as i32) < 0 {
+    // The C field is an `s32`: the same bits, read signed.
+    let signed = i32::from_ne_bytes(v.to_ne_bytes());
+    if signed < 0 {
         return Err(HeaderError::Negative {
             field,
-            value: i64::from(v as i32),
+            value: i64::from(signed),
         });
     }
     Ok(v)
@@ -367,7 +369,7 @@ impl Header {
             return Err(HeaderError::ZeroAlignment);
         }
         let overflow = || HeaderError::Overflow(size);
-        let header_len = layout.header_len() as u64;
+        let header_len = crate::block::u64_from(layout.header_len());
         let (bitmap_offset, bitmap_len, data_offset) = match layout {
             Layout::V1 | Layout::V2 => {
                 // The historic rounding, one byte short when the sector count

@@ -21,6 +21,7 @@ use super::header::Header;
 use super::open::{self, absolutize, backing_identity, check_backing, read_bitmap};
 use super::signature;
 use crate::block::{is_zero, BlockDevice, FileDevice};
+use crate::block::{u64_from, usize_from};
 use crate::sys::fs::{lock_file, LockError};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -92,7 +93,7 @@ fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
     let mut run: Option<usize> = None;
     let mut at = 0usize;
     // Granules are aligned to the file, not to the buffer.
-    let first = GRANULE - (offset % GRANULE as u64) as usize;
+    let first = GRANULE - usize_from(offset % u64_from(GRANULE));
     while at < buf.len() {
         let end = if at == 0 {
             first.min(buf.len())
@@ -103,8 +104,8 @@ fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
         match (zero, run) {
             (false, None) => run = Some(at),
             (true, Some(start)) => {
-                out.write_all_at(&buf[start..at], offset + start as u64)?;
-                written += (at - start) as u64;
+                out.write_all_at(&buf[start..at], offset + u64_from(start))?;
+                written += u64_from(at - start);
                 run = None;
             }
             _ => {}
@@ -112,8 +113,8 @@ fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
         at = end;
     }
     if let Some(start) = run {
-        out.write_all_at(&buf[start..], offset + start as u64)?;
-        written += (buf.len() - start) as u64;
+        out.write_all_at(&buf[start..], offset + u64_from(start))?;
+        written += u64_from(buf.len() - start);
     }
     Ok(written)
 }
@@ -190,12 +191,12 @@ fn copy_range(
         let end = data.end.min(range.end);
         let mut at = start;
         while at < end {
-            let n = (end - at).min(buf.len() as u64) as usize;
+            let n = usize_from((end - at).min(u64_from(buf.len())));
             check_cancel(options)?;
             dev.read_exact_at(at, &mut buf[..n])?;
             written += write_nonzero(out, at, &buf[..n])?;
-            at += n as u64;
-            options.progress.inc(n as u64);
+            at += u64_from(n);
+            options.progress.inc(u64_from(n));
         }
         pos = end.max(pos + 1);
     }
@@ -355,7 +356,7 @@ fn check_plausible_image(
     let mut head = vec![0u8; signature::HEAD_LEN];
     let mut got = 0usize;
     while got < head.len() {
-        match backing.read_at(&mut head[got..], got as u64) {
+        match backing.read_at(&mut head[got..], u64_from(got)) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -469,16 +470,16 @@ pub fn merge_in_place(
         let mut at = run.start * ss;
         let end = run.end * ss;
         while at < end {
-            let n = (end - at).min(CHUNK as u64) as usize;
+            let n = usize_from((end - at).min(u64_from(CHUNK)));
             check_cancel(options)
                 .map_err(|e| io_err("merge stopped; run the same command again to finish it", e))?;
             cow_file
                 .read_exact_at(&mut buf[..n], header.data_offset + at)
                 .map_err(|e| CowError::io(cow_path, "cannot read data", e))?;
-            written += write_sectors(&backing, at, &buf[..n], &mut old[..n], ss as usize)
+            written += write_sectors(&backing, at, &buf[..n], &mut old[..n], usize_from(ss))
                 .map_err(|e| io_err("cannot write", e))?;
-            at += n as u64;
-            done += n as u64;
+            at += u64_from(n);
+            done += u64_from(n);
             options.progress.set_position(done);
         }
     }
@@ -522,14 +523,14 @@ fn write_sectors(
 ) -> io::Result<u64> {
     if !is_zero(data) && data.chunks(ss).all(|s| !is_zero(s)) {
         backing.write_all_at(data, offset)?;
-        return Ok(data.len() as u64);
+        return Ok(u64_from(data.len()));
     }
     backing.read_exact_at(old, offset)?;
     let mut written = 0u64;
     let mut run: Option<usize> = None;
     let mut flush = |from: usize, to: usize| -> io::Result<()> {
-        backing.write_all_at(&data[from..to], offset + from as u64)?;
-        written += (to - from) as u64;
+        backing.write_all_at(&data[from..to], offset + u64_from(from))?;
+        written += u64_from(to - from);
         Ok(())
     };
     for (i, sector) in data.chunks(ss).enumerate() {

@@ -192,9 +192,9 @@ pub fn read_header(file: &File, path: &Path) -> Result<Option<Header>, CowError>
     let mut buf = vec![0u8; MAX_HEADER_LEN];
     let mut got = 0;
     while got < buf.len() {
-        match file.read_at(&mut buf[got..], got as u64) {
+        match file.read_at(&mut buf[got..], crate::block::u64_from(got)) {
             Ok(0) => break,
-            Ok(n) => got += n,
+            Ok(n) => got = got.saturating_add(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(CowError::io(path, "cannot read header", e)),
         }
@@ -248,7 +248,7 @@ pub fn read_bitmap(file: &File, path: &Path, header: &Header) -> Result<Bitmap, 
     // The v1/v2 rounding bug can leave the last bits past the recorded
     // bitmap; they are read from where they would be, when inside the file.
     let readable = bytes.min(len.saturating_sub(header.bitmap_offset));
-    let mut buf = vec![0u8; readable as usize];
+    let mut buf = vec![0u8; crate::block::usize_from(readable)];
     file.read_exact_at(&mut buf, header.bitmap_offset)
         .map_err(|e| CowError::io(path, "cannot read bitmap", e))?;
     Ok(Bitmap::from_bytes(buf, header.sectors()))

@@ -60,7 +60,8 @@ pub fn disk_signature(head: &[u8]) -> Option<&'static str> {
         }
     }
     for page in SWAP_PAGE_SIZES {
-        if at(page - 10, b"SWAPSPACE2") || at(page - 10, b"SWAP-SPACE") {
+        let magic_at = page.saturating_sub(10);
+        if at(magic_at, b"SWAPSPACE2") || at(magic_at, b"SWAP-SPACE") {
             return Some("Linux swap area");
         }
     }

@@ -1,4 +1,6 @@
-//! Little- and big-endian field readers over byte slices, for the parsers.
+//! Little- and big-endian field readers and writers over byte slices, for
+//! the parsers and the writer (the field offsets are declared once, in the
+//! `field` table of each structure's file).
 //!
 //! Every parser first checks the slice's length against its structure's
 //! size; these helpers then return 0 for a field past the end instead of
@@ -46,6 +48,58 @@ pub fn bytes_at<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
     array(b, off)
 }
 
+fn put<const N: usize>(b: &mut [u8], off: usize, v: [u8; N]) {
+    let dst = off.checked_add(N).and_then(|end| b.get_mut(off..end));
+    debug_assert!(
+        dst.is_some(),
+        "field at {off} past the end of {} bytes",
+        b.len()
+    );
+    if let Some(dst) = dst {
+        dst.copy_from_slice(&v);
+    }
+}
+
+/// Writes `u8` `v` at `off` (nothing past the end).
+pub fn set_u8(b: &mut [u8], off: usize, v: u8) {
+    put(b, off, [v]);
+}
+
+/// Writes little-endian `u16` `v` at `off` (nothing past the end).
+pub fn set_le16(b: &mut [u8], off: usize, v: u16) {
+    put(b, off, v.to_le_bytes());
+}
+
+/// Writes little-endian `u32` `v` at `off` (nothing past the end).
+pub fn set_le32(b: &mut [u8], off: usize, v: u32) {
+    put(b, off, v.to_le_bytes());
+}
+
+/// Writes big-endian `u32` `v` at `off` (nothing past the end).
+pub fn set_be32(b: &mut [u8], off: usize, v: u32) {
+    put(b, off, v.to_be_bytes());
+}
+
+/// The low 32 bits of `v` (the `_lo` half of a split field).
+pub fn lo32(v: u64) -> u32 {
+    u32::try_from(v & 0xFFFF_FFFF).unwrap_or(u32::MAX)
+}
+
+/// Bits 32..64 of `v` (the `_hi` half of a split field).
+pub fn hi32(v: u64) -> u32 {
+    u32::try_from(v >> 32).unwrap_or(u32::MAX)
+}
+
+/// The low 16 bits of `v`.
+pub fn lo16(v: u32) -> u16 {
+    u16::try_from(v & 0xFFFF).unwrap_or(u16::MAX)
+}
+
+/// Bits 16..32 of `v`.
+pub fn hi16(v: u32) -> u16 {
+    u16::try_from(v >> 16).unwrap_or(u16::MAX)
+}
+
 /// A NUL-padded C string field as bytes, without the padding.
 pub fn cstr(field: &[u8]) -> &[u8] {
     let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
@@ -57,16 +111,7 @@ pub fn lo_hi(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
 }
 
-/// Converts a `u64` to `usize` (lossless on the 64-bit hosts umlkit runs on;
-/// saturates elsewhere so that bounds checks still fail safely).
-pub fn usize_from(v: u64) -> usize {
-    usize::try_from(v).unwrap_or(usize::MAX)
-}
-
-/// Converts a `usize` to `u64`.
-pub fn u64_from(v: usize) -> u64 {
-    u64::try_from(v).unwrap_or(u64::MAX)
-}
+pub use crate::block::{u64_from, usize_from};
 
 #[cfg(test)]
 mod tests {
@@ -79,6 +124,17 @@ mod tests {
         assert_eq!(le32(&b, 0), 0);
         assert_eq!(be32(&b, usize::MAX), 0);
         assert_eq!(u8_at(&b, 3), 0);
+    }
+
+    #[test]
+    fn setters_write_what_the_readers_read_and_ignore_the_past_end() {
+        let mut b = [0u8; 6];
+        set_le16(&mut b, 0, 0xBEEF);
+        set_le32(&mut b, 2, 0x0102_0304);
+        assert_eq!(le16(&b, 0), 0xBEEF);
+        assert_eq!(le32(&b, 2), 0x0102_0304);
+        assert_eq!((lo32(0x1_0000_0002), hi32(0x1_0000_0002)), (2, 1));
+        assert_eq!((lo16(0x3_0004), hi16(0x3_0004)), (4, 3));
     }
 
     #[test]

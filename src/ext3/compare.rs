@@ -74,7 +74,16 @@ fn same_blocks<A: BlockDevice, B: BlockDevice>(
     let bs = u64::from(a.block_size());
     Ok(ra.iter().all(|(_, run)| match *run {
         Run::Hole(_) => true,
-        Run::Data { pblk, len } => unchanged(pblk * bs..(pblk + len) * bs),
+        Run::Data { pblk, len } => {
+            match (
+                pblk.checked_mul(bs),
+                pblk.checked_add(len).and_then(|e| e.checked_mul(bs)),
+            ) {
+                (Some(start), Some(end)) => unchanged(start..end),
+                // A run past any device is not provably unchanged.
+                _ => false,
+            }
+        }
     }))
 }
 
@@ -109,7 +118,7 @@ fn same_content<A: BlockDevice, B: BlockDevice>(
         if na == 0 {
             break;
         }
-        off += na as u64;
+        off = off.saturating_add(super::bytes::u64_from(na));
     }
     Ok(true)
 }

@@ -6,8 +6,9 @@
 //! entry spanning the block, and the metadata_csum tail like a 12-byte
 //! empty entry, so both are skipped as deleted entries.
 
+use super::bytes::u64_from;
 use super::bytes::{le16, le32, u8_at};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
 
 /// Size of the fixed part of a directory entry.
 pub const DIRENT_HEADER: usize = 8;
@@ -51,7 +52,10 @@ pub fn parse_block(b: &[u8], filetype: bool) -> Result<Vec<DirEntry>, Corrupt> {
     while off < b.len() {
         let rest = b.len() - off;
         if rest < DIRENT_HEADER {
-            return corrupt!("directory entry at byte {off} is cut off by the block end");
+            return Err(Corrupt::CutOff {
+                structure: "directory entry",
+                offset: off,
+            });
         }
         let inode = le32(b, off);
         let rec_len = rec_len_from_disk(le16(b, off + 4), b.len());
@@ -62,22 +66,31 @@ pub fn parse_block(b: &[u8], filetype: bool) -> Result<Vec<DirEntry>, Corrupt> {
         };
         let file_type = if filetype { u8_at(b, off + 7) } else { 0 };
         if rec_len < 12 || rec_len % 4 != 0 {
-            return corrupt!("directory entry at byte {off} has a bad rec_len {rec_len}");
+            return Err(Corrupt::BadEntry {
+                structure: "directory entry",
+                offset: off,
+                field: "rec_len",
+                value: u64_from(rec_len),
+            });
         }
         if rec_len > rest {
-            return corrupt!(
-                "directory entry at byte {off}: rec_len {rec_len} runs past the block end"
-            );
+            return Err(Corrupt::CutOff {
+                structure: "directory entry",
+                offset: off,
+            });
         }
         if DIRENT_HEADER + name_len > rec_len {
-            return corrupt!(
-                "directory entry at byte {off}: name_len {name_len} does not fit rec_len {rec_len}"
-            );
+            return Err(Corrupt::BadEntry {
+                structure: "directory entry",
+                offset: off,
+                field: "name_len",
+                value: u64_from(name_len),
+            });
         }
         if inode != 0 {
             let name = b[off + DIRENT_HEADER..off + DIRENT_HEADER + name_len].to_vec();
             if name.is_empty() || name.iter().any(|&c| c == b'/' || c == 0) {
-                return corrupt!("directory entry at byte {off} has an invalid name");
+                return Err(Corrupt::BadName(off));
             }
             out.push(DirEntry {
                 offset: off,
@@ -110,9 +123,11 @@ pub fn verify_tail(b: &[u8], inode_seed: u32) -> Result<(), Corrupt> {
     let want = super::journal::crc::crc32c(inode_seed, &b[..n - 12]);
     let stored = le32(t, 8);
     if want != stored {
-        return corrupt!(
-            "directory block checksum {stored:#010x} does not match its contents ({want:#010x})"
-        );
+        return Err(Corrupt::Checksum {
+            structure: "directory block",
+            stored,
+            computed: want,
+        });
     }
     Ok(())
 }
@@ -165,7 +180,15 @@ pub(crate) mod tests {
         assert!(parse_block(&b, true).is_err());
         let mut b = block(&[(2, 2, b"."), (3, 1, b"x")], 1024);
         b[6] = 200; // name longer than the record
-        assert!(parse_block(&b, true).unwrap_err().0.contains("name_len"));
+        assert!(matches!(
+            parse_block(&b, true).unwrap_err(),
+            Corrupt::BadEntry {
+                field: "name_len",
+                offset: 0,
+                value: 200,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::bytes::{le32, u64_from, usize_from};
 use super::dir::{parse_block, verify_tail, DirEntry};
-use super::error::{At, Error, Result};
+use super::error::{At, Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::{FileType, Inode};
 use super::map::Run;
@@ -54,9 +54,12 @@ impl<D: BlockDevice> Ext3<D> {
         let bs = u64::from(self.block_size());
         let size = inode.i_size;
         if size > self.sb.s_blocks_count.saturating_mul(bs) {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 format!("inode {ino}"),
-                format!("directory size {size} exceeds the filesystem"),
+                Corrupt::BadField {
+                    field: "directory i_size",
+                    value: size,
+                },
             ));
         }
         let nblocks = size / bs;
@@ -102,7 +105,7 @@ impl<D: BlockDevice> Ext3<D> {
                 let e = Entry {
                     ino: inode,
                     name,
-                    file_type: FileType::from_dirent(file_type),
+                    file_type: super::inode::file_type_from_dirent(file_type),
                 };
                 if !f(e, base + u64_from(next)) {
                     return Ok(());
@@ -138,7 +141,7 @@ impl<D: BlockDevice> Ext3<D> {
         let to_entry = |d: DirEntry| Entry {
             ino: d.inode,
             name: d.name,
-            file_type: FileType::from_dirent(d.file_type),
+            file_type: super::inode::file_type_from_dirent(d.file_type),
         };
         all.extend(
             parse_block(&inode.i_block[4..], filetype)

@@ -2,8 +2,9 @@
 //! `ext4_extent`): the root in `i_block`, further nodes in whole blocks
 //! (Documentation/filesystems/ext4/ifork.rst).
 
+use super::bytes::u64_from;
 use super::bytes::{le16, le32, lo_hi};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
 
 /// `eh_magic`.
 pub const EXT4_EXT_MAGIC: u16 = 0xF30A;
@@ -54,23 +55,34 @@ impl ExtentNode {
     /// block otherwise) and checks its header and entry order.
     pub fn parse(b: &[u8]) -> Result<ExtentNode, Corrupt> {
         if b.len() < 12 {
-            return corrupt!("extent node is {} bytes", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "extent node",
+                len: b.len(),
+                want: 12,
+            });
         }
         let magic = le16(b, 0);
         if magic != EXT4_EXT_MAGIC {
-            return corrupt!("bad extent eh_magic {magic:#06x}");
+            return Err(Corrupt::BadMagic {
+                structure: "extent header",
+                field: "eh_magic",
+                value: u32::from(magic),
+            });
         }
         let entries = usize::from(le16(b, 2));
         let max = usize::from(le16(b, 4));
         let depth = le16(b, 6);
         if entries > max || 12 + 12 * max > b.len() {
-            return corrupt!(
-                "extent header eh_entries {entries} eh_max {max} do not fit {} bytes",
-                b.len()
-            );
+            return Err(Corrupt::BadField {
+                field: "extent header eh_entries",
+                value: u64_from(entries),
+            });
         }
         if depth > MAX_DEPTH {
-            return corrupt!("extent eh_depth {depth} is too deep");
+            return Err(Corrupt::ExtentDepth {
+                depth,
+                want: MAX_DEPTH,
+            });
         }
         let entry = |i: usize| &b[12 + 12 * i..24 + 12 * i];
         if depth == 0 {
@@ -90,15 +102,18 @@ impl ExtentNode {
                     unwritten,
                 };
                 if len == 0 {
-                    return corrupt!("extent {i} has zero length");
+                    return Err(Corrupt::ExtentOrder {
+                        index: i,
+                        block: x.ee_block,
+                    });
                 }
                 if let Some(prev) = v.last() {
                     let prev_end = u64::from(prev.ee_block) + u64::from(prev.len);
                     if u64::from(x.ee_block) < prev_end {
-                        return corrupt!(
-                            "extent {i} at block {} overlaps the one before",
-                            x.ee_block
-                        );
+                        return Err(Corrupt::ExtentOrder {
+                            index: i,
+                            block: x.ee_block,
+                        });
                     }
                 }
                 v.push(x);
@@ -113,7 +128,10 @@ impl ExtentNode {
                     leaf: lo_hi(le32(e, 4), u32::from(le16(e, 8))),
                 };
                 if v.last().is_some_and(|p| x.ei_block <= p.ei_block) {
-                    return corrupt!("extent index {i} at block {} is out of order", x.ei_block);
+                    return Err(Corrupt::ExtentOrder {
+                        index: i,
+                        block: x.ei_block,
+                    });
                 }
                 v.push(x);
             }

@@ -3,7 +3,7 @@
 //! device read straight into the caller's buffer.
 
 use super::bytes::{u64_from, usize_from};
-use super::error::{Error, Result};
+use super::error::{Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::{FileType, Inode};
 use super::map::Run;
@@ -121,9 +121,12 @@ impl<D: BlockDevice> Ext3<D> {
         }
         // PATH_MAX bounds a target; a larger size is corrupt.
         if inode.i_size > 4096 {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 format!("inode {ino}"),
-                format!("symlink size {} is too large", inode.i_size),
+                Corrupt::BadField {
+                    field: "symlink i_size",
+                    value: inode.i_size,
+                },
             ));
         }
         let mut buf = vec![0u8; usize_from(inode.i_size)];
@@ -171,10 +174,14 @@ impl<D: BlockDevice> Ext3<D> {
         let bs = u64::from(self.block_size());
         let chunk_blocks = (u64_from(buf.len()) / bs).max(1);
         if u64_from(buf.len()) < bs {
-            return Err(Error::corrupt_msg(
-                "for_each_data",
-                "buffer smaller than a block",
-            ));
+            return Err(Error::Io {
+                offset: 0,
+                len: buf.len(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "for_each_data: buffer smaller than a block",
+                ),
+            });
         }
         let nblocks = size.div_ceil(bs);
         let mut mapper = self.mapper(ino, inode);

@@ -4,16 +4,16 @@
 //! live here; directory, file and attribute operations are in their own
 //! files and all take inode numbers, the shape a FUSE server needs.
 
-use super::bytes::usize_from;
-use super::error::{At, Error, Result};
+use super::bytes::{u64_from, usize_from};
+use super::error::{At, Corrupt, Error, Result};
 use super::features::{unsupported_incompat, RoCompat};
 use super::group_desc::{desc_table_block, descs_are_64bit, GroupDesc};
 use super::inode::{verify_checksum, Inode};
-use super::journal::replay::{replay, ReplayReport};
-use super::map::{inode_csum_seed, Mapper};
-use super::overlay::JournalOverlay;
+use super::journal::replay::{replay, JournalDevice, ReplayReport, Replayed};
+use super::map::{collect_blocks, inode_csum_seed, Mapper};
 use super::superblock::{Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
-use crate::block::BlockDevice;
+use super::types::BlockIndex;
+use crate::block::{BlockDevice, BlockMap, Overlay};
 
 /// Bound on the number of block groups (2^24 groups of 32768 blocks is far
 /// beyond any image umlkit will meet).
@@ -40,7 +40,7 @@ impl Default for OpenOptions {
 /// Every operation takes `&self`, so one handle serves several threads.
 #[derive(Debug)]
 pub struct Ext3<D: BlockDevice> {
-    pub(crate) dev: JournalOverlay<D>,
+    pub(crate) dev: Overlay<D>,
     pub(crate) sb: Superblock,
     disk_sb: Superblock,
     groups: Vec<GroupDesc>,
@@ -65,20 +65,23 @@ fn load_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
     }
     let size = sb.s_blocks_count.checked_mul(u64::from(sb.block_size()));
     if size.is_none_or(|s| s > dev.len()) {
-        return Err(Error::corrupt_msg(
+        return Err(Error::corrupt(
             "superblock",
-            format!(
-                "s_blocks_count {} blocks of {} bytes do not fit the {}-byte device (truncated image?)",
-                sb.s_blocks_count,
-                sb.block_size(),
-                dev.len()
-            ),
+            Corrupt::Truncated {
+                blocks: sb.s_blocks_count,
+                block_size: sb.block_size(),
+                device_len: dev.len(),
+            },
         ));
     }
     if sb.group_count() > MAX_GROUPS {
-        return Err(Error::corrupt_msg(
+        return Err(Error::corrupt(
             "superblock",
-            format!("{} block groups is absurd", sb.group_count()),
+            Corrupt::TooMany {
+                structure: "superblock (block groups)",
+                count: sb.group_count(),
+                max: MAX_GROUPS,
+            },
         ));
     }
     Ok(sb)
@@ -88,34 +91,38 @@ fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>>
     let count = sb.group_count();
     let bs = u64::from(sb.block_size());
     let ds = sb.desc_size();
-    let per_block = (bs as usize / ds).max(1) as u64;
+    let per_block = u64_from((usize_from(bs) / ds).max(1));
     let is64 = descs_are_64bit(sb);
     let mut groups = Vec::with_capacity(usize_from(count));
-    let mut buf = vec![0u8; bs as usize];
+    let mut buf = vec![0u8; usize_from(bs)];
     let mut i = 0u64;
-    while (groups.len() as u64) < count {
+    while u64_from(groups.len()) < count {
         let blk = desc_table_block(sb, i)
             .filter(|&b| b < sb.s_blocks_count)
             .ok_or_else(|| {
-                Error::corrupt_msg(
+                Error::corrupt(
                     "group descriptors",
-                    format!("table block {i} is outside the filesystem"),
+                    Corrupt::BadField {
+                        field: "group descriptor table number",
+                        value: i,
+                    },
                 )
             })?;
         read_at(dev, blk * bs, &mut buf)?;
         for chunk in buf.chunks_exact(ds).take(usize_from(per_block)) {
-            if groups.len() as u64 == count {
+            if u64_from(groups.len()) == count {
                 break;
             }
             let g = groups.len();
             let d = GroupDesc::parse(chunk, is64).at(|| format!("group descriptor {g}"))?;
             if d.bg_inode_table >= sb.s_blocks_count {
-                return Err(Error::corrupt_msg(
+                return Err(Error::corrupt(
                     format!("group descriptor {g}"),
-                    format!(
-                        "bg_inode_table {} is outside the filesystem",
-                        d.bg_inode_table
-                    ),
+                    Corrupt::OutsideFilesystem {
+                        what: "bg_inode_table",
+                        block: d.bg_inode_table,
+                        blocks_count: sb.s_blocks_count,
+                    },
                 ));
             }
             groups.push(d);
@@ -136,7 +143,7 @@ impl<D: BlockDevice> Ext3<D> {
         let disk_sb = load_superblock(&dev)?;
         let groups = load_groups(&dev, &disk_sb)?;
         let mut fs = Ext3 {
-            dev: JournalOverlay::new(dev, disk_sb.block_size()),
+            dev: Overlay::new(dev, disk_sb.block_size()),
             sb: disk_sb.clone(),
             disk_sb,
             groups,
@@ -145,9 +152,12 @@ impl<D: BlockDevice> Ext3<D> {
         };
         fs.csum_seed = fs.sb.csum_seed();
         if options.replay_journal && fs.disk_sb.needs_recovery() && fs.disk_sb.has_journal() {
-            let (blocks, report) = replay(&fs)?;
+            let (blocks, report) = fs.replay_journal()?;
             let bs = fs.sb.block_size();
-            fs.dev.install(bs, blocks);
+            fs.dev.install(BlockMap::from_blocks(
+                bs,
+                blocks.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            ));
             fs.replay = Some(report);
             // The journal may hold newer copies of the superblock and the
             // descriptor table.
@@ -183,8 +193,9 @@ impl<D: BlockDevice> Ext3<D> {
         &self.groups
     }
 
-    /// The device seen through the journal overlay.
-    pub fn device(&self) -> &JournalOverlay<D> {
+    /// The device seen through the journal overlay (blocks replayed from
+    /// the journal in memory, else the device).
+    pub fn device(&self) -> &Overlay<D> {
         &self.dev
     }
 
@@ -194,19 +205,22 @@ impl<D: BlockDevice> Ext3<D> {
     }
 
     /// Reads whole block `blk` (through the overlay).
-    pub fn read_block(&self, blk: u64, what: &str) -> Result<Vec<u8>> {
-        if blk >= self.sb.s_blocks_count {
-            return Err(Error::corrupt_msg(
+    pub fn read_block(&self, blk: BlockIndex, what: &str) -> Result<Vec<u8>> {
+        if blk.0 >= self.sb.s_blocks_count {
+            return Err(Error::corrupt(
                 what.to_string(),
-                format!(
-                    "block {blk} is outside the filesystem ({} blocks)",
-                    self.sb.s_blocks_count
-                ),
+                Corrupt::OutsideFilesystem {
+                    what: "requested",
+                    block: blk.0,
+                    blocks_count: self.sb.s_blocks_count,
+                },
             ));
         }
         let bs = self.block_size();
-        let mut b = vec![0u8; bs as usize];
-        read_at(&self.dev, blk * u64::from(bs), &mut b)?;
+        let mut b = vec![0u8; usize_from(u64::from(bs))];
+        // Inside the filesystem, which fits the device: no overflow.
+        let offset = blk.byte_offset(bs).unwrap_or(u64::MAX);
+        read_at(&self.dev, offset, &mut b)?;
         Ok(b)
     }
 
@@ -228,7 +242,7 @@ impl<D: BlockDevice> Ext3<D> {
             .checked_mul(u64::from(self.block_size()))
             .and_then(|o| o.checked_add(index * isz))
             .ok_or(Error::BadInode(u64::from(ino)))?;
-        let mut b = vec![0u8; isz as usize];
+        let mut b = vec![0u8; usize_from(isz)];
         read_at(&self.dev, offset, &mut b)?;
         if self.sb.has_metadata_csum() {
             verify_checksum(&b, ino, self.csum_seed).at(|| format!("inode {ino}"))?;
@@ -237,12 +251,12 @@ impl<D: BlockDevice> Ext3<D> {
         let inode = Inode::parse(&b, huge).at(|| format!("inode {ino}"))?;
         let max = self.max_file_size(&inode);
         if inode.i_size > max {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 format!("inode {ino}"),
-                format!(
-                    "i_size {} exceeds the largest file this filesystem can hold ({max} bytes)",
-                    inode.i_size
-                ),
+                Corrupt::FileTooLarge {
+                    size: inode.i_size,
+                    max,
+                },
             ));
         }
         Ok(inode)
@@ -282,5 +296,42 @@ impl<D: BlockDevice> Ext3<D> {
         self.sb
             .has_metadata_csum()
             .then(|| inode_csum_seed(self.csum_seed, ino, inode.i_generation))
+    }
+
+    /// The physical block of each block of the internal journal (the
+    /// journal inode's block map), checked against the filesystem.
+    pub fn journal_blocks(&self) -> Result<Vec<BlockIndex>> {
+        let jino = self.sb.s_journal_inum;
+        if jino == 0 {
+            return Err(Error::Unsupported("external journal".into()));
+        }
+        let inode = self.inode(jino)?;
+        let nblocks = inode.i_size / u64::from(self.block_size());
+        if nblocks < 2 || nblocks > self.sb.s_blocks_count {
+            return Err(Error::corrupt(
+                format!("journal inode {jino}"),
+                Corrupt::BadField {
+                    field: "journal inode i_size",
+                    value: inode.i_size,
+                },
+            ));
+        }
+        let mut mapper = self.mapper(jino, &inode);
+        Ok(collect_blocks(&mut mapper, nblocks)?
+            .into_iter()
+            .map(BlockIndex)
+            .collect())
+    }
+
+    /// Replays the journal in memory, reading the device underneath the
+    /// overlay: the blocks it would write and what it found.
+    pub fn replay_journal(&self) -> Result<(Replayed, ReplayReport)> {
+        let map = self.journal_blocks()?;
+        replay(&JournalDevice {
+            dev: self.dev.inner(),
+            block_size: self.block_size(),
+            blocks_count: self.sb.s_blocks_count,
+            map: &map,
+        })
     }
 }

@@ -3,9 +3,46 @@
 //! meta_bg (Documentation/filesystems/ext4/group_descr.rst, blockgroup.rst).
 
 use super::bytes::{le16, le32, lo_hi};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
 use super::features::{Incompat, RoCompat};
 use super::superblock::Superblock;
+
+/// Byte offsets of the fields of a block group descriptor (`struct ext4_group_desc`), with their C names: the
+/// one declaration that the parser and the writer both use.
+pub mod field {
+    /// `bg_block_bitmap_lo`
+    pub const BG_BLOCK_BITMAP_LO: usize = 0x00;
+    /// `bg_inode_bitmap_lo`
+    pub const BG_INODE_BITMAP_LO: usize = 0x04;
+    /// `bg_inode_table_lo`
+    pub const BG_INODE_TABLE_LO: usize = 0x08;
+    /// `bg_free_blocks_count_lo`
+    pub const BG_FREE_BLOCKS_COUNT_LO: usize = 0x0C;
+    /// `bg_free_inodes_count_lo`
+    pub const BG_FREE_INODES_COUNT_LO: usize = 0x0E;
+    /// `bg_used_dirs_count_lo`
+    pub const BG_USED_DIRS_COUNT_LO: usize = 0x10;
+    /// `bg_flags`
+    pub const BG_FLAGS: usize = 0x12;
+    /// `bg_itable_unused_lo`
+    pub const BG_ITABLE_UNUSED_LO: usize = 0x1C;
+    /// `bg_checksum`
+    pub const BG_CHECKSUM: usize = 0x1E;
+    /// `bg_block_bitmap_hi`
+    pub const BG_BLOCK_BITMAP_HI: usize = 0x20;
+    /// `bg_inode_bitmap_hi`
+    pub const BG_INODE_BITMAP_HI: usize = 0x24;
+    /// `bg_inode_table_hi`
+    pub const BG_INODE_TABLE_HI: usize = 0x28;
+    /// `bg_free_blocks_count_hi`
+    pub const BG_FREE_BLOCKS_COUNT_HI: usize = 0x2C;
+    /// `bg_free_inodes_count_hi`
+    pub const BG_FREE_INODES_COUNT_HI: usize = 0x2E;
+    /// `bg_used_dirs_count_hi`
+    pub const BG_USED_DIRS_COUNT_HI: usize = 0x30;
+    /// `bg_itable_unused_hi`
+    pub const BG_ITABLE_UNUSED_HI: usize = 0x32;
+}
 
 /// One group's descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,22 +74,31 @@ impl GroupDesc {
     /// Parses one descriptor of `desc_size` bytes; the `_hi` halves are read
     /// only when `is64` (64bit feature and a descriptor of 64 bytes or more).
     pub fn parse(b: &[u8], is64: bool) -> Result<GroupDesc, Corrupt> {
+        use field::*;
         let need = if is64 { 64 } else { 32 };
         if b.len() < need {
-            return corrupt!("group descriptor is {} bytes, want {need}", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "group descriptor",
+                len: b.len(),
+                want: need,
+            });
         }
         let hi32 = |off| if is64 { le32(b, off) } else { 0 };
         let hi16 = |off| if is64 { u32::from(le16(b, off)) } else { 0 };
         Ok(GroupDesc {
-            bg_block_bitmap: lo_hi(le32(b, 0x00), hi32(0x20)),
-            bg_inode_bitmap: lo_hi(le32(b, 0x04), hi32(0x24)),
-            bg_inode_table: lo_hi(le32(b, 0x08), hi32(0x28)),
-            bg_free_blocks_count: u32::from(le16(b, 0x0C)) | (hi16(0x2C) << 16),
-            bg_free_inodes_count: u32::from(le16(b, 0x0E)) | (hi16(0x2E) << 16),
-            bg_used_dirs_count: u32::from(le16(b, 0x10)) | (hi16(0x30) << 16),
-            bg_flags: le16(b, 0x12),
-            bg_itable_unused: u32::from(le16(b, 0x1C)) | (hi16(0x32) << 16),
-            bg_checksum: le16(b, 0x1E),
+            bg_block_bitmap: lo_hi(le32(b, BG_BLOCK_BITMAP_LO), hi32(BG_BLOCK_BITMAP_HI)),
+            bg_inode_bitmap: lo_hi(le32(b, BG_INODE_BITMAP_LO), hi32(BG_INODE_BITMAP_HI)),
+            bg_inode_table: lo_hi(le32(b, BG_INODE_TABLE_LO), hi32(BG_INODE_TABLE_HI)),
+            bg_free_blocks_count: u32::from(le16(b, BG_FREE_BLOCKS_COUNT_LO))
+                | (hi16(BG_FREE_BLOCKS_COUNT_HI) << 16),
+            bg_free_inodes_count: u32::from(le16(b, BG_FREE_INODES_COUNT_LO))
+                | (hi16(BG_FREE_INODES_COUNT_HI) << 16),
+            bg_used_dirs_count: u32::from(le16(b, BG_USED_DIRS_COUNT_LO))
+                | (hi16(BG_USED_DIRS_COUNT_HI) << 16),
+            bg_flags: le16(b, BG_FLAGS),
+            bg_itable_unused: u32::from(le16(b, BG_ITABLE_UNUSED_LO))
+                | (hi16(BG_ITABLE_UNUSED_HI) << 16),
+            bg_checksum: le16(b, BG_CHECKSUM),
         })
     }
 }
@@ -100,7 +146,9 @@ pub fn desc_table_block(sb: &Superblock, i: u64) -> Option<u64> {
     if !meta_bg || i < u64::from(sb.s_first_meta_bg) {
         return first.checked_add(1)?.checked_add(i);
     }
-    let per_block = u64::from(sb.block_size()) / sb.desc_size() as u64;
+    let per_block = u64::from(sb.block_size())
+        .checked_div(super::bytes::u64_from(sb.desc_size()))
+        .unwrap_or(0);
     let g = i.checked_mul(per_block)?;
     let has_super = u64::from(group_has_super(sb, g));
     group_first_block(sb, g)?.checked_add(has_super)

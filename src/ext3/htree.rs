@@ -19,6 +19,9 @@ const DX_HASH_TEA_UNSIGNED: u8 = 5;
 /// Deepest index Linux builds (large_dir: 3 levels).
 const MAX_LEVELS: u8 = 3;
 
+// The casts are the algorithm (fs/ext4/hash.c): `(int)(signed char)c`
+// sign-extends, `len` and the products wrap to 32 bits as in C.
+#[allow(clippy::as_conversions)]
 fn str2hashbuf(msg: &[u8], num: usize, signed: bool) -> [u32; 8] {
     let len = msg.len();
     let mut pad = (len as u32) | ((len as u32) << 8);
@@ -110,6 +113,8 @@ fn tea(buf: &mut [u32; 4], inp: &[u32; 8]) {
     buf[1] = buf[1].wrapping_add(b1);
 }
 
+// The casts are the algorithm (fs/ext4/hash.c, dx_hack_hash).
+#[allow(clippy::as_conversions)]
 fn legacy(name: &[u8], signed: bool) -> u32 {
     let (mut h0, mut h1) = (0x12a3_fe2du32, 0x37ab_e8f9u32);
     for &c in name {
@@ -258,7 +263,7 @@ impl<D: crate::block::BlockDevice> super::fs::Ext3<D> {
             }
             match mapper.run(u64::from(lblk), 1)? {
                 Run::Data { pblk, .. } => self
-                    .read_block(pblk, &format!("directory inode {ino}"))
+                    .read_block(super::BlockIndex(pblk), &format!("directory inode {ino}"))
                     .map(Some),
                 Run::Hole(_) => Ok(None),
             }

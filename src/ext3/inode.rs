@@ -4,7 +4,8 @@
 //! (Documentation/filesystems/ext4/inodes.rst).
 
 use super::bytes::{bytes_at, le16, le32, lo_hi};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
+pub use crate::fs::{FileType, Timestamp};
 
 /// Inode number of the root directory.
 pub const ROOT_INO: u32 = 2;
@@ -20,93 +21,93 @@ pub const EXT4_EA_INODE_FL: u32 = 0x0020_0000;
 /// `i_flags`: data is stored inline in the inode.
 pub const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
 
-/// The kind of file an inode describes (from `i_mode`'s top bits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileType {
-    /// Regular file.
-    Regular,
-    /// Directory.
-    Directory,
-    /// Symbolic link.
-    Symlink,
-    /// Character device.
-    CharDevice,
-    /// Block device.
-    BlockDevice,
-    /// Named pipe.
-    Fifo,
-    /// Unix socket.
-    Socket,
+/// The type of a directory entry's `file_type` byte (`EXT4_FT_*`).
+pub fn file_type_from_dirent(t: u8) -> Option<FileType> {
+    Some(match t {
+        1 => FileType::Regular,
+        2 => FileType::Directory,
+        3 => FileType::CharDevice,
+        4 => FileType::BlockDevice,
+        5 => FileType::Fifo,
+        6 => FileType::Socket,
+        7 => FileType::Symlink,
+        _ => return None,
+    })
 }
 
-impl FileType {
-    /// The type of `i_mode`, `None` for an invalid type.
-    pub fn from_mode(mode: u16) -> Option<FileType> {
-        Some(match mode & 0xF000 {
-            0x8000 => FileType::Regular,
-            0x4000 => FileType::Directory,
-            0xA000 => FileType::Symlink,
-            0x2000 => FileType::CharDevice,
-            0x6000 => FileType::BlockDevice,
-            0x1000 => FileType::Fifo,
-            0xC000 => FileType::Socket,
-            _ => return None,
-        })
-    }
-
-    /// The type of a directory entry's `file_type` byte.
-    pub fn from_dirent(t: u8) -> Option<FileType> {
-        Some(match t {
-            1 => FileType::Regular,
-            2 => FileType::Directory,
-            3 => FileType::CharDevice,
-            4 => FileType::BlockDevice,
-            5 => FileType::Fifo,
-            6 => FileType::Socket,
-            7 => FileType::Symlink,
-            _ => return None,
-        })
-    }
-
-    /// The `ls -l` letter.
-    pub fn letter(self) -> char {
-        match self {
-            FileType::Regular => '-',
-            FileType::Directory => 'd',
-            FileType::Symlink => 'l',
-            FileType::CharDevice => 'c',
-            FileType::BlockDevice => 'b',
-            FileType::Fifo => 'p',
-            FileType::Socket => 's',
-        }
+/// Decodes a 32-bit seconds field and its optional `_extra` field
+/// (low 2 bits: epoch extension; upper 30 bits: nanoseconds).
+pub fn decode_timestamp(secs: u32, extra: Option<u32>) -> Timestamp {
+    // The 32-bit field is signed (times before 1970).
+    let base = i64::from(i32::from_le_bytes(secs.to_le_bytes()));
+    match extra {
+        None => Timestamp { sec: base, nsec: 0 },
+        Some(x) => Timestamp {
+            sec: base.saturating_add(i64::from(x & 3) << 32),
+            nsec: (x >> 2).min(999_999_999),
+        },
     }
 }
 
-/// A time stamp: seconds since the epoch (the 34-bit ext4 range) and
-/// nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
-pub struct Timestamp {
-    /// Seconds since 1970.
-    pub sec: i64,
-    /// Nanoseconds.
-    pub nsec: u32,
-}
-
-impl Timestamp {
-    /// Decodes a 32-bit seconds field and its optional `_extra` field
-    /// (low 2 bits: epoch extension; upper 30 bits: nanoseconds).
-    pub fn decode(secs: u32, extra: Option<u32>) -> Timestamp {
-        // The 32-bit field is signed (times before 1970).
-        let base = i64::from(i32::from_le_bytes(secs.to_le_bytes()));
-        match extra {
-            None => Timestamp { sec: base, nsec: 0 },
-            Some(x) => Timestamp {
-                sec: base + (i64::from(x & 3) << 32),
-                nsec: (x >> 2).min(999_999_999),
-            },
-        }
-    }
+/// Byte offsets of the fields of an inode record (`struct ext4_inode`), with their C names: the
+/// one declaration that the parser and the writer both use.
+pub mod field {
+    /// Size of a revision-0 inode: the fields below 0x80.
+    pub const EXT2_GOOD_OLD_INODE_SIZE: usize = 128;
+    /// `i_mode`
+    pub const I_MODE: usize = 0x00;
+    /// `i_uid`
+    pub const I_UID: usize = 0x02;
+    /// `i_size_lo`
+    pub const I_SIZE_LO: usize = 0x04;
+    /// `i_atime`
+    pub const I_ATIME: usize = 0x08;
+    /// `i_ctime`
+    pub const I_CTIME: usize = 0x0C;
+    /// `i_mtime`
+    pub const I_MTIME: usize = 0x10;
+    /// `i_dtime`
+    pub const I_DTIME: usize = 0x14;
+    /// `i_gid`
+    pub const I_GID: usize = 0x18;
+    /// `i_links_count`
+    pub const I_LINKS_COUNT: usize = 0x1A;
+    /// `i_blocks_lo`
+    pub const I_BLOCKS_LO: usize = 0x1C;
+    /// `i_flags`
+    pub const I_FLAGS: usize = 0x20;
+    /// `i_block[15]`
+    pub const I_BLOCK: usize = 0x28;
+    /// `i_generation`
+    pub const I_GENERATION: usize = 0x64;
+    /// `i_file_acl_lo`
+    pub const I_FILE_ACL_LO: usize = 0x68;
+    /// `i_size_high`
+    pub const I_SIZE_HIGH: usize = 0x6C;
+    /// `l_i_blocks_high`
+    pub const L_I_BLOCKS_HIGH: usize = 0x74;
+    /// `l_i_file_acl_high`
+    pub const L_I_FILE_ACL_HIGH: usize = 0x76;
+    /// `l_i_uid_high`
+    pub const L_I_UID_HIGH: usize = 0x78;
+    /// `l_i_gid_high`
+    pub const L_I_GID_HIGH: usize = 0x7A;
+    /// `l_i_checksum_lo`
+    pub const L_I_CHECKSUM_LO: usize = 0x7C;
+    /// `i_extra_isize`
+    pub const I_EXTRA_ISIZE: usize = 0x80;
+    /// `i_checksum_hi`
+    pub const I_CHECKSUM_HI: usize = 0x82;
+    /// `i_ctime_extra`
+    pub const I_CTIME_EXTRA: usize = 0x84;
+    /// `i_mtime_extra`
+    pub const I_MTIME_EXTRA: usize = 0x88;
+    /// `i_atime_extra`
+    pub const I_ATIME_EXTRA: usize = 0x8C;
+    /// `i_crtime`
+    pub const I_CRTIME: usize = 0x90;
+    /// `i_crtime_extra`
+    pub const I_CRTIME_EXTRA: usize = 0x94;
 }
 
 /// A parsed inode.
@@ -152,42 +153,54 @@ impl Inode {
     /// Parses an on-disk inode of `b.len()` bytes (the filesystem's inode
     /// size). `huge_file` says whether the feature is on.
     pub fn parse(b: &[u8], huge_file: bool) -> Result<Inode, Corrupt> {
+        use field::*;
         if b.len() < 128 {
-            return corrupt!("inode record is {} bytes, want at least 128", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "inode record",
+                len: b.len(),
+                want: EXT2_GOOD_OLD_INODE_SIZE,
+            });
         }
-        let extra_isize = if b.len() > 128 { le16(b, 0x80) } else { 0 };
+        let extra_isize = if b.len() > 128 {
+            le16(b, I_EXTRA_ISIZE)
+        } else {
+            0
+        };
         let extra_end = 128usize + usize::from(extra_isize);
         if extra_end > b.len() || extra_isize % 4 != 0 {
-            return corrupt!(
-                "i_extra_isize {extra_isize} does not fit a {}-byte inode",
-                b.len()
-            );
+            return Err(Corrupt::BadField {
+                field: "i_extra_isize",
+                value: u64::from(extra_isize),
+            });
         }
         // An extra field exists when it ends within 128 + i_extra_isize.
-        let extra = |off: usize| (off + 4 <= extra_end).then(|| le32(b, off));
-        let flags = le32(b, 0x20);
-        let blocks = lo_hi(le32(b, 0x1C), u32::from(le16(b, 0x74)));
+        let extra = |off: usize| (off.saturating_add(4) <= extra_end).then(|| le32(b, off));
+        let flags = le32(b, I_FLAGS);
+        let blocks = lo_hi(le32(b, I_BLOCKS_LO), u32::from(le16(b, L_I_BLOCKS_HIGH)));
         let i_blocks = if huge_file {
             blocks
         } else {
             blocks & 0xFFFF_FFFF
         };
         Ok(Inode {
-            i_mode: le16(b, 0x00),
-            i_uid: u32::from(le16(b, 0x02)) | (u32::from(le16(b, 0x78)) << 16),
-            i_gid: u32::from(le16(b, 0x18)) | (u32::from(le16(b, 0x7A)) << 16),
-            i_size: lo_hi(le32(b, 0x04), le32(b, 0x6C)),
-            i_atime: Timestamp::decode(le32(b, 0x08), extra(0x8C)),
-            i_ctime: Timestamp::decode(le32(b, 0x0C), extra(0x84)),
-            i_mtime: Timestamp::decode(le32(b, 0x10), extra(0x88)),
-            i_crtime: extra(0x90).map(|s| Timestamp::decode(s, extra(0x94))),
-            i_dtime: le32(b, 0x14),
-            i_links_count: le16(b, 0x1A),
+            i_mode: le16(b, I_MODE),
+            i_uid: u32::from(le16(b, I_UID)) | (u32::from(le16(b, L_I_UID_HIGH)) << 16),
+            i_gid: u32::from(le16(b, I_GID)) | (u32::from(le16(b, L_I_GID_HIGH)) << 16),
+            i_size: lo_hi(le32(b, I_SIZE_LO), le32(b, I_SIZE_HIGH)),
+            i_atime: decode_timestamp(le32(b, I_ATIME), extra(I_ATIME_EXTRA)),
+            i_ctime: decode_timestamp(le32(b, I_CTIME), extra(I_CTIME_EXTRA)),
+            i_mtime: decode_timestamp(le32(b, I_MTIME), extra(I_MTIME_EXTRA)),
+            i_crtime: extra(I_CRTIME).map(|s| decode_timestamp(s, extra(I_CRTIME_EXTRA))),
+            i_dtime: le32(b, I_DTIME),
+            i_links_count: le16(b, I_LINKS_COUNT),
             i_blocks,
             i_flags: flags,
-            i_block: bytes_at(b, 0x28),
-            i_generation: le32(b, 0x64),
-            i_file_acl: lo_hi(le32(b, 0x68), u32::from(le16(b, 0x76))),
+            i_block: bytes_at(b, I_BLOCK),
+            i_generation: le32(b, I_GENERATION),
+            i_file_acl: lo_hi(
+                le32(b, I_FILE_ACL_LO),
+                u32::from(le16(b, L_I_FILE_ACL_HIGH)),
+            ),
             i_extra_isize: extra_isize,
             inline_xattrs: b[extra_end..].to_vec(),
         })
@@ -226,7 +239,7 @@ impl Inode {
     pub fn block_pointers(&self) -> [u32; 15] {
         let mut p = [0u32; 15];
         for (i, v) in p.iter_mut().enumerate() {
-            *v = le32(&self.i_block, i * 4);
+            *v = le32(&self.i_block, i.saturating_mul(4));
         }
         p
     }
@@ -266,27 +279,35 @@ impl Inode {
 /// fields zeroed; 32 bits when `i_checksum_hi` fits, else the low 16.
 pub fn verify_checksum(b: &[u8], ino: u32, fs_seed: u32) -> Result<(), Corrupt> {
     use super::journal::crc::crc32c;
+    use field::*;
     if b.len() < 128 {
-        return corrupt!("inode record is {} bytes", b.len());
+        return Err(Corrupt::TooShort {
+            structure: "inode record",
+            len: b.len(),
+            want: EXT2_GOOD_OLD_INODE_SIZE,
+        });
     }
     let extra = if b.len() > 128 {
-        usize::from(le16(b, 0x80))
+        usize::from(le16(b, I_EXTRA_ISIZE))
     } else {
         0
     };
-    let seed = crc32c(crc32c(fs_seed, &ino.to_le_bytes()), &b[0x64..0x68]);
-    let mut c = crc32c(seed, &b[..0x7C]);
+    let seed = crc32c(
+        crc32c(fs_seed, &ino.to_le_bytes()),
+        &b[I_GENERATION..I_GENERATION + 4],
+    );
+    let mut c = crc32c(seed, &b[..L_I_CHECKSUM_LO]);
     c = crc32c(c, &[0, 0]);
-    c = crc32c(c, &b[0x7E..128]);
-    let has_hi = b.len() > 128 && 128 + extra >= 0x84;
-    let mut stored = u32::from(le16(b, 0x7C));
+    c = crc32c(c, &b[L_I_CHECKSUM_LO + 2..EXT2_GOOD_OLD_INODE_SIZE]);
+    let has_hi = b.len() > 128 && extra >= I_CHECKSUM_HI + 2 - EXT2_GOOD_OLD_INODE_SIZE;
+    let mut stored = u32::from(le16(b, L_I_CHECKSUM_LO));
     if b.len() > 128 {
-        c = crc32c(c, &b[128..0x82]);
-        let mut rest = 0x82;
+        c = crc32c(c, &b[EXT2_GOOD_OLD_INODE_SIZE..I_CHECKSUM_HI]);
+        let mut rest = I_CHECKSUM_HI;
         if has_hi {
             c = crc32c(c, &[0, 0]);
-            rest = 0x84;
-            stored |= u32::from(le16(b, 0x82)) << 16;
+            rest = I_CHECKSUM_HI + 2;
+            stored |= u32::from(le16(b, I_CHECKSUM_HI)) << 16;
         }
         c = crc32c(c, &b[rest..]);
     }
@@ -294,7 +315,11 @@ pub fn verify_checksum(b: &[u8], ino: u32, fs_seed: u32) -> Result<(), Corrupt> 
         c &= 0xFFFF;
     }
     if c != stored {
-        return corrupt!("inode checksum {stored:#x} does not match its contents ({c:#x})");
+        return Err(Corrupt::Checksum {
+            structure: "inode",
+            stored,
+            computed: c,
+        });
     }
     Ok(())
 }

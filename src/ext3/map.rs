@@ -98,17 +98,18 @@ impl<'a> Mapper<'a> {
         self
     }
 
-    fn read_block(&mut self, pblk: u64, what: &str) -> Result<Vec<u8>> {
+    fn read_block(&mut self, pblk: u64, what: &'static str) -> Result<Vec<u8>> {
         if pblk >= self.blocks_count {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 format!("inode {}", self.ino),
-                format!(
-                    "{what} block {pblk} is outside the filesystem ({} blocks)",
-                    self.blocks_count
-                ),
+                Corrupt::OutsideFilesystem {
+                    what,
+                    block: pblk,
+                    blocks_count: self.blocks_count,
+                },
             ));
         }
-        let mut b = vec![0u8; self.block_size as usize];
+        let mut b = vec![0u8; super::bytes::usize_from(u64::from(self.block_size))];
         let offset = pblk * u64::from(self.block_size);
         self.dev
             .read_exact_at(offset, &mut b)
@@ -126,9 +127,9 @@ impl<'a> Mapper<'a> {
             .checked_add(len)
             .is_none_or(|end| end > self.blocks_count)
         {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 format!("inode {}", self.ino),
-                format!("logical block {lblk} maps to block {pblk}, outside the filesystem"),
+                Corrupt::DataOutside { lblk, block: pblk },
             ));
         }
         Ok(())
@@ -179,9 +180,9 @@ impl<'a> Mapper<'a> {
                 return Ok(0);
             }
             if ancestors[..level].contains(&ptr) {
-                return Err(Error::corrupt_msg(
+                return Err(Error::corrupt(
                     format!("inode {}", self.ino),
-                    format!("block map loops: indirect block {ptr} points back to itself"),
+                    Corrupt::BlockMapLoop(ptr),
                 ));
             }
             ancestors[level] = ptr;
@@ -269,14 +270,12 @@ impl<'a> Mapper<'a> {
                         format!("inode {} extent block {}", self.ino, entries[i - 1].leaf)
                     })?;
                     if child.depth() + 1 != depth {
-                        return Err(Error::corrupt_msg(
+                        return Err(Error::corrupt(
                             place(),
-                            format!(
-                                "extent block {} has depth {}, want {}",
-                                entries[i - 1].leaf,
-                                child.depth(),
-                                depth - 1
-                            ),
+                            Corrupt::ExtentDepth {
+                                depth: child.depth(),
+                                want: depth.saturating_sub(1),
+                            },
                         ));
                     }
                     node = child;
@@ -300,14 +299,20 @@ fn verify_extent_tail(b: &[u8], inode_seed: u32) -> Result<(), Corrupt> {
     let max = usize::from(super::bytes::le16(b, 4));
     let at = 12 + 12 * max;
     if at + 4 > b.len() {
-        return Err(Corrupt::new("extent block has no room for its checksum"));
+        return Err(Corrupt::TooShort {
+            structure: "extent block with checksum tail",
+            len: b.len(),
+            want: at + 4,
+        });
     }
     let want = crc32c(inode_seed, &b[..at]);
     let stored = super::bytes::le32(b, at);
     if want != stored {
-        return Err(Corrupt::new(format!(
-            "extent block checksum {stored:#010x} does not match its contents ({want:#010x})"
-        )));
+        return Err(Corrupt::Checksum {
+            structure: "extent block",
+            stored,
+            computed: want,
+        });
     }
     Ok(())
 }
@@ -325,7 +330,7 @@ pub fn collect_blocks(m: &mut Mapper<'_>, count: u64) -> Result<Vec<u64>> {
     while l < count {
         let run = m.run(l, count - l)?;
         match run {
-            Run::Hole(n) => out.extend(std::iter::repeat_n(0u64, n as usize)),
+            Run::Hole(n) => out.extend(std::iter::repeat_n(0u64, super::bytes::usize_from(n))),
             Run::Data { pblk, len } => out.extend(pblk..pblk + len),
         }
         l += run.len();

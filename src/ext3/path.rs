@@ -42,7 +42,7 @@ impl<D: BlockDevice> Ext3<D> {
             let is_last = todo.is_empty();
             let ty = self.getattr(ino)?.file_type;
             if ty == FileType::Symlink && (!is_last || follow) {
-                links += 1;
+                links = links.saturating_add(1);
                 if links > MAX_SYMLINKS {
                     return Err(Error::SymlinkLoop(shown()));
                 }

@@ -3,7 +3,7 @@
 //! Documentation/filesystems/ext4/super.rst.
 
 use super::bytes::{bytes_at, cstr, le16, le32, lo_hi, u8_at};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
 use super::features::{Compat, Incompat, RoCompat};
 use super::journal::crc::crc32c;
 
@@ -17,6 +17,109 @@ pub const EXT2_MAGIC: u16 = 0xEF53;
 pub const STATE_VALID: u16 = 0x0001;
 /// `s_state` bit: errors detected.
 pub const STATE_ERROR: u16 = 0x0002;
+
+/// Byte offsets of the fields of the superblock (`struct ext4_super_block`), with their C names: the
+/// one declaration that the parser and the writer both use.
+pub mod field {
+    /// `s_inodes_count`
+    pub const S_INODES_COUNT: usize = 0x00;
+    /// `s_blocks_count_lo`
+    pub const S_BLOCKS_COUNT_LO: usize = 0x04;
+    /// `s_r_blocks_count_lo`
+    pub const S_R_BLOCKS_COUNT_LO: usize = 0x08;
+    /// `s_free_blocks_count_lo`
+    pub const S_FREE_BLOCKS_COUNT_LO: usize = 0x0C;
+    /// `s_free_inodes_count`
+    pub const S_FREE_INODES_COUNT: usize = 0x10;
+    /// `s_first_data_block`
+    pub const S_FIRST_DATA_BLOCK: usize = 0x14;
+    /// `s_log_block_size`
+    pub const S_LOG_BLOCK_SIZE: usize = 0x18;
+    /// `s_log_cluster_size`
+    pub const S_LOG_CLUSTER_SIZE: usize = 0x1C;
+    /// `s_blocks_per_group`
+    pub const S_BLOCKS_PER_GROUP: usize = 0x20;
+    /// `s_inodes_per_group`
+    pub const S_INODES_PER_GROUP: usize = 0x28;
+    /// `s_mtime`
+    pub const S_MTIME: usize = 0x2C;
+    /// `s_wtime`
+    pub const S_WTIME: usize = 0x30;
+    /// `s_mnt_count`
+    pub const S_MNT_COUNT: usize = 0x34;
+    /// `s_max_mnt_count`
+    pub const S_MAX_MNT_COUNT: usize = 0x36;
+    /// `s_magic`
+    pub const S_MAGIC: usize = 0x38;
+    /// `s_state`
+    pub const S_STATE: usize = 0x3A;
+    /// `s_errors`
+    pub const S_ERRORS: usize = 0x3C;
+    /// `s_lastcheck`
+    pub const S_LASTCHECK: usize = 0x40;
+    /// `s_creator_os`
+    pub const S_CREATOR_OS: usize = 0x48;
+    /// `s_rev_level`
+    pub const S_REV_LEVEL: usize = 0x4C;
+    /// `s_def_resuid`
+    pub const S_DEF_RESUID: usize = 0x50;
+    /// `s_def_resgid`
+    pub const S_DEF_RESGID: usize = 0x52;
+    /// `s_first_ino`
+    pub const S_FIRST_INO: usize = 0x54;
+    /// `s_inode_size`
+    pub const S_INODE_SIZE: usize = 0x58;
+    /// `s_feature_compat`
+    pub const S_FEATURE_COMPAT: usize = 0x5C;
+    /// `s_feature_incompat`
+    pub const S_FEATURE_INCOMPAT: usize = 0x60;
+    /// `s_feature_ro_compat`
+    pub const S_FEATURE_RO_COMPAT: usize = 0x64;
+    /// `s_uuid[16]`
+    pub const S_UUID: usize = 0x68;
+    /// `s_volume_name[16]`
+    pub const S_VOLUME_NAME: usize = 0x78;
+    /// `s_last_mounted[64]`
+    pub const S_LAST_MOUNTED: usize = 0x88;
+    /// `s_reserved_gdt_blocks`
+    pub const S_RESERVED_GDT_BLOCKS: usize = 0xCE;
+    /// `s_journal_inum`
+    pub const S_JOURNAL_INUM: usize = 0xE0;
+    /// `s_journal_dev`
+    pub const S_JOURNAL_DEV: usize = 0xE4;
+    /// `s_last_orphan`
+    pub const S_LAST_ORPHAN: usize = 0xE8;
+    /// `s_hash_seed[4]`
+    pub const S_HASH_SEED: usize = 0xEC;
+    /// `s_def_hash_version`
+    pub const S_DEF_HASH_VERSION: usize = 0xFC;
+    /// `s_desc_size`
+    pub const S_DESC_SIZE: usize = 0xFE;
+    /// `s_first_meta_bg`
+    pub const S_FIRST_META_BG: usize = 0x104;
+    /// `s_mkfs_time`
+    pub const S_MKFS_TIME: usize = 0x108;
+    /// `s_blocks_count_hi`
+    pub const S_BLOCKS_COUNT_HI: usize = 0x150;
+    /// `s_r_blocks_count_hi`
+    pub const S_R_BLOCKS_COUNT_HI: usize = 0x154;
+    /// `s_free_blocks_count_hi`
+    pub const S_FREE_BLOCKS_COUNT_HI: usize = 0x158;
+    /// `s_min_extra_isize`
+    pub const S_MIN_EXTRA_ISIZE: usize = 0x15C;
+    /// `s_want_extra_isize`
+    pub const S_WANT_EXTRA_ISIZE: usize = 0x15E;
+    /// `s_flags`
+    pub const S_FLAGS: usize = 0x160;
+    /// `s_log_groups_per_flex`
+    pub const S_LOG_GROUPS_PER_FLEX: usize = 0x174;
+    /// `s_checksum_type`
+    pub const S_CHECKSUM_TYPE: usize = 0x175;
+    /// `s_checksum_seed`
+    pub const S_CHECKSUM_SEED: usize = 0x270;
+    /// `s_checksum`
+    pub const S_CHECKSUM: usize = 0x3FC;
+}
 
 /// The fields of the superblock that the reader and `uml_fs info` use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,72 +219,78 @@ pub struct Superblock {
 impl Superblock {
     /// Parses and validates the 1024 bytes of a superblock.
     pub fn parse(b: &[u8]) -> Result<Superblock, Corrupt> {
+        use field::*;
         if b.len() < SUPERBLOCK_SIZE {
-            return corrupt!("superblock is {} bytes, want {SUPERBLOCK_SIZE}", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "superblock",
+                len: b.len(),
+                want: SUPERBLOCK_SIZE,
+            });
         }
-        let magic = le16(b, 0x38);
+        let magic = le16(b, S_MAGIC);
         if magic != EXT2_MAGIC {
-            return corrupt!("bad s_magic {magic:#06x} (not an ext2/3/4 filesystem)");
+            return Err(Corrupt::NotExt(magic));
         }
-        let incompat = Incompat(le32(b, 0x60));
+        let incompat = Incompat(le32(b, S_FEATURE_INCOMPAT));
         let is64 = incompat.contains(Incompat::BIT64);
         let hi = |off| if is64 { le32(b, off) } else { 0 };
-        let rev = le32(b, 0x4C);
+        let rev = le32(b, S_REV_LEVEL);
         let sb = Superblock {
-            s_inodes_count: le32(b, 0x00),
-            s_blocks_count: lo_hi(le32(b, 0x04), hi(0x150)),
-            s_r_blocks_count: lo_hi(le32(b, 0x08), hi(0x154)),
-            s_free_blocks_count: lo_hi(le32(b, 0x0C), hi(0x158)),
-            s_free_inodes_count: le32(b, 0x10),
-            s_first_data_block: le32(b, 0x14),
-            s_log_block_size: le32(b, 0x18),
-            s_log_cluster_size: le32(b, 0x1C),
-            s_blocks_per_group: le32(b, 0x20),
-            s_inodes_per_group: le32(b, 0x28),
-            s_mtime: le32(b, 0x2C),
-            s_wtime: le32(b, 0x30),
-            s_mnt_count: le16(b, 0x34),
-            s_max_mnt_count: i16::from_le_bytes(bytes_at(b, 0x36)),
-            s_state: le16(b, 0x3A),
-            s_errors: le16(b, 0x3C),
-            s_lastcheck: le32(b, 0x40),
-            s_creator_os: le32(b, 0x48),
+            s_inodes_count: le32(b, S_INODES_COUNT),
+            s_blocks_count: lo_hi(le32(b, S_BLOCKS_COUNT_LO), hi(S_BLOCKS_COUNT_HI)),
+            s_r_blocks_count: lo_hi(le32(b, S_R_BLOCKS_COUNT_LO), hi(S_R_BLOCKS_COUNT_HI)),
+            s_free_blocks_count: lo_hi(le32(b, S_FREE_BLOCKS_COUNT_LO), hi(S_FREE_BLOCKS_COUNT_HI)),
+            s_free_inodes_count: le32(b, S_FREE_INODES_COUNT),
+            s_first_data_block: le32(b, S_FIRST_DATA_BLOCK),
+            s_log_block_size: le32(b, S_LOG_BLOCK_SIZE),
+            s_log_cluster_size: le32(b, S_LOG_CLUSTER_SIZE),
+            s_blocks_per_group: le32(b, S_BLOCKS_PER_GROUP),
+            s_inodes_per_group: le32(b, S_INODES_PER_GROUP),
+            s_mtime: le32(b, S_MTIME),
+            s_wtime: le32(b, S_WTIME),
+            s_mnt_count: le16(b, S_MNT_COUNT),
+            s_max_mnt_count: i16::from_le_bytes(bytes_at(b, S_MAX_MNT_COUNT)),
+            s_state: le16(b, S_STATE),
+            s_errors: le16(b, S_ERRORS),
+            s_lastcheck: le32(b, S_LASTCHECK),
+            s_creator_os: le32(b, S_CREATOR_OS),
             s_rev_level: rev,
-            s_def_resuid: le16(b, 0x50),
-            s_def_resgid: le16(b, 0x52),
-            s_first_ino: if rev == 0 { 11 } else { le32(b, 0x54) },
-            s_inode_size: if rev == 0 { 128 } else { le16(b, 0x58) },
-            s_feature_compat: Compat(le32(b, 0x5C)),
+            s_def_resuid: le16(b, S_DEF_RESUID),
+            s_def_resgid: le16(b, S_DEF_RESGID),
+            s_first_ino: if rev == 0 { 11 } else { le32(b, S_FIRST_INO) },
+            s_inode_size: if rev == 0 { 128 } else { le16(b, S_INODE_SIZE) },
+            s_feature_compat: Compat(le32(b, S_FEATURE_COMPAT)),
             s_feature_incompat: incompat,
-            s_feature_ro_compat: RoCompat(le32(b, 0x64)),
-            s_uuid: bytes_at(b, 0x68),
-            s_volume_name: cstr(&b[0x78..0x88]).to_vec(),
-            s_last_mounted: cstr(&b[0x88..0xC8]).to_vec(),
-            s_reserved_gdt_blocks: le16(b, 0xCE),
-            s_journal_inum: le32(b, 0xE0),
-            s_journal_dev: le32(b, 0xE4),
-            s_last_orphan: le32(b, 0xE8),
-            s_hash_seed: bytes_at(b, 0xEC),
-            s_def_hash_version: u8_at(b, 0xFC),
-            s_desc_size: if is64 { le16(b, 0xFE) } else { 32 },
-            s_first_meta_bg: le32(b, 0x104),
-            s_mkfs_time: le32(b, 0x108),
-            s_min_extra_isize: le16(b, 0x15C),
-            s_want_extra_isize: le16(b, 0x15E),
-            s_flags: le32(b, 0x160),
-            s_log_groups_per_flex: u8_at(b, 0x174),
-            s_checksum_type: u8_at(b, 0x175),
-            s_checksum_seed: le32(b, 0x270),
-            s_checksum: le32(b, 0x3FC),
+            s_feature_ro_compat: RoCompat(le32(b, S_FEATURE_RO_COMPAT)),
+            s_uuid: bytes_at(b, S_UUID),
+            s_volume_name: cstr(&b[S_VOLUME_NAME..S_VOLUME_NAME + 16]).to_vec(),
+            s_last_mounted: cstr(&b[S_LAST_MOUNTED..S_LAST_MOUNTED + 64]).to_vec(),
+            s_reserved_gdt_blocks: le16(b, S_RESERVED_GDT_BLOCKS),
+            s_journal_inum: le32(b, S_JOURNAL_INUM),
+            s_journal_dev: le32(b, S_JOURNAL_DEV),
+            s_last_orphan: le32(b, S_LAST_ORPHAN),
+            s_hash_seed: bytes_at(b, S_HASH_SEED),
+            s_def_hash_version: u8_at(b, S_DEF_HASH_VERSION),
+            s_desc_size: if is64 { le16(b, S_DESC_SIZE) } else { 32 },
+            s_first_meta_bg: le32(b, S_FIRST_META_BG),
+            s_mkfs_time: le32(b, S_MKFS_TIME),
+            s_min_extra_isize: le16(b, S_MIN_EXTRA_ISIZE),
+            s_want_extra_isize: le16(b, S_WANT_EXTRA_ISIZE),
+            s_flags: le32(b, S_FLAGS),
+            s_log_groups_per_flex: u8_at(b, S_LOG_GROUPS_PER_FLEX),
+            s_checksum_type: u8_at(b, S_CHECKSUM_TYPE),
+            s_checksum_seed: le32(b, S_CHECKSUM_SEED),
+            s_checksum: le32(b, S_CHECKSUM),
         };
         sb.validate()?;
         if sb.has_metadata_csum() {
-            let want = crc32c(!0, &b[..0x3FC]);
+            let want = crc32c(!0, &b[..S_CHECKSUM]);
             if want != sb.s_checksum {
-                return corrupt!(
-                    "superblock checksum {:#010x} does not match its contents ({want:#010x})",
-                    sb.s_checksum
-                );
+                return Err(Corrupt::Checksum {
+                    structure: "superblock",
+                    stored: sb.s_checksum,
+                    computed: want,
+                });
             }
         }
         Ok(sb)
@@ -190,10 +299,16 @@ impl Superblock {
     fn validate(&self) -> Result<(), Corrupt> {
         // 1 KiB .. 64 KiB blocks (ext4 allows s_log_block_size up to 6).
         if self.s_log_block_size > 6 {
-            return corrupt!("s_log_block_size {} is too large", self.s_log_block_size);
+            return Err(Corrupt::BadField {
+                field: "s_log_block_size",
+                value: u64::from(self.s_log_block_size),
+            });
         }
         if self.s_blocks_per_group == 0 || self.s_inodes_per_group == 0 {
-            return corrupt!("s_blocks_per_group or s_inodes_per_group is zero");
+            return Err(Corrupt::BadField {
+                field: "s_blocks_per_group or s_inodes_per_group",
+                value: 0,
+            });
         }
         // One bitmap block covers a group's clusters (blocks without bigalloc).
         let bigalloc = self.s_feature_ro_compat.contains(RoCompat::BIGALLOC);
@@ -204,52 +319,59 @@ impl Superblock {
             0
         };
         if cluster_log > 16 {
-            return corrupt!(
-                "s_log_cluster_size {} is too large",
-                self.s_log_cluster_size
-            );
+            return Err(Corrupt::BadField {
+                field: "s_log_cluster_size",
+                value: u64::from(self.s_log_cluster_size),
+            });
         }
         let max_bpg = (u64::from(self.block_size()) * 8) << cluster_log;
         if u64::from(self.s_blocks_per_group) > max_bpg {
-            return corrupt!(
-                "s_blocks_per_group {} exceeds one bitmap block",
-                self.s_blocks_per_group
-            );
+            return Err(Corrupt::BadField {
+                field: "s_blocks_per_group",
+                value: u64::from(self.s_blocks_per_group),
+            });
         }
         if self.s_inodes_per_group > self.block_size().saturating_mul(8) {
-            return corrupt!(
-                "s_inodes_per_group {} exceeds one bitmap block",
-                self.s_inodes_per_group
-            );
+            return Err(Corrupt::BadField {
+                field: "s_inodes_per_group",
+                value: u64::from(self.s_inodes_per_group),
+            });
         }
         let isz = u32::from(self.s_inode_size);
         if isz < 128 || !isz.is_power_of_two() || isz > self.block_size() {
-            return corrupt!("bad s_inode_size {isz}");
+            return Err(Corrupt::BadField {
+                field: "s_inode_size",
+                value: u64::from(isz),
+            });
         }
         if u64::from(self.s_first_data_block) >= self.s_blocks_count {
-            return corrupt!(
-                "s_first_data_block {} beyond s_blocks_count {}",
-                self.s_first_data_block,
-                self.s_blocks_count
-            );
+            return Err(Corrupt::BadField {
+                field: "s_first_data_block",
+                value: u64::from(self.s_first_data_block),
+            });
         }
         let ds = self.s_desc_size;
         if self.s_feature_incompat.contains(Incompat::BIT64)
             && (!(32..=1024).contains(&ds) || !ds.is_power_of_two())
         {
-            return corrupt!("bad s_desc_size {ds}");
+            return Err(Corrupt::BadField {
+                field: "s_desc_size",
+                value: u64::from(ds),
+            });
         }
         let groups = self.group_count();
         let want = u64::from(self.s_inodes_per_group).checked_mul(groups);
         if want.is_none_or(|w| w < u64::from(self.s_inodes_count)) {
-            return corrupt!(
-                "s_inodes_count {} does not fit {groups} groups of {} inodes",
-                self.s_inodes_count,
-                self.s_inodes_per_group
-            );
+            return Err(Corrupt::BadField {
+                field: "s_inodes_count",
+                value: u64::from(self.s_inodes_count),
+            });
         }
         if self.s_first_ino < 3 || self.s_first_ino > self.s_inodes_count {
-            return corrupt!("bad s_first_ino {}", self.s_first_ino);
+            return Err(Corrupt::BadField {
+                field: "s_first_ino",
+                value: u64::from(self.s_first_ino),
+            });
         }
         Ok(())
     }
@@ -358,7 +480,11 @@ pub(crate) mod tests {
     fn rejects_a_bad_magic_and_absurd_geometry() {
         let mut b = fixture();
         b[0x38] = 0;
-        assert!(Superblock::parse(&b).unwrap_err().0.contains("s_magic"));
+        assert_eq!(Superblock::parse(&b).unwrap_err(), Corrupt::NotExt(0xEF00));
+        assert!(Superblock::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("s_magic"));
         let mut b = fixture();
         b[0x18] = 40;
         assert!(Superblock::parse(&b).is_err());

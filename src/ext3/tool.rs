@@ -32,8 +32,9 @@ pub fn unchanged_in_cow<A: BlockDevice, B: BlockDevice>(
     if old.device().replaces_any(bytes.clone()) || new.device().replaces_any(bytes.clone()) {
         return false;
     }
-    let ss = u64::from(cow.header().sector_size.max(1));
-    cow.with_runs(bytes.start / ss..bytes.end.div_ceil(ss), |runs| {
+    let ss = std::num::NonZeroU64::new(u64::from(cow.header().sector_size))
+        .unwrap_or(std::num::NonZeroU64::MIN);
+    cow.with_runs(bytes.start / ss..bytes.end.div_ceil(ss.get()), |runs| {
         for (_, in_cow) in runs {
             if in_cow {
                 return false;

@@ -4,7 +4,7 @@
 //! once and the depth is bounded.
 
 use super::attr::Metadata;
-use super::error::{Error, Result};
+use super::error::{Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::FileType;
 use crate::block::BlockDevice;
@@ -59,15 +59,15 @@ impl<D: BlockDevice> Ext3<D> {
                 continue;
             }
             if !seen.insert(node.meta.ino) {
-                return Err(Error::corrupt_msg(
+                return Err(Error::corrupt(
                     format!("directory inode {}", node.meta.ino),
-                    "directory is reachable twice (a directory hard link or loop)",
+                    Corrupt::DirectoryLoop,
                 ));
             }
             if node.depth >= MAX_DEPTH {
-                return Err(Error::corrupt_msg(
+                return Err(Error::corrupt(
                     String::from_utf8_lossy(&node.path).into_owned(),
-                    "directory tree is too deep",
+                    Corrupt::TooDeep,
                 ));
             }
             let mut entries = self.read_dir(node.meta.ino)?;
@@ -78,7 +78,7 @@ impl<D: BlockDevice> Ext3<D> {
                 stack.push(Node {
                     path: join(&node.path, &e.name),
                     meta,
-                    depth: node.depth + 1,
+                    depth: node.depth.saturating_add(1),
                 });
             }
         }

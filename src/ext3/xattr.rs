@@ -2,8 +2,9 @@
 //! after `i_extra_isize` (after a 4-byte magic) or in a separate block with
 //! a 32-byte header (Documentation/filesystems/ext4/attributes.rst).
 
+use super::bytes::u64_from;
 use super::bytes::{le16, le32, u8_at};
-use super::error::{corrupt, Corrupt};
+use super::error::Corrupt;
 
 /// `h_magic` of an attribute block and of the in-inode area.
 pub const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
@@ -44,7 +45,11 @@ fn parse_entries(area: &[u8], entries: usize, value_base: usize) -> Result<Vec<X
     let mut off = entries;
     loop {
         if out.len() > MAX_ENTRIES {
-            return corrupt!("more than {MAX_ENTRIES} attribute entries");
+            return Err(Corrupt::TooMany {
+                structure: "attribute area",
+                count: u64_from(out.len()),
+                max: u64_from(MAX_ENTRIES),
+            });
         }
         if off + 4 > area.len() {
             // The in-inode area may end without a terminator when full.
@@ -54,7 +59,10 @@ fn parse_entries(area: &[u8], entries: usize, value_base: usize) -> Result<Vec<X
             return Ok(out);
         }
         if off + 16 > area.len() {
-            return corrupt!("attribute entry at byte {off} is cut off");
+            return Err(Corrupt::CutOff {
+                structure: "attribute entry",
+                offset: off,
+            });
         }
         let name_len = usize::from(u8_at(area, off));
         let index = u8_at(area, off + 1);
@@ -63,10 +71,20 @@ fn parse_entries(area: &[u8], entries: usize, value_base: usize) -> Result<Vec<X
         let value_size = usize::try_from(le32(area, off + 8)).unwrap_or(usize::MAX);
         let name_end = off + 16 + name_len;
         if name_end > area.len() || name_len == 0 {
-            return corrupt!("attribute entry at byte {off}: bad e_name_len {name_len}");
+            return Err(Corrupt::BadEntry {
+                structure: "attribute entry",
+                offset: off,
+                field: "e_name_len",
+                value: u64_from(name_len),
+            });
         }
         let Some(pre) = prefix(index) else {
-            return corrupt!("attribute entry at byte {off}: unknown e_name_index {index}");
+            return Err(Corrupt::BadEntry {
+                structure: "attribute entry",
+                offset: off,
+                field: "e_name_index",
+                value: u64::from(index),
+            });
         };
         let mut name = pre.as_bytes().to_vec();
         name.extend_from_slice(&area[off + 16..name_end]);
@@ -77,7 +95,14 @@ fn parse_entries(area: &[u8], entries: usize, value_base: usize) -> Result<Vec<X
             let end = start.and_then(|s| s.checked_add(value_size));
             match (start, end) {
                 (Some(s), Some(e)) if e <= area.len() => area[s..e].to_vec(),
-                _ => return corrupt!("attribute value of entry at byte {off} ({value_size} bytes at {value_offs}) is outside its area"),
+                _ => {
+                    return Err(Corrupt::BadEntry {
+                        structure: "attribute entry",
+                        offset: off,
+                        field: "e_value_offs",
+                        value: u64_from(value_offs),
+                    })
+                }
             }
         };
         out.push(Xattr {
@@ -102,15 +127,26 @@ pub fn parse_inode_area(area: &[u8]) -> Result<Vec<Xattr>, Corrupt> {
 /// Parses an attribute block.
 pub fn parse_block(b: &[u8]) -> Result<Vec<Xattr>, Corrupt> {
     if b.len() < 32 {
-        return corrupt!("attribute block is {} bytes", b.len());
+        return Err(Corrupt::TooShort {
+            structure: "attribute block",
+            len: b.len(),
+            want: 32,
+        });
     }
     let magic = le32(b, 0);
     if magic != EXT4_XATTR_MAGIC {
-        return corrupt!("bad attribute block h_magic {magic:#010x}");
+        return Err(Corrupt::BadMagic {
+            structure: "attribute block",
+            field: "h_magic",
+            value: magic,
+        });
     }
     let blocks = le32(b, 8);
     if blocks != 1 {
-        return corrupt!("attribute block h_blocks is {blocks}, want 1");
+        return Err(Corrupt::BadField {
+            field: "attribute block h_blocks",
+            value: u64::from(blocks),
+        });
     }
     parse_entries(b, 32, 0)
 }

@@ -22,10 +22,10 @@ use super::lifecycle::{self, on_pid1_end, Outcome, Pid1End, PANIC_STATUS, SIGNAL
 use super::mcon::{self, Control, Request, Shared};
 use super::monitor::{config_query, io_err, nix_err, notify, Error, Instance};
 use super::net::{self, tap_helper};
+use crate::fs::InodeFs;
 use crate::mconsole::protocol::NotifyKind;
 use crate::sys::guest::{self, GuestPlan};
 use crate::sys::seccomp;
-use crate::vfs::InodeFs;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::signal::{kill, Signal};

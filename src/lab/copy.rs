@@ -10,7 +10,7 @@ use super::{Error, Result};
 use crate::cow::{open_disk, DiskOptions};
 use crate::ext3::write::{WriteOptions, Writer};
 use crate::ext3::{FileType, Metadata, Timestamp, ROOT_INO};
-use crate::vfs::{Errno, Ino, InodeFs, Owner, SetAttr, SetTime};
+use crate::fs::{self, Ino, InodeFs, Owner, SetAttr, SetTime};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -31,12 +31,8 @@ pub struct Content<'a> {
 /// `/sbin/init`, `/etc/init`, `/bin/init`, `/bin/sh` that exists.
 const INITS: [&str; 4] = ["/sbin/init", "/etc/init", "/bin/init", "/bin/sh"];
 
-fn fail(what: &str, path: &[u8], e: Errno) -> Error {
-    Error::Invalid(format!(
-        "{what} {}: {}",
-        String::from_utf8_lossy(path),
-        std::io::Error::from_raw_os_error(e as i32)
-    ))
+fn fail(what: &str, path: &[u8], e: fs::Error) -> Error {
+    Error::Invalid(format!("{what} {}: {e}", String::from_utf8_lossy(path)))
 }
 
 /// Creates `cow` over `image` when missing, writes `content` into it and
@@ -158,7 +154,7 @@ impl Put<'_> {
     fn entry(&self, dir: Ino, name: &[u8], shown: &[u8]) -> Result<Option<Metadata>> {
         match self.fs.lookup(dir, name) {
             Ok(m) => Ok(Some(m)),
-            Err(Errno::ENOENT) => Ok(None),
+            Err(fs::Error::NotFound) => Ok(None),
             Err(e) => Err(fail("lookup", shown, e)),
         }
     }
@@ -185,7 +181,7 @@ impl Put<'_> {
     /// Removes a non-directory (a directory in the way is an error).
     fn remove(&self, dir: Ino, name: &[u8], m: &Metadata, shown: &[u8]) -> Result<()> {
         if m.file_type == FileType::Directory {
-            return Err(fail("put", shown, Errno::EISDIR));
+            return Err(fail("put", shown, fs::Error::IsADirectory));
         }
         self.fs.unlink(dir, name).map_err(|e| fail("rm", shown, e))
     }
@@ -228,7 +224,7 @@ impl Put<'_> {
                     .write(ino, off, &buf[done..n])
                     .map_err(|e| fail("write", shown, e))?;
                 if w == 0 {
-                    return Err(fail("write", shown, Errno::ENOSPC));
+                    return Err(fail("write", shown, fs::Error::NoSpace));
                 }
                 done += w;
                 off += u64::try_from(w).unwrap_or(u64::MAX);

@@ -5,7 +5,7 @@
 use super::superblock::{JournalSuperblock, INCOMPAT_64BIT, INCOMPAT_CSUM_V3};
 use super::JBD2_MAGIC_NUMBER;
 use crate::ext3::bytes::{be32, be64, u8_at};
-use crate::ext3::error::{corrupt, Corrupt};
+use crate::ext3::error::Corrupt;
 
 /// `h_blocktype` of a descriptor block.
 pub const JBD2_DESCRIPTOR_BLOCK: u32 = 1;
@@ -38,12 +38,51 @@ impl Header {
     /// The header of `b`, `None` when the magic is absent (not a metadata
     /// block: the end of the log).
     pub fn parse(b: &[u8]) -> Option<Header> {
-        (b.len() >= 12 && be32(b, 0) == JBD2_MAGIC_NUMBER).then(|| Header {
-            h_blocktype: be32(b, 4),
-            h_sequence: be32(b, 8),
+        (b.len() >= HEADER_SIZE && be32(b, H_MAGIC) == JBD2_MAGIC_NUMBER).then(|| Header {
+            h_blocktype: be32(b, H_BLOCKTYPE),
+            h_sequence: be32(b, H_SEQUENCE),
         })
     }
 }
+
+/// Byte offsets of the fields of the journal's blocks (big-endian,
+/// `struct journal_header_s`, `journal_block_tag_s`, `commit_header`), with
+/// their C names: the one declaration that replay and the writer use.
+pub mod field {
+    /// `h_magic`
+    pub const H_MAGIC: usize = 0x00;
+    /// `h_blocktype`
+    pub const H_BLOCKTYPE: usize = 0x04;
+    /// `h_sequence`
+    pub const H_SEQUENCE: usize = 0x08;
+    /// Size of the header: the first tag of a descriptor follows it.
+    pub const HEADER_SIZE: usize = 0x0C;
+    /// `t_blocknr`, from the start of a tag.
+    pub const T_BLOCKNR: usize = 0x00;
+    /// `t_checksum` (16 bits, without csum_v3).
+    pub const T_CHECKSUM: usize = 0x04;
+    /// `t_flags` (16 bits, without csum_v3).
+    pub const T_FLAGS: usize = 0x06;
+    /// `t_blocknr_high` (64bit only).
+    pub const T_BLOCKNR_HIGH: usize = 0x08;
+    /// `t_flags` of a csum_v3 tag (32 bits).
+    pub const T3_FLAGS: usize = 0x04;
+    /// `t_checksum` of a csum_v3 tag (32 bits).
+    pub const T3_CHECKSUM: usize = 0x0C;
+    /// `h_chksum_type` of a commit block.
+    pub const H_CHKSUM_TYPE: usize = 0x0C;
+    /// `h_chksum_size`
+    pub const H_CHKSUM_SIZE: usize = 0x0D;
+    /// `h_chksum[0]`
+    pub const H_CHKSUM: usize = 0x10;
+    /// `h_commit_sec`
+    pub const H_COMMIT_SEC: usize = 0x30;
+    /// `h_commit_nsec`
+    pub const H_COMMIT_NSEC: usize = 0x38;
+    /// Size of a commit block's fields.
+    pub const COMMIT_SIZE: usize = 0x3C;
+}
+use field::*;
 
 /// One descriptor tag: the filesystem block that the next log block is a
 /// copy of.
@@ -68,19 +107,37 @@ pub fn parse_descriptor(
     let v3 = jsb.has_incompat(INCOMPAT_CSUM_V3);
     let is64 = jsb.has_incompat(INCOMPAT_64BIT);
     let limit = b.len().saturating_sub(tail);
-    let mut off = 12usize;
+    let mut off = HEADER_SIZE;
     let mut tags = Vec::new();
-    while off + tag_bytes <= limit {
-        let t = &b[off..off + tag_bytes];
+    while let Some(t) = off
+        .checked_add(tag_bytes)
+        .filter(|&end| end <= limit)
+        .and_then(|end| b.get(off..end))
+    {
         let (lo, flags, hi, checksum) = if v3 {
-            (be32(t, 0), be32(t, 4), be32(t, 8), be32(t, 12))
-        } else {
-            let flags = u32::from(u16::from_be_bytes([u8_at(t, 6), u8_at(t, 7)]));
-            let csum = u32::from(u16::from_be_bytes([u8_at(t, 4), u8_at(t, 5)]));
             (
-                be32(t, 0),
+                be32(t, T_BLOCKNR),
+                be32(t, T3_FLAGS),
+                be32(t, T_BLOCKNR_HIGH),
+                be32(t, T3_CHECKSUM),
+            )
+        } else {
+            let flags = u32::from(u16::from_be_bytes([
+                u8_at(t, T_FLAGS),
+                u8_at(t, T_FLAGS + 1),
+            ]));
+            let csum = u32::from(u16::from_be_bytes([
+                u8_at(t, T_CHECKSUM),
+                u8_at(t, T_CHECKSUM + 1),
+            ]));
+            (
+                be32(t, T_BLOCKNR),
                 flags,
-                if tag_bytes >= 12 { be32(t, 8) } else { 0 },
+                if tag_bytes >= 12 {
+                    be32(t, T_BLOCKNR_HIGH)
+                } else {
+                    0
+                },
                 csum,
             )
         };
@@ -94,16 +151,20 @@ pub fn parse_descriptor(
             flags,
             checksum,
         });
-        off += tag_bytes;
+        off = off.saturating_add(tag_bytes);
         if flags & JBD2_FLAG_SAME_UUID == 0 {
-            off += 16;
+            off = off.saturating_add(16);
         }
         if flags & JBD2_FLAG_LAST_TAG != 0 {
             return Ok(tags);
         }
     }
     if tags.is_empty() {
-        return corrupt!("descriptor block holds no tag");
+        return Err(Corrupt::TooMany {
+            structure: "descriptor block (no tag)",
+            count: 0,
+            max: 0,
+        });
     }
     Ok(tags)
 }
@@ -124,14 +185,18 @@ pub struct Commit {
 impl Commit {
     /// Parses a commit block's fields after the header.
     pub fn parse(b: &[u8]) -> Result<Commit, Corrupt> {
-        if b.len() < 0x3C {
-            return corrupt!("commit block is {} bytes", b.len());
+        if b.len() < COMMIT_SIZE {
+            return Err(Corrupt::TooShort {
+                structure: "commit block",
+                len: b.len(),
+                want: COMMIT_SIZE,
+            });
         }
         Ok(Commit {
-            h_chksum_type: u8_at(b, 12),
-            h_chksum_size: u8_at(b, 13),
-            h_chksum0: be32(b, 16),
-            h_commit_sec: be64(b, 0x30),
+            h_chksum_type: u8_at(b, H_CHKSUM_TYPE),
+            h_chksum_size: u8_at(b, H_CHKSUM_SIZE),
+            h_chksum0: be32(b, H_CHKSUM),
+            h_commit_sec: be64(b, H_COMMIT_SEC),
         })
     }
 }

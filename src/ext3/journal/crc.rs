@@ -2,6 +2,8 @@
 //! Linux's `jbd2_chksum`: the raw register, no pre- or post-inversion) and
 //! the big-endian CRC32 of checksum v1 (`crc32_be`).
 
+// `From` is not const: the index is below 256, so `as u32` is exact.
+#[allow(clippy::as_conversions)]
 const fn crc32c_table() -> [u32; 256] {
     let mut t = [0u32; 256];
     let mut i = 0;
@@ -22,6 +24,8 @@ const fn crc32c_table() -> [u32; 256] {
     t
 }
 
+// `From` is not const: the index is below 256, so `as u32` is exact.
+#[allow(clippy::as_conversions)]
 const fn crc32_be_table() -> [u32; 256] {
     let mut t = [0u32; 256];
     let mut i = 0;
@@ -48,7 +52,7 @@ static CRC32_BE: [u32; 256] = crc32_be_table();
 /// Continues a CRC32C register `crc` over `data` (no inversions).
 pub fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
-        crc = CRC32C[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
+        crc = CRC32C[usize::from((crc ^ u32::from(b)).to_le_bytes()[0])] ^ (crc >> 8);
     }
     crc
 }
@@ -57,7 +61,7 @@ pub fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
 /// `crc32_be`, no inversions).
 pub fn crc32_be(mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
-        crc = CRC32_BE[(((crc >> 24) ^ u32::from(b)) & 0xFF) as usize] ^ (crc << 8);
+        crc = CRC32_BE[usize::from(((crc >> 24) ^ u32::from(b)).to_le_bytes()[0])] ^ (crc << 8);
     }
     crc
 }

@@ -4,6 +4,10 @@
 //! by the same or a later transaction, and let later copies win. The
 //! result is a map from filesystem block to its replayed contents, which
 //! the reader installs as an overlay; the device is never written.
+//!
+//! Replay needs only a block device and where the journal lives on it
+//! (the physical block of each log block, from the journal inode's block
+//! map); it knows nothing of the filesystem handle.
 
 use super::block::{
     parse_descriptor, Commit, Header, Tag, JBD2_COMMIT_BLOCK, JBD2_CRC32_CHKSUM,
@@ -14,9 +18,8 @@ use super::revoke::parse_revoke;
 use super::superblock::{JournalSuperblock, COMPAT_CHECKSUM, INCOMPAT_CSUM_V3};
 use super::JBD2_MAGIC_NUMBER;
 use crate::block::BlockDevice;
-use crate::ext3::error::{At, Error, Result};
-use crate::ext3::fs::Ext3;
-use crate::ext3::map::collect_blocks;
+use crate::ext3::error::{At, Corrupt, Error, Result};
+use crate::ext3::types::BlockIndex;
 use std::collections::{BTreeMap, HashMap};
 
 /// What replay found and did.
@@ -47,23 +50,68 @@ fn tid_gt(a: u32, b: u32) -> bool {
     i32::from_be_bytes(a.wrapping_sub(b).to_be_bytes()) > 0
 }
 
-struct Log<'a, D: BlockDevice> {
-    fs: &'a Ext3<D>,
+/// Where a journal lives: the device holding it and the filesystem's
+/// geometry, with the physical block of each log block.
+pub struct JournalDevice<'a> {
+    /// The device (the filesystem's, without any overlay).
+    pub dev: &'a dyn BlockDevice,
+    /// Filesystem block size in bytes.
+    pub block_size: u32,
+    /// `s_blocks_count`: logged blocks beyond it are corrupt.
+    pub blocks_count: u64,
+    /// Physical block of each log block, in order (the journal inode's
+    /// block map; 0 for a hole).
+    pub map: &'a [BlockIndex],
+}
+
+impl JournalDevice<'_> {
+    /// Reads log block `lblk`.
+    fn read(&self, lblk: u32) -> Result<Vec<u8>> {
+        let pblk = usize::try_from(lblk)
+            .ok()
+            .and_then(|i| self.map.get(i))
+            .copied()
+            .unwrap_or_default();
+        if pblk.0 == 0 || pblk.0 >= self.blocks_count {
+            return Err(Error::corrupt(
+                "journal",
+                Corrupt::Journal {
+                    field: "log block",
+                    value: u64::from(lblk),
+                },
+            ));
+        }
+        let bs = u64::from(self.block_size);
+        let offset = pblk.byte_offset(self.block_size).ok_or_else(|| {
+            Error::corrupt(
+                "journal",
+                Corrupt::Journal {
+                    field: "log block",
+                    value: u64::from(lblk),
+                },
+            )
+        })?;
+        let mut b = vec![0u8; usize::try_from(bs).unwrap_or(0)];
+        self.dev
+            .read_exact_at(offset, &mut b)
+            .map_err(|source| Error::Io {
+                offset,
+                len: b.len(),
+                source,
+            })?;
+        Ok(b)
+    }
+}
+
+struct Log<'a> {
+    jdev: &'a JournalDevice<'a>,
     jsb: JournalSuperblock,
-    map: Vec<u64>,
     seed: u32,
 }
 
-impl<D: BlockDevice> Log<'_, D> {
+impl Log<'_> {
     fn read(&self, lblk: u32) -> Result<Vec<u8>> {
-        let pblk = self.map.get(lblk as usize).copied().unwrap_or(0);
-        if pblk == 0 {
-            return Err(Error::corrupt_msg(
-                "journal",
-                format!("log block {lblk} is not mapped"),
-            ));
-        }
-        self.fs.read_block(pblk, "journal")
+        self.jdev.read(lblk)
     }
 
     fn next(&self, p: u32) -> u32 {
@@ -195,27 +243,13 @@ impl<D: BlockDevice> Log<'_, D> {
 }
 
 /// Replayed blocks: filesystem block number to its contents.
-pub type Replayed = BTreeMap<u64, Box<[u8]>>;
+pub type Replayed = BTreeMap<BlockIndex, Box<[u8]>>;
 
-/// Replays the journal of `fs` (opened without an overlay) in memory.
-pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(Replayed, ReplayReport)> {
-    let sb = fs.superblock();
-    let jino = sb.s_journal_inum;
-    if jino == 0 {
-        return Err(Error::Unsupported("external journal".into()));
-    }
-    let inode = fs.inode(jino)?;
-    let bs = fs.block_size();
-    let nblocks = inode.i_size / u64::from(bs);
-    if nblocks < 2 || nblocks > sb.s_blocks_count {
-        return Err(Error::corrupt_msg(
-            format!("journal inode {jino}"),
-            format!("size {} is invalid", inode.i_size),
-        ));
-    }
-    let mut mapper = fs.mapper(jino, &inode);
-    let map = collect_blocks(&mut mapper, nblocks)?;
-    let first = fs.read_block(map[0], "journal superblock")?;
+/// Replays the journal on `jdev` in memory.
+pub fn replay(jdev: &JournalDevice<'_>) -> Result<(Replayed, ReplayReport)> {
+    let bs = jdev.block_size;
+    let nblocks = u64::try_from(jdev.map.len()).unwrap_or(u64::MAX);
+    let first = jdev.read(0)?;
     let jsb = JournalSuperblock::parse(&first).at(|| "journal superblock".into())?;
     if jsb.s_blocksize != bs {
         return Err(Error::Unsupported(format!(
@@ -224,9 +258,12 @@ pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(Replayed, ReplayReport)> 
         )));
     }
     if u64::from(jsb.s_maxlen) > nblocks {
-        return Err(Error::corrupt_msg(
+        return Err(Error::corrupt(
             "journal superblock",
-            format!("s_maxlen {} exceeds the journal inode", jsb.s_maxlen),
+            Corrupt::Journal {
+                field: "s_maxlen",
+                value: u64::from(jsb.s_maxlen),
+            },
         ));
     }
     let unknown = jsb.unknown_incompat();
@@ -242,9 +279,13 @@ pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(Replayed, ReplayReport)> 
         let mut c = first[..1024].to_vec();
         c[0xFC..0x100].fill(0);
         if crc32c(!0, &c) != jsb.s_checksum {
-            return Err(Error::corrupt_msg(
+            return Err(Error::corrupt(
                 "journal superblock",
-                "s_checksum does not match",
+                Corrupt::Checksum {
+                    structure: "journal superblock",
+                    stored: jsb.s_checksum,
+                    computed: crc32c(!0, &c),
+                },
             ));
         }
     }
@@ -256,7 +297,7 @@ pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(Replayed, ReplayReport)> 
         return Ok((BTreeMap::new(), report));
     }
     let seed = crc32c(!0, &jsb.s_uuid);
-    let log = Log { fs, jsb, map, seed };
+    let log = Log { jdev, jsb, seed };
     let txns = log.scan()?;
     let mut revoked: HashMap<u64, u32> = HashMap::new();
     for t in &txns {
@@ -287,16 +328,17 @@ pub fn replay<D: BlockDevice>(fs: &Ext3<D>) -> Result<(Replayed, ReplayReport)> 
             if tag.flags & JBD2_FLAG_ESCAPE != 0 {
                 data[..4].copy_from_slice(&JBD2_MAGIC_NUMBER.to_be_bytes());
             }
-            if tag.blocknr >= sb.s_blocks_count {
-                return Err(Error::corrupt_msg(
+            if tag.blocknr >= jdev.blocks_count {
+                return Err(Error::corrupt(
                     "journal",
-                    format!(
-                        "transaction {} logs block {} outside the filesystem",
-                        t.sequence, tag.blocknr
-                    ),
+                    Corrupt::OutsideFilesystem {
+                        what: "logged",
+                        block: tag.blocknr,
+                        blocks_count: jdev.blocks_count,
+                    },
                 ));
             }
-            blocks.insert(tag.blocknr, data.into_boxed_slice());
+            blocks.insert(BlockIndex(tag.blocknr), data.into_boxed_slice());
         }
     }
     report.blocks = blocks.len();

@@ -2,8 +2,9 @@
 //! earlier journal copies must not be replayed.
 
 use super::superblock::{JournalSuperblock, INCOMPAT_64BIT};
+use crate::ext3::bytes::u64_from;
 use crate::ext3::bytes::{be32, be64};
-use crate::ext3::error::{corrupt, Corrupt};
+use crate::ext3::error::Corrupt;
 
 /// Parses the revoked block numbers of a revoke block; `tail` is the
 /// checksum tail size (4 with checksum v2/v3).
@@ -11,22 +12,26 @@ pub fn parse_revoke(b: &[u8], jsb: &JournalSuperblock, tail: usize) -> Result<Ve
     let count = usize::try_from(be32(b, 12)).unwrap_or(usize::MAX);
     let limit = b.len().saturating_sub(tail);
     if count < 16 || count > limit {
-        return corrupt!("revoke block r_count {count} is outside 16..={limit}");
+        return Err(Corrupt::BadField {
+            field: "revoke block r_count",
+            value: u64_from(count),
+        });
     }
     let size = if jsb.has_incompat(INCOMPAT_64BIT) {
         8
     } else {
         4
     };
-    let mut out = Vec::with_capacity((count - 16) / size);
-    let mut off = 16;
-    while off + size <= count {
+    let mut out = Vec::with_capacity(count.saturating_sub(16) / 4);
+    let mut off = 16usize;
+    // `count <= b.len()`, so `off + size` cannot overflow.
+    while off.checked_add(size).is_some_and(|end| end <= count) {
         out.push(if size == 8 {
             be64(b, off)
         } else {
             u64::from(be32(b, off))
         });
-        off += size;
+        off = off.saturating_add(size);
     }
     Ok(out)
 }

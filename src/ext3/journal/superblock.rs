@@ -3,7 +3,7 @@
 
 use super::JBD2_MAGIC_NUMBER;
 use crate::ext3::bytes::{be32, bytes_at, u8_at};
-use crate::ext3::error::{corrupt, Corrupt};
+use crate::ext3::error::Corrupt;
 
 /// `h_blocktype` of a version 1 superblock.
 pub const JBD2_SUPERBLOCK_V1: u32 = 3;
@@ -26,6 +26,37 @@ pub const INCOMPAT_CSUM_V3: u32 = 0x10;
 pub const INCOMPAT_FAST_COMMIT: u32 = 0x20;
 const KNOWN_INCOMPAT: u32 =
     INCOMPAT_REVOKE | INCOMPAT_64BIT | INCOMPAT_ASYNC_COMMIT | INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3;
+
+/// Byte offsets of the journal superblock's fields (`journal_superblock_t`,
+/// big-endian; the header comes first), with their C names.
+pub mod field {
+    /// `s_blocksize`
+    pub const S_BLOCKSIZE: usize = 0x0C;
+    /// `s_maxlen`
+    pub const S_MAXLEN: usize = 0x10;
+    /// `s_first`
+    pub const S_FIRST: usize = 0x14;
+    /// `s_sequence`
+    pub const S_SEQUENCE: usize = 0x18;
+    /// `s_start`
+    pub const S_START: usize = 0x1C;
+    /// `s_errno`
+    pub const S_ERRNO: usize = 0x20;
+    /// `s_feature_compat`
+    pub const S_FEATURE_COMPAT: usize = 0x24;
+    /// `s_feature_incompat`
+    pub const S_FEATURE_INCOMPAT: usize = 0x28;
+    /// `s_feature_ro_compat`
+    pub const S_FEATURE_RO_COMPAT: usize = 0x2C;
+    /// `s_uuid[16]`
+    pub const S_UUID: usize = 0x30;
+    /// `s_checksum_type`
+    pub const S_CHECKSUM_TYPE: usize = 0x50;
+    /// `s_num_fc_blks`
+    pub const S_NUM_FC_BLKS: usize = 0x54;
+    /// `s_checksum`
+    pub const S_CHECKSUM: usize = 0xFC;
+}
 
 /// The journal superblock fields replay needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,47 +94,65 @@ pub struct JournalSuperblock {
 impl JournalSuperblock {
     /// Parses the first 1024 bytes of the journal.
     pub fn parse(b: &[u8]) -> Result<JournalSuperblock, Corrupt> {
+        use super::block::field::{H_BLOCKTYPE, H_MAGIC};
+        use field::*;
         if b.len() < 1024 {
-            return corrupt!("journal superblock is {} bytes", b.len());
+            return Err(Corrupt::TooShort {
+                structure: "journal superblock",
+                len: b.len(),
+                want: 1024,
+            });
         }
-        let magic = be32(b, 0);
+        let magic = be32(b, H_MAGIC);
         if magic != JBD2_MAGIC_NUMBER {
-            return corrupt!("bad journal superblock h_magic {magic:#010x}");
+            return Err(Corrupt::BadMagic {
+                structure: "journal superblock",
+                field: "h_magic",
+                value: magic,
+            });
         }
-        let t = be32(b, 4);
+        let t = be32(b, H_BLOCKTYPE);
         if t != JBD2_SUPERBLOCK_V1 && t != JBD2_SUPERBLOCK_V2 {
-            return corrupt!("journal superblock has h_blocktype {t}");
+            return Err(Corrupt::BadField {
+                field: "journal superblock h_blocktype",
+                value: u64::from(t),
+            });
         }
         let v2 = t == JBD2_SUPERBLOCK_V2;
         let f = |off| if v2 { be32(b, off) } else { 0 };
         let sb = JournalSuperblock {
             h_blocktype: t,
-            s_blocksize: be32(b, 0x0C),
-            s_maxlen: be32(b, 0x10),
-            s_first: be32(b, 0x14),
-            s_sequence: be32(b, 0x18),
-            s_start: be32(b, 0x1C),
-            s_errno: be32(b, 0x20),
-            s_feature_compat: f(0x24),
-            s_feature_incompat: f(0x28),
-            s_feature_ro_compat: f(0x2C),
-            s_uuid: bytes_at(b, 0x30),
-            s_checksum_type: u8_at(b, 0x50),
-            s_num_fc_blks: f(0x54),
-            s_checksum: be32(b, 0xFC),
+            s_blocksize: be32(b, S_BLOCKSIZE),
+            s_maxlen: be32(b, S_MAXLEN),
+            s_first: be32(b, S_FIRST),
+            s_sequence: be32(b, S_SEQUENCE),
+            s_start: be32(b, S_START),
+            s_errno: be32(b, S_ERRNO),
+            s_feature_compat: f(S_FEATURE_COMPAT),
+            s_feature_incompat: f(S_FEATURE_INCOMPAT),
+            s_feature_ro_compat: f(S_FEATURE_RO_COMPAT),
+            s_uuid: bytes_at(b, S_UUID),
+            s_checksum_type: u8_at(b, S_CHECKSUM_TYPE),
+            s_num_fc_blks: f(S_NUM_FC_BLKS),
+            s_checksum: be32(b, S_CHECKSUM),
         };
         if !(1024..=65536).contains(&sb.s_blocksize) || !sb.s_blocksize.is_power_of_two() {
-            return corrupt!("journal s_blocksize {} is invalid", sb.s_blocksize);
+            return Err(Corrupt::BadField {
+                field: "journal s_blocksize",
+                value: u64::from(sb.s_blocksize),
+            });
         }
         if sb.s_first == 0 || sb.s_first >= sb.s_maxlen {
-            return corrupt!(
-                "journal s_first {} / s_maxlen {} are invalid",
-                sb.s_first,
-                sb.s_maxlen
-            );
+            return Err(Corrupt::Journal {
+                field: "s_first",
+                value: u64::from(sb.s_first),
+            });
         }
         if sb.s_start != 0 && (sb.s_start < sb.s_first || sb.s_start >= sb.s_maxlen) {
-            return corrupt!("journal s_start {} is outside the log", sb.s_start);
+            return Err(Corrupt::Journal {
+                field: "s_start",
+                value: u64::from(sb.s_start),
+            });
         }
         Ok(sb)
     }
@@ -128,15 +177,18 @@ impl JournalSuperblock {
         if self.has_incompat(INCOMPAT_CSUM_V3) {
             return 16;
         }
-        let mut sz = 12;
-        if self.has_incompat(INCOMPAT_CSUM_V2) {
-            sz += 2;
-        }
-        if self.has_incompat(INCOMPAT_64BIT) {
-            sz
+        // 12 bytes with 64bit, 8 without; the v2 checksum adds 2.
+        let csum = if self.has_incompat(INCOMPAT_CSUM_V2) {
+            2
         } else {
-            sz - 4
-        }
+            0
+        };
+        let base = if self.has_incompat(INCOMPAT_64BIT) {
+            12
+        } else {
+            8
+        };
+        base | csum
     }
 
     /// The end of the circular log (fast-commit blocks excluded).
@@ -144,7 +196,7 @@ impl JournalSuperblock {
         if self.has_incompat(INCOMPAT_FAST_COMMIT) {
             self.s_maxlen
                 .saturating_sub(self.s_num_fc_blks.max(256))
-                .max(self.s_first + 1)
+                .max(self.s_first.saturating_add(1))
         } else {
             self.s_maxlen
         }

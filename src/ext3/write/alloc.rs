@@ -6,7 +6,9 @@
 
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
-use nix::errno::Errno;
+use crate::ext3::bytes::{lo16, set_le16};
+use crate::ext3::group_desc::field::*;
+use crate::fs::Error as FsError;
 
 fn bit(b: &[u8], i: usize) -> bool {
     b[i / 8] & (1 << (i % 8)) != 0
@@ -41,9 +43,12 @@ impl<D: BlockDevice> Writer<D> {
         let (blk, off) = self.geo.desc_at[g];
         let mut b = self.get(blk)?;
         let (fb, fi, ud) = st.counts[g];
-        b[off + 0x0C..off + 0x0E].copy_from_slice(&(fb as u16).to_le_bytes());
-        b[off + 0x0E..off + 0x10].copy_from_slice(&(fi as u16).to_le_bytes());
-        b[off + 0x10..off + 0x12].copy_from_slice(&(ud as u16).to_le_bytes());
+        // The writer refuses 64bit, so only the `_lo` halves exist; a
+        // group's counts fit them (at most 8 * block size per group).
+        let d = &mut b[off..];
+        set_le16(d, BG_FREE_BLOCKS_COUNT_LO, lo16(fb));
+        set_le16(d, BG_FREE_INODES_COUNT_LO, lo16(fi));
+        set_le16(d, BG_USED_DIRS_COUNT_LO, lo16(ud));
         self.put(blk, b)
     }
 
@@ -93,7 +98,7 @@ impl<D: BlockDevice> Writer<D> {
             st.block_hint = blk + len as u64;
             return Ok((blk, len as u64));
         }
-        Err(Errno::ENOSPC)
+        Err(FsError::NoSpace)
     }
 
     /// Allocates one block near `goal`.
@@ -106,7 +111,7 @@ impl<D: BlockDevice> Writer<D> {
         let mut b = blk;
         while b < blk + len {
             if b < self.geo.first_data_block || b >= self.geo.blocks_count {
-                return Err(Errno::EIO);
+                return Err(FsError::IO);
             }
             let g = self.group_of_block(b);
             let (first, count) = self.geo.group_range(g);
@@ -165,7 +170,7 @@ impl<D: BlockDevice> Writer<D> {
             self.put_desc(st, g)?;
             return Ok(base + i as u32 + 1);
         }
-        Err(Errno::ENOSPC)
+        Err(FsError::NoSpace)
     }
 
     /// Marks inode `ino` free.
@@ -175,7 +180,7 @@ impl<D: BlockDevice> Writer<D> {
         let bmp_blk = self.geo.groups[g].1;
         let mut bmp = self.get(bmp_blk)?;
         if !bit(&bmp, i) {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         set_bit(&mut bmp, i, false);
         self.put(bmp_blk, bmp)?;

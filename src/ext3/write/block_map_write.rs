@@ -9,7 +9,7 @@ use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
 use crate::ext3::block_map::map_path;
 use crate::ext3::inode::EXT4_EXTENTS_FL;
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
 
 fn entry(b: &[u8], i: usize) -> u64 {
     u64::from(u32::from_le_bytes([
@@ -34,14 +34,14 @@ impl<D: BlockDevice> Writer<D> {
 
     pub(crate) fn check_block_map(&self, r: &RawInode) -> WResult<()> {
         if r.flags() & EXT4_EXTENTS_FL != 0 {
-            return Err(Errno::EOPNOTSUPP);
+            return Err(FsError::Unsupported);
         }
         Ok(())
     }
 
     fn valid(&self, blk: u64) -> WResult<u64> {
         if blk >= self.geo.blocks_count || blk < self.geo.first_data_block {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         Ok(blk)
     }
@@ -49,7 +49,7 @@ impl<D: BlockDevice> Writer<D> {
     /// The device block of logical block `lblk`, 0 for a hole.
     pub(crate) fn bmap(&self, r: &RawInode, lblk: u64) -> WResult<u64> {
         let Some(path) = map_path(lblk, self.per_block()) else {
-            return Err(Errno::EFBIG);
+            return Err(FsError::FileTooLarge);
         };
         let mut ptr = u64::from(r.ptr(path.slot));
         for level in 0..path.depth {
@@ -72,7 +72,7 @@ impl<D: BlockDevice> Writer<D> {
         pblk: u64,
     ) -> WResult<()> {
         let Some(path) = map_path(lblk, self.per_block()) else {
-            return Err(Errno::EFBIG);
+            return Err(FsError::FileTooLarge);
         };
         if path.depth == 0 {
             r.set_ptr(path.slot, pblk as u32);

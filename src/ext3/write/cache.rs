@@ -4,7 +4,7 @@
 //! ```text
 //!   Ext3 reader (lookups, reads)      writer (allocation, directories)
 //!               \                      /
-//!        Cached<D>: dirty metadata blocks (BTreeMap) over D
+//!        Cached<D>: dirty metadata blocks (block::BlockMap) over D
 //!               |            data blocks are written straight to D
 //!        D: BlockDevice (plain image, or COW: whole blocks only)
 //! ```
@@ -15,9 +15,11 @@
 //! transaction's commit block (ext3's ordered mode); big writes go straight
 //! to the device.
 //! Every write this layer issues is whole, aligned filesystem blocks.
+//!
+//! Reads are "block from a map, else below", the same
+//! [`crate::block::BlockMap`] the reader's journal overlay uses.
 
-use crate::block::BlockDevice;
-use std::collections::BTreeMap;
+use crate::block::{BlockDevice, BlockMap};
 use std::io;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,9 +30,9 @@ use std::sync::RwLock;
 pub struct Cached<D> {
     inner: D,
     bs: u64,
-    dirty: RwLock<BTreeMap<u64, Box<[u8]>>>,
+    dirty: RwLock<BlockMap>,
     /// File data not yet written (whole blocks).
-    data: RwLock<BTreeMap<u64, Box<[u8]>>>,
+    data: RwLock<BlockMap>,
     /// Test hook: device writes left before every write fails (`u64::MAX`:
     /// never).
     writes_left: AtomicU64,
@@ -51,8 +53,8 @@ impl<D: BlockDevice> Cached<D> {
         Cached {
             inner,
             bs: u64::from(block_size),
-            dirty: RwLock::new(BTreeMap::new()),
-            data: RwLock::new(BTreeMap::new()),
+            dirty: RwLock::new(BlockMap::new(block_size)),
+            data: RwLock::new(BlockMap::new(block_size)),
             writes_left: AtomicU64::new(u64::MAX),
         }
     }
@@ -70,10 +72,10 @@ impl<D: BlockDevice> Cached<D> {
 
     /// Reads block `blk` (dirty copy first).
     pub fn get(&self, blk: u64) -> io::Result<Vec<u8>> {
-        if let Some(b) = self.dirty.read().map_err(|_| poisoned())?.get(&blk) {
+        if let Some(b) = self.dirty.read().map_err(|_| poisoned())?.get(blk) {
             return Ok(b.to_vec());
         }
-        if let Some(b) = self.data.read().map_err(|_| poisoned())?.get(&blk) {
+        if let Some(b) = self.data.read().map_err(|_| poisoned())?.get(blk) {
             return Ok(b.to_vec());
         }
         let mut b = vec![0u8; self.bs as usize];
@@ -99,7 +101,7 @@ impl<D: BlockDevice> Cached<D> {
     /// A copy of the dirty blocks, in block order.
     pub fn dirty_blocks(&self) -> io::Result<Vec<(u64, Box<[u8]>)>> {
         let d = self.dirty.read().map_err(|_| poisoned())?;
-        Ok(d.iter().map(|(k, v)| (*k, v.clone())).collect())
+        Ok(d.iter().map(|(k, v)| (k, Box::from(v))).collect())
     }
 
     /// Forgets the dirty blocks (after they reached their home locations).
@@ -121,10 +123,7 @@ impl<D: BlockDevice> Cached<D> {
         let n = buf.len() as u64 / self.bs;
         let mut d = self.data.write().map_err(|_| poisoned())?;
         if buf.len() >= DATA_DIRECT {
-            let stale: Vec<u64> = d.range(blk..blk + n).map(|(k, _)| *k).collect();
-            for k in stale {
-                d.remove(&k);
-            }
+            d.remove_range(blk..blk.saturating_add(n));
             drop(d);
             return self.write_blocks(blk, buf);
         }
@@ -142,7 +141,7 @@ impl<D: BlockDevice> Cached<D> {
     /// Writes the buffered file data to the device in runs of adjacent
     /// blocks.
     pub fn flush_data(&self) -> io::Result<()> {
-        let blocks = std::mem::take(&mut *self.data.write().map_err(|_| poisoned())?);
+        let blocks = self.data.write().map_err(|_| poisoned())?.take();
         let mut run: Vec<u8> = Vec::new();
         let mut start = 0u64;
         let mut next = u64::MAX;
@@ -174,36 +173,13 @@ impl<D: BlockDevice> Cached<D> {
         Ok(())
     }
 
+    /// Copies the buffered data, then the dirty metadata, over `buf`.
     fn patch(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.patch_from(&self.data, offset, buf)?;
-        self.patch_from(&self.dirty, offset, buf)
-    }
-
-    fn patch_from(
-        &self,
-        map: &RwLock<BTreeMap<u64, Box<[u8]>>>,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> io::Result<()> {
-        let d = map.read().map_err(|_| poisoned())?;
-        if d.is_empty() || buf.is_empty() {
-            return Ok(());
-        }
-        let end = offset.saturating_add(buf.len() as u64);
-        let (first, last) = (offset / self.bs, (end - 1) / self.bs);
-        for (&blk, data) in d.range(first..=last) {
-            let bstart = blk * self.bs;
-            let from = bstart.max(offset);
-            let to = (bstart + self.bs).min(end);
-            if from < to {
-                let (s, t, n) = (
-                    (from - bstart) as usize,
-                    (from - offset) as usize,
-                    (to - from) as usize,
-                );
-                buf[t..t + n].copy_from_slice(&data[s..s + n]);
-            }
-        }
+        self.data.read().map_err(|_| poisoned())?.patch(offset, buf);
+        self.dirty
+            .read()
+            .map_err(|_| poisoned())?
+            .patch(offset, buf);
         Ok(())
     }
 }
@@ -212,20 +188,18 @@ impl<D: BlockDevice> BlockDevice for Cached<D> {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         // Small reads inside one dirty block (inodes, directory blocks)
         // need no device read.
-        let blk = offset / self.bs;
-        let within = (offset % self.bs) as usize;
-        if within + buf.len() <= self.bs as usize {
-            let d = self.dirty.read().map_err(|_| poisoned())?;
-            if let Some(b) = d.get(&blk) {
-                buf.copy_from_slice(&b[within..within + buf.len()]);
-                return Ok(());
-            }
-            drop(d);
-            let d = self.data.read().map_err(|_| poisoned())?;
-            if let Some(b) = d.get(&blk) {
-                buf.copy_from_slice(&b[within..within + buf.len()]);
-                return Ok(());
-            }
+        if self
+            .dirty
+            .read()
+            .map_err(|_| poisoned())?
+            .read_within(offset, buf)
+            || self
+                .data
+                .read()
+                .map_err(|_| poisoned())?
+                .read_within(offset, buf)
+        {
+            return Ok(());
         }
         self.inner.read_exact_at(offset, buf)?;
         self.patch(offset, buf)

@@ -12,7 +12,7 @@ use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
 use crate::ext3::inode::{FileType, EXT4_INDEX_FL};
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
 use std::collections::HashMap;
 
 /// Space an entry with a name of `n` bytes needs.
@@ -59,13 +59,13 @@ pub fn new_dir_block(bs: usize, ino: u32, parent: u32, filetype: bool) -> Vec<u8
 /// Checks a name for a new entry.
 pub fn check_name(name: &[u8]) -> WResult<()> {
     if name.len() > 255 {
-        return Err(Errno::ENAMETOOLONG);
+        return Err(FsError::NameTooLong);
     }
     if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
-        return Err(Errno::EINVAL);
+        return Err(FsError::InvalidArgument);
     }
     if name == b"." || name == b".." {
-        return Err(Errno::EEXIST);
+        return Err(FsError::Exists);
     }
     Ok(())
 }
@@ -88,7 +88,7 @@ fn entries_changed(d: &mut RawInode) {
 impl<D: BlockDevice> Writer<D> {
     /// Runs `f` on the name cache of directory `dir`, loading it first.
     pub(crate) fn with_names<T>(&self, dir: u32, f: impl FnOnce(&mut NameMap) -> T) -> WResult<T> {
-        let mut c = self.dcache.lock().map_err(|_| Errno::EIO)?;
+        let mut c = self.dcache.lock().map_err(|_| FsError::IO)?;
         if !c.contains_key(&dir) {
             let bs = self.geo.bs;
             let mut m = NameMap::new();
@@ -98,13 +98,13 @@ impl<D: BlockDevice> Writer<D> {
                     m.insert(e.name, (e.ino, lblk));
                     true
                 })
-                .map_err(|e| crate::vfs::errno_of(&e))?;
+                .map_err(FsError::from)?;
             if c.len() >= MAX_CACHED_DIRS {
                 c.clear();
             }
             c.insert(dir, m);
         }
-        let m = c.get_mut(&dir).ok_or(Errno::EIO)?;
+        let m = c.get_mut(&dir).ok_or(FsError::IO)?;
         Ok(f(m))
     }
 
@@ -122,7 +122,7 @@ impl<D: BlockDevice> Writer<D> {
     fn dir_block(&self, d: &RawInode, lblk: u64) -> WResult<u64> {
         let p = self.bmap(d, lblk)?;
         if p == 0 {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         Ok(p)
     }
@@ -138,7 +138,7 @@ impl<D: BlockDevice> Writer<D> {
             let e_ino = le32(&b, off);
             let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
             if rl < 8 || off + rl > bs {
-                return Err(Errno::EIO);
+                return Err(FsError::IO);
             }
             let used = if e_ino == 0 {
                 0
@@ -221,7 +221,7 @@ impl<D: BlockDevice> Writer<D> {
         let bs = self.geo.bs as usize;
         let hint = self.with_names(d.ino, |m| m.get(name).map(|e| u64::from(e.1)))?;
         let Some(lblk) = hint else {
-            return Err(Errno::ENOENT);
+            return Err(FsError::NotFound);
         };
         let pblk = self.dir_block(d, lblk)?;
         let b = self.get(pblk)?;
@@ -229,7 +229,7 @@ impl<D: BlockDevice> Writer<D> {
         while off + 8 <= bs {
             let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
             if rl < 8 || off + rl > bs {
-                return Err(Errno::EIO);
+                return Err(FsError::IO);
             }
             let nl = usize::from(b[off + 6]);
             if le32(&b, off) != 0 && off + 8 + nl <= bs && &b[off + 8..off + 8 + nl] == name {
@@ -238,7 +238,7 @@ impl<D: BlockDevice> Writer<D> {
             prev = Some(off);
             off += rl;
         }
-        Err(Errno::EIO)
+        Err(FsError::IO)
     }
 
     /// Removes `name` from `d`; returns the inode it named.

@@ -7,7 +7,7 @@
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
 
 impl<D: BlockDevice> Writer<D> {
     /// The largest file the writer makes: what the indirect map addresses,
@@ -37,9 +37,11 @@ impl<D: BlockDevice> Writer<D> {
         data: &[u8],
     ) -> WResult<usize> {
         let bs = self.geo.bs;
-        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(FsError::FileTooLarge)?;
         if end > self.max_file_size() {
-            return Err(Errno::EFBIG);
+            return Err(FsError::FileTooLarge);
         }
         let mut pos = offset;
         while pos < end {
@@ -137,7 +139,7 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn set_size(&self, st: &mut State, r: &mut RawInode, size: u64) -> WResult<()> {
         let bs = self.geo.bs;
         if size > self.max_file_size() {
-            return Err(Errno::EFBIG);
+            return Err(FsError::FileTooLarge);
         }
         self.check_block_map(r)?;
         if size < r.size() {

@@ -1,9 +1,11 @@
 //! Raw inode records for writing: the on-disk bytes of one inode with
-//! setters for the fields the writer changes (offsets of
-//! Documentation/filesystems/ext4/inodes.rst), read from and put back into
-//! the inode table block through the transaction cache.
+//! setters for the fields the writer changes, read from and put back into
+//! the inode table block through the transaction cache. The offsets are
+//! the reader's ([`crate::ext3::inode::field`]), declared once.
 
-use crate::ext3::inode::Timestamp;
+use crate::ext3::bytes::{hi16, hi32, le16, le32, lo16, lo32, set_le16, set_le32};
+use crate::ext3::inode::field::*;
+use crate::fs::Timestamp;
 
 /// The bytes of inode `ino`'s record (`s_inode_size` long).
 #[derive(Debug, Clone)]
@@ -12,19 +14,6 @@ pub struct RawInode {
     pub ino: u32,
     /// The record.
     pub b: Vec<u8>,
-}
-
-fn get16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-fn get32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-fn put16(b: &mut [u8], o: usize, v: u16) {
-    b[o..o + 2].copy_from_slice(&v.to_le_bytes());
-}
-fn put32(b: &mut [u8], o: usize, v: u32) {
-    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
 }
 
 /// Which timestamp to set.
@@ -46,14 +35,14 @@ impl RawInode {
     pub fn new(ino: u32, size: usize, extra_isize: u16) -> Self {
         let mut b = vec![0u8; size];
         if size > 128 {
-            put16(&mut b, 0x80, extra_isize);
+            set_le16(&mut b, I_EXTRA_ISIZE, extra_isize);
         }
         RawInode { ino, b }
     }
 
     fn extra_end(&self) -> usize {
         if self.b.len() > 128 {
-            128 + usize::from(get16(&self.b, 0x80))
+            128 + usize::from(le16(&self.b, I_EXTRA_ISIZE))
         } else {
             128
         }
@@ -61,111 +50,112 @@ impl RawInode {
 
     /// `i_mode`.
     pub fn mode(&self) -> u16 {
-        get16(&self.b, 0x00)
+        le16(&self.b, I_MODE)
     }
     /// Sets `i_mode`.
     pub fn set_mode(&mut self, m: u16) {
-        put16(&mut self.b, 0x00, m);
+        set_le16(&mut self.b, I_MODE, m);
     }
     /// True for a directory.
     pub fn is_dir(&self) -> bool {
-        self.mode() & 0xF000 == 0x4000
+        crate::fs::FileType::from_mode(self.mode()) == Some(crate::fs::FileType::Directory)
     }
     /// `i_links_count`.
     pub fn links(&self) -> u16 {
-        get16(&self.b, 0x1A)
+        le16(&self.b, I_LINKS_COUNT)
     }
     /// Sets `i_links_count`.
     pub fn set_links(&mut self, n: u16) {
-        put16(&mut self.b, 0x1A, n);
+        set_le16(&mut self.b, I_LINKS_COUNT, n);
     }
     /// `i_size` (with `i_size_high`).
     pub fn size(&self) -> u64 {
-        u64::from(get32(&self.b, 0x04)) | (u64::from(get32(&self.b, 0x6C)) << 32)
+        u64::from(le32(&self.b, I_SIZE_LO)) | (u64::from(le32(&self.b, I_SIZE_HIGH)) << 32)
     }
     /// Sets `i_size` and `i_size_high`.
     pub fn set_size(&mut self, s: u64) {
-        put32(&mut self.b, 0x04, s as u32);
-        put32(&mut self.b, 0x6C, (s >> 32) as u32);
+        set_le32(&mut self.b, I_SIZE_LO, lo32(s));
+        set_le32(&mut self.b, I_SIZE_HIGH, hi32(s));
     }
     /// `i_blocks` in 512-byte sectors (no huge_file).
     pub fn sectors(&self) -> u64 {
-        u64::from(get32(&self.b, 0x1C)) | (u64::from(get16(&self.b, 0x74)) << 32)
+        u64::from(le32(&self.b, I_BLOCKS_LO)) | (u64::from(le16(&self.b, L_I_BLOCKS_HIGH)) << 32)
     }
     /// Sets `i_blocks`.
     pub fn set_sectors(&mut self, s: u64) {
-        put32(&mut self.b, 0x1C, s as u32);
-        put16(&mut self.b, 0x74, (s >> 32) as u16);
+        set_le32(&mut self.b, I_BLOCKS_LO, lo32(s));
+        set_le16(&mut self.b, L_I_BLOCKS_HIGH, lo16(hi32(s)));
     }
     /// `i_flags`.
     pub fn flags(&self) -> u32 {
-        get32(&self.b, 0x20)
+        le32(&self.b, I_FLAGS)
     }
     /// Sets `i_flags`.
     pub fn set_flags(&mut self, f: u32) {
-        put32(&mut self.b, 0x20, f);
+        set_le32(&mut self.b, I_FLAGS, f);
     }
     /// `i_dtime` (also the orphan list link).
     pub fn dtime(&self) -> u32 {
-        get32(&self.b, 0x14)
+        le32(&self.b, I_DTIME)
     }
     /// Sets `i_dtime`.
     pub fn set_dtime(&mut self, t: u32) {
-        put32(&mut self.b, 0x14, t);
+        set_le32(&mut self.b, I_DTIME, t);
     }
     /// Sets owner (`i_uid` + `l_i_uid_high`).
     pub fn set_uid(&mut self, uid: u32) {
-        put16(&mut self.b, 0x02, uid as u16);
-        put16(&mut self.b, 0x78, (uid >> 16) as u16);
+        set_le16(&mut self.b, I_UID, lo16(uid));
+        set_le16(&mut self.b, L_I_UID_HIGH, hi16(uid));
     }
     /// Sets group (`i_gid` + `l_i_gid_high`).
     pub fn set_gid(&mut self, gid: u32) {
-        put16(&mut self.b, 0x18, gid as u16);
-        put16(&mut self.b, 0x7A, (gid >> 16) as u16);
+        set_le16(&mut self.b, I_GID, lo16(gid));
+        set_le16(&mut self.b, L_I_GID_HIGH, hi16(gid));
     }
     /// `i_block[i]`.
     pub fn ptr(&self, i: usize) -> u32 {
-        get32(&self.b, 0x28 + 4 * i)
+        le32(&self.b, I_BLOCK + 4 * i)
     }
     /// Sets `i_block[i]`.
     pub fn set_ptr(&mut self, i: usize, v: u32) {
-        put32(&mut self.b, 0x28 + 4 * i, v);
+        set_le32(&mut self.b, I_BLOCK + 4 * i, v);
     }
     /// The 60 bytes of `i_block`.
     pub fn i_block_mut(&mut self) -> &mut [u8] {
-        &mut self.b[0x28..0x64]
+        &mut self.b[I_BLOCK..I_GENERATION]
     }
     /// Sets `i_generation`.
     pub fn set_generation(&mut self, g: u32) {
-        put32(&mut self.b, 0x64, g);
+        set_le32(&mut self.b, I_GENERATION, g);
     }
     /// `i_file_acl` (low 32 bits).
     pub fn file_acl(&self) -> u32 {
-        get32(&self.b, 0x68)
+        le32(&self.b, I_FILE_ACL_LO)
     }
 
     /// Sets a timestamp; the `_extra` field (nanoseconds and epoch bits) is
     /// written when the record has it.
     pub fn set_time(&mut self, which: Which, t: Timestamp) {
         let (base, extra) = match which {
-            Which::Atime => (Some(0x08), 0x8C),
-            Which::Ctime => (Some(0x0C), 0x84),
-            Which::Mtime => (Some(0x10), 0x88),
-            Which::Crtime => (None, 0x94),
+            Which::Atime => (Some(I_ATIME), I_ATIME_EXTRA),
+            Which::Ctime => (Some(I_CTIME), I_CTIME_EXTRA),
+            Which::Mtime => (Some(I_MTIME), I_MTIME_EXTRA),
+            Which::Crtime => (None, I_CRTIME_EXTRA),
         };
-        let lo = t.sec as u32;
+        let lo = u32::try_from(t.sec & 0xFFFF_FFFF).unwrap_or(0);
         // Seconds beyond 32 bits go in the epoch bits ((sec - (i32)lo) >> 32).
-        let epoch = ((t.sec - i64::from(lo as i32)) >> 32) as u32 & 3;
+        let signed_lo = i64::from(i32::from_le_bytes(lo.to_le_bytes()));
+        let epoch = u32::try_from((t.sec.wrapping_sub(signed_lo) >> 32) & 3).unwrap_or(0);
         match base {
-            Some(o) => put32(&mut self.b, o, lo),
+            Some(o) => set_le32(&mut self.b, o, lo),
             None => {
-                if self.extra_end() >= 0x98 {
-                    put32(&mut self.b, 0x90, lo);
+                if self.extra_end() >= I_CRTIME_EXTRA + 4 {
+                    set_le32(&mut self.b, I_CRTIME, lo);
                 }
             }
         }
         if self.extra_end() >= extra + 4 {
-            put32(&mut self.b, extra, (t.nsec.min(999_999_999) << 2) | epoch);
+            set_le32(&mut self.b, extra, (t.nsec.min(999_999_999) << 2) | epoch);
         }
     }
 
@@ -189,7 +179,8 @@ impl RawInode {
 pub fn split_dev(rdev: u64) -> (u32, u32) {
     let major = ((rdev >> 8) & 0xFFF) | ((rdev >> 32) & !0xFFF);
     let minor = (rdev & 0xFF) | ((rdev >> 12) & !0xFF);
-    (major as u32, minor as u32)
+    // Linux dev_t majors and minors are 32-bit.
+    (lo32(major), lo32(minor))
 }
 
 #[cfg(test)]

@@ -8,17 +8,21 @@
 use super::cache::Cached;
 use super::{eio, WResult};
 use crate::block::BlockDevice;
+use crate::ext3::bytes::{hi32, lo32, set_be32};
+use crate::ext3::journal::block::field::*;
 use crate::ext3::journal::block::{
     JBD2_COMMIT_BLOCK, JBD2_DESCRIPTOR_BLOCK, JBD2_FLAG_ESCAPE, JBD2_FLAG_LAST_TAG,
     JBD2_FLAG_SAME_UUID,
 };
+use crate::ext3::journal::superblock::field::{S_SEQUENCE, S_START, S_UUID};
 use crate::ext3::journal::superblock::{
     JournalSuperblock, COMPAT_CHECKSUM, INCOMPAT_64BIT, INCOMPAT_REVOKE,
 };
 use crate::ext3::journal::JBD2_MAGIC_NUMBER;
 use crate::ext3::map::collect_blocks;
+use crate::ext3::BlockIndex;
 use crate::ext3::{Ext3, Superblock};
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
 
 /// The journal as the writer uses it.
 #[derive(Debug)]
@@ -38,9 +42,9 @@ pub struct Journal {
 }
 
 fn header(b: &mut [u8], kind: u32, tid: u32) {
-    b[0..4].copy_from_slice(&JBD2_MAGIC_NUMBER.to_be_bytes());
-    b[4..8].copy_from_slice(&kind.to_be_bytes());
-    b[8..12].copy_from_slice(&tid.to_be_bytes());
+    set_be32(b, H_MAGIC, JBD2_MAGIC_NUMBER);
+    set_be32(b, H_BLOCKTYPE, kind);
+    set_be32(b, H_SEQUENCE, tid);
 }
 
 impl Journal {
@@ -48,26 +52,28 @@ impl Journal {
     /// features the writer does not produce (checksums, async commit).
     pub fn load<D: BlockDevice>(fs: &Ext3<D>, sb: &Superblock) -> WResult<Journal> {
         let jino = sb.s_journal_inum;
-        let inode = fs.inode(jino).map_err(|_| Errno::EIO)?;
+        let inode = fs.inode(jino).map_err(|_| FsError::IO)?;
         let bs = u64::from(fs.block_size());
         let n = inode.i_size / bs;
         if n < 4 || n > sb.s_blocks_count {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         let mut m = fs.mapper(jino, &inode);
-        let map = collect_blocks(&mut m, n).map_err(|_| Errno::EIO)?;
+        let map = collect_blocks(&mut m, n).map_err(|_| FsError::IO)?;
         if map.contains(&0) {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
-        let raw_sb = fs.read_block(map[0], "journal").map_err(|_| Errno::EIO)?;
-        let jsb = JournalSuperblock::parse(&raw_sb).map_err(|_| Errno::EIO)?;
+        let raw_sb = fs
+            .read_block(BlockIndex(map[0]), "journal")
+            .map_err(|_| FsError::IO.at_block(map[0]))?;
+        let jsb = JournalSuperblock::parse(&raw_sb).map_err(|_| FsError::IO)?;
         if jsb.s_feature_compat & COMPAT_CHECKSUM != 0
             || jsb.s_feature_incompat & !(INCOMPAT_REVOKE | INCOMPAT_64BIT) != 0
         {
-            return Err(Errno::EOPNOTSUPP);
+            return Err(FsError::Unsupported);
         }
         if u64::from(jsb.s_maxlen) > n || jsb.s_blocksize as u64 != bs {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         let is64 = jsb.s_feature_incompat & INCOMPAT_64BIT != 0;
         let mut j = Journal {
@@ -109,8 +115,8 @@ impl Journal {
     }
 
     fn write_sb<D: BlockDevice>(&mut self, dev: &Cached<D>, start: u32) -> WResult<()> {
-        self.raw_sb[0x18..0x1C].copy_from_slice(&self.tid.to_be_bytes());
-        self.raw_sb[0x1C..0x20].copy_from_slice(&start.to_be_bytes());
+        set_be32(&mut self.raw_sb, S_SEQUENCE, self.tid);
+        set_be32(&mut self.raw_sb, S_START, start);
         dev.write_blocks(self.map[0], &self.raw_sb).map_err(eio)
     }
 
@@ -122,7 +128,7 @@ impl Journal {
         blocks: &[(u64, Box<[u8]>)],
     ) -> WResult<()> {
         if blocks.len() > self.capacity() {
-            return Err(Errno::ENOSPC);
+            return Err(FsError::NoSpace);
         }
         let per = (self.bs - 12 - 16) / self.tag_bytes;
         let mut log: Vec<u8> =
@@ -130,7 +136,7 @@ impl Journal {
         for chunk in blocks.chunks(per) {
             let mut desc = vec![0u8; self.bs];
             header(&mut desc, JBD2_DESCRIPTOR_BLOCK, self.tid);
-            let mut off = 12;
+            let mut off = HEADER_SIZE;
             for (i, (blk, data)) in chunk.iter().enumerate() {
                 let mut flags = 0u16;
                 if data[0..4] == JBD2_MAGIC_NUMBER.to_be_bytes() {
@@ -142,15 +148,14 @@ impl Journal {
                 if i + 1 == chunk.len() {
                     flags |= JBD2_FLAG_LAST_TAG as u16;
                 }
-                desc[off..off + 4].copy_from_slice(&(*blk as u32).to_be_bytes());
-                desc[off + 6..off + 8].copy_from_slice(&flags.to_be_bytes());
+                set_be32(&mut desc[off..], T_BLOCKNR, lo32(*blk));
+                desc[off + T_FLAGS..off + T_FLAGS + 2].copy_from_slice(&flags.to_be_bytes());
                 if self.is64 {
-                    desc[off + 8..off + 12].copy_from_slice(&((*blk >> 32) as u32).to_be_bytes());
+                    set_be32(&mut desc[off..], T_BLOCKNR_HIGH, hi32(*blk));
                 }
                 off += self.tag_bytes;
                 if i == 0 {
-                    let uuid_at = 0x30;
-                    let uuid: Vec<u8> = self.raw_sb[uuid_at..uuid_at + 16].to_vec();
+                    let uuid: Vec<u8> = self.raw_sb[S_UUID..S_UUID + 16].to_vec();
                     desc[off..off + 16].copy_from_slice(&uuid);
                     off += 16;
                 }
@@ -170,8 +175,9 @@ impl Journal {
         let mut commit = vec![0u8; self.bs];
         header(&mut commit, JBD2_COMMIT_BLOCK, self.tid);
         let t = super::now();
-        commit[0x30..0x38].copy_from_slice(&(t.sec as u64).to_be_bytes());
-        commit[0x38..0x3C].copy_from_slice(&t.nsec.to_be_bytes());
+        let sec = u64::try_from(t.sec).unwrap_or(0);
+        commit[H_COMMIT_SEC..H_COMMIT_SEC + 8].copy_from_slice(&sec.to_be_bytes());
+        set_be32(&mut commit, H_COMMIT_NSEC, t.nsec);
         let at = self.first + (log.len() / self.bs) as u32;
         self.write_log(dev, at, &commit)?;
         dev.flush().map_err(eio)

@@ -9,10 +9,12 @@
 //! `s_last_mounted` (0x88, 64 bytes). Every superblock write sets
 //! `s_wtime` (0x30). A read-only mount changes none of them.
 
-use super::{Errno, WResult, Writer};
+use super::{FsError, WResult, Writer};
 use crate::block::BlockDevice;
+use crate::ext3::bytes::{le16, set_le16, set_le32};
+use crate::ext3::superblock::field::{S_LAST_MOUNTED, S_MAX_MNT_COUNT, S_MNT_COUNT, S_MTIME};
 
-/// `EXT4_DFL_MAX_MNT_COUNT`.
+/// `EXT4_DFL_MAX_MNT_COUNT` (the field is a signed 16-bit count).
 const DFL_MAX_MNT_COUNT: i16 = 20;
 /// `s_last_mounted` is a 64-byte field, NUL padded.
 const LAST_MOUNTED_LEN: usize = 64;
@@ -20,14 +22,13 @@ const LAST_MOUNTED_LEN: usize = 64;
 /// Records a read-write mount at time `now` on `path` in the 1024-byte
 /// superblock `s`.
 pub(crate) fn stamp_mount(s: &mut [u8], path: &[u8], now: u32) {
-    let max = i16::from_le_bytes([s[0x36], s[0x37]]);
-    if max == 0 {
-        s[0x36..0x38].copy_from_slice(&DFL_MAX_MNT_COUNT.to_le_bytes());
+    if le16(s, S_MAX_MNT_COUNT) == 0 {
+        set_le16(s, S_MAX_MNT_COUNT, DFL_MAX_MNT_COUNT.unsigned_abs());
     }
-    let count = u16::from_le_bytes([s[0x34], s[0x35]]).wrapping_add(1);
-    s[0x34..0x36].copy_from_slice(&count.to_le_bytes());
-    s[0x2C..0x30].copy_from_slice(&now.to_le_bytes());
-    let field = &mut s[0x88..0x88 + LAST_MOUNTED_LEN];
+    let count = le16(s, S_MNT_COUNT).wrapping_add(1);
+    set_le16(s, S_MNT_COUNT, count);
+    set_le32(s, S_MTIME, now);
+    let field = &mut s[S_LAST_MOUNTED..S_LAST_MOUNTED + LAST_MOUNTED_LEN];
     field.fill(0);
     let n = path.len().min(LAST_MOUNTED_LEN);
     field[..n].copy_from_slice(&path[..n]);
@@ -43,9 +44,9 @@ impl<D: BlockDevice> Writer<D> {
         if read_only {
             return self.close();
         }
-        let mut st = self.st.write().map_err(|_| Errno::EIO)?;
+        let mut st = self.st.write().map_err(|_| FsError::IO)?;
         if st.broken {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         if !st.marked_in_use {
             self.mark_in_use(&mut st)?;

@@ -10,10 +10,8 @@ use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
 use crate::ext3::inode::FileType;
 use crate::ext3::{Metadata, StatFs, Timestamp};
-use crate::vfs::{
-    errno_of, DirEntry, Ino, InodeFs, Owner, RenameFlags, SetAttr, SetTime, XattrMode,
-};
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
+use crate::fs::{DirEntry, Ino, InodeFs, Owner, RenameFlags, SetAttr, SetTime, XattrMode};
 use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 /// Largest link count (ext3's `EXT4_LINK_MAX` without dir_nlink).
@@ -28,29 +26,31 @@ fn ts(t: SetTime) -> Timestamp {
 
 impl<D: BlockDevice> Writer<D> {
     fn wlock(&self) -> WResult<RwLockWriteGuard<'_, State>> {
-        let st = self.st.write().map_err(|_| Errno::EIO)?;
+        let st = self.st.write().map_err(|_| FsError::IO)?;
         if st.broken {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         Ok(st)
     }
 
     fn rlock(&self) -> WResult<RwLockReadGuard<'_, State>> {
-        self.st.read().map_err(|_| Errno::EIO)
+        self.st.read().map_err(|_| FsError::IO)
     }
 
     fn meta(&self, ino: u32) -> WResult<Metadata> {
-        self.fs.getattr(ino).map_err(|e| errno_of(&e))
+        self.fs
+            .getattr(ino)
+            .map_err(|e| FsError::from(e).at_ino(ino))
     }
 
     /// A live directory's record.
     pub(crate) fn live_dir(&self, ino: u32) -> WResult<RawInode> {
         let r = self.raw_inode(ino)?;
         if !r.is_dir() {
-            return Err(Errno::ENOTDIR);
+            return Err(FsError::NotADirectory);
         }
         if r.links() == 0 {
-            return Err(Errno::ENOENT);
+            return Err(FsError::NotFound);
         }
         Ok(r)
     }
@@ -69,12 +69,12 @@ impl<D: BlockDevice> Writer<D> {
         check_name(name)?;
         let mut p = self.live_dir(parent)?;
         if self.find(parent, name)?.is_some() {
-            return Err(Errno::EEXIST);
+            return Err(FsError::Exists);
         }
-        let t = FileType::from_mode(mode).ok_or(Errno::EINVAL)?;
+        let t = FileType::from_mode(mode).ok_or(FsError::InvalidArgument)?;
         let dir = t == FileType::Directory;
         if dir && p.links() >= LINK_MAX {
-            return Err(Errno::EMLINK);
+            return Err(FsError::TooManyLinks);
         }
         let ino = self.alloc_inode(st, parent, dir)?;
         let mut r = RawInode::new(ino, self.geo.inode_size, self.geo.extra_isize);
@@ -127,7 +127,7 @@ impl<D: BlockDevice> Writer<D> {
     }
 
     pub(crate) fn type_of(r: &RawInode) -> WResult<FileType> {
-        FileType::from_mode(r.mode()).ok_or(Errno::EIO)
+        FileType::from_mode(r.mode()).ok_or(FsError::IO)
     }
 }
 
@@ -135,9 +135,9 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
     fn lookup(&self, parent: Ino, name: &[u8]) -> WResult<Metadata> {
         let _g = self.rlock()?;
         if name.len() > 255 {
-            return Err(Errno::ENAMETOOLONG);
+            return Err(FsError::NameTooLong);
         }
-        let ino = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+        let ino = self.find(parent, name)?.ok_or(FsError::NotFound)?;
         self.meta(ino)
     }
 
@@ -148,12 +148,16 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
 
     fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> WResult<usize> {
         let _g = self.rlock()?;
-        self.fs.read(ino, offset, buf).map_err(|e| errno_of(&e))
+        self.fs
+            .read(ino, offset, buf)
+            .map_err(|e| FsError::from(e).at_ino(ino))
     }
 
     fn readlink(&self, ino: Ino) -> WResult<Vec<u8>> {
         let _g = self.rlock()?;
-        self.fs.readlink(ino).map_err(|e| errno_of(&e))
+        self.fs
+            .readlink(ino)
+            .map_err(|e| FsError::from(e).at_ino(ino))
     }
 
     fn readdir(&self, ino: Ino, cookie: u64, f: &mut dyn FnMut(DirEntry) -> bool) -> WResult<()> {
@@ -167,7 +171,7 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
                     next_cookie,
                 })
             })
-            .map_err(|e| errno_of(&e))
+            .map_err(FsError::from)
     }
 
     fn statfs(&self) -> WResult<StatFs> {
@@ -185,29 +189,31 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
 
     fn listxattr(&self, ino: Ino) -> WResult<Vec<Vec<u8>>> {
         let _g = self.rlock()?;
-        self.fs.listxattr(ino).map_err(|e| errno_of(&e))
+        self.fs
+            .listxattr(ino)
+            .map_err(|e| FsError::from(e).at_ino(ino))
     }
 
     fn getxattr(&self, ino: Ino, name: &[u8]) -> WResult<Vec<u8>> {
         let _g = self.rlock()?;
         self.fs
             .getxattr(ino, name)
-            .map_err(|e| errno_of(&e))?
-            .ok_or(Errno::ENODATA)
+            .map_err(FsError::from)?
+            .ok_or(FsError::NoAttribute)
     }
 
     fn setattr(&self, ino: Ino, c: &SetAttr) -> WResult<Metadata> {
         let mut st = self.wlock()?;
         let mut r = self.raw_inode(ino)?;
         if r.mode() == 0 {
-            return Err(Errno::ENOENT);
+            return Err(FsError::NotFound);
         }
         if let Some(size) = c.size {
             if r.is_dir() {
-                return Err(Errno::EISDIR);
+                return Err(FsError::IsADirectory);
             }
             if r.mode() & 0xF000 != 0x8000 {
-                return Err(Errno::EINVAL);
+                return Err(FsError::InvalidArgument);
             }
             self.set_size(&mut st, &mut r, size)?;
             r.set_time(Which::Mtime, super::now());
@@ -238,8 +244,8 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         let mut r = self.raw_inode(ino)?;
         match r.mode() & 0xF000 {
             0x8000 => {}
-            0x4000 => return Err(Errno::EISDIR),
-            _ => return Err(Errno::EINVAL),
+            0x4000 => return Err(FsError::IsADirectory),
+            _ => return Err(FsError::InvalidArgument),
         }
         self.check_block_map(&r)?;
         let n = self.write_data(&mut st, &mut r, offset, data);
@@ -269,7 +275,7 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         let mut st = self.wlock()?;
         let t = (mode & 0o170000) as u16;
         if !matches!(t, 0o100000 | 0o020000 | 0o060000 | 0o010000 | 0o140000) {
-            return Err(Errno::EINVAL);
+            return Err(FsError::InvalidArgument);
         }
         let m = t | (mode & 0o7777) as u16;
         self.make_node(&mut st, parent, name, m, owner, &mut |_, _, r| {
@@ -299,10 +305,10 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
     fn symlink(&self, parent: Ino, name: &[u8], target: &[u8], owner: Owner) -> WResult<Metadata> {
         let mut st = self.wlock()?;
         if target.is_empty() {
-            return Err(Errno::ENOENT);
+            return Err(FsError::NotFound);
         }
         if target.len() >= self.geo.bs as usize || target.len() > 4095 {
-            return Err(Errno::ENAMETOOLONG);
+            return Err(FsError::NameTooLong);
         }
         self.make_node(&mut st, parent, name, 0o120777, owner, &mut |w, st, r| {
             r.set_size(target.len() as u64);
@@ -325,17 +331,17 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         check_name(new_name)?;
         let mut r = self.raw_inode(ino)?;
         if r.is_dir() {
-            return Err(Errno::EPERM);
+            return Err(FsError::NotPermitted);
         }
         if r.links() == 0 || r.mode() == 0 {
-            return Err(Errno::ENOENT);
+            return Err(FsError::NotFound);
         }
         if r.links() >= LINK_MAX {
-            return Err(Errno::EMLINK);
+            return Err(FsError::TooManyLinks);
         }
         let mut p = self.live_dir(new_parent)?;
         if self.find(new_parent, new_name)?.is_some() {
-            return Err(Errno::EEXIST);
+            return Err(FsError::Exists);
         }
         self.add_entry(&mut st, &mut p, new_name, ino, Self::type_of(&r)?)?;
         self.put_inode(&p)?;
@@ -349,10 +355,10 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
     fn unlink(&self, parent: Ino, name: &[u8]) -> WResult<()> {
         let mut st = self.wlock()?;
         let mut p = self.live_dir(parent)?;
-        let ino = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+        let ino = self.find(parent, name)?.ok_or(FsError::NotFound)?;
         let mut r = self.raw_inode(ino)?;
         if r.is_dir() {
-            return Err(Errno::EISDIR);
+            return Err(FsError::IsADirectory);
         }
         self.remove_entry(&mut p, name)?;
         self.put_inode(&p)?;
@@ -364,19 +370,19 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
     fn rmdir(&self, parent: Ino, name: &[u8]) -> WResult<()> {
         let mut st = self.wlock()?;
         if name == b"." {
-            return Err(Errno::EINVAL);
+            return Err(FsError::InvalidArgument);
         }
         if name == b".." {
-            return Err(Errno::ENOTEMPTY);
+            return Err(FsError::NotEmpty);
         }
         let mut p = self.live_dir(parent)?;
-        let ino = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+        let ino = self.find(parent, name)?.ok_or(FsError::NotFound)?;
         let mut r = self.raw_inode(ino)?;
         if !r.is_dir() {
-            return Err(Errno::ENOTDIR);
+            return Err(FsError::NotADirectory);
         }
         if !self.dir_is_empty(ino)? {
-            return Err(Errno::ENOTEMPTY);
+            return Err(FsError::NotEmpty);
         }
         self.remove_entry(&mut p, name)?;
         p.set_links(p.links().saturating_sub(1));

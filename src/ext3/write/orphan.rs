@@ -7,7 +7,10 @@
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
-use nix::errno::Errno;
+use crate::ext3::bytes::le32;
+use crate::ext3::inode::field::I_FILE_ACL_LO;
+use crate::ext3::superblock::field::S_LAST_ORPHAN;
+use crate::fs::Error as FsError;
 
 impl<D: BlockDevice> Writer<D> {
     /// Puts `r` (about to be written back by the caller) on the orphan list.
@@ -58,7 +61,7 @@ impl<D: BlockDevice> Writer<D> {
             return Ok(());
         }
         if blk >= self.geo.blocks_count {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         let mut b = self.get(blk)?;
         let refs = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
@@ -68,7 +71,7 @@ impl<D: BlockDevice> Writer<D> {
             b[4..8].copy_from_slice(&(refs - 1).to_le_bytes());
             self.put(blk, b)?;
         }
-        r.b[0x68..0x6C].fill(0);
+        r.b[I_FILE_ACL_LO..I_FILE_ACL_LO + 4].fill(0);
         r.set_sectors(r.sectors().saturating_sub(self.geo.bs / 512));
         Ok(())
     }
@@ -100,16 +103,11 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn load_orphans(&self, st: &mut State) -> WResult<()> {
         let (blk, off) = self.geo.sb_block();
         let sb = self.get(blk)?;
-        let mut next = u32::from_le_bytes([
-            sb[off + 0xE8],
-            sb[off + 0xE9],
-            sb[off + 0xEA],
-            sb[off + 0xEB],
-        ]);
+        let mut next = le32(&sb[off..], S_LAST_ORPHAN);
         let mut seen = 0u32;
         while next != 0 && !st.orphans.contains(&next) {
             if next > self.geo.inodes_count || seen > self.geo.inodes_count {
-                return Err(Errno::EIO);
+                return Err(FsError::IO);
             }
             seen += 1;
             st.orphans.push(next);

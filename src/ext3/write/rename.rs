@@ -10,8 +10,8 @@ use super::ops::LINK_MAX;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
 use crate::ext3::inode::FileType;
-use crate::vfs::RenameFlags;
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
+use crate::fs::RenameFlags;
 
 impl<D: BlockDevice> Writer<D> {
     /// True when directory `anc` is `ino` or one of its ancestors.
@@ -23,9 +23,9 @@ impl<D: BlockDevice> Writer<D> {
             if ino == crate::ext3::ROOT_INO {
                 return Ok(false);
             }
-            ino = self.find(ino, b"..")?.ok_or(Errno::EIO)?;
+            ino = self.find(ino, b"..")?.ok_or(FsError::IO)?;
         }
-        Err(Errno::ELOOP)
+        Err(FsError::SymlinkLoop)
     }
 
     /// Moves directory `child` from `old` to `new` parent: `..` and links.
@@ -41,7 +41,7 @@ impl<D: BlockDevice> Writer<D> {
         self.put_inode(&o)?;
         let mut n = self.raw_inode(new)?;
         if n.links() >= LINK_MAX {
-            return Err(Errno::EMLINK);
+            return Err(FsError::TooManyLinks);
         }
         n.set_links(n.links() + 1);
         self.put_inode(&n)
@@ -57,15 +57,15 @@ impl<D: BlockDevice> Writer<D> {
         flags: RenameFlags,
     ) -> WResult<()> {
         if flags.exchange && flags.noreplace {
-            return Err(Errno::EINVAL);
+            return Err(FsError::InvalidArgument);
         }
         if name == b"." || name == b".." {
-            return Err(Errno::EINVAL);
+            return Err(FsError::InvalidArgument);
         }
         check_name(new_name)?;
         self.live_dir(parent)?;
         self.live_dir(new_parent)?;
-        let src = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+        let src = self.find(parent, name)?.ok_or(FsError::NotFound)?;
         let dst = self.find(new_parent, new_name)?;
         if parent == new_parent && name == new_name {
             return Ok(());
@@ -73,14 +73,14 @@ impl<D: BlockDevice> Writer<D> {
         let s = self.raw_inode(src)?;
         let st_type = Self::type_of(&s)?;
         if s.is_dir() && self.is_ancestor(src, new_parent)? {
-            return Err(Errno::EINVAL);
+            return Err(FsError::InvalidArgument);
         }
         if flags.exchange {
-            let dst = dst.ok_or(Errno::ENOENT)?;
+            let dst = dst.ok_or(FsError::NotFound)?;
             let d = self.raw_inode(dst)?;
             let dt = Self::type_of(&d)?;
             if d.is_dir() && self.is_ancestor(dst, parent)? {
-                return Err(Errno::EINVAL);
+                return Err(FsError::InvalidArgument);
             }
             let mut p = self.raw_inode(parent)?;
             self.retarget_entry(&mut p, name, dst, dt)?;
@@ -102,14 +102,14 @@ impl<D: BlockDevice> Writer<D> {
             return Ok(());
         }
         match dst {
-            Some(_) if flags.noreplace => return Err(Errno::EEXIST),
+            Some(_) if flags.noreplace => return Err(FsError::Exists),
             Some(d) if d == src => return Ok(()),
             Some(d) => {
                 let mut dr = self.raw_inode(d)?;
                 match (s.is_dir(), dr.is_dir()) {
-                    (true, false) => return Err(Errno::ENOTDIR),
-                    (false, true) => return Err(Errno::EISDIR),
-                    (true, true) if !self.dir_is_empty(d)? => return Err(Errno::ENOTEMPTY),
+                    (true, false) => return Err(FsError::NotADirectory),
+                    (false, true) => return Err(FsError::IsADirectory),
+                    (true, true) if !self.dir_is_empty(d)? => return Err(FsError::NotEmpty),
                     _ => {}
                 }
                 let mut np = self.raw_inode(new_parent)?;

@@ -10,8 +10,8 @@ use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
 use crate::ext3::features::Compat;
 use crate::ext3::xattr::EXT4_XATTR_MAGIC;
-use crate::vfs::{errno_of, XattrMode};
-use nix::errno::Errno;
+use crate::fs::Error as FsError;
+use crate::fs::XattrMode;
 
 /// (e_name_index, name without prefix, value)
 type Entry = (u8, Vec<u8>, Vec<u8>);
@@ -28,18 +28,18 @@ fn split_name(full: &[u8]) -> WResult<(u8, Vec<u8>)> {
     for (pre, idx) in TABLE {
         if let Some(rest) = full.strip_prefix(pre) {
             if idx == 2 || rest == b"data" || rest.starts_with(b"richacl") {
-                return Err(Errno::EOPNOTSUPP);
+                return Err(FsError::Unsupported);
             }
             if rest.is_empty() {
-                return Err(Errno::EINVAL);
+                return Err(FsError::InvalidArgument);
             }
             if rest.len() > 255 {
-                return Err(Errno::ERANGE);
+                return Err(FsError::OutOfRange);
             }
             return Ok((idx, rest.to_vec()));
         }
     }
-    Err(Errno::EOPNOTSUPP)
+    Err(FsError::Unsupported)
 }
 
 /// `ext2fs_ext_attr_hash_entry`: the name (as signed chars), then the
@@ -90,12 +90,18 @@ fn encode(entries: &[Entry], area: &mut [u8], start: usize, base: usize) -> Opti
 
 impl<D: BlockDevice> Writer<D> {
     fn current_xattrs(&self, ino: u32) -> WResult<Vec<Entry>> {
-        let inode = self.fs.inode(ino).map_err(|e| errno_of(&e))?;
-        let list = self.fs.xattrs_of(ino, &inode).map_err(|e| errno_of(&e))?;
+        let inode = self
+            .fs
+            .inode(ino)
+            .map_err(|e| FsError::from(e).at_ino(ino))?;
+        let list = self
+            .fs
+            .xattrs_of(ino, &inode)
+            .map_err(|e| FsError::from(e).at_ino(ino))?;
         let mut out = Vec::new();
         for x in list {
             if x.value_inum != 0 {
-                return Err(Errno::EOPNOTSUPP);
+                return Err(FsError::Unsupported);
             }
             out.push((split_name(&x.name)?.0, split_name(&x.name)?.1, x.value));
         }
@@ -138,7 +144,7 @@ impl<D: BlockDevice> Writer<D> {
             return Ok(());
         }
         let mut b = vec![0u8; bs];
-        let hashes = encode(&entries, &mut b, 32, 0).ok_or(Errno::ENOSPC)?;
+        let hashes = encode(&entries, &mut b, 32, 0).ok_or(FsError::NoSpace)?;
         let mut bh = 0u32;
         for h in hashes {
             bh = (bh << 16) ^ (bh >> 16) ^ h;
@@ -168,7 +174,7 @@ impl<D: BlockDevice> Writer<D> {
     /// Drops one reference to attribute block `blk`.
     fn drop_xattr_block(&self, st: &mut State, blk: u64) -> WResult<()> {
         if blk >= self.geo.blocks_count {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         let mut b = self.get(blk)?;
         let refs = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
@@ -188,9 +194,9 @@ impl<D: BlockDevice> Writer<D> {
         value: Option<&[u8]>,
         mode: XattrMode,
     ) -> WResult<()> {
-        let mut st = self.st.write().map_err(|_| Errno::EIO)?;
+        let mut st = self.st.write().map_err(|_| FsError::IO)?;
         if st.broken {
-            return Err(Errno::EIO);
+            return Err(FsError::IO);
         }
         if !self
             .fs
@@ -198,27 +204,27 @@ impl<D: BlockDevice> Writer<D> {
             .s_feature_compat
             .contains(Compat::EXT_ATTR)
         {
-            return Err(Errno::EOPNOTSUPP);
+            return Err(FsError::Unsupported);
         }
         let (idx, suffix) = split_name(name)?;
         let mut r = self.raw_inode(ino)?;
         if r.mode() == 0 {
-            return Err(Errno::ENOENT);
+            return Err(FsError::NotFound);
         }
         let mut list = self.current_xattrs(ino)?;
         let pos = list.iter().position(|e| e.0 == idx && e.1 == suffix);
         match (value, pos) {
-            (None, None) => return Err(Errno::ENODATA),
+            (None, None) => return Err(FsError::NoAttribute),
             (None, Some(i)) => {
                 list.remove(i);
             }
-            (Some(_), Some(_)) if mode == XattrMode::Create => return Err(Errno::EEXIST),
-            (Some(_), None) if mode == XattrMode::Replace => return Err(Errno::ENODATA),
+            (Some(_), Some(_)) if mode == XattrMode::Create => return Err(FsError::Exists),
+            (Some(_), None) if mode == XattrMode::Replace => return Err(FsError::NoAttribute),
             (Some(v), Some(i)) => list[i].2 = v.to_vec(),
             (Some(v), None) => list.push((idx, suffix, v.to_vec())),
         }
         if value.is_some_and(|v| v.len() + 48 > self.geo.bs as usize) {
-            return Err(Errno::E2BIG);
+            return Err(FsError::ValueTooLarge);
         }
         self.store_xattrs(&mut st, &mut r, list)?;
         r.set_time(Which::Ctime, super::now());
@@ -243,9 +249,9 @@ mod tests {
         );
         assert_eq!(
             split_name(b"system.posix_acl_access"),
-            Err(Errno::EOPNOTSUPP)
+            Err(FsError::Unsupported)
         );
-        assert_eq!(split_name(b"other.x"), Err(Errno::EOPNOTSUPP));
+        assert_eq!(split_name(b"other.x"), Err(FsError::Unsupported));
     }
 
     #[test]

@@ -17,11 +17,11 @@
 //! With the ubd `s` flag, [`Synchronous`] commits after every change.
 #![forbid(unsafe_code)]
 
-use crate::kernel::console::kmsg::{self, Kmsg, Reply};
-use crate::sys::seccomp::{Held, Listener};
-use crate::vfs::{
+use crate::fs::{
     DirEntry, FsResult, Ino, InodeFs, Metadata, Owner, RenameFlags, SetAttr, StatFs, XattrMode,
 };
+use crate::kernel::console::kmsg::{self, Kmsg, Reply};
+use crate::sys::seccomp::{Held, Listener};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;

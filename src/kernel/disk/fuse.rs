@@ -1,5 +1,5 @@
 //! The FUSE server: a thin adapter from `fuser`'s low-level requests to
-//! [`vfs::InodeFs`], so the same server serves the journaling ext3 writer
+//! [`fs::InodeFs`], so the same server serves the journaling ext3 writer
 //! and, for a read-only disk, the reader. It never touches ext3 itself.
 //!
 //! FUSE's root is inode 1, ext3's is 2; every other number is the same.
@@ -7,7 +7,7 @@
 //! server is the only writer of the image), kept page cache across opens,
 //! readdirplus, large reads, and several server threads.
 
-use crate::vfs::{self, DirEntry, Errno as VErrno, InodeFs, Metadata, Owner, SetAttr};
+use crate::fs::{self, DirEntry, InodeFs, Metadata, Owner, SetAttr};
 use fuser::{
     Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
@@ -32,7 +32,7 @@ const MAX_IO: u32 = 1 << 20;
 /// kernel's lookup count of an inode drops to zero.
 pub struct FuseFs {
     fs: Arc<dyn InodeFs>,
-    lookups: Mutex<HashMap<vfs::Ino, u64>>,
+    lookups: Mutex<HashMap<fs::Ino, u64>>,
     /// Ask for the writeback cache (only when the root takes writes: it
     /// makes every close invalidate `st_blocks`, one GETATTR per file).
     writeback: bool,
@@ -55,13 +55,13 @@ impl FuseFs {
         }
     }
 
-    fn counted(&self, ino: vfs::Ino) {
+    fn counted(&self, ino: fs::Ino) {
         if let Ok(mut m) = self.lookups.lock() {
             *m.entry(ino).or_insert(0) += 1;
         }
     }
 
-    fn entry(&self, r: vfs::FsResult<Metadata>, reply: ReplyEntry) {
+    fn entry(&self, r: fs::FsResult<Metadata>, reply: ReplyEntry) {
         match r {
             Ok(m) => {
                 self.counted(m.ino);
@@ -114,7 +114,7 @@ impl Filesystem for FuseFs {
             // caches the absence, so `ls -l` does not ask for a missing
             // /etc/passwd once per file. This server is the only writer,
             // and a create through it replaces the negative dentry.
-            Err(VErrno::ENOENT) => {
+            Err(fs::Error::NotFound) => {
                 reply.entry(&TTL, &negative_attr(), Generation(0));
             }
             r => self.entry(r, reply),
@@ -258,7 +258,7 @@ impl Filesystem for FuseFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let f = vfs::RenameFlags {
+        let f = fs::RenameFlags {
             noreplace: flags.contains(fuser::RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
         };
@@ -468,11 +468,11 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let mode = if flags & libc::XATTR_CREATE != 0 {
-            vfs::XattrMode::Create
+            fs::XattrMode::Create
         } else if flags & libc::XATTR_REPLACE != 0 {
-            vfs::XattrMode::Replace
+            fs::XattrMode::Replace
         } else {
-            vfs::XattrMode::Any
+            fs::XattrMode::Any
         };
         empty(
             self.fs.setxattr(to_fs(ino), name.as_bytes(), value, mode),
@@ -550,7 +550,7 @@ fn xattr_reply(v: &[u8], size: u32, reply: ReplyXattr) {
 const READDIRPLUS_BATCH: usize = 512;
 
 /// Answers an operation that returns nothing but success or an errno.
-fn empty(result: vfs::FsResult<()>, reply: ReplyEmpty) {
+fn empty(result: fs::FsResult<()>, reply: ReplyEmpty) {
     match result {
         Ok(()) => reply.ok(),
         Err(e) => reply.error(errno(e)),

@@ -1,29 +1,52 @@
-//! Conversions between the filesystem's types (`vfs`) and FUSE's: inode
+//! Conversions between the filesystem's types (`crate::fs`) and FUSE's: inode
 //! numbers (FUSE's root is 1, ext3's is 2), attributes, times, device
 //! numbers and errno values. Pure.
 
-use crate::vfs::{self, Errno as VErrno, FileType as VFileType, Metadata, SetTime, Timestamp};
+use crate::fs::{self, FileType as VFileType, Metadata, SetTime, Timestamp};
 use fuser::{Errno, FileAttr, FileType, INodeNo, TimeOrNow};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The filesystem's root inode.
-const FS_ROOT: vfs::Ino = 2;
+const FS_ROOT: fs::Ino = 2;
 
 /// FUSE inode to filesystem inode.
-pub fn to_fs(ino: INodeNo) -> vfs::Ino {
+pub fn to_fs(ino: INodeNo) -> fs::Ino {
     match ino.0 {
         1 => FS_ROOT,
-        n => vfs::Ino::try_from(n).unwrap_or(0),
+        n => fs::Ino::try_from(n).unwrap_or(0),
     }
 }
 
 /// Filesystem inode to FUSE inode.
-pub fn to_fuse(ino: vfs::Ino) -> INodeNo {
+pub fn to_fuse(ino: fs::Ino) -> INodeNo {
     INodeNo(if ino == FS_ROOT { 1 } else { u64::from(ino) })
 }
 
-pub(crate) fn errno(e: VErrno) -> Errno {
-    Errno::from_i32(e as i32)
+/// The errno a guest sees for a filesystem error: the one place where
+/// the interface's error kinds become errno values.
+pub(crate) fn errno(e: fs::Error) -> Errno {
+    use fs::Error as E;
+    Errno::from_i32(match e {
+        E::NotFound => libc::ENOENT,
+        E::Exists => libc::EEXIST,
+        E::NotEmpty => libc::ENOTEMPTY,
+        E::NotADirectory => libc::ENOTDIR,
+        E::IsADirectory => libc::EISDIR,
+        E::NameTooLong => libc::ENAMETOOLONG,
+        E::TooManyLinks => libc::EMLINK,
+        E::NoSpace => libc::ENOSPC,
+        E::FileTooLarge => libc::EFBIG,
+        E::InvalidArgument => libc::EINVAL,
+        E::NoAttribute => libc::ENODATA,
+        E::OutOfRange => libc::ERANGE,
+        E::ValueTooLarge => libc::E2BIG,
+        E::ReadOnly => libc::EROFS,
+        E::Unsupported => libc::EOPNOTSUPP,
+        E::StaleInode => libc::ESTALE,
+        E::SymlinkLoop => libc::ELOOP,
+        E::NotPermitted => libc::EPERM,
+        E::Corrupt(_) | E::Io(_) => libc::EIO,
+    })
 }
 
 pub(crate) fn time(t: Timestamp) -> SystemTime {

@@ -20,7 +20,8 @@ use crate::ext3::superblock::{
 };
 use crate::ext3::write::{WriteOptions, Writer};
 use crate::ext3::Ext3;
-use crate::vfs::{InodeFs, ReadOnly};
+use crate::ext3::ReadOnly;
+use crate::fs::InodeFs;
 use std::io::ErrorKind;
 use std::sync::Arc;
 

@@ -21,7 +21,7 @@
 #![forbid(unsafe_code)]
 
 use super::RootWriter;
-use crate::vfs::InodeFs;
+use crate::fs::InodeFs;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

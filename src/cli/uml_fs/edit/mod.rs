@@ -11,7 +11,7 @@ use crate::block::BlockDevice;
 use crate::cow::{open_disk, DiskOptions};
 use crate::ext3::write::{WriteOptions, Writer};
 use crate::ext3::{FileType, Metadata};
-use crate::vfs::{Errno, Ino, InodeFs, Owner, RenameFlags, SetAttr, SetTime};
+use crate::fs::{Error as FsError, Ino, InodeFs, Owner, RenameFlags, SetAttr, SetTime};
 use anyhow::{anyhow, bail, Context};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -45,8 +45,8 @@ fn show(p: &[u8]) -> String {
     String::from_utf8_lossy(p).into_owned()
 }
 
-fn errno(what: &str, p: &[u8], e: Errno) -> anyhow::Error {
-    anyhow!("{what} {}: {}", show(p), oneline::errno_text(e))
+fn fs_error(what: &str, p: &[u8], e: FsError) -> anyhow::Error {
+    anyhow!("{what} {}: {}", show(p), e)
 }
 
 /// `dir/name` for messages.
@@ -75,22 +75,22 @@ impl Session<'_> {
     }
 
     fn resolve(&self, what: &str, path: &[u8], last: Last) -> anyhow::Result<Place> {
-        path::resolve(self.fs, path, last).map_err(|e| errno(what, path, e))
+        path::resolve(self.fs, path, last).map_err(|e| fs_error(what, path, e))
     }
 
     /// The existing inode `path` leads to.
     fn existing(&self, what: &str, path: &[u8], last: Last) -> anyhow::Result<Metadata> {
         self.resolve(what, path, last)?
             .found
-            .ok_or_else(|| errno(what, path, Errno::ENOENT))
+            .ok_or_else(|| fs_error(what, path, FsError::NotFound))
     }
 
     /// `name` in `dir`, when it exists.
     fn entry(&self, dir: Ino, name: &[u8], shown: &[u8]) -> anyhow::Result<Option<Metadata>> {
         match self.fs.lookup(dir, name) {
             Ok(m) => Ok(Some(m)),
-            Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(errno("lookup", shown, e)),
+            Err(FsError::NotFound) => Ok(None),
+            Err(e) => Err(fs_error("lookup", shown, e)),
         }
     }
 
@@ -101,8 +101,8 @@ impl Session<'_> {
         // A link that loops is not a directory: it is replaced, as
         // rename(2) would replace it.
         let followed = match path::resolve(self.fs, path, Last::Follow) {
-            Err(Errno::ELOOP) => None,
-            r => r.map_err(|e| errno(what, path, e))?.as_dir(),
+            Err(FsError::SymlinkLoop) => None,
+            r => r.map_err(|e| fs_error(what, path, e))?.as_dir(),
         };
         if let Some(dir) = followed {
             if name.is_empty() || name == b"." || name == b".." {
@@ -131,18 +131,18 @@ impl Session<'_> {
                 let md = self
                     .fs
                     .mkdir(place.dir, &place.name, 0o755, owner)
-                    .map_err(|e| errno("mkdir", shown, e))?;
+                    .map_err(|e| fs_error("mkdir", shown, e))?;
                 Ok(md.ino)
             }
             Some(m) if is(m, FileType::Directory) => Ok(m.ino),
             Some(m) if is(m, FileType::Symlink) => {
                 let mut hops = 0;
                 path::resolve_at(self.fs, place.dir, &place.name, Last::Follow, &mut hops)
-                    .map_err(|e| errno("mkdir", shown, e))?
+                    .map_err(|e| fs_error("mkdir", shown, e))?
                     .as_dir()
-                    .ok_or_else(|| errno("mkdir", shown, Errno::EEXIST))
+                    .ok_or_else(|| fs_error("mkdir", shown, FsError::Exists))
             }
-            Some(_) => Err(errno("mkdir", shown, Errno::EEXIST)),
+            Some(_) => Err(fs_error("mkdir", shown, FsError::Exists)),
         }
     }
 
@@ -150,13 +150,13 @@ impl Session<'_> {
         if !parents {
             let p = self.resolve("mkdir", path, Last::NoFollow)?;
             if p.found.is_some() {
-                return Err(errno("mkdir", path, Errno::EEXIST));
+                return Err(fs_error("mkdir", path, FsError::Exists));
             }
             return self.dir_at(&p, owner, path);
         }
         let p = match path::resolve(self.fs, path, Last::NoFollow) {
             Ok(p) => p,
-            Err(Errno::ENOENT) => {
+            Err(FsError::NotFound) => {
                 // A missing directory on the way: make the parent first.
                 let mut trimmed = path;
                 while let Some(t) = trimmed.strip_suffix(b"/") {
@@ -172,12 +172,12 @@ impl Session<'_> {
                     p => &p[..p.len() - 1],
                 };
                 if name.is_empty() {
-                    return Err(errno("mkdir", path, Errno::ENOENT));
+                    return Err(fs_error("mkdir", path, FsError::NotFound));
                 }
                 self.mkdir(parent, true, owner)?;
                 self.resolve("mkdir", path, Last::NoFollow)?
             }
-            Err(e) => return Err(errno("mkdir", path, e)),
+            Err(e) => return Err(fs_error("mkdir", path, e)),
         };
         self.dir_at(&p, owner, path)
     }
@@ -190,7 +190,7 @@ impl Session<'_> {
         let m = p
             .found
             .as_ref()
-            .ok_or_else(|| errno("rm", path, Errno::ENOENT))?;
+            .ok_or_else(|| fs_error("rm", path, FsError::NotFound))?;
         self.remove(p.dir, &p.name, m, path, recursive)
     }
 
@@ -206,7 +206,10 @@ impl Session<'_> {
     ) -> anyhow::Result<()> {
         if !is(m, FileType::Directory) {
             self.say(format!("rm {}", show(shown)));
-            return self.fs.unlink(dir, name).map_err(|e| errno("rm", shown, e));
+            return self
+                .fs
+                .unlink(dir, name)
+                .map_err(|e| fs_error("rm", shown, e));
         }
         if !recursive {
             bail!("rm {}: is a directory (use -r)", show(shown));
@@ -219,7 +222,7 @@ impl Session<'_> {
                 }
                 true
             })
-            .map_err(|e| errno("rm", shown, e))?;
+            .map_err(|e| fs_error("rm", shown, e))?;
         for n in names {
             let child = join(shown, &n);
             if let Some(cm) = self.entry(m.ino, &n, &child)? {
@@ -229,7 +232,7 @@ impl Session<'_> {
         self.say(format!("rmdir {}", show(shown)));
         self.fs
             .rmdir(dir, name)
-            .map_err(|e| errno("rmdir", shown, e))
+            .map_err(|e| fs_error("rmdir", shown, e))
     }
 
     /// The regular file at `place`, emptied, or made when missing; another
@@ -251,11 +254,11 @@ impl Session<'_> {
                 };
                 self.fs
                     .setattr(m.ino, &c)
-                    .map_err(|e| errno("truncate", shown, e))?;
+                    .map_err(|e| fs_error("truncate", shown, e))?;
                 return Ok(m.ino);
             }
             if is(m, FileType::Directory) || place.is_dot() {
-                return Err(errno(what, shown, Errno::EISDIR));
+                return Err(fs_error(what, shown, FsError::IsADirectory));
             }
             self.remove(place.dir, &place.name, m, shown, false)?;
         }
@@ -263,7 +266,7 @@ impl Session<'_> {
         Ok(self
             .fs
             .create(place.dir, &place.name, mode, owner)
-            .map_err(|e| errno("create", shown, e))?
+            .map_err(|e| fs_error("create", shown, e))?
             .ino)
     }
 
@@ -283,7 +286,7 @@ impl Session<'_> {
                 let w = self
                     .fs
                     .write(ino, off, &buf[done..n])
-                    .map_err(|e| errno("write", path, e))?;
+                    .map_err(|e| fs_error("write", path, e))?;
                 if w == 0 {
                     bail!("write {}: no space left on device", show(path));
                 }
@@ -316,7 +319,7 @@ impl Session<'_> {
             self.say(format!("link {}", show(shown)));
             self.fs
                 .link(ino, place.dir, &place.name)
-                .map_err(|e| errno("link", shown, e))?;
+                .map_err(|e| fs_error("link", shown, e))?;
             return Ok(());
         }
         let ino = if ft.is_dir() {
@@ -354,7 +357,7 @@ impl Session<'_> {
                 self.fs
                     .mknod(place.dir, &place.name, md.mode(), md.rdev(), who)
             };
-            r.map_err(|e| errno("create", shown, e))?.ino
+            r.map_err(|e| fs_error("create", shown, e))?.ino
         };
         if !ft.is_symlink() {
             let c = SetAttr {
@@ -373,7 +376,7 @@ impl Session<'_> {
             };
             self.fs
                 .setattr(ino, &c)
-                .map_err(|e| errno("setattr", shown, e))?;
+                .map_err(|e| fs_error("setattr", shown, e))?;
         }
         if linked {
             links.insert((md.dev(), md.ino()), ino);
@@ -386,7 +389,7 @@ impl Session<'_> {
     fn make_room(&self, place: &Place, shown: &[u8]) -> anyhow::Result<()> {
         match &place.found {
             Some(m) if is(m, FileType::Directory) || place.is_dot() => {
-                Err(errno("put", shown, Errno::EISDIR))
+                Err(fs_error("put", shown, FsError::IsADirectory))
             }
             Some(m) => self.remove(place.dir, &place.name, m, shown, false),
             None => Ok(()),
@@ -398,7 +401,7 @@ impl Session<'_> {
         self.fs
             .setattr(m.ino, c)
             .map(drop)
-            .map_err(|e| errno(what, path, e))
+            .map_err(|e| fs_error(what, path, e))
     }
 
     fn run(&self, cmd: &EditCommand) -> anyhow::Result<()> {
@@ -437,7 +440,7 @@ impl Session<'_> {
                     bail!("mv {}: cannot move '.', '..' or '/'", show(&src));
                 }
                 if from.found.is_none() {
-                    return Err(errno("mv", &src, Errno::ENOENT));
+                    return Err(fs_error("mv", &src, FsError::NotFound));
                 }
                 let (to, shown) = self.target("mv", &b(dest), &from.name)?;
                 if to.is_dot() {
@@ -452,7 +455,7 @@ impl Session<'_> {
                         &to.name,
                         RenameFlags::default(),
                     )
-                    .map_err(|e| errno("mv", &src, e))
+                    .map_err(|e| fs_error("mv", &src, e))
             }
             EditCommand::Ln {
                 symbolic,
@@ -462,7 +465,7 @@ impl Session<'_> {
             } => {
                 let (at, shown) = self.target("ln", &b(link), base(&b(target)))?;
                 if at.found.is_some() || at.is_dot() {
-                    return Err(errno("ln", &shown, Errno::EEXIST));
+                    return Err(fs_error("ln", &shown, FsError::Exists));
                 }
                 self.say(format!("link {} -> {}", show(&shown), show(&b(target))));
                 let r = if *symbolic {
@@ -472,7 +475,7 @@ impl Session<'_> {
                     let t = self.existing("ln", &b(target), Last::NoFollow)?;
                     self.fs.link(t.ino, at.dir, &at.name)
                 };
-                r.map(drop).map_err(|e| errno("ln", &shown, e))
+                r.map(drop).map_err(|e| fs_error("ln", &shown, e))
             }
             EditCommand::Chmod { mode, paths, .. } => {
                 let m = parse_mode(mode).ok_or_else(|| anyhow!("bad mode {mode:?}"))?;
@@ -514,14 +517,14 @@ impl Session<'_> {
                             self.say(format!("create {}", show(&p)));
                             self.fs
                                 .create(place.dir, &place.name, 0o644, root)
-                                .map_err(|e| errno("touch", &p, e))?
+                                .map_err(|e| fs_error("touch", &p, e))?
                                 .ino
                         }
                     };
                     self.say(format!("touch {}", show(&p)));
                     self.fs
                         .setattr(ino, &c)
-                        .map_err(|e| errno("touch", &p, e))?;
+                        .map_err(|e| fs_error("touch", &p, e))?;
                 }
                 Ok(())
             }
@@ -559,9 +562,7 @@ fn edit_on<D: BlockDevice>(dev: D, spec: &str, cmd: &EditCommand, dry: bool) -> 
         dry,
     };
     let r = s.run(cmd);
-    let closed = w
-        .unmount()
-        .map_err(|e| anyhow!("{spec}: unmount: {}", oneline::errno_text(e)));
+    let closed = w.unmount().map_err(|e| anyhow!("{spec}: unmount: {}", e));
     r?;
     closed
 }

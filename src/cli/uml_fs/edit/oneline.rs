@@ -24,11 +24,6 @@ pub fn reason(error: &io::Error) -> String {
     without_os_error(&error.to_string())
 }
 
-/// The C library's description of `errno`.
-pub fn errno_text(errno: nix::errno::Errno) -> String {
-    reason(&io::Error::from_raw_os_error(errno as i32))
-}
-
 /// `error` and its causes as one line, leaving out a cause whose text is
 /// already in the line.
 pub fn one_line(error: &(dyn Error + 'static)) -> String {

@@ -20,7 +20,7 @@
 
 use crate::ext3::path::MAX_SYMLINKS;
 use crate::ext3::{FileType, Metadata, ROOT_INO};
-use crate::vfs::{Errno, Ino, InodeFs};
+use crate::fs::{Error as FsError, Ino, InodeFs};
 
 /// Whether a symbolic link in the last component is followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ impl Place {
 }
 
 /// Resolves `path` (absolute, or relative to the root).
-pub fn resolve(fs: &dyn InodeFs, path: &[u8], last: Last) -> Result<Place, Errno> {
+pub fn resolve(fs: &dyn InodeFs, path: &[u8], last: Last) -> Result<Place, FsError> {
     let mut hops = 0;
     resolve_at(fs, ROOT_INO, path, last, &mut hops)
 }
@@ -72,7 +72,7 @@ pub fn resolve_at(
     path: &[u8],
     last: Last,
     hops: &mut usize,
-) -> Result<Place, Errno> {
+) -> Result<Place, FsError> {
     let mut dir = if path.first() == Some(&b'/') {
         ROOT_INO
     } else {
@@ -96,7 +96,7 @@ pub fn resolve_at(
     let trailing = path.last() == Some(&b'/');
     let found = match fs.lookup(dir, name) {
         Ok(m) => Some(m),
-        Err(Errno::ENOENT) => None,
+        Err(FsError::NotFound) => None,
         Err(e) => return Err(e),
     };
     let place = match found {
@@ -111,13 +111,13 @@ pub fn resolve_at(
         },
     };
     if trailing && place.found.is_some() && place.as_dir().is_none() {
-        return Err(Errno::ENOTDIR);
+        return Err(FsError::NotADirectory);
     }
     Ok(place)
 }
 
 /// The directory that `name` in `dir` leads to.
-fn enter(fs: &dyn InodeFs, dir: Ino, name: &[u8], hops: &mut usize) -> Result<Ino, Errno> {
+fn enter(fs: &dyn InodeFs, dir: Ino, name: &[u8], hops: &mut usize) -> Result<Ino, FsError> {
     let m = fs.lookup(dir, name)?;
     match m.file_type {
         FileType::Directory => Ok(m.ino),
@@ -125,24 +125,24 @@ fn enter(fs: &dyn InodeFs, dir: Ino, name: &[u8], hops: &mut usize) -> Result<In
             let target = link_target(fs, m.ino, hops)?;
             let place = resolve_at(fs, dir, &target, Last::Follow, hops)?;
             match place.found {
-                None => Err(Errno::ENOENT),
-                Some(_) => place.as_dir().ok_or(Errno::ENOTDIR),
+                None => Err(FsError::NotFound),
+                Some(_) => place.as_dir().ok_or(FsError::NotADirectory),
             }
         }
-        _ => Err(Errno::ENOTDIR),
+        _ => Err(FsError::NotADirectory),
     }
 }
 
 /// The target of the link `ino`, counting one more hop.
-fn link_target(fs: &dyn InodeFs, ino: Ino, hops: &mut usize) -> Result<Vec<u8>, Errno> {
+fn link_target(fs: &dyn InodeFs, ino: Ino, hops: &mut usize) -> Result<Vec<u8>, FsError> {
     *hops += 1;
     if *hops > MAX_SYMLINKS {
-        return Err(Errno::ELOOP);
+        return Err(FsError::SymlinkLoop);
     }
     let target = fs.readlink(ino)?;
     // Linux: an empty link leads nowhere.
     if target.is_empty() {
-        return Err(Errno::ENOENT);
+        return Err(FsError::NotFound);
     }
     Ok(target)
 }
@@ -151,7 +151,7 @@ fn link_target(fs: &dyn InodeFs, ino: Ino, hops: &mut usize) -> Result<Vec<u8>, 
 mod tests {
     use super::*;
     use crate::ext3::{StatFs, Timestamp};
-    use crate::vfs::{DirEntry, FsResult};
+    use crate::fs::{DirEntry, FsResult};
     use std::collections::HashMap;
 
     /// A node: its type, its entries (directories), its target (links).
@@ -197,7 +197,7 @@ mod tests {
 
         fn md(&self, ino: Ino) -> FsResult<Metadata> {
             let t = Timestamp::default();
-            let (file_type, _, _) = self.nodes.get(&ino).ok_or(Errno::ENOENT)?;
+            let (file_type, _, _) = self.nodes.get(&ino).ok_or(FsError::NotFound)?;
             Ok(Metadata {
                 ino,
                 file_type: *file_type,
@@ -220,37 +220,41 @@ mod tests {
 
     impl InodeFs for Tree {
         fn lookup(&self, parent: Ino, name: &[u8]) -> FsResult<Metadata> {
-            let (t, entries, _) = self.nodes.get(&parent).ok_or(Errno::ENOENT)?;
+            let (t, entries, _) = self.nodes.get(&parent).ok_or(FsError::NotFound)?;
             if *t != FileType::Directory {
-                return Err(Errno::ENOTDIR);
+                return Err(FsError::NotADirectory);
             }
-            let ino = entries.iter().find(|e| e.0 == name).ok_or(Errno::ENOENT)?.1;
+            let ino = entries
+                .iter()
+                .find(|e| e.0 == name)
+                .ok_or(FsError::NotFound)?
+                .1;
             self.md(ino)
         }
         fn getattr(&self, ino: Ino) -> FsResult<Metadata> {
             self.md(ino)
         }
         fn read(&self, _: Ino, _: u64, _: &mut [u8]) -> FsResult<usize> {
-            Err(Errno::ENOSYS)
+            Err(FsError::Unsupported)
         }
         fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>> {
-            Ok(self.nodes.get(&ino).ok_or(Errno::ENOENT)?.2.clone())
+            Ok(self.nodes.get(&ino).ok_or(FsError::NotFound)?.2.clone())
         }
         fn readdir(&self, _: Ino, _: u64, _: &mut dyn FnMut(DirEntry) -> bool) -> FsResult<()> {
-            Err(Errno::ENOSYS)
+            Err(FsError::Unsupported)
         }
         fn statfs(&self) -> FsResult<StatFs> {
-            Err(Errno::ENOSYS)
+            Err(FsError::Unsupported)
         }
         fn listxattr(&self, _: Ino) -> FsResult<Vec<Vec<u8>>> {
-            Err(Errno::ENOSYS)
+            Err(FsError::Unsupported)
         }
         fn getxattr(&self, _: Ino, _: &[u8]) -> FsResult<Vec<u8>> {
-            Err(Errno::ENOSYS)
+            Err(FsError::Unsupported)
         }
     }
 
-    fn ino(path: &str, last: Last) -> Result<Option<Ino>, Errno> {
+    fn ino(path: &str, last: Last) -> Result<Option<Ino>, FsError> {
         let p = resolve(&Tree::merged_usr(), path.as_bytes(), last)?;
         Ok(p.found.map(|m| m.ino))
     }
@@ -285,12 +289,12 @@ mod tests {
 
     #[test]
     fn bad_paths_give_the_kernels_errno() {
-        assert_eq!(ino("/nope/x", Last::NoFollow), Err(Errno::ENOENT));
-        assert_eq!(ino("/file/x", Last::NoFollow), Err(Errno::ENOTDIR));
-        assert_eq!(ino("/file/", Last::NoFollow), Err(Errno::ENOTDIR));
-        assert_eq!(ino("/loop/x", Last::NoFollow), Err(Errno::ELOOP));
-        assert_eq!(ino("/loop", Last::Follow), Err(Errno::ELOOP));
+        assert_eq!(ino("/nope/x", Last::NoFollow), Err(FsError::NotFound));
+        assert_eq!(ino("/file/x", Last::NoFollow), Err(FsError::NotADirectory));
+        assert_eq!(ino("/file/", Last::NoFollow), Err(FsError::NotADirectory));
+        assert_eq!(ino("/loop/x", Last::NoFollow), Err(FsError::SymlinkLoop));
+        assert_eq!(ino("/loop", Last::Follow), Err(FsError::SymlinkLoop));
         assert_eq!(ino("/loop", Last::NoFollow), Ok(Some(22)));
-        assert_eq!(ino("/empty/x", Last::NoFollow), Err(Errno::ENOENT));
+        assert_eq!(ino("/empty/x", Last::NoFollow), Err(FsError::NotFound));
     }
 }

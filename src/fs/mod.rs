@@ -1,13 +1,14 @@
 //! The inode-level filesystem interface that the guest kernel's FUSE server
-//! calls, with errors as errno values.
+//! and `uml_fs`'s editing commands call, with its own value and error
+//! types. It knows no on-disk format: filesystems implement it.
 //!
 //! ```text
 //!   FUSE low-level server (kernel::fuse)      uml_fs editing commands
 //!                    \                         /
 //!                     InodeFs  (this trait: lookup, getattr, read, write, ...)
 //!                    /                         \
-//!      ReadOnly<D> (ext3 reader; mutations      the journaling writer
-//!      answer EROFS)                            (ext3, read-write)
+//!  ext3::ReadOnly<D> (the reader; mutations  ext3::write::Writer<D> (the
+//!  answer Error::ReadOnly)                    journaling writer)
 //! ```
 //!
 //! The operations are those a FUSE low-level server receives, keyed by inode
@@ -16,16 +17,17 @@
 //! server calls them from several threads.
 #![forbid(unsafe_code)]
 
-use crate::block::BlockDevice;
-use crate::ext3::{self, Ext3};
-pub use crate::ext3::{FileType, Metadata, StatFs, Timestamp};
-pub use nix::errno::Errno;
+mod error;
+mod types;
+
+pub use error::{At, Error};
+pub use types::{FileType, Metadata, StatFs, Timestamp};
 
 /// Inode numbers as the filesystem stores them (the root is 2).
 pub type Ino = u32;
 
 /// Results of filesystem operations.
-pub type FsResult<T> = Result<T, Errno>;
+pub type FsResult<T> = Result<T, Error>;
 
 /// One directory entry, with the cookie that resumes the listing after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +80,7 @@ pub struct Owner {
 /// `rename` flags (renameat2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RenameFlags {
-    /// Fail with EEXIST when the target exists.
+    /// Fail with [`Error::Exists`] when the target exists.
     pub noreplace: bool,
     /// Swap the two names atomically.
     pub exchange: bool,
@@ -90,13 +92,13 @@ pub enum XattrMode {
     /// Create or replace.
     #[default]
     Any,
-    /// Fail with EEXIST if it exists.
+    /// Fail with [`Error::Exists`] if it exists.
     Create,
-    /// Fail with ENODATA if it does not exist.
+    /// Fail with [`Error::NoAttribute`] if it does not exist.
     Replace,
 }
 
-/// The inode-level operations. Mutating operations default to `EROFS`, so
+/// The inode-level operations. Mutating operations default to [`Error::ReadOnly`], so
 /// a read-only filesystem implements only the reading ones.
 #[allow(unused_variables)]
 pub trait InodeFs: Send + Sync {
@@ -118,20 +120,20 @@ pub trait InodeFs: Send + Sync {
     fn statfs(&self) -> FsResult<StatFs>;
     /// Names of the extended attributes of `ino`.
     fn listxattr(&self, ino: Ino) -> FsResult<Vec<Vec<u8>>>;
-    /// One extended attribute (`ENODATA` when absent).
+    /// One extended attribute ([`Error::NoAttribute`] when absent).
     fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>>;
 
     /// Changes attributes; returns the new ones.
     fn setattr(&self, ino: Ino, changes: &SetAttr) -> FsResult<Metadata> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Writes to a regular file, growing it as needed.
     fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<usize> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Creates a regular file (`mode` holds the permission bits).
     fn create(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> FsResult<Metadata> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Creates a device node, FIFO or socket (`mode` includes the type).
     fn mknod(
@@ -142,27 +144,27 @@ pub trait InodeFs: Send + Sync {
         rdev: u64,
         owner: Owner,
     ) -> FsResult<Metadata> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Creates a directory.
     fn mkdir(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> FsResult<Metadata> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Creates a symbolic link.
     fn symlink(&self, parent: Ino, name: &[u8], target: &[u8], owner: Owner) -> FsResult<Metadata> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Adds a hard link to `ino`.
     fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> FsResult<Metadata> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Removes a non-directory entry.
     fn unlink(&self, parent: Ino, name: &[u8]) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Removes an empty directory.
     fn rmdir(&self, parent: Ino, name: &[u8]) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Renames, replacing a target unless the flags say otherwise.
     fn rename(
@@ -173,15 +175,15 @@ pub trait InodeFs: Send + Sync {
         new_name: &[u8],
         flags: RenameFlags,
     ) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Sets an extended attribute.
     fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// Removes an extended attribute.
     fn removexattr(&self, ino: Ino, name: &[u8]) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Error::ReadOnly)
     }
     /// The host kernel dropped its last reference to `ino`: an inode whose
     /// link count is 0 can now be freed.
@@ -198,100 +200,5 @@ pub trait InodeFs: Send + Sync {
     /// clean.
     fn unmount(&self) -> FsResult<()> {
         Ok(())
-    }
-}
-
-/// The errno for a reader error.
-pub fn errno_of(error: &ext3::Error) -> Errno {
-    match error {
-        ext3::Error::NotFound(_) => Errno::ENOENT,
-        ext3::Error::NotADirectory(_) => Errno::ENOTDIR,
-        ext3::Error::IsADirectory(_) => Errno::EISDIR,
-        ext3::Error::NotASymlink(_) => Errno::EINVAL,
-        ext3::Error::SymlinkLoop(_) => Errno::ELOOP,
-        ext3::Error::BadInode(_) => Errno::ESTALE,
-        ext3::Error::Unsupported(_) => Errno::EOPNOTSUPP,
-        ext3::Error::Corrupt { .. } | ext3::Error::Io { .. } => Errno::EIO,
-    }
-}
-
-/// The ext3 reader as an [`InodeFs`]: every mutation answers `EROFS`.
-pub struct ReadOnly<D: BlockDevice> {
-    fs: Ext3<D>,
-}
-
-impl<D: BlockDevice> ReadOnly<D> {
-    /// Serves `fs` read-only.
-    pub fn new(fs: Ext3<D>) -> Self {
-        ReadOnly { fs }
-    }
-
-    /// The reader underneath.
-    pub fn inner(&self) -> &Ext3<D> {
-        &self.fs
-    }
-}
-
-fn map<T>(r: ext3::Result<T>) -> FsResult<T> {
-    r.map_err(|e| errno_of(&e))
-}
-
-impl<D: BlockDevice> InodeFs for ReadOnly<D> {
-    fn lookup(&self, parent: Ino, name: &[u8]) -> FsResult<Metadata> {
-        let ino = map(self.fs.lookup(parent, name))?;
-        map(self.fs.getattr(ino))
-    }
-
-    fn getattr(&self, ino: Ino) -> FsResult<Metadata> {
-        map(self.fs.getattr(ino))
-    }
-
-    fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
-        map(self.fs.read(ino, offset, buf))
-    }
-
-    fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>> {
-        map(self.fs.readlink(ino))
-    }
-
-    fn readdir(&self, ino: Ino, cookie: u64, f: &mut dyn FnMut(DirEntry) -> bool) -> FsResult<()> {
-        map(self.fs.readdir_with(ino, cookie, |entry, next_cookie| {
-            f(DirEntry {
-                ino: entry.ino,
-                file_type: entry.file_type,
-                name: entry.name,
-                next_cookie,
-            })
-        }))
-    }
-
-    fn statfs(&self) -> FsResult<StatFs> {
-        Ok(self.fs.statfs())
-    }
-
-    fn listxattr(&self, ino: Ino) -> FsResult<Vec<Vec<u8>>> {
-        map(self.fs.listxattr(ino))
-    }
-
-    fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
-        map(self.fs.getxattr(ino, name))?.ok_or(Errno::ENODATA)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reader_errors_map_to_the_errno_a_guest_expects() {
-        assert_eq!(errno_of(&ext3::Error::NotFound("x".into())), Errno::ENOENT);
-        assert_eq!(
-            errno_of(&ext3::Error::NotADirectory("x".into())),
-            Errno::ENOTDIR
-        );
-        assert_eq!(
-            errno_of(&ext3::Error::corrupt_msg("inode 12", "bad")),
-            Errno::EIO
-        );
     }
 }

@@ -180,7 +180,9 @@ fn a_running_guests_cow_is_in_use_and_is_not_merged() {
                 "init=/init".into(),
                 "umid=busy".into(),
             ],
-            LIMIT,
+            // The real kernel's boot alone took over a minute on a loaded
+            // machine; the guest must get as far as opening its disk.
+            4 * LIMIT,
         )
     });
     // Poll until the kernel has the COW open and locked (a loaded machine

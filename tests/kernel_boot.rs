@@ -21,6 +21,7 @@ case "$MODE" in
   writes) i=0; while :; do echo "$i" > /f$((i % 50)); i=$((i + 1)); [ $i = 500 ] && sync && echo SYNCED; done ;;
   check) cat /f0 ;;
   lines) echo on-tty2 > /dev/tty2; echo on-ttyS0 > /dev/ttyS0; ls /dev ;;
+  uptime) echo "UPTIME $(cat /proc/uptime)" ;;
 esac
 poweroff -f
 "#;
@@ -100,6 +101,40 @@ fn boots_to_a_shell_command_and_halts_with_status_0_leaving_the_backing_file_unc
     );
     assert!(g.path("a.cow").is_file());
     assert!(!g.path(".uml/k1").exists(), "umid dir left after halt");
+}
+
+/// The first number of a `/proc/uptime` text.
+fn uptime_secs(text: &str) -> f64 {
+    text.split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an uptime: {text:?}"))
+}
+
+#[test]
+fn the_guests_uptime_counts_from_its_own_boot_not_the_hosts() {
+    let Some(g) = guest("the_guests_uptime_counts_from_its_own_boot") else {
+        return;
+    };
+    let host = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let started = std::time::Instant::now();
+    let b = g.run(
+        &args("ubd0=a.cow,root_fs", "umid=up", &["MODE=uptime"]),
+        LIMIT,
+    );
+    assert!(b.halted(), "{}", b.output);
+    let line = b
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix("UPTIME "))
+        .unwrap_or_else(|| panic!("{}", b.output));
+    let guest = uptime_secs(line);
+    assert!(
+        guest <= started.elapsed().as_secs_f64() + 1.0 && guest + 1.0 < host,
+        "the guest's uptime {guest} s: booted {:?} ago on a host up {host} s\n{}",
+        started.elapsed(),
+        b.output
+    );
 }
 
 #[test]

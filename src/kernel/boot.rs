@@ -416,6 +416,9 @@ fn start_init(
     init.plan.console = slave.as_raw_fd();
     let (listener_end, child_end) = seccomp::listener_pair().map_err(io_err("socketpair"))?;
     init.plan.listener_sock = child_end.as_raw_fd();
+    // Best effort: a host kernel without time namespaces (before 5.6)
+    // leaves the guest the host's uptime.
+    let _ = guest::clocks_from_zero_for_children();
     let spawned = guest::spawn_guest(&init.plan, init.alive_r.as_fd());
     drop(slave);
     drop(child_end);

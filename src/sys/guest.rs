@@ -15,9 +15,22 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+/// The host's `/proc`, opened before the monitor's mounts change: the
+/// per-thread files the monitor writes later are found through it.
+static HOST_PROC: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
 /// Unshares the monitor's namespaces: user, mount, uts, ipc and net.
 /// The process must still be single-threaded.
 pub fn unshare_monitor() -> nix::Result<()> {
+    if let Ok(fd) = nix::fcntl::open(
+        "/proc",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        // SAFETY: `open` just returned this descriptor and nothing else
+        // owns it.
+        let _ = HOST_PROC.set(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
     nix::sched::unshare(
         CloneFlags::CLONE_NEWUSER
             | CloneFlags::CLONE_NEWNS
@@ -25,6 +38,43 @@ pub fn unshare_monitor() -> nix::Result<()> {
             | CloneFlags::CLONE_NEWIPC
             | CloneFlags::CLONE_NEWNET,
     )
+}
+
+/// Gives the processes this thread clones from now on a new time
+/// namespace whose monotonic and boot-time clocks read (about) zero, so a
+/// guest's `/proc/uptime` and `CLOCK_BOOTTIME` count from its own boot, as
+/// on a kernel of its own. Each call starts a new namespace (one a boot).
+/// The offsets are written before any process enters it, as the kernel
+/// requires; the wall clock is the host's either way.
+pub fn clocks_from_zero_for_children() -> io::Result<()> {
+    use nix::time::{clock_gettime, ClockId};
+    // The file is the thread group's (its leader's namespaces): only the
+    // main thread can set what its own children get.
+    if nix::unistd::gettid() != nix::unistd::getpid() {
+        return Err(io::Error::other("time namespace: not the main thread"));
+    }
+    nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))?;
+    let mono = clock_gettime(ClockId::CLOCK_MONOTONIC)?;
+    let boot = clock_gettime(ClockId::CLOCK_BOOTTIME)?;
+    // Whole seconds only: the clocks must not go below zero.
+    let offsets = format!(
+        "monotonic -{} 0\nboottime -{} 0\n",
+        mono.tv_sec(),
+        boot.tv_sec()
+    );
+    let proc = HOST_PROC
+        .get()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+    let fd = nix::fcntl::openat(
+        Some(proc.as_raw_fd()),
+        "self/timens_offsets",
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // SAFETY: `openat` just returned this descriptor and nothing else
+    // owns it.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    std::io::Write::write_all(&mut file, offsets.as_bytes())
 }
 
 /// Forks a helper process that runs `f` and exits with its result. Only

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::switch::daemon;
-pub use crate::switch::{SwitchArgs, DEFAULT_CTL, DEFAULT_DATA};
+pub use crate::switch::{SwitchArgs, VdeArgs, DEFAULT_CTL, DEFAULT_DATA};
 
 /// Why the command line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub enum ArgsError {
     Help,
     /// Print the usage and exit 1.
     Usage,
+    /// A bad value: print `uml_switch: <this>` and exit 1.
+    Bad(String),
 }
 
 /// The original's usage text (stderr, exit 1).
@@ -28,7 +30,8 @@ pub fn usage(prog: &str) -> String {
     )
 }
 
-/// The `--help` text.
+/// The `--help` text (the original's usage, which stays byte for byte,
+/// then every option, the new ones included).
 pub fn help(prog: &str) -> String {
     format!(
         "{}\nOptions:\n\
@@ -36,6 +39,9 @@ pub fn help(prog: &str) -> String {
          \x20 -hub                  act as a hub: flood every frame to every port\n\
          \x20 -tap DEVICE           attach the TAP device DEVICE as a port (the host's uplink)\n\
          \x20 -compat-v0            protocol 0 clients: named data socket (default {DEFAULT_DATA})\n\
+         \x20 -vde DIR              serve a VDE switch directory DIR (DIR/ctl) for VDE and classic clients\n\
+         \x20 -mode MODE            with -vde: octal mode of DIR/ctl and the data sockets (default 600)\n\
+         \x20 -dirmode MODE         with -vde: octal mode of DIR (default 2700, or derived from -mode)\n\
          \x20 -daemon               detach into the background after set-up\n\
          \x20 --help                print this help and exit\n",
         usage(prog)
@@ -51,11 +57,25 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
         tap: None,
         daemon: false,
         notices: Vec::new(),
+        vde: None,
+    };
+    let mut unix = false;
+    let (mut mode, mut dirmode) = (None, None);
+    let octal = |opt: &str, v: Option<&OsString>| -> Result<Option<u32>, ArgsError> {
+        let v = v.ok_or(ArgsError::Usage)?;
+        match v.to_str().and_then(|s| u32::from_str_radix(s, 8).ok()) {
+            Some(m) if m <= 0o7777 => Ok(Some(m)),
+            _ => Err(ArgsError::Bad(format!(
+                "{opt}: '{}' is not an octal mode",
+                v.to_string_lossy()
+            ))),
+        }
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("-unix") => {
+                unix = true;
                 out.ctl = PathBuf::from(it.next().ok_or(ArgsError::Usage)?);
                 if out.data.is_some() {
                     out.data = Some(PathBuf::from(it.next().ok_or(ArgsError::Usage)?));
@@ -80,9 +100,29 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
                 out.data = Some(PathBuf::from(DEFAULT_DATA));
             }
             Some("-daemon") => out.daemon = true,
+            Some("-vde") => {
+                let dir = PathBuf::from(it.next().ok_or(ArgsError::Usage)?);
+                out.ctl = dir.join("ctl");
+                out.vde = Some(VdeArgs {
+                    dir,
+                    mode: None,
+                    dirmode: None,
+                });
+            }
+            Some("-mode") => mode = octal("-mode", it.next())?,
+            Some("-dirmode") => dirmode = octal("-dirmode", it.next())?,
             Some("--help") => return Err(ArgsError::Help),
             _ => return Err(ArgsError::Usage),
         }
+    }
+    match &mut out.vde {
+        Some(_) if unix || out.data.is_some() => return Err(ArgsError::Usage),
+        Some(v) => {
+            v.mode = mode;
+            v.dirmode = dirmode;
+        }
+        None if mode.is_some() || dirmode.is_some() => return Err(ArgsError::Usage),
+        None => {}
     }
     Ok(out)
 }
@@ -98,6 +138,10 @@ pub fn main() -> ExitCode {
         }
         Err(ArgsError::Usage) => {
             eprint!("{}", usage(&prog));
+            return ExitCode::from(1);
+        }
+        Err(ArgsError::Bad(why)) => {
+            eprintln!("uml_switch: {why}");
             return ExitCode::from(1);
         }
     };
@@ -147,6 +191,27 @@ mod tests {
         assert_eq!(
             p(&["-unix", "/x/ctl", "-compat-v0"]).unwrap().data,
             Some(PathBuf::from("/tmp/uml.data"))
+        );
+    }
+
+    #[test]
+    fn vde_takes_a_directory_and_modes() {
+        let a = p(&["-vde", "/x/sw", "-mode", "666", "-hub"]).unwrap();
+        assert_eq!(a.ctl, PathBuf::from("/x/sw/ctl"));
+        assert_eq!(
+            a.vde,
+            Some(VdeArgs {
+                dir: PathBuf::from("/x/sw"),
+                mode: Some(0o666),
+                dirmode: None
+            })
+        );
+        assert_eq!(p(&["-mode", "600"]), Err(ArgsError::Usage));
+        assert_eq!(p(&["-vde", "/x", "-unix", "/y"]), Err(ArgsError::Usage));
+        assert_eq!(p(&["-compat-v0", "-vde", "/x"]), Err(ArgsError::Usage));
+        assert_eq!(
+            p(&["-vde", "/x", "-dirmode", "9"]),
+            Err(ArgsError::Bad("-dirmode: '9' is not an octal mode".into()))
         );
     }
 

@@ -7,7 +7,8 @@
 //!                                       core::Forwarder (pure) + table::MacTable
 //! ```
 //!
-//! `proto`, `frame`, `table` and `core` are pure; `daemon/` (the event
+//! `proto`, `vde` (what a VDE switch directory adds to the protocol),
+//! `frame`, `table` and `core` are pure; `daemon/` (the event
 //! loop in `mod.rs`, the frame path in `dataplane.rs`) is the thin I/O shell
 //! over `sys::net`, with `setup` binding its sockets and opening the `-tap`
 //! uplink through `crate::net::tap`; `client` is the guest kernel's side of
@@ -24,6 +25,7 @@ pub mod proto;
 pub mod setup;
 pub mod spin;
 pub mod table;
+pub mod vde;
 
 use std::path::PathBuf;
 
@@ -47,6 +49,19 @@ pub struct SwitchArgs {
     pub daemon: bool,
     /// Lines the original prints while parsing (`-hub`, `-compat-v0`), in order.
     pub notices: Vec<String>,
+    /// `-vde DIR`: serve a VDE switch directory (`ctl` is then `DIR/ctl`).
+    pub vde: Option<VdeArgs>,
+}
+
+/// A VDE switch directory (`-vde DIR`, `-mode`, `-dirmode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VdeArgs {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `-mode`: mode of `DIR/ctl` and the data sockets.
+    pub mode: Option<u32>,
+    /// `-dirmode`: mode of the directory.
+    pub dirmode: Option<u32>,
 }
 
 /// A switch port, as numbered by the daemon (the original numbers ports by

@@ -17,8 +17,12 @@ use super::core::Forwarder;
 use super::frame::MAX_FRAME_LEN;
 use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
 pub use super::setup::SwitchError;
-use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, port_socket, sys};
+use super::setup::{
+    bind_data_abstract, bind_data_path, bind_listener, make_vde_dir, open_tap, port_socket,
+    port_socket_in, sys,
+};
 use super::spin::Spin;
+use super::vde::{self, PortNumbers, PortRequest, VdeRequest};
 use super::SwitchArgs;
 use super::{FastState, PortId};
 use crate::sys::net::{strerror, RecvSlot};
@@ -93,6 +97,16 @@ struct Conn {
     port: Option<PortId>,
     /// When the connection was accepted (a request must follow soon).
     since: Instant,
+    /// `-vde`: the port number and the data socket file in the directory.
+    vde_port: Option<(u32, Option<PathBuf>)>,
+}
+
+/// The VDE switch directory being served (`-vde`).
+struct VdeDir {
+    dir: PathBuf,
+    /// Mode of the data sockets.
+    mode: u32,
+    ports: PortNumbers,
 }
 
 /// A running switch.
@@ -124,6 +138,8 @@ pub struct Daemon {
     spin: Spin,
     /// Frames received since the last wait.
     round_frames: usize,
+    /// `-vde`: the directory, its modes and port numbers.
+    vde: Option<VdeDir>,
 }
 
 fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
@@ -157,7 +173,20 @@ impl Daemon {
                 let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
             }
         }
+        let vde_modes = args.vde.as_ref().map(|v| vde::modes(v.mode, v.dirmode));
+        if let (Some(v), Some((_, dirmode))) = (&args.vde, vde_modes) {
+            make_vde_dir(&v.dir, dirmode)?;
+        }
         let listener = bind_listener(&args.ctl)?;
+        if let Some((mode, _)) = vde_modes {
+            use std::os::unix::fs::PermissionsExt;
+            let perm = std::fs::Permissions::from_mode(mode);
+            std::fs::set_permissions(&args.ctl, perm).map_err(|err| SwitchError::Bind {
+                kind: "control",
+                path: args.ctl.clone(),
+                err,
+            })?;
+        }
         let cleanup_ctl = |e| {
             let _ = std::fs::remove_file(&args.ctl);
             e
@@ -260,6 +289,12 @@ impl Daemon {
             next_port_tag: 0,
             spin: Spin::default(),
             round_frames: 0,
+            vde: args.vde.as_ref().map(|v| VdeDir {
+                dir: v.dir.clone(),
+                mode: vde_modes.map_or(vde::DEFAULT_MODE, |m| m.0),
+                // Not limited to vde_switch's 31: a lab's domain may hold more.
+                ports: PortNumbers::new(u32::MAX),
+            }),
         };
         if let Some((f, port)) = tap {
             d.epoll.add(&f, ev(TAP)).map_err(sys("epoll_ctl"))?;
@@ -348,6 +383,24 @@ impl Daemon {
                 ),
             );
         }
+        if let Some(v) = &self.vde {
+            // Port sockets first, so that the directory can go.
+            for c in self.conns.values() {
+                if let Some((_, Some(f))) = &c.vde_port {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+            if let Err(e) = std::fs::remove_dir(&v.dir) {
+                log(
+                    &mut self.out,
+                    format_args!(
+                        "Could not remove ctl dir '{}': {}",
+                        v.dir.display(),
+                        strerror(&e)
+                    ),
+                );
+            }
+        }
         if let Some(p) = &self.data_path {
             if let Err(e) = std::fs::remove_file(p) {
                 log(
@@ -404,6 +457,7 @@ impl Daemon {
                             stream,
                             port: None,
                             since: Instant::now(),
+                            vde_port: None,
                         },
                     );
                 }
@@ -461,6 +515,12 @@ impl Daemon {
     fn close_conn(&mut self, fd: RawFd) {
         if let Some(conn) = self.conns.remove(&fd) {
             let _ = self.epoll.delete(&conn.stream);
+            if let (Some((n, file)), Some(v)) = (&conn.vde_port, &mut self.vde) {
+                v.ports.free(*n);
+                if let Some(f) = file {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
             if let Some(port) = conn.port {
                 self.fwd.remove_port(port);
                 if let Some(Sink::Port(sock, _)) = self.sinks.remove(&port) {
@@ -475,9 +535,14 @@ impl Daemon {
         let Some(conn) = self.conns.get_mut(&fd) else {
             return;
         };
-        let mut buf = [0u8; REQUEST_LEN];
+        let mut buf = [0u8; vde::REQBUFLEN];
+        let want = if self.vde.is_some() {
+            vde::REQBUFLEN
+        } else {
+            REQUEST_LEN
+        };
         let registered = conn.port.is_some();
-        let n = match conn.stream.read(&mut buf) {
+        let n = match conn.stream.read(&mut buf[..want]) {
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted =>
@@ -505,7 +570,18 @@ impl Daemon {
             log(&mut self.out, format_args!("Bad request"));
             return self.close_conn(fd);
         }
-        let req = match Request::new_unchecked(&buf[..n]).parse() {
+        let parsed = match self.vde {
+            Some(_) => vde::parse(&buf[..n]),
+            None => Request::new_unchecked(&buf[..n])
+                .parse()
+                .map(|p| VdeRequest {
+                    protocol: p.protocol,
+                    addr: p.addr,
+                    port: PortRequest::Any,
+                    description: String::new(),
+                }),
+        };
+        let req = match parsed {
             Ok(r) => r,
             Err(e) => {
                 self.stats.bad_requests += 1;
@@ -529,12 +605,33 @@ impl Daemon {
             return self.close_conn(fd);
         }
         let port = port_of_fd(fd);
-        conn.port = Some(port);
-        let (sink, reply) = self.new_sink(port, &req.addr, req.protocol);
+        let vde_port = match self.vde.as_mut().map(|v| v.ports.alloc(req.port)) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                self.stats.bad_requests += 1;
+                eprintln!("Refusing a VDE port: {e}");
+                return self.close_conn(fd);
+            }
+        };
+        if let Some(c) = self.conns.get_mut(&fd) {
+            c.port = Some(port);
+            c.vde_port = vde_port.map(|n| (n, None));
+        }
+        let (sink, reply, file) = self.new_sink(port, &req.addr, req.protocol, vde_port);
+        if let (Some(c), Some(n)) = (self.conns.get_mut(&fd), vde_port) {
+            c.vde_port = Some((n, file));
+        }
         self.sinks.insert(port, sink);
         self.by_addr.insert(req.addr, port);
         self.fwd.add_port(port);
         log(&mut self.out, format_args!("New connection"));
+        if let Some(n) = vde_port {
+            log(
+                &mut self.out,
+                format_args!("VDE port {n}: {}", req.description),
+            );
+        }
         if req.protocol != Protocol::V0 {
             let sent = self.conns.get_mut(&fd).map(|c| c.stream.write(&reply.0));
             if !matches!(sent, Some(Ok(n)) if n == reply.0.len()) {
@@ -544,28 +641,50 @@ impl Daemon {
         }
     }
 
-    /// A new port's way out, and the data address to tell its client: a
-    /// socket of its own connected to the client (see [`port_socket`]),
+    /// A new port's way out, the data address to tell its client, and
+    /// the socket file made for it: a socket of its own connected to the
+    /// client (see [`port_socket`]; with `-vde`, a file in the directory
+    /// for clients whose own socket is a file, see [`port_socket_in`]),
     /// or the shared socket in `-compat-v0` mode, for v0 requests, and for
     /// a client address that does not take connections.
-    fn new_sink(&mut self, port: PortId, client: &UnixAddr, proto: Protocol) -> (Sink, UnixAddr) {
+    fn new_sink(
+        &mut self,
+        port: PortId,
+        client: &UnixAddr,
+        proto: Protocol,
+        vde_port: Option<u32>,
+    ) -> (Sink, UnixAddr, Option<PathBuf>) {
         if self.data_path.is_some() || proto == Protocol::V0 {
-            return (Sink::Shared(*client), self.data_addr);
+            return (Sink::Shared(*client), self.data_addr, None);
         }
-        let registered = port_socket(client, &mut self.next_port_tag).and_then(|(sock, addr)| {
+        let named = match (&self.vde, vde_port) {
+            (Some(v), Some(n)) if !client.is_abstract() => Some((v.dir.clone(), n, v.mode)),
+            _ => None,
+        };
+        let made = match named {
+            Some((dir, n, mode)) => port_socket_in(client, &dir, n, mode)
+                .map(|(sock, path, addr)| (sock, addr, Some(path))),
+            None => port_socket(client, &mut self.next_port_tag).map(|(s, a)| (s, a, None)),
+        };
+        let registered = made.and_then(|(sock, addr, file)| {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN, PORT_DATA | u64::from(port.0));
-            self.epoll.add(&sock, ev)?;
-            Ok((sock, addr))
+            if let Err(e) = self.epoll.add(&sock, ev) {
+                if let Some(f) = &file {
+                    let _ = std::fs::remove_file(f);
+                }
+                return Err(e.into());
+            }
+            Ok((sock, addr, file))
         });
         match registered {
-            Ok((sock, addr)) => (Sink::Port(Rc::new(sock), addr), addr),
+            Ok((sock, addr, file)) => (Sink::Port(Rc::new(sock), addr), addr, file),
             Err(e) => {
                 eprintln!(
                     "Port {}: no data socket of its own ({}); using the shared one",
                     port.0,
                     strerror(&e)
                 );
-                (Sink::Shared(*client), self.data_addr)
+                (Sink::Shared(*client), self.data_addr, None)
             }
         }
     }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::switch::daemon;
-pub use crate::switch::{SwitchArgs, VdeArgs, DEFAULT_CTL, DEFAULT_DATA};
+pub use crate::switch::{PcapTarget, SwitchArgs, VdeArgs, DEFAULT_CTL, DEFAULT_DATA};
 
 /// Why the command line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,7 @@ pub fn help(prog: &str) -> String {
          \x20 -vde DIR              serve a VDE switch directory DIR (DIR/ctl) for VDE and classic clients\n\
          \x20 -mode MODE            with -vde: octal mode of DIR/ctl and the data sockets (default 600)\n\
          \x20 -dirmode MODE         with -vde: octal mode of DIR (default 2700, or derived from -mode)\n\
+         \x20 -pcap FILE            write every frame to FILE as a pcap capture (- for stdout; the log then goes to stderr)\n\
          \x20 -daemon               detach into the background after set-up\n\
          \x20 --help                print this help and exit\n",
         usage(prog)
@@ -58,6 +59,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
         daemon: false,
         notices: Vec::new(),
         vde: None,
+        pcap: None,
     };
     let mut unix = false;
     let (mut mode, mut dirmode) = (None, None);
@@ -107,6 +109,14 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
                     dir,
                     mode: None,
                     dirmode: None,
+                });
+            }
+            Some("-pcap") => {
+                let f = it.next().ok_or(ArgsError::Usage)?;
+                out.pcap = Some(if f == "-" {
+                    PcapTarget::Stdout
+                } else {
+                    PcapTarget::File(PathBuf::from(f))
                 });
             }
             Some("-mode") => mode = octal("-mode", it.next())?,
@@ -207,6 +217,12 @@ mod tests {
             })
         );
         assert_eq!(p(&["-mode", "600"]), Err(ArgsError::Usage));
+        assert_eq!(p(&["-pcap", "-"]).unwrap().pcap, Some(PcapTarget::Stdout));
+        assert_eq!(
+            p(&["-pcap", "x.pcap"]).unwrap().pcap,
+            Some(PcapTarget::File("x.pcap".into()))
+        );
+        assert_eq!(p(&["-pcap"]), Err(ArgsError::Usage));
         assert_eq!(p(&["-vde", "/x", "-unix", "/y"]), Err(ArgsError::Usage));
         assert_eq!(p(&["-compat-v0", "-vde", "/x"]), Err(ArgsError::Usage));
         assert_eq!(

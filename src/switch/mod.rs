@@ -21,6 +21,7 @@ pub mod client;
 pub mod core;
 pub mod daemon;
 pub mod frame;
+pub mod pcap;
 pub mod proto;
 pub mod setup;
 pub mod spin;
@@ -51,6 +52,17 @@ pub struct SwitchArgs {
     pub notices: Vec<String>,
     /// `-vde DIR`: serve a VDE switch directory (`ctl` is then `DIR/ctl`).
     pub vde: Option<VdeArgs>,
+    /// `-pcap FILE|-`: capture every frame.
+    pub pcap: Option<PcapTarget>,
+}
+
+/// Where `-pcap` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PcapTarget {
+    /// A file, created or truncated.
+    File(PathBuf),
+    /// `-`: standard output (the log then goes to standard error).
+    Stdout,
 }
 
 /// A VDE switch directory (`-vde DIR`, `-mode`, `-dirmode`).

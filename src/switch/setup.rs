@@ -52,6 +52,14 @@ pub enum SwitchError {
         /// The OS error.
         err: io::Error,
     },
+    /// The `-pcap` file could not be created or written.
+    #[error("capture file '{}': {}", path.display(), strerror(err))]
+    Capture {
+        /// The file (`-` for standard output).
+        path: PathBuf,
+        /// The OS error.
+        err: io::Error,
+    },
     /// Any other system call failed.
     #[error("{op}: {}", strerror(err))]
     Sys {

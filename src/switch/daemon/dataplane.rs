@@ -129,6 +129,11 @@ impl Daemon {
                 return;
             }
         };
+        if let Some(c) = &mut self.pcap {
+            if let Some(e) = c.frame(frame) {
+                eprintln!("Capture stopped: {}", strerror(&e));
+            }
+        }
         let d = self.fwd.forward(ingress, &f, self.start.elapsed());
         if let Some(l) = d.learned {
             match l.old {

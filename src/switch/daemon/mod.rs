@@ -15,6 +15,7 @@
 
 use super::core::Forwarder;
 use super::frame::MAX_FRAME_LEN;
+use super::pcap::Capture;
 use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
 pub use super::setup::SwitchError;
 use super::setup::{
@@ -23,6 +24,7 @@ use super::setup::{
 };
 use super::spin::Spin;
 use super::vde::{self, PortNumbers, PortRequest, VdeRequest};
+use super::PcapTarget;
 use super::SwitchArgs;
 use super::{FastState, PortId};
 use crate::sys::net::{strerror, RecvSlot};
@@ -131,7 +133,11 @@ pub struct Daemon {
     unknown_log: (u64, u64),
     /// The listener is out of epoll after an `accept` failure.
     listener_paused: bool,
-    out: io::Stdout,
+    /// The log: standard output, or standard error when `-pcap -` has
+    /// standard output.
+    out: Box<dyn Write>,
+    /// `-pcap`: the capture.
+    pcap: Option<Capture>,
     /// Tag of the next port socket's abstract name.
     next_port_tag: u32,
     /// Whether to poll rather than sleep (see `spin`).
@@ -142,12 +148,11 @@ pub struct Daemon {
     vde: Option<VdeDir>,
 }
 
-fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
+fn log(out: &mut dyn Write, line: std::fmt::Arguments<'_>) {
     // Each line is flushed (the original's were lost in a stdio buffer).
-    let mut o = out.lock();
-    let _ = o.write_fmt(line);
-    let _ = o.write_all(b"\n");
-    let _ = o.flush();
+    let _ = out.write_fmt(line);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
 }
 
 fn port_of_fd(fd: RawFd) -> PortId {
@@ -160,7 +165,10 @@ impl Daemon {
     /// Sets the switch up as `args` says and prints the original's
     /// start-up lines (`prog` is argv\[0\]).
     pub fn start(args: &SwitchArgs, prog: &str) -> Result<Daemon, SwitchError> {
-        let mut out = io::stdout();
+        let mut out: Box<dyn Write> = match args.pcap {
+            Some(PcapTarget::Stdout) => Box::new(io::stderr()),
+            _ => Box::new(io::stdout()),
+        };
         for n in &args.notices {
             log(&mut out, format_args!("{n}"));
         }
@@ -177,6 +185,16 @@ impl Daemon {
         if let (Some(v), Some((_, dirmode))) = (&args.vde, vde_modes) {
             make_vde_dir(&v.dir, dirmode)?;
         }
+        let pcap = match &args.pcap {
+            None => None,
+            Some(t) => {
+                let (made, name) = match t {
+                    PcapTarget::Stdout => (Capture::stdout(), PathBuf::from("-")),
+                    PcapTarget::File(p) => (Capture::create(p), p.clone()),
+                };
+                Some(made.map_err(|err| SwitchError::Capture { path: name, err })?)
+            }
+        };
         let listener = bind_listener(&args.ctl)?;
         if let Some((mode, _)) = vde_modes {
             use std::os::unix::fs::PermissionsExt;
@@ -286,6 +304,7 @@ impl Daemon {
             unknown_log: (0, 0),
             listener_paused: false,
             out,
+            pcap,
             next_port_tag: 0,
             spin: Spin::default(),
             round_frames: 0,
@@ -418,6 +437,12 @@ impl Daemon {
             "uml_switch: {} frames in, {} out; dropped: {} from unknown senders, {} malformed, {} to full or gone ports; {} bad control requests",
             s.frames_in, s.frames_out, s.unknown_sender, s.bad_frames, s.send_drops, s.bad_requests
         );
+        if let Some(c) = &self.pcap {
+            eprintln!(
+                "uml_switch: captured {} frames, {} not written",
+                c.written, c.lost
+            );
+        }
     }
 
     fn on_signal(&mut self) -> Option<Exit> {

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::switch::daemon;
-pub use crate::switch::{PcapTarget, SwitchArgs, VdeArgs, DEFAULT_CTL, DEFAULT_DATA};
+use crate::switch::vxlan;
+pub use crate::switch::{PcapTarget, SwitchArgs, VdeArgs, VxlanArgs, DEFAULT_CTL, DEFAULT_DATA};
 
 /// Why the command line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,9 @@ pub fn help(prog: &str) -> String {
          \x20 -mode MODE            with -vde: octal mode of DIR/ctl and the data sockets (default 600)\n\
          \x20 -dirmode MODE         with -vde: octal mode of DIR (default 2700, or derived from -mode)\n\
          \x20 -pcap FILE            write every frame to FILE as a pcap capture (- for stdout; the log then goes to stderr)\n\
+         \x20 -vxlan VNI            join the LAN to VXLAN network VNI (RFC 7348) on the -peer hosts\n\
+         \x20 -peer ADDR[:PORT]     a VXLAN peer (another switch, a Linux vxlan device); port 4789 by default; repeatable\n\
+         \x20 -vxlan-local ADDR[:PORT]  local VXLAN address (default 0.0.0.0:4789, or [::]:4789 for IPv6 peers)\n\
          \x20 -daemon               detach into the background after set-up\n\
          \x20 --help                print this help and exit\n",
         usage(prog)
@@ -60,7 +64,10 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
         notices: Vec::new(),
         vde: None,
         pcap: None,
+        vxlan: None,
     };
+    let (mut vni, mut peers, mut local) = (None, Vec::new(), None);
+    let bad = |e: vxlan::AddrError| ArgsError::Bad(e.to_string());
     let mut unix = false;
     let (mut mode, mut dirmode) = (None, None);
     let octal = |opt: &str, v: Option<&OsString>| -> Result<Option<u32>, ArgsError> {
@@ -119,11 +126,40 @@ pub fn parse(prog: &str, args: &[OsString]) -> Result<SwitchArgs, ArgsError> {
                     PcapTarget::File(PathBuf::from(f))
                 });
             }
+            Some("-vxlan") => {
+                let v = it.next().ok_or(ArgsError::Usage)?;
+                vni = Some(vxlan::parse_vni(&v.to_string_lossy()).map_err(bad)?);
+            }
+            Some("-peer") => {
+                let v = it.next().ok_or(ArgsError::Usage)?;
+                peers.push(vxlan::parse_addr(&v.to_string_lossy()).map_err(bad)?);
+            }
+            Some("-vxlan-local") => {
+                let v = it.next().ok_or(ArgsError::Usage)?;
+                local = Some(vxlan::parse_addr(&v.to_string_lossy()).map_err(bad)?);
+            }
             Some("-mode") => mode = octal("-mode", it.next())?,
             Some("-dirmode") => dirmode = octal("-dirmode", it.next())?,
             Some("--help") => return Err(ArgsError::Help),
             _ => return Err(ArgsError::Usage),
         }
+    }
+    match vni {
+        Some(vni) if !peers.is_empty() => {
+            let any: std::net::IpAddr = if peers.iter().all(|p| p.is_ipv6()) {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            };
+            out.vxlan = Some(VxlanArgs {
+                vni,
+                peers,
+                local: local.unwrap_or(std::net::SocketAddr::new(any, vxlan::DEFAULT_PORT)),
+            });
+        }
+        Some(_) => return Err(ArgsError::Bad("-vxlan: needs at least one -peer".into())),
+        None if !peers.is_empty() || local.is_some() => return Err(ArgsError::Usage),
+        None => {}
     }
     match &mut out.vde {
         Some(_) if unix || out.data.is_some() => return Err(ArgsError::Usage),
@@ -229,6 +265,51 @@ mod tests {
             p(&["-vde", "/x", "-dirmode", "9"]),
             Err(ArgsError::Bad("-dirmode: '9' is not an octal mode".into()))
         );
+    }
+
+    #[test]
+    fn vxlan_takes_a_vni_peers_and_a_local_address() {
+        let a = p(&[
+            "-vxlan",
+            "42",
+            "-peer",
+            "10.0.0.2",
+            "-peer",
+            "10.0.0.3:5000",
+        ])
+        .unwrap();
+        let v = a.vxlan.unwrap();
+        assert_eq!(v.vni, 42);
+        assert_eq!(
+            v.peers,
+            vec![
+                "10.0.0.2:4789".parse().unwrap(),
+                "10.0.0.3:5000".parse().unwrap()
+            ]
+        );
+        assert_eq!(v.local, "0.0.0.0:4789".parse().unwrap());
+        let b = p(&[
+            "-vxlan",
+            "1",
+            "-peer",
+            "[::1]",
+            "-vxlan-local",
+            "[::1]:4790",
+        ])
+        .unwrap();
+        assert_eq!(b.vxlan.unwrap().local, "[::1]:4790".parse().unwrap());
+        assert!(matches!(p(&["-vxlan", "42"]), Err(ArgsError::Bad(_))));
+        assert_eq!(p(&["-peer", "10.0.0.2"]), Err(ArgsError::Usage));
+        assert_eq!(
+            p(&["-vxlan", "16777216", "-peer", "10.0.0.2"]),
+            Err(ArgsError::Bad(
+                "'16777216' is not a VNI (0 to 16777215)".into()
+            ))
+        );
+        assert!(matches!(
+            p(&["-vxlan", "1", "-peer", "nohost"]),
+            Err(ArgsError::Bad(_))
+        ));
     }
 
     #[test]

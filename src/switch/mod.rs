@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `proto`, `vde` (what a VDE switch directory adds to the protocol),
-//! `frame`, `table` and `core` are pure; `daemon/` (the event
+//! `vxlan` (the RFC 7348 header and peer addresses), `pcap` (the capture
+//! format and writer), `frame`, `table` and `core` are pure; `daemon/` (the event
 //! loop in `mod.rs`, the frame path in `dataplane.rs`) is the thin I/O shell
 //! over `sys::net`, with `setup` binding its sockets and opening the `-tap`
 //! uplink through `crate::net::tap`; `client` is the guest kernel's side of
@@ -27,6 +28,7 @@ pub mod setup;
 pub mod spin;
 pub mod table;
 pub mod vde;
+pub mod vxlan;
 
 use std::path::PathBuf;
 
@@ -54,6 +56,19 @@ pub struct SwitchArgs {
     pub vde: Option<VdeArgs>,
     /// `-pcap FILE|-`: capture every frame.
     pub pcap: Option<PcapTarget>,
+    /// `-vxlan VNI -peer ...`: join the LAN to VXLAN peers.
+    pub vxlan: Option<VxlanArgs>,
+}
+
+/// The VXLAN uplink (`-vxlan`, `-peer`, `-vxlan-local`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanArgs {
+    /// The VXLAN Network Identifier.
+    pub vni: u32,
+    /// The remote ends, each one switch port.
+    pub peers: Vec<std::net::SocketAddr>,
+    /// The local address and port (default: any address, port 4789).
+    pub local: std::net::SocketAddr,
 }
 
 /// Where `-pcap` writes.

@@ -74,6 +74,7 @@ const STDIN: u64 = 4 << 40;
 const TAP: u64 = 5 << 40;
 const CONN: u64 = 6 << 40;
 const PORT_DATA: u64 = 7 << 40;
+const VXLAN: u64 = 8 << 40;
 /// Datagrams per receive call: the socket queue holds at most
 /// `net.unix.max_dgram_qlen` (10 by default), so more slots only cost set-up.
 const BATCH: usize = 16;
@@ -92,6 +93,8 @@ enum Sink {
     /// client address that does not take connections).
     Shared(UnixAddr),
     Tap,
+    /// VXLAN peer number N.
+    Vxlan(usize),
 }
 
 struct Conn {
@@ -138,6 +141,8 @@ pub struct Daemon {
     out: Box<dyn Write>,
     /// `-pcap`: the capture.
     pcap: Option<Capture>,
+    /// `-vxlan`: the uplink to the peers.
+    vxlan: Option<vxlan::Uplink>,
     /// Tag of the next port socket's abstract name.
     next_port_tag: u32,
     /// Whether to poll rather than sleep (see `spin`).
@@ -160,6 +165,9 @@ fn port_of_fd(fd: RawFd) -> PortId {
 }
 
 mod dataplane;
+mod vxlan;
+use dataplane::Egress;
+pub use vxlan::VxlanStats;
 
 impl Daemon {
     /// Sets the switch up as `args` says and prints the original's
@@ -195,6 +203,7 @@ impl Daemon {
                 Some(made.map_err(|err| SwitchError::Capture { path: name, err })?)
             }
         };
+        let uplink = args.vxlan.as_ref().map(vxlan::Uplink::open).transpose()?;
         let listener = bind_listener(&args.ctl)?;
         if let Some((mode, _)) = vde_modes {
             use std::os::unix::fs::PermissionsExt;
@@ -305,6 +314,7 @@ impl Daemon {
             listener_paused: false,
             out,
             pcap,
+            vxlan: uplink,
             next_port_tag: 0,
             spin: Spin::default(),
             round_frames: 0,
@@ -315,6 +325,21 @@ impl Daemon {
                 ports: PortNumbers::new(u32::MAX),
             }),
         };
+        if let Some(up) = &d.vxlan {
+            d.epoll.add(&up.sock, ev(VXLAN)).map_err(sys("epoll_ctl"))?;
+            for i in 0..up.peer_count() {
+                let port = vxlan::peer_port(i);
+                d.fwd.add_port(port);
+                d.sinks.insert(port, Sink::Vxlan(i));
+            }
+            if let Some(a) = &args.vxlan {
+                let peers: Vec<String> = a.peers.iter().map(|p| p.to_string()).collect();
+                log(
+                    &mut d.out,
+                    format_args!("VXLAN {} on {}, peers {}", a.vni, a.local, peers.join(" ")),
+                );
+            }
+        }
         if let Some((f, port)) = tap {
             d.epoll.add(&f, ev(TAP)).map_err(sys("epoll_ctl"))?;
             d.fwd.add_port(port);
@@ -327,6 +352,22 @@ impl Daemon {
     /// What was dropped so far.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// What the VXLAN uplink counted, when there is one.
+    pub fn vxlan_stats(&self) -> Option<VxlanStats> {
+        self.vxlan.as_ref().map(|u| u.stats)
+    }
+
+    /// How a port is named in the log: its number, or the VXLAN peer.
+    fn port_label(&self, p: PortId) -> String {
+        match (vxlan::peer_index(p), &self.vxlan) {
+            (Some(i), Some(up)) => match up.peer(i) {
+                Some(a) => format!("vxlan:{a}"),
+                None => p.0.to_string(),
+            },
+            _ => p.0.to_string(),
+        }
     }
 
     /// Serves until EOF on a terminal stdin or a termination signal; the
@@ -361,6 +402,7 @@ impl Daemon {
                         u32::try_from(token & ((1 << 40) - 1)).unwrap_or(u32::MAX),
                     )),
                     TAP => self.on_tap(),
+                    VXLAN => self.on_vxlan(),
                     SIGNAL => done = self.on_signal().or(done),
                     STDIN => {
                         let mut buf = [0u8; 128];
@@ -437,6 +479,12 @@ impl Daemon {
             "uml_switch: {} frames in, {} out; dropped: {} from unknown senders, {} malformed, {} to full or gone ports; {} bad control requests",
             s.frames_in, s.frames_out, s.unknown_sender, s.bad_frames, s.send_drops, s.bad_requests
         );
+        if let Some(v) = self.vxlan.as_ref().map(|u| u.stats) {
+            eprintln!(
+                "uml_switch: vxlan: {} datagrams in, {} out; dropped: {} malformed, {} foreign VNI, {} from unknown hosts; {} send errors",
+                v.datagrams_in, v.datagrams_out, v.malformed, v.foreign_vni, v.unknown_host, v.send_errors
+            );
+        }
         if let Some(c) = &self.pcap {
             eprintln!(
                 "uml_switch: captured {} frames, {} not written",

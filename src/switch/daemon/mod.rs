@@ -325,6 +325,7 @@ impl Daemon {
                 ports: PortNumbers::new(u32::MAX),
             }),
         };
+        d.check_crowded();
         if let Some(up) = &d.vxlan {
             d.epoll.add(&up.sock, ev(VXLAN)).map_err(sys("epoll_ctl"))?;
             for i in 0..up.peer_count() {
@@ -550,9 +551,18 @@ impl Daemon {
         }
     }
 
-    /// Every 2 s: age the MAC table, drop connections that never sent
+    /// Polls only while the machine has a CPU to spare (see `spin`).
+    fn check_crowded(&mut self) {
+        if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            self.spin.set_crowded(super::spin::crowded(&l, cpus));
+        }
+    }
+
+    /// Every 2 s: see whether the machine is crowded, age the MAC table, drop connections that never sent
     /// their request, and listen again after running out of descriptors.
     fn housekeeping(&mut self) {
+        self.check_crowded();
         self.fwd.age(self.start.elapsed());
         self.last_age = Instant::now();
         let stale: Vec<RawFd> = self

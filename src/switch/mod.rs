@@ -7,7 +7,9 @@
 //!                                       core::Forwarder (pure) + table::MacTable
 //! ```
 //!
-//! `proto`, `frame`, `table` and `core` are pure; `daemon/` (the event
+//! `proto`, `vde` (what a VDE switch directory adds to the protocol),
+//! `vxlan` (the RFC 7348 header and peer addresses), `pcap` (the capture
+//! format and writer), `frame`, `table` and `core` are pure; `daemon/` (the event
 //! loop in `mod.rs`, the frame path in `dataplane.rs`) is the thin I/O shell
 //! over `sys::net`, with `setup` binding its sockets and opening the `-tap`
 //! uplink through `crate::net::tap`; `client` is the guest kernel's side of
@@ -20,10 +22,13 @@ pub mod client;
 pub mod core;
 pub mod daemon;
 pub mod frame;
+pub mod pcap;
 pub mod proto;
 pub mod setup;
 pub mod spin;
 pub mod table;
+pub mod vde;
+pub mod vxlan;
 
 use std::path::PathBuf;
 
@@ -47,6 +52,43 @@ pub struct SwitchArgs {
     pub daemon: bool,
     /// Lines the original prints while parsing (`-hub`, `-compat-v0`), in order.
     pub notices: Vec<String>,
+    /// `-vde DIR`: serve a VDE switch directory (`ctl` is then `DIR/ctl`).
+    pub vde: Option<VdeArgs>,
+    /// `-pcap FILE|-`: capture every frame.
+    pub pcap: Option<PcapTarget>,
+    /// `-vxlan VNI -peer ...`: join the LAN to VXLAN peers.
+    pub vxlan: Option<VxlanArgs>,
+}
+
+/// The VXLAN uplink (`-vxlan`, `-peer`, `-vxlan-local`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanArgs {
+    /// The VXLAN Network Identifier.
+    pub vni: u32,
+    /// The remote ends, each one switch port.
+    pub peers: Vec<std::net::SocketAddr>,
+    /// The local address and port (default: any address, port 4789).
+    pub local: std::net::SocketAddr,
+}
+
+/// Where `-pcap` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PcapTarget {
+    /// A file, created or truncated.
+    File(PathBuf),
+    /// `-`: standard output (the log then goes to standard error).
+    Stdout,
+}
+
+/// A VDE switch directory (`-vde DIR`, `-mode`, `-dirmode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VdeArgs {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `-mode`: mode of `DIR/ctl` and the data sockets.
+    pub mode: Option<u32>,
+    /// `-dirmode`: mode of the directory.
+    pub dirmode: Option<u32>,
 }
 
 /// A switch port, as numbered by the daemon (the original numbers ports by

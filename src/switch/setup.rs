@@ -44,6 +44,22 @@ pub enum SwitchError {
         /// The OS error.
         err: io::Error,
     },
+    /// The VDE switch directory could not be made or given its mode.
+    #[error("Cannot create ctl directory '{}': {}", path.display(), strerror(err))]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        err: io::Error,
+    },
+    /// The `-pcap` file could not be created or written.
+    #[error("capture file '{}': {}", path.display(), strerror(err))]
+    Capture {
+        /// The file (`-` for standard output).
+        path: PathBuf,
+        /// The OS error.
+        err: io::Error,
+    },
     /// Any other system call failed.
     #[error("{op}: {}", strerror(err))]
     Sys {
@@ -196,6 +212,85 @@ pub(crate) fn port_socket(
     let addr = bound.ok_or(last)?;
     sysnet::connect_raw_unix(fd.as_fd(), &client.0)?;
     Ok((fd, addr))
+}
+
+/// A port's own data socket for a VDE client, bound to a path in the
+/// switch directory as `vde_switch` names it (`DIR/NNN.FD`, see
+/// [`super::vde::data_socket_name`]) and connected to the client's
+/// address. When the switch runs as root and the client's socket is a
+/// file, the data socket is handed to that file's owner with `mode &
+/// 0o700`, as `vde_switch` does; otherwise it gets `mode`.
+pub(crate) fn port_socket_in(
+    client: &UnixAddr,
+    dir: &Path,
+    port: u32,
+    mode: u32,
+) -> io::Result<(OwnedFd, PathBuf, UnixAddr)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(AddressFamily::Unix, SockType::Datagram, flags, None)?;
+    let path = dir.join(super::vde::data_socket_name(port, fd.as_raw_fd()));
+    let addr = UnixAddr::path(path.as_os_str().as_encoded_bytes())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+    // A socket left by a switch that died: ours to replace; anything else
+    // (a planted symlink, a file) is refused.
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    sysnet::bind_raw_unix(fd.as_fd(), &addr.0)?;
+    let bound = (|| {
+        let owner = (!client.is_abstract() && nix::unistd::geteuid().is_root())
+            .then(|| client_path(client))
+            .flatten()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.uid());
+        let perm = if owner.is_some() { mode & 0o700 } else { mode };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm))?;
+        if owner.is_some() {
+            std::os::unix::fs::chown(&path, owner, None)?;
+        }
+        sysnet::connect_raw_unix(fd.as_fd(), &client.0)
+    })();
+    if let Err(e) = bound {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok((fd, path, addr))
+}
+
+/// The file name in a path address.
+fn client_path(addr: &UnixAddr) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = &addr.0[2..];
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    (end > 0).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&path[..end])))
+}
+
+/// Makes the VDE switch directory (`mkdir` with 0777, then `dirmode`, as
+/// `vde_switch` does; an existing directory is reused).
+pub(crate) fn make_vde_dir(dir: &Path, dirmode: u32) -> Result<(), SwitchError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let made = std::fs::DirBuilder::new().mode(0o777).create(dir);
+    match made {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(SwitchError::Dir {
+                path: dir.into(),
+                err: e,
+            })
+        }
+        _ => {}
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dirmode)).map_err(|err| {
+        SwitchError::Dir {
+            path: dir.into(),
+            err,
+        }
+    })
 }
 
 /// Opens `/dev/net/tun` and attaches to TAP `dev`, non-blocking.

@@ -37,6 +37,23 @@ pub struct Spin {
     /// Running average of what polling costs per event, in nanoseconds
     /// (negative: it saves time).
     score: i64,
+    /// The machine has more runnable tasks than CPUs: never poll.
+    crowded: bool,
+}
+
+/// Whether the machine is crowded, from `/proc/loadavg`'s text and the
+/// number of CPUs: more runnable tasks on average over the last minute
+/// than CPUs. Polling then only takes time from the tasks that would send
+/// the frames (and the scheduler, which favours tasks that sleep, gives a
+/// polling switch less of the CPU than a sleeping one).
+pub fn crowded(loadavg: &str, cpus: usize) -> bool {
+    let load = loadavg
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let cpus = u32::try_from(cpus).map_or(f64::MAX, f64::from);
+    load > cpus
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -46,7 +63,12 @@ fn nanos(d: Duration) -> i64 {
 impl Spin {
     /// Whether the wait about to start at `now` should only poll.
     pub fn polling(&self, now: Instant) -> bool {
-        self.until.is_some_and(|t| now < t)
+        !self.crowded && self.until.is_some_and(|t| now < t)
+    }
+
+    /// Says whether the machine is crowded (see [`crowded`]).
+    pub fn set_crowded(&mut self, crowded: bool) {
+        self.crowded = crowded;
     }
 
     /// A wait (a poll or a sleep) took `spent`.
@@ -73,6 +95,19 @@ impl Spin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crowded_machine_never_polls() {
+        assert!(crowded("7.46 6.43 6.84 3/900 123", 2));
+        assert!(!crowded("1.20 1.00 0.90 1/300 123", 2));
+        assert!(!crowded("garbage", 2));
+        let mut s = Spin::default();
+        let t = Instant::now();
+        s.handled(t, 4, true);
+        assert!(s.polling(t), "a busy burst polls");
+        s.set_crowded(true);
+        assert!(!s.polling(t));
+    }
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)

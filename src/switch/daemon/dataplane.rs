@@ -7,6 +7,7 @@ use super::super::core::Verdict;
 use super::super::frame::{EthernetFrame, FrameError, MAX_FRAME_LEN};
 use super::super::proto::UnixAddr;
 use super::super::PortId;
+use super::vxlan::peer_index;
 use super::{log, Daemon, Sink, BATCH, MAX_BATCHES_PER_WAKEUP, UNKNOWN_LOG_PER_SEC};
 use crate::sys::net::{self as sysnet, strerror, RecvSlot, SendItem};
 use std::io::{self, Read, Write};
@@ -14,13 +15,15 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 /// The copies one batch of frames makes, grouped by how they leave.
 #[derive(Default)]
-struct Egress<'a> {
+pub(super) struct Egress<'a> {
     /// Through the shared data socket, each to its port's address.
     shared: Vec<SendItem<'a>>,
     /// Through each destination port's own socket.
     ports: Vec<(PortId, Vec<&'a [u8]>)>,
     /// To the TAP uplink.
     tap: Vec<&'a [u8]>,
+    /// To VXLAN peers (peer number, frame).
+    vxlan: Vec<(usize, &'a [u8])>,
 }
 
 /// Where a batch came from: the shared socket (the sender's address names
@@ -95,7 +98,7 @@ impl Daemon {
     }
 
     /// Sends one batch's copies: one `sendmmsg` per destination socket.
-    fn send(&mut self, out: Egress<'_>) {
+    pub(super) fn send(&mut self, out: Egress<'_>) {
         let mut sent = 0;
         let mut dropped = 0;
         if !out.shared.is_empty() {
@@ -117,10 +120,13 @@ impl Daemon {
         self.stats.frames_out += u64::try_from(sent).unwrap_or(0);
         self.stats.send_drops += u64::try_from(dropped).unwrap_or(0);
         self.write_tap(&out.tap);
+        if !out.vxlan.is_empty() {
+            self.send_vxlan(&out.vxlan);
+        }
     }
 
     /// Runs one frame through the forwarder and queues its copies.
-    fn route<'a>(&mut self, ingress: PortId, frame: &'a [u8], out: &mut Egress<'a>) {
+    pub(super) fn route<'a>(&mut self, ingress: PortId, frame: &'a [u8], out: &mut Egress<'a>) {
         self.stats.frames_in += 1;
         let f = match EthernetFrame::new_checked(frame) {
             Ok(f) => f,
@@ -129,27 +135,45 @@ impl Daemon {
                 return;
             }
         };
+        if let Some(c) = &mut self.pcap {
+            if let Some(e) = c.frame(frame) {
+                eprintln!("Capture stopped: {}", strerror(&e));
+            }
+        }
         let d = self.fwd.forward(ingress, &f, self.start.elapsed());
         if let Some(l) = d.learned {
+            let port = self.port_label(l.port);
             match l.old {
-                Some(old) => log(
-                    &mut self.out,
-                    format_args!(" Addr: {} New port {} old port {}", l.mac, l.port.0, old.0),
-                ),
+                Some(old) => {
+                    let old = self.port_label(old);
+                    log(
+                        &mut self.out,
+                        format_args!(" Addr: {} New port {port} old port {old}", l.mac),
+                    )
+                }
                 None => log(
                     &mut self.out,
-                    format_args!(" Addr: {} New port {}", l.mac, l.port.0),
+                    format_args!(" Addr: {} New port {port}", l.mac),
                 ),
             }
         }
         if d.unknown_unicast {
             self.log_unknown(&f, ingress);
         }
+        // Split horizon: what came from one VXLAN peer never goes to
+        // another (each peer floods to all of them itself).
+        let from_peer = peer_index(ingress).is_some();
+        let allowed = |p: PortId| !(from_peer && peer_index(p).is_some());
         match d.verdict {
             Verdict::Filter => {}
-            Verdict::Unicast(p) => self.queue(p, frame, out),
+            Verdict::Unicast(p) if allowed(p) => self.queue(p, frame, out),
+            Verdict::Unicast(_) => {}
             Verdict::Flood => {
-                let targets: Vec<PortId> = self.fwd.flood_targets(ingress).collect();
+                let targets: Vec<PortId> = self
+                    .fwd
+                    .flood_targets(ingress)
+                    .filter(|&p| allowed(p))
+                    .collect();
                 for p in targets {
                     self.queue(p, frame, out);
                 }
@@ -192,6 +216,7 @@ impl Daemon {
                 to: addr.0,
             }),
             Some(Sink::Tap) => out.tap.push(frame),
+            Some(Sink::Vxlan(i)) => out.vxlan.push((*i, frame)),
             None => {}
         }
     }

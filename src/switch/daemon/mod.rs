@@ -15,10 +15,16 @@
 
 use super::core::Forwarder;
 use super::frame::MAX_FRAME_LEN;
+use super::pcap::Capture;
 use super::proto::{ControlError, Protocol, Request, UnixAddr, REQUEST_LEN};
 pub use super::setup::SwitchError;
-use super::setup::{bind_data_abstract, bind_data_path, bind_listener, open_tap, port_socket, sys};
+use super::setup::{
+    bind_data_abstract, bind_data_path, bind_listener, make_vde_dir, open_tap, port_socket,
+    port_socket_in, sys,
+};
 use super::spin::Spin;
+use super::vde::{self, PortNumbers, PortRequest, VdeRequest};
+use super::PcapTarget;
 use super::SwitchArgs;
 use super::{FastState, PortId};
 use crate::sys::net::{strerror, RecvSlot};
@@ -68,6 +74,7 @@ const STDIN: u64 = 4 << 40;
 const TAP: u64 = 5 << 40;
 const CONN: u64 = 6 << 40;
 const PORT_DATA: u64 = 7 << 40;
+const VXLAN: u64 = 8 << 40;
 /// Datagrams per receive call: the socket queue holds at most
 /// `net.unix.max_dgram_qlen` (10 by default), so more slots only cost set-up.
 const BATCH: usize = 16;
@@ -86,6 +93,8 @@ enum Sink {
     /// client address that does not take connections).
     Shared(UnixAddr),
     Tap,
+    /// VXLAN peer number N.
+    Vxlan(usize),
 }
 
 struct Conn {
@@ -93,6 +102,16 @@ struct Conn {
     port: Option<PortId>,
     /// When the connection was accepted (a request must follow soon).
     since: Instant,
+    /// `-vde`: the port number and the data socket file in the directory.
+    vde_port: Option<(u32, Option<PathBuf>)>,
+}
+
+/// The VDE switch directory being served (`-vde`).
+struct VdeDir {
+    dir: PathBuf,
+    /// Mode of the data sockets.
+    mode: u32,
+    ports: PortNumbers,
 }
 
 /// A running switch.
@@ -117,21 +136,28 @@ pub struct Daemon {
     unknown_log: (u64, u64),
     /// The listener is out of epoll after an `accept` failure.
     listener_paused: bool,
-    out: io::Stdout,
+    /// The log: standard output, or standard error when `-pcap -` has
+    /// standard output.
+    out: Box<dyn Write>,
+    /// `-pcap`: the capture.
+    pcap: Option<Capture>,
+    /// `-vxlan`: the uplink to the peers.
+    vxlan: Option<vxlan::Uplink>,
     /// Tag of the next port socket's abstract name.
     next_port_tag: u32,
     /// Whether to poll rather than sleep (see `spin`).
     spin: Spin,
     /// Frames received since the last wait.
     round_frames: usize,
+    /// `-vde`: the directory, its modes and port numbers.
+    vde: Option<VdeDir>,
 }
 
-fn log(out: &mut io::Stdout, line: std::fmt::Arguments<'_>) {
+fn log(out: &mut dyn Write, line: std::fmt::Arguments<'_>) {
     // Each line is flushed (the original's were lost in a stdio buffer).
-    let mut o = out.lock();
-    let _ = o.write_fmt(line);
-    let _ = o.write_all(b"\n");
-    let _ = o.flush();
+    let _ = out.write_fmt(line);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
 }
 
 fn port_of_fd(fd: RawFd) -> PortId {
@@ -139,12 +165,18 @@ fn port_of_fd(fd: RawFd) -> PortId {
 }
 
 mod dataplane;
+mod vxlan;
+use dataplane::Egress;
+pub use vxlan::VxlanStats;
 
 impl Daemon {
     /// Sets the switch up as `args` says and prints the original's
     /// start-up lines (`prog` is argv\[0\]).
     pub fn start(args: &SwitchArgs, prog: &str) -> Result<Daemon, SwitchError> {
-        let mut out = io::stdout();
+        let mut out: Box<dyn Write> = match args.pcap {
+            Some(PcapTarget::Stdout) => Box::new(io::stderr()),
+            _ => Box::new(io::stdout()),
+        };
         for n in &args.notices {
             log(&mut out, format_args!("{n}"));
         }
@@ -157,7 +189,31 @@ impl Daemon {
                 let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
             }
         }
+        let vde_modes = args.vde.as_ref().map(|v| vde::modes(v.mode, v.dirmode));
+        if let (Some(v), Some((_, dirmode))) = (&args.vde, vde_modes) {
+            make_vde_dir(&v.dir, dirmode)?;
+        }
+        let pcap = match &args.pcap {
+            None => None,
+            Some(t) => {
+                let (made, name) = match t {
+                    PcapTarget::Stdout => (Capture::stdout(), PathBuf::from("-")),
+                    PcapTarget::File(p) => (Capture::create(p), p.clone()),
+                };
+                Some(made.map_err(|err| SwitchError::Capture { path: name, err })?)
+            }
+        };
+        let uplink = args.vxlan.as_ref().map(vxlan::Uplink::open).transpose()?;
         let listener = bind_listener(&args.ctl)?;
+        if let Some((mode, _)) = vde_modes {
+            use std::os::unix::fs::PermissionsExt;
+            let perm = std::fs::Permissions::from_mode(mode);
+            std::fs::set_permissions(&args.ctl, perm).map_err(|err| SwitchError::Bind {
+                kind: "control",
+                path: args.ctl.clone(),
+                err,
+            })?;
+        }
         let cleanup_ctl = |e| {
             let _ = std::fs::remove_file(&args.ctl);
             e
@@ -257,10 +313,34 @@ impl Daemon {
             unknown_log: (0, 0),
             listener_paused: false,
             out,
+            pcap,
+            vxlan: uplink,
             next_port_tag: 0,
             spin: Spin::default(),
             round_frames: 0,
+            vde: args.vde.as_ref().map(|v| VdeDir {
+                dir: v.dir.clone(),
+                mode: vde_modes.map_or(vde::DEFAULT_MODE, |m| m.0),
+                // Not limited to vde_switch's 31: a lab's domain may hold more.
+                ports: PortNumbers::new(u32::MAX),
+            }),
         };
+        d.check_crowded();
+        if let Some(up) = &d.vxlan {
+            d.epoll.add(&up.sock, ev(VXLAN)).map_err(sys("epoll_ctl"))?;
+            for i in 0..up.peer_count() {
+                let port = vxlan::peer_port(i);
+                d.fwd.add_port(port);
+                d.sinks.insert(port, Sink::Vxlan(i));
+            }
+            if let Some(a) = &args.vxlan {
+                let peers: Vec<String> = a.peers.iter().map(|p| p.to_string()).collect();
+                log(
+                    &mut d.out,
+                    format_args!("VXLAN {} on {}, peers {}", a.vni, a.local, peers.join(" ")),
+                );
+            }
+        }
         if let Some((f, port)) = tap {
             d.epoll.add(&f, ev(TAP)).map_err(sys("epoll_ctl"))?;
             d.fwd.add_port(port);
@@ -273,6 +353,22 @@ impl Daemon {
     /// What was dropped so far.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// What the VXLAN uplink counted, when there is one.
+    pub fn vxlan_stats(&self) -> Option<VxlanStats> {
+        self.vxlan.as_ref().map(|u| u.stats)
+    }
+
+    /// How a port is named in the log: its number, or the VXLAN peer.
+    fn port_label(&self, p: PortId) -> String {
+        match (vxlan::peer_index(p), &self.vxlan) {
+            (Some(i), Some(up)) => match up.peer(i) {
+                Some(a) => format!("vxlan:{a}"),
+                None => p.0.to_string(),
+            },
+            _ => p.0.to_string(),
+        }
     }
 
     /// Serves until EOF on a terminal stdin or a termination signal; the
@@ -307,6 +403,7 @@ impl Daemon {
                         u32::try_from(token & ((1 << 40) - 1)).unwrap_or(u32::MAX),
                     )),
                     TAP => self.on_tap(),
+                    VXLAN => self.on_vxlan(),
                     SIGNAL => done = self.on_signal().or(done),
                     STDIN => {
                         let mut buf = [0u8; 128];
@@ -348,6 +445,24 @@ impl Daemon {
                 ),
             );
         }
+        if let Some(v) = &self.vde {
+            // Port sockets first, so that the directory can go.
+            for c in self.conns.values() {
+                if let Some((_, Some(f))) = &c.vde_port {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+            if let Err(e) = std::fs::remove_dir(&v.dir) {
+                log(
+                    &mut self.out,
+                    format_args!(
+                        "Could not remove ctl dir '{}': {}",
+                        v.dir.display(),
+                        strerror(&e)
+                    ),
+                );
+            }
+        }
         if let Some(p) = &self.data_path {
             if let Err(e) = std::fs::remove_file(p) {
                 log(
@@ -365,6 +480,18 @@ impl Daemon {
             "uml_switch: {} frames in, {} out; dropped: {} from unknown senders, {} malformed, {} to full or gone ports; {} bad control requests",
             s.frames_in, s.frames_out, s.unknown_sender, s.bad_frames, s.send_drops, s.bad_requests
         );
+        if let Some(v) = self.vxlan.as_ref().map(|u| u.stats) {
+            eprintln!(
+                "uml_switch: vxlan: {} datagrams in, {} out; dropped: {} malformed, {} foreign VNI, {} from unknown hosts; {} send errors",
+                v.datagrams_in, v.datagrams_out, v.malformed, v.foreign_vni, v.unknown_host, v.send_errors
+            );
+        }
+        if let Some(c) = &self.pcap {
+            eprintln!(
+                "uml_switch: captured {} frames, {} not written",
+                c.written, c.lost
+            );
+        }
     }
 
     fn on_signal(&mut self) -> Option<Exit> {
@@ -404,6 +531,7 @@ impl Daemon {
                             stream,
                             port: None,
                             since: Instant::now(),
+                            vde_port: None,
                         },
                     );
                 }
@@ -423,9 +551,18 @@ impl Daemon {
         }
     }
 
-    /// Every 2 s: age the MAC table, drop connections that never sent
+    /// Polls only while the machine has a CPU to spare (see `spin`).
+    fn check_crowded(&mut self) {
+        if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            self.spin.set_crowded(super::spin::crowded(&l, cpus));
+        }
+    }
+
+    /// Every 2 s: see whether the machine is crowded, age the MAC table, drop connections that never sent
     /// their request, and listen again after running out of descriptors.
     fn housekeeping(&mut self) {
+        self.check_crowded();
         self.fwd.age(self.start.elapsed());
         self.last_age = Instant::now();
         let stale: Vec<RawFd> = self
@@ -461,6 +598,12 @@ impl Daemon {
     fn close_conn(&mut self, fd: RawFd) {
         if let Some(conn) = self.conns.remove(&fd) {
             let _ = self.epoll.delete(&conn.stream);
+            if let (Some((n, file)), Some(v)) = (&conn.vde_port, &mut self.vde) {
+                v.ports.free(*n);
+                if let Some(f) = file {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
             if let Some(port) = conn.port {
                 self.fwd.remove_port(port);
                 if let Some(Sink::Port(sock, _)) = self.sinks.remove(&port) {
@@ -475,9 +618,14 @@ impl Daemon {
         let Some(conn) = self.conns.get_mut(&fd) else {
             return;
         };
-        let mut buf = [0u8; REQUEST_LEN];
+        let mut buf = [0u8; vde::REQBUFLEN];
+        let want = if self.vde.is_some() {
+            vde::REQBUFLEN
+        } else {
+            REQUEST_LEN
+        };
         let registered = conn.port.is_some();
-        let n = match conn.stream.read(&mut buf) {
+        let n = match conn.stream.read(&mut buf[..want]) {
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted =>
@@ -505,7 +653,18 @@ impl Daemon {
             log(&mut self.out, format_args!("Bad request"));
             return self.close_conn(fd);
         }
-        let req = match Request::new_unchecked(&buf[..n]).parse() {
+        let parsed = match self.vde {
+            Some(_) => vde::parse(&buf[..n]),
+            None => Request::new_unchecked(&buf[..n])
+                .parse()
+                .map(|p| VdeRequest {
+                    protocol: p.protocol,
+                    addr: p.addr,
+                    port: PortRequest::Any,
+                    description: String::new(),
+                }),
+        };
+        let req = match parsed {
             Ok(r) => r,
             Err(e) => {
                 self.stats.bad_requests += 1;
@@ -529,12 +688,33 @@ impl Daemon {
             return self.close_conn(fd);
         }
         let port = port_of_fd(fd);
-        conn.port = Some(port);
-        let (sink, reply) = self.new_sink(port, &req.addr, req.protocol);
+        let vde_port = match self.vde.as_mut().map(|v| v.ports.alloc(req.port)) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                self.stats.bad_requests += 1;
+                eprintln!("Refusing a VDE port: {e}");
+                return self.close_conn(fd);
+            }
+        };
+        if let Some(c) = self.conns.get_mut(&fd) {
+            c.port = Some(port);
+            c.vde_port = vde_port.map(|n| (n, None));
+        }
+        let (sink, reply, file) = self.new_sink(port, &req.addr, req.protocol, vde_port);
+        if let (Some(c), Some(n)) = (self.conns.get_mut(&fd), vde_port) {
+            c.vde_port = Some((n, file));
+        }
         self.sinks.insert(port, sink);
         self.by_addr.insert(req.addr, port);
         self.fwd.add_port(port);
         log(&mut self.out, format_args!("New connection"));
+        if let Some(n) = vde_port {
+            log(
+                &mut self.out,
+                format_args!("VDE port {n}: {}", req.description),
+            );
+        }
         if req.protocol != Protocol::V0 {
             let sent = self.conns.get_mut(&fd).map(|c| c.stream.write(&reply.0));
             if !matches!(sent, Some(Ok(n)) if n == reply.0.len()) {
@@ -544,28 +724,50 @@ impl Daemon {
         }
     }
 
-    /// A new port's way out, and the data address to tell its client: a
-    /// socket of its own connected to the client (see [`port_socket`]),
+    /// A new port's way out, the data address to tell its client, and
+    /// the socket file made for it: a socket of its own connected to the
+    /// client (see [`port_socket`]; with `-vde`, a file in the directory
+    /// for clients whose own socket is a file, see [`port_socket_in`]),
     /// or the shared socket in `-compat-v0` mode, for v0 requests, and for
     /// a client address that does not take connections.
-    fn new_sink(&mut self, port: PortId, client: &UnixAddr, proto: Protocol) -> (Sink, UnixAddr) {
+    fn new_sink(
+        &mut self,
+        port: PortId,
+        client: &UnixAddr,
+        proto: Protocol,
+        vde_port: Option<u32>,
+    ) -> (Sink, UnixAddr, Option<PathBuf>) {
         if self.data_path.is_some() || proto == Protocol::V0 {
-            return (Sink::Shared(*client), self.data_addr);
+            return (Sink::Shared(*client), self.data_addr, None);
         }
-        let registered = port_socket(client, &mut self.next_port_tag).and_then(|(sock, addr)| {
+        let named = match (&self.vde, vde_port) {
+            (Some(v), Some(n)) if !client.is_abstract() => Some((v.dir.clone(), n, v.mode)),
+            _ => None,
+        };
+        let made = match named {
+            Some((dir, n, mode)) => port_socket_in(client, &dir, n, mode)
+                .map(|(sock, path, addr)| (sock, addr, Some(path))),
+            None => port_socket(client, &mut self.next_port_tag).map(|(s, a)| (s, a, None)),
+        };
+        let registered = made.and_then(|(sock, addr, file)| {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN, PORT_DATA | u64::from(port.0));
-            self.epoll.add(&sock, ev)?;
-            Ok((sock, addr))
+            if let Err(e) = self.epoll.add(&sock, ev) {
+                if let Some(f) = &file {
+                    let _ = std::fs::remove_file(f);
+                }
+                return Err(e.into());
+            }
+            Ok((sock, addr, file))
         });
         match registered {
-            Ok((sock, addr)) => (Sink::Port(Rc::new(sock), addr), addr),
+            Ok((sock, addr, file)) => (Sink::Port(Rc::new(sock), addr), addr, file),
             Err(e) => {
                 eprintln!(
                     "Port {}: no data socket of its own ({}); using the shared one",
                     port.0,
                     strerror(&e)
                 );
-                (Sink::Shared(*client), self.data_addr)
+                (Sink::Shared(*client), self.data_addr, None)
             }
         }
     }

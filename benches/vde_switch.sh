@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Throughput of our `uml_switch -vde DIR` against VDE's `vde_switch -s DIR`
+# with the same VDE clients (a load generator speaking vdeplug4's vde://
+# protocol), alternating, in a private network namespace. Needs root and
+# the vde2 package.
+#
+#   benches/vde_switch.sh                       # 3 rounds of 3 s, 64 bytes
+#   BENCH_CASES=2x64,32x64,2x1500,32x1500 benches/vde_switch.sh
+#   BENCH_SECS=5 BENCH_ROUNDS=5 BENCH_WINDOW=8 benches/vde_switch.sh
+#
+# Prints a Markdown table (frames/s delivered, median of the rounds;
+# frames per second of the switch's own CPU time; loss; misdelivered) and
+# the ratio per case.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BENCH_SECS="${BENCH_SECS:-3}" BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
+export BENCH_CASES="${BENCH_CASES:-2x64,32x64}"
+cargo build --release --bin uml_switch
+cargo test --release --test net_vde_bench -- --ignored --nocapture \
+    vde_throughput_ours_vs_vde_switch 2>&1 | grep -E '^\||^ratio'

@@ -176,8 +176,18 @@ fn two_guests_on_a_vde_switch_ping_each_other_over_vec_vde() {
         let hb = s.spawn(|| run_guest(&b, &args_b));
         (ha.join().unwrap(), hb.join().unwrap())
     });
-    assert!(ra.1.contains("PING-OK 10.6.0.2"), "a:\n{}\nb:\n{}", ra.1, rb.1);
-    assert!(rb.1.contains("PING-OK 10.6.0.1"), "b:\n{}\na:\n{}", rb.1, ra.1);
+    assert!(
+        ra.1.contains("PING-OK 10.6.0.2"),
+        "a:\n{}\nb:\n{}",
+        ra.1,
+        rb.1
+    );
+    assert!(
+        rb.1.contains("PING-OK 10.6.0.1"),
+        "b:\n{}\na:\n{}",
+        rb.1,
+        ra.1
+    );
     assert!(
         rb.1.contains("Choosing a random ethernet address for device vec0"),
         "{}",

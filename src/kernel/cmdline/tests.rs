@@ -348,7 +348,10 @@ fn every_name_in_the_options_table_is_claimed_by_the_parser() {
 
 #[test]
 fn vec_devices_are_recorded_by_unit_with_their_options() {
-    let c = boot(&["vec0:transport=tap,ifname=t0", "vec0x1:transport=vde,vnl=vde:///s"]);
+    let c = boot(&[
+        "vec0:transport=tap,ifname=t0",
+        "vec0x1:transport=vde,vnl=vde:///s",
+    ]);
     assert_eq!(
         c.vecs,
         [

@@ -128,9 +128,9 @@ pub fn parse(value: &str) -> Result<Option<Spec>, EthError> {
                 random_mac: r,
             }))
         }
-        "ethertap" | "slirp" | "vde" | "slip" | "pcap" => Err(EthError::Unsupported {
-            name: name.into(),
-        }),
+        "ethertap" | "slirp" | "vde" | "slip" | "pcap" => {
+            Err(EthError::Unsupported { name: name.into() })
+        }
         _ => Ok(None),
     }
 }
@@ -510,7 +510,10 @@ mod tests {
                 gate: "10.0.0.1".into()
             }
         );
-        assert_eq!(refusal("tuntap,,,10.0.0"), "Invalid tap IP address - '10.0.0'");
+        assert_eq!(
+            refusal("tuntap,,,10.0.0"),
+            "Invalid tap IP address - '10.0.0'"
+        );
         assert!(parse("tuntap,tap0,,1.2.3.4,extra").is_err());
         assert!(matches!(parse("bogus,1"), Ok(None)));
     }
@@ -547,8 +550,14 @@ mod tests {
         assert_eq!(refusal("mcast,,,99999"), "mcast_setup - Bad port : '99999'");
         assert_eq!(refusal("mcast,,,,x"), "mcast_setup - Bad ttl : 'x'");
         assert_eq!(refusal("ucast,,,x"), "ucast_setup - Bad listen port : 'x'");
-        assert_eq!(refusal("ucast,,,1,0"), "ucast_setup - Bad remote port : '0'");
-        assert_eq!(refusal("ucast,,,1,2,3"), "ucast_setup - Extra garbage on specification : '3'");
+        assert_eq!(
+            refusal("ucast,,,1,0"),
+            "ucast_setup - Bad remote port : '0'"
+        );
+        assert_eq!(
+            refusal("ucast,,,1,2,3"),
+            "ucast_setup - Extra garbage on specification : '3'"
+        );
     }
 
     #[test]

@@ -338,7 +338,9 @@ fn etheraddr(text: &str) -> Option<[u8; 6]> {
         let mut v: u8 = 0;
         for b in r[..end].bytes() {
             let d = char::from(b).to_digit(16).unwrap_or(0);
-            v = v.wrapping_mul(16).wrapping_add(u8::try_from(d).unwrap_or(0));
+            v = v
+                .wrapping_mul(16)
+                .wrapping_add(u8::try_from(d).unwrap_or(0));
         }
         *byte = v;
         match r[end..].chars().next() {

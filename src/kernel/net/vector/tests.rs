@@ -46,11 +46,28 @@ fn transports_are_chosen_by_prefix_in_the_kernels_order() {
             ifname: Some("x".into())
         }
     );
-    assert_eq!(t("transport=tapestry").unwrap(), Transport::Tap { ifname: None });
-    assert_eq!(t("transport=raw,ifname=e").unwrap(), Transport::Raw { ifname: Some("e".into()) });
-    assert_eq!(t("transport=l2tpv3,udp=1").unwrap(), Transport::L2tpv3 { udp: true });
-    assert_eq!(t("transport=l2tpv3,udp=0").unwrap(), Transport::L2tpv3 { udp: false });
-    assert_eq!(t("transport=fd,fd=7").unwrap(), Transport::Fd { fd: Some(7) });
+    assert_eq!(
+        t("transport=tapestry").unwrap(),
+        Transport::Tap { ifname: None }
+    );
+    assert_eq!(
+        t("transport=raw,ifname=e").unwrap(),
+        Transport::Raw {
+            ifname: Some("e".into())
+        }
+    );
+    assert_eq!(
+        t("transport=l2tpv3,udp=1").unwrap(),
+        Transport::L2tpv3 { udp: true }
+    );
+    assert_eq!(
+        t("transport=l2tpv3,udp=0").unwrap(),
+        Transport::L2tpv3 { udp: false }
+    );
+    assert_eq!(
+        t("transport=fd,fd=7").unwrap(),
+        Transport::Fd { fd: Some(7) }
+    );
     assert_eq!(t("transport=fd,fd=7x").unwrap(), Transport::Fd { fd: None });
     assert_eq!(
         t("transport=vde,vnl=vde:///tmp/sw").unwrap(),
@@ -72,7 +89,10 @@ fn mac_rules_are_the_kernels() {
     assert!(c.lines.is_empty());
     let c = choose_mac("vec0", None);
     assert_eq!(c.mac, None);
-    assert_eq!(c.lines, ["Choosing a random ethernet address for device vec0"]);
+    assert_eq!(
+        c.lines,
+        ["Choosing a random ethernet address for device vec0"]
+    );
     let c = choose_mac("vec1", Some("01:00:5e:0:0:1"));
     assert_eq!(c.mac, None);
     assert_eq!(
@@ -102,7 +122,17 @@ fn mac_rules_are_the_kernels() {
 
 #[test]
 fn random_texts_never_panic() {
-    for s in ["", ",", "=", "==", ",=,=", "a=b,=c", "transport=", "transport=fd,fd=-1", "mac=0x:"] {
+    for s in [
+        "",
+        ",",
+        "=",
+        "==",
+        ",=,=",
+        "a=b,=c",
+        "transport=",
+        "transport=fd,fd=-1",
+        "mac=0x:",
+    ] {
         let _ = Spec::parse(0, s);
         let _ = choose_mac("vec0", Some(s));
     }

@@ -44,6 +44,25 @@ fn run_guest(g: &KGuest, args: &[String]) -> (Option<i32>, String) {
     (b.status.and_then(|s| s.code()), b.output)
 }
 
+/// Runs our guest `g` inside `ns` as `ids`, killed after the time limit.
+fn run_in(ns: &Netns, g: &KGuest, (uid, gid): (u32, u32), a: &[String]) -> common::uml::Boot {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = ns.command(common::which("setpriv").expect("setpriv"));
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(g.path("linux"))
+        .args(a)
+        .current_dir(g.dir.path())
+        .env("HOME", g.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    common::uml::run_with_limit(cmd, LIMIT)
+}
+
 /// Debian's `vde_switch -s DIR`, run as `ids` (its console on a pipe kept
 /// open); killed on drop.
 struct VdeSwitch {
@@ -130,23 +149,7 @@ fn a_guest_with_vec_tap_pings_the_host_side_of_a_tunctl_tap() {
     let a = args(&[&format!(
         "vec0:transport=tap,ifname={tap},mac=fe:fd:0a:05:00:02,depth=128,gro=1,unknown_key=1"
     )]);
-    let mut cmd = ns.command(common::which("setpriv").expect("setpriv"));
-    cmd.arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={gid}"))
-        .arg("--clear-groups")
-        .arg("--")
-        .arg(g.path("linux"))
-        .args(&a)
-        .current_dir(g.dir.path())
-        .env("HOME", g.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    let b = common::uml::run_with_limit(cmd, LIMIT);
+    let b = run_in(&ns, &g, (uid, gid), &a);
     let out = b.output.replace('\r', "");
     assert!(out.contains("fe:fd:0a:05:00:02"), "{out}");
     assert!(!out.contains("Choosing a random"), "{out}");
@@ -263,4 +266,38 @@ fn a_bad_vec_unit_is_refused_with_the_kernels_vector_setup_line() {
         assert_eq!(out.trim().lines().count(), 1, "{bad}: not one line: {out}");
         assert!(!out.contains("GUEST-RAN"), "{out}");
     }
+}
+
+#[test]
+fn two_guests_on_l2tpv3_over_udp_ping_each_other() {
+    let test = "two_guests_on_l2tpv3_over_udp";
+    if !can_boot(test) || !common::have_root(test) {
+        return;
+    }
+    let Some(user) = test_user(test) else {
+        return;
+    };
+    let Some(ids) = user.ids else {
+        common::skip(test, "needs root to make the network namespace");
+        return;
+    };
+    let _tun = TunModeGuard::open_to_users();
+    let ns = Netns::new();
+    let a = KGuest::new(user, &init(&vec_ping("10.7.0.1", "10.7.0.2", 10, 3)));
+    let b = KGuest::new(user, &init(&vec_ping("10.7.0.2", "10.7.0.1", 10, 3)));
+    let common_opts = "transport=l2tpv3,udp=1,src=127.0.0.1,dst=127.0.0.1,counter=1";
+    let args_a = args(&[&format!(
+        "vec0:{common_opts},srcport=1701,dstport=1702,rx_session=0xffffffff,tx_session=0xfffffffe,rx_cookie=7,tx_cookie=8"
+    )]);
+    let args_b = args(&[&format!(
+        "vec0:{common_opts},srcport=1702,dstport=1701,rx_session=0xfffffffe,tx_session=0xffffffff,rx_cookie=8,tx_cookie=7"
+    )]);
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| run_in(&ns, &a, ids, &args_a));
+        let hb = s.spawn(|| run_in(&ns, &b, ids, &args_b));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    let (ra, rb) = (ra.output.replace('\r', ""), rb.output.replace('\r', ""));
+    assert!(ra.contains("PING-OK 10.7.0.2"), "a:\n{ra}\nb:\n{rb}");
+    assert!(rb.contains("PING-OK 10.7.0.1"), "b:\n{rb}\na:\n{ra}");
 }

@@ -152,6 +152,8 @@ pub enum HostSide {
     Udp(std::net::UdpSocket, std::net::SocketAddrV4),
     /// A `vde_plug` and its byte stream.
     Vde(Box<vector::vde::Plug>),
+    /// An L2TPv3-over-UDP link.
+    L2tp(Box<vector::l2tpv3::Link>),
 }
 
 impl HostSide {
@@ -161,6 +163,7 @@ impl HostSide {
             HostSide::Switch(c) => c.data_fd(),
             HostSide::Udp(s, _) => s.as_fd(),
             HostSide::Vde(p) => p.fd(),
+            HostSide::L2tp(l) => l.fd(),
         }
     }
 
@@ -172,6 +175,7 @@ impl HostSide {
                 Err(e) => Err(e),
             },
             HostSide::Vde(p) => p.recv(buf),
+            HostSide::L2tp(l) => l.recv(buf),
             _ => knet::read_frame(self.fd(), buf),
         }
     }
@@ -190,6 +194,7 @@ impl HostSide {
                 Err(e) => Err(e),
             },
             HostSide::Vde(p) => p.send(frame),
+            HostSide::L2tp(l) => l.send(frame),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! the kernel does. The host sides are opened by `open`, frames of a
 //! `vde_plug` byte stream are cut by `vde`.
 
+pub mod l2tpv3;
 pub mod open;
 pub mod vde;
 
@@ -80,6 +81,20 @@ pub enum VectorError {
         /// The negated errno.
         errno: i32,
     },
+    /// `l2tpv3`: the options do not make a header (the kernel fails the
+    /// device silently with EINVAL).
+    #[error("vec{unit}: l2tpv3: {why}; no device")]
+    TransportData {
+        /// The unit.
+        unit: usize,
+        /// What is missing.
+        why: &'static str,
+    },
+    /// `l2tpv3`: binding to `src:srcport` failed (errno).
+    #[error(
+        "l2tpv3_open : could not bind socket err={0}\nuser_init_socket: init failed, error -12"
+    )]
+    L2tpBind(i32),
     /// `fd`: no usable `fd=`.
     #[error("fd open: bad or missing fd argument")]
     BadFd,

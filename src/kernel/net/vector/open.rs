@@ -2,11 +2,11 @@
 //! as `uml_vector_user_open` does, with its texts when that fails.
 //!
 //! What works: `tap` (a host TAP the user may attach to), `vde` (through
-//! `vde_plug`), `bess` (a unix seqpacket socket) and `fd` (an inherited
-//! frame descriptor). `raw`, `hybrid` and `gre` need packet or raw IP
-//! sockets, hence CAP_NET_RAW in the host's network namespace: without it
-//! they fail with the kernel's own text; with it they are refused as not
-//! supported, as is `l2tpv3`.
+//! `vde_plug`), `l2tpv3` over UDP, `bess` (a unix seqpacket socket) and
+//! `fd` (an inherited frame descriptor). `raw`, `hybrid`, `gre` and
+//! `l2tpv3` over IP need packet or raw IP sockets, hence CAP_NET_RAW in
+//! the host's network namespace: without it they fail with the kernel's
+//! own text; with it they are refused as not supported.
 
 use super::vde::Plug;
 use super::{Spec, Transport, VectorError};
@@ -47,7 +47,10 @@ pub fn open(spec: &Spec) -> Result<HostSide, VectorError> {
                 why: "packet sockets are not relayed",
             })
         }
-        Transport::Gre | Transport::L2tpv3 { .. } => {
+        Transport::L2tpv3 { udp: true } => Ok(HostSide::L2tp(Box::new(super::l2tpv3::Link::open(
+            unit, &spec.args,
+        )?))),
+        Transport::Gre | Transport::L2tpv3 { udp: false } => {
             let name = if spec.transport == Transport::Gre {
                 "gre"
             } else {
@@ -61,14 +64,12 @@ pub fn open(spec: &Spec) -> Result<HostSide, VectorError> {
                     });
                 }
             }
-            if !matches!(spec.transport, Transport::L2tpv3 { udp: true }) {
-                // A raw IP socket: the same capability as a packet socket.
-                packet_socket().map_err(|_| VectorError::Socket(-libc::EPERM))?;
-            }
+            // A raw IP socket: the same capability as a packet socket.
+            packet_socket().map_err(|_| VectorError::Socket(-libc::EPERM))?;
             Err(VectorError::Unsupported {
                 unit,
                 name,
-                why: "its encapsulation is not written",
+                why: "its raw IP encapsulation is not written",
             })
         }
         Transport::Bess => open_bess(spec).map(HostSide::Tap),

@@ -56,6 +56,8 @@ pub fn help_text() -> String {
          ssl-non-raw\n    Serial lines not in raw mode (parsed; no effect).\n\n\
          eth[0-9]+=<transport>,<options>\n    Attach a network device ethN: daemon (a uml_switch), tuntap (a\n    \
          host TAP by name, or one made by uml_net), mcast or ucast (UDP).\n\n\
+         vec[0-9]+:<option>=<value>,<option>=<value>\n    Configure a vector io network device: transport=tap,ifname=TAP,\n    \
+         transport=vde,vnl=URL (through vde_plug), bess, fd (see linux(1)).\n\n\
          mconsole=notify:<socket>\n    Send the mconsole socket's path to this socket at boot.\n\n\
          hostfs=<directory>\n    Confine hostfs mounts to this directory (passed to init).\n\n\
          quiet\n    No boot log.\n\n\

@@ -102,7 +102,7 @@ fn enter_namespaces(cmd: &CmdLine, log: &Log) -> Result<Host, Error> {
     let ctl: Shared = Arc::new(Mutex::new(Control::default()));
     let host_uid = nix::unistd::getuid().as_raw();
     // Host sides of the network devices, while the host's network is ours.
-    let (nets, net_lines) = net::open_hosts(&cmd.eths);
+    let (nets, net_lines) = net::open_hosts(&cmd.eths, &cmd.vecs);
     for l in &net_lines {
         log.info(l);
     }

@@ -62,3 +62,19 @@ pub fn write_frame(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<()> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// A descriptor of our own for the inherited descriptor number `raw`
+/// (`vec<N>:transport=fd,fd=N`), close-on-exec; `EBADF` when `raw` is not
+/// open.
+pub fn dup_inherited(raw: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC reads no memory; it only looks `raw` up in
+    // this process's descriptor table and fails with EBADF if it is not open.
+    let new = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a descriptor fcntl just made for us and nothing
+    // else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+}

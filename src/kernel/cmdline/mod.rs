@@ -122,6 +122,9 @@ pub struct CmdLine {
     pub ssl_non_raw: bool,
     /// `ethN=` settings: unit and the text after `=`.
     pub eths: Vec<(usize, String)>,
+    /// `vecN:` settings: unit and the text after `:` (the options, parsed
+    /// when the device is opened, as the kernel does in `vector_init`).
+    pub vecs: Vec<(usize, String)>,
     /// `mconsole=notify:SOCKET`.
     pub notify: Option<String>,
     /// `hostfs=`.
@@ -164,6 +167,15 @@ pub enum CmdlineError {
     #[error("eth_setup - Couldn't parse '{text}' : {reason}")]
     Eth {
         /// The text after `eth`.
+        text: String,
+        /// The kernel's reason.
+        reason: &'static str,
+    },
+    /// A bad `vec` option (`vector_setup`). As in the kernel, the text
+    /// for a bad number is the part before the `:`.
+    #[error("vector_setup - Couldn't parse '{text}' : {reason}")]
+    Vec {
+        /// The text the kernel prints.
         text: String,
         /// The kernel's reason.
         reason: &'static str,
@@ -341,6 +353,7 @@ fn generic_pass(st: UmlPass) -> Result<CmdLine, CmdlineError> {
             serials: Vec::new(),
             ssl_non_raw: false,
             eths: Vec::new(),
+            vecs: Vec::new(),
             notify: None,
             hostfs: st.hostfs,
             quiet: st.quiet,
@@ -423,7 +436,11 @@ impl Generic {
             ));
             return Ok(true);
         }
-        if j.starts_with("fake_ide") || j.starts_with("vec") || j.starts_with("stderr=") {
+        if let Some(rest) = j.strip_prefix("vec") {
+            self.vec(rest)?;
+            return Ok(true);
+        }
+        if j.starts_with("fake_ide") || j.starts_with("stderr=") {
             return Ok(true);
         }
         if j == "ssl-non-raw" {
@@ -511,6 +528,34 @@ impl Generic {
             return Err(err("Device already configured"));
         }
         self.c.eths.push((n, value.to_string()));
+        Ok(())
+    }
+
+    /// `vector_setup`/`vector_parse`: `N:OPTIONS`, N by `kstrtouint` with
+    /// base 0 (`0x1`, `010`), each unit once.
+    fn vec(&mut self, rest: &str) -> Result<(), CmdlineError> {
+        let Some((number, options)) = rest.split_once(':') else {
+            return Err(CmdlineError::Vec {
+                text: rest.to_string(),
+                reason: "Expected ':' after device number",
+            });
+        };
+        let bad = |reason| CmdlineError::Vec {
+            text: number.to_string(),
+            reason,
+        };
+        let n = match parse_ulong(number) {
+            Some((n, used)) if used == number.len() && !number.is_empty() => n,
+            _ => return Err(bad("Bad device number")),
+        };
+        let n = u32::try_from(n)
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| bad("Bad device number"))?;
+        if self.c.vecs.iter().any(|(u, _)| *u == n) {
+            return Err(bad("Device already configured"));
+        }
+        self.c.vecs.push((n, options.to_string()));
         Ok(())
     }
 

@@ -345,3 +345,35 @@ fn every_name_in_the_options_table_is_claimed_by_the_parser() {
     }
     assert!(!claimed("frobnicate") && !claimed("frob=1"));
 }
+
+#[test]
+fn vec_devices_are_recorded_by_unit_with_their_options() {
+    let c = boot(&[
+        "vec0:transport=tap,ifname=t0",
+        "vec0x1:transport=vde,vnl=vde:///s",
+    ]);
+    assert_eq!(
+        c.vecs,
+        [
+            (0, "transport=tap,ifname=t0".to_string()),
+            (1, "transport=vde,vnl=vde:///s".to_string())
+        ]
+    );
+    assert!(c.init_args.is_empty() && c.unknown.is_none());
+}
+
+#[test]
+fn bad_vec_numbers_give_the_kernels_vector_setup_errors() {
+    assert_eq!(
+        error(&["vecX:transport=tap"]),
+        "vector_setup - Couldn't parse 'X' : Bad device number"
+    );
+    assert_eq!(
+        error(&["vec1"]),
+        "vector_setup - Couldn't parse '1' : Expected ':' after device number"
+    );
+    assert_eq!(
+        error(&["vec1:transport=tap", "vec1:transport=raw"]),
+        "vector_setup - Couldn't parse '1' : Device already configured"
+    );
+}

@@ -6,9 +6,12 @@
 //! port (`daemon,MAC,unix,SOCKET`) or a UDP socket (`mcast`, `ucast`, see
 //! `udp`). Configuring the interface is the guest's job.
 
+pub mod error;
 pub mod tap_helper;
 pub mod udp;
+pub mod vector;
 
+use self::error::EthError;
 use self::udp::Udp;
 use crate::net::tap::{Mode, Tap};
 use crate::net::Mac;
@@ -61,8 +64,8 @@ pub struct Spec {
 }
 
 /// What a value asks for: `Ok(None)` for a transport name the kernel
-/// ignores silently, `Err(line)` for a refusal to log.
-pub fn parse(value: &str) -> Result<Option<Spec>, String> {
+/// ignores silently, `Err` for a refusal to log.
+pub fn parse(value: &str) -> Result<Option<Spec>, EthError> {
     let mut f = value.split(',');
     let name = f.next().unwrap_or("");
     let fields: Vec<&str> = f.collect();
@@ -71,17 +74,16 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
     match name {
         "tuntap" => {
             if fields.len() > 3 {
-                return Err(format!(
-                    "tap_setup_common - Extra garbage on specification : '{}'",
-                    fields[3..].join(",")
-                ));
+                return Err(EthError::TapExtraGarbage {
+                    extra: fields[3..].join(","),
+                });
             }
             let dev = field(0);
             let (m, r) = mac(field(1));
             if dev.is_empty() {
                 let gate = field(2);
                 if !gate.is_empty() && gate.parse::<std::net::Ipv4Addr>().is_err() {
-                    return Err(format!("Invalid tap IP address - '{gate}'"));
+                    return Err(EthError::InvalidTapIp { text: gate.into() });
                 }
                 return Ok(Some(Spec {
                     transport: Transport::Helper { gate: gate.into() },
@@ -90,7 +92,7 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
                 }));
             }
             if knet_name_ok(dev).is_err() {
-                return Err(format!("tuntap: bad host device name '{dev}'"));
+                return Err(EthError::BadHostDevice { dev: dev.into() });
             }
             Ok(Some(Spec {
                 transport: Transport::Tap {
@@ -104,7 +106,7 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
         "daemon" => {
             let kind = field(1);
             if !kind.is_empty() && kind != "unix" {
-                return Err(format!("daemon_setup : Unknown socket type '{kind}'"));
+                return Err(EthError::DaemonSocketType { kind: kind.into() });
             }
             let ctl = match field(2) {
                 "" => DEFAULT_CTL,
@@ -126,9 +128,9 @@ pub fn parse(value: &str) -> Result<Option<Spec>, String> {
                 random_mac: r,
             }))
         }
-        "ethertap" | "slirp" | "vde" | "slip" | "pcap" => Err(format!(
-            "{name} transport is not supported by this linux; no device"
-        )),
+        "ethertap" | "slirp" | "vde" | "slip" | "pcap" => {
+            Err(EthError::Unsupported { name: name.into() })
+        }
         _ => Ok(None),
     }
 }
@@ -148,6 +150,10 @@ pub enum HostSide {
     Switch(Box<SwitchClient>),
     /// A UDP socket and where frames go.
     Udp(std::net::UdpSocket, std::net::SocketAddrV4),
+    /// A `vde_plug` and its byte stream.
+    Vde(Box<vector::vde::Plug>),
+    /// An L2TPv3-over-UDP link.
+    L2tp(Box<vector::l2tpv3::Link>),
 }
 
 impl HostSide {
@@ -156,6 +162,8 @@ impl HostSide {
             HostSide::Tap(f) => f.as_fd(),
             HostSide::Switch(c) => c.data_fd(),
             HostSide::Udp(s, _) => s.as_fd(),
+            HostSide::Vde(p) => p.fd(),
+            HostSide::L2tp(l) => l.fd(),
         }
     }
 
@@ -166,6 +174,8 @@ impl HostSide {
                 Err(e) if udp::transient(&e) => Ok(None),
                 Err(e) => Err(e),
             },
+            HostSide::Vde(p) => p.recv(buf),
+            HostSide::L2tp(l) => l.recv(buf),
             _ => knet::read_frame(self.fd(), buf),
         }
     }
@@ -183,18 +193,23 @@ impl HostSide {
                 Err(e) if udp::transient(&e) => Ok(()),
                 Err(e) => Err(e),
             },
+            HostSide::Vde(p) => p.send(frame),
+            HostSide::L2tp(l) => l.send(frame),
         }
     }
 }
 
 /// A device whose host side is open, waiting for the guest namespace.
 pub struct Pending {
-    /// Device number N.
-    pub n: usize,
-    spec: Spec,
+    /// The guest interface's name (`ethN`, `vecN`).
+    pub name: String,
+    /// The address to give it (`None`: the random one it has).
+    mac: Option<Mac>,
+    /// Boot-log lines about its address, logged when it is made.
+    mac_lines: Vec<String>,
+    /// For `ethN`: N and the text after `Netdevice N (MAC) : `.
+    netdevice: Option<(usize, String)>,
     host: HostSide,
-    /// The boot-log text after `Netdevice N (MAC) : `.
-    backend: String,
     /// For a TAP made by `uml_net`: its host name and the gateway.
     helper: Option<(String, String)>,
 }
@@ -214,9 +229,37 @@ fn backend_line(gate: &str) -> String {
     line
 }
 
-/// Opens the host sides (call in the host's network namespace). Returns
-/// the devices and the boot-log lines.
-pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
+/// Opens the host sides of the `ethN` and `vecN` devices (call in the
+/// host's network namespace). Returns the devices and the boot-log lines.
+pub fn open_hosts(
+    eths: &[(usize, String)],
+    vecs: &[(usize, String)],
+) -> (Vec<Pending>, Vec<String>) {
+    let (mut devs, mut lines) = open_eths(eths);
+    for (n, text) in vecs {
+        let opened = vector::Spec::parse(*n, text).and_then(|spec| {
+            let host = vector::open::open(&spec)?;
+            Ok((spec, host))
+        });
+        match opened {
+            Ok((spec, host)) => {
+                let choice = spec.mac();
+                devs.push(Pending {
+                    name: spec.name(),
+                    mac: choice.mac,
+                    mac_lines: choice.lines,
+                    netdevice: None,
+                    host,
+                    helper: None,
+                });
+            }
+            Err(e) => lines.extend(e.to_string().lines().map(str::to_string)),
+        }
+    }
+    (devs, lines)
+}
+
+fn open_eths(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
     let mut devs = Vec::new();
     let mut lines = Vec::new();
     for (n, value) in eths {
@@ -288,13 +331,24 @@ pub fn open_hosts(eths: &[(usize, String)]) -> (Vec<Pending>, Vec<String>) {
             },
         };
         match opened {
-            Ok((host, backend, helper)) => devs.push(Pending {
-                n: *n,
-                spec,
-                host,
-                backend,
-                helper,
-            }),
+            Ok((host, backend, helper)) => {
+                let name = format!("eth{n}");
+                let mac_lines = if spec.random_mac {
+                    vec![format!(
+                        "Choosing a random ethernet address for device {name}"
+                    )]
+                } else {
+                    Vec::new()
+                };
+                devs.push(Pending {
+                    name,
+                    mac: spec.mac,
+                    mac_lines,
+                    netdevice: Some((*n, backend)),
+                    host,
+                    helper,
+                })
+            }
             Err(l) => lines.push(l),
         }
     }
@@ -308,12 +362,8 @@ pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<tap_helper::HelperDev
     let mut lines = Vec::new();
     let mut helpers = Vec::new();
     for d in devs {
-        let name = format!("eth{}", d.n);
-        if d.spec.random_mac {
-            lines.push(format!(
-                "Choosing a random ethernet address for device {name}"
-            ));
-        }
+        let name = d.name.clone();
+        lines.extend(d.mac_lines);
         let tap = match Tap::open(name.as_bytes(), Mode::NonBlocking) {
             Ok(t) => t.into_fd(),
             Err(e) => {
@@ -324,7 +374,7 @@ pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<tap_helper::HelperDev
                 continue;
             }
         };
-        let mac = match d.spec.mac {
+        let mac = match d.mac {
             Some(m) => {
                 let set = crate::sys::net::inet_socket()
                     .and_then(|s| knet::set_hwaddr(s.as_fd(), &name, m.octets()));
@@ -335,7 +385,9 @@ pub fn attach_all(devs: Vec<Pending>) -> (Vec<String>, Vec<tap_helper::HelperDev
             }
             None => current_mac(&name).unwrap_or_else(|| "?".into()),
         };
-        lines.push(format!("Netdevice {} ({mac}) : {}", d.n, d.backend));
+        if let Some((n, backend)) = &d.netdevice {
+            lines.push(format!("Netdevice {n} ({mac}) : {backend}"));
+        }
         if let Some((dev, gate)) = d.helper {
             match crate::sys::net::if_index(&name) {
                 Some(index) => helpers.push(tap_helper::HelperDev { index, dev, gate }),
@@ -417,6 +469,13 @@ fn relay(tap: &OwnedFd, host: &HostSide) -> String {
 mod tests {
     use super::*;
 
+    fn refusal(value: &str) -> String {
+        match parse(value) {
+            Err(e) => e.to_string(),
+            Ok(s) => panic!("{value} was not refused: {s:?}"),
+        }
+    }
+
     #[test]
     fn daemon_fields_and_defaults() {
         let s = parse("daemon,fe:fd:0:0:0:1,unix,/tmp/s.ctl")
@@ -457,11 +516,11 @@ mod tests {
             }
         );
         assert_eq!(
-            parse("tuntap,,,10.0.0"),
-            Err("Invalid tap IP address - '10.0.0'".into())
+            refusal("tuntap,,,10.0.0"),
+            "Invalid tap IP address - '10.0.0'"
         );
         assert!(parse("tuntap,tap0,,1.2.3.4,extra").is_err());
-        assert_eq!(parse("bogus,1"), Ok(None));
+        assert!(matches!(parse("bogus,1"), Ok(None)));
     }
 
     #[test]
@@ -493,25 +552,16 @@ mod tests {
         assert_eq!(s.mac, Some(Mac::new([0xfe, 0xfd, 0, 0, 0, 1])));
         let s = parse("mcast,,239.1.2.3,,4").unwrap().unwrap();
         assert!(matches!(s.transport, Transport::Udp(u) if u.lport == 1102 && u.ttl == 4));
+        assert_eq!(refusal("mcast,,,99999"), "mcast_setup - Bad port : '99999'");
+        assert_eq!(refusal("mcast,,,,x"), "mcast_setup - Bad ttl : 'x'");
+        assert_eq!(refusal("ucast,,,x"), "ucast_setup - Bad listen port : 'x'");
         assert_eq!(
-            parse("mcast,,,99999"),
-            Err("mcast_setup - Bad port : '99999'".into())
+            refusal("ucast,,,1,0"),
+            "ucast_setup - Bad remote port : '0'"
         );
         assert_eq!(
-            parse("mcast,,,,x"),
-            Err("mcast_setup - Bad ttl : 'x'".into())
-        );
-        assert_eq!(
-            parse("ucast,,,x"),
-            Err("ucast_setup - Bad listen port : 'x'".into())
-        );
-        assert_eq!(
-            parse("ucast,,,1,0"),
-            Err("ucast_setup - Bad remote port : '0'".into())
-        );
-        assert_eq!(
-            parse("ucast,,,1,2,3"),
-            Err("ucast_setup - Extra garbage on specification : '3'".into())
+            refusal("ucast,,,1,2,3"),
+            "ucast_setup - Extra garbage on specification : '3'"
         );
     }
 

@@ -10,6 +10,7 @@
 //! that, and an agent process left in the host's namespaces (a setuid
 //! helper does not gain root inside a user namespace) runs the helper.
 
+use super::error::HelperError;
 use crate::kernel::console::Log;
 use crate::net::request::{self, AddrChange, Change, Request};
 use crate::sys::guest::{close_inherited_fds, fork_helper};
@@ -58,24 +59,22 @@ fn wait_limited(child: &mut std::process::Child) -> io::Result<std::process::Exi
 
 /// Runs `uml_net 4 tuntap up [GATEWAY]` and takes the TAP it hands back.
 /// The error is the kernel's line plus the helper's text.
-pub fn tuntap_up(gate: &str) -> Result<HelperTap, String> {
+pub fn tuntap_up(gate: &str) -> Result<HelperTap, HelperError> {
     let (mine, theirs) = socket::socketpair(
         AddressFamily::Unix,
         SockType::Datagram,
         None,
         SockFlag::SOCK_CLOEXEC,
     )
-    .map_err(|e| format!("tuntap_open : socketpair failed, errno = {}", e as i32))?;
+    .map_err(HelperError::Socketpair)?;
     let mut child = Command::new(HELPER)
         .args(request::kernel_tuntap_up(gate.parse().ok()))
         .stdin(Stdio::null())
         .stdout(Stdio::from(theirs))
         .spawn()
-        .map_err(|e| {
-            format!(
-                "tuntap_open : running {HELPER} failed, errno = {} ({e})",
-                e.raw_os_error().unwrap_or(0)
-            )
+        .map_err(|source| HelperError::Spawn {
+            helper: HELPER,
+            source,
         })?;
     // The helper sends one datagram and exits; a datagram pair has no end
     // of file, so wait for the exit and then read what is queued.
@@ -87,7 +86,11 @@ pub fn tuntap_up(gate: &str) -> Result<HelperTap, String> {
     let mut buf = vec![0u8; 4096];
     let (n, fd) = match sysnet::recv_with_fd(mine.as_fd(), &mut buf) {
         Ok(r) => r,
-        Err(_) => return Err("tuntap_open_tramp : didn't receive a message".into()),
+        Err(_) => {
+            return Err(HelperError::NoMessage {
+                text: String::new(),
+            })
+        }
     };
     let text = c_text(buf.get(IFNAMSIZ..n).unwrap_or(&[]));
     match fd {
@@ -98,12 +101,9 @@ pub fn tuntap_up(gate: &str) -> Result<HelperTap, String> {
         }),
         _ => {
             // On failure the whole datagram is the helper's text.
-            let why = c_text(&buf[..n]);
-            Err(
-                format!("tuntap_open_tramp : didn't receive a message\n{why}")
-                    .trim_end()
-                    .to_string(),
-            )
+            Err(HelperError::NoMessage {
+                text: c_text(&buf[..n]),
+            })
         }
     }
 }

@@ -106,14 +106,6 @@ pub enum UdpError {
     },
 }
 
-/// `net::parse`'s other refusals are still plain texts: a UDP refusal
-/// joins them as its text.
-impl From<UdpError> for String {
-    fn from(e: UdpError) -> String {
-        e.to_string()
-    }
-}
-
 /// Parses `mcast`/`ucast` fields after the MAC, with the kernel's
 /// defaults and messages.
 pub(crate) fn parse(name: &str, fields: &[&str]) -> Result<Udp, UdpError> {

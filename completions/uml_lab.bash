@@ -31,6 +31,9 @@ _uml_lab() {
             uml_lab,help)
                 cmd="uml_lab__subcmd__help"
                 ;;
+            uml_lab,image)
+                cmd="uml_lab__subcmd__image"
+                ;;
             uml_lab,start)
                 cmd="uml_lab__subcmd__start"
                 ;;
@@ -58,6 +61,9 @@ _uml_lab() {
             uml_lab__subcmd__help,help)
                 cmd="uml_lab__subcmd__help__subcmd__help"
                 ;;
+            uml_lab__subcmd__help,image)
+                cmd="uml_lab__subcmd__help__subcmd__image"
+                ;;
             uml_lab__subcmd__help,start)
                 cmd="uml_lab__subcmd__help__subcmd__start"
                 ;;
@@ -77,7 +83,7 @@ _uml_lab() {
 
     case "${cmd}" in
         uml_lab)
-            opts="-d -h -V --dir --state --help --version start stop clean status exec test graph console help"
+            opts="-d -h -V --dir --state --help --version start stop clean status exec test graph console image help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -215,7 +221,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__help)
-            opts="start stop clean status exec test graph console help"
+            opts="start stop clean status exec test graph console image help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -298,6 +304,20 @@ _uml_lab() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        uml_lab__subcmd__help__subcmd__image)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         uml_lab__subcmd__help__subcmd__start)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -347,6 +367,48 @@ _uml_lab() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        uml_lab__subcmd__image)
+            opts="-q -d -h --packages --suite --mirror --size --print-recipe --quiet --dir --state --help build"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --packages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --suite)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -36,6 +36,7 @@ complete -c uml_lab -n "__fish_uml_lab_needs_command" -f -a "exec" -d 'Run a com
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -f -a "test" -d 'Run _test/MACHINE.test in each machine and compare with _test/signature/ (Netkit\'s ltest)'
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -f -a "graph" -d 'The topology as Graphviz dot (or SVG with --svg, through dot)'
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -f -a "console" -d 'Attach to a machine\'s console in this terminal (Ctrl-] detaches)'
+complete -c uml_lab -n "__fish_uml_lab_needs_command" -f -a "image" -d 'Build a Debian root image for labs (`image build OUT`; needs root)'
 complete -c uml_lab -n "__fish_uml_lab_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -l image -d 'Root image for machines without their own [image]' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -l kernel -d 'The guest kernel (default: `linux` beside uml_lab, else on PATH)' -r -F
@@ -73,12 +74,22 @@ complete -c uml_lab -n "__fish_uml_lab_using_subcommand graph" -s h -l help -d '
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand console" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand console" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand console" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "start" -d 'Boot the lab (or MACHINEs) in dependency order (Netkit\'s lstart)'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "stop" -d 'Run shutdown scripts and halt the lab or MACHINEs (Netkit\'s lhalt)'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "clean" -d 'Stop the lab and delete its state: disks, logs (Netkit\'s lclean)'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "status" -d 'Machines, state, pids, interfaces and domains (Netkit\'s linfo)'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "exec" -d 'Run a command in a running machine; its output and status'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "test" -d 'Run _test/MACHINE.test in each machine and compare with _test/signature/ (Netkit\'s ltest)'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "graph" -d 'The topology as Graphviz dot (or SVG with --svg, through dot)'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "console" -d 'Attach to a machine\'s console in this terminal (Ctrl-] detaches)'
-complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -l packages -d 'More packages to install, comma- or space-separated (repeatable)' -r
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -l suite -d 'The Debian suite debootstrap installs' -r
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -l mirror -d 'The archive debootstrap fetches from' -r
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -l size -d 'The image\'s size in MiB (a sparse file)' -r
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -l state -d 'The state directory (default: DIR/.uml_lab)' -r -F
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -l print-recipe -d 'Print the recipe (every step and file written) and exit'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -s q -l quiet -d 'No progress display'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand image" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "start" -d 'Boot the lab (or MACHINEs) in dependency order (Netkit\'s lstart)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "stop" -d 'Run shutdown scripts and halt the lab or MACHINEs (Netkit\'s lhalt)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "clean" -d 'Stop the lab and delete its state: disks, logs (Netkit\'s lclean)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "status" -d 'Machines, state, pids, interfaces and domains (Netkit\'s linfo)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "exec" -d 'Run a command in a running machine; its output and status'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "test" -d 'Run _test/MACHINE.test in each machine and compare with _test/signature/ (Netkit\'s ltest)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "graph" -d 'The topology as Graphviz dot (or SVG with --svg, through dot)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "console" -d 'Attach to a machine\'s console in this terminal (Ctrl-] detaches)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "image" -d 'Build a Debian root image for labs (`image build OUT`; needs root)'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand help; and not __fish_seen_subcommand_from start stop clean status exec test graph console image help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

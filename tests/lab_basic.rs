@@ -476,7 +476,8 @@ fn bad_labs_are_refused_with_one_line_naming_file_and_line_and_nothing_starts() 
     let err = common::stderr(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        err.contains("a: no root image: give --image IMAGE"),
+        err.contains("a: no root image: give --image IMAGE")
+            && err.contains("uml_lab image build IMAGE"),
         "{err}"
     );
     let out = a.uml_lab(&["start", "--image", "/nonexistent/img"]);

@@ -38,17 +38,19 @@ for s in shared.startup machine.startup; do
   fi
 done
 echo "@@UMLLAB-READY@@" > $T
+# Replies are staged in /uml_lab, not /tmp: the image's boot scripts clean
+# /tmp (Debian's bootclean) while commands may already run.
 agent() {
   while read -r id cmd; do
     cmd=$(printf '%b' "$cmd")
-    sh -c "$cmd" </dev/null >/tmp/.uml_lab.out 2>/tmp/.uml_lab.err
+    sh -c "$cmd" </dev/null >$L/.out 2>$L/.err
     rc=$?
     printf '@@UMLLAB-OUT %s@@\n' "$id"
-    cat /tmp/.uml_lab.out
+    cat $L/.out
     printf '\n@@UMLLAB-ERR %s@@\n' "$id"
-    cat /tmp/.uml_lab.err
+    cat $L/.err
     printf '\n@@UMLLAB-END %s %s@@\n' "$id" "$rc"
-    rm -f /tmp/.uml_lab.out /tmp/.uml_lab.err
+    rm -f $L/.out $L/.err
   done
 }
 agent < $T > $T 2>&1 &
@@ -195,6 +197,12 @@ mod tests {
         let ready = INIT.find("@@UMLLAB-READY@@").unwrap();
         let exec = INIT.find("exec \"$init\"").unwrap();
         assert!(run < ready && ready < exec);
+    }
+
+    #[test]
+    fn the_agent_stages_replies_where_boot_scripts_do_not_clean() {
+        assert!(!INIT.contains(">/tmp/"), "Debian's bootclean empties /tmp");
+        assert!(INIT.contains(">$L/.out 2>$L/.err"));
     }
 
     proptest::proptest! {

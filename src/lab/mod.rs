@@ -7,6 +7,7 @@
 //!   MACHINE/, *.startup ────┘                              │
 //!                                     run (spawn, wait, stop) + state (.uml_lab/)
 //!                                     copy (trees into each COW) + guest (init wrapper, exec agent)
+//!   image: `uml_lab image build` (a Debian root image by debootstrap)
 //! ```
 //!
 //! The parsers, the dependency order and the plan are pure functions of
@@ -18,6 +19,7 @@ pub mod conf;
 pub mod copy;
 pub mod dep;
 pub mod guest;
+pub mod image;
 pub mod model;
 pub mod plan;
 pub mod run;

@@ -353,4 +353,30 @@ mod tests {
         assert!(e.starts_with("/l/lab.dep:"), "{e}");
         assert!(e.contains("dependency cycle"), "{e}");
     }
+
+    proptest::proptest! {
+        /// The fuzz target `lab_conf`'s property, on lab-like text: a lab
+        /// is assembled or refused with one line, and an accepted lab has
+        /// usable names and acyclic dependencies.
+        #[test]
+        fn random_bytes_never_panic_lab_assemble(
+            conf in proptest::collection::vec("[a-c0-9\\[\\]=\"'#/,: .]{0,16}", 0..10),
+            dep in proptest::option::of(proptest::collection::vec("[a-c0-9:# \\\\]{0,12}", 0..6)),
+            dirs in proptest::collection::vec("[a-c0-9._ -]{0,4}", 0..4),
+        ) {
+            let dep = dep.map(|d| d.join("\n"));
+            let l = listing(&dirs.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+            match Lab::assemble(Path::new("/l"), &conf.join("\n"), dep.as_deref(), &l) {
+                Ok(lab) => {
+                    for m in &lab.machines {
+                        proptest::prop_assert!(crate::lab::valid_name(&m.name));
+                    }
+                    proptest::prop_assert!(
+                        crate::lab::dep::check_acyclic(&lab.deps, Path::new("/l/lab.dep")).is_ok()
+                    );
+                }
+                Err(e) => proptest::prop_assert!(!e.to_string().contains('\n')),
+            }
+        }
+    }
 }

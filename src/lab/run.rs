@@ -116,7 +116,7 @@ pub fn images(
             (None, Some((p, _))) => p.clone(),
             (None, None) => {
                 return Err(Error::Invalid(format!(
-                "{}: no root image: give --image IMAGE, UML_LAB_IMAGE=IMAGE or LAB_IMAGE= in {}",
+                "{}: no root image: give --image IMAGE, UML_LAB_IMAGE=IMAGE or LAB_IMAGE= in {} (make one with `uml_lab image build IMAGE`)",
                 m.name,
                 conf.display()
             )))

@@ -123,6 +123,44 @@ pub enum Cmd {
         /// The machine.
         machine: String,
     },
+    /// Build a Debian root image for labs (`image build OUT`; needs root).
+    Image {
+        /// What to do with images: `build`.
+        #[arg(value_enum, value_name = "ACTION")]
+        action: ImageAction,
+        /// More packages to install, comma- or space-separated (repeatable).
+        ///
+        /// On top of sysvinit, a console login and the network tools
+        /// (iproute2 net-tools iputils-ping procps tcpdump and others; see
+        /// DESCRIPTION).
+        #[arg(long = "packages", value_name = "LIST")]
+        packages: Vec<String>,
+        /// The Debian suite debootstrap installs.
+        #[arg(long = "suite", value_name = "SUITE", default_value = crate::lab::image::SUITE)]
+        suite: String,
+        /// The archive debootstrap fetches from.
+        #[arg(long = "mirror", value_name = "URL", default_value = crate::lab::image::MIRROR)]
+        mirror: String,
+        /// The image's size in MiB (a sparse file).
+        #[arg(long = "size", value_name = "MIB", default_value_t = crate::lab::image::SIZE_MIB)]
+        size: u64,
+        /// Print the recipe (every step and file written) and exit.
+        #[arg(long = "print-recipe")]
+        print_recipe: bool,
+        /// No progress display.
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+        /// The image file to write.
+        #[arg(value_name = "OUT", required_unless_present = "print_recipe")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// What `uml_lab image` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImageAction {
+    /// Build a Debian root image with debootstrap.
+    Build,
 }
 
 /// `uml_lab`'s main.
@@ -331,6 +369,27 @@ fn run_cmd(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Image {
+            action: ImageAction::Build,
+            packages,
+            suite,
+            mirror,
+            size,
+            print_recipe,
+            quiet,
+            out,
+        } => {
+            let recipe = crate::lab::image::Recipe::new(&packages, &suite, &mirror, size)?;
+            match out {
+                Some(out) if !print_recipe => image_build(&recipe, &out, quiet),
+                _ => {
+                    std::io::stdout()
+                        .lock()
+                        .write_all(recipe.text().as_bytes())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
         Cmd::Console { machine } => {
             console::attach(&layout, &machine)?;
             Ok(ExitCode::SUCCESS)
@@ -399,4 +458,47 @@ fn progress(total: usize, quiet: bool) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+fn image_build(
+    recipe: &crate::lab::image::Recipe,
+    out: &Path,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::lab::image::Progress;
+    use std::io::IsTerminal;
+    let terminal = !quiet && std::io::stderr().is_terminal();
+    let bar = if terminal {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {prefix}: {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let r = crate::lab::image::build(recipe, out, &mut |p| match p {
+        Progress::Step(s) => {
+            if terminal {
+                bar.set_prefix(s);
+                bar.set_message("");
+            } else if !quiet {
+                eprintln!("uml_lab: {s}");
+            }
+        }
+        Progress::Detail(d) => bar.set_message(d),
+    });
+    bar.finish_and_clear();
+    r?;
+    if !quiet {
+        eprintln!(
+            "uml_lab: wrote {} in {:.0} s",
+            out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

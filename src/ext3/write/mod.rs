@@ -47,6 +47,7 @@
 mod alloc;
 mod block_map_write;
 pub mod cache;
+pub mod csum;
 mod dir_write;
 mod file_write;
 pub mod inode_write;
@@ -61,7 +62,7 @@ use self::cache::Cached;
 use self::inode_write::RawInode;
 use self::journal::Journal;
 use crate::block::BlockDevice;
-use crate::ext3::bytes::{le16, le32, lo32, set_le16, set_le32};
+use crate::ext3::bytes::{hi32, le16, le32, lo32, set_le16, set_le32};
 use crate::ext3::features::{Compat, Incompat, RoCompat};
 use crate::ext3::group_desc::desc_table_block;
 use crate::ext3::superblock::field::*;
@@ -104,8 +105,18 @@ pub struct WriteOptions {
 }
 
 /// The features the writer knows how to keep consistent.
-const WRITABLE_INCOMPAT: u32 = Incompat::FILETYPE | Incompat::RECOVER;
-const WRITABLE_RO_COMPAT: u32 = RoCompat::SPARSE_SUPER | RoCompat::LARGE_FILE;
+const WRITABLE_INCOMPAT: u32 = Incompat::FILETYPE
+    | Incompat::RECOVER
+    | Incompat::BIT64
+    | Incompat::FLEX_BG
+    | Incompat::CSUM_SEED;
+const WRITABLE_RO_COMPAT: u32 = RoCompat::SPARSE_SUPER
+    | RoCompat::LARGE_FILE
+    | RoCompat::HUGE_FILE
+    | RoCompat::GDT_CSUM
+    | RoCompat::DIR_NLINK
+    | RoCompat::EXTRA_ISIZE
+    | RoCompat::METADATA_CSUM;
 const WRITABLE_COMPAT: u32 = Compat::DIR_PREALLOC
     | Compat::HAS_JOURNAL
     | Compat::EXT_ATTR
@@ -130,6 +141,20 @@ pub(crate) struct Geo {
     pub groups: Vec<(u64, u64, u64)>,
     /// Per group: (descriptor table block, byte offset in it).
     pub desc_at: Vec<(u64, usize)>,
+    /// Bytes of one group descriptor (32, or `s_desc_size` with 64bit).
+    pub desc_size: usize,
+    /// 64bit: the `_hi` halves of counts and block numbers exist.
+    pub is64: bool,
+    /// metadata_csum: the checksum seed.
+    pub csum: Option<u32>,
+    /// How group descriptors are checksummed (uninit_bg or metadata_csum
+    /// also mean the `_UNINIT` flags and `bg_itable_unused` are kept).
+    pub gd_csum: csum::GdCsum,
+    /// Per group: blocks at its start holding a superblock backup and the
+    /// descriptor table (with its reserved blocks), 0 when none.
+    pub sb_blocks: Vec<u64>,
+    /// Blocks of one group's inode table.
+    pub itable_blocks: u64,
 }
 
 impl Geo {
@@ -146,9 +171,24 @@ impl Geo {
     }
     /// Block and byte offset of inode `ino`'s record.
     pub fn inode_at(&self, ino: u32) -> (u64, usize) {
-        let g = ((ino - 1) / self.ipg) as usize;
-        let idx = u64::from((ino - 1) % self.ipg) * self.inode_size as u64;
-        (self.groups[g].2 + idx / self.bs, (idx % self.bs) as usize)
+        let g = usize::try_from((ino - 1) / self.ipg).unwrap_or(usize::MAX);
+        let isz = u64::try_from(self.inode_size).unwrap_or(u64::MAX);
+        let idx = u64::from((ino - 1) % self.ipg) * isz;
+        let at = usize::try_from(idx % self.bs).unwrap_or(0);
+        (self.groups[g].2 + idx / self.bs, at)
+    }
+    /// Bytes of a directory block before its checksum tail.
+    pub fn dir_end(&self) -> usize {
+        let bs = usize::try_from(self.bs).unwrap_or(0);
+        if self.csum.is_some() {
+            bs - 12
+        } else {
+            bs
+        }
+    }
+    /// True when groups carry `_UNINIT` flags and `bg_itable_unused`.
+    pub fn uninit(&self) -> bool {
+        self.gd_csum != csum::GdCsum::None
     }
 }
 
@@ -157,6 +197,8 @@ impl Geo {
 pub(crate) struct State {
     /// Per group: (free blocks, free inodes, used dirs).
     pub counts: Vec<(u32, u32, u32)>,
+    /// Per group: (`bg_flags`, `bg_itable_unused`).
+    pub gflags: Vec<(u16, u32)>,
     pub free_blocks: u64,
     pub free_inodes: u32,
     /// Blocks freed by the running transaction: not reused before it commits.
@@ -277,6 +319,32 @@ impl<D: BlockDevice> Writer<D> {
                     (blk, (g % per) * sb.desc_size())
                 })
                 .collect(),
+            desc_size: sb.desc_size(),
+            is64: sb.s_feature_incompat.contains(Incompat::BIT64),
+            csum: sb.has_metadata_csum().then(|| sb.csum_seed()),
+            gd_csum: if sb.has_metadata_csum() {
+                csum::GdCsum::Crc32c
+            } else if sb.s_feature_ro_compat.contains(RoCompat::GDT_CSUM) {
+                csum::GdCsum::Crc16(sb.s_uuid)
+            } else {
+                csum::GdCsum::None
+            },
+            sb_blocks: {
+                let ngroups = u64::try_from(fs.groups().len()).unwrap_or(0);
+                let desc_blocks =
+                    (ngroups * u64::try_from(sb.desc_size()).unwrap_or(32)).div_ceil(u64::from(bs));
+                (0..ngroups)
+                    .map(|g| {
+                        if crate::ext3::group_desc::group_has_super(&sb, g) {
+                            1 + desc_blocks + u64::from(sb.s_reserved_gdt_blocks)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect()
+            },
+            itable_blocks: (u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size))
+                .div_ceil(u64::from(bs)),
         };
         let journal = if sb.has_journal() {
             Some(Journal::load(&fs, &sb).map_err(|e| match e {
@@ -305,12 +373,18 @@ impl<D: BlockDevice> Writer<D> {
                 )
             })
             .collect();
+        let gflags = fs
+            .groups()
+            .iter()
+            .map(|g| (g.bg_flags, g.bg_itable_unused))
+            .collect();
         let w = Writer {
             fs,
             cache,
             geo,
             st: RwLock::new(State {
                 counts,
+                gflags,
                 free_blocks: sb.s_free_blocks_count,
                 free_inodes: sb.s_free_inodes_count,
                 pending_free: HashSet::new(),
@@ -386,6 +460,14 @@ impl<D: BlockDevice> Writer<D> {
             .map_err(|_| FsError::IO.at_block(blk))
     }
 
+    /// Puts an extended attribute block, sealed under metadata_csum.
+    pub(crate) fn put_xattr(&self, blk: u64, mut b: Vec<u8>) -> WResult<()> {
+        if let Some(seed) = self.geo.csum {
+            csum::seal_xattr_block(&mut b, blk, seed);
+        }
+        self.put(blk, b)
+    }
+
     /// The raw record of inode `ino`.
     pub(crate) fn raw_inode(&self, ino: u32) -> WResult<RawInode> {
         if ino == 0 || ino > self.geo.inodes_count {
@@ -403,7 +485,11 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn put_inode(&self, r: &RawInode) -> WResult<()> {
         let (blk, off) = self.geo.inode_at(r.ino);
         let mut b = self.get(blk).map_err(|e| e.at_ino(r.ino))?;
-        b[off..off + self.geo.inode_size].copy_from_slice(&r.b);
+        let rec = &mut b[off..off + self.geo.inode_size];
+        rec.copy_from_slice(&r.b);
+        if let Some(seed) = self.geo.csum {
+            csum::seal_inode(rec, r.ino, seed);
+        }
         self.put(blk, b).map_err(|e| e.at_ino(r.ino))
     }
 
@@ -414,8 +500,10 @@ impl<D: BlockDevice> Writer<D> {
         let (blk, off) = self.geo.sb_block();
         let mut b = self.get(blk)?;
         let s = &mut b[off..off + SUPERBLOCK_SIZE];
-        // No 64bit: the `_hi` half of the count does not exist.
         set_le32(s, S_FREE_BLOCKS_COUNT_LO, lo32(st.free_blocks));
+        if self.geo.is64 {
+            set_le32(s, S_FREE_BLOCKS_COUNT_HI, hi32(st.free_blocks));
+        }
         set_le32(s, S_FREE_INODES_COUNT, st.free_inodes);
         let now = now_secs();
         set_le32(s, S_WTIME, now);
@@ -436,6 +524,9 @@ impl<D: BlockDevice> Writer<D> {
         }
         set_le32(s, S_FEATURE_INCOMPAT, incompat);
         set_le16(s, S_STATE, state);
+        if self.geo.csum.is_some() {
+            csum::seal_superblock(s);
+        }
         self.put(blk, b)
     }
 
@@ -464,6 +555,9 @@ impl<D: BlockDevice> Writer<D> {
         if let (true, Some(path)) = (st.mount_pending, &self.opts.mount_point) {
             mount::stamp_mount(s, path, now);
             st.mount_pending = false;
+        }
+        if self.geo.csum.is_some() {
+            csum::seal_superblock(s);
         }
         self.cache.write_blocks(blk, &b).map_err(eio)?;
         self.cache.flush().map_err(eio)?;

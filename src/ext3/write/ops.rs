@@ -292,9 +292,14 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         let m = 0o040000 | (mode & 0o7777) as u16;
         self.make_node(&mut st, parent, name, m, owner, &mut |w, st, r| {
             let blk = w.alloc_block(st, w.inode_goal(r.ino))?;
-            let b =
-                super::dir_write::new_dir_block(w.geo.bs as usize, r.ino, parent, w.geo.filetype);
-            w.put(blk, b)?;
+            let b = super::dir_write::new_dir_block(
+                w.geo.bs as usize,
+                w.geo.dir_end(),
+                r.ino,
+                parent,
+                w.geo.filetype,
+            );
+            w.put_dir(r, blk, b)?;
             r.set_ptr(0, blk as u32);
             r.set_size(w.geo.bs);
             r.set_sectors(w.geo.bs / 512);

@@ -446,3 +446,19 @@ fn random_operations_match_the_model_on_ext4_with_checksums_and_flex_bg() {
         run_model_with("ext4", "128", "1024", 44, &["-O", &no_flex]);
     }
 }
+
+#[test]
+fn random_operations_match_the_model_on_default_ext4_with_extents() {
+    // mke2fs -t ext4 as it comes (extent, 64bit, flex_bg, metadata_csum)
+    // and its variants.
+    if common::have_peers(
+        "random_operations_match_the_model_on_default_ext4_with_extents",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
+        run_model_with("ext4", "256", "1024", 5, &[]);
+        run_model_with("ext4", "256", "4096", 15, &[]);
+        run_model_with("ext4", "256", "1024", 25, &["-O", "^metadata_csum"]);
+        run_model_with("ext4", "256", "4096", 35, &["-O", "^64bit"]);
+        run_model_with("ext4", "256", "1024", 45, &["-O", "^flex_bg"]);
+    }
+}

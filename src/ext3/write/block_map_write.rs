@@ -2,7 +2,7 @@
 //! logical block to a newly allocated one (allocating the indirect blocks
 //! on the way, zeroed, counted in `i_blocks`) and truncating (freeing data
 //! and indirect blocks past a logical block, indirect blocks that become
-//! empty included). Extent-mapped files are refused with EOPNOTSUPP.
+//! empty included). Extent-mapped files go to [`super::extent_write`].
 
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
@@ -32,10 +32,8 @@ impl<D: BlockDevice> Writer<D> {
         self.geo.bs / 512
     }
 
-    pub(crate) fn check_block_map(&self, r: &RawInode) -> WResult<()> {
-        if r.flags() & EXT4_EXTENTS_FL != 0 {
-            return Err(FsError::Unsupported);
-        }
+    /// Checks that the writer can change the map of `r` (both kinds are).
+    pub(crate) fn check_block_map(&self, _r: &RawInode) -> WResult<()> {
         Ok(())
     }
 
@@ -48,6 +46,9 @@ impl<D: BlockDevice> Writer<D> {
 
     /// The device block of logical block `lblk`, 0 for a hole.
     pub(crate) fn bmap(&self, r: &RawInode, lblk: u64) -> WResult<u64> {
+        if r.flags() & EXT4_EXTENTS_FL != 0 {
+            return self.ext_bmap(r, lblk);
+        }
         let Some(path) = map_path(lblk, self.per_block()) else {
             return Err(FsError::FileTooLarge);
         };
@@ -71,6 +72,9 @@ impl<D: BlockDevice> Writer<D> {
         lblk: u64,
         pblk: u64,
     ) -> WResult<()> {
+        if r.flags() & EXT4_EXTENTS_FL != 0 {
+            return self.ext_set(st, r, lblk, pblk);
+        }
         let Some(path) = map_path(lblk, self.per_block()) else {
             return Err(FsError::FileTooLarge);
         };
@@ -115,7 +119,9 @@ impl<D: BlockDevice> Writer<D> {
         r: &mut RawInode,
         keep: u64,
     ) -> WResult<()> {
-        self.check_block_map(r)?;
+        if r.flags() & EXT4_EXTENTS_FL != 0 {
+            return self.ext_truncate(st, r, keep);
+        }
         let mut freed = Vec::new();
         for i in 0..12usize {
             let p = u64::from(r.ptr(i));

@@ -20,7 +20,9 @@
 //! transaction and blocks freed in a committed transaction can be reused
 //! without revoke records. Directories with an htree index have their index
 //! flag cleared when modified (a valid linear directory; e2fsck -D can
-//! rebuild the index). Files mapped by extents are not written (EOPNOTSUPP).
+//! rebuild the index). Files mapped by extents are written through
+//! `extent_write`, and new files and directories on an `extent`
+//! filesystem are extent-mapped as the kernel makes them.
 //!
 //! A server opens it once, calls [`Writer::tick`] from a timer so changes
 //! reach the disk while the guest is idle, and `InodeFs::unmount` at the
@@ -49,6 +51,7 @@ mod block_map_write;
 pub mod cache;
 pub mod csum;
 mod dir_write;
+mod extent_write;
 mod file_write;
 pub mod inode_write;
 mod journal;
@@ -107,6 +110,7 @@ pub struct WriteOptions {
 /// The features the writer knows how to keep consistent.
 const WRITABLE_INCOMPAT: u32 = Incompat::FILETYPE
     | Incompat::RECOVER
+    | Incompat::EXTENTS
     | Incompat::BIT64
     | Incompat::FLEX_BG
     | Incompat::CSUM_SEED;
@@ -155,6 +159,8 @@ pub(crate) struct Geo {
     pub sb_blocks: Vec<u64>,
     /// Blocks of one group's inode table.
     pub itable_blocks: u64,
+    /// extent: new files and directories are extent-mapped.
+    pub extents: bool,
 }
 
 impl Geo {
@@ -343,6 +349,7 @@ impl<D: BlockDevice> Writer<D> {
                     })
                     .collect()
             },
+            extents: sb.s_feature_incompat.contains(Incompat::EXTENTS),
             itable_blocks: (u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size))
                 .div_ceil(u64::from(bs)),
         };

@@ -88,6 +88,10 @@ impl<D: BlockDevice> Writer<D> {
         }
         st.generation = st.generation.wrapping_add(0x9E37_79B9);
         r.set_generation(st.generation);
+        if self.geo.extents && matches!(t, FileType::Regular | FileType::Directory) {
+            r.set_flags(r.flags() | crate::ext3::inode::EXT4_EXTENTS_FL);
+            super::extent_write::empty_root(r.i_block_mut());
+        }
         let made = init(self, st, &mut r).and_then(|()| self.add_entry(st, &mut p, name, ino, t));
         if let Err(e) = made {
             if self.has_blocks(&r) {
@@ -300,7 +304,7 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
                 w.geo.filetype,
             );
             w.put_dir(r, blk, b)?;
-            r.set_ptr(0, blk as u32);
+            w.bmap_set(st, r, 0, blk)?;
             r.set_size(w.geo.bs);
             r.set_sectors(w.geo.bs / 512);
             Ok(())

@@ -126,7 +126,7 @@ impl<D: BlockDevice> Writer<D> {
                 // An orphan with links is an interrupted truncate.
                 self.remove_orphan(st, ino)?;
                 let mut r = self.raw_inode(ino)?;
-                if self.has_blocks(&r) && r.flags() & crate::ext3::inode::EXT4_EXTENTS_FL == 0 {
+                if self.has_blocks(&r) {
                     let keep = r.size().div_ceil(self.geo.bs);
                     self.truncate_blocks(st, &mut r, keep)?;
                 }

@@ -1,4 +1,4 @@
-//! The journaling writer: ext2/ext3 opened read-write, with the inode-level
+//! The journaling writer: ext2/ext3/ext4 opened read-write, with the inode-level
 //! operations of [`crate::fs::InodeFs`].
 //!
 //! ```text
@@ -223,7 +223,7 @@ pub(crate) struct State {
     pub mount_pending: bool,
 }
 
-/// An ext2/ext3 filesystem opened for writing.
+/// An ext2/ext3/ext4 filesystem opened for writing.
 pub struct Writer<D: BlockDevice> {
     pub(crate) fs: Ext3<Arc<Cached<D>>>,
     pub(crate) cache: Arc<Cached<D>>,
@@ -265,7 +265,7 @@ impl<D: BlockDevice> Writer<D> {
             let names =
                 crate::ext3::features::all_names(Compat(bad_c), Incompat(bad_in), RoCompat(bad_ro));
             return Err(Error::Unsupported(format!(
-                "writing a filesystem with {} (the writer handles ext2/ext3)",
+                "writing a filesystem with {} (not kept by the writer)",
                 names.join(", ")
             )));
         }

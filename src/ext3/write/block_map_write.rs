@@ -78,6 +78,11 @@ impl<D: BlockDevice> Writer<D> {
         let Some(path) = map_path(lblk, self.per_block()) else {
             return Err(FsError::FileTooLarge);
         };
+        // A block map holds 32-bit pointers (64bit filesystems past 2^32
+        // blocks need extent files).
+        if u32::try_from(pblk).is_err() {
+            return Err(FsError::NoSpace.at_ino(r.ino));
+        }
         if path.depth == 0 {
             r.set_ptr(path.slot, pblk as u32);
             return Ok(());
@@ -107,6 +112,10 @@ impl<D: BlockDevice> Writer<D> {
 
     fn new_indirect(&self, st: &mut State, r: &mut RawInode, goal: u64) -> WResult<u64> {
         let blk = self.alloc_block(st, goal)?;
+        if u32::try_from(blk).is_err() {
+            self.free_blocks(st, blk, 1)?;
+            return Err(FsError::NoSpace.at_ino(r.ino));
+        }
         self.put(blk, vec![0u8; self.geo.bs as usize])?;
         r.set_sectors(r.sectors() + self.sectors_per_block());
         Ok(blk)

@@ -17,10 +17,15 @@ const ME: Owner = Owner {
 };
 
 fn mkfs(image: &Path, kind: &str, inode_size: &str, size: &str) {
+    mkfs_with(image, kind, inode_size, size, &[]);
+}
+
+fn mkfs_with(image: &Path, kind: &str, inode_size: &str, size: &str, extra: &[&str]) {
     let out = common::run(
         "mke2fs",
         ["-q", "-F", "-t", kind, "-I", inode_size, "-b", "1024"]
             .iter()
+            .chain(extra)
             .map(|s| s.to_string())
             .chain([image.display().to_string(), size.to_string()]),
     );
@@ -356,10 +361,15 @@ fn extended_attributes_in_the_inode_and_in_a_block_are_set_replaced_and_removed(
         return;
     }
     use umlkit::fs::{Error as FsError, XattrMode};
-    for inode_size in ["128", "256"] {
+    let cases: [(&str, &str, &[&str]); 3] = [
+        ("ext3", "128", &[]),
+        ("ext3", "256", &[]),
+        ("ext4", "256", &["-O", "^extent,^64bit"]),
+    ];
+    for (kind, inode_size, extra) in cases {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("x.img");
-        mkfs(&img, "ext3", inode_size, "8M");
+        mkfs_with(&img, kind, inode_size, "8M", extra);
         let w = open(&img);
         let f = w.create(ROOT, b"f", 0o644, ME).unwrap();
         let g = w.create(ROOT, b"g", 0o644, ME).unwrap();
@@ -480,45 +490,50 @@ fn changing_an_htree_directory_clears_its_index_and_stays_clean() {
     ) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    std::fs::create_dir_all(tree.join("big")).unwrap();
-    for i in 0..600 {
-        std::fs::write(
-            tree.join(format!("big/entry-with-a-longish-name-{i:04}")),
-            b"x",
+    // ext4 without extents and 64bit (block-mapped directories): the
+    // index blocks become leaves with metadata_csum tails.
+    let ext4: &[&str] = &["-b", "1024", "-O", "^extent,^64bit"];
+    for (kind, extra) in [("ext3", &["-b", "1024"][..]), ("ext4", ext4)] {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("big")).unwrap();
+        for i in 0..600 {
+            std::fs::write(
+                tree.join(format!("big/entry-with-a-longish-name-{i:04}")),
+                b"x",
+            )
+            .unwrap();
+        }
+        let img = dir.path().join("h.img");
+        common::fsimg::make_image(&tree, &img, kind, 16, extra);
+        let stat = debugfs(&img, "stat /big");
+        assert!(
+            stat.contains("Flags: 0x1000"),
+            "mke2fs + e2fsck -D made no htree:\n{stat}"
+        );
+        let w = open(&img);
+        let big = w.lookup(ROOT, b"big").unwrap().ino;
+        // Lookups through the name cache agree with the index.
+        assert!(w.lookup(big, b"entry-with-a-longish-name-0599").is_ok());
+        w.create(big, b"added", 0o644, ME).unwrap();
+        w.unlink(big, b"entry-with-a-longish-name-0007").unwrap();
+        w.rename(
+            big,
+            b"entry-with-a-longish-name-0100",
+            ROOT,
+            b"moved",
+            RenameFlags::default(),
         )
         .unwrap();
+        w.unmount().unwrap();
+        drop(w);
+        fsck_clean(&img);
+        assert!(!debugfs(&img, "stat /big").contains("Flags: 0x1000"));
+        let r = umlkit::ext3::Ext3::open(FileDevice::open_read_only(&img).unwrap()).unwrap();
+        assert_eq!(r.read_dir(big).unwrap().len(), 600 + 1 - 2 + 2);
+        assert!(r.lookup(big, b"added").is_ok());
+        assert!(r.lookup(big, b"entry-with-a-longish-name-0007").is_err());
     }
-    let img = dir.path().join("h.img");
-    common::fsimg::make_image(&tree, &img, "ext3", 16, &["-b", "1024"]);
-    let stat = debugfs(&img, "stat /big");
-    assert!(
-        stat.contains("Flags: 0x1000"),
-        "mke2fs + e2fsck -D made no htree:\n{stat}"
-    );
-    let w = open(&img);
-    let big = w.lookup(ROOT, b"big").unwrap().ino;
-    // Lookups through the name cache agree with the index.
-    assert!(w.lookup(big, b"entry-with-a-longish-name-0599").is_ok());
-    w.create(big, b"added", 0o644, ME).unwrap();
-    w.unlink(big, b"entry-with-a-longish-name-0007").unwrap();
-    w.rename(
-        big,
-        b"entry-with-a-longish-name-0100",
-        ROOT,
-        b"moved",
-        RenameFlags::default(),
-    )
-    .unwrap();
-    w.unmount().unwrap();
-    drop(w);
-    fsck_clean(&img);
-    assert!(!debugfs(&img, "stat /big").contains("Flags: 0x1000"));
-    let r = umlkit::ext3::Ext3::open(FileDevice::open_read_only(&img).unwrap()).unwrap();
-    assert_eq!(r.read_dir(big).unwrap().len(), 600 + 1 - 2 + 2);
-    assert!(r.lookup(big, b"added").is_ok());
-    assert!(r.lookup(big, b"entry-with-a-longish-name-0007").is_err());
 }
 
 #[test]

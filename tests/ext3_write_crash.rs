@@ -76,27 +76,37 @@ fn killed_at_any_write_the_next_open_replays_to_a_clean_filesystem_with_every_co
     if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
         return;
     }
-    crash_run("1024", "128", "4M");
-    crash_run("4096", "256", "16M");
+    crash_run("ext3", "1024", "128", "4M", &[]);
+    crash_run("ext3", "4096", "256", "16M", &[]);
 }
 
-fn crash_run(block_size: &str, inode_size: &str, size: &str) {
+#[test]
+fn ext4_killed_at_any_write_replays_from_a_checksum_v3_journal() {
+    let t = "ext4_killed_at_any_write_replays_from_a_checksum_v3_journal";
+    if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
+        return;
+    }
+    // metadata_csum and flex_bg: the journal has checksum v3 (64bit
+    // needs extents in mke2fs).
+    crash_run("ext4", "1024", "256", "8M", &["-O", "^extent,^64bit"]);
+    crash_run(
+        "ext4",
+        "4096",
+        "256",
+        "16M",
+        &["-O", "^extent,^64bit,^metadata_csum"],
+    );
+}
+
+fn crash_run(kind: &str, block_size: &str, inode_size: &str, size: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let pristine = dir.path().join("p.img");
     let out = common::run(
         "mke2fs",
-        [
-            "-q",
-            "-F",
-            "-t",
-            "ext3",
-            "-b",
-            block_size,
-            "-I",
-            inode_size,
-            pristine.to_str().unwrap(),
-            size,
-        ],
+        ["-q", "-F", "-t", kind, "-b", block_size, "-I", inode_size]
+            .iter()
+            .chain(extra)
+            .chain(&[pristine.to_str().unwrap(), size]),
     );
     assert!(out.status.success());
     let mut n = 1u64;

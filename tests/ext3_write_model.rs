@@ -352,6 +352,10 @@ fn check_image(img: &Path, m: &Model) {
 }
 
 fn run_model(kind: &str, inode_size: &str, block_size: &str, seed: u64) {
+    run_model_with(kind, inode_size, block_size, seed, &[]);
+}
+
+fn run_model_with(kind: &str, inode_size: &str, block_size: &str, seed: u64, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("m.img");
     let out = common::run(
@@ -360,10 +364,11 @@ fn run_model(kind: &str, inode_size: &str, block_size: &str, seed: u64) {
             "-q", "-F", "-t", kind, "-I", inode_size, "-b", block_size, "-N", "512",
         ]
         .iter()
+        .chain(extra)
         .map(|s| s.to_string())
         .chain([img.display().to_string(), "32M".to_string()]),
     );
-    assert!(out.status.success());
+    assert!(out.status.success(), "mke2fs: {}", common::stderr(&out));
     let mut m = Model::default();
     let mut rng = Rng::new(seed);
     for round in 0..3 {
@@ -420,5 +425,40 @@ fn random_operations_match_the_model_on_ext2() {
             run_model("ext2", "256", "1024", seed);
         }
         run_model("ext2", "128", "4096", 23);
+    }
+}
+
+#[test]
+fn random_operations_match_the_model_on_ext4_with_checksums_and_flex_bg() {
+    // The default ext4 features but extent (files and directories mapped
+    // by blocks), in the variants mke2fs makes.
+    if common::have_peers(
+        "random_operations_match_the_model_on_ext4_with_checksums_and_flex_bg",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
+        // mke2fs wants extents with 64bit.
+        let base = "^extent,^64bit";
+        run_model_with("ext4", "256", "1024", 4, &["-O", base]);
+        run_model_with("ext4", "256", "4096", 14, &["-O", base]);
+        let no_csum = format!("{base},^metadata_csum");
+        run_model_with("ext4", "256", "1024", 24, &["-O", &no_csum]);
+        let no_flex = format!("{base},^flex_bg");
+        run_model_with("ext4", "128", "1024", 44, &["-O", &no_flex]);
+    }
+}
+
+#[test]
+fn random_operations_match_the_model_on_default_ext4_with_extents() {
+    // mke2fs -t ext4 as it comes (extent, 64bit, flex_bg, metadata_csum)
+    // and its variants.
+    if common::have_peers(
+        "random_operations_match_the_model_on_default_ext4_with_extents",
+        &["mke2fs", "e2fsck", "debugfs"],
+    ) {
+        run_model_with("ext4", "256", "1024", 5, &[]);
+        run_model_with("ext4", "256", "4096", 15, &[]);
+        run_model_with("ext4", "256", "1024", 25, &["-O", "^metadata_csum"]);
+        run_model_with("ext4", "256", "4096", 35, &["-O", "^64bit"]);
+        run_model_with("ext4", "256", "1024", 45, &["-O", "^flex_bg"]);
     }
 }

@@ -4,10 +4,15 @@
 //! group descriptors (`bg_free_blocks_count`, `bg_free_inodes_count`,
 //! `bg_used_dirs_count`) and the superblock totals.
 
+use super::csum::{
+    seal_group_desc, set_bitmap_csums, BG_BLOCK_BITMAP_CSUM_HI, BG_BLOCK_BITMAP_CSUM_LO,
+    BG_BLOCK_UNINIT, BG_INODE_BITMAP_CSUM_HI, BG_INODE_BITMAP_CSUM_LO,
+};
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
-use crate::ext3::bytes::{lo16, set_le16};
+use crate::ext3::bytes::{hi16, le16, lo16, set_le16};
 use crate::ext3::group_desc::field::*;
+use crate::ext3::group_desc::BG_INODE_UNINIT;
 use crate::fs::Error as FsError;
 
 fn bit(b: &[u8], i: usize) -> bool {
@@ -38,18 +43,118 @@ fn find_clear(b: &[u8], from: usize, to: usize, skip: impl Fn(usize) -> bool) ->
 }
 
 impl<D: BlockDevice> Writer<D> {
-    /// Writes group `g`'s counters into its descriptor.
+    /// Writes group `g`'s counters, flags and `bg_itable_unused` into its
+    /// descriptor, with the bitmap checksums and its own checksum.
     fn put_desc(&self, st: &State, g: usize) -> WResult<()> {
         let (blk, off) = self.geo.desc_at[g];
-        let mut b = self.get(blk)?;
         let (fb, fi, ud) = st.counts[g];
-        // The writer refuses 64bit, so only the `_lo` halves exist; a
-        // group's counts fit them (at most 8 * block size per group).
-        let d = &mut b[off..];
+        let (flags, unused) = st.gflags[g];
+        let bitmaps = match self.geo.csum {
+            Some(_) => {
+                let bpg = usize::try_from(self.geo.bpg / 8).unwrap_or(0);
+                let ipg = usize::try_from(self.geo.ipg / 8).unwrap_or(0);
+                let bb = self.get(self.geo.groups[g].0)?;
+                let ib = self.get(self.geo.groups[g].1)?;
+                Some((bb[..bpg].to_vec(), ib[..ipg].to_vec()))
+            }
+            None => None,
+        };
+        let mut b = self.get(blk)?;
+        let d = &mut b[off..off + self.geo.desc_size];
         set_le16(d, BG_FREE_BLOCKS_COUNT_LO, lo16(fb));
         set_le16(d, BG_FREE_INODES_COUNT_LO, lo16(fi));
         set_le16(d, BG_USED_DIRS_COUNT_LO, lo16(ud));
+        if self.geo.uninit() {
+            set_le16(d, BG_FLAGS, flags);
+            set_le16(d, BG_ITABLE_UNUSED_LO, lo16(unused));
+        }
+        if self.geo.is64 && self.geo.desc_size >= 64 {
+            set_le16(d, BG_FREE_BLOCKS_COUNT_HI, hi16(fb));
+            set_le16(d, BG_FREE_INODES_COUNT_HI, hi16(fi));
+            set_le16(d, BG_USED_DIRS_COUNT_HI, hi16(ud));
+            if self.geo.uninit() {
+                set_le16(d, BG_ITABLE_UNUSED_HI, hi16(unused));
+            }
+        }
+        if let (Some(seed), Some((bb, ib))) = (self.geo.csum, bitmaps) {
+            // An uninitialized bitmap keeps the checksum mke2fs gave it.
+            let old = (
+                le16(d, BG_BLOCK_BITMAP_CSUM_LO),
+                le16(d, BG_INODE_BITMAP_CSUM_LO),
+            );
+            let old_hi = (
+                le16(d, BG_BLOCK_BITMAP_CSUM_HI),
+                le16(d, BG_INODE_BITMAP_CSUM_HI),
+            );
+            set_bitmap_csums(d, seed, &bb, &ib);
+            if flags & BG_BLOCK_UNINIT != 0 {
+                set_le16(d, BG_BLOCK_BITMAP_CSUM_LO, old.0);
+                if d.len() >= 64 {
+                    set_le16(d, BG_BLOCK_BITMAP_CSUM_HI, old_hi.0);
+                }
+            }
+            if flags & BG_INODE_UNINIT != 0 {
+                set_le16(d, BG_INODE_BITMAP_CSUM_LO, old.1);
+                if d.len() >= 64 {
+                    set_le16(d, BG_INODE_BITMAP_CSUM_HI, old_hi.1);
+                }
+            }
+        }
+        let gi = u32::try_from(g).map_err(|_| FsError::IO)?;
+        seal_group_desc(d, gi, self.geo.gd_csum, self.geo.csum.unwrap_or(0));
         self.put(blk, b)
+    }
+
+    /// Group `g`'s block bitmap; a `BLOCK_UNINIT` group's is computed
+    /// (`ext4_init_block_bitmap`: the superblock backup and descriptor
+    /// table at its start, and every group's bitmaps and inode table that
+    /// flex_bg placed in it) and the flag cleared.
+    fn block_bitmap(&self, st: &mut State, g: usize) -> WResult<Vec<u8>> {
+        if !self.geo.uninit() || st.gflags[g].0 & BG_BLOCK_UNINIT == 0 {
+            return self.get(self.geo.groups[g].0);
+        }
+        let bs = usize::try_from(self.geo.bs).map_err(|_| FsError::IO)?;
+        let mut b = vec![0u8; bs];
+        let (first, count) = self.geo.group_range(g);
+        let end = first + count;
+        let mut mark = |blk: u64| {
+            if blk >= first && blk < end {
+                let i = usize::try_from(blk - first).unwrap_or(0);
+                set_bit(&mut b, i, true);
+            }
+        };
+        for k in 0..self.geo.sb_blocks[g] {
+            mark(first + k);
+        }
+        for &(bb, ib, it) in &self.geo.groups {
+            mark(bb);
+            mark(ib);
+            for k in 0..self.geo.itable_blocks {
+                mark(it + k);
+            }
+        }
+        let count = usize::try_from(count).map_err(|_| FsError::IO)?;
+        for i in count..bs * 8 {
+            set_bit(&mut b, i, true);
+        }
+        st.gflags[g].0 &= !BG_BLOCK_UNINIT;
+        Ok(b)
+    }
+
+    /// Group `g`'s inode bitmap; an `INODE_UNINIT` group's is empty (its
+    /// padding past `s_inodes_per_group` set) and the flag cleared.
+    fn inode_bitmap(&self, st: &mut State, g: usize) -> WResult<Vec<u8>> {
+        if !self.geo.uninit() || st.gflags[g].0 & BG_INODE_UNINIT == 0 {
+            return self.get(self.geo.groups[g].1);
+        }
+        let bs = usize::try_from(self.geo.bs).map_err(|_| FsError::IO)?;
+        let mut b = vec![0u8; bs];
+        let ipg = usize::try_from(self.geo.ipg).map_err(|_| FsError::IO)?;
+        for i in ipg..bs * 8 {
+            set_bit(&mut b, i, true);
+        }
+        st.gflags[g].0 &= !BG_INODE_UNINIT;
+        Ok(b)
     }
 
     fn group_of_block(&self, blk: u64) -> usize {
@@ -73,7 +178,7 @@ impl<D: BlockDevice> Writer<D> {
             }
             let (first, count) = self.geo.group_range(g);
             let bmp_blk = self.geo.groups[g].0;
-            let mut bmp = self.get(bmp_blk)?;
+            let mut bmp = self.block_bitmap(st, g)?;
             let start = if k == 0 { (goal - first) as usize } else { 0 };
             let pending = &st.pending_free;
             let skip = |i: usize| pending.contains(&(first + i as u64));
@@ -153,7 +258,8 @@ impl<D: BlockDevice> Writer<D> {
                 continue;
             }
             let bmp_blk = self.geo.groups[g].1;
-            let mut bmp = self.get(bmp_blk)?;
+            let was_uninit = st.gflags[g].0 & BG_INODE_UNINIT != 0;
+            let mut bmp = self.inode_bitmap(st, g)?;
             let base = g as u32 * self.geo.ipg;
             let first_ok = self.geo.first_ino.saturating_sub(base + 1) as usize;
             let limit = self.geo.inodes_count.saturating_sub(base).min(self.geo.ipg) as usize;
@@ -162,6 +268,20 @@ impl<D: BlockDevice> Writer<D> {
             };
             set_bit(&mut bmp, i, true);
             self.put(bmp_blk, bmp)?;
+            if self.geo.uninit() {
+                // ext4's __ext4_new_inode: the group's block bitmap is
+                // initialized too, and the used part of the inode table
+                // grows to cover the new inode.
+                if st.gflags[g].0 & BG_BLOCK_UNINIT != 0 {
+                    let bb = self.block_bitmap(st, g)?;
+                    self.put(self.geo.groups[g].0, bb)?;
+                }
+                let used = self.geo.ipg - st.gflags[g].1;
+                let n = u32::try_from(i + 1).map_err(|_| FsError::IO)?;
+                if was_uninit || n > used {
+                    st.gflags[g].1 = self.geo.ipg - n;
+                }
+            }
             st.counts[g].1 -= 1;
             st.free_inodes -= 1;
             if dir {

@@ -2,7 +2,7 @@
 //! logical block to a newly allocated one (allocating the indirect blocks
 //! on the way, zeroed, counted in `i_blocks`) and truncating (freeing data
 //! and indirect blocks past a logical block, indirect blocks that become
-//! empty included). Extent-mapped files are refused with EOPNOTSUPP.
+//! empty included). Extent-mapped files go to [`super::extent_write`].
 
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
@@ -32,10 +32,8 @@ impl<D: BlockDevice> Writer<D> {
         self.geo.bs / 512
     }
 
-    pub(crate) fn check_block_map(&self, r: &RawInode) -> WResult<()> {
-        if r.flags() & EXT4_EXTENTS_FL != 0 {
-            return Err(FsError::Unsupported);
-        }
+    /// Checks that the writer can change the map of `r` (both kinds are).
+    pub(crate) fn check_block_map(&self, _r: &RawInode) -> WResult<()> {
         Ok(())
     }
 
@@ -48,6 +46,9 @@ impl<D: BlockDevice> Writer<D> {
 
     /// The device block of logical block `lblk`, 0 for a hole.
     pub(crate) fn bmap(&self, r: &RawInode, lblk: u64) -> WResult<u64> {
+        if r.flags() & EXT4_EXTENTS_FL != 0 {
+            return self.ext_bmap(r, lblk);
+        }
         let Some(path) = map_path(lblk, self.per_block()) else {
             return Err(FsError::FileTooLarge);
         };
@@ -71,9 +72,17 @@ impl<D: BlockDevice> Writer<D> {
         lblk: u64,
         pblk: u64,
     ) -> WResult<()> {
+        if r.flags() & EXT4_EXTENTS_FL != 0 {
+            return self.ext_set(st, r, lblk, pblk);
+        }
         let Some(path) = map_path(lblk, self.per_block()) else {
             return Err(FsError::FileTooLarge);
         };
+        // A block map holds 32-bit pointers (64bit filesystems past 2^32
+        // blocks need extent files).
+        if u32::try_from(pblk).is_err() {
+            return Err(FsError::NoSpace.at_ino(r.ino));
+        }
         if path.depth == 0 {
             r.set_ptr(path.slot, pblk as u32);
             return Ok(());
@@ -103,6 +112,10 @@ impl<D: BlockDevice> Writer<D> {
 
     fn new_indirect(&self, st: &mut State, r: &mut RawInode, goal: u64) -> WResult<u64> {
         let blk = self.alloc_block(st, goal)?;
+        if u32::try_from(blk).is_err() {
+            self.free_blocks(st, blk, 1)?;
+            return Err(FsError::NoSpace.at_ino(r.ino));
+        }
         self.put(blk, vec![0u8; self.geo.bs as usize])?;
         r.set_sectors(r.sectors() + self.sectors_per_block());
         Ok(blk)
@@ -115,7 +128,9 @@ impl<D: BlockDevice> Writer<D> {
         r: &mut RawInode,
         keep: u64,
     ) -> WResult<()> {
-        self.check_block_map(r)?;
+        if r.flags() & EXT4_EXTENTS_FL != 0 {
+            return self.ext_truncate(st, r, keep);
+        }
         let mut freed = Vec::new();
         for i in 0..12usize {
             let p = u64::from(r.ptr(i));

@@ -6,7 +6,10 @@
 //! `lookup` a hash probe instead of a directory scan.
 //!
 //! A modified htree directory has `EXT4_INDEX_FL` cleared: its index blocks
-//! read as empty entries, so it stays a valid linear directory.
+//! read as empty entries, so it stays a valid linear directory (with
+//! metadata_csum they are rewritten as empty leaves with a checksum tail).
+//! With metadata_csum every leaf ends in the 12-byte checksum tail
+//! (`struct ext4_dir_entry_tail`), which entries never cover.
 
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
@@ -48,11 +51,12 @@ fn write_entry(b: &mut [u8], off: usize, ino: u32, rl: usize, name: &[u8], ft: u
     b[off + 8..off + 8 + name.len()].copy_from_slice(name);
 }
 
-/// A directory's first block: `.` and `..`.
-pub fn new_dir_block(bs: usize, ino: u32, parent: u32, filetype: bool) -> Vec<u8> {
+/// A directory's first block: `.` and `..`, entries ending at `end`
+/// (the block size, or where the checksum tail starts).
+pub fn new_dir_block(bs: usize, end: usize, ino: u32, parent: u32, filetype: bool) -> Vec<u8> {
     let mut b = vec![0u8; bs];
     write_entry(&mut b, 0, ino, 12, b".", 2, filetype);
-    write_entry(&mut b, 12, parent, bs - 12, b"..", 2, filetype);
+    write_entry(&mut b, 12, parent, end - 12, b"..", 2, filetype);
     b
 }
 
@@ -76,16 +80,70 @@ pub type NameMap = HashMap<Vec<u8>, (u32, u32)>;
 /// Bound on cached directories (each holds its names).
 const MAX_CACHED_DIRS: usize = 4096;
 
-/// After an entry of directory `d` changed: its htree index no longer
-/// matches the blocks (see the module doc), and its times move.
-fn entries_changed(d: &mut RawInode) {
-    d.set_flags(d.flags() & !EXT4_INDEX_FL);
-    let t = super::now();
-    d.set_time(super::inode_write::Which::Mtime, t);
-    d.set_time(super::inode_write::Which::Ctime, t);
-}
-
 impl<D: BlockDevice> Writer<D> {
+    /// After an entry of directory `d` changed: its htree index no longer
+    /// matches the blocks (see the module doc), and its times move.
+    fn entries_changed(&self, d: &mut RawInode) -> WResult<()> {
+        if d.flags() & EXT4_INDEX_FL != 0 && self.geo.csum.is_some() {
+            self.unindex(d)?;
+        }
+        d.set_flags(d.flags() & !EXT4_INDEX_FL);
+        let t = super::now();
+        d.set_time(super::inode_write::Which::Mtime, t);
+        d.set_time(super::inode_write::Which::Ctime, t);
+        Ok(())
+    }
+
+    /// Rewrites the index blocks of htree directory `d` as leaves with a
+    /// checksum tail (dx_root: `..` ends at the tail; dx_node: one empty
+    /// entry), so that the directory reads as linear under metadata_csum.
+    fn unindex(&self, d: &RawInode) -> WResult<()> {
+        let end = self.geo.dir_end();
+        let root_blk = self.dir_block(d, 0)?;
+        let mut root = self.get(root_blk)?;
+        let levels = root[30];
+        let mut nodes = Vec::new();
+        if levels > 0 {
+            // dx_root entries: count at 34, the first block at 36, then
+            // (hash, block) pairs; dx_node entries the same from offset 8.
+            let mut frontier = vec![(root.clone(), 32usize)];
+            for _ in 0..levels.min(2) {
+                let mut next = Vec::new();
+                for (b, at) in &frontier {
+                    let count = usize::from(u16::from_le_bytes([b[at + 2], b[at + 3]]));
+                    for i in 0..count.min((end - at) / 8) {
+                        let lblk = u64::from(le32(b, at + 8 * i + 4));
+                        let pblk = self.dir_block(d, lblk)?;
+                        nodes.push(pblk);
+                        next.push((self.get(pblk)?, 8usize));
+                    }
+                }
+                frontier = next;
+            }
+        }
+        let rl = u16::try_from(end - 12).map_err(|_| FsError::IO)?;
+        root[16..18].copy_from_slice(&rl.to_le_bytes());
+        root[24..].fill(0);
+        self.put_dir(d, root_blk, root)?;
+        for pblk in nodes {
+            let mut b = vec![0u8; usize::try_from(self.geo.bs).map_err(|_| FsError::IO)?];
+            let rl = u16::try_from(end).map_err(|_| FsError::IO)?;
+            b[4..6].copy_from_slice(&rl.to_le_bytes());
+            self.put_dir(d, pblk, b)?;
+        }
+        Ok(())
+    }
+
+    /// Puts a directory leaf of `d`, sealed with its checksum tail under
+    /// metadata_csum.
+    pub(crate) fn put_dir(&self, d: &RawInode, pblk: u64, mut b: Vec<u8>) -> WResult<()> {
+        if let Some(seed) = self.geo.csum {
+            let is = super::csum::inode_seed(seed, d.ino, &d.b);
+            super::csum::seal_dir_leaf(&mut b, is);
+        }
+        self.put(pblk, b)
+    }
+
     /// Runs `f` on the name cache of directory `dir`, loading it first.
     pub(crate) fn with_names<T>(&self, dir: u32, f: impl FnOnce(&mut NameMap) -> T) -> WResult<T> {
         let mut c = self.dcache.lock().map_err(|_| FsError::IO)?;
@@ -130,14 +188,15 @@ impl<D: BlockDevice> Writer<D> {
     /// Tries to fit an entry into logical block `lblk` of `d`.
     fn try_insert(&self, d: &RawInode, lblk: u64, name: &[u8], ino: u32, ft: u8) -> WResult<bool> {
         let bs = self.geo.bs as usize;
+        let end = self.geo.dir_end();
         let pblk = self.dir_block(d, lblk)?;
         let mut b = self.get(pblk)?;
         let need = rec_len(name.len());
         let mut off = 0usize;
-        while off + 8 <= bs {
+        while off + 8 <= end {
             let e_ino = le32(&b, off);
             let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
-            if rl < 8 || off + rl > bs {
+            if rl < 8 || off + rl > end {
                 return Err(FsError::IO);
             }
             let used = if e_ino == 0 {
@@ -160,7 +219,7 @@ impl<D: BlockDevice> Writer<D> {
                         self.geo.filetype,
                     );
                 }
-                self.put(pblk, b)?;
+                self.put_dir(d, pblk, b)?;
                 return Ok(true);
             }
             off += rl;
@@ -179,7 +238,7 @@ impl<D: BlockDevice> Writer<D> {
     ) -> WResult<()> {
         check_name(name)?;
         self.check_block_map(d)?;
-        entries_changed(d);
+        self.entries_changed(d)?;
         let ft = dirent_type(t);
         let bs = self.geo.bs;
         let n = d.size() / bs;
@@ -204,8 +263,9 @@ impl<D: BlockDevice> Writer<D> {
                 };
                 let pblk = self.alloc_block(st, goal)?;
                 let mut b = vec![0u8; bs as usize];
-                write_entry(&mut b, 0, ino, bs as usize, name, ft, self.geo.filetype);
-                self.put(pblk, b)?;
+                let end = self.geo.dir_end();
+                write_entry(&mut b, 0, ino, end, name, ft, self.geo.filetype);
+                self.put_dir(d, pblk, b)?;
                 self.bmap_set(st, d, n, pblk)?;
                 d.set_sectors(d.sectors() + bs / 512);
                 d.set_size((n + 1) * bs);
@@ -225,10 +285,11 @@ impl<D: BlockDevice> Writer<D> {
         };
         let pblk = self.dir_block(d, lblk)?;
         let b = self.get(pblk)?;
+        let end = self.geo.dir_end();
         let (mut off, mut prev) = (0usize, None);
-        while off + 8 <= bs {
+        while off + 8 <= end {
             let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
-            if rl < 8 || off + rl > bs {
+            if rl < 8 || off + rl > end {
                 return Err(FsError::IO);
             }
             let nl = usize::from(b[off + 6]);
@@ -243,19 +304,19 @@ impl<D: BlockDevice> Writer<D> {
 
     /// Removes `name` from `d`; returns the inode it named.
     pub(crate) fn remove_entry(&self, d: &mut RawInode, name: &[u8]) -> WResult<u32> {
-        let bs = self.geo.bs as usize;
+        self.entries_changed(d)?;
+        let end = self.geo.dir_end();
         let (pblk, off, prev) = self.locate(d, name)?;
         let mut b = self.get(pblk)?;
         let ino = le32(&b, off);
         match prev {
             Some(p) => {
                 let rl = le16(&b, p + 4) + le16(&b, off + 4);
-                b[p + 4..p + 6].copy_from_slice(&(rl.min(bs) as u16).to_le_bytes());
+                b[p + 4..p + 6].copy_from_slice(&(rl.min(end) as u16).to_le_bytes());
             }
             None => b[off..off + 4].fill(0),
         }
-        self.put(pblk, b)?;
-        entries_changed(d);
+        self.put_dir(d, pblk, b)?;
         self.with_names(d.ino, |m| m.remove(name))?;
         Ok(ino)
     }
@@ -268,14 +329,14 @@ impl<D: BlockDevice> Writer<D> {
         ino: u32,
         t: FileType,
     ) -> WResult<()> {
+        self.entries_changed(d)?;
         let (pblk, off, _) = self.locate(d, name)?;
         let mut b = self.get(pblk)?;
         b[off..off + 4].copy_from_slice(&ino.to_le_bytes());
         if self.geo.filetype {
             b[off + 7] = dirent_type(t);
         }
-        self.put(pblk, b)?;
-        entries_changed(d);
+        self.put_dir(d, pblk, b)?;
         self.with_names(d.ino, |m| {
             if let Some(e) = m.get_mut(name) {
                 e.0 = ino;

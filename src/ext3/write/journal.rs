@@ -4,6 +4,11 @@
 //! superblock's `s_start`/`s_sequence` say where the log starts. The writer
 //! checkpoints every transaction right after its commit, so each commit
 //! starts at `s_first` and the log never holds more than one transaction.
+//! With checksum v3 (`JBD2_FEATURE_INCOMPAT_CSUM_V3`, as mke2fs makes it
+//! under metadata_csum) tags are 16 bytes carrying the CRC32C of the logged
+//! copy, the descriptor ends in a checksum tail, the commit block and the
+//! journal superblock carry their checksums; the seed is the CRC32C of the
+//! journal UUID.
 
 use super::cache::Cached;
 use super::{eio, WResult};
@@ -14,9 +19,10 @@ use crate::ext3::journal::block::{
     JBD2_COMMIT_BLOCK, JBD2_DESCRIPTOR_BLOCK, JBD2_FLAG_ESCAPE, JBD2_FLAG_LAST_TAG,
     JBD2_FLAG_SAME_UUID,
 };
-use crate::ext3::journal::superblock::field::{S_SEQUENCE, S_START, S_UUID};
+use crate::ext3::journal::crc::crc32c;
+use crate::ext3::journal::superblock::field::{S_CHECKSUM, S_SEQUENCE, S_START, S_UUID};
 use crate::ext3::journal::superblock::{
-    JournalSuperblock, COMPAT_CHECKSUM, INCOMPAT_64BIT, INCOMPAT_REVOKE,
+    JournalSuperblock, COMPAT_CHECKSUM, INCOMPAT_64BIT, INCOMPAT_CSUM_V3, INCOMPAT_REVOKE,
 };
 use crate::ext3::journal::JBD2_MAGIC_NUMBER;
 use crate::ext3::map::collect_blocks;
@@ -37,6 +43,8 @@ pub struct Journal {
     tid: u32,
     tag_bytes: usize,
     is64: bool,
+    /// Checksum v3: the seed (CRC32C of the journal UUID).
+    csum: Option<u32>,
     bs: usize,
     dirty_at_load: bool,
 }
@@ -68,7 +76,7 @@ impl Journal {
             .map_err(|_| FsError::IO.at_block(map[0]))?;
         let jsb = JournalSuperblock::parse(&raw_sb).map_err(|_| FsError::IO)?;
         if jsb.s_feature_compat & COMPAT_CHECKSUM != 0
-            || jsb.s_feature_incompat & !(INCOMPAT_REVOKE | INCOMPAT_64BIT) != 0
+            || jsb.s_feature_incompat & !(INCOMPAT_REVOKE | INCOMPAT_64BIT | INCOMPAT_CSUM_V3) != 0
         {
             return Err(FsError::Unsupported);
         }
@@ -76,14 +84,20 @@ impl Journal {
             return Err(FsError::IO);
         }
         let is64 = jsb.s_feature_incompat & INCOMPAT_64BIT != 0;
+        let v3 = jsb.s_feature_incompat & INCOMPAT_CSUM_V3 != 0;
         let mut j = Journal {
             map,
             raw_sb,
             first: jsb.s_first,
             end: jsb.log_end(),
             tid: jsb.s_sequence,
-            tag_bytes: if is64 { 12 } else { 8 },
+            tag_bytes: match (v3, is64) {
+                (true, _) => 16,
+                (false, true) => 12,
+                (false, false) => 8,
+            },
             is64,
+            csum: v3.then(|| crc32c(!0, &jsb.s_uuid)),
             bs: bs as usize,
             dirty_at_load: false,
         };
@@ -109,14 +123,25 @@ impl Journal {
     /// How many filesystem blocks one transaction may carry.
     pub fn capacity(&self) -> usize {
         let room = (self.end - self.first) as usize;
-        let per = (self.bs - 12 - 16) / self.tag_bytes;
+        let per = self.tags_per_descriptor();
         // n blocks need n/per descriptors and one commit block.
         room.saturating_sub(2) * per / (per + 1)
+    }
+
+    /// Tags that fit one descriptor block (header, one UUID, the tail).
+    fn tags_per_descriptor(&self) -> usize {
+        let tail = if self.csum.is_some() { 4 } else { 0 };
+        (self.bs - HEADER_SIZE - 16 - tail) / self.tag_bytes
     }
 
     fn write_sb<D: BlockDevice>(&mut self, dev: &Cached<D>, start: u32) -> WResult<()> {
         set_be32(&mut self.raw_sb, S_SEQUENCE, self.tid);
         set_be32(&mut self.raw_sb, S_START, start);
+        if self.csum.is_some() {
+            set_be32(&mut self.raw_sb, S_CHECKSUM, 0);
+            let c = crc32c(!0, &self.raw_sb[..1024]);
+            set_be32(&mut self.raw_sb, S_CHECKSUM, c);
+        }
         dev.write_blocks(self.map[0], &self.raw_sb).map_err(eio)
     }
 
@@ -130,7 +155,7 @@ impl Journal {
         if blocks.len() > self.capacity() {
             return Err(FsError::NoSpace);
         }
-        let per = (self.bs - 12 - 16) / self.tag_bytes;
+        let per = self.tags_per_descriptor();
         let mut log: Vec<u8> =
             Vec::with_capacity((blocks.len() + blocks.len() / per + 2) * self.bs);
         for chunk in blocks.chunks(per) {
@@ -149,7 +174,21 @@ impl Journal {
                     flags |= JBD2_FLAG_LAST_TAG as u16;
                 }
                 set_be32(&mut desc[off..], T_BLOCKNR, lo32(*blk));
-                desc[off + T_FLAGS..off + T_FLAGS + 2].copy_from_slice(&flags.to_be_bytes());
+                if let Some(seed) = self.csum {
+                    // journal_block_tag3_t: 32-bit flags, the checksum of
+                    // the copy as logged (escaped).
+                    set_be32(&mut desc[off..], T3_FLAGS, u32::from(flags));
+                    let mut c = crc32c(seed, &self.tid.to_be_bytes());
+                    if flags & JBD2_FLAG_ESCAPE as u16 != 0 {
+                        c = crc32c(c, &[0; 4]);
+                        c = crc32c(c, &data[4..]);
+                    } else {
+                        c = crc32c(c, data);
+                    }
+                    set_be32(&mut desc[off..], T3_CHECKSUM, c);
+                } else {
+                    desc[off + T_FLAGS..off + T_FLAGS + 2].copy_from_slice(&flags.to_be_bytes());
+                }
                 if self.is64 {
                     set_be32(&mut desc[off..], T_BLOCKNR_HIGH, hi32(*blk));
                 }
@@ -159,6 +198,11 @@ impl Journal {
                     desc[off..off + 16].copy_from_slice(&uuid);
                     off += 16;
                 }
+            }
+            if let Some(seed) = self.csum {
+                let n = self.bs;
+                let c = crc32c(seed, &desc);
+                set_be32(&mut desc, n - 4, c);
             }
             log.extend_from_slice(&desc);
             for (_, data) in chunk {
@@ -178,6 +222,10 @@ impl Journal {
         let sec = u64::try_from(t.sec).unwrap_or(0);
         commit[H_COMMIT_SEC..H_COMMIT_SEC + 8].copy_from_slice(&sec.to_be_bytes());
         set_be32(&mut commit, H_COMMIT_NSEC, t.nsec);
+        if let Some(seed) = self.csum {
+            let c = crc32c(seed, &commit);
+            set_be32(&mut commit, H_CHKSUM, c);
+        }
         let at = self.first + (log.len() / self.bs) as u32;
         self.write_log(dev, at, &commit)?;
         dev.flush().map_err(eio)

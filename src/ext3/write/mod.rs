@@ -1,4 +1,4 @@
-//! The journaling writer: ext2/ext3 opened read-write, with the inode-level
+//! The journaling writer: ext2/ext3/ext4 opened read-write, with the inode-level
 //! operations of [`crate::fs::InodeFs`].
 //!
 //! ```text
@@ -20,7 +20,9 @@
 //! transaction and blocks freed in a committed transaction can be reused
 //! without revoke records. Directories with an htree index have their index
 //! flag cleared when modified (a valid linear directory; e2fsck -D can
-//! rebuild the index). Files mapped by extents are not written (EOPNOTSUPP).
+//! rebuild the index). Files mapped by extents are written through
+//! `extent_write`, and new files and directories on an `extent`
+//! filesystem are extent-mapped as the kernel makes them.
 //!
 //! A server opens it once, calls [`Writer::tick`] from a timer so changes
 //! reach the disk while the guest is idle, and `InodeFs::unmount` at the
@@ -38,16 +40,19 @@
 //! fs.unmount().unwrap();
 //! ```
 
-// The writer's 106 `as` casts (block numbers to the 32-bit fields of
-// ext2/ext3, lengths to rec_len/u16) and its offset arithmetic are not yet
-// converted: the writer refuses 64bit filesystems at open, so block numbers
-// fit 32 bits. Converting them is left for the ext4 writer's issue.
+// The writer's remaining `as` casts (in the block map, directory and
+// journal code: block numbers to the 32-bit fields of a block map, lengths
+// to rec_len/u16) and its offset arithmetic are not yet converted. With
+// 64bit accepted, a block map refuses pointers past 2^32 (`bmap_set`), and
+// the new code (csum, extent_write, the descriptors) has no casts.
 #![allow(clippy::as_conversions)]
 
 mod alloc;
 mod block_map_write;
 pub mod cache;
+pub mod csum;
 mod dir_write;
+mod extent_write;
 mod file_write;
 pub mod inode_write;
 mod journal;
@@ -61,7 +66,7 @@ use self::cache::Cached;
 use self::inode_write::RawInode;
 use self::journal::Journal;
 use crate::block::BlockDevice;
-use crate::ext3::bytes::{le16, le32, lo32, set_le16, set_le32};
+use crate::ext3::bytes::{hi32, le16, le32, lo32, set_le16, set_le32};
 use crate::ext3::features::{Compat, Incompat, RoCompat};
 use crate::ext3::group_desc::desc_table_block;
 use crate::ext3::superblock::field::*;
@@ -104,8 +109,19 @@ pub struct WriteOptions {
 }
 
 /// The features the writer knows how to keep consistent.
-const WRITABLE_INCOMPAT: u32 = Incompat::FILETYPE | Incompat::RECOVER;
-const WRITABLE_RO_COMPAT: u32 = RoCompat::SPARSE_SUPER | RoCompat::LARGE_FILE;
+const WRITABLE_INCOMPAT: u32 = Incompat::FILETYPE
+    | Incompat::RECOVER
+    | Incompat::EXTENTS
+    | Incompat::BIT64
+    | Incompat::FLEX_BG
+    | Incompat::CSUM_SEED;
+const WRITABLE_RO_COMPAT: u32 = RoCompat::SPARSE_SUPER
+    | RoCompat::LARGE_FILE
+    | RoCompat::HUGE_FILE
+    | RoCompat::GDT_CSUM
+    | RoCompat::DIR_NLINK
+    | RoCompat::EXTRA_ISIZE
+    | RoCompat::METADATA_CSUM;
 const WRITABLE_COMPAT: u32 = Compat::DIR_PREALLOC
     | Compat::HAS_JOURNAL
     | Compat::EXT_ATTR
@@ -130,6 +146,22 @@ pub(crate) struct Geo {
     pub groups: Vec<(u64, u64, u64)>,
     /// Per group: (descriptor table block, byte offset in it).
     pub desc_at: Vec<(u64, usize)>,
+    /// Bytes of one group descriptor (32, or `s_desc_size` with 64bit).
+    pub desc_size: usize,
+    /// 64bit: the `_hi` halves of counts and block numbers exist.
+    pub is64: bool,
+    /// metadata_csum: the checksum seed.
+    pub csum: Option<u32>,
+    /// How group descriptors are checksummed (uninit_bg or metadata_csum
+    /// also mean the `_UNINIT` flags and `bg_itable_unused` are kept).
+    pub gd_csum: csum::GdCsum,
+    /// Per group: blocks at its start holding a superblock backup and the
+    /// descriptor table (with its reserved blocks), 0 when none.
+    pub sb_blocks: Vec<u64>,
+    /// Blocks of one group's inode table.
+    pub itable_blocks: u64,
+    /// extent: new files and directories are extent-mapped.
+    pub extents: bool,
 }
 
 impl Geo {
@@ -146,9 +178,24 @@ impl Geo {
     }
     /// Block and byte offset of inode `ino`'s record.
     pub fn inode_at(&self, ino: u32) -> (u64, usize) {
-        let g = ((ino - 1) / self.ipg) as usize;
-        let idx = u64::from((ino - 1) % self.ipg) * self.inode_size as u64;
-        (self.groups[g].2 + idx / self.bs, (idx % self.bs) as usize)
+        let g = usize::try_from((ino - 1) / self.ipg).unwrap_or(usize::MAX);
+        let isz = u64::try_from(self.inode_size).unwrap_or(u64::MAX);
+        let idx = u64::from((ino - 1) % self.ipg) * isz;
+        let at = usize::try_from(idx % self.bs).unwrap_or(0);
+        (self.groups[g].2 + idx / self.bs, at)
+    }
+    /// Bytes of a directory block before its checksum tail.
+    pub fn dir_end(&self) -> usize {
+        let bs = usize::try_from(self.bs).unwrap_or(0);
+        if self.csum.is_some() {
+            bs - 12
+        } else {
+            bs
+        }
+    }
+    /// True when groups carry `_UNINIT` flags and `bg_itable_unused`.
+    pub fn uninit(&self) -> bool {
+        self.gd_csum != csum::GdCsum::None
     }
 }
 
@@ -157,6 +204,8 @@ impl Geo {
 pub(crate) struct State {
     /// Per group: (free blocks, free inodes, used dirs).
     pub counts: Vec<(u32, u32, u32)>,
+    /// Per group: (`bg_flags`, `bg_itable_unused`).
+    pub gflags: Vec<(u16, u32)>,
     pub free_blocks: u64,
     pub free_inodes: u32,
     /// Blocks freed by the running transaction: not reused before it commits.
@@ -175,7 +224,7 @@ pub(crate) struct State {
     pub mount_pending: bool,
 }
 
-/// An ext2/ext3 filesystem opened for writing.
+/// An ext2/ext3/ext4 filesystem opened for writing.
 pub struct Writer<D: BlockDevice> {
     pub(crate) fs: Ext3<Arc<Cached<D>>>,
     pub(crate) cache: Arc<Cached<D>>,
@@ -217,7 +266,7 @@ impl<D: BlockDevice> Writer<D> {
             let names =
                 crate::ext3::features::all_names(Compat(bad_c), Incompat(bad_in), RoCompat(bad_ro));
             return Err(Error::Unsupported(format!(
-                "writing a filesystem with {} (the writer handles ext2/ext3)",
+                "writing a filesystem with {} (not kept by the writer)",
                 names.join(", ")
             )));
         }
@@ -277,6 +326,33 @@ impl<D: BlockDevice> Writer<D> {
                     (blk, (g % per) * sb.desc_size())
                 })
                 .collect(),
+            desc_size: sb.desc_size(),
+            is64: sb.s_feature_incompat.contains(Incompat::BIT64),
+            csum: sb.has_metadata_csum().then(|| sb.csum_seed()),
+            gd_csum: if sb.has_metadata_csum() {
+                csum::GdCsum::Crc32c
+            } else if sb.s_feature_ro_compat.contains(RoCompat::GDT_CSUM) {
+                csum::GdCsum::Crc16(sb.s_uuid)
+            } else {
+                csum::GdCsum::None
+            },
+            sb_blocks: {
+                let ngroups = u64::try_from(fs.groups().len()).unwrap_or(0);
+                let desc_blocks =
+                    (ngroups * u64::try_from(sb.desc_size()).unwrap_or(32)).div_ceil(u64::from(bs));
+                (0..ngroups)
+                    .map(|g| {
+                        if crate::ext3::group_desc::group_has_super(&sb, g) {
+                            1 + desc_blocks + u64::from(sb.s_reserved_gdt_blocks)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect()
+            },
+            extents: sb.s_feature_incompat.contains(Incompat::EXTENTS),
+            itable_blocks: (u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size))
+                .div_ceil(u64::from(bs)),
         };
         let journal = if sb.has_journal() {
             Some(Journal::load(&fs, &sb).map_err(|e| match e {
@@ -305,12 +381,18 @@ impl<D: BlockDevice> Writer<D> {
                 )
             })
             .collect();
+        let gflags = fs
+            .groups()
+            .iter()
+            .map(|g| (g.bg_flags, g.bg_itable_unused))
+            .collect();
         let w = Writer {
             fs,
             cache,
             geo,
             st: RwLock::new(State {
                 counts,
+                gflags,
                 free_blocks: sb.s_free_blocks_count,
                 free_inodes: sb.s_free_inodes_count,
                 pending_free: HashSet::new(),
@@ -386,6 +468,14 @@ impl<D: BlockDevice> Writer<D> {
             .map_err(|_| FsError::IO.at_block(blk))
     }
 
+    /// Puts an extended attribute block, sealed under metadata_csum.
+    pub(crate) fn put_xattr(&self, blk: u64, mut b: Vec<u8>) -> WResult<()> {
+        if let Some(seed) = self.geo.csum {
+            csum::seal_xattr_block(&mut b, blk, seed);
+        }
+        self.put(blk, b)
+    }
+
     /// The raw record of inode `ino`.
     pub(crate) fn raw_inode(&self, ino: u32) -> WResult<RawInode> {
         if ino == 0 || ino > self.geo.inodes_count {
@@ -403,7 +493,11 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn put_inode(&self, r: &RawInode) -> WResult<()> {
         let (blk, off) = self.geo.inode_at(r.ino);
         let mut b = self.get(blk).map_err(|e| e.at_ino(r.ino))?;
-        b[off..off + self.geo.inode_size].copy_from_slice(&r.b);
+        let rec = &mut b[off..off + self.geo.inode_size];
+        rec.copy_from_slice(&r.b);
+        if let Some(seed) = self.geo.csum {
+            csum::seal_inode(rec, r.ino, seed);
+        }
         self.put(blk, b).map_err(|e| e.at_ino(r.ino))
     }
 
@@ -414,8 +508,10 @@ impl<D: BlockDevice> Writer<D> {
         let (blk, off) = self.geo.sb_block();
         let mut b = self.get(blk)?;
         let s = &mut b[off..off + SUPERBLOCK_SIZE];
-        // No 64bit: the `_hi` half of the count does not exist.
         set_le32(s, S_FREE_BLOCKS_COUNT_LO, lo32(st.free_blocks));
+        if self.geo.is64 {
+            set_le32(s, S_FREE_BLOCKS_COUNT_HI, hi32(st.free_blocks));
+        }
         set_le32(s, S_FREE_INODES_COUNT, st.free_inodes);
         let now = now_secs();
         set_le32(s, S_WTIME, now);
@@ -436,6 +532,9 @@ impl<D: BlockDevice> Writer<D> {
         }
         set_le32(s, S_FEATURE_INCOMPAT, incompat);
         set_le16(s, S_STATE, state);
+        if self.geo.csum.is_some() {
+            csum::seal_superblock(s);
+        }
         self.put(blk, b)
     }
 
@@ -464,6 +563,9 @@ impl<D: BlockDevice> Writer<D> {
         if let (true, Some(path)) = (st.mount_pending, &self.opts.mount_point) {
             mount::stamp_mount(s, path, now);
             st.mount_pending = false;
+        }
+        if self.geo.csum.is_some() {
+            csum::seal_superblock(s);
         }
         self.cache.write_blocks(blk, &b).map_err(eio)?;
         self.cache.flush().map_err(eio)?;

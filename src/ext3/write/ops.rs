@@ -88,6 +88,10 @@ impl<D: BlockDevice> Writer<D> {
         }
         st.generation = st.generation.wrapping_add(0x9E37_79B9);
         r.set_generation(st.generation);
+        if self.geo.extents && matches!(t, FileType::Regular | FileType::Directory) {
+            r.set_flags(r.flags() | crate::ext3::inode::EXT4_EXTENTS_FL);
+            super::extent_write::empty_root(r.i_block_mut());
+        }
         let made = init(self, st, &mut r).and_then(|()| self.add_entry(st, &mut p, name, ino, t));
         if let Err(e) = made {
             if self.has_blocks(&r) {
@@ -292,10 +296,15 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         let m = 0o040000 | (mode & 0o7777) as u16;
         self.make_node(&mut st, parent, name, m, owner, &mut |w, st, r| {
             let blk = w.alloc_block(st, w.inode_goal(r.ino))?;
-            let b =
-                super::dir_write::new_dir_block(w.geo.bs as usize, r.ino, parent, w.geo.filetype);
-            w.put(blk, b)?;
-            r.set_ptr(0, blk as u32);
+            let b = super::dir_write::new_dir_block(
+                w.geo.bs as usize,
+                w.geo.dir_end(),
+                r.ino,
+                parent,
+                w.geo.filetype,
+            );
+            w.put_dir(r, blk, b)?;
+            w.bmap_set(st, r, 0, blk)?;
             r.set_size(w.geo.bs);
             r.set_sectors(w.geo.bs / 512);
             Ok(())

@@ -69,7 +69,7 @@ impl<D: BlockDevice> Writer<D> {
             self.free_blocks(st, blk, 1)?;
         } else {
             b[4..8].copy_from_slice(&(refs - 1).to_le_bytes());
-            self.put(blk, b)?;
+            self.put_xattr(blk, b)?;
         }
         r.b[I_FILE_ACL_LO..I_FILE_ACL_LO + 4].fill(0);
         r.set_sectors(r.sectors().saturating_sub(self.geo.bs / 512));
@@ -88,7 +88,13 @@ impl<D: BlockDevice> Writer<D> {
             self.truncate_blocks(st, &mut r, 0)?;
         }
         self.release_xattr_block(st, &mut r)?;
-        r.i_block_mut().fill(0);
+        if r.flags() & crate::ext3::inode::EXT4_EXTENTS_FL != 0 {
+            // As the kernel leaves it: an empty tree (e2fsck takes a
+            // zeroed i_block under EXTENTS_FL for garbage).
+            super::extent_write::empty_root(r.i_block_mut());
+        } else {
+            r.i_block_mut().fill(0);
+        }
         r.set_size(0);
         r.set_sectors(0);
         r.set_dtime(super::now_secs().max(1));
@@ -126,7 +132,7 @@ impl<D: BlockDevice> Writer<D> {
                 // An orphan with links is an interrupted truncate.
                 self.remove_orphan(st, ino)?;
                 let mut r = self.raw_inode(ino)?;
-                if self.has_blocks(&r) && r.flags() & crate::ext3::inode::EXT4_EXTENTS_FL == 0 {
+                if self.has_blocks(&r) {
                     let keep = r.size().div_ceil(self.geo.bs);
                     self.truncate_blocks(st, &mut r, keep)?;
                 }

@@ -158,10 +158,10 @@ impl<D: BlockDevice> Writer<D> {
             u32::from_le_bytes([ob[4], ob[5], ob[6], ob[7]]) <= 1
         };
         if reuse {
-            return self.put(old, b);
+            return self.put_xattr(old, b);
         }
         let blk = self.alloc_block(st, self.inode_goal(r.ino))?;
-        self.put(blk, b)?;
+        self.put_xattr(blk, b)?;
         if old != 0 {
             self.drop_xattr_block(st, old)?;
         } else {
@@ -182,7 +182,7 @@ impl<D: BlockDevice> Writer<D> {
             self.free_blocks(st, blk, 1)
         } else {
             b[4..8].copy_from_slice(&(refs - 1).to_le_bytes());
-            self.put(blk, b)
+            self.put_xattr(blk, b)
         }
     }
 

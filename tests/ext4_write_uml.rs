@@ -1,0 +1,82 @@
+//! The writer with the real UML kernel on a default `mke2fs -t ext4`
+//! image: a checksum-v3 journal that `linux.uml` left dirty is replayed by
+//! our writer into the COW, our change after it is seen by the next
+//! `linux.uml` boot, and the merged image is `e2fsck -fn` clean.
+
+mod common;
+
+use common::uml::{busybox_tree, Guest};
+use common::{bin, have_peers, run, run_ok, stdout};
+use std::time::Duration;
+
+const PEERS: &[&str] = &["linux.uml", "mke2fs", "busybox", "e2fsck"];
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn an_ext4_journal_left_dirty_by_linux_uml_is_replayed_and_our_change_is_seen_by_it() {
+    let t = "an_ext4_journal_left_dirty_by_linux_uml_is_replayed_and_our_change_is_seen_by_it";
+    if !have_peers(t, PEERS) {
+        return;
+    }
+    let init = "#!/bin/sh\nmount -t proc proc /proc\n\
+         if [ -e /data/ours ]; then echo OURS=$(cat /data/ours); poweroff -f; fi\n\
+         mkdir /data/d; for i in 1 2 3 4 5 6 7 8; do echo file $i > /data/d/f$i; done\n\
+         rm /data/d/f3; mv /data/d/f4 /data/moved\n\
+         sync\necho GUEST-DONE\npoweroff -f\n";
+    let guest = Guest::new(init, 16);
+    // The same tree on a default ext4 image.
+    let tree = guest.path("tree4");
+    busybox_tree(&tree, init);
+    run_ok(
+        "mke2fs",
+        [
+            "-q".as_ref(),
+            "-F".as_ref(),
+            "-t".as_ref(),
+            "ext4".as_ref(),
+            "-d".as_ref(),
+            tree.as_os_str(),
+            guest.image.as_os_str(),
+            "32M".as_ref(),
+        ],
+    );
+    let cow = guest.path("a.cow");
+    run_ok(bin("uml_mkcow"), [&cow, &guest.image]);
+    let boot = guest.boot("a.cow,root_fs", &[], LIMIT);
+    assert!(boot.output.contains("GUEST-DONE"), "{}", boot.output);
+    let cow_s = cow.to_str().unwrap();
+    let info = stdout(&run_ok(bin("uml_fs"), ["--no-replay", "info", cow_s]));
+    assert!(
+        info.contains("needs_recovery") && info.contains("metadata_csum"),
+        "the guest left a clean filesystem:\n{info}"
+    );
+    // Any editing command opens for writing: replay, then our change.
+    common::run_ok(bin("uml_fs"), ["mkdir", cow_s, "/data/ourdir"]);
+    let mut child = std::process::Command::new(bin("uml_fs"))
+        .args(["write", cow_s, "/data/ours"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"host\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let info = stdout(&run_ok(bin("uml_fs"), ["--no-replay", "info", cow_s]));
+    assert!(!info.contains("needs_recovery"), "{info}");
+    assert_eq!(
+        stdout(&run_ok(
+            bin("uml_fs"),
+            ["--no-replay", "cat", cow_s, "/data/moved"]
+        )),
+        "file 4\n"
+    );
+    assert!(
+        !run(bin("uml_fs"), ["--no-replay", "cat", cow_s, "/data/d/f3"])
+            .status
+            .success()
+    );
+    let merged = guest.path("merged");
+    run_ok(bin("uml_moo"), [cow.as_path(), merged.as_path()]);
+    common::fsck_clean(&merged);
+    let boot = guest.boot("a.cow,root_fs", &[], LIMIT);
+    assert!(boot.output.contains("OURS=host"), "{}", boot.output);
+}

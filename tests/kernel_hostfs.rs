@@ -52,6 +52,11 @@ case "$MODE" in
     mount -t hostfs none /no/such/target -o "$SHARE" > /tmp/e3 2>&1; echo "RC3:$?"
     echo "LINES3:$(wc -l < /tmp/e3)"; cat /tmp/e3
     ;;
+  nested)
+    unshare -U -r -m sh -c 'mount -t hostfs none /mnt/x -o "$SHARE" && echo NESTED-MOUNTED' 2>&1
+    unshare -U -r -m true && echo USERNS-OK
+    mount -t hostfs none /mnt/x -o "$SHARE" && echo ROOT-MOUNTED
+    ;;
 esac
 poweroff -f
 "#;
@@ -167,6 +172,21 @@ fn with_a_hostfs_root_neither_dotdot_nor_a_symlink_reaches_outside_it() {
         assert!(out.contains(&format!("REFUSED:{p}\n")), "{p}: {out}");
     }
     assert!(!out.contains("TOP-SECRET"), "{out}");
+}
+
+#[test]
+fn only_the_guests_root_not_a_user_namespace_of_the_guests_mounts_hostfs() {
+    let Some(g) = guest("only_the_guests_root_not_a_user_namespace_of_the_guests_mounts_hostfs")
+    else {
+        return;
+    };
+    let share = share(&g);
+    let share_arg = format!("SHARE={}", share.display());
+    let out = run(&g, &["MODE=nested", &share_arg, "umlkit.nested_userns"]);
+    assert!(out.contains("USERNS-OK"), "{out}");
+    assert!(!out.contains("NESTED-MOUNTED"), "{out}");
+    assert!(out.to_lowercase().contains("permission denied"), "{out}");
+    assert!(out.contains("ROOT-MOUNTED"), "{out}");
 }
 
 #[test]

@@ -150,11 +150,14 @@ impl HostFs {
         let root = open_path("root").map_err(errno)?;
         let cwd = open_path("cwd").map_err(errno)?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(errno)?;
+        let userns = std::fs::metadata(format!("/proc/{pid}/ns/user")).map_err(errno)?;
         // Still held: the descriptors and the status are the caller's.
         if !listener.still_held(held.id) {
             return Err(libc::ESRCH);
         }
-        if !has_sys_admin(&status) {
+        // The guest's root, as in UML (hostfs is no filesystem a user
+        // namespace of the guest's own may mount).
+        if !has_sys_admin(&status) || !same_file(&userns, Path::new("/proc/self/ns/user")) {
             return Err(libc::EPERM);
         }
         let dir = self.open_dir(host, &rel)?;
@@ -178,6 +181,12 @@ impl HostFs {
             .map_err(|_| libc::EIO)?
             .map_err(errno)
     }
+}
+
+/// Is `path` the object `meta` describes (device and inode)?
+fn same_file(meta: &std::fs::Metadata, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
 }
 
 /// Where [`HostFs::new`] attaches the host's tree in the staging directory.

@@ -417,7 +417,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__start)
-            opts="-q -d -h --image --kernel --no-wait --timeout --quiet --dir --state --help"
+            opts="-q -d -h --image --kernel --no-wait --timeout --quiet --hostlab-ro --no-hosthome --dir --state --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

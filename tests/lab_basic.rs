@@ -3,7 +3,9 @@
 //! routes between its hosts, reports its status, stops without leftovers
 //! and boots fresh after `clean`; `lab.dep` orders the boots; `test`
 //! compares with signatures; bad input is refused before anything starts;
-//! and a large lab on 20 domains starts, reaches neighbours and stops.
+//! startup scripts run from `/hostlab` (the lab directory, over hostfs)
+//! and write into it, `/hosthome` is the user's home; and a large lab on
+//! 20 domains starts, reaches neighbours and stops.
 
 mod common;
 
@@ -106,8 +108,14 @@ impl Area {
     }
 
     fn start(&self) -> String {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, extra: &[&str]) -> String {
         let img = self.image().display().to_string();
-        let out = self.uml_lab(&["start", "--image", &img, "--timeout", "90"]);
+        let mut args = vec!["start", "--image", &img, "--timeout", "90"];
+        args.extend_from_slice(extra);
+        let out = self.uml_lab(&args);
         let err = common::stderr(&out);
         assert!(
             out.status.success(),
@@ -377,6 +385,58 @@ fn a_two_router_lab_routes_host_to_host_reports_status_stops_clean_and_boots_fre
 
 /// Runs `uml_lab start` on a lab with `conf` (and `dep`, `dirs`), expects
 /// one error line containing `want`, and no state made.
+#[test]
+fn startup_scripts_run_from_hostlab_and_write_into_the_lab_directory() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(a) = area("startup_scripts_run_from_hostlab_and_write_into_the_lab_directory") else {
+        return;
+    };
+    a.write("lab.conf", "pc1[0]=A\n");
+    a.write(
+        "pc1.startup",
+        "echo \"$0\" > /hostlab/ran-from\ncat /hosthome/home-marker > /hostlab/home.out\n",
+    );
+    std::fs::write(a.dir.path().join("home-marker"), "at home\n").unwrap();
+    a.chown();
+    a.start();
+    a.ok(&["stop"]);
+    let lab = a.lab();
+    assert_eq!(
+        std::fs::read_to_string(lab.join("ran-from")).unwrap(),
+        "/hostlab/pc1.startup\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.join("home.out")).unwrap(),
+        "at home\n"
+    );
+    let uid = a
+        .user
+        .ids
+        .map_or_else(|| nix::unistd::getuid().as_raw(), |(u, _)| u);
+    assert_eq!(std::fs::metadata(lab.join("ran-from")).unwrap().uid(), uid);
+    // Read-only /hostlab and no /hosthome when asked.
+    a.ok(&["clean"]);
+    a.start_with(&["--hostlab-ro", "--no-hosthome"]);
+    let probe = a.ok(&[
+        "exec",
+        "pc1",
+        "--",
+        "echo x > /hostlab/ro.out 2>/dev/null && echo WROTE; \
+         [ -e /hostlab/lab.conf ] && echo LAB-SEEN; \
+         [ -e /hosthome/home-marker ] && echo HOME-SEEN; echo DONE",
+    ]);
+    a.ok(&["stop", "--force"]);
+    assert!(
+        probe.contains("LAB-SEEN") && probe.contains("DONE"),
+        "{probe}"
+    );
+    assert!(
+        !probe.contains("WROTE") && !probe.contains("HOME-SEEN"),
+        "{probe}"
+    );
+    assert!(!lab.join("ro.out").exists());
+}
+
 fn refused(a: &Area, conf: &str, dep: Option<&str>, dirs: &[&str], extra: &[&str], want: &str) {
     let lab = a.lab();
     let _ = std::fs::remove_dir_all(&lab);

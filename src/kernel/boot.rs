@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   namespaces  cgroups, host sides of the eth devices, uml_net agent,
-//!               uid/gid maps, unshare user+mount+uts+ipc+net, staging tmpfs
+//!               uid/gid maps, unshare user+mount+uts+ipc+net, the host's
+//!               tree for hostfs, staging tmpfs
 //!   root        the FUSE mount of the root filesystem and its server threads,
 //!               the remount watcher; the guest's /dev and /dev/ubdX nodes
 //!   lines       eth devices, consoles 1-15 and serial lines, the con0 relay
@@ -18,6 +19,7 @@ use super::cmdline::{chan::Channel, ubd, CmdLine};
 use super::console::{lines, Log, RawMode, Relay};
 use super::disk::{self, durable, fuse::FuseFs, remount, ubddev};
 use super::guest::{cgroupns, dev as guestdev, idmap, limits::Limits, policy};
+use super::hostfs::{self, bind::HostFs};
 use super::lifecycle::{self, on_pid1_end, Outcome, Pid1End, PANIC_STATUS, SIGNAL_STATUS};
 use super::mcon::{self, Control, Request, Shared};
 use super::monitor::{config_query, io_err, nix_err, notify, Error, Instance};
@@ -61,6 +63,7 @@ pub(super) fn boot(
         nets,
         agent,
         rootdir,
+        hostfs,
     } = enter_namespaces(cmd, log)?;
     let fs = serve_root(log, unit, &root, &rootdir)?;
     let master = make_dev(cmd, log, unit, &root, &rootdir)?;
@@ -72,7 +75,7 @@ pub(super) fn boot(
             .spawn(move || mcon::serve(server, c, l, move |arg| config_query(&configs, arg)))
             .map_err(io_err("spawn"))?;
     }
-    run_guest(cmd, log, &ctl, &limits, &rootdir, fs, lines)
+    run_guest(cmd, log, &ctl, &limits, &rootdir, fs, lines, hostfs)
 }
 
 /// What the namespaces stage leaves for the others.
@@ -87,6 +90,8 @@ struct Host {
     agent: Option<tap_helper::Agent>,
     /// The guest's root in the staging tmpfs.
     rootdir: PathBuf,
+    /// What the guest's hostfs mounts are made from.
+    hostfs: Arc<HostFs>,
 }
 
 /// Stage 1: what must be done with the host's credentials and network
@@ -101,6 +106,11 @@ fn enter_namespaces(cmd: &CmdLine, log: &Log) -> Result<Host, Error> {
     let signals = register_signals()?;
     let ctl: Shared = Arc::new(Mutex::new(Control::default()));
     let host_uid = nix::unistd::getuid().as_raw();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let (hostfs_config, hostfs_lines) = hostfs::Config::parse(cmd.hostfs.as_deref());
+    for l in &hostfs_lines {
+        log.info(l);
+    }
     // Host sides of the network devices, while the host's network is ours.
     let (nets, net_lines) = net::open_hosts(&cmd.eths, &cmd.vecs);
     for l in &net_lines {
@@ -129,6 +139,8 @@ fn enter_namespaces(cmd: &CmdLine, log: &Log) -> Result<Host, Error> {
         None::<&str>,
     )
     .map_err(nix_err("making mounts private"))?;
+    // The host's tree, before the staging tmpfs covers its /tmp.
+    let host_tree = hostfs::bind::capture();
     guest::mount(
         "tmpfs",
         Path::new(STAGE),
@@ -139,12 +151,22 @@ fn enter_namespaces(cmd: &CmdLine, log: &Log) -> Result<Host, Error> {
     .map_err(io_err("staging tmpfs"))?;
     let rootdir = Path::new(STAGE).join("root");
     std::fs::create_dir(&rootdir).map_err(io_err("mkdir staging root"))?;
+    let hostfs = HostFs::new(
+        host_tree,
+        &hostfs::bind::staging_path(Path::new(STAGE)),
+        hostfs_config,
+        &cwd,
+    );
+    if let Some(l) = hostfs.problem() {
+        log.info(&l);
+    }
     Ok(Host {
         limits,
         ctl,
         nets,
         agent,
         rootdir,
+        hostfs: Arc::new(hostfs),
     })
 }
 
@@ -290,6 +312,8 @@ fn attach_lines(
 struct InitSetup {
     /// The opened root, for the durability requests of the seccomp listener.
     root_handle: Arc<File>,
+    /// For the hostfs mounts the seccomp listener answers.
+    hostfs: Arc<HostFs>,
     /// The read end of the pipe whose closing ends the guest.
     alive_r: OwnedFd,
     /// Its write end, held by the monitor.
@@ -302,7 +326,12 @@ struct InitSetup {
 }
 
 impl InitSetup {
-    fn new(cmd: &CmdLine, rootdir: &Path, limits: &Limits) -> Result<InitSetup, Error> {
+    fn new(
+        cmd: &CmdLine,
+        rootdir: &Path,
+        limits: &Limits,
+        hostfs: Arc<HostFs>,
+    ) -> Result<InitSetup, Error> {
         let mut plan = guest_plan(cmd, rootdir)?;
         // Init's own controlling terminal, on the host's devpts (the guest
         // never sees it): it keeps init from taking the console.
@@ -315,6 +344,7 @@ impl InitSetup {
         let root_handle = Arc::new(File::open(rootdir).map_err(io_err("open the root"))?);
         Ok(InitSetup {
             root_handle,
+            hostfs,
             alive_r,
             _alive_w: alive_w,
             _init_ctty: init_ctty,
@@ -326,6 +356,7 @@ impl InitSetup {
 
 /// Stage 4: boots init again and again until the lifecycle says stop;
 /// returns the exit status.
+#[allow(clippy::too_many_arguments)]
 fn run_guest(
     cmd: &CmdLine,
     log: &Log,
@@ -334,8 +365,9 @@ fn run_guest(
     rootdir: &Path,
     fs: Arc<dyn InodeFs>,
     lines: Lines,
+    hostfs: Arc<HostFs>,
 ) -> Result<i32, Error> {
-    let mut init = InitSetup::new(cmd, rootdir, limits)?;
+    let mut init = InitSetup::new(cmd, rootdir, limits, hostfs)?;
     let status = loop {
         let (pid, early) = start_init(cmd, log, ctl, rootdir, &mut init, &fs, &lines)?;
         lines.relay.resume();
@@ -445,6 +477,7 @@ fn start_init(
             fs.clone(),
             init.root_handle.clone(),
             log.kmsg.clone(),
+            init.hostfs.clone(),
         )
         .map_err(io_err("spawn"))?;
     }

@@ -14,6 +14,8 @@
 //!     │         (boot log, kmsg, con0 relay, consoles 1-15, serial lines)
 //!     ├── guest/: init as pid 1 (mount+pid namespace) under the seccomp
 //!     │         policy, ids, limits, cgroups, /dev and /proc files
+//!     ├── hostfs/: the guest's `mount -t hostfs`, answered by binding
+//!     │         a host directory into its mount namespace
 //!     ├── mcon: the mconsole commands (src/mconsole's server)
 //!     └── lifecycle (pure: how pid 1 ended -> halt, reboot, panic)
 //! ```
@@ -32,6 +34,7 @@ pub mod cmdline;
 pub mod console;
 pub mod disk;
 pub mod guest;
+pub mod hostfs;
 pub mod lifecycle;
 pub mod mcon;
 pub mod monitor;

@@ -3,10 +3,14 @@
 //! command agent speaks on the guest's first serial line.
 //!
 //! The guest boots with `init=/uml_lab/init`. The wrapper sets the
-//! hostname, brings `lo` up, runs `shared.startup` and `MACHINE.startup`
-//! (copied into `/uml_lab/`), writes [`READY`] on `/dev/ttyS0`, leaves the
-//! agent reading `/dev/ttyS0` in the background, and execs the image's own
-//! init (`UML_LAB_INIT`): busybox init, sysvinit or a script, unchanged.
+//! hostname, brings `lo` up, mounts the lab directory at `/hostlab` and
+//! the user's home at `/hosthome` with hostfs (the `hostlab=` and
+//! `hosthome=` words of the kernel's line, as Netkit passes them), runs
+//! `shared.startup` and `MACHINE.startup` (from `/hostlab` as Netkit does,
+//! or the copies in `/uml_lab/` when `/hostlab` is not there), writes
+//! [`READY`] on `/dev/ttyS0`, leaves the agent reading `/dev/ttyS0` in the
+//! background, and execs the image's own init (`UML_LAB_INIT`): busybox
+//! init, sysvinit or a script, unchanged.
 //!
 //! `/dev/ttyS0` is `ssl0=fd:3,fd:4` on the host: a FIFO `uml_lab` writes
 //! requests into and a file it reads replies from. A request is one line,
@@ -31,10 +35,21 @@ T=/dev/ttyS0
 stty raw -echo < $T 2>/dev/null
 ifconfig lo 127.0.0.1 up 2>/dev/null || ip link set lo up 2>/dev/null
 [ -f $L/net ] && . $L/net
-for s in shared.startup machine.startup; do
-  if [ -f $L/$s ]; then
-    echo "uml_lab: running $s"
-    sh $L/$s
+hostfs() {
+  mkdir -p "$2" 2>/dev/null
+  mount -t hostfs $3 none "$2" -o "$1" && return 0
+  echo "uml_lab: cannot mount $2"
+  return 1
+}
+S="$L/shared.startup $L/machine.startup"
+if [ -n "$hostlab" ] && hostfs "$hostlab" /hostlab "${UML_LAB_HOSTLAB_RO:+-r}"; then
+  S="/hostlab/shared.startup /hostlab/$UML_LAB_NAME.startup"
+fi
+[ -n "$hosthome" ] && hostfs "$hosthome" /hosthome
+for s in $S; do
+  if [ -f $s ]; then
+    echo "uml_lab: running ${s##*/}"
+    sh $s
   fi
 done
 echo "@@UMLLAB-READY@@" > $T
@@ -193,7 +208,9 @@ mod tests {
 
     #[test]
     fn the_wrapper_runs_the_scripts_then_the_images_init() {
-        let run = INIT.find("sh $L/$s").unwrap();
+        let mount = INIT.find("mount -t hostfs").unwrap();
+        let run = INIT.find("sh $s").unwrap();
+        assert!(mount < run);
         let ready = INIT.find("@@UMLLAB-READY@@").unwrap();
         let exec = INIT.find("exec \"$init\"").unwrap();
         assert!(run < ready && ready < exec);

@@ -25,6 +25,48 @@ pub struct MachinePlan {
     pub taps: Vec<(u32, String)>,
 }
 
+/// The host directories every machine sees, as Netkit gives them: the lab
+/// directory at `/hostlab` and the user's home at `/hosthome`, mounted
+/// with hostfs by the init wrapper (`lab::guest::INIT`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostDirs {
+    /// The lab directory (absolute), for `/hostlab`.
+    pub lab: Option<PathBuf>,
+    /// `/hostlab` read-only (`--hostlab-ro`).
+    pub lab_read_only: bool,
+    /// The user's home (absolute), for `/hosthome`; `None` with
+    /// `--no-hosthome`.
+    pub home: Option<PathBuf>,
+}
+
+/// Can `p` be one word of the kernel's command line (UTF-8, not empty,
+/// no white space)?
+pub fn one_word(p: &Path) -> bool {
+    p.to_str()
+        .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+}
+
+impl HostDirs {
+    /// The kernel command-line words that carry them to the guest's init:
+    /// `hostlab=DIR` and `hosthome=DIR` as Netkit passes them, and
+    /// `UML_LAB_HOSTLAB_RO=1`. A path with white space cannot be one word
+    /// of the kernel's line and is left out.
+    pub fn args(&self) -> Vec<String> {
+        let word = |p: &Path| one_word(p).then(|| p.display().to_string());
+        let mut v = Vec::new();
+        if let Some(lab) = self.lab.as_deref().and_then(word) {
+            v.push(format!("hostlab={lab}"));
+            if self.lab_read_only {
+                v.push("UML_LAB_HOSTLAB_RO=1".to_string());
+            }
+        }
+        if let Some(home) = self.home.as_deref().and_then(word) {
+            v.push(format!("hosthome={home}"));
+        }
+        v
+    }
+}
+
 /// The MAC of interface `iface` of the machine at `index` in the lab
 /// (locally administered, unique in the lab).
 pub fn mac(index: usize, iface: u32) -> String {
@@ -35,13 +77,14 @@ pub fn mac(index: usize, iface: u32) -> String {
 }
 
 /// The plan for machine `m` (at `index` in the lab), on `image`, whose
-/// own init is `init`.
+/// own init is `init`, seeing `host` directories.
 pub fn machine_plan(
     layout: &Layout,
     index: usize,
     m: &Machine,
     image: &Path,
     init: &str,
+    host: &HostDirs,
 ) -> MachinePlan {
     let cow = layout.cow(&m.name);
     let mut args = vec![
@@ -81,6 +124,7 @@ pub fn machine_plan(
             }
         }
     }
+    args.extend(host.args());
     args.push(format!("UML_LAB_NAME={}", m.name));
     args.push(format!("UML_LAB_INIT={init}"));
     args.extend(m.append.iter().cloned());
@@ -169,6 +213,11 @@ mod tests {
             lab.machine("c").unwrap(),
             Path::new("/img"),
             "/sbin/init",
+            &HostDirs {
+                lab: Some("/labs/l".into()),
+                lab_read_only: true,
+                home: Some("/home/u".into()),
+            },
         );
         assert_eq!(p.args[0], "ubd0=/s/m/c/disk.cow,/img");
         assert!(p
@@ -179,7 +228,25 @@ mod tests {
             .contains(&"eth1=tuntap,,02:00:4c:00:02:01,10.0.0.1".to_string()));
         assert!(p.args.contains(&"mem=96M".to_string()));
         assert!(p.args.contains(&"UML_LAB_INIT=/sbin/init".to_string()));
+        for w in [
+            "hostlab=/labs/l",
+            "UML_LAB_HOSTLAB_RO=1",
+            "hosthome=/home/u",
+        ] {
+            assert!(p.args.contains(&w.to_string()), "{w}");
+        }
         assert_eq!(p.domains, ["B"]);
         assert_eq!(p.taps, [(1, "10.0.0.2".to_string())]);
+    }
+
+    #[test]
+    fn host_directories_with_white_space_are_left_out() {
+        let h = HostDirs {
+            lab: Some("/my labs/l".into()),
+            lab_read_only: true,
+            home: None,
+        };
+        assert!(h.args().is_empty());
+        assert!(HostDirs::default().args().is_empty());
     }
 }

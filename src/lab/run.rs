@@ -6,7 +6,7 @@
 use super::copy::{self, Content, Generated};
 use super::guest::{self, Reply};
 use super::model::{Lab, Machine};
-use super::plan::{machine_plan, MachinePlan, Order};
+use super::plan::{machine_plan, one_word, HostDirs, MachinePlan, Order};
 use super::state::{Layout, Lock, MachineState, Proc, State, SwitchState};
 use super::{Error, Result, Warning};
 use nix::sys::signal::{kill, killpg, Signal};
@@ -38,6 +38,8 @@ pub struct StartOptions {
     pub wait: bool,
     /// How long one machine may take to run its startup scripts.
     pub timeout: Duration,
+    /// The host directories the machines see (`/hostlab`, `/hosthome`).
+    pub host_dirs: HostDirs,
 }
 
 /// What a start reports as it goes.
@@ -183,6 +185,7 @@ fn prepare(
     index: usize,
     m: &Machine,
     image: &Path,
+    host: &HostDirs,
 ) -> Result<MachinePlan> {
     let dir = layout.machine_dir(&m.name);
     mkdirs(&dir)?;
@@ -192,7 +195,7 @@ fn prepare(
         std::fs::write(&f, b"").map_err(|e| Error::io(&f, "cannot create", e))?;
     }
     // The TAP addresses do not depend on the init; plan once to learn them.
-    let draft = machine_plan(layout, index, m, image, "");
+    let draft = machine_plan(layout, index, m, image, "", host);
     let shared = lab.dir.join("shared");
     let own = lab.dir.join(&m.name);
     let mut trees: Vec<&Path> = Vec::new();
@@ -208,7 +211,7 @@ fn prepare(
     };
     let init = copy::prepare(&draft.cow, image, &content)
         .map_err(|e| Error::machine(&m.name, format!("preparing its disk: {e}")))?;
-    Ok(machine_plan(layout, index, m, image, &init))
+    Ok(machine_plan(layout, index, m, image, &init, host))
 }
 
 fn spawn_switch(tools: &Tools, layout: &Layout, domain: &str, hub: bool) -> Result<Proc> {
@@ -358,7 +361,17 @@ pub fn start(
         .enumerate()
         .map(|(i, m)| (m.name.as_str(), i))
         .collect();
-    let plans = prepare_all(lab, layout, &selected, &images, &index)?;
+    let mut host = opts.host_dirs.clone();
+    if host.lab.is_none() {
+        host.lab = Some(lab.dir.clone());
+    }
+    if host.lab.as_ref().is_some_and(|d| !one_word(d)) {
+        report(Event::Notice(format!(
+            "{}: a path with white space; /hostlab is not mounted",
+            lab.dir.display()
+        )));
+    }
+    let plans = prepare_all(lab, layout, &selected, &images, &index, &host)?;
     report(Event::Total(selected.len()));
     boot(
         lab, layout, tools, opts, &selected, plans, &mut state, report,
@@ -371,6 +384,7 @@ fn prepare_all(
     selected: &[&Machine],
     images: &BTreeMap<String, PathBuf>,
     index: &BTreeMap<&str, usize>,
+    host: &HostDirs,
 ) -> Result<BTreeMap<String, MachinePlan>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -384,7 +398,7 @@ fn prepare_all(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(m) = selected.get(i) else { return };
                 let img = &images[&m.name];
-                let r = prepare(lab, layout, index[m.name.as_str()], m, img);
+                let r = prepare(lab, layout, index[m.name.as_str()], m, img, host);
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

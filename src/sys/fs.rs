@@ -122,11 +122,16 @@ pub enum Beneath {
     /// is `dir` would: symlinks followed, but never out of `dir`
     /// (`RESOLVE_IN_ROOT`), crossing mounts.
     InRoot,
+    /// A directory, as a path (`O_PATH`), beneath `dir`: symlinks followed
+    /// while they stay beneath it, `..` and absolute links that would
+    /// leave it refused with `EXDEV` (`RESOLVE_BENEATH`), crossing mounts.
+    Under,
 }
 
 /// openat2(2) beneath `dir` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
 /// RESOLVE_NO_MAGICLINKS`: nothing the owner of that tree planted (a
-/// symlink, `..`, a magic link) leads the caller out of it.
+/// symlink, `..`, a magic link) leads the caller out of it ([`Beneath`]
+/// says how each kind relaxes this without leaving `dir`).
 pub fn open_beneath(
     dir: std::os::fd::BorrowedFd<'_>,
     rel: &std::ffi::CStr,
@@ -142,6 +147,10 @@ pub fn open_beneath(
         Beneath::InRoot => (
             libc::O_PATH | libc::O_CLOEXEC,
             libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        ),
+        Beneath::Under => (
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
         ),
     };
     /// `struct open_how` (linux/openat2.h); libc's is non-exhaustive.

@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod fs;
 pub mod guest;
 pub mod knet;
+pub mod mount;
 pub mod net;
 pub mod process;
 pub mod seccomp;

@@ -4,6 +4,7 @@
 mod console;
 
 use crate::lab::model::Lab;
+use crate::lab::plan::HostDirs;
 use crate::lab::run::{self, Event, StartOptions, StopOptions, TestOutcome, Tools};
 use crate::lab::state::Layout;
 use anyhow::{anyhow, bail, Context};
@@ -64,6 +65,12 @@ pub enum Cmd {
         /// No progress bar.
         #[arg(short = 'q', long = "quiet")]
         quiet: bool,
+        /// Mount the lab directory read-only at /hostlab in each machine.
+        #[arg(long = "hostlab-ro")]
+        hostlab_ro: bool,
+        /// Do not mount the user's home ($HOME) at /hosthome.
+        #[arg(long = "no-hosthome")]
+        no_hosthome: bool,
         /// Machines to start (default: all).
         machines: Vec<String>,
     },
@@ -214,9 +221,21 @@ fn run_cmd(args: Args) -> anyhow::Result<ExitCode> {
             no_wait,
             timeout,
             quiet,
+            hostlab_ro,
+            no_hosthome,
             machines,
         } => {
             let lab = load(&dir)?;
+            let host_dirs = HostDirs {
+                lab: None,
+                lab_read_only: hostlab_ro,
+                home: match no_hosthome {
+                    true => None,
+                    false => std::env::var_os("HOME")
+                        .map(PathBuf::from)
+                        .filter(|h| h.is_absolute()),
+                },
+            };
             let image = image
                 .or_else(|| std::env::var_os("UML_LAB_IMAGE").map(PathBuf::from))
                 .map(|p| std::path::absolute(&p).unwrap_or(p));
@@ -224,9 +243,14 @@ fn run_cmd(args: Args) -> anyhow::Result<ExitCode> {
                 kernel: kernel.unwrap_or_else(|| tool("linux")),
                 switch: tool("uml_switch"),
             };
-            start(
-                &lab, &layout, &tools, image, machines, !no_wait, timeout, quiet,
-            )
+            let opts = StartOptions {
+                image,
+                machines,
+                wait: !no_wait,
+                timeout: Duration::from_secs(timeout),
+                host_dirs,
+            };
+            start(&lab, &layout, &tools, &opts, quiet)
         }
         Cmd::Stop {
             force,
@@ -397,30 +421,20 @@ fn run_cmd(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn start(
     lab: &Lab,
     layout: &Layout,
     tools: &Tools,
-    image: Option<PathBuf>,
-    machines: Vec<String>,
-    wait: bool,
-    timeout: u64,
+    opts: &StartOptions,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut err = std::io::stderr();
     for (k, v) in &lab.info {
         let _ = writeln!(err, "{k}: {v}");
     }
-    let opts = StartOptions {
-        image,
-        machines,
-        wait,
-        timeout: Duration::from_secs(timeout),
-    };
     let bar = std::cell::RefCell::new(indicatif::ProgressBar::hidden());
     let started = std::time::Instant::now();
-    let names = run::start(lab, layout, tools, &opts, &mut |ev| match ev {
+    let names = run::start(lab, layout, tools, opts, &mut |ev| match ev {
         Event::Notice(n) => {
             bar.borrow().suspend(|| eprintln!("uml_lab: {n}"));
         }
@@ -440,7 +454,7 @@ fn start(
         err,
         "uml_lab: {} machine(s) {} in {:.1} s",
         names.len(),
-        if wait { "up" } else { "booting" },
+        if opts.wait { "up" } else { "booting" },
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

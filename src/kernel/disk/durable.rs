@@ -21,6 +21,7 @@ use crate::fs::{
     DirEntry, FsResult, Ino, InodeFs, Metadata, Owner, RenameFlags, SetAttr, StatFs, XattrMode,
 };
 use crate::kernel::console::kmsg::{self, Kmsg, Reply};
+use crate::kernel::hostfs::bind::HostFs;
 use crate::sys::seccomp::{Held, Listener};
 use std::fs::File;
 use std::io;
@@ -30,12 +31,14 @@ use std::sync::Arc;
 
 /// Answers the held calls of one boot's filter until its last process
 /// exits: for `sync`, `syncfs` and remounts flush the page cache of the
-/// root and commit first; `syslog` reads the monitor's boot log.
+/// root and commit first; `syslog` reads the monitor's boot log; a
+/// `hostfs` mount is `hostfs`'s, other mounts run.
 pub fn serve(
     listener: Listener,
     fs: Arc<dyn InodeFs>,
     root: Arc<File>,
     kmsg: Kmsg,
+    hostfs: Arc<HostFs>,
 ) -> io::Result<()> {
     std::thread::Builder::new()
         .name("sync".into())
@@ -57,6 +60,23 @@ pub fn serve(
                         break;
                     }
                     continue;
+                }
+                if i64::from(held.nr) == libc::SYS_mount {
+                    // A hostfs mount is the monitor's; other mounts than
+                    // remounts run as they are.
+                    let answered = match hostfs.handle(&listener, &held) {
+                        Some(Ok(())) => Some(listener.succeed(held.id)),
+                        Some(Err(e)) => Some(listener.fail(held.id, e)),
+                        None if held.args[3] & libc::MS_REMOUNT == 0 => {
+                            Some(listener.resume(held.id))
+                        }
+                        None => None,
+                    };
+                    match answered {
+                        Some(Ok(())) => continue,
+                        Some(Err(_)) => break,
+                        None => {}
+                    }
                 }
                 if i64::from(held.nr) == libc::SYS_mount && sysfs_remount_holds(&listener, &held) {
                     if listener.succeed(held.id).is_err() {
@@ -83,7 +103,7 @@ pub fn serve(
 }
 
 /// Does a `/proc/PID/status` show CAP_SYS_ADMIN in `CapEff`?
-fn has_sys_admin(status: &str) -> bool {
+pub(crate) fn has_sys_admin(status: &str) -> bool {
     const CAP_SYS_ADMIN: u32 = 21;
     status
         .lines()

@@ -17,7 +17,9 @@
 //! - `sync`, `syncfs` and remounts are held ([`Action::Notify`]) until the
 //!   monitor has committed the journal and flushed the COW file, because
 //!   the host kernel never tells a FUSE server of them (the durability
-//!   contract of ext3 on UML);
+//!   contract of ext3 on UML); every other `mount` is held too, so that the
+//!   monitor answers `mount -t hostfs` (`kernel::hostfs`) and lets the
+//!   rest run;
 //! - `syslog` is answered by the monitor from its own boot log
 //!   (`kernel::console::kmsg`), so `dmesg` shows the guest's kernel, not the
 //!   host's.
@@ -197,6 +199,7 @@ fn nr_k(nr: i64) -> u32 {
     u32::try_from(nr).unwrap_or(u32::MAX)
 }
 
+#[cfg(test)]
 fn bit(flag: libc::c_ulong) -> u32 {
     u32::try_from(flag).unwrap_or(0)
 }
@@ -215,13 +218,9 @@ pub fn program(opts: Options) -> Vec<Insn> {
     b.on_nr(libc::SYS_syncfs, Action::Notify);
     // The guest's kernel log is the monitor's boot log, not the host's.
     b.on_nr(libc::SYS_syslog, Action::Notify);
-    b.on_arg_bit(
-        libc::SYS_mount,
-        3,
-        bit(libc::MS_REMOUNT),
-        Action::Notify,
-        Action::Allow,
-    );
+    // Every mount: remounts wait for a commit, `hostfs` mounts are the
+    // monitor's (kernel::hostfs), the others are let run.
+    b.on_nr(libc::SYS_mount, Action::Notify);
     // A forced unmount wants the initial namespace's CAP_SYS_ADMIN: the
     // monitor does it (durable.rs).
     b.on_arg_bit(
@@ -303,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn sync_syncfs_and_remounts_wait_for_the_monitor() {
+    fn sync_syncfs_remounts_and_mounts_wait_for_the_monitor() {
         assert_eq!(call(libc::SYS_sync, [0; 6]), Action::Notify);
         assert_eq!(call(libc::SYS_syncfs, [3, 0, 0, 0, 0, 0]), Action::Notify);
         assert_eq!(call(libc::SYS_syslog, [3, 0, 0, 0, 0, 0]), Action::Notify);
@@ -312,8 +311,10 @@ mod tests {
             call(libc::SYS_mount, [1, 2, 3, remount, 0, 0]),
             Action::Notify
         );
+        // Every mount is seen by the monitor (hostfs is its own).
         let bind = u64::from(bit(libc::MS_BIND));
-        assert_eq!(call(libc::SYS_mount, [1, 2, 3, bind, 0, 0]), Action::Allow);
+        assert_eq!(call(libc::SYS_mount, [1, 2, 3, bind, 0, 0]), Action::Notify);
+        assert_eq!(call(libc::SYS_mount, [1, 2, 3, 0, 0, 0]), Action::Notify);
         assert_eq!(call(libc::SYS_umount2, [1, 1, 0, 0, 0, 0]), Action::Notify);
         assert_eq!(call(libc::SYS_umount2, [1, 2, 0, 0, 0, 0]), Action::Allow);
     }

@@ -88,7 +88,7 @@ fn same_inode(a: &Path, b: &Path) -> bool {
 
 /// Writes the non-zero granules of `buf` (which belongs at `offset`) to
 /// `out`, coalesced into as few writes as possible. Returns bytes written.
-fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
+pub(crate) fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
     let mut written = 0u64;
     let mut run: Option<usize> = None;
     let mut at = 0usize;

@@ -19,6 +19,9 @@ _uml_cow() {
             uml_cow,check)
                 cmd="uml_cow__subcmd__check"
                 ;;
+            uml_cow,convert)
+                cmd="uml_cow__subcmd__convert"
+                ;;
             uml_cow,help)
                 cmd="uml_cow__subcmd__help"
                 ;;
@@ -30,6 +33,9 @@ _uml_cow() {
                 ;;
             uml_cow__subcmd__help,check)
                 cmd="uml_cow__subcmd__help__subcmd__check"
+                ;;
+            uml_cow__subcmd__help,convert)
+                cmd="uml_cow__subcmd__help__subcmd__convert"
                 ;;
             uml_cow__subcmd__help,help)
                 cmd="uml_cow__subcmd__help__subcmd__help"
@@ -47,7 +53,7 @@ _uml_cow() {
 
     case "${cmd}" in
         uml_cow)
-            opts="-h -V --json --help --version info rebase check help"
+            opts="-h -V --json --help --version info rebase check convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -74,8 +80,26 @@ _uml_cow() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        uml_cow__subcmd__convert)
+            opts="-O -q -h --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                -O)
+                    COMPREPLY=($(compgen -W "cow qcow2 raw" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         uml_cow__subcmd__help)
-            opts="info rebase check help"
+            opts="info rebase check convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -89,6 +113,20 @@ _uml_cow() {
             return 0
             ;;
         uml_cow__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        uml_cow__subcmd__help__subcmd__convert)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -49,6 +49,9 @@ _uml_fs() {
             uml_fs,mkdir)
                 cmd="uml_fs__subcmd__mkdir"
                 ;;
+            uml_fs,mount)
+                cmd="uml_fs__subcmd__mount"
+                ;;
             uml_fs,mv)
                 cmd="uml_fs__subcmd__mv"
                 ;;
@@ -63,6 +66,9 @@ _uml_fs() {
                 ;;
             uml_fs,touch)
                 cmd="uml_fs__subcmd__touch"
+                ;;
+            uml_fs,umount)
+                cmd="uml_fs__subcmd__umount"
                 ;;
             uml_fs,write)
                 cmd="uml_fs__subcmd__write"
@@ -100,6 +106,9 @@ _uml_fs() {
             uml_fs__subcmd__help,mkdir)
                 cmd="uml_fs__subcmd__help__subcmd__mkdir"
                 ;;
+            uml_fs__subcmd__help,mount)
+                cmd="uml_fs__subcmd__help__subcmd__mount"
+                ;;
             uml_fs__subcmd__help,mv)
                 cmd="uml_fs__subcmd__help__subcmd__mv"
                 ;;
@@ -115,6 +124,9 @@ _uml_fs() {
             uml_fs__subcmd__help,touch)
                 cmd="uml_fs__subcmd__help__subcmd__touch"
                 ;;
+            uml_fs__subcmd__help,umount)
+                cmd="uml_fs__subcmd__help__subcmd__umount"
+                ;;
             uml_fs__subcmd__help,write)
                 cmd="uml_fs__subcmd__help__subcmd__write"
                 ;;
@@ -125,7 +137,7 @@ _uml_fs() {
 
     case "${cmd}" in
         uml_fs)
-            opts="-h -V --no-replay --help --version info ls cat stat find extract diff put mkdir rm mv ln chmod chown touch write help"
+            opts="-h -V --no-replay --help --version info ls cat stat find extract diff mount umount put mkdir rm mv ln chmod chown touch write help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,7 +243,7 @@ _uml_fs() {
             return 0
             ;;
         uml_fs__subcmd__help)
-            opts="info ls cat stat find extract diff put mkdir rm mv ln chmod chown touch write help"
+            opts="info ls cat stat find extract diff mount umount put mkdir rm mv ln chmod chown touch write help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +410,20 @@ _uml_fs() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        uml_fs__subcmd__help__subcmd__mount)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         uml_fs__subcmd__help__subcmd__mv)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -455,6 +481,20 @@ _uml_fs() {
             return 0
             ;;
         uml_fs__subcmd__help__subcmd__touch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        uml_fs__subcmd__help__subcmd__umount)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -538,6 +578,24 @@ _uml_fs() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        uml_fs__subcmd__mount)
+            opts="-o -f -h --no-replay --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         uml_fs__subcmd__mv)
             opts="-h --dry-run --no-replay --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -600,6 +658,20 @@ _uml_fs() {
             ;;
         uml_fs__subcmd__touch)
             opts="-h --dry-run --no-replay --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        uml_fs__subcmd__umount)
+            opts="-h --no-replay --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -59,6 +59,24 @@ pub enum Command {
         /// The COW file.
         cow: PathBuf,
     },
+    /// Convert between a UML COW file, a qcow2 overlay and a raw image.
+    ///
+    /// The source format is detected. A COW file becomes a qcow2 (v3)
+    /// overlay over the same backing file, a qcow2 overlay over a raw
+    /// backing file becomes a COW file, and either becomes a sparse raw
+    /// image of the merged disk.
+    Convert {
+        /// The output format: cow, qcow2 or raw.
+        #[arg(short = 'O', value_name = "FORMAT", value_parser = ["cow", "qcow2", "raw"])]
+        format: String,
+        /// No progress bar.
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+        /// The source file.
+        src: PathBuf,
+        /// The file to write (built beside it and renamed into place).
+        dst: PathBuf,
+    },
 }
 
 /// Runs `uml_cow` with the process's arguments.
@@ -71,11 +89,33 @@ pub fn main() -> ExitCode {
         Command::Info { cow, backing } => info(cow, backing.as_deref(), args.json),
         Command::Rebase { cow, new_backing } => rebase(cow, new_backing, args.json),
         Command::Check { cow } => check(cow, args.json),
+        Command::Convert {
+            format,
+            quiet,
+            src,
+            dst,
+        } => convert(format, *quiet, src, dst),
     };
     match result {
         Ok(code) => code,
         Err(e) => super::report("uml_cow", &e, 1),
     }
+}
+
+fn convert(format: &str, quiet: bool, src: &Path, dst: &Path) -> anyhow::Result<ExitCode> {
+    use crate::cow::convert::{self, Format};
+    let to = match format {
+        "cow" => Format::Cow,
+        "qcow2" => Format::Qcow2,
+        _ => Format::Raw,
+    };
+    let bar = super::progress_bar(0, quiet, "converting");
+    convert::convert(src, dst, to, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_header(path: &Path, write: bool) -> anyhow::Result<(File, Header)> {

@@ -16,6 +16,7 @@
 //! The output matches Debian's `uml_moo`: whole sectors only (a tail shorter
 //! than a sector is dropped), and zero sectors are holes.
 
+use super::device::CowDevice;
 use super::error::CowError;
 use super::header::Header;
 use super::open::{self, absolutize, backing_identity, check_backing, read_bitmap};
@@ -88,7 +89,7 @@ fn same_inode(a: &Path, b: &Path) -> bool {
 
 /// Writes the non-zero granules of `buf` (which belongs at `offset`) to
 /// `out`, coalesced into as few writes as possible. Returns bytes written.
-fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
+pub(crate) fn write_nonzero(out: &File, offset: u64, buf: &[u8]) -> io::Result<u64> {
     let mut written = 0u64;
     let mut run: Option<usize> = None;
     let mut at = 0usize;
@@ -246,8 +247,11 @@ pub fn merge_to_new(
         .map_err(|e| io_err("cannot create a file in the directory", e))?;
 
     options.progress.set_length(length);
-    let written =
-        copy_view(&dev, tmp.as_file(), length, options).map_err(|e| io_err("merge failed", e))?;
+    let written = match crate::sys::fs::clone_file(tmp.as_file(), dev.backing().file()) {
+        Ok(()) => write_cow_sectors(&dev, tmp.as_file(), length, options),
+        Err(_) => copy_view(&dev, tmp.as_file(), length, options),
+    }
+    .map_err(|e| io_err("merge failed", e))?;
     tmp.as_file()
         .set_len(length)
         .map_err(|e| io_err("cannot set length", e))?;
@@ -267,6 +271,38 @@ pub fn merge_to_new(
         length,
         resumed: false,
     })
+}
+
+/// After the backing file's extents were cloned into `out` (a reflink:
+/// no data copied), writes only the COW's sectors over them, so the merge
+/// costs what the dirty data costs. Zero sectors the guest wrote are
+/// written as zeros (the clone shares the backing file's blocks there).
+fn write_cow_sectors(
+    dev: &CowDevice<FileDevice>,
+    out: &File,
+    length: u64,
+    options: &MergeOptions,
+) -> io::Result<u64> {
+    let ss = u64::from(dev.header().sector_size);
+    let bitmap = dev.bitmap();
+    let mut buf = vec![0u8; CHUNK];
+    let mut written = 0u64;
+    for (run, in_cow) in bitmap.runs(0..length / ss) {
+        if !in_cow {
+            continue;
+        }
+        let (mut at, end) = (run.start * ss, run.end * ss);
+        while at < end {
+            check_cancel(options)?;
+            let n = usize_from((end - at).min(u64_from(CHUNK)));
+            dev.read_exact_at(at, &mut buf[..n])?;
+            out.write_all_at(&buf[..n], at)?;
+            at += u64_from(n);
+            written += u64_from(n);
+            options.progress.set_position(at);
+        }
+    }
+    Ok(written)
 }
 
 /// Puts the finished temporary file at `out`. An existing `out` is swapped

@@ -11,6 +11,8 @@
 //! - [`open`]: the kernel's `ubdN=` rules: plain image, single COW file or
 //!   `COW,BACKING`; creation, backing checks, locking.
 //! - [`merge`]: `uml_moo`'s merges, to a new image or in place.
+//! - [`qcow2`] and [`convert`]: qcow2 overlays, and `uml_cow convert`
+//!   between COW, qcow2 and raw.
 //! - [`signature`]: whether a file looks like a disk image (`uml_moo -d`
 //!   writes only into one that does).
 #![forbid(unsafe_code)]
@@ -28,6 +30,9 @@
 
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see above
 pub mod bitmap;
+#[allow(clippy::arithmetic_side_effects, clippy::as_conversions)]
+// sizes bounded by the checked header
+pub mod convert;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see above
 pub mod device;
 pub mod error;
@@ -36,6 +41,9 @@ pub mod header;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see above
 pub mod merge;
 pub mod open;
+#[allow(clippy::arithmetic_side_effects, clippy::as_conversions)]
+// offsets bounded by header::parse and the file length
+pub mod qcow2;
 pub mod signature;
 
 pub use bitmap::Bitmap;

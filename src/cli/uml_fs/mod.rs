@@ -8,6 +8,7 @@ mod edit;
 mod extract;
 mod find;
 mod format;
+mod mount;
 mod show;
 
 use crate::block::BlockDevice;
@@ -119,6 +120,37 @@ pub enum Command {
         #[arg(value_name = "COW[,BACKING]")]
         device: String,
     },
+    /// Mount the disk's filesystem at DIR through FUSE, as a normal user.
+    ///
+    /// Read-write by default: a journal that needs recovery is replayed
+    /// into the image or COW first, changes are journaled, and unmounting
+    /// commits and marks the filesystem clean. With -o ro the journal is
+    /// replayed in memory and nothing is written. The disk is locked as the
+    /// kernel locks it, so a disk a running guest holds is refused. The
+    /// command returns once the mount is up and the server runs in the
+    /// background (unless -f); unmount with `uml_fs umount DIR` or
+    /// `fusermount3 -u DIR`.
+    Mount {
+        /// Mount options, comma-separated: ro, rw (default), allow_other,
+        /// allow_root (both imply default_permissions), default_permissions,
+        /// nosuid, suid, nodev, dev, noexec, exec, noatime, atime, sync,
+        /// async, dirsync.
+        #[arg(short = 'o', value_name = "OPTIONS")]
+        options: Vec<String>,
+        /// Stay in the foreground; SIGINT, SIGTERM or SIGHUP unmount.
+        #[arg(short = 'f')]
+        foreground: bool,
+        /// The disk.
+        device: String,
+        /// The mount point (an existing directory).
+        dir: PathBuf,
+    },
+    /// Unmount a `uml_fs mount` and wait until the filesystem is committed
+    /// and clean.
+    Umount {
+        /// The mount point.
+        dir: PathBuf,
+    },
     /// Editing commands (put, mkdir, rm, mv, ln, chmod, chown, touch, write).
     #[command(flatten)]
     Edit(edit::EditCommand),
@@ -212,6 +244,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let unchanged = |bytes: Range<u64>| unchanged_in_cow(&disk, &old, &new, bytes);
             diff::print(&old, &new, &unchanged, *json)
         }
+        Command::Mount {
+            options,
+            foreground,
+            device,
+            dir,
+        } => mount::mount(device, dir, options, *foreground),
+        Command::Umount { dir } => mount::umount(dir),
         Command::Edit(cmd) => edit::run(cmd),
     }
 }

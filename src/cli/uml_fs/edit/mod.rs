@@ -30,7 +30,7 @@ mod path;
 pub use args::EditCommand;
 use args::{parse_mode, parse_owner};
 use dry_run::DryRun;
-pub use oneline::{one_line, open_error};
+pub use oneline::{one_line, open_error, reason};
 use path::{Last, Place};
 
 /// The editing session: the filesystem, the copy buffer, the dry-run flag.

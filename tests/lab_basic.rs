@@ -194,7 +194,9 @@ fn two_router_lab(a: &Area) {
          pc1[0]=A\nr1[0]=A\nr1[1]=B\nr2[0]=B\nr2[1]=C\npc2[0]=C\n",
     );
     a.write("lab.dep", "pc1: r1 r2\npc2: r1 r2\n");
-    let stamp = "cut -d' ' -f1 /proc/uptime > /root/started\n";
+    // The file's change time is the host's wall clock, one clock for
+    // every machine (each guest's uptime counts from its own boot).
+    let stamp = "touch /root/started\n";
     a.write(
         "r1.startup",
         &format!("ifconfig eth0 10.1.0.254 netmask 255.255.255.0 up\nifconfig eth1 10.2.0.1 netmask 255.255.255.0 up\nroute add -net 10.3.0.0 netmask 255.255.255.0 gw 10.2.0.2\n{stamp}sleep 1\n"),
@@ -235,11 +237,17 @@ fn status_json(a: &Area) -> serde_json::Value {
     serde_json::from_str(&a.ok(&["status", "--json"])).unwrap()
 }
 
-fn uptime_of(a: &Area, m: &str) -> f64 {
-    a.ok(&["exec", m, "--", "cat", "/root/started"])
-        .trim()
-        .parse()
-        .unwrap()
+/// When `m`'s startup script stamped its file: seconds into the day, from
+/// `stat -c %y` (`2026-12-04 19:17:43.871363621 +0000`).
+fn started_at(a: &Area, m: &str) -> f64 {
+    let text = a.ok(&["exec", m, "--", "stat", "-c", "%y", "/root/started"]);
+    let time = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{m}: {text:?}"));
+    time.split(':')
+        .map(|f| f.parse::<f64>().unwrap_or_else(|_| panic!("{m}: {text:?}")))
+        .fold(0.0, |acc, f| acc * 60.0 + f)
 }
 
 #[test]
@@ -281,9 +289,9 @@ fn a_two_router_lab_routes_host_to_host_reports_status_stops_clean_and_boots_fre
     assert!(log.contains("IMAGE-INIT-RAN"), "{log}");
 
     // lab.dep: hosts booted after both routers finished (they linger 1 s).
-    let (r1, r2) = (uptime_of(&a, "r1"), uptime_of(&a, "r2"));
+    let (r1, r2) = (started_at(&a, "r1"), started_at(&a, "r2"));
     for pc in ["pc1", "pc2"] {
-        let t = uptime_of(&a, pc);
+        let t = started_at(&a, pc);
         assert!(
             t >= r1.max(r2) + 0.9,
             "{pc} started at {t}, routers at {r1} and {r2}"

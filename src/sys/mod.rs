@@ -6,6 +6,7 @@ pub mod fs;
 pub mod guest;
 pub mod knet;
 pub mod mount;
+pub mod mountinfo;
 pub mod net;
 pub mod process;
 pub mod seccomp;

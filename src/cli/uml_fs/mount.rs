@@ -283,57 +283,6 @@ fn daemon(mut report: UnixStream, spec: &str, file: &Path, dir: &Path, o: &Mount
     }
 }
 
-/// One line of /proc/self/mountinfo: mount point, type, source.
-#[derive(Debug, PartialEq, Eq)]
-pub struct MountEntry {
-    /// Where it is mounted.
-    pub point: PathBuf,
-    /// Its type (`fuse.uml_fs`).
-    pub fstype: String,
-    /// Its source (the fsname).
-    pub source: String,
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                let v = d.iter().fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
-                out.push(u8::try_from(v).unwrap_or(b'?'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses /proc/self/mountinfo (proc(5)): field 5 is the mount point;
-/// after the `-` separator come the type and the source.
-pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            Some(MountEntry {
-                point: PathBuf::from(unescape(f.get(4)?)),
-                fstype: f.get(sep + 1)?.to_string(),
-                source: unescape(f.get(sep + 2)?),
-            })
-        })
-        .collect()
-}
-
 /// `uml_fs umount DIR`: unmounts with `fusermount3 -u` and waits until the
 /// server has committed the journal, marked the filesystem clean and
 /// exited.
@@ -345,7 +294,7 @@ pub fn umount(dir: &Path) -> anyhow::Result<()> {
         _ => point,
     };
     let info = std::fs::read_to_string("/proc/self/mountinfo").context("/proc/self/mountinfo")?;
-    let entry = parse_mountinfo(&info)
+    let entry = crate::sys::mountinfo::parse(&info)
         .into_iter()
         .rev()
         .find(|m| m.point == point)
@@ -404,18 +353,6 @@ mod tests {
         assert!(!o.default_permissions);
         let e = parse_options(&["rw,bogus".into()]).unwrap_err().to_string();
         assert!(e.starts_with("-o bogus: unknown mount option"), "{e}");
-    }
-
-    #[test]
-    fn mountinfo_lines_give_point_type_and_unescaped_source() {
-        let text = "36 35 98:0 / /mnt/a\\040b rw,nosuid - fuse.uml_fs /img/x.cow rw,user_id=1000\n\
-                    37 35 0:5 / /proc rw shared:1 - proc proc rw\n";
-        let m = parse_mountinfo(text);
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0].point, PathBuf::from("/mnt/a b"));
-        assert_eq!(m[0].fstype, "fuse.uml_fs");
-        assert_eq!(m[0].source, "/img/x.cow");
-        assert_eq!(m[1].fstype, "proc");
     }
 
     #[test]

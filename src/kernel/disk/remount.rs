@@ -38,19 +38,11 @@ const POLL: Duration = Duration::from_millis(500);
 /// options, field 6, may add `ro` to one mount only).
 pub fn superblock_read_only(mountinfo: &str, mount_point: &str) -> Option<bool> {
     // The last mount on a path is the one seen there.
-    mountinfo
-        .lines()
+    crate::sys::mountinfo::parse(mountinfo)
+        .iter()
         .rev()
-        .filter(|l| l.split(' ').nth(4) == Some(mount_point))
-        .find_map(|l| {
-            let (_, tail) = l.split_once(" - ")?;
-            let opts = tail.split(' ').nth(2)?;
-            opts.split(',').find_map(|o| match o {
-                "ro" => Some(true),
-                "rw" => Some(false),
-                _ => None,
-            })
-        })
+        .filter(|m| m.point.as_os_str() == mount_point)
+        .find_map(crate::sys::mountinfo::Mount::read_only)
 }
 
 /// Starts the thread that commits `fs` every [`COMMIT_INTERVAL`] and

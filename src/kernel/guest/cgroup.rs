@@ -117,56 +117,18 @@ pub struct CgroupMount {
     pub options: Vec<String>,
 }
 
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                let v = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
-                out.push(u8::try_from(v).unwrap_or(b'?'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The cgroup mounts in the text of `/proc/PID/mountinfo`.
 pub fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
-    let mut out = Vec::new();
-    for line in text.lines().take(100_000) {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        let (Some(root), Some(point), Some(fstype), Some(opts)) = (
-            fields.get(3),
-            fields.get(4),
-            fields.get(sep + 1),
-            fields.get(sep + 3),
-        ) else {
-            continue;
-        };
-        if *fstype == "cgroup" || *fstype == "cgroup2" {
-            out.push(CgroupMount {
-                root: unescape(root),
-                point: PathBuf::from(unescape(point)),
-                fstype: fstype.to_string(),
-                options: opts.split(',').map(str::to_string).collect(),
-            });
-        }
-    }
-    out
+    crate::sys::mountinfo::parse(text)
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .map(|m| CgroupMount {
+            root: m.root,
+            point: m.point,
+            fstype: m.fstype,
+            options: m.super_options,
+        })
+        .collect()
 }
 
 /// The host directory of cgroup `path` under `mount`, if the mount shows

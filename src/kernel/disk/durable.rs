@@ -120,21 +120,9 @@ pub(crate) fn has_sys_admin(status: &str) -> bool {
 /// unmounts without it, in the caller's mount namespace, from the
 /// caller's root and working directory; the errno otherwise.
 fn umount_unforced(listener: &Listener, held: &Held) -> Result<(), i32> {
-    use nix::sched::CloneFlags;
-    use std::os::unix::fs::OpenOptionsExt;
     let errno = |e: io::Error| e.raw_os_error().unwrap_or(libc::EIO);
     let [path, flags, ..] = held.args;
-    let pid = held.pid;
-    let open_path = |what: &str| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-            .open(format!("/proc/{pid}/{what}"))
-    };
-    let ns = File::open(format!("/proc/{pid}/ns/mnt")).map_err(errno)?;
-    let root = open_path("root").map_err(errno)?;
-    let cwd = open_path("cwd").map_err(errno)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(errno)?;
+    let caller = Caller::of(held.pid).map_err(errno)?;
     let path = listener
         .read_string_from_caller(held, path, 4096)
         .map_err(errno)?;
@@ -142,29 +130,72 @@ fn umount_unforced(listener: &Listener, held: &Held) -> Result<(), i32> {
     if !listener.still_held(held.id) {
         return Err(libc::ESRCH);
     }
-    if !has_sys_admin(&status) {
+    if !has_sys_admin(&caller.status) {
         return Err(libc::EPERM);
     }
     let flags = i32::try_from(flags & 0xffff_ffff).unwrap_or(0) & !libc::MNT_FORCE;
     let flags = nix::mount::MntFlags::from_bits(flags).ok_or(libc::EINVAL)?;
     let path = std::ffi::OsString::from_vec(path);
-    // A thread of its own, with its own filesystem context, enters the
-    // caller's namespace and ends there.
-    let unmount = move || -> nix::Result<()> {
-        nix::sched::unshare(CloneFlags::CLONE_FS)?;
-        nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS)?;
-        nix::unistd::fchdir(root.as_raw_fd())?;
-        nix::unistd::chroot(".")?;
-        nix::unistd::fchdir(cwd.as_raw_fd())?;
-        nix::mount::umount2(std::path::Path::new(&path), flags)
-    };
-    std::thread::Builder::new()
-        .name("umount".into())
-        .spawn(unmount)
-        .map_err(errno)?
-        .join()
-        .map_err(|_| libc::EIO)?
-        .map_err(|e| e as i32)
+    caller.run_inside("umount", move || {
+        Ok(nix::mount::umount2(std::path::Path::new(&path), flags)?)
+    })
+}
+
+/// A held caller's filesystem context, taken while its call is held: its
+/// mount namespace, root and working directory, and its status text.
+pub(crate) struct Caller {
+    ns: File,
+    root: File,
+    cwd: File,
+    /// `/proc/PID/status`.
+    pub status: String,
+}
+
+impl Caller {
+    /// The context of process `pid` (check [`Listener::still_held`]
+    /// afterwards: only then is it the caller's).
+    pub(crate) fn of(pid: u32) -> io::Result<Caller> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let open_path = |what: &str| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(format!("/proc/{pid}/{what}"))
+        };
+        Ok(Caller {
+            ns: File::open(format!("/proc/{pid}/ns/mnt"))?,
+            root: open_path("root")?,
+            cwd: open_path("cwd")?,
+            status: std::fs::read_to_string(format!("/proc/{pid}/status"))?,
+        })
+    }
+
+    /// Runs `f` in a thread of its own (with its own filesystem context)
+    /// that enters the caller's mount namespace, root and working
+    /// directory, and ends there; the errno when anything failed.
+    pub(crate) fn run_inside(
+        self,
+        name: &str,
+        f: impl FnOnce() -> io::Result<()> + Send + 'static,
+    ) -> Result<(), i32> {
+        use nix::sched::CloneFlags;
+        let Caller { ns, root, cwd, .. } = self;
+        let enter_and_run = move || -> io::Result<()> {
+            nix::sched::unshare(CloneFlags::CLONE_FS)?;
+            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS)?;
+            nix::unistd::fchdir(root.as_raw_fd())?;
+            nix::unistd::chroot(".")?;
+            nix::unistd::fchdir(cwd.as_raw_fd())?;
+            f()
+        };
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(enter_and_run)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?
+            .join()
+            .map_err(|_| libc::EIO)?
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    }
 }
 
 /// `statfs.f_type` of sysfs.

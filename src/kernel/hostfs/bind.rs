@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::{request_path, tree_flags, Config, FSTYPE};
-use crate::kernel::disk::durable::has_sys_admin;
+use crate::kernel::disk::durable::{has_sys_admin, Caller};
 use crate::sys::fs::{open_beneath, Beneath};
 use crate::sys::mount;
 use crate::sys::seccomp::{Held, Listener};
@@ -122,8 +122,6 @@ impl HostFs {
         flags: u64,
         data: u64,
     ) -> Result<(), i32> {
-        use nix::sched::CloneFlags;
-        use std::os::unix::fs::OpenOptionsExt;
         let host = self.host.as_ref().map_err(|_| libc::ENODEV)?;
         let set = tree_flags(flags).ok_or(libc::EINVAL)?;
         let data = match data {
@@ -140,16 +138,7 @@ impl HostFs {
             .map_err(errno)?;
         let target = CString::new(target).map_err(|_| libc::EINVAL)?;
         let pid = held.pid;
-        let open_path = |what: &str| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-                .open(format!("/proc/{pid}/{what}"))
-        };
-        let ns = File::open(format!("/proc/{pid}/ns/mnt")).map_err(errno)?;
-        let root = open_path("root").map_err(errno)?;
-        let cwd = open_path("cwd").map_err(errno)?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(errno)?;
+        let caller = Caller::of(pid).map_err(errno)?;
         let userns = std::fs::metadata(format!("/proc/{pid}/ns/user")).map_err(errno)?;
         // Still held: the descriptors and the status are the caller's.
         if !listener.still_held(held.id) {
@@ -157,29 +146,13 @@ impl HostFs {
         }
         // The guest's root, as in UML (hostfs is no filesystem a user
         // namespace of the guest's own may mount).
-        if !has_sys_admin(&status) || !same_file(&userns, Path::new("/proc/self/ns/user")) {
+        if !has_sys_admin(&caller.status) || !same_file(&userns, Path::new("/proc/self/ns/user")) {
             return Err(libc::EPERM);
         }
         let dir = self.open_dir(host, &rel)?;
         let tree = mount::clone_tree(dir.as_fd()).map_err(errno)?;
         mount::set_tree_flags(tree.as_fd(), set).map_err(errno)?;
-        // A thread of its own, with its own filesystem context, enters the
-        // caller's namespace, root and directory, attaches, and ends.
-        let attach = move || -> io::Result<()> {
-            nix::sched::unshare(CloneFlags::CLONE_FS)?;
-            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS)?;
-            nix::unistd::fchdir(root.as_raw_fd())?;
-            nix::unistd::chroot(".")?;
-            nix::unistd::fchdir(cwd.as_raw_fd())?;
-            mount::attach_tree(tree.as_fd(), &target)
-        };
-        std::thread::Builder::new()
-            .name("hostfs".into())
-            .spawn(attach)
-            .map_err(errno)?
-            .join()
-            .map_err(|_| libc::EIO)?
-            .map_err(errno)
+        caller.run_inside("hostfs", move || mount::attach_tree(tree.as_fd(), &target))
     }
 }
 

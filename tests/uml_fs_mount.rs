@@ -31,7 +31,7 @@ fn sh(user: User, dir: &Path, script: &str, marker: &str) -> Output {
         .arg(script)
         .current_dir(dir)
         .env("HOME", dir)
-        .env("UML_FS", common::bin("uml_fs"))
+        .env("UML_FS", dir.join("bin/uml_fs"))
         .env("UMLKIT_TEST_MARK", marker)
         .stdin(Stdio::null())
         .output()
@@ -82,6 +82,12 @@ fn scratch(user: User) -> tempfile::TempDir {
     std::os::unix::fs::symlink("../small", tree.join("keep/link")).unwrap();
     std::fs::hard_link(tree.join("small"), tree.join("keep/hard")).unwrap();
     std::fs::set_permissions(tree.join("keep/k"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    // Copies of the tools the user runs: the checkout may sit where the
+    // test user cannot reach (a 0700 temporary directory).
+    std::fs::create_dir(d.join("bin")).unwrap();
+    for tool in ["uml_fs", "uml_mkcow"] {
+        std::fs::copy(common::bin(tool), d.join("bin").join(tool)).unwrap();
+    }
     if let Some((uid, gid)) = user.ids {
         common::run_ok(
             "chown",
@@ -163,7 +169,7 @@ fn a_cow_mount_writes_only_the_cow_and_a_cow_a_guest_holds_is_refused() {
              cmp tree/keep/k mnt/keep/k\n\
              ! touch mnt/new 2>/dev/null\n\
              \"$UML_FS\" umount mnt",
-            mkcow = common::bin("uml_mkcow").display()
+            mkcow = "bin/uml_mkcow"
         ),
         m,
     );

@@ -190,16 +190,15 @@ fn in_place_merge_equals_debian_in_place_merge() {
     );
 }
 
-#[test]
-fn an_interrupted_in_place_merge_is_finished_by_running_it_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let (b, cow) = backing_and_cow(dir.path(), 8);
+/// What a merge killed half-way leaves: its marker, part of the COW's
+/// sectors in the backing file, and a new backing mtime. Returns the
+/// backing file, the COW and the image an uninterrupted merge makes.
+fn interrupted_merge(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (b, cow) = backing_and_cow(dir, 8);
     dirty(&cow, 3);
-    let expected = dir.path().join("expected.img");
+    let expected = dir.join("expected.img");
     run_ok(bin("uml_moo"), [&cow, &expected]);
 
-    // What a merge killed half-way leaves: its marker, part of the COW's
-    // sectors in the backing file, and a new backing mtime.
     let view = open_cow(&cow, &DiskOptions::default()).unwrap();
     let header = view.header().clone();
     let mut half = vec![0u8; (view.len() / 2) as usize];
@@ -222,6 +221,23 @@ fn an_interrupted_in_place_merge_is_finished_by_running_it_again() {
         f.write_all_at(&half, 0).unwrap();
     }
     assert_ne!(std::fs::metadata(&b).unwrap().mtime(), 1_700_000_000);
+    (b, cow, expected)
+}
+
+fn assert_merged(backing: &Path, expected: &Path) {
+    let mut merged = read(backing);
+    merged.truncate(read(expected).len());
+    assert!(
+        merged == read(expected),
+        "resumed merge differs from an uninterrupted one"
+    );
+}
+
+#[test]
+fn an_interrupted_in_place_merge_is_finished_by_running_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cow, expected) = interrupted_merge(dir.path());
+    let marker = umlkit::cow::merge::marker_path(&cow);
 
     let out = run_ok(bin("uml_moo"), [Path::new("-d"), &cow]);
     assert!(
@@ -229,12 +245,55 @@ fn an_interrupted_in_place_merge_is_finished_by_running_it_again() {
         "{}",
         stderr(&out)
     );
-    let mut merged = read(&b);
-    merged.truncate(read(&expected).len());
-    assert!(
-        merged == read(&expected),
-        "resumed merge differs from an uninterrupted one"
+    assert_merged(&b, &expected);
+    assert!(!marker.exists());
+}
+
+#[test]
+fn a_merge_killed_while_finishing_an_interrupted_one_can_still_be_finished() {
+    // The run that finishes an interrupted merge is killed at its first
+    // write(2): where rewriting the marker in place had truncated it,
+    // leaving a half-merged backing file that no run would touch again.
+    if !have_peers(
+        "a_merge_killed_while_finishing_an_interrupted_one_can_still_be_finished",
+        &["strace"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cow, expected) = interrupted_merge(dir.path());
+    let marker = umlkit::cow::merge::marker_path(&cow);
+    let before = std::fs::read(&marker).unwrap();
+
+    let killed = run(
+        "strace",
+        [
+            std::ffi::OsStr::new("-f"),
+            "-qq".as_ref(),
+            "-o".as_ref(),
+            "/dev/null".as_ref(),
+            "-e".as_ref(),
+            "trace=write".as_ref(),
+            "-e".as_ref(),
+            "inject=write:signal=KILL:when=1".as_ref(),
+            bin("uml_moo").as_os_str(),
+            "-d".as_ref(),
+            cow.as_os_str(),
+        ],
     );
+    assert!(!killed.status.success(), "the injected kill did not happen");
+    assert_eq!(
+        std::fs::read(&marker).unwrap(),
+        before,
+        "the marker of the interrupted merge changed"
+    );
+    let out = run_ok(bin("uml_moo"), [Path::new("-d"), &cow]);
+    assert!(
+        stderr(&out).contains("finished an interrupted merge"),
+        "{}",
+        stderr(&out)
+    );
+    assert_merged(&b, &expected);
     assert!(!marker.exists());
 }
 

@@ -26,7 +26,7 @@ use crate::block::{u64_from, usize_from};
 use crate::sys::fs::{lock_file, LockError};
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -356,18 +356,25 @@ fn dir_of(path: &Path) -> &Path {
     }
 }
 
-/// Writes the marker durably. A marker this call created is removed again
-/// when writing it fails, so a merge that could not start leaves nothing
-/// behind; one left by an interrupted merge (`keep`) stays.
-fn write_marker(cow: &Path, text: &str, keep: bool) -> io::Result<()> {
-    let path = marker_path(cow);
-    let written = std::fs::write(&path, text)
-        .and_then(|()| File::open(&path)?.sync_all())
-        .and_then(|()| sync_dir(dir_of(&path)));
-    if written.is_err() && !keep {
-        let _ = std::fs::remove_file(&path);
+/// Leaves the marker durably before the backing file is first written. It
+/// is written to a temporary file and renamed into place, so a kill at any
+/// point leaves either no marker or a whole one: a truncated marker beside
+/// a half-merged backing file would make the merge unrecoverable. The
+/// marker of an interrupted merge being finished (`resumed`) is already
+/// whole and is left as it is.
+fn write_marker(cow: &Path, text: &str, resumed: bool) -> io::Result<()> {
+    if resumed {
+        return Ok(());
     }
-    written
+    let path = marker_path(cow);
+    let dir = dir_of(&path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".uml_moo-marker")
+        .tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&path).map_err(|e| e.error)?;
+    sync_dir(dir)
 }
 
 /// Refuses to write into `backing` (already open) unless it looks like a

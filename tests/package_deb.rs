@@ -263,6 +263,7 @@ fn deb_replaces_uml_utilities_beside_user_mode_linux_and_purges_back_to_it() {
         "/usr/bin/tunctl",
         "/usr/bin/uml_net",
         "/usr/bin/uml_switch",
+        "/usr/bin/uml_watchdog",
         "/usr/lib/uml/port-helper",
         "/etc/init.d/uml-utilities",
     ] {

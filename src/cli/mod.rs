@@ -38,6 +38,7 @@ pub mod uml_lab;
 pub mod uml_mconsole;
 pub mod uml_net;
 pub mod uml_switch;
+pub mod uml_watchdog;
 
 pub use report::report;
 

@@ -372,12 +372,30 @@ impl Notification {
             return Err(ProtocolError::BadMagic(magic));
         }
         let version = word(datagram, 4);
+        if version == 0 && word(datagram, 8) == MCONSOLE_VERSION {
+            return Self::decode_long_magic(datagram);
+        }
         if version != MCONSOLE_VERSION {
             return Err(ProtocolError::UnsupportedVersion(version));
         }
         let data = payload(WHAT, datagram, 12, NOTIFY_HEADER_SIZE)?;
         Ok(Notification {
             kind: NotifyKind::from_number(word(datagram, 8)),
+            data: data.to_vec(),
+        })
+    }
+
+    /// The layout of Debian's `uml_watchdog` on 64-bit hosts, whose
+    /// structure declares the magic `unsigned long`: magic in 8 bytes,
+    /// then version, type and length words, the data at 20, and 4 bytes of
+    /// the structure's padding after the data.
+    fn decode_long_magic(datagram: &[u8]) -> Result<Notification, ProtocolError> {
+        const WHAT: &str = "notification";
+        const HEADER: usize = 20;
+        check_size(WHAT, datagram, HEADER, MAX_NOTIFY_SIZE + 8)?;
+        let data = payload(WHAT, datagram, 16, HEADER)?;
+        Ok(Notification {
+            kind: NotifyKind::from_number(word(datagram, 12)),
             data: data.to_vec(),
         })
     }

@@ -214,6 +214,24 @@ fn notification_decode_rejects_bad_magic_version_and_length() {
 }
 
 #[test]
+fn the_hang_message_of_debians_64_bit_uml_watchdog_decodes() {
+    // Captured from /usr/bin/uml_watchdog -mconsole (uml-utilities
+    // 20070815.4) after its 60 s timeout: an 8-byte magic and 4 bytes of
+    // stack after the length.
+    let bytes = [
+        0xbe, 0xba, 0xfe, 0xca, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0xfd, 0x7f, 0, 0,
+    ];
+    let n = Notification::decode(&bytes).unwrap();
+    assert_eq!(n.kind, NotifyKind::Hang);
+    assert!(n.data.is_empty());
+    // The same header with the kernel's 4-byte magic is version 0.
+    assert!(matches!(
+        Notification::decode(&le(&[0xcafe_babe, 0, 2, 0])),
+        Err(ProtocolError::Truncated { .. }) | Err(ProtocolError::UnsupportedVersion(0))
+    ));
+}
+
+#[test]
 fn notification_keeps_unknown_types() {
     let n = Notification {
         kind: NotifyKind::Other(9),

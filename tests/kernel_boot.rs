@@ -20,6 +20,7 @@ case "$MODE" in
   shell) exec sh ;;
   writes) i=0; while :; do echo "$i" > /f$((i % 50)); i=$((i + 1)); [ $i = 500 ] && sync && echo SYNCED; done ;;
   check) cat /f0 ;;
+  flood) i=0; while [ $i -lt 300 ]; do echo "tty2-line-$i" > /dev/tty2; i=$((i + 1)); done; echo tty2-last > /dev/tty2 ;;
   lines) echo on-tty2 > /dev/tty2; echo on-ttyS0 > /dev/ttyS0; ls /dev ;;
   uptime) echo "UPTIME $(cat /proc/uptime)" ;;
 esac
@@ -585,6 +586,35 @@ fn other_consoles_and_serial_lines_reach_their_channels() {
             b.output
         );
     }
+}
+
+#[test]
+fn everything_written_to_a_line_reaches_its_channel_before_the_halt() {
+    // Each echo opens and closes the line, and the last is followed at once
+    // by poweroff -f: the halt must wait for the line's output as it waits
+    // for con0's.
+    let Some(g) = guest("everything_written_to_a_line_reaches_its_channel") else {
+        return;
+    };
+    let b = g.run(
+        &args(
+            "ubd0=a.cow,root_fs",
+            "umid=kf",
+            &["MODE=flood", "con2=fd:2"],
+        ),
+        LIMIT,
+    );
+    assert_eq!(b.status.and_then(|s| s.code()), Some(0), "{}", b.output);
+    let lines: Vec<&str> = b
+        .output
+        .lines()
+        .filter(|l| l.starts_with("tty2-"))
+        .collect();
+    let expected: Vec<String> = (0..300)
+        .map(|i| format!("tty2-line-{i}"))
+        .chain(["tty2-last".to_string()])
+        .collect();
+    assert_eq!(lines, expected, "{}", b.output);
 }
 
 #[test]

@@ -249,6 +249,8 @@ struct Lines {
     console_master: OwnedFd,
     /// The host terminal on con0's input, raw while the guest runs.
     raw: Option<RawMode>,
+    /// The other lines' output, drained at each end of init as con0's is.
+    drain: lines::Drain,
 }
 
 /// Stage 3: the network devices, consoles 1-15 and serial lines, and the
@@ -270,15 +272,16 @@ fn attach_lines(
             .map_err(io_err("watching guest addresses"))?;
     }
     let dev = rootdir.join("dev");
+    let drain = lines::Drain::default();
     for (n, pair) in cmd.consoles.iter().enumerate().skip(1) {
         if let Some(p) = pair {
-            lines::attach(lines::Family::Console, n, p, &dev, log)
+            lines::attach(lines::Family::Console, n, p, &dev, log, &drain)
                 .map_err(io_err(format!("con{n}")))?;
         }
     }
     for (n, pair) in cmd.serials.iter().enumerate() {
         if let Some(p) = pair {
-            lines::attach(lines::Family::Serial, n, p, &dev, log)
+            lines::attach(lines::Family::Serial, n, p, &dev, log, &drain)
                 .map_err(io_err(format!("ssl{n}")))?;
         }
     }
@@ -304,6 +307,7 @@ fn attach_lines(
         relay,
         console_master,
         raw,
+        drain,
     })
 }
 
@@ -381,6 +385,7 @@ fn run_guest(
             (c.request.take(), c.terminating)
         };
         lines.relay.wait_idle(Duration::from_secs(1));
+        lines.drain.wait_idle(Duration::from_secs(1));
         if terminating {
             break SIGNAL_STATUS;
         }

@@ -7,14 +7,16 @@
 //! thread: every devpts instance counts against the host's `kernel.pty.max`
 //! (issue 12). Other channel types are reported and left out.
 
-use super::Log;
+use super::{Log, QUIET};
 use crate::kernel::cmdline::chan::{Channel, ChannelPair};
 use crate::kernel::guest::dev::bind;
-use crate::sys::guest::{dup_inherited, open_pty};
+use crate::sys::guest::{dup_inherited, open_pty, pty_peer};
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Which family of lines.
 #[derive(Debug, Clone, Copy)]
@@ -44,16 +46,96 @@ impl Family {
 /// Stack of a pump thread: it only holds its buffer (on the heap).
 const PUMP_STACK: usize = 64 * 1024;
 
-/// Copies from `from` to `to` (or discards) for the monitor's life. A
-/// guest-side master reads EIO while no guest process has the line open;
-/// the pump waits and tries again.
-fn pump(name: String, mut from: File, mut to: Option<File>) -> io::Result<()> {
+/// The lines' guest-to-host pumps, so that a halt waits until what the
+/// guest wrote to a line has reached its channel, as [`super::Relay`] does
+/// for con0: each pump counts the times it has found its line quiet for
+/// [`QUIET`].
+#[derive(Clone, Default)]
+pub struct Drain(Arc<DrainState>);
+
+#[derive(Default)]
+struct DrainState {
+    quiet_seen: Mutex<Vec<u64>>,
+    changed: Condvar,
+    /// Slave descriptors held for the monitor's life, so that a line's
+    /// master never reads EIO while no guest process has the line open.
+    holds: Mutex<Vec<OwnedFd>>,
+}
+
+impl Drain {
+    fn register(&self) -> usize {
+        let mut seen = self.0.quiet_seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.push(0);
+        seen.len() - 1
+    }
+
+    fn hold(&self, slave: OwnedFd) {
+        self.0
+            .holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slave);
+    }
+
+    fn quiet(&self, pump: usize) {
+        let mut seen = self.0.quiet_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = seen.get_mut(pump) {
+            *n += 1;
+        }
+        self.0.changed.notify_all();
+    }
+
+    /// Waits (up to `limit`) until every line has been quiet for
+    /// [`QUIET`] after this call began.
+    pub fn wait_idle(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut seen = self.0.quiet_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let start = seen.clone();
+        while seen.iter().zip(&start).any(|(now, then)| now == then) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            seen = match self.0.changed.wait_timeout(seen, left) {
+                Ok((s, _)) => s,
+                Err(_) => return,
+            };
+        }
+    }
+}
+
+/// Copies from `from` to `to` (or discards) for the monitor's life. With
+/// `drain`, `from` is a line's master, whose quiet spells are reported.
+fn pump(
+    name: String,
+    mut from: File,
+    mut to: Option<File>,
+    drain: Option<(Drain, usize)>,
+) -> io::Result<()> {
     let builder = std::thread::Builder::new()
         .name(name)
         .stack_size(PUMP_STACK);
     builder.spawn(move || {
         let mut buf = vec![0u8; 16384];
         loop {
+            if let Some((drain, id)) = &drain {
+                let ready = nix::poll::poll(
+                    &mut [nix::poll::PollFd::new(
+                        from.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    )],
+                    nix::poll::PollTimeout::try_from(QUIET).unwrap_or(nix::poll::PollTimeout::NONE),
+                );
+                match ready {
+                    Ok(0) => {
+                        drain.quiet(*id);
+                        continue;
+                    }
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
             match from.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {
@@ -63,6 +145,7 @@ fn pump(name: String, mut from: File, mut to: Option<File>) -> io::Result<()> {
                         }
                     }
                 }
+                // Only a host channel that went away (the slave is held).
                 Err(e) if e.raw_os_error() == Some(libc::EIO) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -103,6 +186,7 @@ pub fn attach(
     pair: &ChannelPair,
     dev: &Path,
     log: &Log,
+    drain: &Drain,
 ) -> io::Result<()> {
     let node = family.node(n);
     if let Some(c) = [&pair.input, &pair.output]
@@ -124,6 +208,7 @@ pub fn attach(
     }
     let (gmaster, k) = open_pty(&dev.join("pts/ptmx"))?;
     bind(&dev.join("pts").join(k.to_string()), &dev.join(&node))?;
+    drain.hold(pty_peer(gmaster.as_fd())?);
     let gmaster = File::from(gmaster);
     let host_pty = if matches!(pair.input, Channel::Pts) || matches!(pair.output, Channel::Pts) {
         let (m, hn) = open_pty(Path::new("/dev/ptmx"))?;
@@ -145,9 +230,15 @@ pub fn attach(
     let input = source(&pair.input)?;
     let output = source(&pair.output)?;
     // Output to `null` is still drained, so guest writes never block.
-    pump(format!("{node}-out"), gmaster.try_clone()?, output)?;
+    let id = drain.register();
+    pump(
+        format!("{node}-out"),
+        gmaster.try_clone()?,
+        output,
+        Some((drain.clone(), id)),
+    )?;
     if let Some(i) = input {
-        pump(format!("{node}-in"), i, Some(gmaster))?;
+        pump(format!("{node}-in"), i, Some(gmaster), None)?;
     }
     Ok(())
 }

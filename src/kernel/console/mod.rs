@@ -144,7 +144,7 @@ struct GateState {
 }
 
 /// How long the console must stay silent to count as drained.
-const QUIET: Duration = Duration::from_millis(30);
+pub(super) const QUIET: Duration = Duration::from_millis(30);
 
 impl Relay {
     /// Starts relaying `master` to `log` (output) and from con0's input

@@ -166,7 +166,9 @@ fn a_running_guests_cow_is_in_use_and_is_not_merged() {
     if !have_peers("a_running_guests_cow_is_in_use_and_is_not_merged", PEERS) {
         return;
     }
-    let guest = Guest::new(&init_script("touch /data/started; sleep 4"), 16);
+    // The guest stays up until the test halts it (or the limit kills it),
+    // so that a slow boot on a loaded machine cannot close the window.
+    let guest = Guest::new(&init_script("touch /data/started; sleep 600"), 16);
     let cow = guest.path("busy.cow");
     run_ok(bin("uml_mkcow"), [&cow, &guest.image]);
     let dir = guest.dir.path().to_path_buf();
@@ -196,6 +198,10 @@ fn a_running_guests_cow_is_in_use_and_is_not_merged() {
             break;
         }
         std::fs::remove_file(guest.path("merged.img")).unwrap();
+    }
+    if refused.is_some() {
+        let socket = guest.path("busy/mconsole");
+        let _ = umlkit("uml_mconsole", [socket.as_os_str(), "halt".as_ref()]);
     }
     let boot = runner.join().unwrap();
     let out =

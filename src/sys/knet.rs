@@ -78,3 +78,64 @@ pub fn dup_inherited(raw: i32) -> io::Result<std::os::fd::OwnedFd> {
     // else owns it.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
 }
+
+/// A packet socket on host interface `ifname` (`vec<N>:transport=raw`):
+/// every frame that arrives on the interface, one per read, and frames
+/// written go out on it. Frames the host itself sends out of the interface
+/// are not read (`PACKET_IGNORE_OUTGOING`). Non-blocking, close-on-exec;
+/// needs CAP_NET_RAW in the interface's network namespace.
+pub fn packet_socket_on(ifname: &str) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let index = nix::net::if_::if_nametoindex(ifname)?;
+    // SAFETY: socket(2) takes three integers and returns a new descriptor
+    // or -1. Protocol 0: nothing is received before the bind below picks
+    // the interface.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is the descriptor socket(2) just returned; nothing
+    // else owns it.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    let ignore: libc::c_int = 1;
+    // SAFETY: PACKET_IGNORE_OUTGOING reads one c_int from the pointer and
+    // length given, which describe `ignore` for the whole call.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            (&ignore as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: an all-zero sockaddr_ll is a valid value of the plain C
+    // structure; the fields that matter are set below.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    addr.sll_ifindex =
+        i32::try_from(index).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
+    // SAFETY: bind(2) reads `size_of::<sockaddr_ll>()` bytes from the
+    // pointer, which describes `addr` for the whole call.
+    let ret = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}

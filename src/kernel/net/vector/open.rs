@@ -2,11 +2,12 @@
 //! as `uml_vector_user_open` does, with its texts when that fails.
 //!
 //! What works: `tap` (a host TAP the user may attach to), `vde` (through
-//! `vde_plug`), `l2tpv3` over UDP, `bess` (a unix seqpacket socket) and
-//! `fd` (an inherited frame descriptor). `raw`, `hybrid`, `gre` and
-//! `l2tpv3` over IP need packet or raw IP sockets, hence CAP_NET_RAW in
-//! the host's network namespace: without it they fail with the kernel's
-//! own text; with it they are refused as not supported.
+//! `vde_plug`), `l2tpv3` over UDP, `bess` (a unix seqpacket socket), `fd`
+//! (an inherited frame descriptor), and, with CAP_NET_RAW in the host's
+//! network namespace as the kernel needs, `raw` (a packet socket on a host
+//! interface) and `hybrid`. Without the capability these fail with the
+//! kernel's own text. `gre` and `l2tpv3` over IP (raw IP sockets) are
+//! refused as not supported when the capability is there.
 
 use super::vde::Plug;
 use super::{Spec, Transport, VectorError};
@@ -27,25 +28,24 @@ pub fn open(spec: &Spec) -> Result<HostSide, VectorError> {
             Ok(HostSide::Tap(open_tap(&name)?))
         }
         Transport::Hybrid { ifname } => {
+            // The kernel sends on the TAP and receives through a packet
+            // socket on it, to read in batches; the TAP's own descriptor
+            // carries both directions here. The capability is still asked
+            // for, as the kernel needs it.
             let name = ifname.as_deref().ok_or(VectorError::HybridNoIfname)?;
-            let _tap = open_tap(name)?;
+            let tap = open_tap(name)?;
             packet_socket()?;
-            Err(VectorError::Unsupported {
-                unit,
-                name: "hybrid",
-                why: "its packet socket is not relayed",
-            })
+            Ok(HostSide::Tap(tap))
         }
         Transport::Raw { ifname } => {
-            if ifname.is_none() {
+            let Some(name) = ifname else {
                 return Err(VectorError::Raw(-libc::ENOMEM));
-            }
+            };
+            // Without CAP_NET_RAW, the kernel's EPERM line.
             packet_socket()?;
-            Err(VectorError::Unsupported {
-                unit,
-                name: "raw",
-                why: "packet sockets are not relayed",
-            })
+            let fd = crate::sys::knet::packet_socket_on(name)
+                .map_err(|e| VectorError::Raw(-e.raw_os_error().unwrap_or(libc::EINVAL)))?;
+            Ok(HostSide::Tap(fd))
         }
         Transport::L2tpv3 { udp: true } => Ok(HostSide::L2tp(Box::new(super::l2tpv3::Link::open(
             unit, &spec.args,

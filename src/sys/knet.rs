@@ -139,3 +139,25 @@ pub fn packet_socket_on(ifname: &str) -> io::Result<std::os::fd::OwnedFd> {
     }
     Ok(fd)
 }
+
+/// A raw IP socket for `protocol` (IPv6 with `v6`), non-blocking and
+/// close-on-exec: GRE and L2TPv3 over IP. Needs CAP_NET_RAW.
+pub fn raw_ip_socket(v6: bool, protocol: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: socket(2) takes three integers and returns a new descriptor
+    // or -1.
+    let raw = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            protocol,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is the descriptor socket(2) just returned; nothing
+    // else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}

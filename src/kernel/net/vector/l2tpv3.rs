@@ -26,7 +26,7 @@ pub struct L2tpv3 {
 }
 
 /// `kstrtoint(arg, 0, ..)`/`kstrtoul`: the whole value a number.
-fn number(args: &Args, key: &str) -> Option<u64> {
+pub(super) fn number(args: &Args, key: &str) -> Option<u64> {
     let v = args.fetch(key)?;
     match parse_ulong(v) {
         Some((n, used)) if used == v.len() => Some(n),
@@ -34,7 +34,7 @@ fn number(args: &Args, key: &str) -> Option<u64> {
     }
 }
 
-fn flag(args: &Args, key: &str) -> bool {
+pub(super) fn flag(args: &Args, key: &str) -> bool {
     number(args, key).is_some_and(|n| n > 0)
 }
 
@@ -140,7 +140,7 @@ fn endpoint(host: &str, port: &str) -> String {
     }
 }
 
-fn resolve(
+pub(super) fn resolve(
     args: &Args,
     which: &'static str,
     port_key: &str,

@@ -15,6 +15,7 @@
 //! the kernel does. The host sides are opened by `open`, frames of a
 //! `vde_plug` byte stream are cut by `vde`.
 
+pub mod gre;
 pub mod l2tpv3;
 pub mod open;
 pub mod vde;

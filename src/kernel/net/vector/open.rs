@@ -5,8 +5,8 @@
 //! `vde_plug`), `l2tpv3` over UDP, `bess` (a unix seqpacket socket), `fd`
 //! (an inherited frame descriptor), and, with CAP_NET_RAW in the host's
 //! network namespace as the kernel needs, `raw` (a packet socket on a host
-//! interface) and `hybrid`. Without the capability these fail with the
-//! kernel's own text. `gre` and `l2tpv3` over IP (raw IP sockets) are
+//! interface), `hybrid` and `gre` (a raw IP socket). Without the
+//! capability these fail with the kernel's own text. `l2tpv3` over IP is
 //! refused as not supported when the capability is there.
 
 use super::vde::Plug;
@@ -50,12 +50,10 @@ pub fn open(spec: &Spec) -> Result<HostSide, VectorError> {
         Transport::L2tpv3 { udp: true } => Ok(HostSide::L2tp(Box::new(super::l2tpv3::Link::open(
             unit, &spec.args,
         )?))),
-        Transport::Gre | Transport::L2tpv3 { udp: false } => {
-            let name = if spec.transport == Transport::Gre {
-                "gre"
-            } else {
-                "l2tpv3"
-            };
+        Transport::Gre => Ok(HostSide::Gre(Box::new(super::gre::Link::open(
+            unit, &spec.args,
+        )?))),
+        Transport::L2tpv3 { udp: false } => {
             for which in ["src", "dst"] {
                 if spec.args.fetch(which).is_none() {
                     return Err(VectorError::Resolve {
@@ -68,7 +66,7 @@ pub fn open(spec: &Spec) -> Result<HostSide, VectorError> {
             packet_socket().map_err(|_| VectorError::Socket(-libc::EPERM))?;
             Err(VectorError::Unsupported {
                 unit,
-                name,
+                name: "l2tpv3",
                 why: "its raw IP encapsulation is not written",
             })
         }

@@ -6,7 +6,7 @@
 
 use super::super::vxlan::{self as wire, VxlanPacket};
 use super::super::{PortId, VxlanArgs};
-use super::{Daemon, Egress, SwitchError, BATCH};
+use super::{Daemon, SwitchError, BATCH};
 use crate::sys::net::strerror;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -113,9 +113,10 @@ impl Daemon {
                 Ok(p) if p.vni() != vni => up.stats.foreign_vni += 1,
                 Ok(p) => {
                     self.round_frames += 1;
-                    let mut out = Egress::default();
+                    let mut out = std::mem::take(&mut self.egress).recycle();
                     self.route(peer_port(peer), p.payload(), &mut out);
-                    self.send(out);
+                    self.send(&out);
+                    self.egress = out.recycle();
                 }
             }
             if let Some(up) = self.vxlan.as_mut() {

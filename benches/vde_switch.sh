@@ -7,10 +7,12 @@
 #   benches/vde_switch.sh                       # 3 rounds of 3 s, 64 bytes
 #   BENCH_CASES=2x64,32x64,2x1500,32x1500 benches/vde_switch.sh
 #   BENCH_SECS=5 BENCH_ROUNDS=5 BENCH_WINDOW=8 benches/vde_switch.sh
+#   BENCH_OLD=/tmp/uml_switch.old benches/vde_switch.sh   # and another build
 #
 # Prints a Markdown table (frames/s delivered, median of the rounds;
-# frames per second of the switch's own CPU time; loss; misdelivered) and
-# the ratio per case.
+# frames per second of the switch's own CPU time; loss; misdelivered),
+# with a "no switch" row per case (the generator's clients connected
+# straight to each other: its own ceiling), and the ratios per case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_SECS="${BENCH_SECS:-3}" BENCH_ROUNDS="${BENCH_ROUNDS:-3}"

@@ -7,6 +7,10 @@
 //! each sends unicast frames to its partner with a bounded number in
 //! flight. Frames delivered per second, loss and misdelivered frames, for
 //! both switches, alternating in one run, in a private network namespace.
+//! A last row per case runs the same generator with no switch at all (each
+//! client's socket connected straight to its partner's): the most any
+//! switch can show on the machine. `BENCH_OLD=PATH` adds another
+//! `uml_switch` binary (an older build) to the comparison.
 
 mod common;
 
@@ -28,8 +32,21 @@ fn mac(i: usize) -> [u8; 6] {
 /// A VDE client: its control stream (the port lives while it is open) and
 /// its data socket, connected to the switch's.
 struct Client {
-    _ctl: UnixStream,
+    _ctl: Option<UnixStream>,
     data: UnixDatagram,
+}
+
+/// `ports` clients with no switch: partners' sockets connected pairwise.
+fn direct(ports: usize) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for _ in 0..ports / 2 {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        for data in [a, b] {
+            data.set_nonblocking(true).unwrap();
+            clients.push(Client { _ctl: None, data });
+        }
+    }
+    clients
 }
 
 fn connect(dir: &Path, n: usize) -> Client {
@@ -47,7 +64,10 @@ fn connect(dir: &Path, n: usize) -> Client {
     data.connect(&path).unwrap();
     let _ = std::fs::remove_file(&mine);
     data.set_nonblocking(true).unwrap();
-    Client { _ctl: ctl, data }
+    Client {
+        _ctl: Some(ctl),
+        data,
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,10 +92,10 @@ impl Result {
     }
 }
 
-/// `ports` clients on the switch directory `dir`, `size`-byte frames,
-/// `window` in flight each, for `duration`.
-fn load(dir: &Path, ports: usize, size: usize, window: u32, duration: Duration) -> Result {
-    let clients: Vec<Client> = (0..ports).map(|i| connect(dir, i)).collect();
+/// `clients` (paired 0-1, 2-3, ...), `size`-byte frames, `window` in
+/// flight each, for `duration`.
+fn load(clients: Vec<Client>, size: usize, window: u32, duration: Duration) -> Result {
+    let ports = clients.len();
     for (i, c) in clients.iter().enumerate() {
         let mut f = vec![0u8; 60];
         f[..6].copy_from_slice(&[0xff; 6]);
@@ -173,17 +193,47 @@ fn load(dir: &Path, ports: usize, size: usize, window: u32, duration: Duration) 
     r
 }
 
-/// Starts switch `name` on directory `dir` (stdin a pipe kept open:
+/// The switches compared: ours, VDE's, and an optional other build of ours.
+#[derive(Clone, Copy)]
+enum Switch<'a> {
+    Ours,
+    Vde,
+    Other(&'a Path),
+    None,
+}
+
+impl Switch<'_> {
+    fn label(&self) -> &'static str {
+        match self {
+            Switch::Ours => "uml_switch -vde",
+            Switch::Vde => "vde_switch",
+            Switch::Other(_) => "BENCH_OLD uml_switch -vde",
+            Switch::None => "no switch (generator alone)",
+        }
+    }
+}
+
+/// Starts switch `sw` on directory `dir` (stdin a pipe kept open:
 /// `vde_switch` exits on EOF there).
-fn spawn(name: &str, dir: &Path) -> Child {
-    let mut cmd = if name == "vde_switch" {
-        let mut c = Command::new("vde_switch");
-        c.arg("-s").arg(dir).args(["-n", "64"]);
-        c
-    } else {
-        let mut c = Command::new(common::bin("uml_switch"));
-        c.arg("-vde").arg(dir);
-        c
+fn spawn(sw: Switch<'_>, dir: &Path) -> Child {
+    let name = sw.label();
+    let mut cmd = match sw {
+        Switch::Vde => {
+            let mut c = Command::new("vde_switch");
+            c.arg("-s").arg(dir).args(["-n", "64"]);
+            c
+        }
+        Switch::Other(path) => {
+            let mut c = Command::new(path);
+            c.arg("-vde").arg(dir);
+            c
+        }
+        Switch::Ours => {
+            let mut c = Command::new(common::bin("uml_switch"));
+            c.arg("-vde").arg(dir);
+            c
+        }
+        Switch::None => unreachable!("there is no switch to start"),
     };
     let child = cmd
         .stdin(Stdio::piped())
@@ -202,10 +252,14 @@ fn spawn(name: &str, dir: &Path) -> Child {
     child
 }
 
-fn measure(name: &str, ports: usize, size: usize, window: u32, secs: u64) -> Result {
+fn measure(sw: Switch<'_>, ports: usize, size: usize, window: u32, secs: u64) -> Result {
+    let duration = Duration::from_secs(secs);
+    if let Switch::None = sw {
+        return load(direct(ports), size, window, duration);
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sw");
-    let mut child = spawn(name, &dir);
+    let mut child = spawn(sw, &dir);
     let cpu = |pid: u32| -> f64 {
         std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
             .unwrap_or_default()
@@ -216,7 +270,8 @@ fn measure(name: &str, ports: usize, size: usize, window: u32, secs: u64) -> Res
             / 1e9
     };
     let before = cpu(child.id());
-    let mut r = load(&dir, ports, size, window, Duration::from_secs(secs));
+    let clients = (0..ports).map(|i| connect(&dir, i)).collect();
+    let mut r = load(clients, size, window, duration);
     r.switch_cpu = cpu(child.id()) - before;
     let _ = child.kill();
     let _ = child.wait();
@@ -240,33 +295,42 @@ fn vde_throughput_ours_vs_vde_switch() {
     let rounds = usize::try_from(env("BENCH_ROUNDS", 3)).unwrap();
     let window = u32::try_from(env("BENCH_WINDOW", 8)).unwrap();
     let only = std::env::var("BENCH_CASES").unwrap_or_default();
+    let old = std::env::var_os("BENCH_OLD").map(PathBuf::from);
     std::thread::spawn(move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let mut switches = vec![Switch::Ours, Switch::Vde];
+        if let Some(p) = &old {
+            switches.push(Switch::Other(p));
+        }
+        switches.push(Switch::None);
         println!("| ports | frame | window/client | switch | frames/s (median of {rounds}) | frames per switch CPU-second | loss | misdelivered |");
         println!("|---|---|---|---|---|---|---|---|");
-        let names = ["uml_switch -vde", "vde_switch"];
         for (ports, size) in [(2usize, 64usize), (32, 64), (2, 1500), (32, 1500)] {
             if !only.is_empty() && !only.split(',').any(|c| c == format!("{ports}x{size}")) {
                 continue;
             }
-            let mut results: Vec<Vec<Result>> = vec![Vec::new(); 2];
+            let mut results: Vec<Vec<Result>> = vec![Vec::new(); switches.len()];
             for _ in 0..rounds {
-                for (k, name) in ["ours", "vde_switch"].iter().enumerate() {
-                    results[k].push(measure(name, ports, size, window, secs));
+                for (k, sw) in switches.iter().enumerate() {
+                    results[k].push(measure(*sw, ports, size, window, secs));
                 }
             }
-            let mut medians = [0.0f64; 2];
-            for k in 0..2 {
+            let mut medians = vec![0.0f64; switches.len()];
+            for (k, sw) in switches.iter().enumerate() {
                 let mut v = results[k].clone();
                 v.sort_by(|a, b| a.fps().total_cmp(&b.fps()));
                 let m = v[v.len() / 2];
                 medians[k] = m.fps();
                 let mis: u64 = results[k].iter().map(|r| r.misdelivered).sum();
+                let per_cpu = if m.switch_cpu > 0.0 {
+                    format!("{:.0}", m.delivered as f64 / m.switch_cpu)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "| {ports} | {size} | {window} | {} | {:.0} | {:.0} | {:.2}% | {mis} |",
-                    names[k],
+                    "| {ports} | {size} | {window} | {} | {:.0} | {per_cpu} | {:.2}% | {mis} |",
+                    sw.label(),
                     m.fps(),
-                    m.delivered as f64 / m.switch_cpu.max(1e-9),
                     m.loss() * 100.0
                 );
             }
@@ -274,6 +338,12 @@ fn vde_throughput_ours_vs_vde_switch() {
                 "ratio uml_switch/vde_switch at {ports} ports, {size} bytes: {:.2}x",
                 medians[0] / medians[1]
             );
+            if old.is_some() {
+                println!(
+                    "ratio uml_switch/BENCH_OLD at {ports} ports, {size} bytes: {:.2}x",
+                    medians[0] / medians[2]
+                );
+            }
         }
     })
     .join()

@@ -377,19 +377,44 @@ pub fn recv_batch_from_peer(sock: BorrowedFd<'_>, slots: &mut [RecvSlot]) -> io:
     recvmmsg_into(sock, slots, false)
 }
 
+/// Messages per `recvmmsg`/`sendmmsg` call. The headers live on the
+/// stack, so a batch costs no allocation; longer batches take more calls.
+const MMSG_MAX: usize = 32;
+
+/// An all-zero `mmsghdr`: no name, no iovec, no control data.
+// SAFETY: `mmsghdr` is plain old data (integers and raw pointers); all-zero
+// is a valid value of it.
+const MMSGHDR_ZERO: libc::mmsghdr = unsafe { std::mem::zeroed() };
+
+const IOVEC_ZERO: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
 fn recvmmsg_into(sock: BorrowedFd<'_>, slots: &mut [RecvSlot], names: bool) -> io::Result<usize> {
-    let mut iovs: Vec<libc::iovec> = slots
-        .iter_mut()
-        .map(|s| libc::iovec {
-            iov_base: s.buf.as_mut_ptr().cast(),
-            iov_len: s.buf.len(),
-        })
-        .collect();
-    // SAFETY: `mmsghdr` is plain old data; all-zero is valid.
-    let mut hdrs: Vec<libc::mmsghdr> = (0..slots.len())
-        .map(|_| unsafe { std::mem::zeroed() })
-        .collect();
+    let mut total = 0;
+    for chunk in slots.chunks_mut(MMSG_MAX) {
+        let n = match recvmmsg_chunk(sock, chunk, names) {
+            Ok(n) => n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        };
+        total += n;
+        if n < chunk.len() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// One `recvmmsg` into at most [`MMSG_MAX`] slots.
+fn recvmmsg_chunk(sock: BorrowedFd<'_>, slots: &mut [RecvSlot], names: bool) -> io::Result<usize> {
+    let k = slots.len().min(MMSG_MAX);
+    let mut iovs = [IOVEC_ZERO; MMSG_MAX];
+    let mut hdrs = [MMSGHDR_ZERO; MMSG_MAX];
     for ((h, iov), slot) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(slots.iter_mut()) {
+        iov.iov_base = slot.buf.as_mut_ptr().cast();
+        iov.iov_len = slot.buf.len();
         if names {
             h.msg_hdr.msg_name = slot.from.as_mut_ptr().cast();
             h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
@@ -397,10 +422,11 @@ fn recvmmsg_into(sock: BorrowedFd<'_>, slots: &mut [RecvSlot], names: bool) -> i
         h.msg_hdr.msg_iov = iov as *mut libc::iovec;
         h.msg_hdr.msg_iovlen = 1;
     }
-    let count = libc::c_uint::try_from(hdrs.len()).unwrap_or(libc::c_uint::MAX);
-    // SAFETY: every header points at an iovec and a name buffer that are
-    // owned by `iovs`/`slots` and outlive the call; `count` is at most the
-    // number of headers; a null timeout means none.
+    let count = libc::c_uint::try_from(k).unwrap_or(0);
+    // SAFETY: the first `count` headers each point at one iovec in `iovs`
+    // describing a slot's buffer, and (with `names`) at the slot's name
+    // buffer of `msg_namelen` bytes; all outlive the call, which writes
+    // only into them and the headers. A null timeout means none.
     let n = unsafe {
         libc::recvmmsg(
             sock.as_raw_fd(),
@@ -418,7 +444,7 @@ fn recvmmsg_into(sock: BorrowedFd<'_>, slots: &mut [RecvSlot], names: bool) -> i
             Err(err)
         };
     }
-    let n = usize::try_from(n).unwrap_or(0);
+    let n = usize::try_from(n).unwrap_or(0).min(k);
     for (h, slot) in hdrs.iter().zip(slots.iter_mut()).take(n) {
         slot.len = usize::try_from(h.msg_len).unwrap_or(0).min(slot.buf.len());
         if names {
@@ -447,47 +473,53 @@ fn sendmmsg_once(sock: BorrowedFd<'_>, items: &[SendItem<'_>]) -> io::Result<usi
 }
 
 /// `sendmmsg` of (bytes, destination) pairs; `None` sends to the socket's
-/// connected peer.
+/// connected peer. Returns how many datagrams the kernel took, from the
+/// first; an error only when it took none.
 fn sendmmsg_raw<'a>(
     sock: BorrowedFd<'_>,
     items: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8; SOCKADDR_UN_LEN]>)>,
 ) -> io::Result<usize> {
-    let items: Vec<_> = items.collect();
-    let mut iovs: Vec<libc::iovec> = items
-        .iter()
-        .map(|(buf, _)| libc::iovec {
-            iov_base: buf.as_ptr() as *mut libc::c_void,
-            iov_len: buf.len(),
-        })
-        .collect();
-    // SAFETY: `mmsghdr` is plain old data; all-zero is valid.
-    let mut hdrs: Vec<libc::mmsghdr> = (0..items.len())
-        .map(|_| unsafe { std::mem::zeroed() })
-        .collect();
-    for ((h, iov), (_, to)) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(&items) {
-        if let Some(to) = to {
-            h.msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
-            h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+    let mut items = items.peekable();
+    let mut total = 0;
+    while items.peek().is_some() {
+        let mut iovs = [IOVEC_ZERO; MMSG_MAX];
+        let mut hdrs = [MMSGHDR_ZERO; MMSG_MAX];
+        let mut k = 0;
+        for ((h, iov), (buf, to)) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(items.by_ref()) {
+            iov.iov_base = buf.as_ptr() as *mut libc::c_void;
+            iov.iov_len = buf.len();
+            if let Some(to) = to {
+                h.msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+                h.msg_hdr.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+            }
+            h.msg_hdr.msg_iov = iov as *mut libc::iovec;
+            h.msg_hdr.msg_iovlen = 1;
+            k += 1;
         }
-        h.msg_hdr.msg_iov = iov as *mut libc::iovec;
-        h.msg_hdr.msg_iovlen = 1;
+        let count = libc::c_uint::try_from(k).unwrap_or(0);
+        // SAFETY: the first `count` headers point at iovecs in `iovs` and at
+        // buffers and names borrowed from `items`, all alive during the
+        // call; the kernel only reads them (and writes `msg_len` in the
+        // headers, which we own).
+        let n = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                count,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return if total == 0 { Err(err) } else { Ok(total) };
+        }
+        let n = usize::try_from(n).unwrap_or(0);
+        total += n;
+        if n < k {
+            break;
+        }
     }
-    let count = libc::c_uint::try_from(hdrs.len()).unwrap_or(libc::c_uint::MAX);
-    // SAFETY: the headers point at iovecs, buffers and names borrowed from
-    // `items`/`iovs`, all alive during the call; the kernel only reads them
-    // (and writes `msg_len` in the headers we own).
-    let n = unsafe {
-        libc::sendmmsg(
-            sock.as_raw_fd(),
-            hdrs.as_mut_ptr(),
-            count,
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(n).unwrap_or(0))
+    Ok(total)
 }
 
 /// What [`send_batch_connected`] did.

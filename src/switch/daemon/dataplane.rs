@@ -13,17 +13,66 @@ use crate::sys::net::{self as sysnet, strerror, RecvSlot, SendItem};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
-/// The copies one batch of frames makes, grouped by how they leave.
+/// The copies one batch of frames makes, grouped by how they leave. The
+/// daemon keeps one and [`recycle`](Egress::recycle)s it from batch to
+/// batch, so forwarding allocates nothing once the lists have grown.
 #[derive(Default)]
 pub(super) struct Egress<'a> {
     /// Through the shared data socket, each to its port's address.
     shared: Vec<SendItem<'a>>,
-    /// Through each destination port's own socket.
+    /// Through each destination port's own socket, in order of first use.
     ports: Vec<(PortId, Vec<&'a [u8]>)>,
     /// To the TAP uplink.
     tap: Vec<&'a [u8]>,
     /// To VXLAN peers (peer number, frame).
     vxlan: Vec<(usize, &'a [u8])>,
+    /// Emptied per-port lists, kept for their room.
+    spare: Vec<Vec<&'a [u8]>>,
+}
+
+/// Empties `v` and gives back its allocation typed for other borrows. The
+/// element types have the same layout, so the standard library's in-place
+/// `collect` keeps the buffer (a unit test checks it); were it not so, this
+/// would merely allocate.
+fn recycle_vec<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
+}
+
+impl<'a> Egress<'a> {
+    /// Empties every list, keeping its room, for frames borrowed anew.
+    pub(super) fn recycle<'b>(self) -> Egress<'b> {
+        let Egress {
+            shared,
+            mut ports,
+            tap,
+            vxlan,
+            spare,
+        } = self;
+        let mut spare: Vec<Vec<&'b [u8]>> = spare.into_iter().map(recycle_vec).collect();
+        spare.extend(ports.drain(..).map(|(_, v)| recycle_vec(v)));
+        Egress {
+            shared: recycle_vec(shared),
+            ports: recycle_vec(ports),
+            tap: recycle_vec(tap),
+            vxlan: recycle_vec(vxlan),
+            spare,
+        }
+    }
+
+    /// Queues `frame` for port `p`'s own socket.
+    fn queue_for_port(&mut self, p: PortId, frame: &'a [u8]) {
+        match self.ports.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, frames)) => frames.push(frame),
+            None => {
+                let mut frames = self.spare.pop().unwrap_or_default();
+                frames.push(frame);
+                self.ports.push((p, frames));
+            }
+        }
+    }
 }
 
 /// Where a batch came from: the shared socket (the sender's address names
@@ -80,7 +129,7 @@ impl Daemon {
     }
 
     fn forward_batch(&mut self, slots: &[RecvSlot], from: Ingress) {
-        let mut out = Egress::default();
+        let mut out = std::mem::take(&mut self.egress).recycle();
         for slot in slots {
             let ingress = match from {
                 Ingress::Port(p) => p,
@@ -94,11 +143,12 @@ impl Daemon {
             };
             self.route(ingress, &slot.buf[..slot.len], &mut out);
         }
-        self.send(out);
+        self.send(&out);
+        self.egress = out.recycle();
     }
 
     /// Sends one batch's copies: one `sendmmsg` per destination socket.
-    pub(super) fn send(&mut self, out: Egress<'_>) {
+    pub(super) fn send(&mut self, out: &Egress<'_>) {
         let mut sent = 0;
         let mut dropped = 0;
         if !out.shared.is_empty() {
@@ -140,7 +190,7 @@ impl Daemon {
                 eprintln!("Capture stopped: {}", strerror(&e));
             }
         }
-        let d = self.fwd.forward(ingress, &f, self.start.elapsed());
+        let d = self.fwd.forward(ingress, &f, self.now);
         if let Some(l) = d.learned {
             let port = self.port_label(l.port);
             match l.old {
@@ -169,12 +219,7 @@ impl Daemon {
             Verdict::Unicast(p) if allowed(p) => self.queue(p, frame, out),
             Verdict::Unicast(_) => {}
             Verdict::Flood => {
-                let targets: Vec<PortId> = self
-                    .fwd
-                    .flood_targets(ingress)
-                    .filter(|&p| allowed(p))
-                    .collect();
-                for p in targets {
+                for p in self.fwd.flood_targets(ingress).filter(|&p| allowed(p)) {
                     self.queue(p, frame, out);
                 }
             }
@@ -185,7 +230,7 @@ impl Daemon {
     /// flooding unknown destinations must not turn that into a stream of
     /// writes, so at most UNKNOWN_LOG_PER_SEC lines a second are printed.
     fn log_unknown(&mut self, f: &EthernetFrame<&[u8]>, ingress: PortId) {
-        let now_s = self.start.elapsed().as_secs();
+        let now_s = self.now.as_secs();
         if self.unknown_log.0 != now_s {
             if self.unknown_log.1 > UNKNOWN_LOG_PER_SEC {
                 let more = self.unknown_log.1 - UNKNOWN_LOG_PER_SEC;
@@ -207,10 +252,7 @@ impl Daemon {
 
     fn queue<'a>(&self, p: PortId, frame: &'a [u8], out: &mut Egress<'a>) {
         match self.sinks.get(&p) {
-            Some(Sink::Port(..)) => match out.ports.iter_mut().find(|(q, _)| *q == p) {
-                Some((_, frames)) => frames.push(frame),
-                None => out.ports.push((p, vec![frame])),
-            },
+            Some(Sink::Port(..)) => out.queue_for_port(p, frame),
             Some(Sink::Shared(addr)) => out.shared.push(SendItem {
                 buf: frame,
                 to: addr.0,
@@ -252,9 +294,38 @@ impl Daemon {
                 }
                 None => return,
             };
-            let mut out = Egress::default();
+            let mut out = std::mem::take(&mut self.egress).recycle();
             self.route(port, &buf[..n], &mut out);
-            self.send(out);
+            self.send(&out);
+            self.egress = out.recycle();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycled_egress_lists_keep_their_room_and_come_back_empty() {
+        let frames: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 60]).collect();
+        let mut out: Egress<'_> = Egress::default();
+        for (i, f) in frames.iter().enumerate() {
+            out.queue_for_port(PortId(u32::try_from(i % 3).unwrap()), f);
+            out.tap.push(f);
+        }
+        let tap_room = out.tap.capacity();
+        let port_room: usize = out.ports.iter().map(|(_, v)| v.capacity()).sum();
+        let again: Egress<'static> = out.recycle();
+        assert!(again.ports.is_empty() && again.tap.is_empty());
+        assert_eq!(again.tap.capacity(), tap_room, "the tap list kept its room");
+        assert_eq!(again.spare.len(), 3, "each port's list is kept as a spare");
+        let spare_room: usize = again.spare.iter().map(Vec::capacity).sum();
+        assert_eq!(spare_room, port_room);
+        // A port list taken from the spares starts empty.
+        let frame = [0u8; 60];
+        let mut out = again.recycle();
+        out.queue_for_port(PortId(7), &frame);
+        assert_eq!(out.ports, vec![(PortId(7), vec![&frame[..]])]);
     }
 }

@@ -127,7 +127,12 @@ pub struct Daemon {
     by_addr: HashMap<UnixAddr, PortId, FastState>,
     fwd: Forwarder,
     slots: Vec<RecvSlot>,
+    /// The lists of copies to send, kept between batches for their room.
+    egress: Egress<'static>,
     start: Instant,
+    /// Time since `start` when the current events were picked up: one
+    /// clock read per wake-up serves every frame it brings.
+    now: Duration,
     last_age: Instant,
     ctl_path: PathBuf,
     data_path: Option<PathBuf>,
@@ -305,7 +310,9 @@ impl Daemon {
             slots: (0..BATCH)
                 .map(|_| RecvSlot::new(MAX_FRAME_LEN + 1))
                 .collect(),
+            egress: Egress::default(),
             start: Instant::now(),
+            now: Duration::ZERO,
             last_age: Instant::now(),
             ctl_path: args.ctl.clone(),
             data_path: args.data.clone(),
@@ -392,7 +399,9 @@ impl Daemon {
                     });
                 }
             };
-            self.spin.waited(before.elapsed());
+            let woke = Instant::now();
+            self.spin.waited(woke.saturating_duration_since(before));
+            self.now = woke.saturating_duration_since(self.start);
             let mut done = None;
             for ev in &events[..n] {
                 let token = ev.data();
@@ -423,7 +432,7 @@ impl Daemon {
                 let frames = std::mem::take(&mut self.round_frames);
                 self.spin.handled(Instant::now(), frames, !polling);
             }
-            if self.last_age.elapsed() >= AGE_EVERY {
+            if woke.saturating_duration_since(self.last_age) >= AGE_EVERY {
                 self.housekeeping();
             }
             if let Some(e) = done {

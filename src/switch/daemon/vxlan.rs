@@ -6,7 +6,7 @@
 
 use super::super::vxlan::{self as wire, VxlanPacket};
 use super::super::{PortId, VxlanArgs};
-use super::{Daemon, Egress, SwitchError, BATCH};
+use super::{Daemon, SwitchError, BATCH};
 use crate::sys::net::strerror;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -37,7 +37,8 @@ pub(super) struct Uplink {
     pub(super) sock: UdpSocket,
     vni: u32,
     peers: Vec<SocketAddr>,
-    buf: Vec<u8>,
+    /// Receive buffers: a batch of datagrams is forwarded together.
+    bufs: Vec<Vec<u8>>,
     pub(super) stats: VxlanStats,
 }
 
@@ -66,7 +67,9 @@ impl Uplink {
             sock,
             vni: args.vni,
             peers: args.peers.clone(),
-            buf: vec![0u8; wire::HEADER_LEN + super::MAX_FRAME_LEN + 1],
+            bufs: (0..BATCH)
+                .map(|_| vec![0u8; wire::HEADER_LEN + super::MAX_FRAME_LEN + 1])
+                .collect(),
             stats: VxlanStats::default(),
         })
     }
@@ -83,44 +86,60 @@ impl Uplink {
 }
 
 impl Daemon {
-    /// Datagrams on the VXLAN socket.
+    /// Datagrams on the VXLAN socket, up to [`BATCH`] at a time: a batch's
+    /// frames are forwarded together, so that their copies leave in one
+    /// send per destination.
     pub(super) fn on_vxlan(&mut self) {
-        for _ in 0..BATCH * 4 {
+        let Some(up) = self.vxlan.as_mut() else {
+            return;
+        };
+        let mut bufs = std::mem::take(&mut up.bufs);
+        // (buffer, datagram length, peer) of the good datagrams of a batch.
+        let mut good: Vec<(usize, usize, usize)> = Vec::with_capacity(bufs.len());
+        for _ in 0..4 {
             let Some(up) = self.vxlan.as_mut() else {
-                return;
+                break;
             };
-            let mut buf = std::mem::take(&mut up.buf);
-            let got = up.sock.recv_from(&mut buf);
-            let (n, from) = match got {
-                Ok(x) => x,
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        eprintln!("vxlan: receiving: {}", strerror(&e));
+            good.clear();
+            let mut drained = false;
+            for (k, buf) in bufs.iter_mut().enumerate() {
+                let (n, from) = match up.sock.recv_from(buf) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            eprintln!("vxlan: receiving: {}", strerror(&e));
+                        }
+                        drained = true;
+                        break;
                     }
-                    up.buf = buf;
-                    return;
-                }
-            };
-            up.stats.datagrams_in += 1;
-            let Some(peer) = wire::peer_of(&up.peers, &from) else {
-                up.stats.unknown_host += 1;
-                up.buf = buf;
-                continue;
-            };
-            let vni = up.vni;
-            match VxlanPacket::new_checked(&buf[..n]) {
-                Err(_) => up.stats.malformed += 1,
-                Ok(p) if p.vni() != vni => up.stats.foreign_vni += 1,
-                Ok(p) => {
-                    self.round_frames += 1;
-                    let mut out = Egress::default();
-                    self.route(peer_port(peer), p.payload(), &mut out);
-                    self.send(out);
+                };
+                up.stats.datagrams_in += 1;
+                let Some(peer) = wire::peer_of(&up.peers, &from) else {
+                    up.stats.unknown_host += 1;
+                    continue;
+                };
+                match VxlanPacket::new_checked(&buf[..n]) {
+                    Err(_) => up.stats.malformed += 1,
+                    Ok(p) if p.vni() != up.vni => up.stats.foreign_vni += 1,
+                    Ok(_) => good.push((k, n, peer)),
                 }
             }
-            if let Some(up) = self.vxlan.as_mut() {
-                up.buf = buf;
+            self.round_frames += good.len();
+            let mut out = std::mem::take(&mut self.egress).recycle();
+            for &(k, n, peer) in &good {
+                // The inner frame (`VxlanPacket::payload`, borrowed from
+                // the buffer rather than from a view of it).
+                let payload = &bufs[k][wire::HEADER_LEN..n];
+                self.route(peer_port(peer), payload, &mut out);
             }
+            self.send(&out);
+            self.egress = out.recycle();
+            if drained {
+                break;
+            }
+        }
+        if let Some(up) = self.vxlan.as_mut() {
+            up.bufs = bufs;
         }
     }
 

@@ -391,3 +391,44 @@ fn a_readdir_under_way_while_leaves_split_misses_no_name() {
     drop(w);
     fsck_clean(&img);
 }
+
+#[test]
+fn a_directory_whose_two_level_index_is_full_becomes_linear_and_stays_clean() {
+    let t = "a_directory_whose_two_level_index_is_full_becomes_linear_and_stays_clean";
+    if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
+        return;
+    }
+    // Without large_dir an index has two levels at most (Linux then
+    // answers ENOSPC). 1 KiB blocks and 255-byte names (three per leaf)
+    // fill 123 x 126 leaves after some tens of thousands of names; the
+    // writer then clears the index and goes on linearly.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("full.img");
+    mkfs(&img, "ext4", &["-b", "1024", "-N", "70000"], "160M");
+    let w = open(&img);
+    let d = w.mkdir(ROOT, b"d", 0o755, ME).unwrap().ino;
+    let long = |i: usize| format!("{i:07}{}", "n".repeat(248));
+    let mut n = 0;
+    while w.getattr(d).unwrap().flags & EXT4_INDEX_FL != 0 || n < 10 {
+        assert!(n < 65_000, "the index never filled");
+        w.create(d, long(n).as_bytes(), 0o644, ME).unwrap();
+        n += 1;
+    }
+    eprintln!("index full after {n} names");
+    assert!(n > 10_000, "the index was cleared early, after {n} names");
+    for i in n..n + 20 {
+        w.create(d, long(i).as_bytes(), 0o644, ME).unwrap();
+    }
+    for i in (0..n + 20).step_by(97) {
+        w.unlink(d, long(i).as_bytes()).unwrap();
+    }
+    w.unmount().unwrap();
+    drop(w);
+    fsck_clean(&img);
+    let r = Ext3::open(FileDevice::open_read_only(&img).unwrap()).unwrap();
+    let names: std::collections::BTreeSet<Vec<u8>> =
+        r.read_dir(d).unwrap().into_iter().map(|e| e.name).collect();
+    for i in 0..n + 20 {
+        assert_eq!(names.contains(long(i).as_bytes()), i % 97 != 0, "name {i}");
+    }
+}

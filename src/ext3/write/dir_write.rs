@@ -133,7 +133,9 @@ impl<D: BlockDevice> Writer<D> {
                 let mut next = Vec::new();
                 for (b, at) in &frontier {
                     let count = usize::from(u16::from_le_bytes([b[at + 2], b[at + 3]]));
-                    for i in 0..count.min((end - at) / 8) {
+                    // A full root's last entries reach into the space
+                    // of a leaf's checksum tail: bound by the block.
+                    for i in 0..count.min((b.len() - at) / 8) {
                         let lblk = u64::from(le32(b, at + 8 * i + 4));
                         let pblk = self.dir_block(d, lblk)?;
                         nodes.push(pblk);

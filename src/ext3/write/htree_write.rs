@@ -115,6 +115,35 @@ impl Frame {
     }
 }
 
+/// Where a full leaf splits (`do_split`), given its entries' (hash, record
+/// size) sorted by hash (at least two): entries move to the new leaf from
+/// the top while the new leaf stays at most half a block (an entry counts
+/// when more than half of it would cross), or by count when all would fit.
+/// Returns the index of the first entry that moves and the hash for the
+/// new leaf's index entry, with [`CONTINUED`] set when the entry before
+/// the split has the same hash.
+fn split_point(sorted: &[(u32, usize)], block_size: usize) -> (usize, u32) {
+    let count = sorted.len();
+    let half = block_size / 2;
+    let mut size = 0usize;
+    let mut split = count / 2;
+    for (i, &(_, s)) in sorted.iter().enumerate().rev() {
+        if size + s / 2 > half {
+            split = i + 1;
+            break;
+        }
+        size += s;
+    }
+    let split = split.clamp(1, count.saturating_sub(1).max(1));
+    let hash2 = sorted[split].0;
+    let continued = if sorted[split - 1].0 == hash2 {
+        CONTINUED
+    } else {
+        0
+    };
+    (split, hash2 | continued)
+}
+
 /// What an insert into an indexed directory did.
 pub(crate) enum DxAdd {
     /// Added to this logical block.
@@ -441,33 +470,13 @@ impl<D: BlockDevice> Writer<D> {
         let mut map = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             let h = self.dx_hash(hash_version, &e.name).ok_or(FsError::IO)?;
-            map.push((h, i));
+            map.push((h, super::dir_write::rec_len(e.name.len()), i));
         }
         map.sort_by_key(|m| m.0);
-        // Move entries from the top until the next one would put more than
-        // half a block into the new leaf; if all fit, split by count.
-        let half = self.geo.bs as usize / 2;
-        let (mut size, mut moved) = (0usize, 0usize);
-        let mut stopped = false;
-        for &(_, i) in map.iter().rev() {
-            let s = super::dir_write::rec_len(entries[i].name.len());
-            if size + s / 2 > half {
-                stopped = true;
-                break;
-            }
-            size += s;
-            moved += 1;
-        }
-        let count = map.len();
-        let split = if stopped { count - moved } else { count / 2 };
-        let split = split.clamp(1, count - 1);
-        let hash2 = map[split].0;
-        let continued = if map[split - 1].0 == hash2 {
-            CONTINUED
-        } else {
-            0
-        };
-        let go: Vec<&DirEntry> = map[split..].iter().map(|m| &entries[m.1]).collect();
+        let sizes: Vec<(u32, usize)> = map.iter().map(|m| (m.0, m.1)).collect();
+        let (split, index_hash) = split_point(&sizes, self.geo.bs as usize);
+        let hash2 = index_hash & !CONTINUED;
+        let go: Vec<&DirEntry> = map[split..].iter().map(|m| &entries[m.2]).collect();
         let mut old = b;
         let mut gone: Vec<usize> = go.iter().map(|e| e.offset).collect();
         gone.sort_unstable();
@@ -475,7 +484,7 @@ impl<D: BlockDevice> Writer<D> {
         let (new_lblk, new_pblk) = self.append_dir_block(st, d)?;
         self.put_dir(d, pblk, old)?;
         self.put_dir(d, new_pblk, self.leaf_block(&go))?;
-        frame.insert(frame.pos + 1, hash2 | continued, new_lblk as u32);
+        frame.insert(frame.pos + 1, index_hash, new_lblk as u32);
         self.put_frame(d, frame)?;
         self.names_moved(d.ino, go.iter().map(|e| e.name.as_slice()), new_lblk)?;
         Ok(Some(if hash >= hash2 { new_lblk } else { leaf }))
@@ -526,5 +535,56 @@ impl<D: BlockDevice> Writer<D> {
         self.put_dx(d, pblk0, root, at)?;
         self.names_moved(d.ino, rest.iter().map(|e| e.name.as_slice()), lblk)?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaf_splits_where_the_next_entry_would_be_mostly_past_half_a_block() {
+        // 40 entries of 44 bytes in a 1 KiB block: 12 move (the 12th ends
+        // at 528, less than half of it past 512); the 13th would have 22
+        // of its 44 bytes at 528 + 22 > 512.
+        let v: Vec<(u32, usize)> = (0..40).map(|i| (i * 10, 44)).collect();
+        assert_eq!(split_point(&v, 1024), (28, 280));
+        // Small entries that all fit in half a block split by count.
+        let v: Vec<(u32, usize)> = (0..6).map(|i| (i * 10, 12)).collect();
+        assert_eq!(split_point(&v, 1024), (3, 30));
+    }
+
+    #[test]
+    fn equal_hashes_across_the_split_set_the_continuation_bit() {
+        let mut v: Vec<(u32, usize)> = (0..40).map(|i| (i * 10, 44)).collect();
+        for e in &mut v[25..35] {
+            e.0 = 0x1234_5678;
+        }
+        let (split, hash) = split_point(&v, 1024);
+        assert_eq!(split, 28);
+        assert_eq!(hash, 0x1234_5678 | CONTINUED);
+        // A lookup of that hash lands in the old leaf and the probe goes
+        // on to the new one.
+        let mut node = vec![0u8; 64];
+        set_le16(&mut node, 0, 7);
+        set_le16(&mut node, 2, 3);
+        set_le32(&mut node, 4, 1);
+        set_le32(&mut node, 8, 0x1000_0000);
+        set_le32(&mut node, 12, 2);
+        set_le32(&mut node, 16, hash);
+        set_le32(&mut node, 20, 3);
+        assert_eq!(htree::covering_entry(&node, 0, 3, 0x1234_5678), 1);
+        assert_eq!(
+            htree::probe(&node, 0, 0x1234_5678),
+            Some((vec![2, 3], true))
+        );
+    }
+
+    #[test]
+    fn two_entries_always_split_one_and_one() {
+        let v = [(5u32, 264usize), (9, 264)];
+        assert_eq!(split_point(&v, 1024), (1, 9));
+        let v = [(5u32, 264usize), (5, 264)];
+        assert_eq!(split_point(&v, 1024), (1, 5 | CONTINUED));
     }
 }

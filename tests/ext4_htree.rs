@@ -323,8 +323,8 @@ fn an_index_built_by_e2fsprogs_is_kept_through_our_inserts_and_removals() {
 }
 
 #[test]
-fn an_indexed_directory_moved_between_parents_keeps_its_root_valid() {
-    let t = "an_indexed_directory_moved_between_parents_keeps_its_root_valid";
+fn an_indexed_directory_moved_exchanged_renamed_over_and_removed_stays_valid() {
+    let t = "an_indexed_directory_moved_exchanged_renamed_over_and_removed_stays_valid";
     if !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
         return;
     }
@@ -344,6 +344,47 @@ fn an_indexed_directory_moved_between_parents_keeps_its_root_valid() {
     w.rename(ROOT, b"d", a, b"d", RenameFlags::default())
         .unwrap();
     assert_eq!(w.lookup(d, b"..").unwrap().ino, a);
+    // Renaming over an existing name of the indexed directory.
+    let over = want.remove(&name(1)).unwrap();
+    w.rename(
+        d,
+        name(1).as_bytes(),
+        d,
+        name(2).as_bytes(),
+        RenameFlags::default(),
+    )
+    .unwrap();
+    want.insert(name(2), over);
+    // Exchanging it with a plain directory moves both `..` entries.
+    let e = w.mkdir(ROOT, b"e", 0o755, ME).unwrap().ino;
+    w.rename(
+        a,
+        b"d",
+        ROOT,
+        b"e",
+        RenameFlags {
+            exchange: true,
+            ..RenameFlags::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(w.lookup(d, b"..").unwrap().ino, ROOT);
+    assert_eq!(w.lookup(e, b"..").unwrap().ino, a);
+    w.rename(a, b"d", ROOT, b"e-back", RenameFlags::default())
+        .unwrap();
+    w.rename(ROOT, b"e", a, b"d", RenameFlags::default())
+        .unwrap();
+    // An indexed directory emptied name by name can be removed.
+    let gone = w.mkdir(ROOT, b"gone", 0o755, ME).unwrap().ino;
+    for i in 0..300 {
+        w.create(gone, name(i).as_bytes(), 0o644, ME).unwrap();
+    }
+    assert!(w.getattr(gone).unwrap().flags & EXT4_INDEX_FL != 0);
+    assert!(w.rmdir(ROOT, b"gone").is_err());
+    for i in 0..300 {
+        w.unlink(gone, name(i).as_bytes()).unwrap();
+    }
+    w.rmdir(ROOT, b"gone").unwrap();
     w.unmount().unwrap();
     drop(w);
     fsck_clean(&img);

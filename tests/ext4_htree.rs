@@ -473,3 +473,56 @@ fn a_directory_whose_two_level_index_is_full_becomes_linear_and_stays_clean() {
         assert_eq!(names.contains(long(i).as_bytes()), i % 97 != 0, "name {i}");
     }
 }
+
+#[test]
+fn every_hash_version_signed_and_unsigned_gives_an_index_e2fsck_accepts() {
+    let t = "every_hash_version_signed_and_unsigned_gives_an_index_e2fsck_accepts";
+    if !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    // s_def_hash_version picks the hash of new indexes; s_flags whether
+    // name bytes are signed or unsigned chars, which changes the hash of
+    // names with bytes above 0x7F (e2fsck checks every name's hash).
+    for alg in ["legacy", "half_md4", "tea"] {
+        for (flags, what) in [("1", "signed"), ("2", "unsigned")] {
+            let dir = tempfile::tempdir().unwrap();
+            let img = dir.path().join("h.img");
+            mkfs(&img, "ext4", &["-b", "1024"], "16M");
+            for cmd in [
+                format!("ssv def_hash_version {alg}"),
+                format!("ssv flags {flags}"),
+            ] {
+                let out = common::run(
+                    "debugfs",
+                    ["-w".as_ref(), "-R".as_ref(), cmd.as_ref(), img.as_os_str()],
+                );
+                assert!(out.status.success(), "debugfs {cmd}");
+            }
+            let w = open(&img);
+            let d = w.mkdir(ROOT, b"d", 0o755, ME).unwrap().ino;
+            let mut want = BTreeMap::new();
+            for i in 0..400 {
+                let nm = format!(
+                    "n\u{e4}m\u{e9}-{i}-\u{fc}\u{df}{}",
+                    &"\u{263a}"[..3 * (i % 2)]
+                );
+                let ino = w.create(d, nm.as_bytes(), 0o644, ME).unwrap().ino;
+                want.insert(nm, ino);
+            }
+            w.unmount().unwrap();
+            drop(w);
+            fsck_clean(&img);
+            let htree = debugfs(&img, "htree /d");
+            let version = match alg {
+                "legacy" => 0,
+                "half_md4" => 1,
+                _ => 2,
+            };
+            assert!(
+                htree.contains(&format!("Hash Version: {version}")),
+                "{alg} {what}:\n{htree}"
+            );
+            check_names(&img, d, "/d", &want, &[]);
+        }
+    }
+}

@@ -526,3 +526,39 @@ fn every_hash_version_signed_and_unsigned_gives_an_index_e2fsck_accepts() {
         }
     }
 }
+
+#[test]
+fn a_damaged_index_block_is_a_checksum_error_not_a_wrong_answer() {
+    let t = "a_damaged_index_block_is_a_checksum_error_not_a_wrong_answer";
+    if !common::have_peers(t, &["mke2fs", "debugfs"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("bad.img");
+    mkfs(&img, "ext4", &["-b", "1024"], "16M");
+    let w = open(&img);
+    let d = w.mkdir(ROOT, b"d", 0o755, ME).unwrap().ino;
+    for i in 0..300 {
+        w.create(d, name(i).as_bytes(), 0o644, ME).unwrap();
+    }
+    w.unmount().unwrap();
+    drop(w);
+    let root_block: u64 = debugfs(&img, "bmap /d 0").trim().parse().unwrap();
+    // The second index entry's hash.
+    let at = root_block * 1024 + 0x28;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .open(&img)
+        .unwrap();
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x40]).unwrap();
+    drop(f);
+    let r = Ext3::open(FileDevice::open_read_only(&img).unwrap()).unwrap();
+    let err = r.lookup(d, name(7).as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("checksum"), "{err}");
+}

@@ -4,7 +4,9 @@
 //! to the one leaf block that can hold a name
 //! (Documentation/filesystems/ext4/directory.rst, "Hash Tree Directories").
 //! Listing still reads directories linearly; this only makes `lookup` in
-//! big directories read a few blocks instead of all of them. The writer
+//! big directories read a few blocks instead of all of them. Under
+//! metadata_csum each index block's `dx_tail` checksum is verified on the
+//! way, as Linux does. The writer
 //! keeps indexes up to date with the same hashes and layout
 //! (`write/htree_write.rs`).
 
@@ -284,6 +286,45 @@ pub fn probe(b: &[u8], at: usize, hash: u32) -> Option<(Vec<u32>, bool)> {
     Some((blocks, open_end))
 }
 
+/// The metadata_csum checksum of an index block whose `dx_countlimit` is
+/// at `at` (`ext4_dx_csum`): the CRC32C, seeded per inode, of the block up
+/// to the last used entry, then `dt_reserved` and a zeroed checksum field
+/// of the `struct dx_tail` that follows `limit` entries. Returns where the
+/// tail's checksum field is and the checksum; `None` when the limit leaves
+/// no room for a tail or the count exceeds it.
+pub fn dx_csum(b: &[u8], at: usize, inode_seed: u32) -> Option<(usize, u32)> {
+    use super::journal::crc::crc32c;
+    let limit = usize::from(le16(b, at));
+    let count = usize::from(le16(b, at.checked_add(2)?));
+    let tail = at.checked_add(limit.checked_mul(8)?)?;
+    if count > limit || tail.checked_add(8)? > b.len() {
+        return None;
+    }
+    let mut c = crc32c(inode_seed, &b[..at + 8 * count]);
+    c = crc32c(c, &b[tail..tail + 4]);
+    c = crc32c(c, &[0; 4]);
+    Some((tail + 4, c))
+}
+
+/// Checks the `dx_tail` of an index block (see [`dx_csum`]).
+fn verify_dx_tail(b: &[u8], at: usize, inode_seed: u32) -> Result<(), super::error::Corrupt> {
+    let Some((field, computed)) = dx_csum(b, at, inode_seed) else {
+        return Err(super::error::Corrupt::BadField {
+            field: "dx_countlimit (no room for the dx_tail)",
+            value: u64::from(le16(b, at)),
+        });
+    };
+    let stored = le32(b, field);
+    if stored != computed {
+        return Err(super::error::Corrupt::Checksum {
+            structure: "htree index block",
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
 /// `s_flags` bit: directory hashes use unsigned chars.
 const EXT2_FLAGS_UNSIGNED_HASH: u32 = 0x2;
 
@@ -336,6 +377,15 @@ impl<D: crate::block::BlockDevice> super::fs::Ext3<D> {
         };
         let mut node = root_block;
         let mut at = DX_ROOT_COUNTLIMIT;
+        let verify = |b: &[u8], at: usize, lblk: u32| -> super::error::Result<()> {
+            match csum_seed {
+                Some(seed) => verify_dx_tail(b, at, seed).map_err(|c| {
+                    super::error::Error::corrupt(format!("directory inode {ino} block {lblk}"), c)
+                }),
+                None => Ok(()),
+            }
+        };
+        verify(&node, at, 0)?;
         // One index node per level; at most three levels.
         for _ in 0..root.indirect_levels {
             let Some((blocks, _)) = probe(&node, at, hash) else {
@@ -346,6 +396,7 @@ impl<D: crate::block::BlockDevice> super::fs::Ext3<D> {
             };
             node = next;
             at = DX_NODE_COUNTLIMIT;
+            verify(&node, at, blocks[0])?;
         }
         let Some((leaves, open_end)) = probe(&node, at, hash) else {
             return Ok(None);

@@ -149,21 +149,13 @@ pub fn seal_dir_leaf(b: &mut [u8], inode_seed: u32) {
 }
 
 /// Writes the `struct dx_tail` checksum of an htree index block (dx_root
-/// or dx_node) whose `dx_countlimit` is at `at`: the tail follows `limit`
-/// entries; the CRC32C covers the block up to the last used entry, then
-/// `dt_reserved`, then a zero checksum field (fs/ext4/namei.c,
-/// `ext4_dx_csum`). A block whose limit leaves no room is left alone.
+/// or dx_node) whose `dx_countlimit` is at `at`
+/// ([`crate::ext3::htree::dx_csum`], the reader's). A block whose limit
+/// leaves no room is left alone.
 pub fn seal_dx_block(b: &mut [u8], at: usize, inode_seed: u32) {
-    let limit = usize::from(le16(b, at));
-    let count = usize::from(le16(b, at + 2)).min(limit);
-    let t = at + 8 * limit;
-    if t + 8 > b.len() {
-        return;
+    if let Some((field, c)) = crate::ext3::htree::dx_csum(b, at, inode_seed) {
+        set_le32(b, field, c);
     }
-    let mut c = crc32c(inode_seed, &b[..at + 8 * count]);
-    c = crc32c(c, &b[t..t + 4]);
-    c = crc32c(c, &[0; 4]);
-    set_le32(b, t + 4, c);
 }
 
 /// Writes the tail of an extent block (after `eh_max` entries).

@@ -159,3 +159,121 @@ fn crash_run(kind: &str, block_size: &str, inode_size: &str, size: &str, extra: 
         "the crash points never left a committed log ({replays_by_e2fsck})"
     );
 }
+
+/// Creates (with names long enough to split 1 KiB leaves often), removes
+/// and renames names in the indexed directory `d` until the injected
+/// failure; returns the names whose operation succeeded.
+fn indexed_workload(w: &Writer<FileDevice>, d: u32) -> Vec<String> {
+    let mut done = Vec::new();
+    for i in 0..24 {
+        let name = format!("a-name-long-enough-to-fill-leaves-quickly-{i:03}");
+        if w.create(d, name.as_bytes(), 0o644, ME).is_err() {
+            break;
+        }
+        done.push(name);
+        if i % 5 == 4 {
+            let gone = done.remove(0);
+            if w.unlink(d, gone.as_bytes()).is_err() {
+                break;
+            }
+        }
+        if i % 7 == 6 {
+            let old = done.remove(0);
+            let new = format!("renamed-{i}");
+            if w.rename(d, old.as_bytes(), d, new.as_bytes(), RenameFlags::default())
+                .is_err()
+            {
+                break;
+            }
+            done.push(new);
+        }
+    }
+    done
+}
+
+fn check_indexed(img: &Path, d: u32, done: &[String]) {
+    let r = Ext3::open(FileDevice::open_read_only(img).unwrap()).unwrap();
+    let inode = r.inode(d).unwrap();
+    assert!(
+        inode.i_flags & umlkit::ext3::inode::EXT4_INDEX_FL != 0,
+        "the directory lost its index"
+    );
+    for name in done {
+        assert!(
+            matches!(
+                r.htree_lookup(d, &inode, name.as_bytes()),
+                Ok(Some(Some(_)))
+            ),
+            "{name} lost"
+        );
+    }
+}
+
+#[test]
+fn killed_at_any_write_while_an_indexed_directory_splits_recovers_clean_with_its_index() {
+    let t = "killed_at_any_write_while_an_indexed_directory_splits_recovers_clean_with_its_index";
+    if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
+        return;
+    }
+    // Default ext4 features (extents, metadata_csum: dx_tail and dirent
+    // tails) with 1 KiB blocks, so leaves split every few creates.
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("p.img");
+    let out = common::run(
+        "mke2fs",
+        ["-q", "-F", "-t", "ext4", "-b", "1024"]
+            .iter()
+            .chain(&[pristine.to_str().unwrap(), "8M"]),
+    );
+    assert!(out.status.success(), "mke2fs: {}", common::stderr(&out));
+    let w = Writer::open(
+        FileDevice::open_read_write(&pristine).unwrap(),
+        WriteOptions::default(),
+    )
+    .unwrap();
+    let d = w.mkdir(ROOT, b"d", 0o755, ME).unwrap().ino;
+    let mut before = Vec::new();
+    for i in 0..40 {
+        let name = format!("present-before-the-crash-{i:03}");
+        w.create(d, name.as_bytes(), 0o644, ME).unwrap();
+        before.push(name);
+    }
+    w.unmount().unwrap();
+    drop(w);
+    common::fsck_clean(&pristine);
+    check_indexed(&pristine, d, &before);
+    let mut n = 1u64;
+    let mut finished = false;
+    while !finished && n < 2000 {
+        let img = dir.path().join("c.img");
+        std::fs::copy(&pristine, &img).unwrap();
+        let opts = WriteOptions {
+            sync_each_op: true,
+            fail_after_writes: Some(n),
+            ..WriteOptions::default()
+        };
+        if let Ok(w) = Writer::open(FileDevice::open_read_write(&img).unwrap(), opts) {
+            let mut done = indexed_workload(&w, d);
+            finished = w.unmount().is_ok();
+            drop(w);
+            done.extend(before.iter().cloned());
+            // e2fsprogs' recovery of the same dirty image, then ours.
+            let copy = dir.path().join("e.img");
+            std::fs::copy(&img, &copy).unwrap();
+            let _ = common::run("e2fsck", ["-fy".as_ref(), copy.as_os_str()]);
+            common::fsck_clean(&copy);
+            check_indexed(&copy, d, &done);
+            let w = Writer::open(
+                FileDevice::open_read_write(&img).unwrap(),
+                WriteOptions::default(),
+            )
+            .unwrap();
+            w.unmount().unwrap();
+            drop(w);
+            common::fsck_clean(&img);
+            check_indexed(&img, d, &done);
+        }
+        n += if n < 40 { 1 } else { 11 };
+    }
+    assert!(finished, "the workload never finished within 2000 writes");
+}

@@ -4,9 +4,37 @@
 //! to the one leaf block that can hold a name
 //! (Documentation/filesystems/ext4/directory.rst, "Hash Tree Directories").
 //! Listing still reads directories linearly; this only makes `lookup` in
-//! big directories read a few blocks instead of all of them.
+//! big directories read a few blocks instead of all of them. Under
+//! metadata_csum each index block's `dx_tail` checksum is verified on the
+//! way, as Linux does. The writer
+//! keeps indexes up to date with the same hashes and layout
+//! (`write/htree_write.rs`).
 
 use super::bytes::{le16, le32, u8_at};
+use super::superblock::Superblock;
+
+/// Offsets in block 0 of an indexed directory (`struct dx_root`: the `.`
+/// and `..` entries, then `dx_root_info`, then the `dx_countlimit` that
+/// takes the hash slot of the first `dx_entry`), and in an index node
+/// (`struct dx_node`: a fake empty entry spanning the block, then the
+/// `dx_countlimit`).
+pub mod field {
+    /// `dx_root_info.reserved_zero` (le32)
+    pub const DX_RESERVED_ZERO: usize = 0x18;
+    /// `dx_root_info.hash_version`
+    pub const DX_HASH_VERSION: usize = 0x1C;
+    /// `dx_root_info.info_length` (8)
+    pub const DX_INFO_LENGTH: usize = 0x1D;
+    /// `dx_root_info.indirect_levels`
+    pub const DX_INDIRECT_LEVELS: usize = 0x1E;
+    /// `dx_root_info.unused_flags`
+    pub const DX_UNUSED_FLAGS: usize = 0x1F;
+    /// `dx_countlimit` (limit le16, count le16) of the root's entries.
+    pub const DX_ROOT_COUNTLIMIT: usize = 0x20;
+    /// `dx_countlimit` of an index node's entries.
+    pub const DX_NODE_COUNTLIMIT: usize = 0x08;
+}
+use field::*;
 
 /// `dx_root_info.hash_version` values.
 const DX_HASH_LEGACY: u8 = 0;
@@ -188,14 +216,49 @@ pub struct DxRoot {
 /// Parses `dx_root_info` of directory block 0; `None` when it does not
 /// look like an htree root (then the directory is read linearly).
 pub fn parse_root(b: &[u8]) -> Option<DxRoot> {
-    if b.len() < 0x28 || le32(b, 0x18) != 0 || u8_at(b, 0x1D) != 8 {
+    if b.len() < 0x28 || le32(b, DX_RESERVED_ZERO) != 0 || u8_at(b, DX_INFO_LENGTH) != 8 {
         return None;
     }
-    let levels = u8_at(b, 0x1E);
+    let levels = u8_at(b, DX_INDIRECT_LEVELS);
     (levels < MAX_LEVELS).then_some(DxRoot {
-        hash_version: u8_at(b, 0x1C),
+        hash_version: u8_at(b, DX_HASH_VERSION),
         indirect_levels: levels,
     })
+}
+
+/// The hash under which an indexed directory of filesystem `sb` files
+/// `name`, for the root's `hash_version`: legacy, half-MD4 and TEA become
+/// their unsigned-char variants when `s_flags` has
+/// `EXT2_FLAGS_UNSIGNED_HASH` (else the signed ones, as on x86), seeded
+/// with `s_hash_seed` (fs/ext4/namei.c, `dx_probe`). `None` for a hash
+/// version this code does not know.
+pub fn name_hash(sb: &Superblock, hash_version: u8, name: &[u8]) -> Option<u32> {
+    let mut version = hash_version;
+    if version <= DX_HASH_TEA && sb.s_flags & EXT2_FLAGS_UNSIGNED_HASH != 0 {
+        version = version.checked_add(3)?;
+    }
+    let seed: [u32; 4] = std::array::from_fn(|i| le32(&sb.s_hash_seed, i.saturating_mul(4)));
+    dirhash(name, version, &seed)
+}
+
+/// In an index node whose `dx_countlimit` is at `at` and that has `count`
+/// entries (sorted by hash), the one that covers `hash`: the last whose
+/// hash is <= `hash`, by binary search as Linux's `dx_probe`. Entry 0
+/// stands for hash 0 (its hash field is the count/limit). A hash with the
+/// continuation bit is above the plain hash, so a name whose hash equals
+/// a continued one lands in the first leaf of the run.
+pub fn covering_entry(b: &[u8], at: usize, count: usize, hash: u32) -> usize {
+    // Invariant: entries [1, lo) have hash <= `hash`, [hi, count) above.
+    let (mut lo, mut hi) = (1usize, count.max(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if le32(b, at + 8 * mid) <= hash {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo - 1
 }
 
 /// In an index node whose `dx_countlimit` is at `at`, the logical blocks
@@ -212,11 +275,7 @@ pub fn probe(b: &[u8], at: usize, hash: u32) -> Option<(Vec<u32>, bool)> {
     }
     let entry_hash = |i: usize| le32(b, at + 8 * i);
     let entry_block = |i: usize| le32(b, at + 8 * i + 4) & 0x0fff_ffff;
-    // Entry 0 stands for hash 0 (its hash field is the count/limit).
-    let first = (1..count)
-        .take_while(|&i| entry_hash(i) <= hash)
-        .last()
-        .unwrap_or(0);
+    let first = covering_entry(b, at, count, hash);
     let mut blocks = vec![entry_block(first)];
     let mut i = first + 1;
     while i < count && entry_hash(i) & 1 == 1 && entry_hash(i) & !1 == hash {
@@ -225,6 +284,45 @@ pub fn probe(b: &[u8], at: usize, hash: u32) -> Option<(Vec<u32>, bool)> {
     }
     let open_end = i == count && blocks.len() > 1;
     Some((blocks, open_end))
+}
+
+/// The metadata_csum checksum of an index block whose `dx_countlimit` is
+/// at `at` (`ext4_dx_csum`): the CRC32C, seeded per inode, of the block up
+/// to the last used entry, then `dt_reserved` and a zeroed checksum field
+/// of the `struct dx_tail` that follows `limit` entries. Returns where the
+/// tail's checksum field is and the checksum; `None` when the limit leaves
+/// no room for a tail or the count exceeds it.
+pub fn dx_csum(b: &[u8], at: usize, inode_seed: u32) -> Option<(usize, u32)> {
+    use super::journal::crc::crc32c;
+    let limit = usize::from(le16(b, at));
+    let count = usize::from(le16(b, at.checked_add(2)?));
+    let tail = at.checked_add(limit.checked_mul(8)?)?;
+    if count > limit || tail.checked_add(8)? > b.len() {
+        return None;
+    }
+    let mut c = crc32c(inode_seed, &b[..at + 8 * count]);
+    c = crc32c(c, &b[tail..tail + 4]);
+    c = crc32c(c, &[0; 4]);
+    Some((tail + 4, c))
+}
+
+/// Checks the `dx_tail` of an index block (see [`dx_csum`]).
+fn verify_dx_tail(b: &[u8], at: usize, inode_seed: u32) -> Result<(), super::error::Corrupt> {
+    let Some((field, computed)) = dx_csum(b, at, inode_seed) else {
+        return Err(super::error::Corrupt::BadField {
+            field: "dx_countlimit (no room for the dx_tail)",
+            value: u64::from(le16(b, at)),
+        });
+    };
+    let stored = le32(b, field);
+    if stored != computed {
+        return Err(super::error::Corrupt::Checksum {
+            structure: "htree index block",
+            stored,
+            computed,
+        });
+    }
+    Ok(())
 }
 
 /// `s_flags` bit: directory hashes use unsigned chars.
@@ -274,16 +372,20 @@ impl<D: crate::block::BlockDevice> super::fs::Ext3<D> {
         let Some(root) = parse_root(&root_block) else {
             return Ok(None);
         };
-        let mut version = root.hash_version;
-        if version <= DX_HASH_TEA && sb.s_flags & EXT2_FLAGS_UNSIGNED_HASH != 0 {
-            version += 3;
-        }
-        let seed: [u32; 4] = std::array::from_fn(|i| le32(&sb.s_hash_seed, i * 4));
-        let Some(hash) = dirhash(name, version, &seed) else {
+        let Some(hash) = name_hash(sb, root.hash_version, name) else {
             return Ok(None);
         };
         let mut node = root_block;
-        let mut at = 0x20;
+        let mut at = DX_ROOT_COUNTLIMIT;
+        let verify = |b: &[u8], at: usize, lblk: u32| -> super::error::Result<()> {
+            match csum_seed {
+                Some(seed) => verify_dx_tail(b, at, seed).map_err(|c| {
+                    super::error::Error::corrupt(format!("directory inode {ino} block {lblk}"), c)
+                }),
+                None => Ok(()),
+            }
+        };
+        verify(&node, at, 0)?;
         // One index node per level; at most three levels.
         for _ in 0..root.indirect_levels {
             let Some((blocks, _)) = probe(&node, at, hash) else {
@@ -293,7 +395,8 @@ impl<D: crate::block::BlockDevice> super::fs::Ext3<D> {
                 return Ok(None);
             };
             node = next;
-            at = 0x08;
+            at = DX_NODE_COUNTLIMIT;
+            verify(&node, at, blocks[0])?;
         }
         let Some((leaves, open_end)) = probe(&node, at, hash) else {
             return Ok(None);

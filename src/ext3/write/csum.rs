@@ -11,6 +11,7 @@
 //! | block/inode bitmap   | fs seed                       | the group's bits            |
 //! | inode                | fs seed, ino, generation      | record, checksums zeroed    |
 //! | dir leaf, extent blk | fs seed, ino, generation      | block before the tail       |
+//! | htree index block    | fs seed, ino, generation      | used entries, `dx_tail`     |
 //! | xattr block          | fs seed, block number (le64)  | block, `h_checksum` zeroed  |
 
 use crate::ext3::bytes::{le16, set_le16, set_le32};
@@ -145,6 +146,16 @@ pub fn seal_dir_leaf(b: &mut [u8], inode_seed: u32) {
     b[t + 7] = DIRENT_TAIL_TYPE;
     let c = crc32c(inode_seed, &b[..t]);
     set_le32(b, t + 8, c);
+}
+
+/// Writes the `struct dx_tail` checksum of an htree index block (dx_root
+/// or dx_node) whose `dx_countlimit` is at `at`
+/// ([`crate::ext3::htree::dx_csum`], the reader's). A block whose limit
+/// leaves no room is left alone.
+pub fn seal_dx_block(b: &mut [u8], at: usize, inode_seed: u32) {
+    if let Some((field, c)) = crate::ext3::htree::dx_csum(b, at, inode_seed) {
+        set_le32(b, field, c);
+    }
 }
 
 /// Writes the tail of an extent block (after `eh_max` entries).

@@ -5,12 +5,17 @@
 //! changing the inode an entry points to, and the name cache that makes
 //! `lookup` a hash probe instead of a directory scan.
 //!
-//! A modified htree directory has `EXT4_INDEX_FL` cleared: its index blocks
-//! read as empty entries, so it stays a valid linear directory (with
+//! Indexed (htree) directories keep their index: new entries go to the
+//! leaf the index names, and a one-block directory that fills up becomes
+//! indexed ([`super::htree_write`]). When an index cannot be kept (full at
+//! the depth Linux allows without large_dir, a layout the writer does not
+//! know, or dir_index off) `EXT4_INDEX_FL` is cleared: the index blocks
+//! read as empty entries, so the directory stays a valid linear one (with
 //! metadata_csum they are rewritten as empty leaves with a checksum tail).
 //! With metadata_csum every leaf ends in the 12-byte checksum tail
 //! (`struct ext4_dir_entry_tail`), which entries never cover.
 
+use super::htree_write::DxAdd;
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
@@ -43,7 +48,15 @@ fn le32(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
-fn write_entry(b: &mut [u8], off: usize, ino: u32, rl: usize, name: &[u8], ft: u8, filetype: bool) {
+pub(crate) fn write_entry(
+    b: &mut [u8],
+    off: usize,
+    ino: u32,
+    rl: usize,
+    name: &[u8],
+    ft: u8,
+    filetype: bool,
+) {
     b[off..off + 4].copy_from_slice(&ino.to_le_bytes());
     b[off + 4..off + 6].copy_from_slice(&(rl as u16).to_le_bytes());
     b[off + 6] = name.len() as u8;
@@ -81,16 +94,25 @@ pub type NameMap = HashMap<Vec<u8>, (u32, u32)>;
 const MAX_CACHED_DIRS: usize = 4096;
 
 impl<D: BlockDevice> Writer<D> {
-    /// After an entry of directory `d` changed: its htree index no longer
-    /// matches the blocks (see the module doc), and its times move.
+    /// After an entry of directory `d` changed: its times move, and an
+    /// index flag on a filesystem without dir_index (where Linux reads the
+    /// directory linearly) is dropped.
     fn entries_changed(&self, d: &mut RawInode) -> WResult<()> {
-        if d.flags() & EXT4_INDEX_FL != 0 && self.geo.csum.is_some() {
-            self.unindex(d)?;
+        if d.flags() & EXT4_INDEX_FL != 0 && !self.dir_index() {
+            self.clear_index(d)?;
         }
-        d.set_flags(d.flags() & !EXT4_INDEX_FL);
         let t = super::now();
         d.set_time(super::inode_write::Which::Mtime, t);
         d.set_time(super::inode_write::Which::Ctime, t);
+        Ok(())
+    }
+
+    /// Makes htree directory `d` a linear one (see the module doc).
+    fn clear_index(&self, d: &mut RawInode) -> WResult<()> {
+        if self.geo.csum.is_some() {
+            self.unindex(d)?;
+        }
+        d.set_flags(d.flags() & !EXT4_INDEX_FL);
         Ok(())
     }
 
@@ -111,7 +133,9 @@ impl<D: BlockDevice> Writer<D> {
                 let mut next = Vec::new();
                 for (b, at) in &frontier {
                     let count = usize::from(u16::from_le_bytes([b[at + 2], b[at + 3]]));
-                    for i in 0..count.min((end - at) / 8) {
+                    // A full root's last entries reach into the space
+                    // of a leaf's checksum tail: bound by the block.
+                    for i in 0..count.min((b.len() - at) / 8) {
                         let lblk = u64::from(le32(b, at + 8 * i + 4));
                         let pblk = self.dir_block(d, lblk)?;
                         nodes.push(pblk);
@@ -177,7 +201,7 @@ impl<D: BlockDevice> Writer<D> {
         }
     }
 
-    fn dir_block(&self, d: &RawInode, lblk: u64) -> WResult<u64> {
+    pub(crate) fn dir_block(&self, d: &RawInode, lblk: u64) -> WResult<u64> {
         let p = self.bmap(d, lblk)?;
         if p == 0 {
             return Err(FsError::IO);
@@ -186,7 +210,14 @@ impl<D: BlockDevice> Writer<D> {
     }
 
     /// Tries to fit an entry into logical block `lblk` of `d`.
-    fn try_insert(&self, d: &RawInode, lblk: u64, name: &[u8], ino: u32, ft: u8) -> WResult<bool> {
+    pub(crate) fn try_insert(
+        &self,
+        d: &RawInode,
+        lblk: u64,
+        name: &[u8],
+        ino: u32,
+        ft: u8,
+    ) -> WResult<bool> {
         let bs = self.geo.bs as usize;
         let end = self.geo.dir_end();
         let pblk = self.dir_block(d, lblk)?;
@@ -240,44 +271,75 @@ impl<D: BlockDevice> Writer<D> {
         self.check_block_map(d)?;
         self.entries_changed(d)?;
         let ft = dirent_type(t);
-        let bs = self.geo.bs;
-        let n = d.size() / bs;
-        let mut placed = None;
-        if n > 0 && self.try_insert(d, n - 1, name, ino, ft)? {
-            placed = Some(n - 1);
-        } else {
-            for l in 0..n.saturating_sub(1) {
-                if self.try_insert(d, l, name, ino, ft)? {
-                    placed = Some(l);
-                    break;
-                }
-            }
-        }
-        let lblk = match placed {
+        let lblk = match self.add_indexed(st, d, name, ino, ft)? {
             Some(l) => l,
-            None => {
-                let goal = if n > 0 {
-                    self.bmap(d, n - 1)? + 1
-                } else {
-                    self.inode_goal(d.ino)
-                };
-                let pblk = self.alloc_block(st, goal)?;
-                let mut b = vec![0u8; bs as usize];
-                let end = self.geo.dir_end();
-                write_entry(&mut b, 0, ino, end, name, ft, self.geo.filetype);
-                self.put_dir(d, pblk, b)?;
-                self.bmap_set(st, d, n, pblk)?;
-                d.set_sectors(d.sectors() + bs / 512);
-                d.set_size((n + 1) * bs);
-                n
-            }
+            None => self.add_linear(st, d, name, ino, ft)?,
         };
         self.with_names(d.ino, |m| m.insert(name.to_vec(), (ino, lblk as u32)))?;
         Ok(())
     }
 
-    /// Finds `name` in `d`: (device block, offset, previous entry offset).
-    fn locate(&self, d: &RawInode, name: &[u8]) -> WResult<(u64, usize, Option<usize>)> {
+    /// Adds the entry through the index of `d`, making a full one-block
+    /// directory indexed first; `None` when `d` is (now) linear.
+    fn add_indexed(
+        &self,
+        st: &mut State,
+        d: &mut RawInode,
+        name: &[u8],
+        ino: u32,
+        ft: u8,
+    ) -> WResult<Option<u64>> {
+        if !self.is_indexed(d) {
+            // As Linux: only a directory of one full block gets an index.
+            if d.size() != self.geo.bs || !self.dir_index() {
+                return Ok(None);
+            }
+            if self.try_insert(d, 0, name, ino, ft)? {
+                return Ok(Some(0));
+            }
+            if !self.make_indexed(st, d)? {
+                return Ok(None);
+            }
+        }
+        match self.dx_add(st, d, name, ino, ft)? {
+            DxAdd::Placed(l) => Ok(Some(l)),
+            DxAdd::Unindexable => {
+                self.clear_index(d)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Adds the entry in the first gap that fits (last block first), or
+    /// in a new block.
+    fn add_linear(
+        &self,
+        st: &mut State,
+        d: &mut RawInode,
+        name: &[u8],
+        ino: u32,
+        ft: u8,
+    ) -> WResult<u64> {
+        let n = d.size() / self.geo.bs;
+        if n > 0 && self.try_insert(d, n - 1, name, ino, ft)? {
+            return Ok(n - 1);
+        }
+        for l in 0..n.saturating_sub(1) {
+            if self.try_insert(d, l, name, ino, ft)? {
+                return Ok(l);
+            }
+        }
+        let (lblk, pblk) = self.append_dir_block(st, d)?;
+        let mut b = vec![0u8; self.geo.bs as usize];
+        let end = self.geo.dir_end();
+        write_entry(&mut b, 0, ino, end, name, ft, self.geo.filetype);
+        self.put_dir(d, pblk, b)?;
+        Ok(lblk)
+    }
+
+    /// Finds `name` in `d`: (logical block, device block, offset,
+    /// previous entry offset).
+    fn locate(&self, d: &RawInode, name: &[u8]) -> WResult<(u64, u64, usize, Option<usize>)> {
         let bs = self.geo.bs as usize;
         let hint = self.with_names(d.ino, |m| m.get(name).map(|e| u64::from(e.1)))?;
         let Some(lblk) = hint else {
@@ -285,7 +347,12 @@ impl<D: BlockDevice> Writer<D> {
         };
         let pblk = self.dir_block(d, lblk)?;
         let b = self.get(pblk)?;
-        let end = self.geo.dir_end();
+        // In an index root `..` spans the block, dx_tail included.
+        let end = if lblk == 0 && self.is_indexed(d) {
+            bs
+        } else {
+            self.geo.dir_end()
+        };
         let (mut off, mut prev) = (0usize, None);
         while off + 8 <= end {
             let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
@@ -294,7 +361,7 @@ impl<D: BlockDevice> Writer<D> {
             }
             let nl = usize::from(b[off + 6]);
             if le32(&b, off) != 0 && off + 8 + nl <= bs && &b[off + 8..off + 8 + nl] == name {
-                return Ok((pblk, off, prev));
+                return Ok((lblk, pblk, off, prev));
             }
             prev = Some(off);
             off += rl;
@@ -306,7 +373,7 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn remove_entry(&self, d: &mut RawInode, name: &[u8]) -> WResult<u32> {
         self.entries_changed(d)?;
         let end = self.geo.dir_end();
-        let (pblk, off, prev) = self.locate(d, name)?;
+        let (_, pblk, off, prev) = self.locate(d, name)?;
         let mut b = self.get(pblk)?;
         let ino = le32(&b, off);
         match prev {
@@ -330,13 +397,17 @@ impl<D: BlockDevice> Writer<D> {
         t: FileType,
     ) -> WResult<()> {
         self.entries_changed(d)?;
-        let (pblk, off, _) = self.locate(d, name)?;
+        let (lblk, pblk, off, _) = self.locate(d, name)?;
         let mut b = self.get(pblk)?;
         b[off..off + 4].copy_from_slice(&ino.to_le_bytes());
         if self.geo.filetype {
             b[off + 7] = dirent_type(t);
         }
-        self.put_dir(d, pblk, b)?;
+        if lblk == 0 && self.is_indexed(d) {
+            self.put_dx(d, pblk, b, crate::ext3::htree::field::DX_ROOT_COUNTLIMIT)?;
+        } else {
+            self.put_dir(d, pblk, b)?;
+        }
         self.with_names(d.ino, |m| {
             if let Some(e) = m.get_mut(name) {
                 e.0 = ino;

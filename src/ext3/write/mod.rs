@@ -18,9 +18,9 @@
 //! hands out a writable handle. Each transaction is committed to the
 //! journal and checkpointed straight away, so the log holds at most one
 //! transaction and blocks freed in a committed transaction can be reused
-//! without revoke records. Directories with an htree index have their index
-//! flag cleared when modified (a valid linear directory; e2fsck -D can
-//! rebuild the index). Files mapped by extents are written through
+//! without revoke records. Directories keep their htree index as Linux
+//! does (`htree_write`: leaf and node splits, a second level, one-block
+//! directories made indexed). Files mapped by extents are written through
 //! `extent_write`, and new files and directories on an `extent`
 //! filesystem are extent-mapped as the kernel makes them.
 //!
@@ -54,6 +54,7 @@ pub mod csum;
 mod dir_write;
 mod extent_write;
 mod file_write;
+mod htree_write;
 pub mod inode_write;
 mod journal;
 mod mount;

@@ -337,9 +337,7 @@ pub fn merge_to_new(
         Err(_) => copy_view(&dev, tmp.as_file(), length, options),
     }
     .map_err(|e| io_err("merge failed", e))?;
-    tmp.as_file()
-        .set_len(length)
-        .map_err(|e| io_err("cannot set length", e))?;
+    set_len_if_needed(tmp.as_file(), length).map_err(|e| io_err("cannot set length", e))?;
     if options.sync {
         tmp.as_file()
             .sync_all()
@@ -356,6 +354,18 @@ pub fn merge_to_new(
         length,
         resumed: false,
     })
+}
+
+/// Gives `out` the length `length` unless it has it already: XFS takes a
+/// truncation to the current size for a shrink and then writes the whole
+/// file back when it is closed (as after a real truncation, against
+/// zero-length files after a crash), which cost a reflinked merge most of
+/// its time.
+fn set_len_if_needed(out: &File, length: u64) -> io::Result<()> {
+    if out.metadata()?.len() == length {
+        return Ok(());
+    }
+    out.set_len(length)
 }
 
 /// After the backing file's extents were cloned into `out` (a reflink:

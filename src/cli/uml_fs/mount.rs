@@ -283,6 +283,11 @@ fn daemon(mut report: UnixStream, spec: &str, file: &Path, dir: &Path, o: &Mount
     }
 }
 
+/// Whether process `pid` is a `uml_fs` (its command name).
+fn is_uml_fs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "uml_fs")
+}
+
 /// `uml_fs umount DIR`: unmounts with `fusermount3 -u` and waits until the
 /// server has committed the journal, marked the filesystem clean and
 /// exited.
@@ -299,17 +304,21 @@ pub fn umount(dir: &Path) -> anyhow::Result<()> {
         .rev()
         .find(|m| m.point == point)
         .ok_or_else(|| anyhow!("{}: not mounted", dir.display()))?;
-    if entry.fstype != format!("fuse.{SUBTYPE}") {
+    // The server holds the kernel's lock on its image or COW file.
+    let server = std::fs::File::open(&entry.source)
+        .ok()
+        .and_then(|f| crate::sys::fs::lock_holder(&f).ok().flatten());
+    // Mounted by root, the server calls mount(2) itself and the kernel
+    // records no subtype: then the server holding the disk says whose it is.
+    let ours = entry.fstype == format!("fuse.{SUBTYPE}")
+        || (entry.fstype == "fuse" && server.is_some_and(is_uml_fs));
+    if !ours {
         bail!(
             "{}: not a uml_fs mount (type {})",
             dir.display(),
             entry.fstype
         );
     }
-    // The server holds the kernel's lock on its image or COW file.
-    let server = std::fs::File::open(&entry.source)
-        .ok()
-        .and_then(|f| crate::sys::fs::lock_holder(&f).ok().flatten());
     let out = std::process::Command::new("fusermount3")
         .arg("-u")
         .arg(&point)

@@ -17,6 +17,7 @@
 # Every command runs once after a `sync`, page cache warm (the machine is
 # shared; not dropped unless DROP_CACHES=1); everything runs as root. The
 # written images are checked with e2fsck -fn and their file count.
+# TOOLS="kernel uml_fs" runs only those.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,9 +26,11 @@ DATA=${DATA:-$ROOT/bench-data/mount}
 DROP_CACHES=${DROP_CACHES:-0}
 
 [ "$(id -u)" = 0 ] || { echo "mount_tar: needs root (loop mounts)" >&2; exit 1; }
-TOOLS="kernel uml_fs"
-command -v fuse2fs >/dev/null && TOOLS="$TOOLS fuse2fs"
-command -v guestmount >/dev/null && TOOLS="$TOOLS guestmount"
+if [ -z "${TOOLS:-}" ]; then
+    TOOLS="kernel uml_fs"
+    if command -v fuse2fs >/dev/null; then TOOLS="$TOOLS fuse2fs"; fi
+    if command -v guestmount >/dev/null; then TOOLS="$TOOLS guestmount"; fi
+fi
 
 mkdir -p "$DATA"
 MNT=$DATA/mnt

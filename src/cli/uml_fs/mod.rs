@@ -4,6 +4,7 @@
 //! `src/bin/uml_fs.rs` only calls [`main`].
 
 mod diff;
+mod dir_index;
 mod edit;
 mod extract;
 mod find;

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!   DIR ──FUSE──> FuseFs ──InodeFs──> Writer (rw: journal replayed into the COW/image)
-//!                                  └─> ReadOnly(Ext3) (ro: journal replayed in memory)
+//!                                  └─> Indexed(ReadOnly(Ext3)) (ro: journal replayed in memory,
+//!                                      names looked up in a per-directory index)
 //!                                        └─> Disk (image, or COW over its backing)
 //! ```
 //!
@@ -16,6 +17,7 @@
 //! Unmounting (`uml_fs umount`, `fusermount3 -u`) ends the session; the
 //! server then commits the journal and marks the superblock clean.
 
+use super::dir_index::Indexed;
 use super::edit::{one_line, open_error};
 use crate::cow::{open_disk, DiskOptions, DiskSpec};
 use crate::ext3::read_only::ReadOnly;
@@ -176,7 +178,7 @@ fn open_fs(spec: &str, dir: &Path, o: &MountOpts) -> anyhow::Result<(Arc<dyn Ino
     .map_err(|e| open_error(e, !o.read_only))?;
     if o.read_only {
         let fs = Ext3::open(disk).map_err(|e| anyhow!("{spec}: {}", one_line(&e)))?;
-        return Ok((Arc::new(ReadOnly::new(fs)), false));
+        return Ok((Arc::new(Indexed::new(ReadOnly::new(fs))), false));
     }
     let opts = WriteOptions {
         mount_point: Some(dir.as_os_str().as_bytes().to_vec()),

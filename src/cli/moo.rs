@@ -20,7 +20,7 @@ use std::process::ExitCode;
     about = "Merge a UML copy-on-write (COW) file with its backing file",
     override_usage = "uml_moo [OPTIONS] [-b BACKING] COW NEW\n       uml_moo [OPTIONS] [-b BACKING] -d COW\n       uml_moo [OPTIONS] BACKING COW NEW",
     after_help = "A new image is built in a temporary file beside NEW and renamed into place when \
-                  complete; all-zero blocks stay holes. -d writes only the COW's sectors into the \
+                  complete; holes of the backing file and all-zero blocks of the COW stay holes. -d writes only the COW's sectors into the \
                   backing file, after saying which file on standard error, and only into a file \
                   that looks like a disk image unless --force; if it is interrupted, the same \
                   command finishes it. \

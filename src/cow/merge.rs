@@ -129,11 +129,21 @@ fn check_cancel(options: &MergeOptions) -> io::Result<()> {
     }
 }
 
+/// Bytes handed to one `copy_file_range` call (between cancel checks).
+const OFFLOAD_CHUNK: usize = 8 << 20;
+
 /// Copies `len` bytes of `dev`'s view into `out`, reading only data ranges
-/// and leaving zero blocks as holes. Stripes of the image are handed out to
-/// a few threads (positional I/O needs no coordination beyond the counter).
+/// and leaving holes as holes. Stripes of the image are handed out to a few
+/// threads (positional I/O needs no coordination beyond the counter).
+///
+/// The COW's sectors are read and written with their all-zero blocks left
+/// as holes. The backing file's data ranges under clean sectors are copied
+/// inside the kernel with `copy_file_range` (no copy through our memory;
+/// NFS or overlayfs may offload it further), so zeros the backing file
+/// stores as data stay data there; where the kernel cannot (another file
+/// system, a block device, an old kernel) they are read and written too.
 fn copy_view(
-    dev: &dyn BlockDevice,
+    dev: &CowDevice<FileDevice>,
     out: &File,
     len: u64,
     options: &MergeOptions,
@@ -146,6 +156,7 @@ fn copy_view(
         .max(1);
     let next = AtomicU64::new(0);
     let written = AtomicU64::new(0);
+    let offload = AtomicBool::new(true);
     let worker = || -> io::Result<()> {
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -155,7 +166,7 @@ fn copy_view(
             }
             let start = stripe * STRIPE;
             let end = (start + STRIPE).min(len);
-            let n = copy_range(dev, out, start..end, &mut buf, options)?;
+            let n = copy_stripe(dev, out, start..end, &mut buf, options, &offload)?;
             written.fetch_add(n, Ordering::Relaxed);
         }
     };
@@ -174,7 +185,81 @@ fn copy_view(
     Ok(written.into_inner())
 }
 
-/// Copies the data ranges of `range` of the view; returns bytes written.
+/// Copies `range` of the view, run by run of the bitmap: the COW's runs
+/// through the view, the clean ones from the backing file. Returns bytes
+/// written (copied ones included).
+fn copy_stripe(
+    dev: &CowDevice<FileDevice>,
+    out: &File,
+    range: std::ops::Range<u64>,
+    buf: &mut [u8],
+    options: &MergeOptions,
+    offload: &AtomicBool,
+) -> io::Result<u64> {
+    let ss = u64::from(dev.header().sector_size);
+    let runs: Vec<_> = dev.with_runs(range.start / ss..range.end.div_ceil(ss), |runs| {
+        runs.collect()
+    });
+    let mut written = 0;
+    for (run, in_cow) in runs {
+        let part = (run.start * ss).max(range.start)..(run.end * ss).min(range.end);
+        written += if in_cow {
+            copy_range(dev, out, part, buf, options)?
+        } else {
+            copy_backing(dev.backing(), out, part, buf, options, offload)?
+        };
+    }
+    Ok(written)
+}
+
+/// Copies the data ranges of `range` of the backing file to the same
+/// offsets of `out`, with `copy_file_range` while `offload` holds; the
+/// first refusal clears it and this and later ranges are read and written.
+fn copy_backing(
+    backing: &FileDevice,
+    out: &File,
+    range: std::ops::Range<u64>,
+    buf: &mut [u8],
+    options: &MergeOptions,
+    offload: &AtomicBool,
+) -> io::Result<u64> {
+    let mut written = 0;
+    let mut pos = range.start;
+    while pos < range.end {
+        let Some(data) = backing.next_data(pos)? else {
+            break;
+        };
+        let start = data.start.max(pos);
+        let end = data.end.min(range.end);
+        let mut at = start;
+        while at < end && offload.load(Ordering::Relaxed) {
+            check_cancel(options)?;
+            let n = usize_from((end - at).min(u64_from(OFFLOAD_CHUNK)));
+            match crate::sys::fs::copy_range(backing.file(), at, out, at, n) {
+                // The backing file ended early: the read below says so.
+                Ok(0) => break,
+                Ok(n) => {
+                    at += u64_from(n);
+                    written += u64_from(n);
+                    options.progress.inc(u64_from(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if crate::sys::fs::copy_unsupported(&e) => {
+                    offload.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if at < end {
+            written += copy_range(backing, out, at..end, buf, options)?;
+        }
+        pos = end.max(pos + 1);
+    }
+    Ok(written)
+}
+
+/// Copies the data ranges of `range` of `dev` through `buf`, leaving
+/// all-zero blocks as holes; returns bytes written.
 fn copy_range(
     dev: &dyn BlockDevice,
     out: &File,
@@ -252,9 +337,7 @@ pub fn merge_to_new(
         Err(_) => copy_view(&dev, tmp.as_file(), length, options),
     }
     .map_err(|e| io_err("merge failed", e))?;
-    tmp.as_file()
-        .set_len(length)
-        .map_err(|e| io_err("cannot set length", e))?;
+    set_len_if_needed(tmp.as_file(), length).map_err(|e| io_err("cannot set length", e))?;
     if options.sync {
         tmp.as_file()
             .sync_all()
@@ -271,6 +354,18 @@ pub fn merge_to_new(
         length,
         resumed: false,
     })
+}
+
+/// Gives `out` the length `length` unless it has it already: XFS takes a
+/// truncation to the current size for a shrink and then writes the whole
+/// file back when it is closed (as after a real truncation, against
+/// zero-length files after a crash), which cost a reflinked merge most of
+/// its time.
+fn set_len_if_needed(out: &File, length: u64) -> io::Result<()> {
+    if out.metadata()?.len() == length {
+        return Ok(());
+    }
+    out.set_len(length)
 }
 
 /// After the backing file's extents were cloned into `out` (a reflink:

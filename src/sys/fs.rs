@@ -198,3 +198,43 @@ pub fn clone_file(dst: &File, src: &File) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// Copies up to `len` bytes from `src` at `src_at` to `dst` at `dst_at`
+/// inside the kernel (`copy_file_range(2)`): no copy through user memory,
+/// and NFS or overlayfs may offload it to the server or the lower file
+/// system. Returns the bytes copied, 0 at the end of `src`. Fails with
+/// `EXDEV`, `ENOSYS`, `EOPNOTSUPP` or `EINVAL` where it cannot be used
+/// (see [`copy_unsupported`]); the caller then reads and writes.
+pub fn copy_range(
+    src: &File,
+    src_at: u64,
+    dst: &File,
+    dst_at: u64,
+    len: usize,
+) -> io::Result<usize> {
+    let mut off_in = to_off(src_at)?;
+    let mut off_out = to_off(dst_at)?;
+    // SAFETY: both descriptors are live `File`s borrowed for the call; the
+    // kernel reads and updates the two offsets, which are valid `i64`s on
+    // our stack, and touches no other memory of ours.
+    let r = unsafe {
+        libc::copy_file_range(
+            src.as_raw_fd(),
+            &mut off_in,
+            dst.as_raw_fd(),
+            &mut off_out,
+            len,
+            0,
+        )
+    };
+    usize::try_from(r).map_err(|_| io::Error::last_os_error())
+}
+
+/// Whether an error of [`copy_range`] means "not here, use read and
+/// write" rather than a failure of the copy itself.
+pub fn copy_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL)
+    )
+}

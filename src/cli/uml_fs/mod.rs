@@ -3,7 +3,9 @@
 //! mounting. The argument table lives here so the man page can follow it;
 //! `src/bin/uml_fs.rs` only calls [`main`].
 
+mod complete;
 mod diff;
+mod dir_index;
 mod edit;
 mod extract;
 mod find;
@@ -66,7 +68,7 @@ pub enum Command {
         /// The disk.
         device: String,
         /// Path inside the image.
-        #[arg(default_value = "/")]
+        #[arg(default_value = "/", add = complete::image_paths())]
         path: OsString,
     },
     /// Write files' contents to standard output.
@@ -74,7 +76,7 @@ pub enum Command {
         /// The disk.
         device: String,
         /// Paths inside the image.
-        #[arg(required = true, value_name = "PATH")]
+        #[arg(required = true, value_name = "PATH", add = complete::image_paths())]
         paths: Vec<OsString>,
     },
     /// Show an inode's metadata.
@@ -82,6 +84,7 @@ pub enum Command {
         /// The disk.
         device: String,
         /// Path inside the image.
+        #[arg(add = complete::image_paths())]
         path: OsString,
     },
     /// List paths below PATH, optionally filtered by name and type.
@@ -89,7 +92,7 @@ pub enum Command {
         /// The disk.
         device: String,
         /// Where to start.
-        #[arg(default_value = "/")]
+        #[arg(default_value = "/", add = complete::image_paths())]
         path: OsString,
         /// Only names matching the shell pattern GLOB (*, ?, [...], \); also
         /// spelled -name.
@@ -106,6 +109,7 @@ pub enum Command {
         /// The disk.
         device: String,
         /// Path inside the image.
+        #[arg(add = complete::image_paths())]
         path: OsString,
         /// Destination on the host (inside it when it is a directory).
         dest: PathBuf,
@@ -181,6 +185,9 @@ pub fn open_fs<D: BlockDevice>(dev: D, spec: &str, no_replay: bool) -> anyhow::R
 
 /// Runs `uml_fs` with the process's arguments.
 pub fn main() -> ExitCode {
+    // With COMPLETE=<shell> in the environment: print the shell's
+    // registration or the candidates for the command line, and exit.
+    clap_complete::CompleteEnv::with_factory(<Args as clap::CommandFactory>::command).complete();
     let args = match Args::try_parse_from(normalize(std::env::args_os())) {
         Ok(a) => a,
         Err(e) => return crate::cli::usage_error(e, 2),

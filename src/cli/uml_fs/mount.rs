@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!   DIR ──FUSE──> FuseFs ──InodeFs──> Writer (rw: journal replayed into the COW/image)
-//!                                  └─> ReadOnly(Ext3) (ro: journal replayed in memory)
+//!                                  └─> Indexed(ReadOnly(Ext3)) (ro: journal replayed in memory,
+//!                                      names looked up in a per-directory index)
 //!                                        └─> Disk (image, or COW over its backing)
 //! ```
 //!
@@ -16,6 +17,7 @@
 //! Unmounting (`uml_fs umount`, `fusermount3 -u`) ends the session; the
 //! server then commits the journal and marks the superblock clean.
 
+use super::dir_index::Indexed;
 use super::edit::{one_line, open_error};
 use crate::cow::{open_disk, DiskOptions, DiskSpec};
 use crate::ext3::read_only::ReadOnly;
@@ -176,7 +178,7 @@ fn open_fs(spec: &str, dir: &Path, o: &MountOpts) -> anyhow::Result<(Arc<dyn Ino
     .map_err(|e| open_error(e, !o.read_only))?;
     if o.read_only {
         let fs = Ext3::open(disk).map_err(|e| anyhow!("{spec}: {}", one_line(&e)))?;
-        return Ok((Arc::new(ReadOnly::new(fs)), false));
+        return Ok((Arc::new(Indexed::new(ReadOnly::new(fs))), false));
     }
     let opts = WriteOptions {
         mount_point: Some(dir.as_os_str().as_bytes().to_vec()),
@@ -283,6 +285,11 @@ fn daemon(mut report: UnixStream, spec: &str, file: &Path, dir: &Path, o: &Mount
     }
 }
 
+/// Whether process `pid` is a `uml_fs` (its command name).
+fn is_uml_fs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "uml_fs")
+}
+
 /// `uml_fs umount DIR`: unmounts with `fusermount3 -u` and waits until the
 /// server has committed the journal, marked the filesystem clean and
 /// exited.
@@ -299,17 +306,21 @@ pub fn umount(dir: &Path) -> anyhow::Result<()> {
         .rev()
         .find(|m| m.point == point)
         .ok_or_else(|| anyhow!("{}: not mounted", dir.display()))?;
-    if entry.fstype != format!("fuse.{SUBTYPE}") {
+    // The server holds the kernel's lock on its image or COW file.
+    let server = std::fs::File::open(&entry.source)
+        .ok()
+        .and_then(|f| crate::sys::fs::lock_holder(&f).ok().flatten());
+    // Mounted by root, the server calls mount(2) itself and the kernel
+    // records no subtype: then the server holding the disk says whose it is.
+    let ours = entry.fstype == format!("fuse.{SUBTYPE}")
+        || (entry.fstype == "fuse" && server.is_some_and(is_uml_fs));
+    if !ours {
         bail!(
             "{}: not a uml_fs mount (type {})",
             dir.display(),
             entry.fstype
         );
     }
-    // The server holds the kernel's lock on its image or COW file.
-    let server = std::fs::File::open(&entry.source)
-        .ok()
-        .and_then(|f| crate::sys::fs::lock_holder(&f).ok().flatten());
     let out = std::process::Command::new("fusermount3")
         .arg("-u")
         .arg(&point)

@@ -20,6 +20,8 @@ pub struct Area {
     /// `(namespace name, --host)` of every `uml_lab start` made, so that
     /// drop stops each.
     started: std::sync::Mutex<Vec<(Option<String>, Option<String>)>>,
+    /// `PATH` for `uml_lab` (and so for `linux`'s `uml_net`), when set.
+    pub path: Option<String>,
 }
 
 /// The area for `test`, or `None` (after a loud skip) when guests cannot
@@ -52,6 +54,7 @@ impl Area {
             dir,
             user,
             started: Default::default(),
+            path: None,
         }
     }
 
@@ -104,6 +107,9 @@ impl Area {
             .env("HOME", self.dir.path())
             .env_remove("UML_LAB_IMAGE")
             .stdin(Stdio::null());
+        if let Some(p) = &self.path {
+            cmd.env("PATH", p);
+        }
         cmd
     }
 

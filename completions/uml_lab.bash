@@ -549,7 +549,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__start)
-            opts="-q -d -h --image --kernel --no-wait --timeout --quiet --hostlab-ro --no-hosthome --dir --state --host --help"
+            opts="-q -d -h --image --kernel --no-wait --timeout --quiet --hostlab-ro --no-hosthome --no-capture --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -51,6 +51,7 @@ complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -l no-wait -d 'Re
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -s q -l quiet -d 'No progress bar'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -l hostlab-ro -d 'Mount the lab directory read-only at /hostlab in each machine'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -l no-hosthome -d 'Do not mount the user\'s home ($HOME) at /hosthome'
+complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -l no-capture -d 'Start the switches without their capture relays'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand start" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand stop" -l timeout -d 'Seconds the shutdown scripts and the halt may take' -r
 complete -c uml_lab -n "__fish_uml_lab_using_subcommand stop" -s d -l dir -d 'The lab directory (default: the current directory)' -r -F

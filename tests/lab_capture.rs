@@ -2,7 +2,8 @@
 //! other while `capture A -w FILE` runs, and tcpdump reads the echo
 //! requests and replies with their addresses from the file; the same
 //! capture goes to a pipe (`capture A -c N | tcpdump -r -`); an unknown
-//! domain is one line naming it; `stop` leaves no relay or socket behind.
+//! domain is one line naming it; `stop` leaves no relay or socket behind;
+//! a lab started with `--no-capture` has no relay and `capture` says so.
 
 mod common;
 mod lab_support;
@@ -142,4 +143,30 @@ fn capture_of_a_running_domain_shows_the_echo_requests_and_replies_of_a_ping() {
         common::stderr(&after).contains("collision domain A: not running"),
         "{after:?}"
     );
+
+    // start --no-capture: switches without relays, and capture says so.
+    let img = a.image().display().to_string();
+    a.ok(
+        None,
+        &[
+            "start",
+            "--image",
+            &img,
+            "--timeout",
+            "90",
+            "--no-hosthome",
+            "--no-capture",
+        ],
+    );
+    let none = a.run(None, &["capture", "A", "-w", "h.pcap"]);
+    let err = common::stderr(&none);
+    assert_eq!(none.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "collision domain A: its switch has no capture relay (started with --no-capture"
+        ),
+        "{err}"
+    );
+    assert!(!a.lab().join(".uml_lab/sw/A.cap").exists());
+    a.ok(None, &["stop", "--force"]);
 }

@@ -201,8 +201,9 @@ fn a_lab_split_over_two_namespaces_pings_across_its_vxlan_domain_and_a_linux_vxl
         a.consoles()
     );
 
-    for h in ["h1", "h2"] {
-        let out = a.ok(None, &["--host", h, "stop", "--force"]);
-        assert!(out.contains(": killed"), "{h}: {out}");
+    // Each half halts, stopped from its own namespace.
+    for (h, ns, m) in [("h1", &n1, "pc1"), ("h2", &n2, "pc2")] {
+        let out = a.ok(Some(ns), &["--host", h, "stop"]);
+        assert_eq!(out, format!("{m}: halted\n"), "{h}");
     }
 }

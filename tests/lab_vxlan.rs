@@ -146,6 +146,8 @@ fn a_lab_split_over_two_namespaces_pings_across_its_vxlan_domain_and_a_linux_vxl
     let st: serde_json::Value = serde_json::from_str(&st1).unwrap();
     assert_eq!(st["machines"][0]["state"], "running", "{st}");
     assert_eq!(st["machines"][1]["state"], "stopped", "{st}");
+    assert_eq!(st["domains"][0]["vxlan"], 42, "{st}");
+    assert!(st["domains"][0]["capture"].is_string(), "{st}");
     let log = std::fs::read_to_string(a.lab().join(".uml_lab-h1/sw/A.log")).unwrap_or_default();
 
     // pc1 <-> pc2 across the hosts.

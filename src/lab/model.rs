@@ -378,7 +378,13 @@ impl Lab {
         }
         for (d, dom) in &self.domains {
             let shape = if dom.hub { "diamond" } else { "ellipse" };
-            s.push_str(&format!("  \"d:{d}\" [label=\"{d}\", shape={shape}];\n"));
+            let label = match &dom.vxlan {
+                Some(v) => format!("{d}\\nvxlan {}", v.vni),
+                None => d.clone(),
+            };
+            s.push_str(&format!(
+                "  \"d:{d}\" [label=\"{label}\", shape={shape}];\n"
+            ));
         }
         for m in &self.machines {
             for (n, a) in &m.ifaces {
@@ -529,6 +535,12 @@ mod tests {
             lab.warnings
         );
         assert!(!lab.warnings.iter().any(|w| w.0.contains("domain A")));
+        assert!(
+            lab.dot()
+                .contains("[label=\"A\\nvxlan 42\", shape=ellipse]"),
+            "{}",
+            lab.dot()
+        );
     }
 
     #[test]

@@ -824,6 +824,10 @@ pub struct DomainStatus {
     pub socket: PathBuf,
     /// `MACHINE.ethN` attached.
     pub members: Vec<String>,
+    /// The VNI, for a domain joined over VXLAN.
+    pub vxlan: Option<u32>,
+    /// The capture socket, while a relay serves it.
+    pub capture: Option<PathBuf>,
 }
 
 /// The status of a lab.
@@ -887,6 +891,11 @@ pub fn status(lab: &Lab, layout: &Layout) -> Result<Status> {
                     .iter()
                     .map(|(m, n)| format!("{m}.eth{n}"))
                     .collect(),
+                vxlan: dom.vxlan.as_ref().map(|v| v.vni),
+                capture: rec
+                    .and_then(|s| s.relay)
+                    .filter(Proc::alive)
+                    .map(|_| layout.capture_socket(d)),
             }
         })
         .collect();

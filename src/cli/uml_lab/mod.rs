@@ -107,7 +107,8 @@ pub enum Cmd {
         /// Print JSON.
         ///
         /// Keys: lab, state_dir, machines (name, state, pid, interfaces)
-        /// and domains (name, state, pid, hub, socket, members).
+        /// and domains (name, state, pid, hub, socket, members, vxlan: the
+        /// VNI or null, capture: the capture socket while its relay runs).
         #[arg(long = "json")]
         json: bool,
     },
@@ -356,7 +357,10 @@ fn run_cmd(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 for d in &st.domains {
                     let pid = d.pid.map_or("-".to_string(), |p| p.to_string());
-                    let kind = if d.hub { "hub" } else { "switch" };
+                    let mut kind = if d.hub { "hub" } else { "switch" }.to_string();
+                    if let Some(v) = d.vxlan {
+                        kind.push_str(&format!(" vxlan {v}"));
+                    }
                     writeln!(
                         out,
                         "domain {:<9} {:<8} {:>8}  {kind} {}",

@@ -85,9 +85,16 @@ fn capture_of_a_running_domain_shows_the_echo_requests_and_replies_of_a_ping() {
         ],
     );
     assert!(ping.contains("3 packets received"), "{ping}");
+    // The capture writes each record as it passes; wait (bounded) until
+    // the last reply is in the file before stopping it.
+    let start = Instant::now();
+    let mut text = tcpdump(&file);
+    while text.matches("ICMP echo reply").count() < 3 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+        text = tcpdump(&file);
+    }
     let _ = cap.kill();
     let _ = cap.wait();
-    let text = tcpdump(&file);
     assert!(
         text.contains("10.0.0.1 > 10.0.0.2: ICMP echo request"),
         "{text}"

@@ -16,6 +16,12 @@ _uml_lab() {
             ",$1")
                 cmd="uml_lab"
                 ;;
+            uml_lab,capture)
+                cmd="uml_lab__subcmd__capture"
+                ;;
+            uml_lab,capture-relay)
+                cmd="uml_lab__subcmd__capture__subcmd__relay"
+                ;;
             uml_lab,clean)
                 cmd="uml_lab__subcmd__clean"
                 ;;
@@ -45,6 +51,12 @@ _uml_lab() {
                 ;;
             uml_lab,test)
                 cmd="uml_lab__subcmd__test"
+                ;;
+            uml_lab__subcmd__help,capture)
+                cmd="uml_lab__subcmd__help__subcmd__capture"
+                ;;
+            uml_lab__subcmd__help,capture-relay)
+                cmd="uml_lab__subcmd__help__subcmd__capture__subcmd__relay"
                 ;;
             uml_lab__subcmd__help,clean)
                 cmd="uml_lab__subcmd__help__subcmd__clean"
@@ -83,7 +95,7 @@ _uml_lab() {
 
     case "${cmd}" in
         uml_lab)
-            opts="-d -h -V --dir --state --help --version start stop clean status exec test graph console image help"
+            opts="-d -h -V --dir --state --host --help --version start stop clean status exec test graph console capture capture-relay image help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,6 +113,10 @@ _uml_lab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -108,8 +124,46 @@ _uml_lab() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        uml_lab__subcmd__clean)
-            opts="-d -h --dir --state --help"
+        uml_lab__subcmd__capture)
+            opts="-w -c -d -h --dir --state --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        uml_lab__subcmd__capture__subcmd__relay)
+            opts="-d -h --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,6 +178,40 @@ _uml_lab() {
                     return 0
                     ;;
                 --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        uml_lab__subcmd__clean)
+            opts="-d -h --dir --state --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -135,7 +223,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__console)
-            opts="-d -h --dir --state --help"
+            opts="-d -h --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -153,6 +241,10 @@ _uml_lab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -161,7 +253,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__exec)
-            opts="-d -h --timeout --dir --state --help"
+            opts="-d -h --timeout --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,6 +275,10 @@ _uml_lab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -191,7 +287,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__graph)
-            opts="-d -h --svg --dir --state --help"
+            opts="-d -h --svg --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,6 +309,10 @@ _uml_lab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -221,8 +321,36 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__help)
-            opts="start stop clean status exec test graph console image help"
+            opts="start stop clean status exec test graph console capture capture-relay image help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        uml_lab__subcmd__help__subcmd__capture)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        uml_lab__subcmd__help__subcmd__capture__subcmd__relay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -375,7 +503,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__image)
-            opts="-q -d -h --packages --suite --mirror --size --print-recipe --quiet --dir --state --help build"
+            opts="-q -d -h --packages --suite --mirror --size --print-recipe --quiet --dir --state --host --help build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -409,6 +537,10 @@ _uml_lab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -417,7 +549,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__start)
-            opts="-q -d -h --image --kernel --no-wait --timeout --quiet --hostlab-ro --no-hosthome --dir --state --help"
+            opts="-q -d -h --image --kernel --no-wait --timeout --quiet --hostlab-ro --no-hosthome --no-capture --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -447,6 +579,10 @@ _uml_lab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -455,7 +591,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__status)
-            opts="-d -h --json --dir --state --help"
+            opts="-d -h --json --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -470,6 +606,10 @@ _uml_lab() {
                     return 0
                     ;;
                 --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -481,7 +621,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__stop)
-            opts="-f -d -h --force --timeout --dir --state --help"
+            opts="-f -d -h --force --timeout --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -500,6 +640,10 @@ _uml_lab() {
                     return 0
                     ;;
                 --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -511,7 +655,7 @@ _uml_lab() {
             return 0
             ;;
         uml_lab__subcmd__test)
-            opts="-d -h --signature --timeout --dir --state --help"
+            opts="-d -h --signature --timeout --dir --state --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -530,6 +674,10 @@ _uml_lab() {
                     return 0
                     ;;
                 --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

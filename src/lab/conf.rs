@@ -45,9 +45,28 @@ pub struct MachineConf {
     pub con0: Option<String>,
     /// `[append]`: extra kernel words.
     pub append: Vec<String>,
+    /// `[host]`: the host that runs the machine when a lab is split over
+    /// several (`uml_lab start --host NAME`), with its line.
+    pub host: Option<(String, usize)>,
     /// The line that first named the machine.
     pub line: usize,
 }
+
+/// A collision domain's settings from `lab.conf` (an umlkit extension):
+/// `DOMAIN[vxlan]=VNI`, `DOMAIN[peer]=ADDR[:PORT]` (repeatable, or a
+/// comma list), `DOMAIN[vxlan-local]=ADDR[:PORT]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainConf {
+    /// The VNI, with its line.
+    pub vxlan: Option<(u32, usize)>,
+    /// The peers (port 4789 unless given), with their lines.
+    pub peers: Vec<(std::net::SocketAddr, usize)>,
+    /// The local address the switch binds, with its line.
+    pub local: Option<(std::net::SocketAddr, usize)>,
+}
+
+/// The keys that make `NAME[KEY]` a collision domain's, not a machine's.
+pub const DOMAIN_KEYS: [&str; 3] = ["vxlan", "peer", "vxlan-local"];
 
 /// What `lab.conf` says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,6 +84,8 @@ pub struct LabConf {
     pub image: Option<(String, usize)>,
     /// `LAB_HUBS="A B"`: domains run as hubs.
     pub hubs: Vec<String>,
+    /// `DOMAIN[vxlan]` and friends, by domain.
+    pub domains: BTreeMap<String, DomainConf>,
 }
 
 /// The lab-wide keys shown at start.
@@ -208,7 +229,11 @@ pub fn parse(text: &str, file: &Path) -> Result<(LabConf, Vec<Warning>)> {
                 let Some(sub) = rest.strip_suffix(']') else {
                     return Err(Error::syntax(file, n, format!("'{key}': missing ']'")));
                 };
-                machine_key(&mut conf, &mut warnings, machine, sub, &value, file, n)?;
+                if DOMAIN_KEYS.contains(&sub.trim()) {
+                    domain_key(&mut conf, machine, sub.trim(), &value, file, n)?;
+                } else {
+                    machine_key(&mut conf, &mut warnings, machine, sub, &value, file, n)?;
+                }
             }
             None => lab_key(&mut conf, &mut warnings, key, value, file, n)?,
         }
@@ -250,6 +275,71 @@ fn lab_key(
             "{}:{n}: unknown key '{key}' ignored",
             file.display()
         ))),
+    }
+    Ok(())
+}
+
+/// `DOMAIN[vxlan|peer|vxlan-local]=VALUE`.
+fn domain_key(
+    conf: &mut LabConf,
+    domain: &str,
+    sub: &str,
+    value: &str,
+    file: &Path,
+    n: usize,
+) -> Result<()> {
+    let domain = domain.trim();
+    if !valid_name(domain) {
+        return Err(Error::syntax(
+            file,
+            n,
+            format!("collision domain '{domain}': a name is 1 to 32 letters, digits, '_' or '-'"),
+        ));
+    }
+    let bad = |e: crate::switch::vxlan::AddrError| {
+        Error::syntax(file, n, format!("{domain}[{sub}]: {e}"))
+    };
+    let d = conf.domains.entry(domain.to_string()).or_default();
+    match sub {
+        "vxlan" => {
+            if d.vxlan.is_some() {
+                return Err(Error::syntax(
+                    file,
+                    n,
+                    format!("{domain}[vxlan] given twice"),
+                ));
+            }
+            d.vxlan = Some((
+                crate::switch::vxlan::parse_vni(value.trim()).map_err(bad)?,
+                n,
+            ));
+        }
+        "peer" => {
+            for p in value.split([',', ' ']).filter(|p| !p.is_empty()) {
+                d.peers
+                    .push((crate::switch::vxlan::parse_addr(p).map_err(bad)?, n));
+            }
+            if d.peers.is_empty() {
+                return Err(Error::syntax(
+                    file,
+                    n,
+                    format!("{domain}[peer]: no address"),
+                ));
+            }
+        }
+        _ => {
+            if d.local.is_some() {
+                return Err(Error::syntax(
+                    file,
+                    n,
+                    format!("{domain}[{sub}] given twice"),
+                ));
+            }
+            d.local = Some((
+                crate::switch::vxlan::parse_addr(value.trim()).map_err(bad)?,
+                n,
+            ));
+        }
     }
     Ok(())
 }
@@ -308,6 +398,16 @@ fn machine_key(
         "mem" | "memory" => m.mem = Some(value.to_string()),
         "image" | "filesystem" => m.image = Some((value.to_string(), n)),
         "con0" => m.con0 = Some(value.to_string()),
+        "host" => {
+            if !valid_name(value) {
+                return Err(Error::syntax(
+                    file,
+                    n,
+                    format!("{machine}[host]='{value}': a host name is 1 to 32 letters, digits, '_' or '-'"),
+                ));
+            }
+            m.host = Some((value.to_string(), n));
+        }
         "append" => m
             .append
             .extend(value.split_whitespace().map(str::to_string)),

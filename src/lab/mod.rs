@@ -7,6 +7,7 @@
 //!   MACHINE/, *.startup ────┘                              │
 //!                                     run (spawn, wait, stop) + state (.uml_lab/)
 //!                                     copy (trees into each COW) + guest (init wrapper, exec agent)
+//!                                     capture (each switch's pcap stream, relayed to `uml_lab capture`)
 //!   image: `uml_lab image build` (a Debian root image by debootstrap)
 //! ```
 //!
@@ -15,6 +16,7 @@
 //! input); `copy`, `state` and `run` are the thin I/O shells around them.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod conf;
 pub mod copy;
 pub mod dep;

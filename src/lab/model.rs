@@ -26,6 +26,52 @@ pub struct Machine {
     pub append: Vec<String>,
     /// `MACHINE/` exists (a tree to copy into its disk).
     pub has_dir: bool,
+    /// `[host]`: the host that runs it in a lab split over hosts.
+    pub host: Option<String>,
+}
+
+/// A collision domain joined to the same domain on other hosts (and to
+/// Linux `vxlan` devices) over VXLAN: its switch runs with
+/// `-vxlan VNI -peer ADDR[:PORT]... [-vxlan-local ADDR[:PORT]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vxlan {
+    /// The VNI.
+    pub vni: u32,
+    /// Every host of the domain, this one included (left out when the
+    /// switch starts; see [`Vxlan::switch_args`]).
+    pub peers: Vec<std::net::SocketAddr>,
+    /// The address the switch binds (default `0.0.0.0:4789`).
+    pub local: Option<std::net::SocketAddr>,
+}
+
+impl Vxlan {
+    /// The switch's VXLAN arguments on a host whose own addresses
+    /// `is_local` tells: a peer at one of them on the local port is this
+    /// host itself and is left out, so that every host runs the same
+    /// `lab.conf`. `None` when no other peer remains.
+    pub fn switch_args(&self, is_local: &dyn Fn(std::net::IpAddr) -> bool) -> Option<Vec<String>> {
+        let port = self
+            .local
+            .map_or(crate::switch::vxlan::DEFAULT_PORT, |l| l.port());
+        let others: Vec<_> = self
+            .peers
+            .iter()
+            .filter(|p| !(p.port() == port && (is_local(p.ip()) || Some(**p) == self.local)))
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let mut v = vec!["-vxlan".to_string(), self.vni.to_string()];
+        for p in others {
+            v.push("-peer".to_string());
+            v.push(p.to_string());
+        }
+        if let Some(l) = self.local {
+            v.push("-vxlan-local".to_string());
+            v.push(l.to_string());
+        }
+        Some(v)
+    }
 }
 
 /// One collision domain.
@@ -35,6 +81,8 @@ pub struct Domain {
     pub hub: bool,
     /// `(machine, interface)` attached, in lab order.
     pub members: Vec<(String, u32)>,
+    /// Joined over VXLAN (`DOMAIN[vxlan]`).
+    pub vxlan: Option<Vxlan>,
 }
 
 /// What a directory listing says (the I/O-free part of a lab directory).
@@ -122,6 +170,7 @@ impl Lab {
             info,
             image,
             hubs,
+            domains: domain_confs,
         } = conf;
         let mut names: Vec<String> = Vec::new();
         let mut dirs = BTreeSet::new();
@@ -173,6 +222,7 @@ impl Lab {
                         .or_insert_with(|| Domain {
                             hub: false,
                             members: Vec::new(),
+                            vxlan: None,
                         })
                         .members
                         .push((name.clone(), n));
@@ -187,7 +237,68 @@ impl Lab {
                 con0: c.con0,
                 append: c.append,
                 has_dir: dirs.contains(name),
+                host: c.host.map(|(h, _)| h),
             });
+        }
+        for (d, dc) in domain_confs {
+            let first = dc
+                .vxlan
+                .map(|(_, l)| l)
+                .into_iter()
+                .chain(dc.peers.iter().map(|(_, l)| *l))
+                .chain(dc.local.map(|(_, l)| l))
+                .min()
+                .unwrap_or(0);
+            let Some((vni, _)) = dc.vxlan else {
+                let key = if dc.peers.is_empty() {
+                    "vxlan-local"
+                } else {
+                    "peer"
+                };
+                return Err(Error::syntax(
+                    &conf_file,
+                    first,
+                    format!("{d}[{key}] without {d}[vxlan]=VNI"),
+                ));
+            };
+            if dc.peers.is_empty() {
+                return Err(Error::syntax(
+                    &conf_file,
+                    first,
+                    format!("{d}[vxlan] needs at least one {d}[peer]=ADDR[:PORT]"),
+                ));
+            }
+            let vx = Vxlan {
+                vni,
+                peers: dc.peers.iter().map(|(p, _)| *p).collect(),
+                local: dc.local.map(|(a, _)| a),
+            };
+            match domains.get_mut(&d) {
+                Some(dom) => dom.vxlan = Some(vx),
+                None => warnings.push(Warning(format!(
+                    "{}:{first}: collision domain {d} has VXLAN settings but no machine uses it",
+                    conf_file.display()
+                ))),
+            }
+        }
+        for (d, dom) in &domains {
+            let hosts: BTreeSet<&str> = dom
+                .members
+                .iter()
+                .filter_map(|(m, _)| {
+                    machines
+                        .iter()
+                        .find(|x: &&Machine| &x.name == m)
+                        .and_then(|x| x.host.as_deref())
+                })
+                .collect();
+            if hosts.len() > 1 && dom.vxlan.is_none() {
+                warnings.push(Warning(format!(
+                    "{}: collision domain {d} has machines on hosts {} but no {d}[vxlan]: they will not reach each other",
+                    conf_file.display(),
+                    hosts.into_iter().collect::<Vec<_>>().join(", ")
+                )));
+            }
         }
         for h in hubs {
             match domains.get_mut(&h) {
@@ -235,6 +346,24 @@ impl Lab {
             .collect())
     }
 
+    /// The machines placed on `host` (`[host]=HOST`); an error when there
+    /// are none.
+    pub fn on_host(&self, host: &str) -> Result<Vec<String>> {
+        let v: Vec<String> = self
+            .machines
+            .iter()
+            .filter(|m| m.host.as_deref() == Some(host))
+            .map(|m| m.name.clone())
+            .collect();
+        if v.is_empty() {
+            return Err(Error::Invalid(format!(
+                "--host {host}: no machine of the lab {} has [host]={host} (lab.conf)",
+                self.dir.display()
+            )));
+        }
+        Ok(v)
+    }
+
     /// Whether `file` (such as `pc1.startup`) is in the lab directory.
     pub fn has_file(&self, file: &str) -> bool {
         self.dir.join(file).is_file()
@@ -249,7 +378,13 @@ impl Lab {
         }
         for (d, dom) in &self.domains {
             let shape = if dom.hub { "diamond" } else { "ellipse" };
-            s.push_str(&format!("  \"d:{d}\" [label=\"{d}\", shape={shape}];\n"));
+            let label = match &dom.vxlan {
+                Some(v) => format!("{d}\\nvxlan {}", v.vni),
+                None => d.clone(),
+            };
+            s.push_str(&format!(
+                "  \"d:{d}\" [label=\"{label}\", shape={shape}];\n"
+            ));
         }
         for m in &self.machines {
             for (n, a) in &m.ifaces {
@@ -352,6 +487,84 @@ mod tests {
         .to_string();
         assert!(e.starts_with("/l/lab.dep:"), "{e}");
         assert!(e.contains("dependency cycle"), "{e}");
+    }
+
+    #[test]
+    fn vxlan_keys_make_a_domain_and_each_host_leaves_itself_out_of_the_peers() {
+        let lab = Lab::assemble(
+            Path::new("/l"),
+            "a[0]=A\na[host]=h1\nb[0]=A\nb[host]=h2\nc[0]=C\nc[host]=h1\nd[0]=C\nd[host]=h2\n\
+             A[vxlan]=42\nA[peer]=10.0.0.1, 10.0.0.2\nA[peer]=10.0.0.3:4790\n",
+            None,
+            &listing(&[], &[]),
+        )
+        .unwrap();
+        let vx = lab.domains["A"].vxlan.clone().unwrap();
+        assert_eq!(vx.vni, 42);
+        assert_eq!(vx.peers.len(), 3);
+        let me = |ip: std::net::IpAddr| ip.to_string() == "10.0.0.1";
+        assert_eq!(
+            vx.switch_args(&me).unwrap(),
+            [
+                "-vxlan",
+                "42",
+                "-peer",
+                "10.0.0.2:4789",
+                "-peer",
+                "10.0.0.3:4790"
+            ]
+        );
+        let all = |_: std::net::IpAddr| true;
+        assert_eq!(
+            vx.switch_args(&all).unwrap(),
+            ["-vxlan", "42", "-peer", "10.0.0.3:4790"]
+        );
+        assert_eq!(lab.machine("b").unwrap().host.as_deref(), Some("h2"));
+        assert_eq!(lab.on_host("h1").unwrap(), ["a", "c"]);
+        assert!(lab
+            .on_host("h9")
+            .unwrap_err()
+            .to_string()
+            .contains("--host h9"));
+        // C spans two hosts without VXLAN: a warning names it.
+        assert!(
+            lab.warnings.iter().any(|w| w
+                .0
+                .contains("collision domain C has machines on hosts h1, h2")),
+            "{:?}",
+            lab.warnings
+        );
+        assert!(!lab.warnings.iter().any(|w| w.0.contains("domain A")));
+        assert!(
+            lab.dot()
+                .contains("[label=\"A\\nvxlan 42\", shape=ellipse]"),
+            "{}",
+            lab.dot()
+        );
+    }
+
+    #[test]
+    fn bad_vxlan_keys_are_errors_naming_the_line() {
+        let e = |conf: &str| {
+            Lab::assemble(Path::new("/l"), conf, None, &listing(&[], &[]))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e("a[0]=A\nA[vxlan]=x\n"),
+            "/l/lab.conf:2: A[vxlan]: 'x' is not a VNI (0 to 16777215)"
+        );
+        assert!(e("a[0]=A\nA[vxlan]=1\nA[peer]=h:1\n")
+            .starts_with("/l/lab.conf:3: A[peer]: 'h:1' is not an address"));
+        assert_eq!(
+            e("a[0]=A\n\nA[vxlan-local]=1.2.3.4\n"),
+            "/l/lab.conf:3: A[vxlan-local] without A[vxlan]=VNI"
+        );
+        assert!(e("a[0]=A\nA[vxlan]=1\n")
+            .starts_with("/l/lab.conf:2: A[vxlan] needs at least one A[peer]"));
+        assert!(e("a[0]=A\nA[vxlan]=1\nA[vxlan]=2\n")
+            .starts_with("/l/lab.conf:3: A[vxlan] given twice"));
+        assert!(e("a[host]=x/y\n").starts_with("/l/lab.conf:1: a[host]='x/y'"));
     }
 
     proptest::proptest! {

@@ -25,6 +25,9 @@ pub struct Tools {
     pub kernel: PathBuf,
     /// `uml_switch`.
     pub switch: PathBuf,
+    /// `uml_lab` itself, run as `uml_lab capture-relay SOCKET` beside each
+    /// switch so its domain can be captured (none: no captures).
+    pub relay: Option<PathBuf>,
 }
 
 /// How to start.
@@ -40,6 +43,8 @@ pub struct StartOptions {
     pub timeout: Duration,
     /// The host directories the machines see (`/hostlab`, `/hosthome`).
     pub host_dirs: HostDirs,
+    /// Start only the machines placed on this host (`[host]=NAME`).
+    pub host: Option<String>,
 }
 
 /// What a start reports as it goes.
@@ -214,7 +219,20 @@ fn prepare(
     Ok(machine_plan(layout, index, m, image, &init, host))
 }
 
-fn spawn_switch(tools: &Tools, layout: &Layout, domain: &str, hub: bool) -> Result<Proc> {
+/// True when `ip` is one of this host's addresses (a socket binds to it).
+fn is_local(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
+/// Starts domain `domain`'s switch (with its VXLAN peers) and, with
+/// `tools.relay`, its capture relay reading the switch's pcap stream.
+fn spawn_switch(
+    tools: &Tools,
+    layout: &Layout,
+    domain: &str,
+    dom: Option<&super::model::Domain>,
+    report: &mut dyn FnMut(Event),
+) -> Result<SwitchState> {
     let sock = layout.switch_socket(domain);
     let _ = std::fs::remove_file(&sock);
     let log_path = layout.switch_log(domain);
@@ -223,23 +241,63 @@ fn spawn_switch(tools: &Tools, layout: &Layout, domain: &str, hub: bool) -> Resu
     let log2 = log
         .try_clone()
         .map_err(|e| Error::io(&log_path, "cannot dup", e))?;
+    let hub = dom.is_some_and(|d| d.hub);
     let mut cmd = Command::new(&tools.switch);
     cmd.arg("-unix").arg(&sock);
     if hub {
         cmd.arg("-hub");
     }
+    if let Some(vx) = dom.and_then(|d| d.vxlan.as_ref()) {
+        match vx.switch_args(&is_local) {
+            Some(args) => {
+                cmd.args(args);
+            }
+            None => report(Event::Notice(format!(
+                "collision domain {domain}: every VXLAN peer is this host; the domain stays local"
+            ))),
+        }
+    }
+    let mut relay_cmd = None;
+    if let Some(prog) = &tools.relay {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::io(&layout.dir, "cannot make a pipe", e.into()))?;
+        cmd.args(["-pcap", "-"]).stdout(w);
+        let cap = layout.capture_socket(domain);
+        let mut rc = Command::new(prog);
+        rc.arg("capture-relay").arg(&cap).stdin(r);
+        relay_cmd = Some(rc);
+    } else {
+        cmd.stdout(log);
+    }
     let child = cmd
         .stdin(Stdio::null())
-        .stdout(log)
         .stderr(log2)
         .current_dir(&layout.dir)
         .process_group(0)
         .spawn()
         .map_err(|e| Error::io(&tools.switch, "cannot run", e))?;
+    // The parent's copy of the pipe's write end goes with `cmd`.
+    drop(cmd);
     let pid = pid_of(&child);
     let proc = Proc::of(pid)
         .ok_or_else(|| Error::Invalid(format!("switch for {domain} exited at once")))?;
-    Ok(proc)
+    let relay = match relay_cmd {
+        Some(mut rc) => {
+            let relay_log = layout.switch_dir().join(format!("{domain}.relay.log"));
+            let rl = std::fs::File::create(&relay_log)
+                .map_err(|e| Error::io(&relay_log, "cannot create", e))?;
+            let c = rc
+                .stdout(Stdio::null())
+                .stderr(rl)
+                .current_dir(&layout.dir)
+                .process_group(0)
+                .spawn()
+                .map_err(|e| Error::io(rc.get_program().as_ref(), "cannot run", e))?;
+            Proc::of(pid_of(&c))
+        }
+        None => None,
+    };
+    Ok(SwitchState { proc, hub, relay })
 }
 
 fn pid_of(child: &Child) -> i32 {
@@ -304,7 +362,23 @@ pub fn start(
     opts: &StartOptions,
     report: &mut dyn FnMut(Event),
 ) -> Result<Vec<String>> {
-    let selected = lab.select(&opts.machines)?;
+    let mut selected = lab.select(&opts.machines)?;
+    if let Some(h) = &opts.host {
+        let here = lab.on_host(h)?;
+        if let Some(m) = selected
+            .iter()
+            .find(|m| !opts.machines.is_empty() && !here.contains(&m.name))
+        {
+            return Err(Error::machine(
+                &m.name,
+                format!(
+                    "not placed on host {h} ([host]={})",
+                    m.host.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        selected.retain(|m| here.contains(&m.name));
+    }
     let (images, notes) = images(lab, &selected, opts.image.as_deref())?;
     for n in notes.into_iter().chain(lab.warnings.iter().cloned()) {
         report(Event::Notice(n.0));
@@ -347,9 +421,8 @@ pub fn start(
     for d in &domains {
         let running = state.switches.get(d).is_some_and(|s| s.proc.alive());
         if !running {
-            let hub = lab.domains.get(d).is_some_and(|x| x.hub);
-            let proc = spawn_switch(tools, layout, d, hub)?;
-            state.switches.insert(d.clone(), SwitchState { proc, hub });
+            let sw = spawn_switch(tools, layout, d, lab.domains.get(d), report)?;
+            state.switches.insert(d.clone(), sw);
         }
     }
     state.save(layout)?;
@@ -683,14 +756,17 @@ pub fn stop(
         .collect();
     for d in idle {
         if let Some(sw) = state.switches.remove(&d) {
-            if sw.proc.alive() {
-                let _ = kill(Pid::from_raw(sw.proc.pid), Signal::SIGTERM);
-                if !wait_gone(sw.proc, Duration::from_secs(3)) {
-                    kill_proc(sw.proc);
+            for p in std::iter::once(sw.proc).chain(sw.relay) {
+                if p.alive() {
+                    let _ = kill(Pid::from_raw(p.pid), Signal::SIGTERM);
+                    if !wait_gone(p, Duration::from_secs(3)) {
+                        kill_proc(p);
+                    }
                 }
             }
         }
         let _ = std::fs::remove_file(layout.switch_socket(&d));
+        let _ = std::fs::remove_file(layout.capture_socket(&d));
     }
     state.save(layout)?;
     let mut out = results.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -748,6 +824,10 @@ pub struct DomainStatus {
     pub socket: PathBuf,
     /// `MACHINE.ethN` attached.
     pub members: Vec<String>,
+    /// The VNI, for a domain joined over VXLAN.
+    pub vxlan: Option<u32>,
+    /// The capture socket, while a relay serves it.
+    pub capture: Option<PathBuf>,
 }
 
 /// The status of a lab.
@@ -811,6 +891,11 @@ pub fn status(lab: &Lab, layout: &Layout) -> Result<Status> {
                     .iter()
                     .map(|(m, n)| format!("{m}.eth{n}"))
                     .collect(),
+                vxlan: dom.vxlan.as_ref().map(|v| v.vni),
+                capture: rec
+                    .and_then(|s| s.relay)
+                    .filter(Proc::alive)
+                    .map(|_| layout.capture_socket(d)),
             }
         })
         .collect();

@@ -7,6 +7,7 @@
 //! STATE/lock              held while a command changes the lab
 //! STATE/run/MACHINE/      the guest's umid directory (mconsole socket, pid)
 //! STATE/sw/DOMAIN.ctl     a collision domain's uml_switch socket (and .log)
+//! STATE/sw/DOMAIN.cap     its capture socket (the relay of its pcap stream)
 //! STATE/m/MACHINE/        disk.cow, console.log, con.in (FIFO: console
 //!                         input), exec.in (FIFO: agent requests),
 //!                         exec.out (agent replies)
@@ -63,6 +64,12 @@ impl Layout {
     /// The control socket of domain `domain`.
     pub fn switch_socket(&self, domain: &str) -> PathBuf {
         self.switch_dir().join(format!("{domain}.ctl"))
+    }
+
+    /// The capture socket of domain `domain` (served by its relay; see
+    /// [`crate::lab::capture`]).
+    pub fn capture_socket(&self, domain: &str) -> PathBuf {
+        self.switch_dir().join(format!("{domain}.cap"))
     }
 
     /// The log of domain `domain`'s switch.
@@ -178,6 +185,9 @@ pub struct SwitchState {
     pub proc: Proc,
     /// A hub.
     pub hub: bool,
+    /// Its capture relay (`uml_lab capture-relay`), when it has one.
+    #[serde(default)]
+    pub relay: Option<Proc>,
 }
 
 /// `lab.json`.

@@ -154,8 +154,8 @@ pub enum HostSide {
     Vde(Box<vector::vde::Plug>),
     /// An L2TPv3-over-UDP link.
     L2tp(Box<vector::l2tpv3::Link>),
-    /// An Ethernet-over-GRE link.
-    Gre(Box<vector::gre::Link>),
+    /// A GRE or L2TPv3-over-IP link.
+    RawIp(Box<vector::rawip::Link>),
 }
 
 impl HostSide {
@@ -166,7 +166,7 @@ impl HostSide {
             HostSide::Udp(s, _) => s.as_fd(),
             HostSide::Vde(p) => p.fd(),
             HostSide::L2tp(l) => l.fd(),
-            HostSide::Gre(l) => l.fd(),
+            HostSide::RawIp(l) => l.fd(),
         }
     }
 
@@ -179,7 +179,7 @@ impl HostSide {
             },
             HostSide::Vde(p) => p.recv(buf),
             HostSide::L2tp(l) => l.recv(buf),
-            HostSide::Gre(l) => l.recv(buf),
+            HostSide::RawIp(l) => l.recv(buf),
             _ => knet::read_frame(self.fd(), buf),
         }
     }
@@ -199,7 +199,7 @@ impl HostSide {
             },
             HostSide::Vde(p) => p.send(frame),
             HostSide::L2tp(l) => l.send(frame),
-            HostSide::Gre(l) => l.send(frame),
+            HostSide::RawIp(l) => l.send(frame),
         }
     }
 }

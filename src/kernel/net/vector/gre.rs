@@ -4,14 +4,11 @@
 //! protocol word, the key with `rx_key`/`tx_key`, a sequence number with
 //! `sequence=1` (always 0 with `pin_sequence=1`), then the frame. A
 //! received packet is this device's when its flags and protocol word are
-//! exactly the ones it sends and its key is `rx_key`. Unlike the kernel,
-//! which takes GRE from any sender, the socket is connected to `dst`, so
-//! only the peer's packets are read.
+//! exactly the ones it sends and its key is `rx_key`. The link is
+//! [`super::rawip::Link`]'s.
 
-use super::l2tpv3::{flag, number, resolve};
+use super::l2tpv3::{flag, number};
 use super::{Args, VectorError};
-use nix::sys::socket::{self, MsgFlags, SockaddrStorage};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// `GRE_IRB`: the protocol type of an Ethernet frame.
 const ETH_OVER_GRE: u16 = 0x6558;
@@ -100,100 +97,6 @@ impl Gre {
     }
 }
 
-/// The length of the IPv4 header at the start of `packet` (raw IPv4
-/// sockets deliver it; IPv6 ones do not).
-fn ipv4_header_len(packet: &[u8]) -> Option<usize> {
-    let first = *packet.first()?;
-    let len = usize::from(first & 0x0f) * 4;
-    (first >> 4 == 4 && len >= 20 && len <= packet.len()).then_some(len)
-}
-
-/// An open GRE link: a raw IP socket bound to `src` and connected to
-/// `dst`, and the header.
-pub struct Link {
-    sock: OwnedFd,
-    v6: bool,
-    enc: Gre,
-    count: std::cell::Cell<u32>,
-}
-
-impl Link {
-    /// `user_init_socket_fds(.., ID_GRE)`, with the kernel's texts.
-    pub fn open(unit: usize, args: &Args) -> Result<Link, VectorError> {
-        let enc = Gre::from_args(unit, args)?;
-        let src = resolve(args, "src", "srcport")?;
-        let v6 = src.is_ipv6();
-        let sock = crate::sys::knet::raw_ip_socket(v6, libc::IPPROTO_GRE)
-            .map_err(|e| VectorError::Socket(-e.raw_os_error().unwrap_or(libc::EPERM)))?;
-        let local = SockaddrStorage::from(without_port(src));
-        socket::bind(sock.as_raw_fd(), &local).map_err(|e| VectorError::L2tpBind(e as i32))?;
-        let dst = resolve(args, "dst", "dstport")?;
-        let remote = SockaddrStorage::from(without_port(dst));
-        socket::connect(sock.as_raw_fd(), &remote).map_err(|e| VectorError::Socket(-(e as i32)))?;
-        Ok(Link {
-            sock,
-            v6,
-            enc,
-            count: std::cell::Cell::new(0),
-        })
-    }
-
-    /// The descriptor to wait on.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-
-    /// The next frame into `buf` (headers taken off), `None` when nothing
-    /// is waiting or the packet was not this device's.
-    pub fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
-        let n = match socket::recv(self.sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
-            Ok(n) => n,
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let ip = if self.v6 {
-            0
-        } else {
-            match ipv4_header_len(&buf[..n]) {
-                Some(l) => l,
-                None => return Ok(None),
-            }
-        };
-        match self.enc.verify(&buf[ip..n]) {
-            Some(h) => {
-                buf.copy_within(ip + h..n, 0);
-                Ok(Some(n - ip - h))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Sends one frame; a full queue or an unreachable peer drops it.
-    pub fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        let mut count = self.count.get();
-        let packet = self.enc.encode(frame, &mut count);
-        self.count.set(count);
-        match socket::send(self.sock.as_raw_fd(), &packet, MsgFlags::MSG_DONTWAIT) {
-            Ok(_) => Ok(()),
-            Err(
-                nix::errno::Errno::EAGAIN
-                | nix::errno::Errno::ENOBUFS
-                | nix::errno::Errno::ECONNREFUSED
-                | nix::errno::Errno::EHOSTUNREACH
-                | nix::errno::Errno::ENETUNREACH
-                | nix::errno::Errno::EMSGSIZE,
-            ) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// Raw IP sockets have no ports.
-fn without_port(mut a: std::net::SocketAddr) -> std::net::SocketAddr {
-    a.set_port(0);
-    a
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::parse_ifspec;
@@ -234,12 +137,8 @@ mod tests {
     }
 
     #[test]
-    fn keys_come_in_pairs_and_ipv4_headers_are_measured() {
+    fn keys_come_in_pairs() {
         assert!(Gre::from_args(1, &parse_ifspec("rx_key=1").unwrap()).is_err());
         assert!(Gre::from_args(1, &parse_ifspec("tx_key=1").unwrap()).is_ok());
-        assert_eq!(ipv4_header_len(&[0x45; 20]), Some(20));
-        assert_eq!(ipv4_header_len(&[0x46; 20]), None, "options past the end");
-        assert_eq!(ipv4_header_len(&[0x65; 40]), None, "not IPv4");
-        assert_eq!(ipv4_header_len(&[]), None);
     }
 }

@@ -1,10 +1,10 @@
-//! `vec<N>:transport=l2tpv3,udp=1,...`: Ethernet over L2TPv3 over UDP
-//! (RFC 3931 §4.1.2.1), as `vector_transports.c` frames it. Each frame is
-//! one datagram: the data-packet word `0x00030000` (UDP only), the
-//! session id, an optional 32- or 64-bit cookie, an optional counter, all
-//! big-endian, then the frame. Received datagrams whose cookie or session
-//! do not match are dropped. L2TPv3 over IP needs a raw socket and is not
-//! served (see `open`).
+//! `vec<N>:transport=l2tpv3,...`: Ethernet over L2TPv3 over UDP (`udp=1`,
+//! RFC 3931 §4.1.2.1) or directly over IP (protocol 115, §4.1.1.1), as
+//! `vector_transports.c` frames it. Each frame is one datagram: the
+//! data-packet word `0x00030000` (UDP only), the session id, an optional
+//! 32- or 64-bit cookie, an optional counter, all big-endian, then the
+//! frame. Received datagrams whose cookie or session do not match are
+//! dropped. Over IP the link is [`super::rawip::Link`]'s.
 
 use super::{Args, VectorError};
 use crate::kernel::cmdline::num::parse_ulong;
@@ -15,6 +15,8 @@ const DATA_PACKET: u32 = 0x0003_0000;
 /// The header layout and ids of one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct L2tpv3 {
+    /// Over UDP (`udp=1`): the header starts with the data-packet word.
+    pub udp: bool,
     /// Session id expected on received datagrams.
     pub rx_session: u32,
     /// Session id sent.
@@ -58,6 +60,7 @@ impl L2tpv3 {
         };
         let counter = flag(args, "counter").then(|| flag(args, "pin_counter"));
         Ok(L2tpv3 {
+            udp: flag(args, "udp"),
             rx_session,
             tx_session,
             cookie,
@@ -65,20 +68,31 @@ impl L2tpv3 {
         })
     }
 
-    /// The header's length over UDP.
+    /// Where the session id starts: after the data-packet word over UDP.
+    fn base(&self) -> usize {
+        if self.udp {
+            4
+        } else {
+            0
+        }
+    }
+
+    /// The header's length.
     pub fn header_len(&self) -> usize {
         let cookie = match self.cookie {
             Some((_, _, true)) => 8,
             Some(_) => 4,
             None => 0,
         };
-        8 + cookie + if self.counter.is_some() { 4 } else { 0 }
+        self.base() + 4 + cookie + if self.counter.is_some() { 4 } else { 0 }
     }
 
     /// The datagram for `frame`; `count` is the device's counter.
     pub fn encode(&self, frame: &[u8], count: &mut u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.header_len() + frame.len());
-        out.extend_from_slice(&DATA_PACKET.to_be_bytes());
+        if self.udp {
+            out.extend_from_slice(&DATA_PACKET.to_be_bytes());
+        }
         out.extend_from_slice(&self.tx_session.to_be_bytes());
         match self.cookie {
             Some((_, tx, true)) => out.extend_from_slice(&tx.to_be_bytes()),
@@ -107,19 +121,21 @@ impl L2tpv3 {
             return None;
         }
         let word = |at: usize| datagram.get(at..at + 4).map(|b| [b[0], b[1], b[2], b[3]]);
+        let session = self.base();
+        let cookie = session + 4;
         match self.cookie {
             Some((rx, _, true)) => {
-                let b = datagram.get(8..16)?;
+                let b = datagram.get(cookie..cookie + 8)?;
                 let mut a = [0u8; 8];
                 a.copy_from_slice(b);
                 (u64::from_be_bytes(a) == rx).then_some(())?;
             }
             Some((rx, _, false)) => {
-                (u64::from(u32::from_be_bytes(word(8)?)) == rx).then_some(())?;
+                (u64::from(u32::from_be_bytes(word(cookie)?)) == rx).then_some(())?;
             }
             None => {}
         }
-        (u32::from_be_bytes(word(4)?) == self.rx_session).then_some(h)
+        (u32::from_be_bytes(word(session)?) == self.rx_session).then_some(h)
     }
 }
 
@@ -218,7 +234,20 @@ mod tests {
     use super::*;
 
     fn dev(text: &str) -> L2tpv3 {
-        L2tpv3::from_args(0, &parse_ifspec(text).unwrap()).unwrap()
+        L2tpv3::from_args(0, &parse_ifspec(&format!("udp=1,{text}")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn over_ip_the_header_starts_with_the_session() {
+        let ip = |t: &str| L2tpv3::from_args(0, &parse_ifspec(t).unwrap()).unwrap();
+        let a = ip("rx_session=1,tx_session=2,rx_cookie=3,tx_cookie=4");
+        let b = ip("rx_session=2,tx_session=1,rx_cookie=4,tx_cookie=3");
+        let mut count = 0;
+        let d = a.encode(b"frame", &mut count);
+        assert_eq!(a.header_len(), 8);
+        assert_eq!(d[..8], [0, 0, 0, 2, 0, 0, 0, 4], "session, cookie");
+        assert_eq!(b.verify(&d), Some(8));
+        assert_eq!(a.verify(&d), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod gre;
 pub mod l2tpv3;
 pub mod open;
+pub mod rawip;
 pub mod vde;
 
 use crate::net::Mac;

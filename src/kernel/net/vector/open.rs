@@ -5,10 +5,11 @@
 //! `vde_plug`), `l2tpv3` over UDP, `bess` (a unix seqpacket socket), `fd`
 //! (an inherited frame descriptor), and, with CAP_NET_RAW in the host's
 //! network namespace as the kernel needs, `raw` (a packet socket on a host
-//! interface), `hybrid` and `gre` (a raw IP socket). Without the
-//! capability these fail with the kernel's own text. `l2tpv3` over IP is
-//! refused as not supported when the capability is there.
+//! interface), `hybrid`, and `gre` and `l2tpv3` over IP (raw IP
+//! sockets). Without the capability these fail with the kernel's own
+//! text.
 
+use super::rawip::{Encap, Link, Protocol};
 use super::vde::Plug;
 use super::{Spec, Transport, VectorError};
 use crate::kernel::net::HostSide;
@@ -50,25 +51,25 @@ pub fn open(spec: &Spec) -> Result<HostSide, VectorError> {
         Transport::L2tpv3 { udp: true } => Ok(HostSide::L2tp(Box::new(super::l2tpv3::Link::open(
             unit, &spec.args,
         )?))),
-        Transport::Gre => Ok(HostSide::Gre(Box::new(super::gre::Link::open(
-            unit, &spec.args,
-        )?))),
+        Transport::Gre => {
+            let header = || Ok(Encap::Gre(super::gre::Gre::from_args(unit, &spec.args)?));
+            Ok(HostSide::RawIp(Box::new(Link::open(
+                Protocol::Gre,
+                &spec.args,
+                header,
+            )?)))
+        }
         Transport::L2tpv3 { udp: false } => {
-            for which in ["src", "dst"] {
-                if spec.args.fetch(which).is_none() {
-                    return Err(VectorError::Resolve {
-                        which,
-                        why: "Name or service not known".into(),
-                    });
-                }
-            }
-            // A raw IP socket: the same capability as a packet socket.
-            packet_socket().map_err(|_| VectorError::Socket(-libc::EPERM))?;
-            Err(VectorError::Unsupported {
-                unit,
-                name: "l2tpv3",
-                why: "its raw IP encapsulation is not written",
-            })
+            let header = || {
+                Ok(Encap::L2tp(super::l2tpv3::L2tpv3::from_args(
+                    unit, &spec.args,
+                )?))
+            };
+            Ok(HostSide::RawIp(Box::new(Link::open(
+                Protocol::L2tp,
+                &spec.args,
+                header,
+            )?)))
         }
         Transport::Bess => open_bess(spec).map(HostSide::Tap),
         Transport::Fd { fd } => {

@@ -1,0 +1,268 @@
+//! fallocate on the journaling writer (issue 15): on a default
+//! `mke2fs -t ext4` image, allocation makes unwritten extents (`[u]`
+//! in `debugfs stat`), with and without `FALLOC_FL_KEEP_SIZE`; writing into
+//! them turns the written part initialized; punching frees whole blocks and
+//! zeroes the edges. `e2fsck -fn` is clean after each step (it checks
+//! `i_blocks`), and a guest of our `linux` runs busybox `fallocate` on its
+//! ext4 root.
+
+mod common;
+
+use common::fsck_clean;
+use std::path::Path;
+use umlkit::block::FileDevice;
+use umlkit::ext3::write::{WriteOptions, Writer};
+use umlkit::fs::{Error, InodeFs, Owner, SetAttr, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
+
+const ROOT: u32 = 2;
+const ME: Owner = Owner { uid: 0, gid: 0 };
+const MIB: u64 = 1 << 20;
+
+fn mkfs(img: &Path, extra: &[&str]) {
+    let out = common::run(
+        "mke2fs",
+        ["-q", "-F", "-t", "ext4"]
+            .iter()
+            .chain(extra)
+            .chain(&[img.to_str().unwrap(), "64M"]),
+    );
+    assert!(out.status.success(), "mke2fs: {}", common::stderr(&out));
+}
+
+fn debugfs(img: &Path, cmd: &str) -> String {
+    common::stdout(&common::run(
+        "debugfs",
+        ["-R".as_ref(), cmd.as_ref(), img.as_os_str()],
+    ))
+}
+
+fn open(img: &Path) -> Writer<FileDevice> {
+    Writer::open(
+        FileDevice::open_read_write(img).unwrap(),
+        WriteOptions::default(),
+    )
+    .unwrap()
+}
+
+/// Closes the writer, checks the image with `e2fsck -fn` and returns
+/// `debugfs stat FILE` and the file's bytes as the reader sees them.
+fn close_and_check(w: Writer<FileDevice>, img: &Path, name: &str) -> (String, Vec<u8>) {
+    w.unmount().unwrap();
+    drop(w);
+    fsck_clean(img);
+    let stat = debugfs(img, &format!("stat /{name}"));
+    let r = umlkit::ext3::Ext3::open(FileDevice::open_read_only(img).unwrap()).unwrap();
+    let ino = r.lookup(ROOT, name.as_bytes()).unwrap();
+    let size = r.getattr(ino).unwrap().size;
+    let mut buf = vec![0xEEu8; usize::try_from(size).unwrap()];
+    let n = r.read(ino, 0, &mut buf).unwrap();
+    assert_eq!(n as u64, size);
+    (stat, buf)
+}
+
+/// Blocks `debugfs stat` counts, from "Blockcount: N" (512-byte sectors).
+fn blockcount(stat: &str) -> u64 {
+    let at = stat.find("Blockcount: ").expect("Blockcount") + 12;
+    stat[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The extents `debugfs stat` lists: (first, last logical block,
+/// unwritten), and how many tree blocks ("ETB") it names.
+fn extents(stat: &str) -> (Vec<(u64, u64, bool)>, u64) {
+    let list = &stat[stat.find("EXTENTS:").expect("EXTENTS") + 8..];
+    let (mut out, mut etb) = (Vec::new(), 0);
+    for item in list.split(", ") {
+        let inner = item.trim().trim_start_matches('(');
+        let Some(close) = inner.find(')') else {
+            continue;
+        };
+        let range = &inner[..close];
+        if range.starts_with("ETB") {
+            etb += 1;
+            continue;
+        }
+        let unwritten = range.ends_with("[u]");
+        let range = range.trim_end_matches("[u]");
+        let (a, b) = range.split_once('-').unwrap_or((range, range));
+        out.push((a.parse().unwrap(), b.parse().unwrap(), unwritten));
+    }
+    (out, etb)
+}
+
+/// Data blocks (from the extent list) plus tree blocks, in sectors: what
+/// `i_blocks` must hold; also checks it against `Blockcount`.
+fn checked_data_blocks(stat: &str, bs: u64) -> u64 {
+    let (exts, etb) = extents(stat);
+    let data: u64 = exts.iter().map(|(a, b, _)| b - a + 1).sum();
+    assert_eq!(blockcount(stat), (data + etb) * (bs / 512), "{stat}");
+    data
+}
+
+fn size_of(stat: &str) -> u64 {
+    let at = stat.find("Size: ").expect("Size") + 6;
+    stat[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn fallocate_makes_unwritten_extents_writes_convert_them_and_punch_frees() {
+    let t = "fallocate_makes_unwritten_extents_writes_convert_them_and_punch_frees";
+    if !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("f.img");
+    mkfs(&img, &[]);
+
+    // KEEP_SIZE: 10 MiB allocated, size stays 0, all unwritten.
+    let w = open(&img);
+    let bs = u64::from(w.statfs().unwrap().block_size);
+    let keep = w.create(ROOT, b"keep", 0o644, ME).unwrap().ino;
+    w.fallocate(keep, 0, 10 * MIB, FALLOC_FL_KEEP_SIZE).unwrap();
+    let m = w.getattr(keep).unwrap();
+    assert_eq!(m.size, 0);
+    let (stat, data) = close_and_check(w, &img, "keep");
+    assert!(stat.contains("[u]"), "no unwritten extent: {stat}");
+    assert_eq!(size_of(&stat), 0);
+    assert_eq!(checked_data_blocks(&stat, bs), 10 * MIB / bs);
+    assert!(extents(&stat).0.iter().all(|e| e.2), "{stat}");
+    assert!(data.is_empty());
+
+    // Mode 0: 10 MiB, size 10 MiB, reads as zeros.
+    let w = open(&img);
+    let f = w.create(ROOT, b"f", 0o644, ME).unwrap().ino;
+    w.fallocate(f, 0, 10 * MIB, 0).unwrap();
+    assert_eq!(w.getattr(f).unwrap().size, 10 * MIB);
+    let (stat, data) = close_and_check(w, &img, "f");
+    assert!(stat.contains("[u]"), "{stat}");
+    assert_eq!(size_of(&stat), 10 * MIB);
+    assert_eq!(checked_data_blocks(&stat, bs), 10 * MIB / bs);
+    assert!(extents(&stat).0.iter().all(|e| e.2), "{stat}");
+    assert!(
+        data.iter().all(|&b| b == 0),
+        "unwritten extents read as zeros"
+    );
+
+    // A write into the middle, not block aligned: the extent splits in 3;
+    // the rest of the partly written blocks reads as zeros.
+    let w = open(&img);
+    let at = 5 * MIB + 100;
+    let payload = vec![0xABu8; 10_000];
+    assert_eq!(w.write(f, at, &payload).unwrap(), payload.len());
+    let (stat, data) = close_and_check(w, &img, "f");
+    // Exactly the written blocks are initialized.
+    let written: Vec<(u64, u64)> = extents(&stat)
+        .0
+        .iter()
+        .filter(|e| !e.2)
+        .map(|e| (e.0, e.1))
+        .collect();
+    let (first, last) = (at / bs, (at + payload.len() as u64 - 1) / bs);
+    assert_eq!(written, [(first, last)], "written part: {stat}");
+    assert_eq!(
+        checked_data_blocks(&stat, bs),
+        10 * MIB / bs,
+        "no block added"
+    );
+    let at = usize::try_from(at).unwrap();
+    assert!(data[..at].iter().all(|&b| b == 0));
+    assert_eq!(&data[at..at + payload.len()], &payload[..]);
+    assert!(data[at + payload.len()..].iter().all(|&b| b == 0));
+
+    // Punch 8 KiB from 1000 bytes into the written part: the whole
+    // blocks inside are freed and the edges zeroed; and 1 MiB + 1000 bytes
+    // of the unwritten part: 1 MiB of blocks freed.
+    let w = open(&img);
+    let punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+    let (p_off, p_len) = (5 * MIB + 1000, 8192);
+    w.fallocate(f, p_off, p_len, punch).unwrap();
+    w.fallocate(f, MIB, MIB + 1000, punch).unwrap();
+    let (stat, data) = close_and_check(w, &img, "f");
+    assert_eq!(size_of(&stat), 10 * MIB, "punch keeps the size");
+    let punched_blocks = (p_off + p_len) / bs - p_off.div_ceil(bs);
+    let f_blocks = checked_data_blocks(&stat, bs);
+    assert_eq!(
+        f_blocks,
+        (10 * MIB - MIB) / bs - punched_blocks,
+        "blocks freed"
+    );
+    let (a, b) = (
+        usize::try_from(p_off).unwrap(),
+        usize::try_from(p_off + p_len).unwrap(),
+    );
+    let end = at + payload.len();
+    assert!(data[..at].iter().all(|&x| x == 0));
+    assert!(data[at..a].iter().all(|&x| x == 0xAB), "bytes before kept");
+    assert!(
+        data[a..b].iter().all(|&x| x == 0),
+        "punched range reads zeros"
+    );
+    assert!(data[b..end].iter().all(|&x| x == 0xAB), "bytes after kept");
+    assert!(data[end..].iter().all(|&x| x == 0));
+
+    // Writing past the end into the KEEP_SIZE blocks uses them.
+    let w = open(&img);
+    w.write(keep, 8 * MIB, b"tail").unwrap();
+    let (stat, data) = close_and_check(w, &img, "keep");
+    assert_eq!(size_of(&stat), 8 * MIB + 4);
+    assert_eq!(checked_data_blocks(&stat, bs), 10 * MIB / bs);
+    assert_eq!(&data[8 * MIB as usize..], b"tail");
+    assert!(data[..8 * MIB as usize].iter().all(|&x| x == 0));
+
+    // Modes the writer does not do, and truncate/unlink free unwritten
+    // blocks too.
+    let w = open(&img);
+    for mode in [0x10, 0x08, 0x20, FALLOC_FL_PUNCH_HOLE] {
+        assert_eq!(w.fallocate(f, 0, MIB, mode), Err(Error::Unsupported));
+    }
+    assert_eq!(w.fallocate(f, 0, 0, 0), Err(Error::InvalidArgument));
+    let set = SetAttr {
+        size: Some(MIB),
+        ..SetAttr::default()
+    };
+    w.setattr(keep, &set).unwrap();
+    let free_before = w.statfs().unwrap().free_blocks;
+    w.unlink(ROOT, b"f").unwrap();
+    w.forget(f);
+    let (stat, _) = close_and_check(w, &img, "keep");
+    assert_eq!(checked_data_blocks(&stat, bs), MIB / bs);
+    assert!(extents(&stat).0.iter().all(|e| e.1 < MIB / bs), "{stat}");
+    let w = open(&img);
+    let freed = w.statfs().unwrap().free_blocks - free_before;
+    assert!(
+        freed >= f_blocks,
+        "unlink freed {freed} of {f_blocks} blocks"
+    );
+    drop(w);
+}
+
+#[test]
+fn fallocate_on_a_block_mapped_file_is_not_supported() {
+    let t = "fallocate_on_a_block_mapped_file_is_not_supported";
+    if !common::have_peers(t, &["mke2fs", "e2fsck"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("e3.img");
+    let out = common::run(
+        "mke2fs",
+        ["-q", "-F", "-t", "ext3", img.to_str().unwrap(), "16M"],
+    );
+    assert!(out.status.success(), "mke2fs: {}", common::stderr(&out));
+    let w = open(&img);
+    let f = w.create(ROOT, b"f", 0o644, ME).unwrap().ino;
+    assert_eq!(w.fallocate(f, 0, MIB, 0), Err(Error::Unsupported));
+    assert_eq!(w.getattr(f).unwrap().size, 0);
+    w.unmount().unwrap();
+    drop(w);
+    fsck_clean(&img);
+}

@@ -9,7 +9,9 @@
 mod common;
 
 use common::fsck_clean;
+use common::kernel::{can_boot, test_user, KGuest};
 use std::path::Path;
+use std::time::Duration;
 use umlkit::block::FileDevice;
 use umlkit::ext3::write::{WriteOptions, Writer};
 use umlkit::fs::{Error, InodeFs, Owner, SetAttr, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
@@ -265,4 +267,80 @@ fn fallocate_on_a_block_mapped_file_is_not_supported() {
     w.unmount().unwrap();
     drop(w);
     fsck_clean(&img);
+}
+
+const INIT: &str = r#"#!/bin/sh
+echo GUEST-UP
+fallocate -l 8M /f && echo FALLOC=ok
+dd if=/dev/zero bs=4096 count=1 2>/dev/null | tr '\000' 'Q' > /q
+dd if=/q of=/f bs=4096 seek=10 count=1 conv=notrunc 2>/dev/null && echo DD=ok
+sync && echo SYNC=ok
+poweroff -f
+"#;
+
+#[test]
+fn a_guest_fallocates_on_its_ext4_root_and_the_image_has_unwritten_extents() {
+    let t = "a_guest_fallocates_on_its_ext4_root_and_the_image_has_unwritten_extents";
+    if !can_boot(t) || !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    let Some(user) = test_user(t) else {
+        return;
+    };
+    let g = KGuest::with_tree(user, |tree| {
+        common::uml::busybox_tree(tree, INIT);
+        let img = tree.parent().unwrap().join("root_ext4");
+        common::run_ok(
+            "mke2fs",
+            [
+                "-q".as_ref(),
+                "-F".as_ref(),
+                "-t".as_ref(),
+                "ext4".as_ref(),
+                "-d".as_ref(),
+                tree.as_os_str(),
+                img.as_os_str(),
+                "64M".as_ref(),
+            ],
+        );
+    });
+    let args = [
+        "ubd0=root_ext4",
+        "root=/dev/ubda",
+        "rw",
+        "init=/init",
+        "con=null",
+        "con0=fd:0,fd:1",
+    ];
+    let out = g.run(&args, Duration::from_secs(30)).output;
+    assert!(out.contains("FALLOC=ok"), "{out}");
+    assert!(out.contains("DD=ok"), "{out}");
+    assert!(out.contains("SYNC=ok"), "{out}");
+    let img = g.path("root_ext4");
+    fsck_clean(&img);
+    let stat = debugfs(&img, "stat /f");
+    assert_eq!(size_of(&stat), 8 * MIB, "{stat}");
+    let (exts, _) = extents(&stat);
+    assert!(exts.iter().any(|e| e.2), "no unwritten extent: {stat}");
+    assert!(
+        exts.iter().any(|e| !e.2),
+        "written block not initialized: {stat}"
+    );
+    let data = common::run(
+        "debugfs",
+        ["-R".as_ref(), "cat /f".as_ref(), img.as_os_str()],
+    );
+    let data = data.stdout;
+    assert_eq!(data.len() as u64, 8 * MIB);
+    let at = 10 * 4096;
+    assert!(data[..at].iter().all(|&b| b == 0));
+    let q = common::run(
+        "debugfs",
+        ["-R".as_ref(), "cat /q".as_ref(), img.as_os_str()],
+    )
+    .stdout;
+    assert_eq!(q.len(), 4096);
+    assert!(q.contains(&b'Q'));
+    assert!(data[at..at + 4096] == q[..], "the dd block is not /q");
+    assert!(data[at + 4096..].iter().all(|&b| b == 0));
 }

@@ -344,3 +344,131 @@ fn a_guest_fallocates_on_its_ext4_root_and_the_image_has_unwritten_extents() {
     assert!(data[at..at + 4096] == q[..], "the dd block is not /q");
     assert!(data[at + 4096..].iter().all(|&b| b == 0));
 }
+
+#[test]
+fn an_allocation_past_32767_blocks_is_split_into_unwritten_extents_of_at_most_32767() {
+    let t = "an_allocation_past_32767_blocks_is_split_into_unwritten_extents_of_at_most_32767";
+    if !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("big.img");
+    mkfs(&img, &["-b", "1024"]);
+    let w = open(&img);
+    let f = w.create(ROOT, b"big", 0o644, ME).unwrap().ino;
+    w.fallocate(f, 0, 40 * MIB, FALLOC_FL_KEEP_SIZE).unwrap();
+    let (stat, _) = close_and_check(w, &img, "big");
+    let (exts, _) = extents(&stat);
+    assert!(exts.len() >= 2, "{stat}");
+    assert!(
+        exts.iter().all(|e| e.2 && e.1 - e.0 < 32767),
+        "an unwritten extent longer than 32767 blocks: {stat}"
+    );
+    assert_eq!(checked_data_blocks(&stat, 1024), 40 * MIB / 1024);
+}
+
+/// Allocates, writes into, punches and preallocates past the end of
+/// `/f` until the injected failure; returns how many steps succeeded.
+fn crash_workload(w: &Writer<FileDevice>) -> usize {
+    let punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+    let Ok(f) = w.create(ROOT, b"f", 0o644, ME) else {
+        return 0;
+    };
+    let steps: [&dyn Fn() -> bool; 4] = [
+        &|| w.fallocate(f.ino, 0, 2 * MIB, 0).is_ok(),
+        &|| w.write(f.ino, 100_000, &[7u8; 5000]).is_ok(),
+        &|| w.fallocate(f.ino, 300_000, 300_000, punch).is_ok(),
+        &|| {
+            w.fallocate(f.ino, 2 * MIB, MIB, FALLOC_FL_KEEP_SIZE)
+                .is_ok()
+        },
+    ];
+    let mut done = 1;
+    for step in steps {
+        if !step() {
+            break;
+        }
+        done += 1;
+    }
+    done
+}
+
+fn check_crash(img: &Path, done: usize) {
+    fsck_clean(img);
+    if done < 2 {
+        return;
+    }
+    let stat = debugfs(img, "stat /f");
+    assert_eq!(size_of(&stat), 2 * MIB, "committed fallocate: {stat}");
+    if done >= 3 {
+        let data = common::run(
+            "debugfs",
+            ["-R".as_ref(), "cat /f".as_ref(), img.as_os_str()],
+        )
+        .stdout;
+        assert!(
+            data[100_000..105_000].iter().all(|&b| b == 7),
+            "committed write"
+        );
+        assert!(data[..100_000].iter().all(|&b| b == 0));
+    }
+}
+
+#[test]
+fn killed_at_any_write_during_fallocate_and_punch_the_image_recovers_clean() {
+    let t = "killed_at_any_write_during_fallocate_and_punch_the_image_recovers_clean";
+    if !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("p.img");
+    mkfs(&pristine, &[]);
+    let mut n = 1u64;
+    let mut finished = false;
+    while n < 300 && !finished {
+        let img = dir.path().join("c.img");
+        std::fs::copy(&pristine, &img).unwrap();
+        let opts = WriteOptions {
+            sync_each_op: true,
+            fail_after_writes: Some(n),
+            ..WriteOptions::default()
+        };
+        n += 1;
+        let Ok(w) = Writer::open(FileDevice::open_read_write(&img).unwrap(), opts) else {
+            continue;
+        };
+        let done = crash_workload(&w);
+        finished = w.unmount().is_ok();
+        drop(w);
+        let copy = dir.path().join("e.img");
+        std::fs::copy(&img, &copy).unwrap();
+        let out = common::run("e2fsck", ["-fy".as_ref(), copy.as_os_str()]);
+        assert!(
+            out.status.code().unwrap_or(8) < 4,
+            "{}",
+            common::stdout(&out)
+        );
+        check_crash(&copy, done);
+        let w = open(&img);
+        w.unmount().unwrap();
+        drop(w);
+        check_crash(&img, done);
+    }
+    assert!(finished, "the workload never finished in {n} writes");
+}
+
+#[test]
+fn fallocate_on_a_read_only_filesystem_is_read_only() {
+    // The FUSE server maps Error::ReadOnly to EROFS (fuse_attr::errno).
+    let t = "fallocate_on_a_read_only_filesystem_is_read_only";
+    if !common::have_peers(t, &["mke2fs"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("ro.img");
+    mkfs(&img, &[]);
+    let fs = umlkit::ext3::Ext3::open(FileDevice::open_read_only(&img).unwrap()).unwrap();
+    let ro = umlkit::ext3::ReadOnly::new(fs);
+    let lf = ro.lookup(ROOT, b"lost+found").unwrap().ino;
+    assert_eq!(ro.fallocate(lf, 0, MIB, 0), Err(Error::ReadOnly));
+}

@@ -76,7 +76,7 @@ impl<D: BlockDevice> Writer<D> {
                 let mut hole = 1;
                 if extents {
                     // Up to the next extent (fallocate leaves some past the end).
-                    hole = (self.ext_next_mapped(r, lblk)? - lblk).min(want);
+                    hole = (self.ext_next_mapped(r, lblk)? - lblk).clamp(1, want);
                 } else if lblk >= r.size().div_ceil(bs) {
                     hole = want;
                 }

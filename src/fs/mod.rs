@@ -98,6 +98,11 @@ pub enum XattrMode {
     Replace,
 }
 
+/// fallocate(2): allocate without changing the size.
+pub const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
+/// fallocate(2): free the range (with [`FALLOC_FL_KEEP_SIZE`]).
+pub const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
+
 /// The inode-level operations. Mutating operations default to [`Error::ReadOnly`], so
 /// a read-only filesystem implements only the reading ones.
 #[allow(unused_variables)]
@@ -183,6 +188,13 @@ pub trait InodeFs: Send + Sync {
     }
     /// Removes an extended attribute.
     fn removexattr(&self, ino: Ino, name: &[u8]) -> FsResult<()> {
+        Err(Error::ReadOnly)
+    }
+    /// Preallocates or deallocates space as fallocate(2): `mode` holds
+    /// its `FALLOC_FL_*` bits ([`FALLOC_FL_KEEP_SIZE`],
+    /// [`FALLOC_FL_PUNCH_HOLE`]); modes an implementation cannot do are
+    /// [`Error::Unsupported`].
+    fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: u32) -> FsResult<()> {
         Err(Error::ReadOnly)
     }
     /// The host kernel dropped its last reference to `ino`: an inode whose

@@ -3,8 +3,9 @@
 //! neighbour; cut at a logical block) and writes the tree back, reusing its
 //! blocks: up to 4 extents in the inode (depth 0), else leaf blocks under
 //! the inode's index (depth 1), or index blocks between (depth 2). Extent
-//! blocks carry the metadata_csum tail. Unwritten extents are kept as they
-//! are (their flag in the length).
+//! blocks carry the metadata_csum tail. Unwritten extents (their flag in
+//! the length) are made by fallocate, read as zeros, and turn initialized
+//! where they are written (the extent split in up to 3).
 
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
@@ -16,6 +17,8 @@ use crate::fs::Error as FsError;
 const EXT4_EXT_MAGIC: u16 = 0xF30A;
 /// Longest initialized extent; longer lengths mark unwritten extents.
 const EXT_INIT_MAX_LEN: u32 = 32768;
+/// Longest unwritten extent.
+const EXT_UNWRITTEN_MAX_LEN: u64 = 32767;
 /// Deepest tree walked (the kernel's limit is 5).
 const MAX_DEPTH: u16 = 5;
 
@@ -169,6 +172,168 @@ impl<D: BlockDevice> Writer<D> {
         self.ext_store(st, r, &out, blocks, goal)
     }
 
+    /// The first logical block at or after `lblk` inside an extent
+    /// (written or not); `u64::MAX` when there is none.
+    pub(crate) fn ext_next_mapped(&self, r: &RawInode, lblk: u64) -> WResult<u64> {
+        let (exts, _) = self.ext_read(r)?;
+        let i = exts.partition_point(|e| e.lblk + e.len <= lblk);
+        Ok(exts.get(i).map_or(u64::MAX, |e| e.lblk.max(lblk)))
+    }
+
+    /// Allocates unwritten extents over the holes of logical blocks
+    /// `a..b` of `r` (fallocate); `i_blocks` follows. On `ENOSPC` what was
+    /// allocated stays, as in the kernel.
+    pub(crate) fn ext_prealloc(
+        &self,
+        st: &mut State,
+        r: &mut RawInode,
+        a: u64,
+        b: u64,
+    ) -> WResult<()> {
+        if b > 1 << 32 {
+            return Err(FsError::FileTooLarge);
+        }
+        let (mut exts, blocks) = self.ext_read(r)?;
+        let spb = self.geo.bs / 512;
+        let (mut pos, mut failed, mut changed) = (a, None, false);
+        while pos < b {
+            let i = exts.partition_point(|e| e.lblk + e.len <= pos);
+            if let Some(e) = exts.get(i).filter(|e| e.lblk <= pos) {
+                pos = e.lblk + e.len;
+                continue;
+            }
+            let hole_end = exts.get(i).map_or(b, |e| e.lblk.min(b));
+            let goal = match i.checked_sub(1).map(|j| exts[j]) {
+                Some(p) => p.pblk + p.len,
+                None => self.inode_goal(r.ino),
+            };
+            // Leave room for the tree blocks the new extents may need.
+            let want = (hole_end - pos)
+                .min(EXT_UNWRITTEN_MAX_LEN)
+                .min(st.free_blocks.saturating_sub(3));
+            let got = if want == 0 {
+                Err(FsError::NoSpace.at_ino(r.ino))
+            } else {
+                self.alloc_run(st, goal, want)
+            };
+            let (start, n) = match got {
+                Ok(v) => v,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            exts.insert(
+                i,
+                Ext {
+                    lblk: pos,
+                    len: n,
+                    pblk: start,
+                    unwritten: true,
+                },
+            );
+            r.set_sectors(r.sectors() + n * spb);
+            pos += n;
+            changed = true;
+        }
+        if changed {
+            merge(&mut exts);
+            let goal = exts.first().map_or(0, |e| e.pblk);
+            self.ext_store(st, r, &exts, blocks, goal)?;
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// When logical block `lblk` of `r` is in an unwritten extent, marks
+    /// it and the blocks after it in that extent, up to `end`, initialized
+    /// and returns their first device block and count (the caller writes
+    /// them).
+    pub(crate) fn ext_convert(
+        &self,
+        st: &mut State,
+        r: &mut RawInode,
+        lblk: u64,
+        end: u64,
+    ) -> WResult<Option<(u64, u64)>> {
+        let (mut exts, blocks) = self.ext_read(r)?;
+        let i = exts.partition_point(|e| e.lblk + e.len <= lblk);
+        let e = match exts.get(i) {
+            Some(e) if e.lblk <= lblk && e.unwritten => *e,
+            _ => return Ok(None),
+        };
+        let t = end.min(e.lblk + e.len);
+        let mut parts = Vec::with_capacity(3);
+        if e.lblk < lblk {
+            parts.push(Ext {
+                len: lblk - e.lblk,
+                ..e
+            });
+        }
+        let pblk = e.pblk + (lblk - e.lblk);
+        parts.push(Ext {
+            lblk,
+            len: t - lblk,
+            pblk,
+            unwritten: false,
+        });
+        if t < e.lblk + e.len {
+            parts.push(Ext {
+                lblk: t,
+                len: e.lblk + e.len - t,
+                pblk: e.pblk + (t - e.lblk),
+                unwritten: true,
+            });
+        }
+        exts.splice(i..=i, parts);
+        merge(&mut exts);
+        self.ext_store(st, r, &exts, blocks, pblk)?;
+        Ok(Some((pblk, t - lblk)))
+    }
+
+    /// Frees the blocks of logical blocks `a..b` of `r` (a punched hole),
+    /// splitting the extents across its edges; `i_blocks` follows.
+    pub(crate) fn ext_punch(
+        &self,
+        st: &mut State,
+        r: &mut RawInode,
+        a: u64,
+        b: u64,
+    ) -> WResult<()> {
+        let (exts, blocks) = self.ext_read(r)?;
+        let mut freed = 0u64;
+        let mut out = Vec::with_capacity(exts.len() + 1);
+        for e in exts {
+            let (s, t) = (e.lblk.max(a), (e.lblk + e.len).min(b));
+            if s >= t {
+                out.push(e);
+                continue;
+            }
+            self.free_blocks(st, e.pblk + (s - e.lblk), t - s)?;
+            freed += t - s;
+            if e.lblk < s {
+                out.push(Ext {
+                    len: s - e.lblk,
+                    ..e
+                });
+            }
+            if t < e.lblk + e.len {
+                out.push(Ext {
+                    lblk: t,
+                    len: e.lblk + e.len - t,
+                    pblk: e.pblk + (t - e.lblk),
+                    unwritten: e.unwritten,
+                });
+            }
+        }
+        if freed == 0 {
+            return Ok(());
+        }
+        let spb = self.geo.bs / 512;
+        r.set_sectors(r.sectors().saturating_sub(freed * spb));
+        let goal = out.first().map_or(0, |e| e.pblk);
+        self.ext_store(st, r, &out, blocks, goal)
+    }
+
     /// Writes `exts` as the tree of `r`, reusing `old` tree blocks,
     /// allocating more near `goal` or freeing the rest; `i_blocks` follows.
     fn ext_store(
@@ -249,6 +414,31 @@ impl<D: BlockDevice> Writer<D> {
             b[at..at + 12].copy_from_slice(x);
         }
     }
+}
+
+/// Joins neighbouring extents of the same kind that continue each other
+/// on disk, within the longest length of their kind.
+fn merge(exts: &mut Vec<Ext>) {
+    let mut out: Vec<Ext> = Vec::with_capacity(exts.len());
+    for e in exts.drain(..) {
+        if let Some(p) = out.last_mut() {
+            let max = if e.unwritten {
+                EXT_UNWRITTEN_MAX_LEN
+            } else {
+                u64::from(EXT_INIT_MAX_LEN)
+            };
+            if p.unwritten == e.unwritten
+                && p.lblk + p.len == e.lblk
+                && p.pblk + p.len == e.pblk
+                && p.len + e.len <= max
+            {
+                p.len += e.len;
+                continue;
+            }
+        }
+        out.push(e);
+    }
+    *exts = out;
 }
 
 fn lo32(v: u64) -> u32 {

@@ -2,7 +2,8 @@
 //! block), partial blocks are read, merged and written whole, and long
 //! writes commit in the middle so one transaction never outgrows the
 //! journal; truncation frees blocks past the new end and zeroes the tail
-//! of the new last block.
+//! of the new last block. fallocate makes unwritten extents or punches
+//! holes (extent files only, as the kernel).
 
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
@@ -43,11 +44,25 @@ impl<D: BlockDevice> Writer<D> {
         if end > self.max_file_size() {
             return Err(FsError::FileTooLarge);
         }
+        let extents = r.flags() & crate::ext3::inode::EXT4_EXTENTS_FL != 0;
         let mut pos = offset;
         while pos < end {
             let lblk = pos / bs;
             let within = (pos % bs) as usize;
             let want = (end - lblk * bs).div_ceil(bs).min(1024);
+            if extents {
+                // Written blocks of an unwritten extent turn initialized;
+                // the rest of a block written in part reads as zeros.
+                if let Some((p, n)) = self.ext_convert(st, r, lblk, lblk + want)? {
+                    for k in 0..n {
+                        let l = lblk + k;
+                        if l * bs < offset || (l + 1) * bs > end {
+                            let zero = vec![0u8; bs as usize];
+                            self.cache.write_data(p + k, &zero).map_err(super::eio)?;
+                        }
+                    }
+                }
+            }
             let existing = self.bmap(r, lblk)?;
             let (start, n, fresh) = if existing != 0 {
                 let mut n = 1;
@@ -59,10 +74,13 @@ impl<D: BlockDevice> Writer<D> {
                 // Allocate up to the next mapped block (past the end of
                 // the file nothing is mapped: truncation frees it).
                 let mut hole = 1;
-                if lblk >= r.size().div_ceil(bs) {
+                if extents {
+                    // Up to the next extent (fallocate leaves some past the end).
+                    hole = (self.ext_next_mapped(r, lblk)? - lblk).clamp(1, want);
+                } else if lblk >= r.size().div_ceil(bs) {
                     hole = want;
                 }
-                while hole < want && self.bmap(r, lblk + hole)? == 0 {
+                while !extents && hole < want && self.bmap(r, lblk + hole)? == 0 {
                     hole += 1;
                 }
                 let goal = if lblk > 0 {
@@ -154,6 +172,79 @@ impl<D: BlockDevice> Writer<D> {
             }
         }
         r.set_size(size);
+        Ok(())
+    }
+
+    /// fallocate(2) on regular file `r` (caller checks the type and puts
+    /// `r`): allocation (`mode` 0 or `FALLOC_FL_KEEP_SIZE`) or a punched
+    /// hole (`FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`).
+    pub(crate) fn fallocate_data(
+        &self,
+        st: &mut State,
+        r: &mut RawInode,
+        offset: u64,
+        len: u64,
+        mode: u32,
+    ) -> WResult<()> {
+        use crate::fs::{FALLOC_FL_KEEP_SIZE as KEEP, FALLOC_FL_PUNCH_HOLE as PUNCH};
+        if len == 0 {
+            return Err(FsError::InvalidArgument);
+        }
+        if mode & !(KEEP | PUNCH) != 0 || (mode & PUNCH != 0 && mode & KEEP == 0) {
+            return Err(FsError::Unsupported);
+        }
+        if r.flags() & crate::ext3::inode::EXT4_EXTENTS_FL == 0 {
+            return Err(FsError::Unsupported);
+        }
+        let end = offset.checked_add(len).ok_or(FsError::FileTooLarge)?;
+        if end > self.max_file_size() {
+            return Err(FsError::FileTooLarge);
+        }
+        let bs = self.geo.bs;
+        if mode & PUNCH != 0 {
+            return self.punch(st, r, offset, end);
+        }
+        self.ext_prealloc(st, r, offset / bs, end.div_ceil(bs))?;
+        if mode & KEEP == 0 && end > r.size() {
+            r.set_size(end);
+            r.set_time(super::inode_write::Which::Mtime, super::now());
+        }
+        Ok(())
+    }
+
+    /// Punches bytes `offset..end` of extent file `r`: whole blocks are
+    /// freed, the parts of blocks at the edges zeroed. Nothing past the
+    /// block holding the end of the file is touched (as the kernel).
+    fn punch(&self, st: &mut State, r: &mut RawInode, offset: u64, end: u64) -> WResult<()> {
+        let bs = self.geo.bs;
+        let size = r.size();
+        if offset >= size {
+            return Ok(());
+        }
+        let end = end.min(size.div_ceil(bs) * bs);
+        let zero = |r: &RawInode, from: u64, to: u64| -> WResult<()> {
+            let blk = self.bmap(r, from / bs)?;
+            if blk != 0 {
+                let mut b = self.cache.get(blk).map_err(super::eio)?;
+                let at = (from % bs) as usize;
+                b[at..at + (to - from) as usize].fill(0);
+                self.cache.write_data(blk, &b).map_err(super::eio)?;
+            }
+            Ok(())
+        };
+        let (first, last) = (offset.div_ceil(bs), end / bs);
+        if first > last {
+            return zero(r, offset, end);
+        }
+        if offset % bs != 0 {
+            zero(r, offset, first * bs)?;
+        }
+        if end % bs != 0 {
+            zero(r, last * bs, end)?;
+        }
+        if first < last {
+            self.ext_punch(st, r, first, last)?;
+        }
         Ok(())
     }
 }

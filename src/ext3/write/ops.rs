@@ -262,6 +262,25 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         Ok(n)
     }
 
+    fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: u32) -> WResult<()> {
+        let mut st = self.wlock()?;
+        let mut r = self.raw_inode(ino)?;
+        match r.mode() & 0xF000 {
+            0x8000 => {}
+            0 => return Err(FsError::NotFound),
+            0x4000 => return Err(FsError::IsADirectory),
+            _ => return Err(FsError::Unsupported),
+        }
+        let done = self.fallocate_data(&mut st, &mut r, offset, len, mode);
+        if matches!(done, Err(FsError::InvalidArgument | FsError::Unsupported)) {
+            return done;
+        }
+        r.set_time(Which::Ctime, super::now());
+        self.put_inode(&r)?;
+        done?;
+        self.end_op(&mut st)
+    }
+
     fn create(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> WResult<Metadata> {
         let mut st = self.wlock()?;
         let mode = 0o100000 | (mode & 0o7777) as u16;

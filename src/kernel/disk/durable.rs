@@ -371,6 +371,9 @@ impl InodeFs for Synchronous {
     fn forget(&self, ino: Ino) {
         self.0.forget(ino)
     }
+    fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: u32) -> FsResult<()> {
+        self.then_sync(self.0.fallocate(ino, offset, len, mode))
+    }
     fn fsync(&self, ino: Ino, datasync: bool) -> FsResult<()> {
         self.0.fsync(ino, datasync)
     }

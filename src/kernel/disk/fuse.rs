@@ -357,6 +357,22 @@ impl Filesystem for FuseFs {
         empty(self.fs.fsync(to_fs(ino), datasync), reply);
     }
 
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let Ok(mode) = u32::try_from(mode) else {
+            return reply.error(Errno::from_i32(libc::EINVAL));
+        };
+        empty(self.fs.fallocate(to_fs(ino), offset, length, mode), reply);
+    }
+
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         if self.no_opendir {
             reply.error(Errno::ENOSYS);

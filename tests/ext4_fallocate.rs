@@ -9,7 +9,7 @@
 mod common;
 
 use common::fsck_clean;
-use common::kernel::{can_boot, test_user, KGuest};
+use common::kernel::{can_boot, test_user, KGuest, EXT4_ROOT_ARGS};
 use std::path::Path;
 use std::time::Duration;
 use umlkit::block::FileDevice;
@@ -287,31 +287,8 @@ fn a_guest_fallocates_on_its_ext4_root_and_the_image_has_unwritten_extents() {
     let Some(user) = test_user(t) else {
         return;
     };
-    let g = KGuest::with_tree(user, |tree| {
-        common::uml::busybox_tree(tree, INIT);
-        let img = tree.parent().unwrap().join("root_ext4");
-        common::run_ok(
-            "mke2fs",
-            [
-                "-q".as_ref(),
-                "-F".as_ref(),
-                "-t".as_ref(),
-                "ext4".as_ref(),
-                "-d".as_ref(),
-                tree.as_os_str(),
-                img.as_os_str(),
-                "64M".as_ref(),
-            ],
-        );
-    });
-    let args = [
-        "ubd0=root_ext4",
-        "root=/dev/ubda",
-        "rw",
-        "init=/init",
-        "con=null",
-        "con0=fd:0,fd:1",
-    ];
+    let g = KGuest::with_ext4_root(user, INIT);
+    let args = EXT4_ROOT_ARGS;
     let out = g.run(&args, Duration::from_secs(30)).output;
     assert!(out.contains("FALLOC=ok"), "{out}");
     assert!(out.contains("DD=ok"), "{out}");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::kernel::{can_boot, test_user, KGuest};
+use common::kernel::{can_boot, test_user, KGuest, EXT4_ROOT_ARGS};
 use std::time::Duration;
 
 const INIT: &str = r#"#!/bin/sh
@@ -25,31 +25,8 @@ fn a_default_ext4_root_boots_read_write_and_stays_clean() {
     let Some(user) = test_user(t) else {
         return;
     };
-    let g = KGuest::with_tree(user, |tree| {
-        common::uml::busybox_tree(tree, INIT);
-        let img = tree.parent().unwrap().join("root_ext4");
-        common::run_ok(
-            "mke2fs",
-            [
-                "-q".as_ref(),
-                "-F".as_ref(),
-                "-t".as_ref(),
-                "ext4".as_ref(),
-                "-d".as_ref(),
-                tree.as_os_str(),
-                img.as_os_str(),
-                "64M".as_ref(),
-            ],
-        );
-    });
-    let args = [
-        "ubd0=root_ext4",
-        "root=/dev/ubda",
-        "rw",
-        "init=/init",
-        "con=null",
-        "con0=fd:0,fd:1",
-    ];
+    let g = KGuest::with_ext4_root(user, INIT);
+    let args = EXT4_ROOT_ARGS;
     let b = g.run(&args, Duration::from_secs(30));
     let out = b.output;
     assert!(!out.contains("served read-only"), "{out}");

@@ -110,6 +110,29 @@ impl KGuest {
         KGuest { dir, user }
     }
 
+    /// A busybox guest whose `/init` is `init`, with the same tree also on
+    /// a default `mke2fs -t ext4` image `root_ext4` (boot it with
+    /// [`EXT4_ROOT_ARGS`]).
+    pub fn with_ext4_root(user: User, init: &str) -> KGuest {
+        Self::with_tree(user, |tree| {
+            super::uml::busybox_tree(tree, init);
+            let img = tree.parent().unwrap().join("root_ext4");
+            super::run_ok(
+                "mke2fs",
+                [
+                    "-q".as_ref(),
+                    "-F".as_ref(),
+                    "-t".as_ref(),
+                    "ext4".as_ref(),
+                    "-d".as_ref(),
+                    tree.as_os_str(),
+                    img.as_os_str(),
+                    "64M".as_ref(),
+                ] as [&std::ffi::OsStr; 8],
+            );
+        })
+    }
+
     /// A path in the guest directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -158,6 +181,16 @@ impl KGuest {
         Running { child, out }
     }
 }
+
+/// The arguments that boot [`KGuest::with_ext4_root`]'s image read-write.
+pub const EXT4_ROOT_ARGS: [&str; 6] = [
+    "ubd0=root_ext4",
+    "root=/dev/ubda",
+    "rw",
+    "init=/init",
+    "con=null",
+    "con0=fd:0,fd:1",
+];
 
 /// A `linux` running in the background.
 pub struct Running {

@@ -12,21 +12,20 @@
 //! switch can show on the machine. `BENCH_OLD=PATH` adds another
 //! `uml_switch` binary (an older build) to the comparison.
 
+mod bench_load;
 mod common;
 
-use std::io::{Read, Write};
+use bench_load::Result;
+
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use umlkit::switch::proto::UnixAddr;
-use umlkit::switch::vde::{encode_request, PortRequest};
 use umlkit::sys::net::{recv_batch, send_batch_connected, RecvSlot};
 
 fn mac(i: usize) -> [u8; 6] {
-    let b = u32::try_from(i).unwrap().to_be_bytes();
-    [2, 0x42, b[0], b[1], b[2], b[3]]
+    bench_load::mac(0x42, i)
 }
 
 /// A VDE client: its control stream (the port lives while it is open) and
@@ -50,45 +49,10 @@ fn direct(ports: usize) -> Vec<Client> {
 }
 
 fn connect(dir: &Path, n: usize) -> Client {
-    let mine = dir.join(format!(".{:05}-{n:05}", std::process::id()));
-    let _ = std::fs::remove_file(&mine);
-    let data = UnixDatagram::bind(&mine).unwrap();
-    let mut ctl = UnixStream::connect(dir.join("ctl")).unwrap();
-    let addr = UnixAddr::path(mine.as_os_str().as_encoded_bytes()).unwrap();
-    ctl.write_all(&encode_request(&addr, PortRequest::Any, "vdeplug: bench"))
-        .unwrap();
-    let mut reply = [0u8; 110];
-    ctl.read_exact(&mut reply).unwrap();
-    let end = reply[2..].iter().position(|&b| b == 0).unwrap_or(108);
-    let path = PathBuf::from(String::from_utf8_lossy(&reply[2..2 + end]).into_owned());
-    data.connect(&path).unwrap();
-    let _ = std::fs::remove_file(&mine);
-    data.set_nonblocking(true).unwrap();
+    let (ctl, data) = bench_load::vde_connect(dir, n);
     Client {
         _ctl: Some(ctl),
         data,
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Result {
-    delivered: u64,
-    sent: u64,
-    misdelivered: u64,
-    secs: f64,
-    switch_cpu: f64,
-}
-
-impl Result {
-    fn fps(&self) -> f64 {
-        self.delivered as f64 / self.secs
-    }
-    fn loss(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            self.sent.saturating_sub(self.delivered + self.misdelivered) as f64 / self.sent as f64
-        }
     }
 }
 

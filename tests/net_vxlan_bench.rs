@@ -10,7 +10,10 @@
 //! (the way a kernel bridge takes frames from user space), read and written
 //! one frame per call.
 
+mod bench_load;
 mod common;
+
+use bench_load::Result;
 
 use common::net::Netns;
 use std::fs::File;
@@ -18,11 +21,9 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use umlkit::switch::proto::UnixAddr;
-use umlkit::switch::vde::{encode_request, PortRequest};
 use umlkit::sys::net::{
     recv_batch, send_batch_connected, tun_set_iff, RecvSlot, IFF_NO_PI, IFF_TAP,
 };
@@ -32,8 +33,7 @@ use umlkit::sys::net::{
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
 
 fn mac(i: usize) -> [u8; 6] {
-    let b = u32::try_from(i).unwrap().to_be_bytes();
-    [2, 0x43, b[0], b[1], b[2], b[3]]
+    bench_load::mac(0x43, i)
 }
 
 /// A client: a VDE data socket (with its control stream) or a TAP device.
@@ -84,22 +84,9 @@ impl Client {
     }
 }
 
-/// A VDE client of the switch directory `dir` (see `net_vde_bench.rs`).
+/// A VDE client of the switch directory `dir`.
 fn vde_client(dir: &Path, n: usize) -> Client {
-    let mine = dir.join(format!(".{:05}-{n:05}", std::process::id()));
-    let _ = std::fs::remove_file(&mine);
-    let data = UnixDatagram::bind(&mine).unwrap();
-    let mut ctl = UnixStream::connect(dir.join("ctl")).unwrap();
-    let addr = UnixAddr::path(mine.as_os_str().as_encoded_bytes()).unwrap();
-    ctl.write_all(&encode_request(&addr, PortRequest::Any, "vdeplug: bench"))
-        .unwrap();
-    let mut reply = [0u8; 110];
-    ctl.read_exact(&mut reply).unwrap();
-    let end = reply[2..].iter().position(|&b| b == 0).unwrap_or(108);
-    let path = PathBuf::from(String::from_utf8_lossy(&reply[2..2 + end]).into_owned());
-    data.connect(&path).unwrap();
-    let _ = std::fs::remove_file(&mine);
-    data.set_nonblocking(true).unwrap();
+    let (ctl, data) = bench_load::vde_connect(dir, n);
     Client::Vde(ctl, data)
 }
 
@@ -118,28 +105,6 @@ fn tap_client(ns: &Netns, name: &str) -> Client {
     tun_set_iff(f.as_fd(), name.as_bytes(), IFF_TAP | IFF_NO_PI).unwrap();
     nix::sched::setns(home.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
     Client::Tap(f)
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Result {
-    delivered: u64,
-    sent: u64,
-    misdelivered: u64,
-    secs: f64,
-    switch_cpu: f64,
-}
-
-impl Result {
-    fn fps(&self) -> f64 {
-        self.delivered as f64 / self.secs
-    }
-    fn loss(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            self.sent.saturating_sub(self.delivered + self.misdelivered) as f64 / self.sent as f64
-        }
-    }
 }
 
 /// Counts the frames client `i` received (`size` bytes each expected).

@@ -145,12 +145,13 @@ pub fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(e, false),
     };
-    let kernel = match &target {
-        Target::Pid(pid) => match pidfd_open(*pid) {
-            Ok(fd) => Some(fd),
+    // The hung kernel's handle is taken now, while its pid is surely its.
+    let on_hang = match target {
+        Target::Pid(pid) => match pidfd_open(pid) {
+            Ok(fd) => OnHang::Stop(fd),
             Err(e) => return fail(format!("-pid {pid}: {e}"), false),
         },
-        Target::Mconsole(_) => None,
+        Target::Mconsole(socket) => OnHang::Notify(socket),
     };
     if let Err(e) = std::io::stdout()
         .write_all(&[0])
@@ -161,10 +162,9 @@ pub fn main() -> ExitCode {
     match watch(std::io::stdin().as_fd(), timeout) {
         Ok(Watch::Closed) => ExitCode::SUCCESS,
         Ok(Watch::Expired) => {
-            let acted = match (&target, &kernel) {
-                (Target::Pid(_), Some(pidfd)) => stop_kernel(pidfd),
-                (Target::Mconsole(socket), _) => notify_hang(socket),
-                (Target::Pid(_), None) => Ok(()),
+            let acted = match &on_hang {
+                OnHang::Stop(pidfd) => stop_kernel(pidfd),
+                OnHang::Notify(socket) => notify_hang(socket),
             };
             match acted {
                 Ok(()) => ExitCode::FAILURE,
@@ -173,6 +173,14 @@ pub fn main() -> ExitCode {
         }
         Err(e) => fail(format!("standard input: {e}"), true),
     }
+}
+
+/// What a timeout does, ready before the watch starts.
+enum OnHang {
+    /// Interrupt, interrupt, kill the process behind this pidfd.
+    Stop(OwnedFd),
+    /// Send `MCONSOLE_HANG` to this socket.
+    Notify(PathBuf),
 }
 
 /// How watching ended.

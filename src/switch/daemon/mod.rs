@@ -651,8 +651,10 @@ impl Daemon {
                 } else {
                     "EOF from new port"
                 };
-                log(&mut self.out, format_args!("{what}"));
-                return self.close_conn(fd);
+                // Logged once the port is gone, so whoever reads the log
+                // finds its number and socket file already free.
+                self.close_conn(fd);
+                return log(&mut self.out, format_args!("{what}"));
             }
             Ok(n) => n,
         };

@@ -362,11 +362,9 @@ fn debootstrap_into(
     tree: &Path,
     log: &Path,
     report: &mut dyn FnMut(Progress),
-) -> std::result::Result<(), String> {
-    let mut log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let err_file = log_file
-        .try_clone()
-        .map_err(|e| format!("{}: {e}", log.display()))?;
+) -> Result<()> {
+    let mut log_file = std::fs::File::create(log).map_err(io(log, "cannot create"))?;
+    let err_file = log_file.try_clone().map_err(io(log, "cannot reopen"))?;
     let mut child = Command::new(debootstrap)
         .args(recipe.debootstrap_args())
         .arg(tree)
@@ -375,7 +373,7 @@ fn debootstrap_into(
         .stdout(Stdio::piped())
         .stderr(err_file)
         .spawn()
-        .map_err(|e| format!("{}: cannot run: {e}", debootstrap.display()))?;
+        .map_err(io(debootstrap, "cannot run"))?;
     let mut last = String::new();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
@@ -388,7 +386,7 @@ fn debootstrap_into(
             }
         }
     }
-    let status = child.wait().map_err(|e| format!("debootstrap: {e}"))?;
+    let status = child.wait().map_err(io(debootstrap, "cannot wait for"))?;
     if status.success() {
         return Ok(());
     }
@@ -398,7 +396,10 @@ fn debootstrap_into(
         .rev()
         .find(|l| l.starts_with("E:"))
         .map_or(last, str::to_string);
-    Err(format!("debootstrap failed ({status}): {}", why.trim()))
+    Err(Error::Invalid(format!(
+        "debootstrap failed ({status}): {}",
+        why.trim()
+    )))
 }
 
 /// The changes to a fresh debootstrap tree (see the module docs).

@@ -8,154 +8,13 @@
 //! 20 domains starts, reaches neighbours and stops.
 
 mod common;
+mod lab_support;
 
-use common::kernel::{can_boot, test_user, User};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use common::kernel::User;
+use lab_support::{area, Area};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// The image's own init: a script that says so and idles.
-const IMAGE_INIT: &str = "#!/bin/sh\necho IMAGE-INIT-RAN\nwhile true; do sleep 1000; done\n";
-
-/// A scratch area owned by the test user: `bin/` (uml_lab, linux,
-/// uml_switch), `root_fs` (busybox ext3), `lab/`.
-struct Area {
-    dir: tempfile::TempDir,
-    user: User,
-}
-
-impl Area {
-    fn new(user: User) -> Area {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        for b in ["uml_lab", "linux", "uml_switch"] {
-            std::fs::copy(common::bin(b), bin.join(b)).unwrap();
-        }
-        let tree = dir.path().join("tree");
-        common::uml::busybox_tree(&tree, IMAGE_INIT);
-        std::fs::create_dir_all(tree.join("sbin")).unwrap();
-        std::fs::copy(tree.join("init"), tree.join("sbin/init")).unwrap();
-        common::mkfs_ext3(&tree, &dir.path().join("root_fs"), 64);
-        std::fs::remove_dir_all(&tree).unwrap();
-        std::fs::create_dir(dir.path().join("lab")).unwrap();
-        Area { dir, user }
-    }
-
-    fn lab(&self) -> PathBuf {
-        self.dir.path().join("lab")
-    }
-
-    fn image(&self) -> PathBuf {
-        self.dir.path().join("root_fs")
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        let p = self.lab().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
-    fn chown(&self) {
-        if let Some((uid, gid)) = self.user.ids {
-            common::run_ok(
-                "chown",
-                [
-                    "-R".to_string(),
-                    format!("{uid}:{gid}"),
-                    self.dir.path().display().to_string(),
-                ],
-            );
-        }
-    }
-
-    /// `uml_lab ARGS` as the test user in the lab directory.
-    fn uml_lab(&self, args: &[&str]) -> Output {
-        let prog = self.dir.path().join("bin/uml_lab");
-        let mut cmd = match self.user.ids {
-            Some((uid, gid)) => {
-                let mut c = Command::new("setpriv");
-                c.arg(format!("--reuid={uid}"))
-                    .arg(format!("--regid={gid}"))
-                    .arg("--clear-groups")
-                    .arg("--")
-                    .arg(&prog);
-                c
-            }
-            None => Command::new(&prog),
-        };
-        cmd.args(args)
-            .current_dir(self.lab())
-            .env("HOME", self.dir.path())
-            .env_remove("UML_LAB_IMAGE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.uml_lab(args);
-        assert!(
-            out.status.success(),
-            "uml_lab {args:?}: {}\nstdout: {}\nstderr: {}",
-            out.status,
-            common::stdout(&out),
-            common::stderr(&out)
-        );
-        common::stdout(&out)
-    }
-
-    fn start(&self) -> String {
-        self.start_with(&[])
-    }
-
-    fn start_with(&self, extra: &[&str]) -> String {
-        let img = self.image().display().to_string();
-        let mut args = vec!["start", "--image", &img, "--timeout", "90"];
-        args.extend_from_slice(extra);
-        let out = self.uml_lab(&args);
-        let err = common::stderr(&out);
-        assert!(
-            out.status.success(),
-            "start failed: {err}\n{}",
-            self.consoles()
-        );
-        err
-    }
-
-    fn consoles(&self) -> String {
-        let mut s = String::new();
-        if let Ok(rd) = std::fs::read_dir(self.lab().join(".uml_lab/m")) {
-            for e in rd.flatten() {
-                let log = std::fs::read_to_string(e.path().join("console.log")).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(8).collect();
-                s.push_str(&format!(
-                    "--- {:?}:\n{}\n",
-                    e.file_name(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                ));
-            }
-        }
-        s
-    }
-}
-
-impl Drop for Area {
-    fn drop(&mut self) {
-        // Never leave a guest running: kill whatever the state records.
-        let _ = self.uml_lab(&["stop", "--force"]);
-    }
-}
-
-fn area(test: &str) -> Option<Area> {
-    if !can_boot(test) {
-        return None;
-    }
-    let user = test_user(test)?;
-    Some(Area::new(user))
-}
 
 /// True while `pid` runs (a zombie has ended).
 fn alive(pid: i64) -> bool {
@@ -234,13 +93,16 @@ fn two_router_lab(a: &Area) {
 }
 
 fn status_json(a: &Area) -> serde_json::Value {
-    serde_json::from_str(&a.ok(&["status", "--json"])).unwrap()
+    serde_json::from_str(&a.ok(None, &["status", "--json"])).unwrap()
 }
 
 /// When `m`'s startup script stamped its file: seconds into the day, from
 /// `stat -c %y` (`2026-12-04 19:17:43.871363621 +0000`).
 fn started_at(a: &Area, m: &str) -> f64 {
-    let text = a.ok(&["exec", m, "--", "stat", "-c", "%y", "/root/started"]);
+    let text = a.ok(
+        None,
+        &["exec", m, "--", "stat", "-c", "%y", "/root/started"],
+    );
     let time = text
         .split_whitespace()
         .nth(1)
@@ -257,32 +119,35 @@ fn a_two_router_lab_routes_host_to_host_reports_status_stops_clean_and_boots_fre
     };
     two_router_lab(&a);
     let t = Instant::now();
-    let err = a.start();
+    let err = a.start_with(None, None, &[]);
     eprintln!("4 machines up in {:.2} s: {err}", t.elapsed().as_secs_f64());
     assert!(err.contains("LAB_DESCRIPTION: two routers"), "{err}");
 
     // Host to host across both routers, both ways.
-    let ping = a.ok(&[
-        "exec", "pc1", "--", "ping", "-c", "3", "-W", "2", "10.3.0.1",
-    ]);
+    let ping = a.ok(
+        None,
+        &[
+            "exec", "pc1", "--", "ping", "-c", "3", "-W", "2", "10.3.0.1",
+        ],
+    );
     assert!(
         ping.contains("3 packets received"),
         "{ping}\n{}",
         a.consoles()
     );
-    let ping = a.ok(&["exec", "pc2", "--", "ping -c 2 -W 2 10.1.0.1"]);
+    let ping = a.ok(None, &["exec", "pc2", "--", "ping -c 2 -W 2 10.1.0.1"]);
     assert!(ping.contains("2 packets received"), "{ping}");
 
     // The trees, the hostname, the image's own init, exit statuses.
     assert_eq!(
-        a.ok(&["exec", "pc2", "--", "cat /etc/lab-shared"]),
+        a.ok(None, &["exec", "pc2", "--", "cat /etc/lab-shared"]),
         "from shared\n"
     );
     assert_eq!(
-        a.ok(&["exec", "pc1", "--", "cat /etc/pc1-only; hostname"]),
+        a.ok(None, &["exec", "pc1", "--", "cat /etc/pc1-only; hostname"]),
         "pc1 tree\npc1\n"
     );
-    let none = a.uml_lab(&["exec", "pc2", "--", "cat /etc/pc1-only"]);
+    let none = a.run(None, &["exec", "pc2", "--", "cat /etc/pc1-only"]);
     assert_eq!(none.status.code(), Some(1), "{none:?}");
     assert!(common::stderr(&none).contains("No such file"), "{none:?}");
     let log = std::fs::read_to_string(a.lab().join(".uml_lab/m/r1/console.log")).unwrap();
@@ -331,7 +196,7 @@ fn a_two_router_lab_routes_host_to_host_reports_status_stops_clean_and_boots_fre
         .collect();
 
     // test: pc1 matches its signature; pc2's names the line that differs.
-    let out = a.uml_lab(&["test"]);
+    let out = a.run(None, &["test"]);
     let text = common::stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("pc1: passed"), "{text}");
@@ -342,10 +207,10 @@ fn a_two_router_lab_routes_host_to_host_reports_status_stops_clean_and_boots_fre
     assert!(a.lab().join("_test/results/pc2.user").is_file());
 
     // A mark to tell a fresh boot from a reused disk.
-    a.ok(&["exec", "pc1", "--", "touch /root/old-boot"]);
+    a.ok(None, &["exec", "pc1", "--", "touch /root/old-boot"]);
 
     // stop: shutdown scripts, halts, no process or socket left.
-    let stopped = a.ok(&["stop"]);
+    let stopped = a.ok(None, &["stop"]);
     assert_eq!(stopped.matches(": halted").count(), 4, "{stopped}");
     for pid in &pids {
         assert!(!alive(*pid), "pid {pid} still runs after stop");
@@ -376,14 +241,14 @@ fn a_two_router_lab_routes_host_to_host_reports_status_stops_clean_and_boots_fre
     assert_eq!(common::stdout(&ran), "bye\n", "{}", common::stderr(&ran));
 
     // clean removes the disks; the next start boots fresh machines.
-    a.ok(&["clean"]);
+    a.ok(None, &["clean"]);
     assert!(!a.lab().join(".uml_lab").exists());
-    a.start();
-    let fresh = a.uml_lab(&["exec", "pc1", "--", "test -e /root/old-boot"]);
+    a.start_with(None, None, &[]);
+    let fresh = a.run(None, &["exec", "pc1", "--", "test -e /root/old-boot"]);
     assert_eq!(fresh.status.code(), Some(1), "pc1 kept its old disk");
-    let ping = a.ok(&["exec", "pc1", "--", "ping -c 1 -W 2 10.3.0.1"]);
+    let ping = a.ok(None, &["exec", "pc1", "--", "ping -c 1 -W 2 10.3.0.1"]);
     assert!(ping.contains("1 packets received"), "{ping}");
-    let forced = a.ok(&["stop", "--force"]);
+    let forced = a.ok(None, &["stop", "--force"]);
     assert_eq!(forced.matches(": killed").count(), 4, "{forced}");
     assert_eq!(
         sockets_under(&a.lab().join(".uml_lab")),
@@ -406,8 +271,8 @@ fn startup_scripts_run_from_hostlab_and_write_into_the_lab_directory() {
     );
     std::fs::write(a.dir.path().join("home-marker"), "at home\n").unwrap();
     a.chown();
-    a.start();
-    a.ok(&["stop"]);
+    a.start_with(None, None, &[]);
+    a.ok(None, &["stop"]);
     let lab = a.lab();
     assert_eq!(
         std::fs::read_to_string(lab.join("ran-from")).unwrap(),
@@ -423,17 +288,20 @@ fn startup_scripts_run_from_hostlab_and_write_into_the_lab_directory() {
         .map_or_else(|| nix::unistd::getuid().as_raw(), |(u, _)| u);
     assert_eq!(std::fs::metadata(lab.join("ran-from")).unwrap().uid(), uid);
     // Read-only /hostlab and no /hosthome when asked.
-    a.ok(&["clean"]);
-    a.start_with(&["--hostlab-ro", "--no-hosthome"]);
-    let probe = a.ok(&[
-        "exec",
-        "pc1",
-        "--",
-        "echo x > /hostlab/ro.out 2>/dev/null && echo WROTE; \
+    a.ok(None, &["clean"]);
+    a.start_with(None, None, &["--hostlab-ro", "--no-hosthome"]);
+    let probe = a.ok(
+        None,
+        &[
+            "exec",
+            "pc1",
+            "--",
+            "echo x > /hostlab/ro.out 2>/dev/null && echo WROTE; \
          [ -e /hostlab/lab.conf ] && echo LAB-SEEN; \
          [ -e /hosthome/home-marker ] && echo HOME-SEEN; echo DONE",
-    ]);
-    a.ok(&["stop", "--force"]);
+        ],
+    );
+    a.ok(None, &["stop", "--force"]);
     assert!(
         probe.contains("LAB-SEEN") && probe.contains("DONE"),
         "{probe}"
@@ -460,7 +328,7 @@ fn refused(a: &Area, conf: &str, dep: Option<&str>, dirs: &[&str], extra: &[&str
     let img = a.image().display().to_string();
     let mut args = vec!["start", "--image", img.as_str()];
     args.extend_from_slice(extra);
-    let out = a.uml_lab(&args);
+    let out = a.run(None, &args);
     let err = common::stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{conf}: {err}");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -540,7 +408,7 @@ fn bad_labs_are_refused_with_one_line_naming_file_and_line_and_nothing_starts() 
     let _ = std::fs::remove_dir_all(&lab);
     std::fs::create_dir(&lab).unwrap();
     a.write("lab.conf", "a[0]=A\n");
-    let out = a.uml_lab(&["start"]);
+    let out = a.run(None, &["start"]);
     let err = common::stderr(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -548,7 +416,7 @@ fn bad_labs_are_refused_with_one_line_naming_file_and_line_and_nothing_starts() 
             && err.contains("uml_lab image build IMAGE"),
         "{err}"
     );
-    let out = a.uml_lab(&["start", "--image", "/nonexistent/img"]);
+    let out = a.run(None, &["start", "--image", "/nonexistent/img"]);
     assert!(common::stderr(&out).contains("/nonexistent/img: no such image file"));
     assert!(!lab.join(".uml_lab").exists());
 }
@@ -584,7 +452,7 @@ fn a_large_lab_on_20_domains_starts_reaches_neighbours_and_stops() {
     a.write("lab.conf", &conf);
     a.chown();
     let t = Instant::now();
-    let err = a.start();
+    let err = a.start_with(None, None, &[]);
     let up = t.elapsed();
     eprintln!("{n} machines up in {:.2} s: {err}", up.as_secs_f64());
     // Each machine pings the next one on its domain.
@@ -602,7 +470,10 @@ fn a_large_lab_on_20_domains_starts_reaches_neighbours_and_stops() {
                 let peer = host % members + 1;
                 let cmd =
                     format!("ping -c 1 -W 3 10.9.{d}.{peer} || ping -c 1 -W 3 10.9.{d}.{peer}");
-                let out = a.uml_lab(&["exec", "--timeout", "30", &format!("m{i}"), "--", &cmd]);
+                let out = a.run(
+                    None,
+                    &["exec", "--timeout", "30", &format!("m{i}"), "--", &cmd],
+                );
                 if !out.status.success() {
                     failures.lock().unwrap().push(format!(
                         "m{i} -> 10.9.{d}.{peer}: {}{}",
@@ -630,7 +501,7 @@ fn a_large_lab_on_20_domains_starts_reaches_neighbours_and_stops() {
     assert_eq!(pids.len(), n);
     assert_eq!(st["domains"].as_array().unwrap().len(), 20);
     let t = Instant::now();
-    let stopped = a.ok(&["stop"]);
+    let stopped = a.ok(None, &["stop"]);
     eprintln!("{n} machines stopped in {:.2} s", t.elapsed().as_secs_f64());
     assert_eq!(stopped.lines().count(), n);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,4 +1,4 @@
-//! Shared by `lab_capture` and `lab_vxlan`: a scratch area owned by the
+//! Shared by the `lab_*` tests: a scratch area owned by the
 //! test user with our binaries, a busybox root image and a lab directory,
 //! and `uml_lab` run as that user (optionally inside a network namespace).
 #![allow(dead_code)]
@@ -10,8 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-/// The image's own init: idles.
-const IMAGE_INIT: &str = "#!/bin/sh\nwhile true; do sleep 1000; done\n";
+/// The image's own init: says so on the console (lab_basic looks for it)
+/// and idles.
+const IMAGE_INIT: &str = "#!/bin/sh\necho IMAGE-INIT-RAN\nwhile true; do sleep 1000; done\n";
 
 /// `bin/` (uml_lab, linux, uml_switch), `root_fs` (busybox ext3), `lab/`.
 pub struct Area {
@@ -35,7 +36,8 @@ pub fn area(test: &str) -> Option<Area> {
 }
 
 impl Area {
-    fn new(user: User) -> Area {
+    /// A fresh area for `user` (`User { ids: None }` runs as the caller).
+    pub fn new(user: User) -> Area {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.path().join("bin");
@@ -132,14 +134,22 @@ impl Area {
         common::stdout(&out)
     }
 
-    /// `uml_lab [--host HOST] start` inside `ns`; its standard error.
+    /// `uml_lab [--host HOST] start --no-hosthome` inside `ns`; its
+    /// standard error.
     pub fn start(&self, ns: Option<&Netns>, host: Option<&str>) -> String {
+        self.start_with(ns, host, &["--no-hosthome"])
+    }
+
+    /// `uml_lab [--host HOST] start EXTRA...` inside `ns`, which must
+    /// succeed; its standard error.
+    pub fn start_with(&self, ns: Option<&Netns>, host: Option<&str>, extra: &[&str]) -> String {
         let img = self.image().display().to_string();
         let mut args = Vec::new();
         if let Some(h) = host {
             args.extend(["--host", h]);
         }
-        args.extend(["start", "--image", &img, "--timeout", "90", "--no-hosthome"]);
+        args.extend(["start", "--image", &img, "--timeout", "90"]);
+        args.extend_from_slice(extra);
         self.started
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -196,7 +206,13 @@ impl Area {
 impl Drop for Area {
     fn drop(&mut self) {
         // Never leave a guest running: kill whatever each start recorded.
-        let started = std::mem::take(&mut *self.started.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut started =
+            std::mem::take(&mut *self.started.lock().unwrap_or_else(|e| e.into_inner()));
+        if started.is_empty() {
+            // A test that expected a start to be refused may have been
+            // wrong: stop whatever the lab directory records.
+            started.push((None, None));
+        }
         for (ns, host) in started {
             let mut args = Vec::new();
             if let Some(h) = &host {

@@ -131,6 +131,101 @@ fn vde_clients_get_vde_switchs_directory_port_numbers_and_data_sockets() {
     );
 }
 
+#[test]
+fn frames_from_many_ports_to_one_all_arrive_in_order_and_a_leaving_port_is_forgotten() {
+    let test = "frames_from_many_ports_to_one_all_arrive_in_order_and_a_leaving_port_is_forgotten";
+    if !common::have_root(test) || !common::have_peers(test, &["ip"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let mut sw = Sw::start(&ns, &["-vde".into(), "@/sw".into()], Some("sw/ctl"));
+    let dir = sw.path("sw");
+    let mac = |i: u8| [2, 0, 0, 0, 1, i];
+    // Port 0 receives, 1-4 send to it, 5 watches for leaks.
+    let clients: Vec<VdeClient> = (0..6u8)
+        .map(|i| vde_connect(&dir, u32::from(i), PortRequest::Any).unwrap())
+        .collect();
+    for c in &clients {
+        c.data
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    // Every port announces itself, so that all are learned.
+    for (i, c) in clients.iter().enumerate() {
+        c.data.send(&frame([0xff; 6], mac(i as u8), 0xb0)).unwrap();
+        for (j, other) in clients.iter().enumerate() {
+            if j != i {
+                let n = other.data.recv(&mut buf).unwrap();
+                assert_eq!((n, &buf[6..12]), (60, &mac(i as u8)[..]), "port {j}");
+            }
+        }
+    }
+
+    // 40 frames from each of 1-4 to 0, interleaved: the switch gathers
+    // what several sockets brought in one wake-up and sends it on
+    // together; each sender's frames must still come out complete and in
+    // their order.
+    const EACH: u8 = 40;
+    for seq in 0..EACH {
+        for s in 1..5u8 {
+            let mut f = frame(mac(0), mac(s), s);
+            f[15] = seq;
+            clients[usize::from(s)].data.send(&f).unwrap();
+        }
+    }
+    let mut next = [0u8; 5];
+    for _ in 0..4 * u32::from(EACH) {
+        let n = clients[0]
+            .data
+            .recv(&mut buf)
+            .expect("a frame went missing");
+        let s = buf[11];
+        assert_eq!(n, 60);
+        assert!((1..5).contains(&s) && buf[14] == s, "a stranger's frame");
+        assert_eq!(
+            buf[15],
+            next[usize::from(s)],
+            "port {s}'s frames out of order"
+        );
+        next[usize::from(s)] += 1;
+    }
+    assert_eq!(next[1..], [EACH; 4]);
+    clients[5].data.set_nonblocking(true).unwrap();
+    assert!(
+        clients[5].data.recv(&mut buf).is_err(),
+        "a unicast to port 0 leaked to port 5"
+    );
+
+    // Port 1 sends and leaves at once: whether its last frames are
+    // forwarded or not, its address must be forgotten with it, so a frame
+    // for it is flooded again (port 5 sees it).
+    let mut clients = clients.into_iter();
+    let p0 = clients.next().unwrap();
+    let p1 = clients.next().unwrap();
+    for seq in 0..8 {
+        let mut f = frame(mac(0), mac(1), 1);
+        f[15] = seq;
+        p1.data.send(&f).unwrap();
+    }
+    drop(p1);
+    assert!(sw.wait_log("Disconnect", Duration::from_secs(10)));
+    p0.data.send(&frame(mac(1), mac(0), 0xcc)).unwrap();
+    let watcher = clients.nth(3).unwrap();
+    watcher.data.set_nonblocking(false).unwrap();
+    loop {
+        let n = watcher
+            .data
+            .recv(&mut buf)
+            .expect("a frame for a port that left was not flooded");
+        if buf[14] == 0xcc {
+            assert_eq!((n, &buf[..6]), (60, &mac(1)[..]));
+            break;
+        }
+    }
+    sw.stop();
+}
+
 /// `vde_plug vde://DIR tap://TAP` on `uml_switch -vde DIR` in `ns`, the TAP
 /// up with `addr`; waits until the plug has its port.
 fn vde_plug_tap(ns: &Netns, sw: &Sw, dir: &Path, tap: &str, addr: &str) -> Bg {

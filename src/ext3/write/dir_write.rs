@@ -15,7 +15,7 @@
 //! With metadata_csum every leaf ends in the 12-byte checksum tail
 //! (`struct ext4_dir_entry_tail`), which entries never cover.
 
-use super::htree_write::{rec_len_to_disk, DxAdd};
+use super::htree_write::{lblk32, rec_len_to_disk, DxAdd};
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
@@ -287,7 +287,7 @@ impl<D: BlockDevice> Writer<D> {
             Some(l) => l,
             None => self.add_linear(st, d, name, ino, ft)?,
         };
-        let lblk = u32::try_from(lblk).map_err(|_| FsError::FileTooLarge.at_ino(d.ino))?;
+        let lblk = lblk32(d.ino, lblk)?;
         self.with_names(d.ino, |m| m.insert(name.to_vec(), (ino, lblk)))?;
         Ok(())
     }

@@ -45,6 +45,20 @@ fn find_clear(b: &[u8], from: usize, to: usize, skip: impl Fn(usize) -> bool) ->
 impl<D: BlockDevice> Writer<D> {
     /// Writes group `g`'s counters, flags and `bg_itable_unused` into its
     /// descriptor, with the bitmap checksums and its own checksum.
+    /// Writes the descriptors of the groups the running transaction
+    /// changed (counters, flags, bitmap checksums, the descriptor's own
+    /// checksum) into it: once per group at commit instead of once per
+    /// allocation, which under metadata_csum checksummed both bitmaps each
+    /// time. The reader keeps the descriptors it read at open, so nothing
+    /// reads them in between.
+    pub(crate) fn put_dirty_descs(&self, st: &mut State) -> WResult<()> {
+        let groups = std::mem::take(&mut st.dirty_groups);
+        for g in groups {
+            self.put_desc(st, g)?;
+        }
+        Ok(())
+    }
+
     fn put_desc(&self, st: &State, g: usize) -> WResult<()> {
         let (blk, off) = self.geo.desc_at[g];
         let (fb, fi, ud) = st.counts[g];
@@ -202,7 +216,7 @@ impl<D: BlockDevice> Writer<D> {
             self.put(bmp_blk, bmp)?;
             st.counts[g].0 -= n;
             st.free_blocks -= u64::from(n);
-            self.put_desc(st, g)?;
+            st.dirty_groups.insert(g);
             let blk = first + u64_from(i);
             st.block_hint = blk + u64::from(n);
             return Ok((blk, u64::from(n)));
@@ -239,7 +253,7 @@ impl<D: BlockDevice> Writer<D> {
             self.put(bmp_blk, bmp)?;
             st.counts[g].0 += n;
             st.free_blocks += u64::from(n);
-            self.put_desc(st, g)?;
+            st.dirty_groups.insert(g);
         }
         Ok(())
     }
@@ -295,7 +309,7 @@ impl<D: BlockDevice> Writer<D> {
             if dir {
                 st.counts[g].2 += 1;
             }
-            self.put_desc(st, g)?;
+            st.dirty_groups.insert(g);
             return Ok(base + n);
         }
         Err(FsError::NoSpace)
@@ -317,7 +331,8 @@ impl<D: BlockDevice> Writer<D> {
         if dir {
             st.counts[g].2 = st.counts[g].2.saturating_sub(1);
         }
-        self.put_desc(st, g)
+        st.dirty_groups.insert(g);
+        Ok(())
     }
 
     /// The first block of the inode's group (an allocation goal).

@@ -67,7 +67,7 @@ use crate::ext3::superblock::field::*;
 use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 use crate::ext3::{Corrupt, Error, Ext3, OpenOptions, ReplayReport, Result};
 use crate::fs::Error as FsError;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -228,6 +228,9 @@ pub(crate) struct State {
     pub marked_in_use: bool,
     /// The next marking in use is a read-write mount (mount accounting).
     pub mount_pending: bool,
+    /// Groups whose counters or bitmaps the running transaction changed:
+    /// their descriptors are written at commit (`put_dirty_descs`).
+    pub dirty_groups: BTreeSet<usize>,
 }
 
 /// An ext2/ext3/ext4 filesystem opened for writing.
@@ -410,6 +413,7 @@ impl<D: BlockDevice> Writer<D> {
                 broken: false,
                 marked_in_use: false,
                 mount_pending: false,
+                dirty_groups: BTreeSet::new(),
             }),
             dcache: Mutex::new(HashMap::new()),
             opts,
@@ -605,6 +609,7 @@ impl<D: BlockDevice> Writer<D> {
 
     fn commit_inner(&self, st: &mut State) -> WResult<()> {
         st.last_commit = Instant::now();
+        self.put_dirty_descs(st)?;
         if self.cache.dirty_count() == 0 {
             return self.cache.flush().map_err(eio);
         }

@@ -129,20 +129,28 @@ impl<D: BlockDevice> Writer<D> {
             let bsz = self.geo.bsz();
             let span = usize_from(n * bs);
             let take = (span - within).min(usize_from(end - pos));
-            let mut buf = vec![0u8; span];
             let done = usize_from(pos - offset);
             let src = &data[done..done + take];
-            if !fresh && (within != 0 || take % bsz != 0) {
-                // Keep the bytes around the write in the first and last block.
-                let first = self.cache.get(start).map_err(super::eio)?;
-                buf[..bsz].copy_from_slice(&first);
-                if n > 1 {
-                    let last = self.cache.get(start + n - 1).map_err(super::eio)?;
-                    buf[span - bsz..].copy_from_slice(&last);
+            let buf;
+            let out = if within == 0 && take == span {
+                // Whole blocks: straight from the caller's buffer.
+                src
+            } else {
+                let mut b = vec![0u8; span];
+                if !fresh && (within != 0 || take % bsz != 0) {
+                    // Keep the bytes around the write in the first and last block.
+                    let first = self.cache.get(start).map_err(super::eio)?;
+                    b[..bsz].copy_from_slice(&first);
+                    if n > 1 {
+                        let last = self.cache.get(start + n - 1).map_err(super::eio)?;
+                        b[span - bsz..].copy_from_slice(&last);
+                    }
                 }
-            }
-            buf[within..within + take].copy_from_slice(src);
-            self.cache.write_data(start, &buf).map_err(super::eio)?;
+                b[within..within + take].copy_from_slice(src);
+                buf = b;
+                &buf
+            };
+            self.cache.write_data(start, out).map_err(super::eio)?;
             pos += u64_from(take);
             if pos > r.size() {
                 r.set_size(pos);

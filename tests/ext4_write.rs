@@ -149,3 +149,54 @@ fn an_extent_tree_grows_to_depth_two_and_shrinks_back_to_the_inode() {
         "tree not back in the inode: {ex}"
     );
 }
+
+#[test]
+fn an_image_copied_after_any_commit_has_the_descriptors_of_the_groups_it_changed() {
+    if !common::have_peers(
+        "an_image_copied_after_any_commit_has_the_descriptors_of_the_groups_it_changed",
+        &["mke2fs", "e2fsck"],
+    ) {
+        return;
+    }
+    // Group descriptors (counters, bitmap checksums) are written once per
+    // changed group at commit: a copy of the image taken right after each
+    // committed operation, with the writer still open, must be clean.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("g.img");
+    let snap = dir.path().join("snap.img");
+    mkfs(&img, "1024", &[]); // 8 groups of 8 MiB, metadata_csum, flex_bg
+    let opts = WriteOptions {
+        sync_each_op: true,
+        ..WriteOptions::default()
+    };
+    let w = Writer::open(FileDevice::open_read_write(&img).unwrap(), opts).unwrap();
+    let check = |what: &str| {
+        std::fs::copy(&img, &snap).unwrap();
+        let s = Writer::open(
+            FileDevice::open_read_write(&snap).unwrap(),
+            WriteOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("after {what}: {e}"));
+        s.unmount().unwrap();
+        drop(s);
+        fsck_clean(&snap);
+    };
+    let mut files = Vec::new();
+    for d in 0..4 {
+        // Directories spread to the group with the most free inodes.
+        let dino = w
+            .mkdir(ROOT, format!("d{d}").as_bytes(), 0o755, ME)
+            .unwrap()
+            .ino;
+        check(&format!("mkdir d{d}"));
+        let f = w.create(dino, b"f", 0o644, ME).unwrap().ino;
+        w.write(f, 0, &common::pattern(d, 3 << 20)).unwrap();
+        check(&format!("write d{d}/f"));
+        files.push((dino, f));
+    }
+    w.unlink(files[1].0, b"f").unwrap();
+    check("unlink d1/f");
+    w.unmount().unwrap();
+    drop(w);
+    fsck_clean(&img);
+}

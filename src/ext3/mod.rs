@@ -24,8 +24,8 @@
 //! not the filesystem handle. All walks over on-disk links are bounded.
 #![forbid(unsafe_code)]
 // As ext4-view: no silent `as` casts and no unchecked arithmetic in code
-// that reads untrusted images. `as_conversions` holds everywhere but the
-// writer (`write/` allows it in its mod.rs). `arithmetic_side_effects`
+// that reads untrusted images. `as_conversions` holds everywhere, the
+// writer included. `arithmetic_side_effects`
 // holds in the modules without an allow below; those marked "not yet
 // audited" do offset arithmetic on values the superblock validation
 // bounds, and are the next ones to convert to checked arithmetic.

@@ -8,8 +8,8 @@ use super::csum::{
     seal_group_desc, set_bitmap_csums, BG_BLOCK_BITMAP_CSUM_HI, BG_BLOCK_BITMAP_CSUM_LO,
     BG_BLOCK_UNINIT, BG_INODE_BITMAP_CSUM_HI, BG_INODE_BITMAP_CSUM_LO,
 };
-use super::{State, WResult, Writer};
-use crate::block::BlockDevice;
+use super::{idx, State, WResult, Writer};
+use crate::block::{u64_from, usize_from, BlockDevice};
 use crate::ext3::bytes::{hi16, le16, lo16, set_le16};
 use crate::ext3::group_desc::field::*;
 use crate::ext3::group_desc::BG_INODE_UNINIT;
@@ -45,6 +45,20 @@ fn find_clear(b: &[u8], from: usize, to: usize, skip: impl Fn(usize) -> bool) ->
 impl<D: BlockDevice> Writer<D> {
     /// Writes group `g`'s counters, flags and `bg_itable_unused` into its
     /// descriptor, with the bitmap checksums and its own checksum.
+    /// Writes the descriptors of the groups the running transaction
+    /// changed (counters, flags, bitmap checksums, the descriptor's own
+    /// checksum) into it: once per group at commit instead of once per
+    /// allocation, which under metadata_csum checksummed both bitmaps each
+    /// time. The reader keeps the descriptors it read at open, so nothing
+    /// reads them in between.
+    pub(crate) fn put_dirty_descs(&self, st: &mut State) -> WResult<()> {
+        let groups = std::mem::take(&mut st.dirty_groups);
+        for g in groups {
+            self.put_desc(st, g)?;
+        }
+        Ok(())
+    }
+
     fn put_desc(&self, st: &State, g: usize) -> WResult<()> {
         let (blk, off) = self.geo.desc_at[g];
         let (fb, fi, ud) = st.counts[g];
@@ -158,7 +172,7 @@ impl<D: BlockDevice> Writer<D> {
     }
 
     fn group_of_block(&self, blk: u64) -> usize {
-        ((blk.saturating_sub(self.geo.first_data_block)) / self.geo.bpg) as usize
+        usize_from(blk.saturating_sub(self.geo.first_data_block) / self.geo.bpg)
     }
 
     /// Allocates up to `max` contiguous blocks, the first as close after
@@ -179,29 +193,33 @@ impl<D: BlockDevice> Writer<D> {
             let (first, count) = self.geo.group_range(g);
             let bmp_blk = self.geo.groups[g].0;
             let mut bmp = self.block_bitmap(st, g)?;
-            let start = if k == 0 { (goal - first) as usize } else { 0 };
+            let start = if k == 0 { usize_from(goal - first) } else { 0 };
+            let count = usize_from(count);
             let pending = &st.pending_free;
-            let skip = |i: usize| pending.contains(&(first + i as u64));
-            let found = find_clear(&bmp, start, count as usize, skip)
-                .or_else(|| find_clear(&bmp, 0, start.min(count as usize), skip));
+            let skip = |i: usize| pending.contains(&(first + u64_from(i)));
+            let found = find_clear(&bmp, start, count, skip)
+                .or_else(|| find_clear(&bmp, 0, start.min(count), skip));
             let Some(i) = found else { continue };
-            let mut len = 0usize;
-            while (len as u64) < max
-                && i + len < count as usize
+            // `len` counts in both widths: the bitmap index and the
+            // group's 32-bit free count it may not exceed.
+            let (mut len, mut n) = (0usize, 0u32);
+            while u64::from(n) < max
+                && i + len < count
                 && !bit(&bmp, i + len)
                 && !skip(i + len)
-                && (len as u32) < st.counts[g].0
+                && n < st.counts[g].0
             {
                 set_bit(&mut bmp, i + len, true);
                 len += 1;
+                n += 1;
             }
             self.put(bmp_blk, bmp)?;
-            st.counts[g].0 -= len as u32;
-            st.free_blocks -= len as u64;
-            self.put_desc(st, g)?;
-            let blk = first + i as u64;
-            st.block_hint = blk + len as u64;
-            return Ok((blk, len as u64));
+            st.counts[g].0 -= n;
+            st.free_blocks -= u64::from(n);
+            st.dirty_groups.insert(g);
+            let blk = first + u64_from(i);
+            st.block_hint = blk + u64::from(n);
+            return Ok((blk, u64::from(n)));
         }
         Err(FsError::NoSpace)
     }
@@ -224,7 +242,7 @@ impl<D: BlockDevice> Writer<D> {
             let mut bmp = self.get(bmp_blk)?;
             let mut n = 0u32;
             while b < blk + len && b < first + count {
-                let i = (b - first) as usize;
+                let i = usize_from(b - first);
                 if bit(&bmp, i) {
                     set_bit(&mut bmp, i, false);
                     n += 1;
@@ -235,7 +253,7 @@ impl<D: BlockDevice> Writer<D> {
             self.put(bmp_blk, bmp)?;
             st.counts[g].0 += n;
             st.free_blocks += u64::from(n);
-            self.put_desc(st, g)?;
+            st.dirty_groups.insert(g);
         }
         Ok(())
     }
@@ -243,7 +261,7 @@ impl<D: BlockDevice> Writer<D> {
     /// Allocates an inode for a child of `parent`.
     pub(crate) fn alloc_inode(&self, st: &mut State, parent: u32, dir: bool) -> WResult<u32> {
         let ngroups = self.geo.groups.len();
-        let pg = ((parent.max(1) - 1) / self.geo.ipg) as usize % ngroups;
+        let pg = idx((parent.max(1) - 1) / self.geo.ipg) % ngroups;
         let g0 = if dir {
             // Spread directories: the group with the most free inodes.
             (0..ngroups)
@@ -260,14 +278,19 @@ impl<D: BlockDevice> Writer<D> {
             let bmp_blk = self.geo.groups[g].1;
             let was_uninit = st.gflags[g].0 & BG_INODE_UNINIT != 0;
             let mut bmp = self.inode_bitmap(st, g)?;
-            let base = g as u32 * self.geo.ipg;
-            let first_ok = self.geo.first_ino.saturating_sub(base + 1) as usize;
-            let limit = self.geo.inodes_count.saturating_sub(base).min(self.geo.ipg) as usize;
+            // Groups times inodes per group is `s_inodes_count`, a u32.
+            let base = u32::try_from(g)
+                .ok()
+                .and_then(|g| g.checked_mul(self.geo.ipg))
+                .ok_or(FsError::CORRUPT)?;
+            let first_ok = idx(self.geo.first_ino.saturating_sub(base + 1));
+            let limit = idx(self.geo.inodes_count.saturating_sub(base).min(self.geo.ipg));
             let Some(i) = find_clear(&bmp, first_ok.min(limit), limit, |_| false) else {
                 continue;
             };
             set_bit(&mut bmp, i, true);
             self.put(bmp_blk, bmp)?;
+            let n = u32::try_from(i + 1).map_err(|_| FsError::IO)?;
             if self.geo.uninit() {
                 // ext4's __ext4_new_inode: the group's block bitmap is
                 // initialized too, and the used part of the inode table
@@ -277,7 +300,6 @@ impl<D: BlockDevice> Writer<D> {
                     self.put(self.geo.groups[g].0, bb)?;
                 }
                 let used = self.geo.ipg - st.gflags[g].1;
-                let n = u32::try_from(i + 1).map_err(|_| FsError::IO)?;
                 if was_uninit || n > used {
                     st.gflags[g].1 = self.geo.ipg - n;
                 }
@@ -287,16 +309,16 @@ impl<D: BlockDevice> Writer<D> {
             if dir {
                 st.counts[g].2 += 1;
             }
-            self.put_desc(st, g)?;
-            return Ok(base + i as u32 + 1);
+            st.dirty_groups.insert(g);
+            return Ok(base + n);
         }
         Err(FsError::NoSpace)
     }
 
     /// Marks inode `ino` free.
     pub(crate) fn free_inode(&self, st: &mut State, ino: u32, dir: bool) -> WResult<()> {
-        let g = ((ino - 1) / self.geo.ipg) as usize;
-        let i = ((ino - 1) % self.geo.ipg) as usize;
+        let g = idx((ino - 1) / self.geo.ipg);
+        let i = idx((ino - 1) % self.geo.ipg);
         let bmp_blk = self.geo.groups[g].1;
         let mut bmp = self.get(bmp_blk)?;
         if !bit(&bmp, i) {
@@ -309,12 +331,13 @@ impl<D: BlockDevice> Writer<D> {
         if dir {
             st.counts[g].2 = st.counts[g].2.saturating_sub(1);
         }
-        self.put_desc(st, g)
+        st.dirty_groups.insert(g);
+        Ok(())
     }
 
     /// The first block of the inode's group (an allocation goal).
     pub(crate) fn inode_goal(&self, ino: u32) -> u64 {
-        let g = ((ino.max(1) - 1) / self.geo.ipg) as usize;
+        let g = idx((ino.max(1) - 1) / self.geo.ipg);
         self.geo.group_range(g).0
     }
 }

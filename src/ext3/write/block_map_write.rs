@@ -6,7 +6,7 @@
 
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
-use crate::block::BlockDevice;
+use crate::block::{u64_from, usize_from, BlockDevice};
 use crate::ext3::block_map::map_path;
 use crate::ext3::inode::EXT4_EXTENTS_FL;
 use crate::fs::Error as FsError;
@@ -19,8 +19,8 @@ fn entry(b: &[u8], i: usize) -> u64 {
         b[4 * i + 3],
     ]))
 }
-fn set_entry(b: &mut [u8], i: usize, v: u64) {
-    b[4 * i..4 * i + 4].copy_from_slice(&(v as u32).to_le_bytes());
+fn set_entry(b: &mut [u8], i: usize, v: u32) {
+    b[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
 }
 
 impl<D: BlockDevice> Writer<D> {
@@ -80,45 +80,49 @@ impl<D: BlockDevice> Writer<D> {
         };
         // A block map holds 32-bit pointers (64bit filesystems past 2^32
         // blocks need extent files).
-        if u32::try_from(pblk).is_err() {
+        let Ok(pblk32) = u32::try_from(pblk) else {
             return Err(FsError::NoSpace.at_ino(r.ino));
-        }
+        };
         if path.depth == 0 {
-            r.set_ptr(path.slot, pblk as u32);
+            r.set_ptr(path.slot, pblk32);
             return Ok(());
         }
         let mut ptr = u64::from(r.ptr(path.slot));
         if ptr == 0 {
-            ptr = self.new_indirect(st, r, pblk)?;
-            r.set_ptr(path.slot, ptr as u32);
+            let new = self.new_indirect(st, r, pblk)?;
+            r.set_ptr(path.slot, new);
+            ptr = u64::from(new);
         }
         for level in 0..path.depth {
             let blk = self.valid(ptr)?;
             let mut b = self.get(blk)?;
             let idx = path.indices[level];
             if level + 1 == path.depth {
-                set_entry(&mut b, idx, pblk);
+                set_entry(&mut b, idx, pblk32);
                 return self.put(blk, b);
             }
             ptr = entry(&b, idx);
             if ptr == 0 {
-                ptr = self.new_indirect(st, r, pblk)?;
-                set_entry(&mut b, idx, ptr);
+                let new = self.new_indirect(st, r, pblk)?;
+                set_entry(&mut b, idx, new);
                 self.put(blk, b)?;
+                ptr = u64::from(new);
             }
         }
         Ok(())
     }
 
-    fn new_indirect(&self, st: &mut State, r: &mut RawInode, goal: u64) -> WResult<u64> {
+    /// A zeroed indirect block near `goal` (a block map holds 32-bit
+    /// pointers, so one past 2^32 is given back: ENOSPC).
+    fn new_indirect(&self, st: &mut State, r: &mut RawInode, goal: u64) -> WResult<u32> {
         let blk = self.alloc_block(st, goal)?;
-        if u32::try_from(blk).is_err() {
+        let Ok(blk32) = u32::try_from(blk) else {
             self.free_blocks(st, blk, 1)?;
             return Err(FsError::NoSpace.at_ino(r.ino));
-        }
-        self.put(blk, vec![0u8; self.geo.bs as usize])?;
+        };
+        self.put(blk, vec![0u8; self.geo.bsz()])?;
         r.set_sectors(r.sectors() + self.sectors_per_block());
-        Ok(blk)
+        Ok(blk32)
     }
 
     /// Frees every block of `r` at logical block `keep` and beyond.
@@ -134,31 +138,32 @@ impl<D: BlockDevice> Writer<D> {
         let mut freed = Vec::new();
         for i in 0..12usize {
             let p = u64::from(r.ptr(i));
-            if p != 0 && i as u64 >= keep {
+            if p != 0 && u64_from(i) >= keep {
                 freed.push(self.valid(p)?);
                 r.set_ptr(i, 0);
             }
         }
         let p = self.per_block();
         let bases = [12, 12 + p, 12 + p + p * p];
-        for (k, base) in bases.iter().enumerate() {
-            let ptr = u64::from(r.ptr(12 + k));
+        // Slots 12, 13, 14: single, double and triple indirect.
+        for ((slot, depth), base) in [(12, 1), (13, 2), (14, 3)].into_iter().zip(bases) {
+            let ptr = u64::from(r.ptr(slot));
             if ptr == 0 {
                 continue;
             }
-            if self.trim(ptr, k as u32 + 1, *base, keep, &mut freed)? {
-                r.set_ptr(12 + k, 0);
+            if self.trim(ptr, depth, base, keep, &mut freed)? {
+                r.set_ptr(slot, 0);
             }
         }
         freed.sort_unstable();
-        let n = freed.len() as u64;
+        let n = u64_from(freed.len());
         let mut i = 0;
         while i < freed.len() {
             let mut len = 1;
-            while i + len < freed.len() && freed[i + len] == freed[i] + len as u64 {
+            while i + len < freed.len() && freed[i + len] == freed[i] + u64_from(len) {
                 len += 1;
             }
-            self.free_blocks(st, freed[i], len as u64)?;
+            self.free_blocks(st, freed[i], u64_from(len))?;
             i += len;
         }
         r.set_sectors(r.sectors().saturating_sub(n * self.sectors_per_block()));
@@ -181,12 +186,12 @@ impl<D: BlockDevice> Writer<D> {
         let span = p.pow(depth - 1);
         let mut b = self.get(blk)?;
         let (mut left, mut changed) = (false, false);
-        for i in 0..p as usize {
+        for i in 0..usize_from(p) {
             let e = entry(&b, i);
             if e == 0 {
                 continue;
             }
-            let ebase = base + i as u64 * span;
+            let ebase = base + u64_from(i) * span;
             if ebase + span <= keep {
                 left = true;
             } else if depth == 1 {

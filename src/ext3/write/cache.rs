@@ -19,7 +19,7 @@
 //! Reads are "block from a map, else below", the same
 //! [`crate::block::BlockMap`] the reader's journal overlay uses.
 
-use crate::block::{BlockDevice, BlockMap};
+use crate::block::{u64_from, usize_from, BlockDevice, BlockMap};
 use std::io;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,14 +78,14 @@ impl<D: BlockDevice> Cached<D> {
         if let Some(b) = self.data.read().map_err(|_| poisoned())?.get(blk) {
             return Ok(b.to_vec());
         }
-        let mut b = vec![0u8; self.bs as usize];
+        let mut b = vec![0u8; usize_from(self.bs)];
         self.inner.read_exact_at(blk * self.bs, &mut b)?;
         Ok(b)
     }
 
     /// Replaces block `blk` in the current transaction.
     pub fn put(&self, blk: u64, data: Vec<u8>) -> io::Result<()> {
-        debug_assert_eq!(data.len() as u64, self.bs);
+        debug_assert_eq!(u64_from(data.len()), self.bs);
         self.dirty
             .write()
             .map_err(|_| poisoned())?
@@ -112,7 +112,7 @@ impl<D: BlockDevice> Cached<D> {
 
     /// Writes whole blocks starting at block `blk` straight to the device.
     pub fn write_blocks(&self, blk: u64, data: &[u8]) -> io::Result<()> {
-        debug_assert_eq!(data.len() as u64 % self.bs, 0);
+        debug_assert_eq!(u64_from(data.len()) % self.bs, 0);
         self.count_write()?;
         self.inner.write_all_at(blk * self.bs, data)
     }
@@ -120,17 +120,17 @@ impl<D: BlockDevice> Cached<D> {
     /// Writes file data (whole blocks from `blk`): small writes are
     /// buffered, large ones written at once.
     pub fn write_data(&self, blk: u64, buf: &[u8]) -> io::Result<()> {
-        let n = buf.len() as u64 / self.bs;
+        let n = u64_from(buf.len()) / self.bs;
         let mut d = self.data.write().map_err(|_| poisoned())?;
         if buf.len() >= DATA_DIRECT {
             d.remove_range(blk..blk.saturating_add(n));
             drop(d);
             return self.write_blocks(blk, buf);
         }
-        for (i, c) in buf.chunks_exact(self.bs as usize).enumerate() {
-            d.insert(blk + i as u64, c.into());
+        for (i, c) in buf.chunks_exact(usize_from(self.bs)).enumerate() {
+            d.insert(blk + u64_from(i), c.into());
         }
-        let full = d.len() as u64 * self.bs >= DATA_BUFFER;
+        let full = u64_from(d.len()) * self.bs >= DATA_BUFFER;
         drop(d);
         if full {
             self.flush_data()?;
@@ -206,7 +206,7 @@ impl<D: BlockDevice> BlockDevice for Cached<D> {
     }
 
     fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        if offset % self.bs != 0 || buf.len() as u64 % self.bs != 0 {
+        if offset % self.bs != 0 || u64_from(buf.len()) % self.bs != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the writer writes whole filesystem blocks only",

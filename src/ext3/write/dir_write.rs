@@ -15,10 +15,11 @@
 //! With metadata_csum every leaf ends in the 12-byte checksum tail
 //! (`struct ext4_dir_entry_tail`), which entries never cover.
 
-use super::htree_write::DxAdd;
+use super::htree_write::{lblk32, rec_len_to_disk, DxAdd};
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
+use crate::ext3::dir::rec_len_from_disk;
 use crate::ext3::inode::{FileType, EXT4_INDEX_FL};
 use crate::fs::Error as FsError;
 use std::collections::HashMap;
@@ -41,11 +42,12 @@ pub fn dirent_type(t: FileType) -> u8 {
     }
 }
 
-fn le16(b: &[u8], o: usize) -> usize {
-    usize::from(u16::from_le_bytes([b[o], b[o + 1]]))
-}
 fn le32(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+/// The `rec_len` of the entry at `off`, decoded for the block size.
+fn rec_len_at(b: &[u8], off: usize, bs: usize) -> usize {
+    rec_len_from_disk(u16::from_le_bytes([b[off + 4], b[off + 5]]), bs)
 }
 
 pub(crate) fn write_entry(
@@ -58,8 +60,9 @@ pub(crate) fn write_entry(
     filetype: bool,
 ) {
     b[off..off + 4].copy_from_slice(&ino.to_le_bytes());
-    b[off + 4..off + 6].copy_from_slice(&(rl as u16).to_le_bytes());
-    b[off + 6] = name.len() as u8;
+    b[off + 4..off + 6].copy_from_slice(&rec_len_to_disk(rl).to_le_bytes());
+    // `check_name` keeps names to 255 bytes.
+    b[off + 6] = u8::try_from(name.len()).unwrap_or(u8::MAX);
     b[off + 7] = if filetype { ft } else { 0 };
     b[off + 8..off + 8 + name.len()].copy_from_slice(name);
 }
@@ -174,13 +177,22 @@ impl<D: BlockDevice> Writer<D> {
         if !c.contains_key(&dir) {
             let bs = self.geo.bs;
             let mut m = NameMap::new();
+            let mut too_far = false;
             self.fs
                 .readdir_with(dir, 0, |e, next| {
-                    let lblk = (next.saturating_sub(1) / bs) as u32;
+                    let Ok(lblk) = u32::try_from(next.saturating_sub(1) / bs) else {
+                        too_far = true;
+                        return false;
+                    };
                     m.insert(e.name, (e.ino, lblk));
                     true
                 })
                 .map_err(FsError::from)?;
+            if too_far {
+                // No directory reaches 2^32 blocks (its size is 32 bits
+                // without large_dir, and `i_size_high` is bounded).
+                return Err(FsError::CORRUPT.at_ino(dir));
+            }
             if c.len() >= MAX_CACHED_DIRS {
                 c.clear();
             }
@@ -218,7 +230,7 @@ impl<D: BlockDevice> Writer<D> {
         ino: u32,
         ft: u8,
     ) -> WResult<bool> {
-        let bs = self.geo.bs as usize;
+        let bs = self.geo.bsz();
         let end = self.geo.dir_end();
         let pblk = self.dir_block(d, lblk)?;
         let mut b = self.get(pblk)?;
@@ -226,7 +238,7 @@ impl<D: BlockDevice> Writer<D> {
         let mut off = 0usize;
         while off + 8 <= end {
             let e_ino = le32(&b, off);
-            let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
+            let rl = rec_len_at(&b, off, bs);
             if rl < 8 || off + rl > end {
                 return Err(FsError::IO);
             }
@@ -239,7 +251,7 @@ impl<D: BlockDevice> Writer<D> {
                 if e_ino == 0 {
                     write_entry(&mut b, off, ino, rl, name, ft, self.geo.filetype);
                 } else {
-                    b[off + 4..off + 6].copy_from_slice(&(used as u16).to_le_bytes());
+                    b[off + 4..off + 6].copy_from_slice(&rec_len_to_disk(used).to_le_bytes());
                     write_entry(
                         &mut b,
                         off + used,
@@ -275,7 +287,8 @@ impl<D: BlockDevice> Writer<D> {
             Some(l) => l,
             None => self.add_linear(st, d, name, ino, ft)?,
         };
-        self.with_names(d.ino, |m| m.insert(name.to_vec(), (ino, lblk as u32)))?;
+        let lblk = lblk32(d.ino, lblk)?;
+        self.with_names(d.ino, |m| m.insert(name.to_vec(), (ino, lblk)))?;
         Ok(())
     }
 
@@ -330,7 +343,7 @@ impl<D: BlockDevice> Writer<D> {
             }
         }
         let (lblk, pblk) = self.append_dir_block(st, d)?;
-        let mut b = vec![0u8; self.geo.bs as usize];
+        let mut b = vec![0u8; self.geo.bsz()];
         let end = self.geo.dir_end();
         write_entry(&mut b, 0, ino, end, name, ft, self.geo.filetype);
         self.put_dir(d, pblk, b)?;
@@ -340,7 +353,7 @@ impl<D: BlockDevice> Writer<D> {
     /// Finds `name` in `d`: (logical block, device block, offset,
     /// previous entry offset).
     fn locate(&self, d: &RawInode, name: &[u8]) -> WResult<(u64, u64, usize, Option<usize>)> {
-        let bs = self.geo.bs as usize;
+        let bs = self.geo.bsz();
         let hint = self.with_names(d.ino, |m| m.get(name).map(|e| u64::from(e.1)))?;
         let Some(lblk) = hint else {
             return Err(FsError::NotFound);
@@ -355,7 +368,7 @@ impl<D: BlockDevice> Writer<D> {
         };
         let (mut off, mut prev) = (0usize, None);
         while off + 8 <= end {
-            let rl = crate::ext3::dir::rec_len_from_disk(le16(&b, off + 4) as u16, bs);
+            let rl = rec_len_at(&b, off, bs);
             if rl < 8 || off + rl > end {
                 return Err(FsError::IO);
             }
@@ -378,8 +391,9 @@ impl<D: BlockDevice> Writer<D> {
         let ino = le32(&b, off);
         match prev {
             Some(p) => {
-                let rl = le16(&b, p + 4) + le16(&b, off + 4);
-                b[p + 4..p + 6].copy_from_slice(&(rl.min(end) as u16).to_le_bytes());
+                let bs = self.geo.bsz();
+                let rl = rec_len_at(&b, p, bs) + rec_len_at(&b, off, bs);
+                b[p + 4..p + 6].copy_from_slice(&rec_len_to_disk(rl.min(end)).to_le_bytes());
             }
             None => b[off..off + 4].fill(0),
         }

@@ -7,7 +7,7 @@
 
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
-use crate::block::BlockDevice;
+use crate::block::{u64_from, usize_from, BlockDevice};
 use crate::fs::Error as FsError;
 
 impl<D: BlockDevice> Writer<D> {
@@ -39,7 +39,7 @@ impl<D: BlockDevice> Writer<D> {
     ) -> WResult<usize> {
         let bs = self.geo.bs;
         let end = offset
-            .checked_add(data.len() as u64)
+            .checked_add(u64_from(data.len()))
             .ok_or(FsError::FileTooLarge)?;
         if end > self.max_file_size() {
             return Err(FsError::FileTooLarge);
@@ -48,7 +48,7 @@ impl<D: BlockDevice> Writer<D> {
         let mut pos = offset;
         while pos < end {
             let lblk = pos / bs;
-            let within = (pos % bs) as usize;
+            let within = usize_from(pos % bs);
             let want = (end - lblk * bs).div_ceil(bs).min(1024);
             if extents {
                 // Written blocks of an unwritten extent turn initialized;
@@ -57,7 +57,7 @@ impl<D: BlockDevice> Writer<D> {
                     for k in 0..n {
                         let l = lblk + k;
                         if l * bs < offset || (l + 1) * bs > end {
-                            let zero = vec![0u8; bs as usize];
+                            let zero = vec![0u8; self.geo.bsz()];
                             self.cache.write_data(p + k, &zero).map_err(super::eio)?;
                         }
                     }
@@ -125,22 +125,33 @@ impl<D: BlockDevice> Writer<D> {
                 r.set_sectors(r.sectors() + n * (bs / 512));
                 (s, n, true)
             };
-            let span = (n * bs) as usize;
-            let take = (span - within).min((end - pos) as usize);
-            let mut buf = vec![0u8; span];
-            let src = &data[(pos - offset) as usize..(pos - offset) as usize + take];
-            if !fresh && (within != 0 || take % bs as usize != 0) {
-                // Keep the bytes around the write in the first and last block.
-                let first = self.cache.get(start).map_err(super::eio)?;
-                buf[..bs as usize].copy_from_slice(&first);
-                if n > 1 {
-                    let last = self.cache.get(start + n - 1).map_err(super::eio)?;
-                    buf[span - bs as usize..].copy_from_slice(&last);
+            // In memory: at most 1024 blocks, and the caller's buffer.
+            let bsz = self.geo.bsz();
+            let span = usize_from(n * bs);
+            let take = (span - within).min(usize_from(end - pos));
+            let done = usize_from(pos - offset);
+            let src = &data[done..done + take];
+            let buf;
+            let out = if within == 0 && take == span {
+                // Whole blocks: straight from the caller's buffer.
+                src
+            } else {
+                let mut b = vec![0u8; span];
+                if !fresh && (within != 0 || take % bsz != 0) {
+                    // Keep the bytes around the write in the first and last block.
+                    let first = self.cache.get(start).map_err(super::eio)?;
+                    b[..bsz].copy_from_slice(&first);
+                    if n > 1 {
+                        let last = self.cache.get(start + n - 1).map_err(super::eio)?;
+                        b[span - bsz..].copy_from_slice(&last);
+                    }
                 }
-            }
-            buf[within..within + take].copy_from_slice(src);
-            self.cache.write_data(start, &buf).map_err(super::eio)?;
-            pos += take as u64;
+                b[within..within + take].copy_from_slice(src);
+                buf = b;
+                &buf
+            };
+            self.cache.write_data(start, out).map_err(super::eio)?;
+            pos += u64_from(take);
             if pos > r.size() {
                 r.set_size(pos);
             }
@@ -149,7 +160,7 @@ impl<D: BlockDevice> Writer<D> {
                 self.commit(st)?;
             }
         }
-        Ok((pos - offset) as usize)
+        Ok(usize_from(pos - offset))
     }
 
     /// Sets the size of regular file `r`, freeing blocks past the end and
@@ -166,7 +177,7 @@ impl<D: BlockDevice> Writer<D> {
                 let blk = self.bmap(r, size / bs)?;
                 if blk != 0 {
                     let mut b = self.cache.get(blk).map_err(super::eio)?;
-                    b[(size % bs) as usize..].fill(0);
+                    b[usize_from(size % bs)..].fill(0);
                     self.cache.write_data(blk, &b).map_err(super::eio)?;
                 }
             }
@@ -226,8 +237,8 @@ impl<D: BlockDevice> Writer<D> {
             let blk = self.bmap(r, from / bs)?;
             if blk != 0 {
                 let mut b = self.cache.get(blk).map_err(super::eio)?;
-                let at = (from % bs) as usize;
-                b[at..at + (to - from) as usize].fill(0);
+                let at = usize_from(from % bs);
+                b[at..at + usize_from(to - from)].fill(0);
                 self.cache.write_data(blk, &b).map_err(super::eio)?;
             }
             Ok(())

@@ -57,6 +57,17 @@ pub(crate) fn rec_len_to_disk(len: usize) -> u16 {
     u16::try_from(len).unwrap_or(u16::MAX)
 }
 
+/// A `dx_countlimit` count or limit: at most (64 KiB - 8) / 8 entries.
+fn count16(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+/// A directory's logical block as the 32-bit block of an index entry
+/// (or of the name cache): `EFBIG` past 2^32.
+pub(crate) fn lblk32(ino: u32, lblk: u64) -> WResult<u32> {
+    u32::try_from(lblk).map_err(|_| FsError::FileTooLarge.at_ino(ino))
+}
+
 /// One index block on the way from the root to a leaf.
 #[derive(Debug)]
 struct Frame {
@@ -77,7 +88,7 @@ impl Frame {
         usize::from(le16(&self.b, self.at + 2))
     }
     fn set_count(&mut self, n: usize) {
-        set_le16(&mut self.b, self.at + 2, n as u16);
+        set_le16(&mut self.b, self.at + 2, count16(n));
     }
     fn hash(&self, i: usize) -> u32 {
         if i == 0 {
@@ -177,12 +188,12 @@ impl<D: BlockDevice> Writer<D> {
 
     /// `dx_root_limit`: entries after the 32-byte root header.
     fn root_limit(&self) -> usize {
-        (self.geo.bs as usize - DX_ROOT_COUNTLIMIT) / 8 - self.csum_entries()
+        (self.geo.bsz() - DX_ROOT_COUNTLIMIT) / 8 - self.csum_entries()
     }
 
     /// `dx_node_limit`: entries after the 8-byte fake entry.
     fn node_limit(&self) -> usize {
-        (self.geo.bs as usize - DX_NODE_COUNTLIMIT) / 8 - self.csum_entries()
+        (self.geo.bsz() - DX_NODE_COUNTLIMIT) / 8 - self.csum_entries()
     }
 
     /// Puts an index block of `d` whose `dx_countlimit` is at `at`, sealed
@@ -220,7 +231,7 @@ impl<D: BlockDevice> Writer<D> {
     /// reaching the end of the entry space.
     fn leaf_block(&self, entries: &[&DirEntry]) -> Vec<u8> {
         let end = self.geo.dir_end();
-        let mut b = vec![0u8; self.geo.bs as usize];
+        let mut b = vec![0u8; self.geo.bsz()];
         if entries.is_empty() {
             set_le16(&mut b, 4, rec_len_to_disk(end));
             return b;
@@ -291,10 +302,11 @@ impl<D: BlockDevice> Writer<D> {
         names: impl Iterator<Item = &'a [u8]>,
         lblk: u64,
     ) -> WResult<()> {
+        let lblk = lblk32(dir, lblk)?;
         self.with_names(dir, |m| {
             for n in names {
                 if let Some(e) = m.get_mut(n) {
-                    e.1 = lblk as u32;
+                    e.1 = lblk;
                 }
             }
         })
@@ -403,7 +415,7 @@ impl<D: BlockDevice> Writer<D> {
     /// when the root has room, or gives a depth-0 root a level. False when
     /// the index is full at depth 1.
     fn dx_grow(&self, st: &mut State, d: &mut RawInode, mut path: Vec<Frame>) -> WResult<bool> {
-        let bs = self.geo.bs as usize;
+        let bs = self.geo.bsz();
         let mut node = vec![0u8; bs];
         set_le16(&mut node, 4, rec_len_to_disk(bs));
         let na = DX_NODE_COUNTLIMIT;
@@ -413,10 +425,10 @@ impl<D: BlockDevice> Writer<D> {
                 let (lblk, pblk) = self.append_dir_block(st, d)?;
                 let n = root.count();
                 node[na..na + 8 * n].copy_from_slice(&root.b[root.at..root.at + 8 * n]);
-                set_le16(&mut node, na, self.node_limit() as u16);
-                set_le16(&mut node, na + 2, n as u16);
+                set_le16(&mut node, na, count16(self.node_limit()));
+                set_le16(&mut node, na + 2, count16(n));
                 root.set_count(1);
-                root.set_block(0, lblk as u32);
+                root.set_block(0, lblk32(d.ino, lblk)?);
                 root.b[DX_INDIRECT_LEVELS] = 1;
                 self.put_dx(d, pblk, node, na)?;
                 self.put_frame(d, root)?;
@@ -434,10 +446,10 @@ impl<D: BlockDevice> Writer<D> {
                 let hash2 = full.hash(keep);
                 let from = full.at + 8 * keep;
                 node[na..na + 8 * (n - keep)].copy_from_slice(&full.b[from..full.at + 8 * n]);
-                set_le16(&mut node, na, self.node_limit() as u16);
-                set_le16(&mut node, na + 2, (n - keep) as u16);
+                set_le16(&mut node, na, count16(self.node_limit()));
+                set_le16(&mut node, na + 2, count16(n - keep));
                 full.set_count(keep);
-                root.insert(root.pos + 1, hash2, lblk as u32);
+                root.insert(root.pos + 1, hash2, lblk32(d.ino, lblk)?);
                 self.put_dx(d, pblk, node, na)?;
                 self.put_frame(d, full)?;
                 self.put_frame(d, root)?;
@@ -474,7 +486,7 @@ impl<D: BlockDevice> Writer<D> {
         }
         map.sort_by_key(|m| m.0);
         let sizes: Vec<(u32, usize)> = map.iter().map(|m| (m.0, m.1)).collect();
-        let (split, index_hash) = split_point(&sizes, self.geo.bs as usize);
+        let (split, index_hash) = split_point(&sizes, self.geo.bsz());
         let hash2 = index_hash & !CONTINUED;
         let go: Vec<&DirEntry> = map[split..].iter().map(|m| &entries[m.2]).collect();
         let mut old = b;
@@ -484,7 +496,7 @@ impl<D: BlockDevice> Writer<D> {
         let (new_lblk, new_pblk) = self.append_dir_block(st, d)?;
         self.put_dir(d, pblk, old)?;
         self.put_dir(d, new_pblk, self.leaf_block(&go))?;
-        frame.insert(frame.pos + 1, index_hash, new_lblk as u32);
+        frame.insert(frame.pos + 1, index_hash, lblk32(d.ino, new_lblk)?);
         self.put_frame(d, frame)?;
         self.names_moved(d.ino, go.iter().map(|e| e.name.as_slice()), new_lblk)?;
         Ok(Some(if hash >= hash2 { new_lblk } else { leaf }))
@@ -521,16 +533,16 @@ impl<D: BlockDevice> Writer<D> {
         let rest: Vec<&DirEntry> = entries[2..].iter().collect();
         let (lblk, pblk) = self.append_dir_block(st, d)?;
         self.put_dir(d, pblk, self.leaf_block(&rest))?;
-        let bs = bs as usize;
+        let bs = self.geo.bsz();
         let mut root = vec![0u8; bs];
         root[..24].copy_from_slice(&b0[..24]);
         set_le16(&mut root, 16, rec_len_to_disk(bs - 12));
         root[DX_HASH_VERSION] = version;
         root[DX_INFO_LENGTH] = 8;
         let at = DX_ROOT_COUNTLIMIT;
-        set_le16(&mut root, at, self.root_limit() as u16);
+        set_le16(&mut root, at, count16(self.root_limit()));
         set_le16(&mut root, at + 2, 1);
-        set_le32(&mut root, at + 4, lblk as u32);
+        set_le32(&mut root, at + 4, lblk32(d.ino, lblk)?);
         d.set_flags(d.flags() | EXT4_INDEX_FL);
         self.put_dx(d, pblk0, root, at)?;
         self.names_moved(d.ino, rest.iter().map(|e| e.name.as_slice()), lblk)?;

@@ -11,9 +11,9 @@
 //! journal UUID.
 
 use super::cache::Cached;
-use super::{eio, WResult};
-use crate::block::BlockDevice;
-use crate::ext3::bytes::{hi32, lo32, set_be32};
+use super::{eio, idx, WResult};
+use crate::block::{u64_from, usize_from, BlockDevice};
+use crate::ext3::bytes::{hi32, lo16, lo32, set_be32};
 use crate::ext3::journal::block::field::*;
 use crate::ext3::journal::block::{
     JBD2_COMMIT_BLOCK, JBD2_DESCRIPTOR_BLOCK, JBD2_FLAG_ESCAPE, JBD2_FLAG_LAST_TAG,
@@ -80,7 +80,7 @@ impl Journal {
         {
             return Err(FsError::Unsupported);
         }
-        if u64::from(jsb.s_maxlen) > n || jsb.s_blocksize as u64 != bs {
+        if u64::from(jsb.s_maxlen) > n || u64::from(jsb.s_blocksize) != bs {
             return Err(FsError::IO);
         }
         let is64 = jsb.s_feature_incompat & INCOMPAT_64BIT != 0;
@@ -98,7 +98,7 @@ impl Journal {
             },
             is64,
             csum: v3.then(|| crc32c(!0, &jsb.s_uuid)),
-            bs: bs as usize,
+            bs: usize_from(bs),
             dirty_at_load: false,
         };
         // Start from a clean log with a sequence past anything in it (the
@@ -122,7 +122,7 @@ impl Journal {
 
     /// How many filesystem blocks one transaction may carry.
     pub fn capacity(&self) -> usize {
-        let room = (self.end - self.first) as usize;
+        let room = idx(self.end - self.first);
         let per = self.tags_per_descriptor();
         // n blocks need n/per descriptors and one commit block.
         room.saturating_sub(2) * per / (per + 1)
@@ -163,23 +163,23 @@ impl Journal {
             header(&mut desc, JBD2_DESCRIPTOR_BLOCK, self.tid);
             let mut off = HEADER_SIZE;
             for (i, (blk, data)) in chunk.iter().enumerate() {
-                let mut flags = 0u16;
+                let mut flags = 0u32;
                 if data[0..4] == JBD2_MAGIC_NUMBER.to_be_bytes() {
-                    flags |= JBD2_FLAG_ESCAPE as u16;
+                    flags |= JBD2_FLAG_ESCAPE;
                 }
                 if i > 0 {
-                    flags |= JBD2_FLAG_SAME_UUID as u16;
+                    flags |= JBD2_FLAG_SAME_UUID;
                 }
                 if i + 1 == chunk.len() {
-                    flags |= JBD2_FLAG_LAST_TAG as u16;
+                    flags |= JBD2_FLAG_LAST_TAG;
                 }
                 set_be32(&mut desc[off..], T_BLOCKNR, lo32(*blk));
                 if let Some(seed) = self.csum {
                     // journal_block_tag3_t: 32-bit flags, the checksum of
                     // the copy as logged (escaped).
-                    set_be32(&mut desc[off..], T3_FLAGS, u32::from(flags));
+                    set_be32(&mut desc[off..], T3_FLAGS, flags);
                     let mut c = crc32c(seed, &self.tid.to_be_bytes());
-                    if flags & JBD2_FLAG_ESCAPE as u16 != 0 {
+                    if flags & JBD2_FLAG_ESCAPE != 0 {
                         c = crc32c(c, &[0; 4]);
                         c = crc32c(c, &data[4..]);
                     } else {
@@ -187,7 +187,9 @@ impl Journal {
                     }
                     set_be32(&mut desc[off..], T3_CHECKSUM, c);
                 } else {
-                    desc[off + T_FLAGS..off + T_FLAGS + 2].copy_from_slice(&flags.to_be_bytes());
+                    // journal_block_tag_t: 16-bit flags (all of them fit).
+                    desc[off + T_FLAGS..off + T_FLAGS + 2]
+                        .copy_from_slice(&lo16(flags).to_be_bytes());
                 }
                 if self.is64 {
                     set_be32(&mut desc[off..], T_BLOCKNR_HIGH, hi32(*blk));
@@ -226,7 +228,11 @@ impl Journal {
             let c = crc32c(seed, &commit);
             set_be32(&mut commit, H_CHKSUM, c);
         }
-        let at = self.first + (log.len() / self.bs) as u32;
+        // The log fits the journal (`capacity`), whose length is a u32.
+        let at = u32::try_from(log.len() / self.bs)
+            .ok()
+            .and_then(|n| self.first.checked_add(n))
+            .ok_or(FsError::IO)?;
         self.write_log(dev, at, &commit)?;
         dev.flush().map_err(eio)
     }
@@ -237,9 +243,9 @@ impl Journal {
         let n = data.len() / self.bs;
         let mut i = 0usize;
         while i < n {
-            let p0 = self.map[at as usize + i];
+            let p0 = self.map[idx(at) + i];
             let mut len = 1;
-            while i + len < n && self.map[at as usize + i + len] == p0 + len as u64 {
+            while i + len < n && self.map[idx(at) + i + len] == p0 + u64_from(len) {
                 len += 1;
             }
             dev.write_blocks(p0, &data[i * self.bs..(i + len) * self.bs])

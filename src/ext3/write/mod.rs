@@ -40,13 +40,6 @@
 //! fs.unmount().unwrap();
 //! ```
 
-// The writer's remaining `as` casts (in the block map, directory and
-// journal code: block numbers to the 32-bit fields of a block map, lengths
-// to rec_len/u16) and its offset arithmetic are not yet converted. With
-// 64bit accepted, a block map refuses pointers past 2^32 (`bmap_set`), and
-// the new code (csum, extent_write, the descriptors) has no casts.
-#![allow(clippy::as_conversions)]
-
 mod alloc;
 mod block_map_write;
 pub mod cache;
@@ -66,7 +59,7 @@ mod xattr_write;
 use self::cache::Cached;
 use self::inode_write::RawInode;
 use self::journal::Journal;
-use crate::block::BlockDevice;
+use crate::block::{u64_from, usize_from, BlockDevice};
 use crate::ext3::bytes::{hi32, le16, le32, lo32, set_le16, set_le32};
 use crate::ext3::features::{Compat, Incompat, RoCompat};
 use crate::ext3::group_desc::desc_table_block;
@@ -74,7 +67,7 @@ use crate::ext3::superblock::field::*;
 use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 use crate::ext3::{Corrupt, Error, Ext3, OpenOptions, ReplayReport, Result};
 use crate::fs::Error as FsError;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -82,6 +75,13 @@ use std::time::{Duration, Instant};
 /// Results of writer operations, with the interface's errors
 /// ([`crate::fs::Error`]): a failure names the inode and block it met.
 pub type WResult<T> = std::result::Result<T, FsError>;
+
+/// A 32-bit on-disk number (inode number, group, count) as an index into
+/// memory (lossless: umlkit builds for 64-bit hosts, `usize_from` saturates
+/// elsewhere).
+pub(crate) fn idx(v: u32) -> usize {
+    usize_from(u64::from(v))
+}
 
 /// A device error of the writer (the block is added where it is known).
 pub(crate) fn eio(_: io::Error) -> FsError {
@@ -166,15 +166,20 @@ pub(crate) struct Geo {
 }
 
 impl Geo {
+    /// The block size as a buffer length (1 KiB to 64 KiB: the superblock
+    /// check bounds `s_log_block_size`).
+    pub fn bsz(&self) -> usize {
+        usize_from(self.bs)
+    }
     pub fn sb_block(&self) -> (u64, usize) {
         (
             SUPERBLOCK_OFFSET / self.bs,
-            (SUPERBLOCK_OFFSET % self.bs) as usize,
+            usize_from(SUPERBLOCK_OFFSET % self.bs),
         )
     }
     /// (first block, number of blocks) of group `g`.
     pub fn group_range(&self, g: usize) -> (u64, u64) {
-        let first = self.first_data_block + g as u64 * self.bpg;
+        let first = self.first_data_block + u64_from(g) * self.bpg;
         (first, (self.blocks_count - first).min(self.bpg))
     }
     /// Block and byte offset of inode `ino`'s record.
@@ -223,6 +228,9 @@ pub(crate) struct State {
     pub marked_in_use: bool,
     /// The next marking in use is a read-write mount (mount accounting).
     pub mount_pending: bool,
+    /// Groups whose counters or bitmaps the running transaction changed:
+    /// their descriptors are written at commit (`put_dirty_descs`).
+    pub dirty_groups: BTreeSet<usize>,
 }
 
 /// An ext2/ext3/ext4 filesystem opened for writing.
@@ -322,8 +330,8 @@ impl<D: BlockDevice> Writer<D> {
                 .collect(),
             desc_at: (0..fs.groups().len())
                 .map(|g| {
-                    let per = bs as usize / sb.desc_size();
-                    let blk = desc_table_block(&sb, (g / per) as u64).unwrap_or(0);
+                    let per = idx(bs) / sb.desc_size();
+                    let blk = desc_table_block(&sb, u64_from(g / per)).unwrap_or(0);
                     (blk, (g % per) * sb.desc_size())
                 })
                 .collect(),
@@ -405,6 +413,7 @@ impl<D: BlockDevice> Writer<D> {
                 broken: false,
                 marked_in_use: false,
                 mount_pending: false,
+                dirty_groups: BTreeSet::new(),
             }),
             dcache: Mutex::new(HashMap::new()),
             opts,
@@ -546,7 +555,7 @@ impl<D: BlockDevice> Writer<D> {
         // The superblock as on the device (its counters match the
         // committed state), with only the in-use flag changed.
         let (blk, off) = self.geo.sb_block();
-        let mut b = vec![0u8; self.geo.bs as usize];
+        let mut b = vec![0u8; self.geo.bsz()];
         self.cache
             .inner()
             .read_exact_at(blk * self.geo.bs, &mut b)
@@ -600,6 +609,7 @@ impl<D: BlockDevice> Writer<D> {
 
     fn commit_inner(&self, st: &mut State) -> WResult<()> {
         st.last_commit = Instant::now();
+        self.put_dirty_descs(st)?;
         if self.cache.dirty_count() == 0 {
             return self.cache.flush().map_err(eio);
         }
@@ -671,7 +681,7 @@ impl<D: BlockDevice> Writer<D> {
 pub(crate) fn now_secs() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
+        .map(|d| lo32(d.as_secs())) // the 32-bit field wraps in 2106, as Linux's
         .unwrap_or(0)
 }
 
@@ -680,7 +690,7 @@ pub(crate) fn now() -> crate::ext3::Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     crate::ext3::Timestamp {
-        sec: d.as_secs() as i64,
+        sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nsec: d.subsec_nanos(),
     }
 }

@@ -7,7 +7,8 @@
 use super::dir_write::check_name;
 use super::inode_write::{split_dev, RawInode, Which};
 use super::{State, WResult, Writer};
-use crate::block::BlockDevice;
+use crate::block::{u64_from, BlockDevice};
+use crate::ext3::bytes::lo16;
 use crate::ext3::inode::FileType;
 use crate::ext3::{Metadata, StatFs, Timestamp};
 use crate::fs::Error as FsError;
@@ -181,7 +182,7 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
     fn statfs(&self) -> WResult<StatFs> {
         let st = self.rlock()?;
         Ok(StatFs {
-            block_size: self.geo.bs as u32,
+            block_size: u32::try_from(self.geo.bs).map_err(|_| FsError::CORRUPT)?,
             blocks: self.geo.blocks_count,
             free_blocks: st.free_blocks,
             available_blocks: st.free_blocks.saturating_sub(self.geo.r_blocks),
@@ -223,7 +224,7 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
             r.set_time(Which::Mtime, super::now());
         }
         if let Some(m) = c.mode {
-            r.set_mode((r.mode() & 0xF000) | (m & 0o7777) as u16);
+            r.set_mode((r.mode() & 0xF000) | lo16(m & 0o7777));
         }
         if let Some(u) = c.uid {
             r.set_uid(u);
@@ -283,7 +284,7 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
 
     fn create(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> WResult<Metadata> {
         let mut st = self.wlock()?;
-        let mode = 0o100000 | (mode & 0o7777) as u16;
+        let mode = 0o100000 | lo16(mode & 0o7777);
         self.make_node(&mut st, parent, name, mode, owner, &mut |_, _, _| Ok(()))
     }
 
@@ -296,11 +297,11 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         owner: Owner,
     ) -> WResult<Metadata> {
         let mut st = self.wlock()?;
-        let t = (mode & 0o170000) as u16;
+        let t = lo16(mode & 0o170000);
         if !matches!(t, 0o100000 | 0o020000 | 0o060000 | 0o010000 | 0o140000) {
             return Err(FsError::InvalidArgument);
         }
-        let m = t | (mode & 0o7777) as u16;
+        let m = t | lo16(mode & 0o7777);
         self.make_node(&mut st, parent, name, m, owner, &mut |_, _, r| {
             if matches!(t, 0o020000 | 0o060000) {
                 let (ma, mi) = split_dev(rdev);
@@ -312,11 +313,11 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
 
     fn mkdir(&self, parent: Ino, name: &[u8], mode: u32, owner: Owner) -> WResult<Metadata> {
         let mut st = self.wlock()?;
-        let m = 0o040000 | (mode & 0o7777) as u16;
+        let m = 0o040000 | lo16(mode & 0o7777);
         self.make_node(&mut st, parent, name, m, owner, &mut |w, st, r| {
             let blk = w.alloc_block(st, w.inode_goal(r.ino))?;
             let b = super::dir_write::new_dir_block(
-                w.geo.bs as usize,
+                w.geo.bsz(),
                 w.geo.dir_end(),
                 r.ino,
                 parent,
@@ -335,20 +336,25 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         if target.is_empty() {
             return Err(FsError::NotFound);
         }
-        if target.len() >= self.geo.bs as usize || target.len() > 4095 {
+        if target.len() >= self.geo.bsz() || target.len() > 4095 {
             return Err(FsError::NameTooLong);
         }
         self.make_node(&mut st, parent, name, 0o120777, owner, &mut |w, st, r| {
-            r.set_size(target.len() as u64);
+            r.set_size(u64_from(target.len()));
             if target.len() < 60 {
                 r.i_block_mut()[..target.len()].copy_from_slice(target);
                 return Ok(());
             }
             let blk = w.alloc_block(st, w.inode_goal(r.ino))?;
-            let mut b = vec![0u8; w.geo.bs as usize];
+            // A block-mapped symlink holds a 32-bit pointer.
+            let Ok(blk32) = u32::try_from(blk) else {
+                w.free_blocks(st, blk, 1)?;
+                return Err(FsError::NoSpace.at_ino(r.ino));
+            };
+            let mut b = vec![0u8; w.geo.bsz()];
             b[..target.len()].copy_from_slice(target);
             w.put(blk, b)?;
-            r.set_ptr(0, blk as u32);
+            r.set_ptr(0, blk32);
             r.set_sectors(w.geo.bs / 512);
             Ok(())
         })

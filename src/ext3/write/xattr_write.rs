@@ -47,7 +47,9 @@ fn split_name(full: &[u8]) -> WResult<(u8, Vec<u8>)> {
 pub fn entry_hash(name: &[u8], value: &[u8]) -> u32 {
     let mut h = 0u32;
     for &c in name {
-        h = (h << 5) ^ (h >> 27) ^ (i32::from(c as i8) as u32);
+        // `char` is signed: sign-extend the byte, keep the bits.
+        let c = u32::from_ne_bytes(i32::from(i8::from_ne_bytes([c])).to_ne_bytes());
+        h = (h << 5) ^ (h >> 27) ^ c;
     }
     for w in value.chunks(4) {
         let mut b = [0u8; 4];
@@ -71,13 +73,22 @@ fn encode(entries: &[Entry], area: &mut [u8], start: usize, base: usize) -> Opti
             return None;
         }
         vend -= vsize;
+        // Names are at most 255 bytes (`split_name`, or a u8 on disk) and
+        // values within a block; what does not fit its field does not fit.
+        let (Ok(name_len), Ok(value_offs), Ok(value_size)) = (
+            u8::try_from(name.len()),
+            u16::try_from(vend - base),
+            u32::try_from(value.len()),
+        ) else {
+            return None;
+        };
         let h = entry_hash(name, value);
         let e = &mut area[off..off + esize];
-        e[0] = name.len() as u8;
+        e[0] = name_len;
         e[1] = *idx;
-        e[2..4].copy_from_slice(&((vend - base) as u16).to_le_bytes());
+        e[2..4].copy_from_slice(&value_offs.to_le_bytes());
         e[4..8].fill(0);
-        e[8..12].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        e[8..12].copy_from_slice(&value_size.to_le_bytes());
         e[12..16].copy_from_slice(&h.to_le_bytes());
         e[16..16 + name.len()].copy_from_slice(name);
         area[vend..vend + value.len()].copy_from_slice(value);
@@ -116,7 +127,7 @@ impl<D: BlockDevice> Writer<D> {
         mut entries: Vec<Entry>,
     ) -> WResult<()> {
         entries.sort_by(|a, b| (a.0, a.1.len(), &a.1).cmp(&(b.0, b.1.len(), &b.1)));
-        let bs = self.geo.bs as usize;
+        let bs = self.geo.bsz();
         let extra_end = if r.b.len() > 128 {
             128 + usize::from(u16::from_le_bytes([r.b[0x80], r.b[0x81]]))
         } else {
@@ -161,13 +172,18 @@ impl<D: BlockDevice> Writer<D> {
             return self.put_xattr(old, b);
         }
         let blk = self.alloc_block(st, self.inode_goal(r.ino))?;
+        // The writer keeps `i_file_acl` to its low 32 bits.
+        let Ok(blk32) = u32::try_from(blk) else {
+            self.free_blocks(st, blk, 1)?;
+            return Err(FsError::NoSpace.at_ino(r.ino));
+        };
         self.put_xattr(blk, b)?;
         if old != 0 {
             self.drop_xattr_block(st, old)?;
         } else {
             r.set_sectors(r.sectors() + sectors);
         }
-        r.b[0x68..0x6C].copy_from_slice(&(blk as u32).to_le_bytes());
+        r.b[0x68..0x6C].copy_from_slice(&blk32.to_le_bytes());
         Ok(())
     }
 
@@ -223,7 +239,7 @@ impl<D: BlockDevice> Writer<D> {
             (Some(v), Some(i)) => list[i].2 = v.to_vec(),
             (Some(v), None) => list.push((idx, suffix, v.to_vec())),
         }
-        if value.is_some_and(|v| v.len() + 48 > self.geo.bs as usize) {
+        if value.is_some_and(|v| v.len() + 48 > self.geo.bsz()) {
             return Err(FsError::ValueTooLarge);
         }
         self.store_xattrs(&mut st, &mut r, list)?;

@@ -200,7 +200,8 @@ fn serve_root(
     config.n_threads = Some(FUSE_THREADS);
     config.clone_fd = true;
     let session = fuser::Session::from_fd(
-        FuseFs::new(fs.clone(), root.writable, root.writable && !root.sync),
+        FuseFs::new(fs.clone(), root.writable, root.writable && !root.sync)
+            .hot_reader(FUSE_THREADS),
         OwnedFd::from(dev_fuse),
         fuser::SessionACL::All,
         config,

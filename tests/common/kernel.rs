@@ -105,7 +105,7 @@ impl KGuest {
         make(&tree);
         super::mkfs_ext3(&tree, &dir.path().join("root_fs"), 64);
         std::fs::remove_dir_all(&tree).unwrap();
-        std::fs::copy(super::bin("linux"), dir.path().join("linux")).unwrap();
+        super::copy_executable(&super::bin("linux"), &dir.path().join("linux"));
         chown_tree(dir.path(), user);
         KGuest { dir, user }
     }

@@ -102,6 +102,15 @@ where
     run(bin(name), args)
 }
 
+/// Copies an executable the tests will run, through `cp`: the copy's
+/// writable descriptor then lives only in `cp`, never in this process,
+/// where a test thread forking meanwhile would hand it to its child until
+/// that child's exec, and the exec of the copy fails with ETXTBSY ("Text
+/// file busy") in the meantime.
+pub fn copy_executable(from: &Path, to: &Path) {
+    run_ok("cp", [from.as_os_str(), to.as_os_str()]);
+}
+
 /// Runs a command and panics with its output unless it succeeds.
 pub fn run_ok<I, S>(program: impl AsRef<OsStr>, args: I) -> Output
 where

@@ -7,6 +7,7 @@
 pub mod durable;
 pub mod fuse;
 pub mod fuse_attr;
+pub mod fuse_hot;
 pub mod remount;
 pub mod ubddev;
 

@@ -93,7 +93,7 @@ fn the_articles_tuntap_network_pings_both_ways_from_etc_network_interfaces() {
     // A copy beside the guest: the checkout may sit where the test user
     // cannot reach (a 0700 temporary directory).
     let uml_fs = d.path("uml_fs");
-    std::fs::copy(common::bin("uml_fs"), &uml_fs).unwrap();
+    common::copy_executable(&common::bin("uml_fs"), &uml_fs);
     if let Some((uid, gid)) = d.user.ids {
         std::os::unix::fs::chown(&uml_fs, Some(uid), Some(gid)).unwrap();
     }

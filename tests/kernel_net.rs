@@ -336,7 +336,7 @@ fn a_guest_gets_its_tap_from_a_setuid_uml_net_and_pings_the_gateway() {
     let prefix = tempfile::tempdir().unwrap();
     std::fs::set_permissions(prefix.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let helper = prefix.path().join("uml_net");
-    std::fs::copy(common::bin("uml_net"), &helper).unwrap();
+    common::copy_executable(&common::bin("uml_net"), &helper);
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755)).unwrap();
 
     // No route to 10.0.9.2 exists on the host until the kernel has

@@ -27,7 +27,7 @@ fn our_kernel_boots_a_cow_written_by_linux_uml_and_sees_its_files() {
     let backing = common::kernel::fingerprint(&g.image);
 
     let dir = g.dir;
-    std::fs::copy(common::bin("linux"), dir.path().join("linux")).unwrap();
+    common::copy_executable(&common::bin("linux"), &dir.path().join("linux"));
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -146,7 +146,7 @@ impl Lab {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::create_dir(dir.path().join("bin")).unwrap();
         for b in ["uml_lab", "linux", "uml_switch"] {
-            std::fs::copy(common::bin(b), dir.path().join("bin").join(b)).unwrap();
+            common::copy_executable(&common::bin(b), &dir.path().join("bin").join(b));
         }
         std::fs::create_dir(dir.path().join("lab")).unwrap();
         Lab { dir, user }

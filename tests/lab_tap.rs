@@ -25,7 +25,7 @@ fn a_tap_domain_gets_its_addresses_and_the_host_and_guest_ping_each_other() {
     let prefix = tempfile::tempdir().unwrap();
     std::fs::set_permissions(prefix.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let helper = prefix.path().join("uml_net");
-    std::fs::copy(common::bin("uml_net"), &helper).unwrap();
+    common::copy_executable(&common::bin("uml_net"), &helper);
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755)).unwrap();
     a.path = Some(format!(
         "{}:/usr/sbin:/usr/bin:/sbin:/bin",

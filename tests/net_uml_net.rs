@@ -309,7 +309,7 @@ fn setuid_uml_net_serves_a_normal_user_only_for_their_own_tap() {
     let prefix = tempfile::tempdir().unwrap();
     std::fs::set_permissions(prefix.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let helper = prefix.path().join("uml_net");
-    std::fs::copy(common::bin("uml_net"), &helper).unwrap();
+    common::copy_executable(&common::bin("uml_net"), &helper);
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let as_user = |args: &[&str]| -> Vec<String> {
         let mut v = vec![

@@ -86,7 +86,7 @@ fn scratch(user: User) -> tempfile::TempDir {
     // test user cannot reach (a 0700 temporary directory).
     std::fs::create_dir(d.join("bin")).unwrap();
     for tool in ["uml_fs", "uml_mkcow"] {
-        std::fs::copy(common::bin(tool), d.join("bin").join(tool)).unwrap();
+        common::copy_executable(&common::bin(tool), &d.join("bin").join(tool));
     }
     if let Some((uid, gid)) = user.ids {
         common::run_ok(

@@ -73,7 +73,7 @@ fn a_cow_written_through_uml_fs_mount_boots_under_linux_uml_and_the_guest_sees_t
     std::fs::create_dir(d.join("mnt")).unwrap();
     std::fs::create_dir(d.join("bin")).unwrap();
     for tool in ["uml_fs", "uml_mkcow"] {
-        std::fs::copy(common::bin(tool), d.join("bin").join(tool)).unwrap();
+        common::copy_executable(&common::bin(tool), &d.join("bin").join(tool));
     }
     if let Some((uid, gid)) = user.ids {
         common::run_ok(

@@ -43,7 +43,7 @@ impl Area {
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         for b in ["uml_lab", "linux", "uml_switch"] {
-            std::fs::copy(common::bin(b), bin.join(b)).unwrap();
+            common::copy_executable(&common::bin(b), &bin.join(b));
         }
         let tree = dir.path().join("tree");
         common::uml::busybox_tree(&tree, IMAGE_INIT);

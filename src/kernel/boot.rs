@@ -453,9 +453,13 @@ fn start_init(
     init.plan.console = slave.as_raw_fd();
     let (listener_end, child_end) = seccomp::listener_pair().map_err(io_err("socketpair"))?;
     init.plan.listener_sock = child_end.as_raw_fd();
-    // Best effort: a host kernel without time namespaces (before 5.6)
-    // leaves the guest the host's uptime.
-    let _ = guest::clocks_from_zero_for_children();
+    // Best effort: a host kernel without time namespaces (before 5.6, or
+    // CONFIG_TIME_NS off) leaves the guest the host's uptime, and says so.
+    if let Err(e) = guest::clocks_from_zero_for_children() {
+        log.info(&format!(
+            "time namespace: {e}: the guest's uptime counts from the host's boot"
+        ));
+    }
     let spawned = guest::spawn_guest(&init.plan, init.alive_r.as_fd());
     drop(slave);
     drop(child_end);

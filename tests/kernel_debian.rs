@@ -307,10 +307,33 @@ fn free_follows_mem_and_df_lists_no_proc_file_binds() {
     assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
 }
 
+/// `text` without its terminal control sequences (`ESC [ ... final`),
+/// such as the shell's bracketed-paste switches around a command.
+fn without_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The first number of a `/proc/uptime` text.
 fn uptime_secs(text: &str) -> f64 {
-    text.split_whitespace()
-        .find_map(|s| s.parse().ok())
+    without_escapes(text)
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an uptime: {text:?}"))
 }
 

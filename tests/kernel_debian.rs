@@ -406,3 +406,28 @@ fn mconsole_reads_the_guests_mounts_and_uptime_and_reboots_it_cleanly() {
     g.send("halt\n");
     assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
 }
+
+#[test]
+fn a_login_shell_ends_with_its_login_even_when_a_job_holds_the_console() {
+    let test = "a_login_shell_ends_with_its_login_even_when_a_job_holds";
+    let Some(d) = DebianGuest::new(test) else {
+        return;
+    };
+    let mut g = d.start(&ARTICLE);
+    log_in(&mut g, "debian");
+    // login (the shell's parent) leads the console's session; it is
+    // killed while `sleep 5` is the console's foreground job. On the
+    // kernel's console the session's end hangs the terminal up and the
+    // shell ends with it; init starts a new getty.
+    g.send("(sleep 1; kill -TERM $PPID) & sleep 5\n");
+    log_in(&mut g, "debian");
+    run(
+        &mut g,
+        "i=0; while [ $(pgrep -c -x bash) -gt 1 ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; \
+         [ $(pgrep -c -x bash) = 1 ]",
+        "ONE-SHELL",
+    );
+    g.send("halt\n");
+    assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
+    assert_quiet("the halt", &g.transcript());
+}

@@ -3,6 +3,7 @@
 //! and con0's host descriptors, with a host terminal in raw mode while the
 //! guest runs.
 
+pub mod hangup;
 pub mod kmsg;
 pub mod lines;
 
@@ -214,6 +215,7 @@ impl Relay {
 /// log, noting each time the console has been quiet for [`QUIET`].
 fn relay_output(mut master: File, gate: &Gate, log: &Log) {
     let mut buf = vec![0u8; 65536];
+    let mut session = hangup::Watch::default();
     loop {
         {
             let Ok(mut st) = gate.state.lock() else {
@@ -247,7 +249,10 @@ fn relay_output(mut master: File, gate: &Gate, log: &Log) {
         }
         match master.read(&mut buf) {
             Ok(0) => return,
-            Ok(n) => log.raw(&buf[..n]),
+            Ok(n) => {
+                log.raw(&buf[..n]);
+                hangup::follow(master.as_fd(), &mut session);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // EIO cannot happen while the slave is held; wait it out.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => std::thread::sleep(QUIET),

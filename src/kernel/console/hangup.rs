@@ -16,13 +16,19 @@
 //! (`TIOCGSID`); a new one gets a thread that waits on the leader's
 //! pidfd and, once the leader has exited, sends SIGHUP and SIGCONT to the
 //! processes still in that session (their `/proc/PID/stat` session
-//! field), as the hangup would have ended them.
+//! field) that have the console open: those the hangup would have met
+//! (a shell reading it ends on SIGHUP as on the end of the file); the
+//! session's other processes are left alone, as the kernel leaves them.
 
 use crate::sys::guest::pty_session;
 use crate::sys::process::pidfd_open;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::fs::File;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 
 /// The session a `/proc/PID/stat` line names (its sixth field; the
 /// command name in parentheses may hold spaces and parentheses).
@@ -33,9 +39,22 @@ pub fn stat_session(stat: &str) -> Option<i32> {
 }
 
 /// What the console relay remembers between calls of [`follow`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Watch {
     session: Option<i32>,
+    /// The console slave's device number.
+    console: u64,
+}
+
+impl Watch {
+    /// Watches for the console whose slave is `slave`.
+    pub fn new(slave: BorrowedFd<'_>) -> io::Result<Watch> {
+        let console = File::from(slave.try_clone_to_owned()?).metadata()?.rdev();
+        Ok(Watch {
+            session: None,
+            console,
+        })
+    }
 }
 
 /// Called by the relay after guest output on `master`: when the console
@@ -51,11 +70,12 @@ pub fn follow(master: BorrowedFd<'_>, watch: &mut Watch) {
     let Ok(leader) = pidfd_open(sid) else {
         return;
     };
+    let console = watch.console;
     let _ = std::thread::Builder::new()
         .name("con-hup".into())
         .spawn(move || {
             if wait_exit(&leader) {
-                hang_up(sid);
+                hang_up(sid, console);
             }
         });
 }
@@ -75,8 +95,21 @@ fn wait_exit(pidfd: &OwnedFd) -> bool {
     }
 }
 
-/// SIGHUP, then SIGCONT, to every process of session `sid`.
-fn hang_up(sid: i32) {
+/// Whether process `pid` has the device `rdev` open.
+fn has_open(pid: &Path, rdev: u64) -> bool {
+    std::fs::read_dir(pid.join("fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| {
+            std::fs::metadata(fd.path())
+                .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == rdev)
+        })
+}
+
+/// SIGHUP, then SIGCONT, to every process of session `sid` that has the
+/// console (`console`, a device number) open.
+fn hang_up(sid: i32, console: u64) {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -92,7 +125,7 @@ fn hang_up(sid: i32) {
             .ok()
             .and_then(|s| stat_session(&s))
             == Some(sid);
-        if in_session {
+        if in_session && has_open(&entry.path(), console) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGHUP);
             let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
         }

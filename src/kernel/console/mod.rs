@@ -175,9 +175,10 @@ impl Relay {
         }
         let gate = Arc::new(Gate::default());
         let g = gate.clone();
+        let session = hangup::Watch::new(hold.as_fd())?;
         std::thread::Builder::new()
             .name("con-out".into())
-            .spawn(move || relay_output(master, &g, &log))?;
+            .spawn(move || relay_output(master, &g, &log, session))?;
         Ok(Relay { gate, _hold: hold })
     }
 
@@ -213,9 +214,8 @@ impl Relay {
 
 /// The output thread: waits for the gate, then copies the master to the
 /// log, noting each time the console has been quiet for [`QUIET`].
-fn relay_output(mut master: File, gate: &Gate, log: &Log) {
+fn relay_output(mut master: File, gate: &Gate, log: &Log, mut session: hangup::Watch) {
     let mut buf = vec![0u8; 65536];
-    let mut session = hangup::Watch::default();
     loop {
         {
             let Ok(mut st) = gate.state.lock() else {

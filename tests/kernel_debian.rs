@@ -307,6 +307,54 @@ fn free_follows_mem_and_df_lists_no_proc_file_binds() {
     assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
 }
 
+/// `text` without its terminal control sequences (`ESC [ ... final`),
+/// such as the shell's bracketed-paste switches around a command.
+fn without_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first number of a `/proc/uptime` text.
+fn uptime_secs(text: &str) -> f64 {
+    without_escapes(text)
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an uptime: {text:?}"))
+}
+
+/// `cat /proc/uptime` in the guest's shell counts from the guest's boot
+/// (no longer than since `booted`), not from the host's (whose uptime,
+/// read afterwards, is larger by more than the guest's age).
+fn assert_uptime_from_boot(
+    g: &mut common::debian::PtyGuest,
+    booted: std::time::Instant,
+    marker: &str,
+) {
+    let text = output(g, "cat /proc/uptime", &format!("UPTIME-{marker}"));
+    let guest = uptime_secs(&text);
+    let host = uptime_secs(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let age = booted.elapsed().as_secs_f64();
+    assert!(
+        guest <= age + 1.0 && guest + 1.0 < host,
+        "the guest's /proc/uptime {guest} s ({text:?}): booted {age} s ago on a host up {host} s"
+    );
+}
+
 #[test]
 fn mconsole_reads_the_guests_mounts_and_uptime_and_reboots_it_cleanly() {
     let test = "mconsole_reads_the_guests_mounts_and_uptime_and_reboots";
@@ -334,6 +382,7 @@ fn mconsole_reads_the_guests_mounts_and_uptime_and_reboots_it_cleanly() {
         "uptime {secs} but booted {:?} ago",
         started.elapsed()
     );
+    assert_uptime_from_boot(&mut g, started, "FIRST");
     let ubd0 = mconsole(&d, &sock, &["config", "ubd0"]);
     // The COW file as given, the backing file as its header names it.
     assert_eq!(
@@ -347,10 +396,38 @@ fn mconsole_reads_the_guests_mounts_and_uptime_and_reboots_it_cleanly() {
     // starts from the kernel's "(none)" again, and nothing renames it.
     run(&mut g, "hostname renamed && rm /etc/hostname", "RENAMED");
     let first = g.transcript().len();
+    let rebooted = std::time::Instant::now();
     assert!(mconsole(&d, &sock, &["reboot"]).starts_with("OK"));
     log_in(&mut g, "(none)");
+    // Each boot's clocks start again.
+    assert_uptime_from_boot(&mut g, rebooted, "SECOND");
     let second = g.transcript()[first..].to_string();
     assert_quiet("the second boot", &second);
     g.send("halt\n");
     assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
+}
+
+#[test]
+fn a_login_shell_ends_with_its_login_even_when_a_job_holds_the_console() {
+    let test = "a_login_shell_ends_with_its_login_even_when_a_job_holds";
+    let Some(d) = DebianGuest::new(test) else {
+        return;
+    };
+    let mut g = d.start(&ARTICLE);
+    log_in(&mut g, "debian");
+    // login (the shell's parent) leads the console's session; it is
+    // killed while `sleep 5` is the console's foreground job. On the
+    // kernel's console the session's end hangs the terminal up and the
+    // shell ends with it; init starts a new getty.
+    g.send("(sleep 1; kill -TERM $PPID) & sleep 5\n");
+    log_in(&mut g, "debian");
+    run(
+        &mut g,
+        "i=0; while [ $(pgrep -c -x bash) -gt 1 ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; \
+         [ $(pgrep -c -x bash) = 1 ]",
+        "ONE-SHELL",
+    );
+    g.send("halt\n");
+    assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
+    assert_quiet("the halt", &g.transcript());
 }

@@ -32,6 +32,18 @@ case "$MODE" in
     echo "BOMB-COUNT=$n"
     kill -9 -1
     wait ;;
+  meminfo)
+    # The monitor's proc (with its meminfo) is below the one mounted above.
+    umount /proc
+    row() { grep "^$1:" /proc/meminfo | tr -s ' ' | cut -d' ' -f2; }
+    before=$(row MemFree)
+    echo "meminfo-before total=$(row MemTotal) free=$before cached=$(row Cached)"
+    dd if=/dev/zero of=/dev/shm/fill bs=1M count=20 2>/dev/null
+    i=0
+    while [ $i -lt 50 ] && [ $((before - $(row MemFree))) -lt 16384 ]; do
+      sleep 1; i=$((i+1))
+    done
+    echo "meminfo-after total=$(row MemTotal) free=$(row MemFree) cached=$(row Cached)" ;;
   fill)
     # More than the 64 MiB disk holds.
     dd if=/dev/zero of=/fill bs=1M count=100
@@ -316,4 +328,40 @@ fn a_guest_filling_its_disk_gets_enospc_and_the_cow_stays_within_the_disk_size()
         header.data_offset
     );
     assert!(cow.len() as u64 > disk / 2, "the fill reached the COW");
+}
+
+/// The numbers of a `meminfo-WHEN total=.. free=.. cached=..` line (kB).
+fn meminfo_line(out: &str, when: &str) -> [u64; 3] {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("meminfo-{when} ")))
+        .unwrap_or_else(|| panic!("no meminfo-{when} line in:\n{out}"));
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+    };
+    [field("total"), field("free"), field("cached")]
+}
+
+#[test]
+fn meminfo_in_a_memory_cgroup_follows_what_the_guest_uses() {
+    let test = "meminfo_in_a_memory_cgroup_follows_what_the_guest_uses";
+    let Some(g) = guest(test) else {
+        return;
+    };
+    let Some(d) = Delegated::create(test, &g.user) else {
+        return;
+    };
+    let b = run_in(&d, &g, &args("mem=64M", "MODE=meminfo"));
+    assert_eq!(code(&b), Some(0), "{}", b.output);
+    let [total0, free0, _] = meminfo_line(&b.output, "before");
+    let [total1, free1, cached1] = meminfo_line(&b.output, "after");
+    // MemTotal stays mem=; 20 MiB written to /dev/shm (tmpfs) is no
+    // longer free, and is page cache, as the kernel counts shmem.
+    assert_eq!((total0, total1), (65536, 65536), "{}", b.output);
+    assert!(free0 <= total0 && free0 >= free1 + 16384, "{}", b.output);
+    assert!(cached1 >= 16384, "{}", b.output);
+    assert!(b.output.contains("reboot: System halted"), "{}", b.output);
 }

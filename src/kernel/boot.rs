@@ -18,6 +18,7 @@
 use super::cmdline::{chan::Channel, ubd, CmdLine};
 use super::console::{lines, Log, RawMode, Relay};
 use super::disk::{self, durable, fuse::FuseFs, remount, ubddev};
+use super::guest::meminfo::{self, MemoryUse};
 use super::guest::{cgroupns, dev as guestdev, idmap, limits::Limits, policy};
 use super::hostfs::{self, bind::HostFs};
 use super::lifecycle::{self, on_pid1_end, Outcome, Pid1End, PANIC_STATUS, SIGNAL_STATUS};
@@ -37,6 +38,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -328,6 +330,11 @@ struct InitSetup {
     _ctty_master: OwnedFd,
     /// How init is cloned.
     plan: GuestPlan,
+    /// The guest's memory cgroup's use, for a live /proc/meminfo.
+    memory: Option<Arc<MemoryUse>>,
+    /// Counts the boots: the thread keeping a boot's /proc/meminfo
+    /// stops when it moves on.
+    boots: Arc<AtomicU64>,
 }
 
 impl InitSetup {
@@ -355,6 +362,8 @@ impl InitSetup {
             _init_ctty: init_ctty,
             _ctty_master: ctty_master,
             plan,
+            memory: limits.memory_use(),
+            boots: Arc::new(AtomicU64::new(0)),
         })
     }
 }
@@ -439,8 +448,20 @@ fn start_init(
     // Best effort: a guest that removed /dev/pts took its mount away.
     let _ = guestdev::reset(rootdir);
     let booted = std::time::Instant::now();
-    let binds = guestdev::proc_files(rootdir, Path::new(STAGE), &cmd.line, cmd.mem)
+    let boot = init.boots.fetch_add(1, Ordering::AcqRel) + 1;
+    let usage = init.memory.as_ref().and_then(|m| m.read().ok());
+    let meminfo_text = meminfo::text(cmd.mem, usage.as_ref());
+    let binds = guestdev::proc_files(rootdir, Path::new(STAGE), &cmd.line, &meminfo_text)
         .map_err(io_err("guest /proc"))?;
+    // Opened before init unlinks it: the file the guest's /proc/meminfo is.
+    let meminfo_file = match (&init.memory, binds.iter().find(|f| f.name == "meminfo")) {
+        (Some(m), Some(f)) => std::fs::OpenOptions::new()
+            .write(true)
+            .open(&f.source)
+            .ok()
+            .map(|file| (file, m.clone())),
+        _ => None,
+    };
     init.plan.binds = binds
         .iter()
         .map(|f| {
@@ -454,9 +475,13 @@ fn start_init(
     init.plan.console = slave.as_raw_fd();
     let (listener_end, child_end) = seccomp::listener_pair().map_err(io_err("socketpair"))?;
     init.plan.listener_sock = child_end.as_raw_fd();
-    // Best effort: a host kernel without time namespaces (before 5.6)
-    // leaves the guest the host's uptime.
-    let _ = guest::clocks_from_zero_for_children();
+    // Best effort: a host kernel without time namespaces (before 5.6, or
+    // CONFIG_TIME_NS off) leaves the guest the host's uptime, and says so.
+    if let Err(e) = guest::clocks_from_zero_for_children() {
+        log.info(&format!(
+            "time namespace: {e}: the guest's uptime counts from the host's boot"
+        ));
+    }
     let spawned = guest::spawn_guest(&init.plan, init.alive_r.as_fd());
     drop(slave);
     drop(child_end);
@@ -474,6 +499,21 @@ fn start_init(
         if c.terminating {
             let _ = kill(pid, Signal::SIGKILL);
         }
+    }
+    if let Some((file, source)) = meminfo_file {
+        let (mem, boots, c) = (cmd.mem, init.boots.clone(), ctl.clone());
+        std::thread::Builder::new()
+            .name("meminfo".into())
+            .spawn(move || {
+                meminfo::follow(file, mem, source, boots, boot, |text| {
+                    if let Ok(mut c) = c.lock() {
+                        if let Some(f) = c.proc_files.iter_mut().find(|f| f.0 == b"meminfo") {
+                            f.1 = text.as_bytes().to_vec();
+                        }
+                    }
+                })
+            })
+            .map_err(io_err("spawn"))?;
     }
     let records = guest::read_reports(reports).map_err(io_err("init report"))?;
     if let Ok(Some(fd)) = seccomp::recv_listener(listener_end.as_fd()) {

@@ -528,6 +528,20 @@ pub fn probe_userns() -> io::Result<Result<(), Errno>> {
     }
 }
 
+/// The session whose controlling terminal is the slave of the pty
+/// `master` (TIOCGSID on the master answers for its slave), as a pid in
+/// the caller's pid namespace; ENOTTY while no session has it.
+pub fn pty_session(master: BorrowedFd<'_>) -> io::Result<i32> {
+    let mut sid: libc::pid_t = 0;
+    // SAFETY: TIOCGSID writes one pid_t through the pointer, which points
+    // at a live local of that type.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGSID, &mut sid) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sid)
+}
+
 /// The slave of a pty, opened from its master (TIOCGPTPEER): no path is
 /// resolved, so nothing the guest did to `/dev/pts` matters.
 pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {

@@ -3,6 +3,7 @@
 //! and con0's host descriptors, with a host terminal in raw mode while the
 //! guest runs.
 
+pub mod hangup;
 pub mod kmsg;
 pub mod lines;
 
@@ -174,9 +175,10 @@ impl Relay {
         }
         let gate = Arc::new(Gate::default());
         let g = gate.clone();
+        let session = hangup::Watch::new(hold.as_fd())?;
         std::thread::Builder::new()
             .name("con-out".into())
-            .spawn(move || relay_output(master, &g, &log))?;
+            .spawn(move || relay_output(master, &g, &log, session))?;
         Ok(Relay { gate, _hold: hold })
     }
 
@@ -212,7 +214,7 @@ impl Relay {
 
 /// The output thread: waits for the gate, then copies the master to the
 /// log, noting each time the console has been quiet for [`QUIET`].
-fn relay_output(mut master: File, gate: &Gate, log: &Log) {
+fn relay_output(mut master: File, gate: &Gate, log: &Log, mut session: hangup::Watch) {
     let mut buf = vec![0u8; 65536];
     loop {
         {
@@ -247,7 +249,10 @@ fn relay_output(mut master: File, gate: &Gate, log: &Log) {
         }
         match master.read(&mut buf) {
             Ok(0) => return,
-            Ok(n) => log.raw(&buf[..n]),
+            Ok(n) => {
+                log.raw(&buf[..n]);
+                hangup::follow(master.as_fd(), &mut session);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // EIO cannot happen while the slave is held; wait it out.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => std::thread::sleep(QUIET),

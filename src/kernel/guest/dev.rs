@@ -133,12 +133,18 @@ const SYSCTLS: [&str; 4] = [
 pub const SYS_SELF_BINDS: [&str; 2] = ["sys/kernel/security", "sys/fs/pstore"];
 
 /// Writes, for one boot, the files bound over the guest's proc (the
-/// command line, `meminfo` sized by `mem=`, the sysctls of `SYSCTLS`)
+/// command line, `meminfo` as [`super::meminfo::text`] made it, the
+/// sysctls of `SYSCTLS`)
 /// and returns (source, target, path under /proc, contents) for each. The sources live on
 /// the guest's `/dev` tmpfs when there is one (the child unlinks them
 /// once bound; `df` then counts the binds with `/dev` instead of listing
 /// each), else in `stage`.
-pub fn proc_files(root: &Path, stage: &Path, line: &str, mem: u64) -> io::Result<Vec<ProcFile>> {
+pub fn proc_files(
+    root: &Path,
+    stage: &Path,
+    line: &str,
+    meminfo: &str,
+) -> io::Result<Vec<ProcFile>> {
     use std::os::unix::fs::PermissionsExt;
     let dev = root.join("dev");
     let dir = if dev.is_dir() {
@@ -148,7 +154,7 @@ pub fn proc_files(root: &Path, stage: &Path, line: &str, mem: u64) -> io::Result
     };
     let mut files = vec![
         ("cmdline".to_string(), format!("{line}\n"), 0o444),
-        ("meminfo".to_string(), meminfo(mem), 0o444),
+        ("meminfo".to_string(), meminfo.to_string(), 0o444),
     ];
     for key in SYSCTLS {
         if let Ok(v) = fs::read_to_string(Path::new("/proc/sys").join(key)) {
@@ -181,66 +187,4 @@ pub struct ProcFile {
     pub name: String,
     /// Its contents.
     pub text: String,
-}
-
-/// `/proc/meminfo` for a guest of `mem` bytes: `MemTotal` is `mem=`, as
-/// `free` shows it on the kernel; the rest is a freshly booted small
-/// system's proportions (no swap, no huge pages).
-pub fn meminfo(mem: u64) -> String {
-    let total = mem / 1024;
-    let pct = |p: u64| total * p / 100;
-    let rows: [(&str, u64); 24] = [
-        ("MemTotal", total),
-        ("MemFree", pct(82)),
-        ("MemAvailable", pct(88)),
-        ("Buffers", pct(1)),
-        ("Cached", pct(6)),
-        ("SwapCached", 0),
-        ("Active", pct(4)),
-        ("Inactive", pct(5)),
-        ("Unevictable", 0),
-        ("Mlocked", 0),
-        ("SwapTotal", 0),
-        ("SwapFree", 0),
-        ("Dirty", 0),
-        ("Writeback", 0),
-        ("AnonPages", pct(3)),
-        ("Mapped", pct(2)),
-        ("Shmem", pct(1)),
-        ("Slab", pct(3)),
-        ("SReclaimable", pct(1)),
-        ("SUnreclaim", pct(2)),
-        ("KernelStack", pct(1) / 4),
-        ("PageTables", pct(1) / 4),
-        ("CommitLimit", total / 2),
-        ("Committed_AS", pct(5)),
-    ];
-    let mut out = String::new();
-    for (name, kb) in rows {
-        out.push_str(&format!("{:<16}{kb:>8} kB\n", format!("{name}:")));
-    }
-    for (name, n) in [("HugePages_Total", 0), ("HugePages_Free", 0)] {
-        out.push_str(&format!("{:<16}{n:>8}\n", format!("{name}:")));
-    }
-    out.push_str(&format!("{:<16}{:>8} kB\n", "Hugepagesize:", 2048));
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::meminfo;
-
-    #[test]
-    fn meminfo_totals_mem_and_keeps_the_kernels_layout() {
-        let m = meminfo(96 << 20);
-        assert!(m.starts_with("MemTotal:          98304 kB\n"), "{m}");
-        let free: u64 = m
-            .lines()
-            .find_map(|l| l.strip_prefix("MemFree:"))
-            .and_then(|v| v.trim().strip_suffix(" kB"))
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        assert!(free > 0 && free < 98304);
-        assert!(m.contains("\nSwapTotal:             0 kB\n"), "{m}");
-    }
 }

@@ -17,8 +17,10 @@
 
 use super::cgroup::{self, CgroupError, Controller, GuestGroup, Numbers, ProcCgroup, V2};
 use super::cgroupns;
+use super::meminfo::MemoryUse;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The guest kernel's page size.
 pub const PAGE_SIZE: u64 = 4096;
@@ -149,6 +151,8 @@ pub fn numbers(mem: u64) -> Numbers {
 /// The guest's cgroups, removed when dropped (after the guest has ended).
 #[derive(Debug)]
 pub struct Limits {
+    /// Closed before the groups are removed.
+    memory: Option<Arc<MemoryUse>>,
     v2: Option<V2>,
     v1: Vec<GuestGroup>,
     line: String,
@@ -229,11 +233,20 @@ impl Limits {
             .into_iter()
             .map(|(c, r)| (c, r.unwrap_or(Err(NotEnforced::Untried))))
             .collect();
+        // The guest's use, for its /proc/meminfo: the v2 group's when it
+        // has the memory controller, else the v1 memory group's.
+        let memory = v2
+            .iter()
+            .filter_map(|v| v.guest.as_ref())
+            .chain(&v1)
+            .find_map(|g| MemoryUse::open(&g.dir))
+            .map(Arc::new);
         Limits {
             v2,
             v1,
             line: describe(mem, &outcomes),
             namespace,
+            memory,
         }
     }
 
@@ -249,6 +262,11 @@ impl Limits {
             Ok(p) => Ok(p),
             Err(e) => Err(e),
         }
+    }
+
+    /// The guest's memory cgroup's usage files, when it has one.
+    pub fn memory_use(&self) -> Option<Arc<MemoryUse>> {
+        self.memory.clone()
     }
 
     /// The guest groups' open `cgroup.procs` files, for the guest's init.

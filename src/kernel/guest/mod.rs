@@ -8,5 +8,6 @@ pub mod cgroupns;
 pub mod dev;
 pub mod idmap;
 pub mod limits;
+pub mod meminfo;
 pub mod policy;
 pub mod processes;

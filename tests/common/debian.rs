@@ -293,7 +293,7 @@ impl DebianGuest {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::symlink(&image, dir.path().join("root_fs")).unwrap();
-        std::fs::copy(super::bin("linux"), dir.path().join("linux")).unwrap();
+        super::copy_executable(&super::bin("linux"), &dir.path().join("linux"));
         if let Some((uid, gid)) = user.ids {
             std::os::unix::fs::lchown(dir.path(), Some(uid), Some(gid)).unwrap();
             std::os::unix::fs::chown(dir.path().join("linux"), Some(uid), Some(gid)).unwrap();

@@ -47,7 +47,6 @@ pub mod dir;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod dirops;
 pub mod error;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod extent;
 pub mod features;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below

@@ -37,7 +37,6 @@
 )]
 
 pub mod attr;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod block_map;
 pub mod bytes;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below

@@ -57,7 +57,6 @@ pub mod group_desc;
 pub mod htree;
 pub mod inode;
 pub mod journal;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod map;
 
 pub mod path;

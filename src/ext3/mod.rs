@@ -41,7 +41,6 @@ pub mod block_map;
 pub mod bytes;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod compare;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod dir;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod dirops;

@@ -52,7 +52,6 @@ pub mod file;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod fs;
 pub mod group_desc;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod htree;
 pub mod inode;
 pub mod journal;

@@ -47,7 +47,6 @@ pub mod dirops;
 pub mod error;
 pub mod extent;
 pub mod features;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod file;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod fs;

@@ -48,7 +48,6 @@ pub mod error;
 pub mod extent;
 pub mod features;
 pub mod file;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod fs;
 pub mod group_desc;
 pub mod htree;

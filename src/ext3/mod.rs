@@ -42,7 +42,6 @@ pub mod bytes;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod compare;
 pub mod dir;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod dirops;
 pub mod error;
 pub mod extent;

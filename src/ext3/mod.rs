@@ -39,7 +39,6 @@
 pub mod attr;
 pub mod block_map;
 pub mod bytes;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod compare;
 pub mod dir;
 pub mod dirops;

@@ -63,7 +63,6 @@ pub mod types;
 pub mod walk;
 #[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod write;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod xattr;
 
 pub use crate::fs::{FileType, Metadata, StatFs, Timestamp};

@@ -186,6 +186,32 @@ fn loop_in_a_block_map_is_a_clear_error() {
 }
 
 #[test]
+fn extents_past_the_last_logical_block_or_the_filesystem_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image("extent_ranges", dir.path(), "ext4", &["-b", "1024"]) else {
+        return;
+    };
+    let pristine = std::fs::read(&img).unwrap();
+    // i_block words 3..6 are the root's first extent: ee_block,
+    // ee_len | ee_start_hi << 16, ee_start_lo.
+    debugfs(&img, "sif /small block[3] 0xfffffff0", true);
+    debugfs(&img, "sif /small block[4] 17", true);
+    fails_with(
+        &[OsStr::new("cat"), img.as_os_str(), OsStr::new("/small")],
+        "extent 0 at block 4294967280 with 17 blocks runs past logical block 4294967295",
+    );
+    // A 48-bit start at the top: start + len would pass 2^48 and the
+    // filesystem; the read stops at the check, not at a wrapped offset.
+    std::fs::write(&img, &pristine).unwrap();
+    debugfs(&img, "sif /small block[4] 0xffff0001", true);
+    debugfs(&img, "sif /small block[5] 0xffffffff", true);
+    fails_with(
+        &[OsStr::new("cat"), img.as_os_str(), OsStr::new("/small")],
+        "logical block 0 maps to block 281474976710655, outside the filesystem",
+    );
+}
+
+#[test]
 fn absurd_inode_size_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let Some(img) = image("absurd_size", dir.path(), "ext2", &["-b", "1024"]) else {

@@ -32,7 +32,11 @@ pub fn map_path(lblk: u64, per_block: u64) -> Option<MapPath> {
         });
     }
     let p = per_block;
-    let mut rest = lblk - DIRECT;
+    // Each level's range is subtracted only after `rest` was found to be
+    // at least that large, and divisors are only used once found nonzero
+    // (`rest < p2` fails for p == 0); the checked ops say so to clippy
+    // and give `None` rather than a panic if that reasoning breaks.
+    let mut rest = lblk.checked_sub(DIRECT)?;
     let idx = |v: u64| usize::try_from(v).ok();
     if rest < p {
         return Some(MapPath {
@@ -41,21 +45,25 @@ pub fn map_path(lblk: u64, per_block: u64) -> Option<MapPath> {
             depth: 1,
         });
     }
-    rest -= p;
+    rest = rest.checked_sub(p)?;
     let p2 = p.checked_mul(p)?;
     if rest < p2 {
         return Some(MapPath {
             slot: IND + 1,
-            indices: [idx(rest / p)?, idx(rest % p)?, 0],
+            indices: [idx(rest.checked_div(p)?)?, idx(rest.checked_rem(p)?)?, 0],
             depth: 2,
         });
     }
-    rest -= p2;
+    rest = rest.checked_sub(p2)?;
     let p3 = p2.checked_mul(p)?;
     if rest < p3 {
         return Some(MapPath {
             slot: IND + 2,
-            indices: [idx(rest / p2)?, idx((rest / p) % p)?, idx(rest % p)?],
+            indices: [
+                idx(rest.checked_div(p2)?)?,
+                idx(rest.checked_div(p)?.checked_rem(p)?)?,
+                idx(rest.checked_rem(p)?)?,
+            ],
             depth: 3,
         });
     }
@@ -64,7 +72,7 @@ pub fn map_path(lblk: u64, per_block: u64) -> Option<MapPath> {
 
 /// Parses an indirect block into its pointers.
 pub fn parse_indirect(b: &[u8]) -> Vec<u32> {
-    (0..b.len() / 4).map(|i| le32(b, i * 4)).collect()
+    b.chunks_exact(4).map(|c| le32(c, 0)).collect()
 }
 
 /// Number of logical blocks covered by one pointer at `depth` levels above
@@ -123,6 +131,21 @@ mod tests {
             }
         );
         assert_eq!(map_path(t + 256 * 65536, p), None);
+    }
+
+    #[test]
+    fn degenerate_pointer_counts_and_huge_blocks_give_no_path() {
+        assert_eq!(map_path(12, 0), None);
+        assert_eq!(map_path(u64::MAX, 0), None);
+        assert_eq!(map_path(u64::MAX, 256), None);
+        // 2^32 pointers per block: p^3 overflows, no panic.
+        assert_eq!(map_path(u64::MAX, 1 << 32), None);
+    }
+
+    #[test]
+    fn indirect_blocks_parse_whole_pointers_only() {
+        let b = [1, 0, 0, 0, 2, 0, 0, 0, 9];
+        assert_eq!(parse_indirect(&b), vec![1, 2]);
     }
 
     #[test]

@@ -49,22 +49,23 @@ pub fn rec_len_from_disk(raw: u16, block_size: usize) -> usize {
 pub fn parse_block(b: &[u8], filetype: bool) -> Result<Vec<DirEntry>, Corrupt> {
     let mut out = Vec::new();
     let mut off = 0usize;
-    while off < b.len() {
-        let rest = b.len() - off;
-        if rest < DIRENT_HEADER {
+    // `rest` is the block from this entry on; fields are read at their
+    // constant offsets in it, so no offset arithmetic can wrap.
+    while let Some(rest) = b.get(off..).filter(|r| !r.is_empty()) {
+        if rest.len() < DIRENT_HEADER {
             return Err(Corrupt::CutOff {
                 structure: "directory entry",
                 offset: off,
             });
         }
-        let inode = le32(b, off);
-        let rec_len = rec_len_from_disk(le16(b, off + 4), b.len());
+        let inode = le32(rest, 0);
+        let rec_len = rec_len_from_disk(le16(rest, 4), b.len());
         let name_len = if filetype {
-            usize::from(u8_at(b, off + 6))
+            usize::from(u8_at(rest, 6))
         } else {
-            usize::from(le16(b, off + 6))
+            usize::from(le16(rest, 6))
         };
-        let file_type = if filetype { u8_at(b, off + 7) } else { 0 };
+        let file_type = if filetype { u8_at(rest, 7) } else { 0 };
         if rec_len < 12 || rec_len % 4 != 0 {
             return Err(Corrupt::BadEntry {
                 structure: "directory entry",
@@ -73,34 +74,42 @@ pub fn parse_block(b: &[u8], filetype: bool) -> Result<Vec<DirEntry>, Corrupt> {
                 value: u64_from(rec_len),
             });
         }
-        if rec_len > rest {
+        if rec_len > rest.len() {
             return Err(Corrupt::CutOff {
                 structure: "directory entry",
                 offset: off,
             });
         }
-        if DIRENT_HEADER + name_len > rec_len {
+        // The name must fit the record after the 8-byte header.
+        let Some(name) = rest
+            .get(DIRENT_HEADER..rec_len)
+            .and_then(|r| r.get(..name_len))
+        else {
             return Err(Corrupt::BadEntry {
                 structure: "directory entry",
                 offset: off,
                 field: "name_len",
                 value: u64_from(name_len),
             });
-        }
+        };
+        // rec_len <= rest.len() == b.len() - off: this cannot overflow.
+        let next = off.checked_add(rec_len).ok_or(Corrupt::CutOff {
+            structure: "directory entry",
+            offset: off,
+        })?;
         if inode != 0 {
-            let name = b[off + DIRENT_HEADER..off + DIRENT_HEADER + name_len].to_vec();
             if name.is_empty() || name.iter().any(|&c| c == b'/' || c == 0) {
                 return Err(Corrupt::BadName(off));
             }
             out.push(DirEntry {
                 offset: off,
-                next: off + rec_len,
+                next,
                 inode,
                 file_type,
-                name,
+                name: name.to_vec(),
             });
         }
-        off += rec_len;
+        off = next;
     }
     Ok(out)
 }
@@ -111,16 +120,14 @@ pub fn parse_block(b: &[u8], filetype: bool) -> Result<Vec<DirEntry>, Corrupt> {
 /// per inode). Blocks without such a tail (hash-tree index blocks) are not
 /// checked here.
 pub fn verify_tail(b: &[u8], inode_seed: u32) -> Result<(), Corrupt> {
-    let n = b.len();
-    if n < 12 {
+    let Some((body, t)) = b.split_last_chunk::<12>() else {
         return Ok(());
-    }
-    let t = &b[n - 12..];
+    };
     let is_tail = le32(t, 0) == 0 && le16(t, 4) == 12 && u8_at(t, 6) == 0 && u8_at(t, 7) == 0xDE;
     if !is_tail {
         return Ok(());
     }
-    let want = super::journal::crc::crc32c(inode_seed, &b[..n - 12]);
+    let want = super::journal::crc::crc32c(inode_seed, body);
     let stored = le32(t, 8);
     if want != stored {
         return Err(Corrupt::Checksum {
@@ -178,6 +185,20 @@ pub(crate) mod tests {
         let mut b = block(&[(2, 2, b".")], 1024);
         b[4..6].copy_from_slice(&0u16.to_le_bytes());
         assert!(parse_block(&b, true).is_err());
+        // A record that runs past the block end is cut off, one line.
+        let mut b = block(&[(2, 2, b"."), (3, 1, b"x")], 1024);
+        b[12 + 4..12 + 6].copy_from_slice(&1016u16.to_le_bytes());
+        assert_eq!(
+            parse_block(&b, true).unwrap_err().to_string(),
+            "directory entry at byte 12 is cut off by the end of its block"
+        );
+        // Fewer than 8 bytes left for the next header.
+        let mut b = block(&[(2, 2, b"."), (3, 1, b"x")], 1024);
+        b[12 + 4..12 + 6].copy_from_slice(&1008u16.to_le_bytes());
+        assert!(matches!(
+            parse_block(&b, true).unwrap_err(),
+            Corrupt::CutOff { offset: 1020, .. }
+        ));
         let mut b = block(&[(2, 2, b"."), (3, 1, b"x")], 1024);
         b[6] = 200; // name longer than the record
         assert!(matches!(

@@ -12,6 +12,7 @@ use super::error::{At, Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::{FileType, Inode};
 use super::map::Run;
+use super::types::BlockIndex;
 use crate::block::BlockDevice;
 
 /// A directory entry as callers see it.
@@ -62,21 +63,41 @@ impl<D: BlockDevice> Ext3<D> {
                 },
             ));
         }
-        let nblocks = size / bs;
+        let bsz = self.block_size_nz();
+        let nblocks = size / bsz;
+        // Cookies are byte offsets in the directory; the size check above
+        // keeps them (and `base` below) far from overflowing.
+        let too_big = || {
+            Error::corrupt(
+                format!("inode {ino}"),
+                Corrupt::BadField {
+                    field: "directory i_size",
+                    value: size,
+                },
+            )
+        };
         let filetype = self.sb.has_filetype();
         let mut mapper = self.mapper(ino, &inode);
         let csum_seed = self.inode_csum_seed(ino, &inode);
         let mut block = vec![0u8; usize_from(bs)];
-        let mut lblk = cookie / bs;
+        let mut lblk = cookie / bsz;
         // One iteration per directory block: bounded by the size checked above.
         while lblk < nblocks {
             let run = mapper.run(lblk, 1)?;
             let Run::Data { pblk, .. } = run else {
                 // Linux skips holes in directories (and complains).
-                lblk += 1;
+                // lblk < nblocks: cannot saturate.
+                lblk = lblk.saturating_add(1);
                 continue;
             };
-            let at = pblk * bs;
+            let at = BlockIndex(pblk)
+                .byte_offset(self.block_size())
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        format!("inode {ino}"),
+                        Corrupt::DataOutside { lblk, block: pblk },
+                    )
+                })?;
             self.dev
                 .read_exact_at(at, &mut block)
                 .map_err(|source| Error::Io {
@@ -90,7 +111,8 @@ impl<D: BlockDevice> Ext3<D> {
             }
             let entries = parse_block(&block, filetype)
                 .at(|| format!("directory inode {ino} block {lblk} (device block {pblk})"))?;
-            let base = lblk * bs;
+            let base = lblk.checked_mul(bs).ok_or_else(too_big)?;
+            let cookie_of = |off: usize| base.checked_add(u64_from(off)).ok_or_else(too_big);
             for DirEntry {
                 offset,
                 next,
@@ -99,7 +121,7 @@ impl<D: BlockDevice> Ext3<D> {
                 name,
             } in entries
             {
-                if base + u64_from(offset) < cookie {
+                if cookie_of(offset)? < cookie {
                     continue;
                 }
                 let e = Entry {
@@ -107,11 +129,11 @@ impl<D: BlockDevice> Ext3<D> {
                     name,
                     file_type: super::inode::file_type_from_dirent(file_type),
                 };
-                if !f(e, base + u64_from(next)) {
+                if !f(e, cookie_of(next)?) {
                     return Ok(());
                 }
             }
-            lblk += 1;
+            lblk = lblk.saturating_add(1);
         }
         Ok(())
     }
@@ -165,7 +187,8 @@ impl<D: BlockDevice> Ext3<D> {
         }
         let skip = usize_from(cookie & !INLINE_COOKIE);
         for (i, e) in all.into_iter().enumerate().skip(skip) {
-            if !f(e, INLINE_COOKIE | u64_from(i + 1)) {
+            // i indexes a vector in memory: i + 1 cannot saturate.
+            if !f(e, INLINE_COOKIE | u64_from(i).saturating_add(1)) {
                 break;
             }
         }

@@ -122,6 +122,19 @@ pub enum Corrupt {
         /// Its first logical block.
         block: u32,
     },
+    /// An extent's last logical block is past the last one a file can
+    /// have (2^32 - 1), as `ext4_valid_extent` rejects it.
+    #[error(
+        "extent {index} at block {block} with {len} blocks runs past logical block 4294967295"
+    )]
+    ExtentRange {
+        /// The entry's index in its node.
+        index: usize,
+        /// Its first logical block (`ee_block`).
+        block: u32,
+        /// Its length in blocks.
+        len: u16,
+    },
     /// An extent tree's depth is wrong (too deep, or a child whose depth
     /// is not one less than its parent's).
     #[error("extent tree depth {depth} is wrong (want {want})")]

@@ -26,6 +26,20 @@ pub struct Extent {
     pub unwritten: bool,
 }
 
+impl Extent {
+    /// The last logical block it maps (`ee_block + len - 1`), `None` for
+    /// an empty extent or one that runs past logical block 2^32 - 1.
+    pub fn last_block(&self) -> Option<u32> {
+        self.ee_block
+            .checked_add(u32::from(self.len.checked_sub(1)?))
+    }
+
+    /// The logical block after it (`ee_block + len`, at most 2^32).
+    pub fn end_block(&self) -> u64 {
+        u64::from(self.ee_block).saturating_add(u64::from(self.len))
+    }
+}
+
 /// An index entry: the subtree for logical blocks from `ei_block` is at
 /// physical block `leaf`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +86,12 @@ impl ExtentNode {
         let entries = usize::from(le16(b, 2));
         let max = usize::from(le16(b, 4));
         let depth = le16(b, 6);
-        if entries > max || 12 + 12 * max > b.len() {
+        // eh_max entries of 12 bytes after the 12-byte header must fit.
+        let fits = max
+            .checked_mul(12)
+            .and_then(|n| n.checked_add(12))
+            .is_some_and(|end| end <= b.len());
+        if entries > max || !fits {
             return Err(Corrupt::BadField {
                 field: "extent header eh_entries",
                 value: u64_from(entries),
@@ -84,16 +103,24 @@ impl ExtentNode {
                 want: MAX_DEPTH,
             });
         }
-        let entry = |i: usize| &b[12 + 12 * i..24 + 12 * i];
+        // The entries: `fits` above means there are at least `entries`
+        // whole 12-byte chunks after the header.
+        let table = b
+            .get(12..)
+            .unwrap_or_default()
+            .chunks_exact(12)
+            .take(entries);
         if depth == 0 {
             let mut v: Vec<Extent> = Vec::with_capacity(entries);
-            for i in 0..entries {
-                let e = entry(i);
+            // The last logical block of the previous extent.
+            let mut prev_last: Option<u32> = None;
+            for (i, e) in table.enumerate() {
                 let raw_len = le16(e, 4);
-                let (len, unwritten) = if raw_len > EXT_INIT_MAX_LEN {
-                    (raw_len - EXT_INIT_MAX_LEN, true)
-                } else {
-                    (raw_len, false)
+                // Above EXT_INIT_MAX_LEN the length is stored plus 32768
+                // and marks the extent unwritten.
+                let (len, unwritten) = match raw_len.checked_sub(EXT_INIT_MAX_LEN) {
+                    Some(l) if l > 0 => (l, true),
+                    _ => (raw_len, false),
                 };
                 let x = Extent {
                     ee_block: le32(e, 0),
@@ -107,22 +134,26 @@ impl ExtentNode {
                         block: x.ee_block,
                     });
                 }
-                if let Some(prev) = v.last() {
-                    let prev_end = u64::from(prev.ee_block) + u64::from(prev.len);
-                    if u64::from(x.ee_block) < prev_end {
-                        return Err(Corrupt::ExtentOrder {
-                            index: i,
-                            block: x.ee_block,
-                        });
-                    }
+                let Some(last) = x.last_block() else {
+                    return Err(Corrupt::ExtentRange {
+                        index: i,
+                        block: x.ee_block,
+                        len,
+                    });
+                };
+                if prev_last.is_some_and(|p| x.ee_block <= p) {
+                    return Err(Corrupt::ExtentOrder {
+                        index: i,
+                        block: x.ee_block,
+                    });
                 }
+                prev_last = Some(last);
                 v.push(x);
             }
             Ok(ExtentNode::Leaf(v))
         } else {
             let mut v: Vec<ExtentIdx> = Vec::with_capacity(entries);
-            for i in 0..entries {
-                let e = entry(i);
+            for (i, e) in table.enumerate() {
                 let x = ExtentIdx {
                     ei_block: le32(e, 0),
                     leaf: lo_hi(le32(e, 4), u32::from(le16(e, 8))),
@@ -193,6 +224,36 @@ pub(crate) mod tests {
                 unwritten: true
             }
         );
+    }
+
+    #[test]
+    fn an_extent_running_past_the_last_logical_block_is_rejected() {
+        // 0xFFFF_FFF0 + 16 - 1 is the last block a file can have: fine.
+        assert!(ExtentNode::parse(&leaf(&[(0xFFFF_FFF0, 16, 100)], 60)).is_ok());
+        let err = ExtentNode::parse(&leaf(&[(0xFFFF_FFF0, 17, 100)], 60)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "extent 0 at block 4294967280 with 17 blocks runs past logical block 4294967295"
+        );
+        // Unwritten: the stored length carries 32768 on top.
+        let err = ExtentNode::parse(&leaf(&[(0xFFFF_FFFF, 32768 + 2, 100)], 60)).unwrap_err();
+        assert!(matches!(err, Corrupt::ExtentRange { len: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn eh_max_larger_than_the_node_is_rejected() {
+        let mut b = leaf(&[(0, 1, 1)], 60);
+        b[4..6].copy_from_slice(&5u16.to_le_bytes()); // 12 + 5 * 12 > 60
+        let err = ExtentNode::parse(&b).unwrap_err();
+        assert!(matches!(
+            err,
+            Corrupt::BadField {
+                field: "extent header eh_entries",
+                ..
+            }
+        ));
+        b[4..6].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(ExtentNode::parse(&b).is_err());
     }
 
     #[test]

@@ -7,7 +7,29 @@ use super::error::{Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::{FileType, Inode};
 use super::map::Run;
+use super::types::BlockIndex;
 use crate::block::BlockDevice;
+use std::num::NonZeroU64;
+
+/// A file offset past what u64 holds: only an `i_size` beyond the map's
+/// reach gets here, which the inode check rejects first.
+fn file_too_large(ino: u32, inode: &Inode) -> Error {
+    Error::corrupt(
+        format!("inode {ino}"),
+        Corrupt::FileTooLarge {
+            size: inode.i_size,
+            max: u64::MAX,
+        },
+    )
+}
+
+/// Logical block `lblk` maps to a block whose byte offset overflows.
+fn data_outside(ino: u32, lblk: u64, pblk: u64) -> Error {
+    Error::corrupt(
+        format!("inode {ino}"),
+        Corrupt::DataOutside { lblk, block: pblk },
+    )
+}
 
 /// A device block a file's contents are read from or through, as
 /// [`Ext3::for_each_data_claiming`] reports it.
@@ -52,7 +74,8 @@ impl<D: BlockDevice> Ext3<D> {
         if offset >= size || buf.is_empty() {
             return Ok(0);
         }
-        let n = usize_from((size - offset).min(u64_from(buf.len())));
+        // offset < size: the subtraction cannot saturate.
+        let n = usize_from(size.saturating_sub(offset).min(u64_from(buf.len())));
         let buf = &mut buf[..n];
         if inode.has_inline_data() || inode.is_fast_symlink(self.block_size()) {
             let data = self.inline_bytes(ino, inode)?;
@@ -66,22 +89,39 @@ impl<D: BlockDevice> Ext3<D> {
             }
             return Ok(n);
         }
-        let bs = u64::from(self.block_size());
+        let bs = self.block_size_nz();
         let mut mapper = self.mapper(ino, inode);
         let mut done = 0usize;
-        while done < n {
-            let pos = offset + u64_from(done);
-            let lblk = pos / bs;
-            let within = pos % bs;
-            let left = u64_from(n - done);
-            let want = (within + left).div_ceil(bs);
+        // `rest` is the part of the buffer still to fill.
+        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+            // Below i_size, which the inode check bounds to the largest
+            // file the map can address (< 2^64).
+            let pos = offset
+                .checked_add(u64_from(done))
+                .ok_or_else(|| file_too_large(ino, inode))?;
+            let (lblk, within) = (pos / bs, pos % bs);
+            let left = u64_from(rest.len());
+            let want = within
+                .checked_add(left)
+                .ok_or_else(|| file_too_large(ino, inode))?
+                .div_ceil(bs.get());
             let run = mapper.run(lblk, want)?;
-            let bytes = usize_from((run.len().saturating_mul(bs) - within).min(left));
-            let dst = &mut buf[done..done + bytes];
+            // A run is at least one block and within < bs, so at least one
+            // byte is taken; a huge hole saturates, then `left` bounds it.
+            let bytes = usize_from(
+                run.len()
+                    .saturating_mul(bs.get())
+                    .saturating_sub(within)
+                    .min(left),
+            );
+            let dst = &mut rest[..bytes];
             match run {
                 Run::Hole(_) => dst.fill(0),
                 Run::Data { pblk, .. } => {
-                    let at = pblk * bs + within;
+                    let at = BlockIndex(pblk)
+                        .byte_offset(self.block_size())
+                        .and_then(|o| o.checked_add(within))
+                        .ok_or_else(|| data_outside(ino, lblk, pblk))?;
                     self.dev
                         .read_exact_at(at, dst)
                         .map_err(|source| Error::Io {
@@ -91,7 +131,8 @@ impl<D: BlockDevice> Ext3<D> {
                         })?;
                 }
             }
-            done += bytes;
+            // bytes <= rest.len(): done stays <= n.
+            done = done.saturating_add(bytes);
         }
         Ok(n)
     }
@@ -171,9 +212,9 @@ impl<D: BlockDevice> Ext3<D> {
             let data = self.inline_bytes(ino, inode)?;
             return f(0, &data);
         }
-        let bs = u64::from(self.block_size());
+        let bs = self.block_size_nz();
         let chunk_blocks = (u64_from(buf.len()) / bs).max(1);
-        if u64_from(buf.len()) < bs {
+        if u64_from(buf.len()) < bs.get() {
             return Err(Error::Io {
                 offset: 0,
                 len: buf.len(),
@@ -183,19 +224,26 @@ impl<D: BlockDevice> Ext3<D> {
                 ),
             });
         }
-        let nblocks = size.div_ceil(bs);
+        let nblocks = size.div_ceil(bs.get());
         let mut mapper = self.mapper(ino, inode);
         let mut lblk = 0u64;
-        while lblk < nblocks {
-            let run = mapper.run(lblk, (nblocks - lblk).min(chunk_blocks))?;
+        while let Some(blocks_left) = nblocks.checked_sub(lblk).filter(|&n| n > 0) {
+            let run = mapper.run(lblk, blocks_left.min(chunk_blocks))?;
             for pblk in mapper.take_map_blocks() {
                 claim(BlockClaim::Map { pblk })?;
             }
             if let Run::Data { pblk, len } = run {
                 claim(BlockClaim::Data { pblk, len, lblk })?;
-                let start = lblk * bs;
-                let bytes = usize_from((len * bs).min(size - start));
-                let at = pblk * bs;
+                // lblk < nblocks, so start < size; len <= chunk_blocks, so
+                // len * bs <= buf.len() and does not saturate.
+                let start = lblk
+                    .checked_mul(bs.get())
+                    .ok_or_else(|| file_too_large(ino, inode))?;
+                let bytes =
+                    usize_from(len.saturating_mul(bs.get()).min(size.saturating_sub(start)));
+                let at = BlockIndex(pblk)
+                    .byte_offset(self.block_size())
+                    .ok_or_else(|| data_outside(ino, lblk, pblk))?;
                 let dst = &mut buf[..bytes];
                 self.dev
                     .read_exact_at(at, dst)
@@ -206,7 +254,8 @@ impl<D: BlockDevice> Ext3<D> {
                     })?;
                 f(start, dst)?;
             }
-            lblk += run.len();
+            // Runs are at least one block: the loop ends.
+            lblk = lblk.saturating_add(run.len());
         }
         Ok(())
     }
@@ -221,11 +270,18 @@ impl<D: BlockDevice> Ext3<D> {
         let mut mapper = self.mapper(ino, inode);
         let mut out = Vec::new();
         let mut lblk = 0u64;
-        while lblk < nblocks {
-            let run = mapper.run(lblk, nblocks - lblk)?;
+        while let Some(blocks_left) = nblocks.checked_sub(lblk).filter(|&n| n > 0) {
+            let run = mapper.run(lblk, blocks_left)?;
             out.push((lblk, run));
-            lblk += run.len();
+            // Runs are at least one block: the loop ends.
+            lblk = lblk.saturating_add(run.len());
         }
         Ok(out)
+    }
+
+    /// The block size as a divisor: never zero, as the superblock parse
+    /// bounds it to 1 KiB..64 KiB.
+    pub(crate) fn block_size_nz(&self) -> NonZeroU64 {
+        NonZeroU64::new(u64::from(self.block_size())).unwrap_or(NonZeroU64::MIN)
     }
 }

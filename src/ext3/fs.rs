@@ -4,6 +4,7 @@
 //! live here; directory, file and attribute operations are in their own
 //! files and all take inode numbers, the shape a FUSE server needs.
 
+use super::block_map::span;
 use super::bytes::{u64_from, usize_from};
 use super::error::{At, Corrupt, Error, Result};
 use super::features::{unsupported_incompat, RoCompat};
@@ -91,7 +92,8 @@ fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>>
     let count = sb.group_count();
     let bs = u64::from(sb.block_size());
     let ds = sb.desc_size();
-    let per_block = u64_from((usize_from(bs) / ds).max(1));
+    // desc_size() is at least 32, so the division is defined.
+    let per_block = u64_from(usize_from(bs).checked_div(ds).unwrap_or(0).max(1));
     let is64 = descs_are_64bit(sb);
     let mut groups = Vec::with_capacity(usize_from(count));
     let mut buf = vec![0u8; usize_from(bs)];
@@ -108,7 +110,20 @@ fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>>
                     },
                 )
             })?;
-        read_at(dev, blk * bs, &mut buf)?;
+        // blk < s_blocks_count, and the filesystem fits the device.
+        let offset = BlockIndex(blk)
+            .byte_offset(sb.block_size())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    "group descriptors",
+                    Corrupt::OutsideFilesystem {
+                        what: "group descriptor table",
+                        block: blk,
+                        blocks_count: sb.s_blocks_count,
+                    },
+                )
+            })?;
+        read_at(dev, offset, &mut buf)?;
         for chunk in buf.chunks_exact(ds).take(usize_from(per_block)) {
             if u64_from(groups.len()) == count {
                 break;
@@ -127,7 +142,9 @@ fn load_groups(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Vec<GroupDesc>>
             }
             groups.push(d);
         }
-        i += 1;
+        // Each pass reads the next table block or fails once past
+        // s_blocks_count: i stays far below u64::MAX.
+        i = i.saturating_add(1);
     }
     Ok(groups)
 }
@@ -229,9 +246,13 @@ impl<D: BlockDevice> Ext3<D> {
         if ino == 0 || ino > self.sb.s_inodes_count {
             return Err(Error::BadInode(u64::from(ino)));
         }
+        // ino >= 1 and s_inodes_per_group > 0 (superblock parse): the
+        // checked ops only restate that.
+        let bad = || Error::BadInode(u64::from(ino));
         let ipg = self.sb.s_inodes_per_group;
-        let group = usize_from(u64::from((ino - 1) / ipg));
-        let index = u64::from((ino - 1) % ipg);
+        let zero_based = ino.checked_sub(1).ok_or_else(bad)?;
+        let group = usize_from(u64::from(zero_based.checked_div(ipg).ok_or_else(bad)?));
+        let index = u64::from(zero_based.checked_rem(ipg).ok_or_else(bad)?);
         let desc = self
             .groups
             .get(group)
@@ -240,7 +261,7 @@ impl<D: BlockDevice> Ext3<D> {
         let offset = desc
             .bg_inode_table
             .checked_mul(u64::from(self.block_size()))
-            .and_then(|o| o.checked_add(index * isz))
+            .and_then(|o| o.checked_add(index.checked_mul(isz)?))
             .ok_or(Error::BadInode(u64::from(ino)))?;
         let mut b = vec![0u8; usize_from(isz)];
         read_at(&self.dev, offset, &mut b)?;
@@ -270,8 +291,10 @@ impl<D: BlockDevice> Ext3<D> {
         let blocks = if inode.uses_extents() {
             1u64 << 32
         } else {
+            // 12 direct, then single, double and triple indirect. With
+            // blocks of at most 64 KiB, p^3 <= 2^42: nothing saturates.
             let p = bs / 4;
-            12 + p + p * p + p * p * p
+            (1..=3).fold(12u64, |acc, level| acc.saturating_add(span(p, level)))
         };
         blocks.saturating_mul(bs)
     }
@@ -306,7 +329,7 @@ impl<D: BlockDevice> Ext3<D> {
             return Err(Error::Unsupported("external journal".into()));
         }
         let inode = self.inode(jino)?;
-        let nblocks = inode.i_size / u64::from(self.block_size());
+        let nblocks = inode.i_size / self.block_size_nz();
         if nblocks < 2 || nblocks > self.sb.s_blocks_count {
             return Err(Error::corrupt(
                 format!("journal inode {jino}"),

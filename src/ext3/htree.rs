@@ -48,7 +48,8 @@ const DX_HASH_TEA_UNSIGNED: u8 = 5;
 const MAX_LEVELS: u8 = 3;
 
 // The casts are the algorithm (fs/ext4/hash.c): `(int)(signed char)c`
-// sign-extends, `len` and the products wrap to 32 bits as in C.
+// sign-extends, `len` and the products wrap to 32 bits as in C (hash
+// math is modulo 2^32: wrapping_* is its real semantics).
 #[allow(clippy::as_conversions)]
 fn str2hashbuf(msg: &[u8], num: usize, signed: bool) -> [u32; 8] {
     let len = msg.len();
@@ -56,9 +57,10 @@ fn str2hashbuf(msg: &[u8], num: usize, signed: bool) -> [u32; 8] {
     pad |= pad << 16;
     let mut out = [pad; 8];
     let mut val = pad;
-    let mut k = 0;
-    let mut num_left = num as isize;
-    for (i, &c) in msg.iter().take(num * 4).enumerate() {
+    // Full 4-byte groups stored so far (C counts `num` down instead; its
+    // final `if (--num >= 0)` is `k < num` here).
+    let mut k = 0usize;
+    for (i, &c) in msg.iter().take(num.saturating_mul(4)).enumerate() {
         let ch = if signed {
             i32::from(c as i8) as u32
         } else {
@@ -66,15 +68,18 @@ fn str2hashbuf(msg: &[u8], num: usize, signed: bool) -> [u32; 8] {
         };
         val = ch.wrapping_add(val << 8);
         if i % 4 == 3 {
-            out[k] = val;
-            k += 1;
+            if let Some(o) = out.get_mut(k) {
+                *o = val;
+            }
+            // At most `num` (4 or 8) groups: cannot saturate.
+            k = k.saturating_add(1);
             val = pad;
-            num_left -= 1;
         }
     }
-    num_left -= 1;
-    if num_left >= 0 {
-        out[k] = val;
+    if k < num {
+        if let Some(o) = out.get_mut(k) {
+            *o = val;
+        }
     }
     out
 }
@@ -251,14 +256,28 @@ pub fn covering_entry(b: &[u8], at: usize, count: usize, hash: u32) -> usize {
     // Invariant: entries [1, lo) have hash <= `hash`, [hi, count) above.
     let (mut lo, mut hi) = (1usize, count.max(1));
     while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if le32(b, at + 8 * mid) <= hash {
-            lo = mid + 1;
+        let mid = lo.midpoint(hi);
+        if dx_entry(b, at, mid, 0) <= hash {
+            // mid < hi: cannot saturate.
+            lo = mid.saturating_add(1);
         } else {
             hi = mid;
         }
     }
-    lo - 1
+    // lo starts at 1 and only grows.
+    lo.saturating_sub(1)
+}
+
+/// The byte offset of field `field` (0: hash, 4: block) of `dx_entry` `i`
+/// in the table whose `dx_countlimit` is at `at`; `None` on overflow.
+fn dx_entry_at(at: usize, i: usize, field: usize) -> Option<usize> {
+    i.checked_mul(8)?.checked_add(at)?.checked_add(field)
+}
+
+/// A field of a `dx_entry` (see [`dx_entry_at`]); 0 past the block, like
+/// the other field readers.
+fn dx_entry(b: &[u8], at: usize, i: usize, field: usize) -> u32 {
+    dx_entry_at(at, i, field).map_or(0, |o| le32(b, o))
 }
 
 /// In an index node whose `dx_countlimit` is at `at`, the logical blocks
@@ -269,18 +288,19 @@ pub fn covering_entry(b: &[u8], at: usize, count: usize, hash: u32) -> usize {
 /// may follow in the next index node. `None` if the node is malformed.
 pub fn probe(b: &[u8], at: usize, hash: u32) -> Option<(Vec<u32>, bool)> {
     let limit = usize::from(le16(b, at));
-    let count = usize::from(le16(b, at + 2));
-    if count == 0 || count > limit || at + 8 * limit > b.len() {
+    let count = usize::from(le16(b, at.checked_add(2)?));
+    if count == 0 || count > limit || dx_entry_at(at, limit, 0)? > b.len() {
         return None;
     }
-    let entry_hash = |i: usize| le32(b, at + 8 * i);
-    let entry_block = |i: usize| le32(b, at + 8 * i + 4) & 0x0fff_ffff;
+    let entry_hash = |i: usize| dx_entry(b, at, i, 0);
+    let entry_block = |i: usize| dx_entry(b, at, i, 4) & 0x0fff_ffff;
     let first = covering_entry(b, at, count, hash);
     let mut blocks = vec![entry_block(first)];
-    let mut i = first + 1;
+    // Entries are below `count` (a u16): the increments cannot saturate.
+    let mut i = first.saturating_add(1);
     while i < count && entry_hash(i) & 1 == 1 && entry_hash(i) & !1 == hash {
         blocks.push(entry_block(i));
-        i += 1;
+        i = i.saturating_add(1);
     }
     let open_end = i == count && blocks.len() > 1;
     Some((blocks, open_end))
@@ -300,10 +320,13 @@ pub fn dx_csum(b: &[u8], at: usize, inode_seed: u32) -> Option<(usize, u32)> {
     if count > limit || tail.checked_add(8)? > b.len() {
         return None;
     }
-    let mut c = crc32c(inode_seed, &b[..at + 8 * count]);
-    c = crc32c(c, &b[tail..tail + 4]);
+    // count <= limit, so the used entries end before the tail.
+    let used = dx_entry_at(at, count, 0)?;
+    let field = tail.checked_add(4)?;
+    let mut c = crc32c(inode_seed, b.get(..used)?);
+    c = crc32c(c, b.get(tail..field)?);
     c = crc32c(c, &[0; 4]);
-    Some((tail + 4, c))
+    Some((field, c))
 }
 
 /// Checks the `dx_tail` of an index block (see [`dx_csum`]).
@@ -352,7 +375,9 @@ impl<D: crate::block::BlockDevice> super::fs::Ext3<D> {
             return Ok(None);
         }
         let bs = u64::from(self.block_size());
-        let nblocks = inode.i_size / bs;
+        // The superblock parse bounds the block size to 1K..64K, so the
+        // division is never by zero.
+        let nblocks = inode.i_size.checked_div(bs).unwrap_or(0);
         let mut mapper = self.mapper(ino, inode);
         let csum_seed = self.inode_csum_seed(ino, inode);
         let mut read = |lblk: u32| -> super::error::Result<Option<Vec<u8>>> {
@@ -425,6 +450,24 @@ impl<D: crate::block::BlockDevice> super::fs::Ext3<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_nodes_whose_limit_passes_the_block_or_the_address_space_are_refused() {
+        // dx_countlimit at 0: limit 200 entries of 8 bytes > a 1 KiB block.
+        let mut b = vec![0u8; 1024];
+        b[0..2].copy_from_slice(&200u16.to_le_bytes());
+        b[2..4].copy_from_slice(&1u16.to_le_bytes());
+        assert_eq!(probe(&b, 0, 7), None);
+        assert_eq!(dx_csum(&b, 0, 0), None);
+        // A count/limit position at the end of the address space.
+        assert_eq!(probe(&b, usize::MAX - 1, 7), None);
+        assert_eq!(dx_csum(&b, usize::MAX - 1, 0), None);
+        assert_eq!(covering_entry(&b, usize::MAX - 8, 5, 7), 4);
+        // Limit 100 fits: one entry, the block of entry 0.
+        b[0..2].copy_from_slice(&100u16.to_le_bytes());
+        b[4..8].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(probe(&b, 0, 7), Some((vec![9], false)));
+    }
 
     #[test]
     fn hashes_match_debugfs_dx_hash() {

@@ -11,6 +11,7 @@ use super::error::{At, Corrupt, Error, Result};
 use super::extent::{Extent, ExtentNode};
 use super::inode::Inode;
 use super::journal::crc::crc32c;
+use super::types::BlockIndex;
 use crate::block::BlockDevice;
 
 /// What a range of logical blocks maps to.
@@ -110,7 +111,18 @@ impl<'a> Mapper<'a> {
             ));
         }
         let mut b = vec![0u8; super::bytes::usize_from(u64::from(self.block_size))];
-        let offset = pblk * u64::from(self.block_size);
+        let offset = BlockIndex(pblk)
+            .byte_offset(self.block_size)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    format!("inode {}", self.ino),
+                    Corrupt::OutsideFilesystem {
+                        what,
+                        block: pblk,
+                        blocks_count: self.blocks_count,
+                    },
+                )
+            })?;
         self.dev
             .read_exact_at(offset, &mut b)
             .map_err(|source| Error::Io {
@@ -149,15 +161,20 @@ impl<'a> Mapper<'a> {
         let first = self.indirect_one(lblk)?;
         let mut len = 1u64;
         while len < max {
-            let next = self.indirect_one(lblk + len)?;
+            // Past the last logical block (u64) the run simply ends.
+            let Some(at) = lblk.checked_add(len) else {
+                break;
+            };
+            let next = self.indirect_one(at)?;
             let continues = match (first, next) {
                 (0, 0) => true,
-                (f, n) => f != 0 && n == f + len,
+                (f, n) => f != 0 && f.checked_add(len) == Some(n),
             };
             if !continues {
                 break;
             }
-            len += 1;
+            // `len < max`, so this cannot saturate.
+            len = len.saturating_add(1);
         }
         if first == 0 {
             Ok(Run::Hole(len))
@@ -213,17 +230,26 @@ impl<'a> Mapper<'a> {
         let idx = leaf
             .extents
             .partition_point(|e| u64::from(e.ee_block) <= lblk);
-        if idx > 0 {
-            let e = leaf.extents[idx - 1];
-            let start = u64::from(e.ee_block);
-            let end = start + u64::from(e.len);
-            if lblk < end {
-                let len = (end - lblk).min(max);
+        // The extent starting at or before `lblk`, if any.
+        if let Some(&e) = idx.checked_sub(1).and_then(|i| leaf.extents.get(i)) {
+            // `ee_block <= lblk` by the partition; blocks left in it:
+            let into = lblk.saturating_sub(u64::from(e.ee_block));
+            if let Some(left) = e.end_block().checked_sub(lblk).filter(|&n| n > 0) {
+                let len = left.min(max);
                 if e.unwritten {
                     return Ok(Run::Hole(len));
                 }
-                let pblk = e.start + (lblk - start);
                 self.check_data(e.start, u64::from(e.len), lblk)?;
+                // check_data: e.start + e.len fits below s_blocks_count.
+                let pblk = e.start.checked_add(into).ok_or_else(|| {
+                    Error::corrupt(
+                        format!("inode {}", self.ino),
+                        Corrupt::DataOutside {
+                            lblk,
+                            block: e.start,
+                        },
+                    )
+                })?;
                 return Ok(Run::Data { pblk, len });
             }
         }
@@ -247,7 +273,7 @@ impl<'a> Mapper<'a> {
                 ExtentNode::Leaf(extents) => return Ok(Leaf { extents, lo, hi }),
                 ExtentNode::Index { depth, entries } => {
                     let i = entries.partition_point(|e| u64::from(e.ei_block) <= lblk);
-                    if i == 0 {
+                    let Some(&parent) = i.checked_sub(1).and_then(|p| entries.get(p)) else {
                         // Before the first index: a hole up to it.
                         let first = entries.first().map_or(u64::MAX, |e| u64::from(e.ei_block));
                         return Ok(Leaf {
@@ -255,21 +281,19 @@ impl<'a> Mapper<'a> {
                             lo,
                             hi: first.min(hi),
                         });
-                    }
-                    lo = lo.max(u64::from(entries[i - 1].ei_block));
+                    };
+                    lo = lo.max(u64::from(parent.ei_block));
                     if let Some(n) = entries.get(i) {
                         hi = hi.min(u64::from(n.ei_block));
                     }
-                    let b = self.read_block(entries[i - 1].leaf, "extent tree")?;
+                    let b = self.read_block(parent.leaf, "extent tree")?;
                     if let Some(seed) = self.csum_seed {
-                        verify_extent_tail(&b, seed).at(|| {
-                            format!("inode {} extent block {}", self.ino, entries[i - 1].leaf)
-                        })?;
+                        verify_extent_tail(&b, seed)
+                            .at(|| format!("inode {} extent block {}", self.ino, parent.leaf))?;
                     }
-                    let child = ExtentNode::parse(&b).at(|| {
-                        format!("inode {} extent block {}", self.ino, entries[i - 1].leaf)
-                    })?;
-                    if child.depth() + 1 != depth {
+                    let child = ExtentNode::parse(&b)
+                        .at(|| format!("inode {} extent block {}", self.ino, parent.leaf))?;
+                    if child.depth().checked_add(1) != Some(depth) {
                         return Err(Error::corrupt(
                             place(),
                             Corrupt::ExtentDepth {
@@ -297,12 +321,19 @@ pub fn inode_csum_seed(fs_seed: u32, ino: u32, generation: u32) -> u32 {
 /// Checks the `ext4_extent_tail` after `eh_max` entries of an extent block.
 fn verify_extent_tail(b: &[u8], inode_seed: u32) -> Result<(), Corrupt> {
     let max = usize::from(super::bytes::le16(b, 4));
-    let at = 12 + 12 * max;
-    if at + 4 > b.len() {
+    // eh_max <= 65535, so these cannot overflow; checked all the same.
+    let at = max.checked_mul(12).and_then(|n| n.checked_add(12));
+    let Some((at, end)) = at.and_then(|at| Some((at, at.checked_add(4)?))) else {
+        return Err(Corrupt::BadField {
+            field: "extent header eh_max",
+            value: u64::from(super::bytes::le16(b, 4)),
+        });
+    };
+    if end > b.len() {
         return Err(Corrupt::TooShort {
             structure: "extent block with checksum tail",
             len: b.len(),
-            want: at + 4,
+            want: end,
         });
     }
     let want = crc32c(inode_seed, &b[..at]);
@@ -327,13 +358,16 @@ pub fn blocks_for(size: u64, block_size: u32) -> u64 {
 pub fn collect_blocks(m: &mut Mapper<'_>, count: u64) -> Result<Vec<u64>> {
     let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1 << 22));
     let mut l = 0u64;
-    while l < count {
-        let run = m.run(l, count - l)?;
+    while let Some(left) = count.checked_sub(l).filter(|&n| n > 0) {
+        let run = m.run(l, left)?;
         match run {
             Run::Hole(n) => out.extend(std::iter::repeat_n(0u64, super::bytes::usize_from(n))),
-            Run::Data { pblk, len } => out.extend(pblk..pblk + len),
+            // The mapper checked `pblk + len <= s_blocks_count`, so the
+            // sum does not saturate.
+            Run::Data { pblk, len } => out.extend(pblk..pblk.saturating_add(len)),
         }
-        l += run.len();
+        // Every run is at least one block long, so the loop ends.
+        l = l.saturating_add(run.len());
     }
     Ok(out)
 }
@@ -407,5 +441,54 @@ mod tests {
         let ino = inode_with(root, crate::ext3::inode::EXT4_EXTENTS_FL);
         let mut m = Mapper::new(&dev, 1024, 64, 12, &ino);
         assert!(m.run(0, 1).unwrap_err().is_corrupt());
+    }
+
+    #[test]
+    fn an_extent_whose_physical_end_passes_the_filesystem_is_a_clear_error() {
+        let dev = MemDevice::zeroed(64 * 1024);
+        // 48-bit start at the top of the range, 32768 blocks long.
+        let root: [u8; 60] = leaf(&[(0, 32768, (1 << 48) - 1)], 60).try_into().unwrap();
+        let ino = inode_with(root, crate::ext3::inode::EXT4_EXTENTS_FL);
+        let mut m = Mapper::new(&dev, 1024, 64, 12, &ino);
+        let err = m.run(1, u64::MAX).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "corrupt filesystem: inode 12: logical block 1 maps to block 281474976710655, outside the filesystem"
+        );
+    }
+
+    #[test]
+    fn runs_at_the_last_logical_blocks_do_not_overflow() {
+        let dev = MemDevice::zeroed(64 * 1024);
+        let root: [u8; 60] = leaf(&[(0xFFFF_FFF0, 16, 40)], 60).try_into().unwrap();
+        let ino = inode_with(root, crate::ext3::inode::EXT4_EXTENTS_FL);
+        let mut m = Mapper::new(&dev, 1024, 64, 12, &ino);
+        assert_eq!(
+            m.run(0xFFFF_FFF8, u64::MAX).unwrap(),
+            Run::Data { pblk: 48, len: 8 }
+        );
+        // The last block there is: a one-block hole, no wrap to block 0.
+        assert_eq!(m.run(u64::MAX, u64::MAX).unwrap(), Run::Hole(1));
+        // An indirect map past the triple-indirect range is a hole, and a
+        // run there stops at the last u64 block instead of wrapping.
+        let ino = inode_with([0u8; 60], 0);
+        let mut m = Mapper::new(&dev, 1024, 64, 12, &ino);
+        assert_eq!(m.run(u64::MAX, 10).unwrap(), Run::Hole(1));
+        assert_eq!(m.run(u64::MAX - 2, 10).unwrap(), Run::Hole(3));
+    }
+
+    #[test]
+    fn an_extent_block_whose_eh_max_leaves_no_room_for_the_tail_is_rejected() {
+        let mut b = leaf(&[(0, 1, 1)], 1024);
+        b[4..6].copy_from_slice(&84u16.to_le_bytes()); // 12 + 84 * 12 = 1020
+        assert!(matches!(
+            verify_extent_tail(&b, 0),
+            Err(Corrupt::Checksum { .. })
+        ));
+        b[4..6].copy_from_slice(&85u16.to_le_bytes()); // 12 + 85 * 12 + 4 > 1024
+        assert!(matches!(
+            verify_extent_tail(&b, 0),
+            Err(Corrupt::TooShort { want: 1036, .. })
+        ));
     }
 }

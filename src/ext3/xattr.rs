@@ -51,33 +51,39 @@ fn parse_entries(area: &[u8], entries: usize, value_base: usize) -> Result<Vec<X
                 max: u64_from(MAX_ENTRIES),
             });
         }
-        if off + 4 > area.len() {
+        // The area from this entry on; fields sit at constant offsets in
+        // it (struct ext4_xattr_entry), so no offset arithmetic can wrap.
+        let rest = area.get(off..).unwrap_or_default();
+        if rest.len() < 4 {
             // The in-inode area may end without a terminator when full.
             return Ok(out);
         }
-        if le32(area, off) == 0 {
+        if le32(rest, 0) == 0 {
             return Ok(out);
         }
-        if off + 16 > area.len() {
+        if rest.len() < 16 {
             return Err(Corrupt::CutOff {
                 structure: "attribute entry",
                 offset: off,
             });
         }
-        let name_len = usize::from(u8_at(area, off));
-        let index = u8_at(area, off + 1);
-        let value_offs = usize::from(le16(area, off + 2));
-        let value_inum = le32(area, off + 4);
-        let value_size = usize::try_from(le32(area, off + 8)).unwrap_or(usize::MAX);
-        let name_end = off + 16 + name_len;
-        if name_end > area.len() || name_len == 0 {
+        let name_len = usize::from(u8_at(rest, 0));
+        let index = u8_at(rest, 1);
+        let value_offs = usize::from(le16(rest, 2));
+        let value_inum = le32(rest, 4);
+        let value_size = usize::try_from(le32(rest, 8)).unwrap_or(usize::MAX);
+        let Some(name_bytes) = rest
+            .get(16..)
+            .and_then(|r| r.get(..name_len))
+            .filter(|_| name_len != 0)
+        else {
             return Err(Corrupt::BadEntry {
                 structure: "attribute entry",
                 offset: off,
                 field: "e_name_len",
                 value: u64_from(name_len),
             });
-        }
+        };
         let Some(pre) = prefix(index) else {
             return Err(Corrupt::BadEntry {
                 structure: "attribute entry",
@@ -87,7 +93,7 @@ fn parse_entries(area: &[u8], entries: usize, value_base: usize) -> Result<Vec<X
             });
         };
         let mut name = pre.as_bytes().to_vec();
-        name.extend_from_slice(&area[off + 16..name_end]);
+        name.extend_from_slice(name_bytes);
         let value = if value_inum != 0 {
             Vec::new()
         } else {
@@ -110,7 +116,16 @@ fn parse_entries(area: &[u8], entries: usize, value_base: usize) -> Result<Vec<X
             value,
             value_inum,
         });
-        off = (name_end + 3) & !3;
+        // EXT4_XATTR_LEN: the 16-byte header and the name, rounded up to
+        // 4 bytes. name_len <= 255, and the name fit the area, so the sum
+        // cannot overflow; past the end the loop stops above.
+        let entry_len = name_len.checked_add(16 + 3).map(|n| n & !3);
+        off = entry_len
+            .and_then(|n| off.checked_add(n))
+            .ok_or(Corrupt::CutOff {
+                structure: "attribute entry",
+                offset: off,
+            })?;
     }
 }
 
@@ -193,5 +208,36 @@ mod tests {
         assert_eq!(v[0].value, b"ctx\0");
         b[32 + 8..32 + 12].copy_from_slice(&100u32.to_le_bytes());
         assert!(parse_block(&b).is_err());
+        // A value size of 2^32 - 1 does not wrap the end offset.
+        b[32 + 8..32 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            parse_block(&b),
+            Err(Corrupt::BadEntry {
+                field: "e_value_offs",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn entries_cut_off_by_the_area_end_are_clear_errors() {
+        // A 255-byte name at the end of a 96-byte area.
+        let mut area = vec![0u8; 96];
+        area[0..4].copy_from_slice(&EXT4_XATTR_MAGIC.to_le_bytes());
+        entry(&mut area[4..], 0, 1, b"c", 80, b"v");
+        area[4] = 255;
+        assert_eq!(
+            parse_inode_area(&area).unwrap_err().to_string(),
+            "attribute entry at byte 0 has a bad e_name_len 255"
+        );
+        // A header that does not fit: 8 bytes left after a first entry.
+        let mut area = vec![0u8; 4 + 20 + 8];
+        area[0..4].copy_from_slice(&EXT4_XATTR_MAGIC.to_le_bytes());
+        entry(&mut area[4..], 0, 1, b"c", 0, b"");
+        area[4 + 20] = 1;
+        assert_eq!(
+            parse_inode_area(&area).unwrap_err().to_string(),
+            "attribute entry at byte 20 is cut off by the end of its block"
+        );
     }
 }

@@ -1,9 +1,17 @@
 //! The two checksums jbd2 uses: CRC32C for checksum v2/v3 (computed like
 //! Linux's `jbd2_chksum`: the raw register, no pre- or post-inversion) and
 //! the big-endian CRC32 of checksum v1 (`crc32_be`).
+//!
+//! CRC arithmetic is XOR and shifts in GF(2), which cannot overflow: the
+//! register math needs no checked or wrapping ops. The runtime functions
+//! do no `+`/`-`/`*` at all; only the compile-time table builders have
+//! loop counters (see the allow on them).
 
-// `From` is not const: the index is below 256, so `as u32` is exact.
-#[allow(clippy::as_conversions)]
+// Table builders run at compile time over constants only. `From` is not
+// const: the index is below 256, so `as u32` is exact; the loop counters
+// stay below 256 and 8 (a const fn has no iterators), so `+= 1` cannot
+// overflow and a wrong bound would fail the build, not a read.
+#[allow(clippy::as_conversions, clippy::arithmetic_side_effects)]
 const fn crc32c_table() -> [u32; 256] {
     let mut t = [0u32; 256];
     let mut i = 0;
@@ -24,8 +32,11 @@ const fn crc32c_table() -> [u32; 256] {
     t
 }
 
-// `From` is not const: the index is below 256, so `as u32` is exact.
-#[allow(clippy::as_conversions)]
+// Table builders run at compile time over constants only. `From` is not
+// const: the index is below 256, so `as u32` is exact; the loop counters
+// stay below 256 and 8 (a const fn has no iterators), so `+= 1` cannot
+// overflow and a wrong bound would fail the build, not a read.
+#[allow(clippy::as_conversions, clippy::arithmetic_side_effects)]
 const fn crc32_be_table() -> [u32; 256] {
     let mut t = [0u32; 256];
     let mut i = 0;
@@ -49,8 +60,10 @@ const fn crc32_be_table() -> [u32; 256] {
 /// Slicing-by-8 (Intel's, as zlib and Linux's `crc32c_generic` do it):
 /// `T[k][i]` is the register after byte `i` followed by `k` zero bytes,
 /// so eight bytes fold with eight lookups instead of eight rounds.
-// `From` is not const: the index is below 256, so `as usize` is exact.
-#[allow(clippy::as_conversions)]
+// Compile-time only: `From` is not const: the index is below 256, so
+// `as usize` is exact; `k - 1` with `k >= 1` and the counters below 256
+// and 8 cannot overflow.
+#[allow(clippy::as_conversions, clippy::arithmetic_side_effects)]
 const fn crc32c_tables() -> [[u32; 256]; 8] {
     let mut t = [[0u32; 256]; 8];
     t[0] = crc32c_table();

@@ -3,9 +3,7 @@
 //! that the reader's overlay is built from.
 
 pub mod block;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited (see ext3/mod.rs)
 pub mod crc;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited (see ext3/mod.rs)
 pub mod replay;
 pub mod revoke;
 pub mod superblock;

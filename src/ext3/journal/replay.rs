@@ -128,11 +128,12 @@ impl Log<'_> {
         if !self.jsb.csum_v2v3() {
             return true;
         }
-        let n = b.len();
-        let want = u32::from_be_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
-        let mut c = b.to_vec();
-        c[n - 4..].fill(0);
-        crc32c(self.seed, &c) == want
+        // The checksum is over the block with its 4-byte tail zeroed.
+        let Some((body, tail)) = b.split_last_chunk::<4>() else {
+            return false;
+        };
+        let want = u32::from_be_bytes(*tail);
+        crc32c(crc32c(self.seed, body), &[0; 4]) == want
     }
 
     fn commit_ok(&self, b: &[u8], v1_sum: u32) -> bool {
@@ -310,19 +311,19 @@ pub fn replay(jdev: &JournalDevice<'_>) -> Result<(Replayed, ReplayReport)> {
     }
     let mut blocks = BTreeMap::new();
     for t in &txns {
-        report.transactions += 1;
+        report.transactions = report.transactions.saturating_add(1);
         for (tag, lpos) in &t.tags {
             if revoked
                 .get(&tag.blocknr)
                 .is_some_and(|&r| !tid_gt(t.sequence, r))
             {
-                report.revoked += 1;
+                report.revoked = report.revoked.saturating_add(1);
                 continue;
             }
             let mut data = log.read(*lpos)?;
             // The tag checksum covers the block as logged (still escaped).
             if !log.data_ok(tag, t.sequence, &data) {
-                report.bad_checksums += 1;
+                report.bad_checksums = report.bad_checksums.saturating_add(1);
                 continue;
             }
             if tag.flags & JBD2_FLAG_ESCAPE != 0 {
@@ -348,6 +349,96 @@ pub fn replay(jdev: &JournalDevice<'_>) -> Result<(Replayed, ReplayReport)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::block::MemDevice;
+
+    const BS: usize = 1024;
+
+    /// A 16-block device whose journal is log blocks 0..8 at device blocks
+    /// 4..12: a v2 superblock, then a descriptor with one tag for
+    /// filesystem block `target`, its data block and a commit.
+    fn journal_logging(target: u32) -> (MemDevice, Vec<BlockIndex>) {
+        let mut img = vec![0u8; 16 * BS];
+        let map: Vec<BlockIndex> = (4..12).map(BlockIndex).collect();
+        let block = |img: &mut Vec<u8>, lblk: usize, words: &[(usize, u32)]| {
+            let at = (4 + lblk) * BS;
+            for &(off, v) in words {
+                img[at + off..at + off + 4].copy_from_slice(&v.to_be_bytes());
+            }
+        };
+        // h_magic, h_blocktype (v2), s_blocksize, s_maxlen, s_first,
+        // s_sequence, s_start.
+        block(
+            &mut img,
+            0,
+            &[
+                (0, JBD2_MAGIC_NUMBER),
+                (4, 4),
+                (0x0C, 1024),
+                (0x10, 8),
+                (0x14, 1),
+                (0x18, 7),
+                (0x1C, 1),
+            ],
+        );
+        // Descriptor: one 32-bit tag (t_blocknr, t_checksum:t_flags = LAST).
+        block(
+            &mut img,
+            1,
+            &[
+                (0, JBD2_MAGIC_NUMBER),
+                (4, JBD2_DESCRIPTOR_BLOCK),
+                (8, 7),
+                (12, target),
+                (16, 8),
+            ],
+        );
+        block(&mut img, 2, &[(0, 0x5555_5555)]);
+        block(
+            &mut img,
+            3,
+            &[(0, JBD2_MAGIC_NUMBER), (4, JBD2_COMMIT_BLOCK), (8, 7)],
+        );
+        (MemDevice::new(img), map)
+    }
+
+    fn replay_on(dev: &MemDevice, map: &[BlockIndex]) -> Result<(Replayed, ReplayReport)> {
+        replay(&JournalDevice {
+            dev,
+            block_size: 1024,
+            blocks_count: 16,
+            map,
+        })
+    }
+
+    #[test]
+    fn a_logged_block_inside_the_filesystem_is_replayed() {
+        let (dev, map) = journal_logging(13);
+        let (blocks, report) = replay_on(&dev, &map).unwrap();
+        assert_eq!(report.transactions, 1);
+        assert_eq!(blocks[&BlockIndex(13)][..4], [0x55; 4]);
+    }
+
+    #[test]
+    fn a_logged_block_past_the_device_is_a_clear_error() {
+        let (dev, map) = journal_logging(0xFFFF_FFF0);
+        let err = replay_on(&dev, &map).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "corrupt filesystem: journal: logged block 4294967280 is outside the filesystem (16 blocks)"
+        );
+    }
+
+    #[test]
+    fn a_log_block_mapped_past_the_device_is_a_clear_error() {
+        let (dev, mut map) = journal_logging(13);
+        map[2] = BlockIndex(u64::MAX / 512);
+        let err = replay_on(&dev, &map).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "corrupt filesystem: journal: journal log block 2 does not fit the log"
+        );
+    }
 
     #[test]
     fn tid_gt_wraps() {

@@ -138,14 +138,15 @@ pub fn inode_seed(fs_seed: u32, ino: u32, b: &[u8]) -> u32 {
 
 /// Writes the 12-byte checksum tail of a directory leaf and its CRC32C.
 pub fn seal_dir_leaf(b: &mut [u8], inode_seed: u32) {
-    let n = b.len();
-    let t = n - 12;
-    b[t..t + 4].fill(0);
-    set_le16(b, t + 4, 12);
-    b[t + 6] = 0;
-    b[t + 7] = DIRENT_TAIL_TYPE;
-    let c = crc32c(inode_seed, &b[..t]);
-    set_le32(b, t + 8, c);
+    let Some((body, t)) = b.split_last_chunk_mut::<12>() else {
+        return;
+    };
+    t[0..4].fill(0);
+    set_le16(t, 4, 12);
+    t[6] = 0;
+    t[7] = DIRENT_TAIL_TYPE;
+    let c = crc32c(inode_seed, body);
+    set_le32(t, 8, c);
 }
 
 /// Writes the `struct dx_tail` checksum of an htree index block (dx_root
@@ -160,8 +161,12 @@ pub fn seal_dx_block(b: &mut [u8], at: usize, inode_seed: u32) {
 
 /// Writes the tail of an extent block (after `eh_max` entries).
 pub fn seal_extent_block(b: &mut [u8], inode_seed: u32) {
-    let at = 12 + 12 * usize::from(le16(b, 4));
-    if at + 4 <= b.len() {
+    // eh_max entries of 12 bytes after the 12-byte header, then the tail.
+    let at = usize::from(le16(b, 4))
+        .checked_mul(12)
+        .and_then(|n| n.checked_add(12))
+        .filter(|&at| at.checked_add(4).is_some_and(|end| end <= b.len()));
+    if let Some(at) = at {
         let c = crc32c(inode_seed, &b[..at]);
         set_le32(b, at, c);
     }

@@ -29,6 +29,11 @@ pub enum Which {
     Crtime,
 }
 
+/// The byte offset of `i_block[i]` in the record (`None` on overflow).
+fn ptr_offset(i: usize) -> Option<usize> {
+    i.checked_mul(4)?.checked_add(I_BLOCK)
+}
+
 impl RawInode {
     /// A zeroed record of `size` bytes; large records get `extra_isize`
     /// bytes of extra fields.
@@ -114,11 +119,13 @@ impl RawInode {
     }
     /// `i_block[i]`.
     pub fn ptr(&self, i: usize) -> u32 {
-        le32(&self.b, I_BLOCK + 4 * i)
+        ptr_offset(i).map_or(0, |o| le32(&self.b, o))
     }
     /// Sets `i_block[i]`.
     pub fn set_ptr(&mut self, i: usize, v: u32) {
-        set_le32(&mut self.b, I_BLOCK + 4 * i, v);
+        if let Some(o) = ptr_offset(i) {
+            set_le32(&mut self.b, o, v);
+        }
     }
     /// The 60 bytes of `i_block`.
     pub fn i_block_mut(&mut self) -> &mut [u8] {
@@ -154,7 +161,10 @@ impl RawInode {
                 }
             }
         }
-        if self.extra_end() >= extra + 4 {
+        if extra
+            .checked_add(4)
+            .is_some_and(|end| self.extra_end() >= end)
+        {
             set_le32(&mut self.b, extra, (t.nsec.min(999_999_999) << 2) | epoch);
         }
     }

@@ -102,7 +102,8 @@ impl<D: BlockDevice> Writer<D> {
             return Err(e);
         }
         if dir {
-            p.set_links(p.links() + 1);
+            // Below LINK_MAX (checked above), so this never fails.
+            p.set_links(p.links().checked_add(1).ok_or(FsError::TooManyLinks)?);
         }
         self.put_inode(&p)?;
         self.put_inode(&r)?;
@@ -379,7 +380,8 @@ impl<D: BlockDevice> InodeFs for Writer<D> {
         }
         self.add_entry(&mut st, &mut p, new_name, ino, Self::type_of(&r)?)?;
         self.put_inode(&p)?;
-        r.set_links(r.links() + 1);
+        // Below LINK_MAX (checked above), so this never fails.
+        r.set_links(r.links().checked_add(1).ok_or(FsError::TooManyLinks)?);
         r.set_time(Which::Ctime, super::now());
         self.put_inode(&r)?;
         self.end_op(&mut st)?;

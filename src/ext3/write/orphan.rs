@@ -27,9 +27,14 @@ impl<D: BlockDevice> Writer<D> {
         let Some(i) = st.orphans.iter().position(|&o| o == ino) else {
             return Ok(());
         };
-        if i > 0 {
-            let next = st.orphans.get(i + 1).copied().unwrap_or(0);
-            let mut p = self.raw_inode(st.orphans[i - 1])?;
+        // The one before it on the list now points at the one after it.
+        if let Some(&prev) = i.checked_sub(1).and_then(|j| st.orphans.get(j)) {
+            let next = i
+                .checked_add(1)
+                .and_then(|j| st.orphans.get(j))
+                .copied()
+                .unwrap_or(0);
+            let mut p = self.raw_inode(prev)?;
             p.set_dtime(next);
             self.put_inode(&p)?;
         }
@@ -65,11 +70,13 @@ impl<D: BlockDevice> Writer<D> {
         }
         let mut b = self.get(blk)?;
         let refs = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        if refs <= 1 {
-            self.free_blocks(st, blk, 1)?;
-        } else {
-            b[4..8].copy_from_slice(&(refs - 1).to_le_bytes());
-            self.put_xattr(blk, b)?;
+        // h_refcount: the last reference frees the block.
+        match refs.checked_sub(1) {
+            Some(left) if left > 0 => {
+                b[4..8].copy_from_slice(&left.to_le_bytes());
+                self.put_xattr(blk, b)?;
+            }
+            _ => self.free_blocks(st, blk, 1)?,
         }
         r.b[I_FILE_ACL_LO..I_FILE_ACL_LO + 4].fill(0);
         r.set_sectors(r.sectors().saturating_sub(self.geo.bs / 512));
@@ -115,7 +122,8 @@ impl<D: BlockDevice> Writer<D> {
             if next > self.geo.inodes_count || seen > self.geo.inodes_count {
                 return Err(FsError::IO);
             }
-            seen += 1;
+            // seen <= s_inodes_count (checked above): cannot saturate.
+            seen = seen.saturating_add(1);
             st.orphans.push(next);
             next = self.raw_inode(next)?.dtime();
         }

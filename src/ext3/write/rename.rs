@@ -43,7 +43,8 @@ impl<D: BlockDevice> Writer<D> {
         if n.links() >= LINK_MAX {
             return Err(FsError::TooManyLinks);
         }
-        n.set_links(n.links() + 1);
+        // Below LINK_MAX (checked above), so this never fails.
+        n.set_links(n.links().checked_add(1).ok_or(FsError::TooManyLinks)?);
         self.put_inode(&n)
     }
 

@@ -420,7 +420,23 @@ fn a_login_shell_ends_with_its_login_even_when_a_job_holds_the_console() {
     // kernel's console the session's end hangs the terminal up and the
     // shell ends with it; init starts a new getty.
     g.send("(sleep 1; kill -TERM $PPID) & sleep 5\n");
-    log_in(&mut g, "debian");
+    g.expect("debian login:", BOOT);
+    // The new getty may prompt before the old shell has taken its SIGHUP:
+    // typing then could feed the old shell, so wait (from the host) until
+    // no shell is left in the guest, which is what the hangup must bring.
+    let monitor = g.pid().expect("the monitor's pid");
+    let deadline = std::time::Instant::now() + SHELL;
+    while !descendants_named(monitor, "bash").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the login shell outlived its session's leader: {:?}\n{}",
+            descendants_named(monitor, "bash"),
+            g.transcript()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    g.send("root\n");
+    g.expect("root@debian:~#", SHELL);
     run(
         &mut g,
         "i=0; while [ $(pgrep -c -x bash) -gt 1 ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; \
@@ -430,4 +446,44 @@ fn a_login_shell_ends_with_its_login_even_when_a_job_holds_the_console() {
     g.send("halt\n");
     assert_eq!(g.wait(BOOT), Some(0), "{}", g.transcript());
     assert_quiet("the halt", &g.transcript());
+}
+
+/// The processes named `name` (their `comm`) below `root` in the host's
+/// process tree.
+fn descendants_named(root: i32, name: &str) -> Vec<i32> {
+    let mut parent = std::collections::HashMap::new();
+    let mut comm = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            parent.insert(pid, ppid);
+            comm.insert(pid, stat[open + 1..close].to_string());
+        }
+    }
+    let below = |mut pid: i32| {
+        for _ in 0..64 {
+            match parent.get(&pid) {
+                Some(&p) if p == root => return true,
+                Some(&p) if p > 1 => pid = p,
+                _ => return false,
+            }
+        }
+        false
+    };
+    comm.iter()
+        .filter(|(pid, c)| c.as_str() == name && below(**pid))
+        .map(|(pid, _)| *pid)
+        .collect()
 }

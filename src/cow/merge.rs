@@ -212,6 +212,26 @@ fn copy_stripe(
     Ok(written)
 }
 
+/// Calls `copy` on every data range of `dev` inside `range` (holes are
+/// skipped), summing the bytes it reports written.
+fn for_each_data(
+    dev: &dyn BlockDevice,
+    range: std::ops::Range<u64>,
+    mut copy: impl FnMut(std::ops::Range<u64>) -> io::Result<u64>,
+) -> io::Result<u64> {
+    let mut written = 0;
+    let mut pos = range.start;
+    while pos < range.end {
+        let Some(data) = dev.next_data(pos)? else {
+            break;
+        };
+        let end = data.end.min(range.end);
+        written += copy(data.start.max(pos)..end)?;
+        pos = end.max(pos + 1);
+    }
+    Ok(written)
+}
+
 /// Copies the data ranges of `range` of the backing file to the same
 /// offsets of `out`, with `copy_file_range` while `offload` holds; the
 /// first refusal clears it and this and later ranges are read and written.
@@ -223,18 +243,12 @@ fn copy_backing(
     options: &MergeOptions,
     offload: &AtomicBool,
 ) -> io::Result<u64> {
-    let mut written = 0;
-    let mut pos = range.start;
-    while pos < range.end {
-        let Some(data) = backing.next_data(pos)? else {
-            break;
-        };
-        let start = data.start.max(pos);
-        let end = data.end.min(range.end);
-        let mut at = start;
-        while at < end && offload.load(Ordering::Relaxed) {
+    for_each_data(backing, range, |data| {
+        let mut written = 0;
+        let mut at = data.start;
+        while at < data.end && offload.load(Ordering::Relaxed) {
             check_cancel(options)?;
-            let n = usize_from((end - at).min(u64_from(OFFLOAD_CHUNK)));
+            let n = usize_from((data.end - at).min(u64_from(OFFLOAD_CHUNK)));
             match crate::sys::fs::copy_range(backing.file(), at, out, at, n) {
                 // The backing file ended early: the read below says so.
                 Ok(0) => break,
@@ -250,12 +264,11 @@ fn copy_backing(
                 Err(e) => return Err(e),
             }
         }
-        if at < end {
-            written += copy_range(backing, out, at..end, buf, options)?;
+        if at < data.end {
+            written += copy_through(backing, out, at..data.end, buf, options)?;
         }
-        pos = end.max(pos + 1);
-    }
-    Ok(written)
+        Ok(written)
+    })
 }
 
 /// Copies the data ranges of `range` of `dev` through `buf`, leaving
@@ -267,24 +280,29 @@ fn copy_range(
     buf: &mut [u8],
     options: &MergeOptions,
 ) -> io::Result<u64> {
+    for_each_data(dev, range, |data| {
+        copy_through(dev, out, data, buf, options)
+    })
+}
+
+/// Copies `range` of `dev` (data, possibly with zero blocks) through
+/// `buf`, leaving all-zero blocks as holes; returns bytes written.
+fn copy_through(
+    dev: &dyn BlockDevice,
+    out: &File,
+    range: std::ops::Range<u64>,
+    buf: &mut [u8],
+    options: &MergeOptions,
+) -> io::Result<u64> {
     let mut written = 0;
-    let mut pos = range.start;
-    while pos < range.end {
-        let Some(data) = dev.next_data(pos)? else {
-            break;
-        };
-        let start = data.start.max(pos);
-        let end = data.end.min(range.end);
-        let mut at = start;
-        while at < end {
-            let n = usize_from((end - at).min(u64_from(buf.len())));
-            check_cancel(options)?;
-            dev.read_exact_at(at, &mut buf[..n])?;
-            written += write_nonzero(out, at, &buf[..n])?;
-            at += u64_from(n);
-            options.progress.inc(u64_from(n));
-        }
-        pos = end.max(pos + 1);
+    let mut at = range.start;
+    while at < range.end {
+        let n = usize_from((range.end - at).min(u64_from(buf.len())));
+        check_cancel(options)?;
+        dev.read_exact_at(at, &mut buf[..n])?;
+        written += write_nonzero(out, at, &buf[..n])?;
+        at += u64_from(n);
+        options.progress.inc(u64_from(n));
     }
     Ok(written)
 }

@@ -70,14 +70,7 @@ impl Gre {
         if let Some((_, tx)) = self.key {
             out.extend_from_slice(&tx.to_be_bytes());
         }
-        match self.sequence {
-            Some(true) => out.extend_from_slice(&[0; 4]),
-            Some(false) => {
-                *count = count.wrapping_add(1);
-                out.extend_from_slice(&count.to_be_bytes());
-            }
-            None => {}
-        }
+        super::push_counter(&mut out, self.sequence, count);
         out.extend_from_slice(frame);
         out
     }

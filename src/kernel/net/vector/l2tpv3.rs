@@ -101,14 +101,7 @@ impl L2tpv3 {
             }
             None => {}
         }
-        match self.counter {
-            Some(true) => out.extend_from_slice(&[0; 4]),
-            Some(false) => {
-                *count = count.wrapping_add(1);
-                out.extend_from_slice(&count.to_be_bytes());
-            }
-            None => {}
-        }
+        super::push_counter(&mut out, self.counter, count);
         out.extend_from_slice(frame);
         out
     }

@@ -403,5 +403,19 @@ impl Spec {
     }
 }
 
+/// The counter word of a GRE sequence number or an L2TPv3 counter, when
+/// the device sends one: 0 when pinned (`pin_sequence`/`pin_counter`),
+/// else the device's count, advanced first, as the kernel does.
+fn push_counter(out: &mut Vec<u8>, counter: Option<bool>, count: &mut u32) {
+    match counter {
+        Some(true) => out.extend_from_slice(&[0; 4]),
+        Some(false) => {
+            *count = count.wrapping_add(1);
+            out.extend_from_slice(&count.to_be_bytes());
+        }
+        None => {}
+    }
+}
+
 #[cfg(test)]
 mod tests;

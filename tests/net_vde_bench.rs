@@ -249,16 +249,8 @@ fn vde_throughput_ours_vs_vde_switch() {
     if !common::have_root(test) || !common::have_peers(test, &["vde_switch"]) {
         return;
     }
-    let env = |k: &str, d: u64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
-    let secs = env("BENCH_SECS", 3);
-    let rounds = usize::try_from(env("BENCH_ROUNDS", 3)).unwrap();
-    let window = u32::try_from(env("BENCH_WINDOW", 8)).unwrap();
-    let only = std::env::var("BENCH_CASES").unwrap_or_default();
+    let settings = bench_load::Settings::from_env();
+    let (secs, rounds, window) = (settings.secs, settings.rounds, settings.window);
     let old = std::env::var_os("BENCH_OLD").map(PathBuf::from);
     std::thread::spawn(move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -270,7 +262,7 @@ fn vde_throughput_ours_vs_vde_switch() {
         println!("| ports | frame | window/client | switch | frames/s (median of {rounds}) | frames per switch CPU-second | loss | misdelivered |");
         println!("|---|---|---|---|---|---|---|---|");
         for (ports, size) in [(2usize, 64usize), (32, 64), (2, 1500), (32, 1500)] {
-            if !only.is_empty() && !only.split(',').any(|c| c == format!("{ports}x{size}")) {
+            if !settings.wants(ports, size) {
                 continue;
             }
             let mut results: Vec<Vec<Result>> = vec![Vec::new(); switches.len()];

@@ -1,6 +1,6 @@
 //! Shared by the frame-throughput benchmarks `net_vde_bench` and
 //! `net_vxlan_bench`: a VDE client's port request, the benchmark's MAC
-//! addresses, and what a run counts.
+//! addresses, what a run counts, and the settings read from the environment.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -59,5 +59,38 @@ impl Result {
         } else {
             self.sent.saturating_sub(self.delivered + self.misdelivered) as f64 / self.sent as f64
         }
+    }
+}
+
+/// The settings both benchmarks read from the environment: `BENCH_SECS`
+/// per measurement (3), `BENCH_ROUNDS` (3), `BENCH_WINDOW` frames in
+/// flight per client (8), and `BENCH_CASES` (`PORTSxSIZE,...`; all when
+/// unset).
+pub struct Settings {
+    pub secs: u64,
+    pub rounds: usize,
+    pub window: u32,
+    only: String,
+}
+
+impl Settings {
+    pub fn from_env() -> Settings {
+        let env = |k: &str, d: u64| {
+            std::env::var(k)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(d)
+        };
+        Settings {
+            secs: env("BENCH_SECS", 3),
+            rounds: usize::try_from(env("BENCH_ROUNDS", 3)).unwrap(),
+            window: u32::try_from(env("BENCH_WINDOW", 8)).unwrap(),
+            only: std::env::var("BENCH_CASES").unwrap_or_default(),
+        }
+    }
+
+    /// Whether the case of `ports` ports and `size`-byte frames is to run.
+    pub fn wants(&self, ports: usize, size: usize) -> bool {
+        self.only.is_empty() || self.only.split(',').any(|c| c == format!("{ports}x{size}"))
     }
 }

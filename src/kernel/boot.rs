@@ -17,7 +17,7 @@
 
 use super::cmdline::{chan::Channel, ubd, CmdLine};
 use super::console::{lines, Log, RawMode, Relay};
-use super::disk::{self, durable, fuse::FuseFs, remount, ubddev};
+use super::disk::{self, durable, fuse::FuseFs, readahead::Readahead, remount, ubddev};
 use super::guest::meminfo::{self, MemoryUse};
 use super::guest::{cgroupns, dev as guestdev, idmap, limits::Limits, policy};
 use super::hostfs::{self, bind::HostFs};
@@ -201,14 +201,17 @@ fn serve_root(
     config.acl = fuser::SessionACL::All;
     config.n_threads = Some(FUSE_THREADS);
     config.clone_fd = true;
+    let readahead = Readahead::start(rootdir).map_err(io_err("spawn"))?;
     let session = fuser::Session::from_fd(
         FuseFs::new(fs.clone(), root.writable, root.writable && !root.sync)
-            .hot_reader(FUSE_THREADS),
+            .hot_reader(FUSE_THREADS)
+            .read_ahead(readahead.clone()),
         OwnedFd::from(dev_fuse),
         fuser::SessionACL::All,
         config,
     )
     .map_err(io_err("FUSE handshake"))?;
+    readahead.notify_with(session.notifier());
     std::thread::Builder::new()
         .name("fuse".into())
         .spawn(move || {

@@ -126,6 +126,9 @@ pub enum Beneath {
     /// while they stay beneath it, `..` and absolute links that would
     /// leave it refused with `EXDEV` (`RESOLVE_BENEATH`), crossing mounts.
     Under,
+    /// A directory to list: read-only, no symlink anywhere on the way,
+    /// not crossing into another mount.
+    List,
 }
 
 /// openat2(2) beneath `dir` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
@@ -151,6 +154,10 @@ pub fn open_beneath(
         Beneath::Under => (
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
             libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+        ),
+        Beneath::List => (
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            resolve | libc::RESOLVE_NO_XDEV,
         ),
     };
     /// `struct open_how` (linux/openat2.h); libc's is non-exhaustive.

@@ -25,6 +25,7 @@ use crate::ext3::write::{WriteOptions, Writer};
 use crate::ext3::Ext3;
 use crate::fs::InodeFs;
 use crate::kernel::disk::fuse::FuseFs;
+use crate::kernel::disk::readahead::Readahead;
 use anyhow::{anyhow, bail, Context};
 use fuser::{Config, MountOption, SessionACL};
 use std::io::{Read, Write};
@@ -197,13 +198,17 @@ fn mount_session(
 ) -> anyhow::Result<fuser::Session<FuseFs>> {
     let (fs, writable) = open_fs(spec, dir, o)?;
     let config = fuser_config(o, &fsname(file));
-    fuser::Session::new(FuseFs::new(fs, writable, writable), dir, &config).map_err(|e| {
+    let readahead = Readahead::start(dir).context("spawn")?;
+    let served = FuseFs::new(fs, writable, writable).read_ahead(readahead.clone());
+    let session = fuser::Session::new(served, dir, &config).map_err(|e| {
         anyhow!(
             "{}: cannot mount: {}",
             dir.display(),
             super::edit::reason(&e)
         )
-    })
+    })?;
+    readahead.notify_with(session.notifier());
+    Ok(session)
 }
 
 /// Serves until the mount goes away; SIGINT, SIGTERM and SIGHUP unmount.

@@ -5,8 +5,9 @@
 //! FUSE's root is inode 1, ext3's is 2; every other number is the same.
 //! Caching is the host kernel's: long entry and attribute timeouts (this
 //! server is the only writer of the image), kept page cache across opens,
-//! readdirplus, large reads, and several server threads of which one
-//! answers request after request ([`super::fuse_hot`]).
+//! readdirplus, large reads, several server threads of which one
+//! answers request after request ([`super::fuse_hot`]), and read-ahead of
+//! directories the guest looks many names up in ([`super::readahead`]).
 
 use crate::fs::{self, DirEntry, InodeFs, Metadata, Owner, SetAttr};
 use fuser::{
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime};
 pub use super::fuse_attr::{attr, makedev, to_fs, to_fuse};
 use super::fuse_attr::{errno, kind, negative_attr, set_time};
 use super::fuse_hot::{Hot, Serving};
+use super::readahead::Readahead;
 
 /// How long the host kernel may trust names and attributes.
 const TTL: Duration = Duration::from_secs(86_400);
@@ -44,6 +46,8 @@ pub struct FuseFs {
     no_opendir: bool,
     /// Keeps one of the server threads hot (see [`FuseFs::hot_reader`]).
     hot: Option<Hot>,
+    /// Lists directories with many lookups (see [`FuseFs::read_ahead`]).
+    readahead: Option<Arc<Readahead>>,
 }
 
 impl FuseFs {
@@ -58,6 +62,23 @@ impl FuseFs {
             no_open: false,
             no_opendir: false,
             hot: None,
+            readahead: None,
+        }
+    }
+
+    /// Reads ahead directories in which the guest looks up many names
+    /// one by one, through the mount `ra` was started for.
+    pub fn read_ahead(mut self, ra: Arc<Readahead>) -> FuseFs {
+        self.readahead = Some(ra);
+        self
+    }
+
+    /// Remembers where a directory the kernel now knows is.
+    fn saw(&self, parent: fs::Ino, name: &[u8], m: &Metadata) {
+        if let Some(ra) = &self.readahead {
+            if m.file_type == fs::FileType::Directory {
+                ra.saw_dir(parent, name, m.ino);
+            }
         }
     }
 
@@ -142,13 +163,22 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _serving = self.serving();
-        match self.fs.lookup(to_fs(parent), name.as_bytes()) {
+        let parent = to_fs(parent);
+        match self.fs.lookup(parent, name.as_bytes()) {
             // A negative entry (node id 0) with a timeout: the kernel
             // caches the absence, so `ls -l` does not ask for a missing
             // /etc/passwd once per file. This server is the only writer,
             // and a create through it replaces the negative dentry.
             Err(fs::Error::NotFound) => {
                 reply.entry(&TTL, &negative_attr(), Generation(0));
+            }
+            Ok(m) => {
+                self.saw(parent, name.as_bytes(), &m);
+                self.entry(Ok(m), reply);
+                // After the reply: the guest need not wait for this.
+                if let Some(ra) = &self.readahead {
+                    ra.looked_up(parent, &*self.fs);
+                }
             }
             r => self.entry(r, reply),
         }
@@ -255,9 +285,13 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let _serving = self.serving();
+        let parent = to_fs(parent);
         let r = self
             .fs
-            .mkdir(to_fs(parent), name.as_bytes(), mode & !umask, owner(req));
+            .mkdir(parent, name.as_bytes(), mode & !umask, owner(req));
+        if let Ok(m) = &r {
+            self.saw(parent, name.as_bytes(), m);
+        }
         self.entry(r, reply);
     }
 
@@ -496,6 +530,7 @@ impl Filesystem for FuseFs {
             // and ".." (when it fitted).
             if e.name != b"." && e.name != b".." {
                 self.counted(e.ino);
+                self.saw(to_fs(ino), &e.name, &m);
             }
         }
         reply.ok()

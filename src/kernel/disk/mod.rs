@@ -8,6 +8,7 @@ pub mod durable;
 pub mod fuse;
 pub mod fuse_attr;
 pub mod fuse_hot;
+pub mod readahead;
 pub mod remount;
 pub mod ubddev;
 

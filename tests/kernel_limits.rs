@@ -44,6 +44,18 @@ case "$MODE" in
       sleep 1; i=$((i+1))
     done
     echo "meminfo-after total=$(row MemTotal) free=$(row MemFree) cached=$(row Cached)" ;;
+  mounts)
+    kib() { df -k "$1" | tail -1 | tr -s ' ' | cut -d' ' -f2; }
+    mkdir -p /tmp/pct /tmp/none /tmp/fixed /tmp/fd
+    mount -t tmpfs -o mode=755,size=10% tmpfs /tmp/pct && echo "pct=$(kib /tmp/pct)"
+    mount -t tmpfs tmpfs /tmp/none && echo "none=$(kib /tmp/none)"
+    mount -t tmpfs -o size=1M tmpfs /tmp/fixed && echo "fixed=$(kib /tmp/fixed)"
+    mount -o remount,size=25% /tmp/pct && echo "remounted=$(kib /tmp/pct)"
+    # systemd mounts through /proc/self/fd/N (its mount_nofollow).
+    exec 7</tmp/fd
+    mount -t tmpfs -o size=50% tmpfs /proc/self/fd/7 && echo "by-fd=$(kib /tmp/fd)"
+    exec 7<&-
+    mount -t tmpfs -o size=x% tmpfs /tmp/fixed 2>/dev/null || echo "malformed-refused" ;;
   fill)
     # More than the 64 MiB disk holds.
     dd if=/dev/zero of=/fill bs=1M count=100
@@ -224,6 +236,28 @@ fn a_32m_guests_dev_shm_and_tmp_hold_half_of_mem_and_then_give_enospc() {
     assert!(out.contains(&format!("shm-bytes={}", 16 << 20)), "{out}");
     assert!(out.contains(&format!("tmp-bytes={}", 16 << 20)), "{out}");
     assert!(out.contains("reboot: System halted"), "{out}");
+}
+
+#[test]
+fn a_guests_own_tmpfs_mounts_count_percentages_and_defaults_in_mem() {
+    let Some(g) = guest("a_guests_own_tmpfs_mounts_count_percentages_and_defaults_in_mem") else {
+        return;
+    };
+    let b = g.run(&args("mem=32M", "MODE=mounts"), LIMIT);
+    assert_eq!(code(&b), Some(0), "{}", b.output);
+    let out = &b.output;
+    // 10% of 8192 pages is 819.2, rounded up: 820 pages (3280 KiB), as
+    // Debian's `size=10%` /run gets on a 32M UML guest, not 10% of the
+    // host's RAM; no size is half of mem=.
+    assert!(
+        out.contains("pct=3280\n") || out.contains("pct=3280\r"),
+        "{out}"
+    );
+    assert!(out.contains("none=16384"), "{out}");
+    assert!(out.contains("fixed=1024"), "{out}");
+    assert!(out.contains("remounted=8192"), "{out}");
+    assert!(out.contains("by-fd=16384"), "{out}");
+    assert!(out.contains("malformed-refused"), "{out}");
 }
 
 #[test]

@@ -527,6 +527,7 @@ fn start_init(
             init.root_handle.clone(),
             log.kmsg.clone(),
             init.hostfs.clone(),
+            cmd.mem,
         )
         .map_err(io_err("spawn"))?;
     }

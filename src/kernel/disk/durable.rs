@@ -21,6 +21,7 @@ use crate::fs::{
     DirEntry, FsResult, Ino, InodeFs, Metadata, Owner, RenameFlags, SetAttr, StatFs, XattrMode,
 };
 use crate::kernel::console::kmsg::{self, Kmsg, Reply};
+use crate::kernel::guest::tmpfs;
 use crate::kernel::hostfs::bind::HostFs;
 use crate::sys::seccomp::{Held, Listener};
 use std::fs::File;
@@ -32,13 +33,15 @@ use std::sync::Arc;
 /// Answers the held calls of one boot's filter until its last process
 /// exits: for `sync`, `syncfs` and remounts flush the page cache of the
 /// root and commit first; `syslog` reads the monitor's boot log; a
-/// `hostfs` mount is `hostfs`'s, other mounts run.
+/// `hostfs` mount is `hostfs`'s, a tmpfs mount is sized by `mem` bytes
+/// (`kernel::guest::tmpfs`), other mounts run.
 pub fn serve(
     listener: Listener,
     fs: Arc<dyn InodeFs>,
     root: Arc<File>,
     kmsg: Kmsg,
     hostfs: Arc<HostFs>,
+    mem: u64,
 ) -> io::Result<()> {
     std::thread::Builder::new()
         .name("sync".into())
@@ -62,9 +65,13 @@ pub fn serve(
                     continue;
                 }
                 if i64::from(held.nr) == libc::SYS_mount {
-                    // A hostfs mount is the monitor's; other mounts than
-                    // remounts run as they are.
-                    let answered = match hostfs.handle(&listener, &held) {
+                    // A hostfs mount is the monitor's, a tmpfs one may be
+                    // sized by it; other mounts than remounts run as they
+                    // are.
+                    let answered = match hostfs
+                        .handle(&listener, &held)
+                        .or_else(|| tmpfs::handle(&listener, &held, mem))
+                    {
                         Some(Ok(())) => Some(listener.succeed(held.id)),
                         Some(Err(e)) => Some(listener.fail(held.id, e)),
                         None if held.args[3] & libc::MS_REMOUNT == 0 => {

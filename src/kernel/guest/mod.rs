@@ -11,3 +11,4 @@ pub mod limits;
 pub mod meminfo;
 pub mod policy;
 pub mod processes;
+pub mod tmpfs;

@@ -646,4 +646,3 @@ fn sparse_writes_reach_the_triple_indirect_map_and_truncate_frees_it_all() {
     drop(w);
     fsck_clean(&img);
 }
-

@@ -319,7 +319,7 @@ impl<D: BlockDevice> Walk<'_, D> {
             return Err(Error::corrupt(
                 format!("directory inode {}", self.blocks.ino),
                 Corrupt::TooMany {
-                    structure: "htree index (leaves named)",
+                    structure: "htree index (leaf blocks named, repeats counted)",
                     count: self.blocks.nblocks,
                     max: self.blocks.nblocks.saturating_sub(1),
                 },
@@ -545,10 +545,12 @@ impl<D: BlockDevice> Ext3<D> {
                     return Ok(());
                 }
             }
-            // The next batch starts at the hash of its index entry; a
-            // corrupt index cannot make cookies go back.
+            // The next batch starts at the hash of its index entry, above
+            // every position of this one in a sound index; a corrupt one
+            // cannot make cookies go back or an entry come twice.
             if let Some(h) = next_hash {
-                floor = hash_pos(h, 0).max(out.last().unwrap_or(0));
+                let after_last = out.last().map_or(0, |p| p.saturating_add(1));
+                floor = hash_pos(h, 0).max(after_last);
             }
         }
         out.finish();

@@ -1,10 +1,11 @@
 //! Directory blocks: a chain of `struct ext4_dir_entry_2` records
 //! (inode, rec_len, name_len, file_type, name) filling each block
-//! (Documentation/filesystems/ext4/directory.rst). Hash-tree (htree)
-//! directories are listed linearly (lookups use the index, see
-//! [`super::htree`]): their index blocks look like one empty
-//! entry spanning the block, and the metadata_csum tail like a 12-byte
-//! empty entry, so both are skipped as deleted entries.
+//! (Documentation/filesystems/ext4/directory.rst). Read block by block, a
+//! hash-tree (htree) directory's index blocks look like one empty entry
+//! spanning the block, and the metadata_csum tail like a 12-byte empty
+//! entry, so both are skipped as deleted entries (readdir and lookups of
+//! indexed directories go through the index: [`super::dx_readdir`],
+//! [`super::htree`]).
 
 use super::bytes::u64_from;
 use super::bytes::{le16, le32, u8_at};

@@ -1,13 +1,20 @@
 //! Directory operations by inode number: `readdir` with resumable cookies
-//! and `lookup`. Directories are read block by block in logical order,
-//! htree or not; inline-data directories are read from the inode.
+//! and `lookup`. A reader can stop anywhere and resume later from the
+//! cookie of the last entry it took, as FUSE's `readdir(offset)` does (0
+//! starts from the beginning).
 //!
-//! A cookie is the byte position in the directory of the next entry to
-//! return (0 starts from the beginning), so a reader can stop anywhere and
-//! resume later, as FUSE's `readdir(offset)` does.
+//! Directories Linux lists in hash order (on dir_index filesystems,
+//! indexed directories and one-block ones) are listed in hash order with
+//! hash positions as cookies ([`super::dx_readdir`]): an entry keeps its
+//! position when the writer splits a leaf, so a listing that goes on while
+//! the directory changes returns no entry twice. Other directories are
+//! read block by block in logical order, a cookie being the byte position
+//! of the next entry; inline-data directories are read from the inode,
+//! a cookie counting entries.
 
 use super::bytes::{le32, u64_from, usize_from};
 use super::dir::{parse_block, verify_tail, DirEntry};
+use super::dx_readdir::Order;
 use super::error::{At, Corrupt, Error, Result};
 use super::fs::Ext3;
 use super::inode::{FileType, Inode};
@@ -41,17 +48,45 @@ impl<D: BlockDevice> Ext3<D> {
 
     /// Calls `f(entry, next_cookie)` for the entries of directory `ino` from
     /// `cookie` on (including `.` and `..`), until `f` returns false or the
-    /// directory ends.
+    /// directory ends: in hash order where Linux lists in hash order, else
+    /// in block order (see the module documentation). `f` returning false
+    /// means it did not take the entry: resume from the cookie before it.
     pub fn readdir_with(
         &self,
         ino: u32,
         cookie: u64,
-        mut f: impl FnMut(Entry, u64) -> bool,
+        f: impl FnMut(Entry, u64) -> bool,
     ) -> Result<()> {
         let inode = self.dir_inode(ino)?;
-        if inode.has_inline_data() {
-            return self.readdir_inline(ino, &inode, cookie, f);
+        self.check_dir_size(ino, &inode)?;
+        match self.listing_order(ino, &inode)? {
+            Order::Blocks => self.readdir_blocks(ino, &inode, cookie, f),
+            Order::OneBlock { hash_version } => {
+                self.readdir_one_block(ino, &inode, hash_version, cookie, f)
+            }
+            Order::Indexed { root, info } => {
+                self.readdir_indexed(ino, &inode, root, info, cookie, f)
+            }
         }
+    }
+
+    /// [`Ext3::readdir_with`] in block order for every directory, with
+    /// byte positions as cookies (the writer finds an entry's block from
+    /// them).
+    pub fn readdir_blocks_with(
+        &self,
+        ino: u32,
+        cookie: u64,
+        f: impl FnMut(Entry, u64) -> bool,
+    ) -> Result<()> {
+        let inode = self.dir_inode(ino)?;
+        self.check_dir_size(ino, &inode)?;
+        self.readdir_blocks(ino, &inode, cookie, f)
+    }
+
+    /// A directory larger than the filesystem is corrupt (this keeps byte
+    /// cookies and block counts far from overflowing).
+    fn check_dir_size(&self, ino: u32, inode: &Inode) -> Result<()> {
         let bs = u64::from(self.block_size());
         let size = inode.i_size;
         if size > self.sb.s_blocks_count.saturating_mul(bs) {
@@ -63,6 +98,21 @@ impl<D: BlockDevice> Ext3<D> {
                 },
             ));
         }
+        Ok(())
+    }
+
+    fn readdir_blocks(
+        &self,
+        ino: u32,
+        inode: &Inode,
+        cookie: u64,
+        mut f: impl FnMut(Entry, u64) -> bool,
+    ) -> Result<()> {
+        if inode.has_inline_data() {
+            return self.readdir_inline(ino, inode, cookie, f);
+        }
+        let bs = u64::from(self.block_size());
+        let size = inode.i_size;
         let bsz = self.block_size_nz();
         let nblocks = size / bsz;
         // Cookies are byte offsets in the directory; the size check above
@@ -77,8 +127,8 @@ impl<D: BlockDevice> Ext3<D> {
             )
         };
         let filetype = self.sb.has_filetype();
-        let mut mapper = self.mapper(ino, &inode);
-        let csum_seed = self.inode_csum_seed(ino, &inode);
+        let mut mapper = self.mapper(ino, inode);
+        let csum_seed = self.inode_csum_seed(ino, inode);
         let mut block = vec![0u8; usize_from(bs)];
         let mut lblk = cookie / bsz;
         // One iteration per directory block: bounded by the size checked above.
@@ -195,7 +245,9 @@ impl<D: BlockDevice> Ext3<D> {
         Ok(())
     }
 
-    /// All entries of directory `ino`, `.` and `..` included.
+    /// All entries of directory `ino`, `.` and `..` included, in the order
+    /// of [`Ext3::readdir_with`] (hash order for most directories, what
+    /// `ls -U` shows on Linux).
     pub fn read_dir(&self, ino: u32) -> Result<Vec<Entry>> {
         let mut v = Vec::new();
         self.readdir_with(ino, 0, |e, _| {
@@ -220,7 +272,7 @@ impl<D: BlockDevice> Ext3<D> {
     /// [`Ext3::lookup`] by reading every block of the directory.
     pub fn lookup_linear(&self, parent: u32, name: &[u8]) -> Result<u32> {
         let mut found = None;
-        self.readdir_with(parent, 0, |e, _| {
+        self.readdir_blocks_with(parent, 0, |e, _| {
             if e.name == name {
                 found = Some(e.ino);
                 false

@@ -3,8 +3,9 @@
 //! walk from the `dx_root` in block 0 through at most three index levels
 //! to the one leaf block that can hold a name
 //! (Documentation/filesystems/ext4/directory.rst, "Hash Tree Directories").
-//! Listing still reads directories linearly; this only makes `lookup` in
-//! big directories read a few blocks instead of all of them. Under
+//! `lookup` in big directories reads a few blocks instead of all of
+//! them, and readdir walks the leaves in hash order
+//! ([`super::dx_readdir`]). Under
 //! metadata_csum each index block's `dx_tail` checksum is verified on the
 //! way, as Linux does. The writer
 //! keeps indexes up to date with the same hashes and layout
@@ -169,12 +170,20 @@ fn legacy(name: &[u8], signed: bool) -> u32 {
 /// The major hash of `name` (`ext4fs_dirhash`), `None` for an unknown
 /// hash version.
 pub fn dirhash(name: &[u8], version: u8, seed: &[u32; 4]) -> Option<u32> {
+    dirhash_pair(name, version, seed).map(|(major, _)| major)
+}
+
+/// The major and minor hashes of `name` (`ext4fs_dirhash`: the minor hash
+/// is the next word of the hash state, 0 for the legacy hash), `None` for
+/// an unknown hash version. Readdir orders an indexed directory by the
+/// pair (see [`super::dx_readdir`]).
+pub fn dirhash_pair(name: &[u8], version: u8, seed: &[u32; 4]) -> Option<(u32, u32)> {
     let mut buf = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
     if seed.iter().any(|&w| w != 0) {
         buf = *seed;
     }
-    let hash = match version {
-        DX_HASH_LEGACY | DX_HASH_LEGACY_UNSIGNED => legacy(name, version == DX_HASH_LEGACY),
+    let (hash, minor) = match version {
+        DX_HASH_LEGACY | DX_HASH_LEGACY_UNSIGNED => (legacy(name, version == DX_HASH_LEGACY), 0),
         DX_HASH_HALF_MD4 | DX_HASH_HALF_MD4_UNSIGNED => {
             let signed = version == DX_HASH_HALF_MD4;
             let mut p = name;
@@ -185,7 +194,7 @@ pub fn dirhash(name: &[u8], version: u8, seed: &[u32; 4]) -> Option<u32> {
                 }
                 p = &p[32..];
             }
-            buf[1]
+            (buf[1], buf[2])
         }
         DX_HASH_TEA | DX_HASH_TEA_UNSIGNED => {
             let signed = version == DX_HASH_TEA;
@@ -197,16 +206,20 @@ pub fn dirhash(name: &[u8], version: u8, seed: &[u32; 4]) -> Option<u32> {
                 }
                 p = &p[16..];
             }
-            buf[0]
+            (buf[0], buf[1])
         }
         _ => return None,
     };
+    // The low bit marks continued hashes in the index, and the largest
+    // even value is readdir's 32-bit end of directory: names never get
+    // either.
     let hash = hash & !1;
-    Some(if hash == 0x7fff_ffff << 1 {
+    let major = if hash == 0x7fff_ffff << 1 {
         0x7fff_fffe << 1
     } else {
         hash
-    })
+    };
+    Some((major, minor))
 }
 
 /// What the root block says about the tree.
@@ -238,12 +251,34 @@ pub fn parse_root(b: &[u8]) -> Option<DxRoot> {
 /// with `s_hash_seed` (fs/ext4/namei.c, `dx_probe`). `None` for a hash
 /// version this code does not know.
 pub fn name_hash(sb: &Superblock, hash_version: u8, name: &[u8]) -> Option<u32> {
+    name_hash_pair(sb, hash_version, name).map(|(major, _)| major)
+}
+
+/// [`name_hash`] with the minor hash: (major, minor).
+pub fn name_hash_pair(sb: &Superblock, hash_version: u8, name: &[u8]) -> Option<(u32, u32)> {
     let mut version = hash_version;
     if version <= DX_HASH_TEA && sb.s_flags & EXT2_FLAGS_UNSIGNED_HASH != 0 {
         version = version.checked_add(3)?;
     }
     let seed: [u32; 4] = std::array::from_fn(|i| le32(&sb.s_hash_seed, i.saturating_mul(4)));
-    dirhash(name, version, &seed)
+    dirhash_pair(name, version, &seed)
+}
+
+/// `dx_countlimit.limit` of the root of an indexed directory with blocks
+/// of `block_size` bytes (`dx_root_limit`): the room after `.`, `..` (12
+/// bytes each) and the 8-byte `dx_root_info`, less the 8-byte `dx_tail`
+/// under metadata_csum, in 8-byte entries. Linux refuses a root whose
+/// limit is anything else.
+pub fn root_limit(block_size: usize, metadata_csum: bool) -> usize {
+    let tail = if metadata_csum { 8 } else { 0 };
+    block_size.saturating_sub(32).saturating_sub(tail) / 8
+}
+
+/// `dx_countlimit.limit` of an index node (`dx_node_limit`): the block
+/// after the 8-byte fake entry, less the `dx_tail` under metadata_csum.
+pub fn node_limit(block_size: usize, metadata_csum: bool) -> usize {
+    let tail = if metadata_csum { 8 } else { 0 };
+    block_size.saturating_sub(8).saturating_sub(tail) / 8
 }
 
 /// In an index node whose `dx_countlimit` is at `at` and that has `count`
@@ -483,5 +518,35 @@ mod tests {
         let seed = [0x3322_1100, 0x7766_5544, 0xbbaa_9988, 0xffee_ddcc];
         let name = b"a-rather-long-name-longer-than-32-bytes-\\xe9";
         assert_eq!(dirhash(name, DX_HASH_HALF_MD4, &seed), Some(0x15ed_f98a));
+    }
+
+    #[test]
+    fn minor_hashes_match_debugfs_dx_hash() {
+        // The "(minor ...)" part of the same `debugfs -R "dx_hash ..."`.
+        let zero = [0u32; 4];
+        assert_eq!(
+            dirhash_pair(b"hello", DX_HASH_HALF_MD4, &zero),
+            Some((0x1746_da32, 0x4200_13b5))
+        );
+        assert_eq!(
+            dirhash_pair(b"hello", DX_HASH_TEA, &zero),
+            Some((0x6f5b_b1a8, 0x2319_17c2))
+        );
+        assert_eq!(
+            dirhash_pair(b"hello", DX_HASH_LEGACY, &zero),
+            Some((0x3225_2546, 0))
+        );
+        let seed = [0x3322_1100, 0x7766_5544, 0xbbaa_9988, 0xffee_ddcc];
+        let name = b"a-rather-long-name-longer-than-32-bytes-\\xe9";
+        assert_eq!(
+            dirhash_pair(name, DX_HASH_HALF_MD4, &seed),
+            Some((0x15ed_f98a, 0x4760_802d))
+        );
+        let name = b"a-rather-long-name-longer-than-32-bytes";
+        assert_eq!(
+            dirhash_pair(name, DX_HASH_TEA, &seed),
+            Some((0xe0e4_e55c, 0x4576_30e4))
+        );
+        assert_eq!(dirhash_pair(b"x", 6, &zero), None);
     }
 }

@@ -48,6 +48,7 @@ pub mod bytes;
 pub mod compare;
 pub mod dir;
 pub mod dirops;
+pub mod dx_readdir;
 pub mod error;
 pub mod extent;
 pub mod features;

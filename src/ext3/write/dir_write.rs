@@ -179,7 +179,7 @@ impl<D: BlockDevice> Writer<D> {
             let mut m = NameMap::new();
             let mut too_far = false;
             self.fs
-                .readdir_with(dir, 0, |e, next| {
+                .readdir_blocks_with(dir, 0, |e, next| {
                     let Ok(lblk) = u32::try_from(next.saturating_sub(1) / bs) else {
                         too_far = true;
                         return false;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::uml::{busybox_tree, Guest};
-use common::{bin, have_peers, run, run_ok, stdout};
+use common::{bin, have_peers, mkfs_from, run, run_ok, stdout};
 use std::time::Duration;
 
 const PEERS: &[&str] = &["linux.uml", "mke2fs", "busybox", "e2fsck"];
@@ -27,19 +27,7 @@ fn an_ext4_journal_left_dirty_by_linux_uml_is_replayed_and_our_change_is_seen_by
     // The same tree on a default ext4 image.
     let tree = guest.path("tree4");
     busybox_tree(&tree, init);
-    run_ok(
-        "mke2fs",
-        [
-            "-q".as_ref(),
-            "-F".as_ref(),
-            "-t".as_ref(),
-            "ext4".as_ref(),
-            "-d".as_ref(),
-            tree.as_os_str(),
-            guest.image.as_os_str(),
-            "32M".as_ref(),
-        ],
-    );
+    mkfs_from("ext4", &tree, &guest.image, "32M");
     let cow = guest.path("a.cow");
     run_ok(bin("uml_mkcow"), [&cow, &guest.image]);
     let boot = guest.boot("a.cow,root_fs", &[], LIMIT);

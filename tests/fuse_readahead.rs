@@ -34,20 +34,7 @@ fn names_looked_up_one_by_one_are_read_ahead_and_the_rest_stay_in_the_host_cache
         }
     }
     let img = dir.path().join("root.img");
-    let out = common::run(
-        "mke2fs",
-        [
-            "-q".as_ref(),
-            "-F".as_ref(),
-            "-t".as_ref(),
-            "ext4".as_ref(),
-            "-d".as_ref(),
-            tree.as_os_str(),
-            img.as_os_str(),
-            "32M".as_ref(),
-        ],
-    );
-    assert!(out.status.success(), "mke2fs: {}", common::stderr(&out));
+    common::mkfs_from("ext4", &tree, &img, "32M");
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
 

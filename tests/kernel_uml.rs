@@ -118,19 +118,7 @@ fn linux_uml_replays_what_our_kernel_committed_before_a_kill(fs: &str, umid: &st
     if fs != "ext3" {
         let tree = ours.path("tree");
         common::uml::busybox_tree(&tree, init);
-        common::run_ok(
-            "mke2fs",
-            [
-                "-q".as_ref(),
-                "-F".as_ref(),
-                "-t".as_ref(),
-                fs.as_ref(),
-                "-d".as_ref(),
-                tree.as_os_str(),
-                ours.path("root_fs").as_os_str(),
-                "64M".as_ref(),
-            ],
-        );
+        common::mkfs_from(fs, &tree, &ours.path("root_fs"), "64M");
         std::fs::remove_dir_all(&tree).unwrap();
         if let Some((uid, gid)) = ours.user.ids {
             std::os::unix::fs::chown(ours.path("root_fs"), Some(uid), Some(gid)).unwrap();

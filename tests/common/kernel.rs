@@ -117,19 +117,7 @@ impl KGuest {
         Self::with_tree(user, |tree| {
             super::uml::busybox_tree(tree, init);
             let img = tree.parent().unwrap().join("root_ext4");
-            super::run_ok(
-                "mke2fs",
-                [
-                    "-q".as_ref(),
-                    "-F".as_ref(),
-                    "-t".as_ref(),
-                    "ext4".as_ref(),
-                    "-d".as_ref(),
-                    tree.as_os_str(),
-                    img.as_os_str(),
-                    "64M".as_ref(),
-                ] as [&std::ffi::OsStr; 8],
-            );
+            super::mkfs_from("ext4", tree, &img, "64M");
         })
     }
 

@@ -186,17 +186,23 @@ pub fn fsck_clean(image: &Path) {
 /// Builds an ext3 image of `size_mb` MiB at `image` from the directory
 /// `root` with the real mke2fs (`mke2fs -t ext3 -d`).
 pub fn mkfs_ext3(root: &Path, image: &Path, size_mb: u32) {
+    mkfs_from("ext3", root, image, &format!("{size_mb}M"));
+}
+
+/// `mke2fs -q -F -t KIND -d ROOT IMAGE SIZE` (SIZE as mke2fs reads it,
+/// e.g. `64M`), with mke2fs's defaults for KIND.
+pub fn mkfs_from(kind: &str, root: &Path, image: &Path, size: &str) {
     run_ok(
         which("mke2fs").expect("mke2fs"),
         [
             OsStr::new("-q"),
             OsStr::new("-F"),
             OsStr::new("-t"),
-            OsStr::new("ext3"),
+            OsStr::new(kind),
             OsStr::new("-d"),
             root.as_os_str(),
             image.as_os_str(),
-            OsStr::new(&format!("{size_mb}M")),
+            OsStr::new(size),
         ],
     );
 }

@@ -24,16 +24,15 @@
 //! not the filesystem handle. All walks over on-disk links are bounded.
 #![forbid(unsafe_code)]
 // As ext4-view: no silent `as` casts and no unchecked arithmetic in code
-// that reads untrusted images. Both lints hold in every module but the
-// writer (`write`), which keeps its `arithmetic_side_effects` allow ("not
-// yet audited"): it edits images the reader opened and validated, but its
-// own offset arithmetic is not converted yet, except in the submodules
-// write/mod.rs marks audited (csum, inode_write, ops, orphan, rename),
-// where the lint is back on. The read side (issue 14) uses checked_* ops that return a typed
-// `Corrupt` error where values come from disk, `BlockIndex::byte_offset`
-// for block offsets and a `NonZeroU64` block size for divisions;
-// saturating ops only for counters below a stated bound, and wrapping ops
-// only where they are the semantics (CRC and directory-hash math). The
+// that reads untrusted images, the writer included (issue 14). Where a
+// value comes from disk (block counts, sizes, offsets, extent lengths,
+// journal positions, record lengths) checked_* ops return a typed
+// `Corrupt` error (or ENOSPC / EFBIG in the writer), block offsets go
+// through `BlockIndex::byte_offset` and divisions through a `NonZeroU64`
+// block size; saturating ops only for counts below a bound the comment
+// states (checked at open: the filesystem fits the device, the groups
+// lie inside it), and wrapping ops only where they are the semantics
+// (CRC and directory-hash math, the writer's generation numbers). The
 // few allows left are narrow and say why (the compile-time CRC tables).
 // Unit tests build fixtures with casts and plain arithmetic on small
 // constants; the lints are for the code that reads images.
@@ -68,7 +67,6 @@ pub mod superblock;
 pub mod tool;
 pub mod types;
 pub mod walk;
-#[allow(clippy::arithmetic_side_effects)] // not yet audited: see below
 pub mod write;
 pub mod xattr;
 

@@ -14,6 +14,7 @@ use crate::ext3::bytes::{hi16, le16, lo16, set_le16};
 use crate::ext3::group_desc::field::*;
 use crate::ext3::group_desc::BG_INODE_UNINIT;
 use crate::fs::Error as FsError;
+use std::num::{NonZeroU32, NonZeroU64};
 
 fn bit(b: &[u8], i: usize) -> bool {
     b[i / 8] & (1 << (i % 8)) != 0
@@ -30,14 +31,17 @@ fn set_bit(b: &mut [u8], i: usize, on: bool) {
 fn find_clear(b: &[u8], from: usize, to: usize, skip: impl Fn(usize) -> bool) -> Option<usize> {
     let mut i = from;
     while i < to {
-        if i % 8 == 0 && i + 8 <= to && b[i / 8] == 0xFF {
-            i += 8;
-            continue;
+        if let Some(next) = i.checked_add(8).filter(|&n| n <= to && i % 8 == 0) {
+            if b[i / 8] == 0xFF {
+                i = next;
+                continue;
+            }
         }
         if !bit(b, i) && !skip(i) {
             return Some(i);
         }
-        i += 1;
+        // Below `to`.
+        i = i.saturating_add(1);
     }
     None
 }
@@ -74,7 +78,11 @@ impl<D: BlockDevice> Writer<D> {
             None => None,
         };
         let mut b = self.get(blk)?;
-        let d = &mut b[off..off + self.geo.desc_size];
+        // `off` is below the block size less one descriptor (Geo::new).
+        let d = b
+            .get_mut(off..)
+            .and_then(|d| d.get_mut(..self.geo.desc_size))
+            .ok_or(FsError::CORRUPT.at_block(blk))?;
         set_le16(d, BG_FREE_BLOCKS_COUNT_LO, lo16(fb));
         set_le16(d, BG_FREE_INODES_COUNT_LO, lo16(fi));
         set_le16(d, BG_USED_DIRS_COUNT_LO, lo16(ud));
@@ -130,25 +138,26 @@ impl<D: BlockDevice> Writer<D> {
         let bs = usize::try_from(self.geo.bs).map_err(|_| FsError::IO)?;
         let mut b = vec![0u8; bs];
         let (first, count) = self.geo.group_range(g);
-        let end = first + count;
-        let mut mark = |blk: u64| {
-            if blk >= first && blk < end {
-                let i = usize::try_from(blk - first).unwrap_or(0);
-                set_bit(&mut b, i, true);
+        // The group lies inside the filesystem, whose byte size fits u64:
+        // sums of block numbers below s_blocks_count and a group's or an
+        // inode table's length do not overflow (saturating says so).
+        let group = first..first.saturating_add(count);
+        let mut mark = |blocks: std::ops::Range<u64>| {
+            let from = blocks.start.max(group.start);
+            let to = blocks.end.min(group.end);
+            for blk in from..to {
+                set_bit(&mut b, usize_from(blk.saturating_sub(first)), true);
             }
         };
-        for k in 0..self.geo.sb_blocks[g] {
-            mark(first + k);
-        }
+        mark(first..first.saturating_add(self.geo.sb_blocks[g]));
         for &(bb, ib, it) in &self.geo.groups {
-            mark(bb);
-            mark(ib);
-            for k in 0..self.geo.itable_blocks {
-                mark(it + k);
-            }
+            mark(bb..bb.saturating_add(1));
+            mark(ib..ib.saturating_add(1));
+            mark(it..it.saturating_add(self.geo.itable_blocks));
         }
         let count = usize::try_from(count).map_err(|_| FsError::IO)?;
-        for i in count..bs * 8 {
+        // Padding past the group's last block (a bitmap is one block).
+        for i in count..bs.saturating_mul(8) {
             set_bit(&mut b, i, true);
         }
         st.gflags[g].0 &= !BG_BLOCK_UNINIT;
@@ -164,7 +173,8 @@ impl<D: BlockDevice> Writer<D> {
         let bs = usize::try_from(self.geo.bs).map_err(|_| FsError::IO)?;
         let mut b = vec![0u8; bs];
         let ipg = usize::try_from(self.geo.ipg).map_err(|_| FsError::IO)?;
-        for i in ipg..bs * 8 {
+        // Padding past the group's last inode (a bitmap is one block).
+        for i in ipg..bs.saturating_mul(8) {
             set_bit(&mut b, i, true);
         }
         st.gflags[g].0 &= !BG_INODE_UNINIT;
@@ -172,7 +182,8 @@ impl<D: BlockDevice> Writer<D> {
     }
 
     fn group_of_block(&self, blk: u64) -> usize {
-        usize_from(blk.saturating_sub(self.geo.first_data_block) / self.geo.bpg)
+        let bpg = NonZeroU64::new(self.geo.bpg).unwrap_or(NonZeroU64::MIN);
+        usize_from(blk.saturating_sub(self.geo.first_data_block) / bpg)
     }
 
     /// Allocates up to `max` contiguous blocks, the first as close after
@@ -184,41 +195,55 @@ impl<D: BlockDevice> Writer<D> {
         } else {
             st.block_hint.max(self.geo.first_data_block)
         };
-        let g0 = self.group_of_block(goal).min(ngroups - 1);
-        for k in 0..=ngroups {
-            let g = (g0 + k) % ngroups;
+        let g0 = self.group_of_block(goal).min(ngroups.saturating_sub(1));
+        // Every group from the goal's, wrapping round, then the goal's
+        // group again from its start.
+        for (k, g) in (g0..ngroups).chain(0..=g0).enumerate() {
             if st.counts[g].0 == 0 {
                 continue;
             }
             let (first, count) = self.geo.group_range(g);
             let bmp_blk = self.geo.groups[g].0;
             let mut bmp = self.block_bitmap(st, g)?;
-            let start = if k == 0 { usize_from(goal - first) } else { 0 };
+            // The goal lies in group g0 (group_of_block), at or after its start.
+            let start = if k == 0 {
+                usize_from(goal.saturating_sub(first))
+            } else {
+                0
+            };
             let count = usize_from(count);
             let pending = &st.pending_free;
-            let skip = |i: usize| pending.contains(&(first + u64_from(i)));
+            let skip = |i: usize| {
+                first
+                    .checked_add(u64_from(i))
+                    .is_some_and(|b| pending.contains(&b))
+            };
             let found = find_clear(&bmp, start, count, skip)
                 .or_else(|| find_clear(&bmp, 0, start.min(count), skip));
             let Some(i) = found else { continue };
-            // `len` counts in both widths: the bitmap index and the
-            // group's 32-bit free count it may not exceed.
-            let (mut len, mut n) = (0usize, 0u32);
-            while u64::from(n) < max
-                && i + len < count
-                && !bit(&bmp, i + len)
-                && !skip(i + len)
-                && n < st.counts[g].0
-            {
-                set_bit(&mut bmp, i + len, true);
-                len += 1;
-                n += 1;
+            // The run: free bits from i, no more than `max` nor the
+            // group's 32-bit free count.
+            let mut n = 0u32;
+            for j in i..count {
+                if u64::from(n) >= max || n >= st.counts[g].0 || bit(&bmp, j) || skip(j) {
+                    break;
+                }
+                set_bit(&mut bmp, j, true);
+                // Below st.counts[g].0, a u32.
+                n = n.saturating_add(1);
             }
             self.put(bmp_blk, bmp)?;
-            st.counts[g].0 -= n;
-            st.free_blocks -= u64::from(n);
+            // n is at most the group's free count, and the total is the
+            // sum of the groups' counts (Writer::open).
+            st.counts[g].0 = st.counts[g].0.saturating_sub(n);
+            st.free_blocks = st
+                .free_blocks
+                .checked_sub(u64::from(n))
+                .ok_or(FsError::CORRUPT)?;
             st.dirty_groups.insert(g);
-            let blk = first + u64_from(i);
-            st.block_hint = blk + u64::from(n);
+            // Inside the group, so inside the filesystem.
+            let blk = first.checked_add(u64_from(i)).ok_or(FsError::CORRUPT)?;
+            st.block_hint = blk.saturating_add(u64::from(n));
             return Ok((blk, u64::from(n)));
         }
         Err(FsError::NoSpace)
@@ -231,9 +256,15 @@ impl<D: BlockDevice> Writer<D> {
 
     /// Frees `len` blocks from `blk` (not reused before the commit).
     pub(crate) fn free_blocks(&self, st: &mut State, blk: u64, len: u64) -> WResult<()> {
+        // A run from an extent or a block map: past the end of the
+        // filesystem is corrupt metadata.
+        let end = blk
+            .checked_add(len)
+            .filter(|&e| e <= self.geo.blocks_count)
+            .ok_or(FsError::CORRUPT.at_block(blk))?;
         let mut b = blk;
-        while b < blk + len {
-            if b < self.geo.first_data_block || b >= self.geo.blocks_count {
+        while b < end {
+            if b < self.geo.first_data_block {
                 return Err(FsError::IO);
             }
             let g = self.group_of_block(b);
@@ -241,19 +272,46 @@ impl<D: BlockDevice> Writer<D> {
             let bmp_blk = self.geo.groups[g].0;
             let mut bmp = self.get(bmp_blk)?;
             let mut n = 0u32;
-            while b < blk + len && b < first + count {
-                let i = usize_from(b - first);
+            // The group's blocks of the run (the group lies inside the
+            // filesystem: no overflow).
+            let stop = end.min(first.saturating_add(count));
+            for blk in b..stop {
+                let i = usize_from(blk.saturating_sub(first));
                 if bit(&bmp, i) {
                     set_bit(&mut bmp, i, false);
-                    n += 1;
-                    st.pending_free.insert(b);
+                    // At most a group's blocks, below 2^32.
+                    n = n.saturating_add(1);
+                    st.pending_free.insert(blk);
                 }
-                b += 1;
             }
+            // stop > b: b is inside group g.
+            b = stop.max(b.saturating_add(1));
             self.put(bmp_blk, bmp)?;
-            st.counts[g].0 += n;
-            st.free_blocks += u64::from(n);
+            // bg_free_blocks_count is on disk: a count that no longer fits
+            // is corrupt.
+            st.counts[g].0 = st.counts[g].0.checked_add(n).ok_or(FsError::CORRUPT)?;
+            st.free_blocks = st
+                .free_blocks
+                .checked_add(u64::from(n))
+                .ok_or(FsError::CORRUPT)?;
             st.dirty_groups.insert(g);
+        }
+        Ok(())
+    }
+
+    /// Frees `blocks` (sorted), one run of adjacent blocks at a time.
+    pub(crate) fn free_sorted(&self, st: &mut State, blocks: &[u64]) -> WResult<()> {
+        let mut rest = blocks;
+        while let Some((&first, more)) = rest.split_first() {
+            let adjacent = more
+                .iter()
+                .zip(rest)
+                .take_while(|&(&b, &a)| a.checked_add(1) == Some(b))
+                .count();
+            // Below blocks.len().
+            let len = adjacent.saturating_add(1);
+            self.free_blocks(st, first, u64_from(len))?;
+            rest = rest.get(len..).unwrap_or_default();
         }
         Ok(())
     }
@@ -261,7 +319,7 @@ impl<D: BlockDevice> Writer<D> {
     /// Allocates an inode for a child of `parent`.
     pub(crate) fn alloc_inode(&self, st: &mut State, parent: u32, dir: bool) -> WResult<u32> {
         let ngroups = self.geo.groups.len();
-        let pg = idx((parent.max(1) - 1) / self.geo.ipg) % ngroups;
+        let pg = self.geo.group_of_ino(parent).min(ngroups.saturating_sub(1));
         let g0 = if dir {
             // Spread directories: the group with the most free inodes.
             (0..ngroups)
@@ -270,8 +328,7 @@ impl<D: BlockDevice> Writer<D> {
         } else {
             pg
         };
-        for k in 0..ngroups {
-            let g = (g0 + k) % ngroups;
+        for g in (g0..ngroups).chain(0..g0) {
             if st.counts[g].1 == 0 {
                 continue;
             }
@@ -283,14 +340,18 @@ impl<D: BlockDevice> Writer<D> {
                 .ok()
                 .and_then(|g| g.checked_mul(self.geo.ipg))
                 .ok_or(FsError::CORRUPT)?;
-            let first_ok = idx(self.geo.first_ino.saturating_sub(base + 1));
+            let first_ok = idx(self.geo.first_ino.saturating_sub(base.saturating_add(1)));
             let limit = idx(self.geo.inodes_count.saturating_sub(base).min(self.geo.ipg));
             let Some(i) = find_clear(&bmp, first_ok.min(limit), limit, |_| false) else {
                 continue;
             };
             set_bit(&mut bmp, i, true);
             self.put(bmp_blk, bmp)?;
-            let n = u32::try_from(i + 1).map_err(|_| FsError::IO)?;
+            // i < limit <= s_inodes_per_group, a u32.
+            let n = u32::try_from(i)
+                .ok()
+                .and_then(|i| i.checked_add(1))
+                .ok_or(FsError::IO)?;
             if self.geo.uninit() {
                 // ext4's __ext4_new_inode: the group's block bitmap is
                 // initialized too, and the used part of the inode table
@@ -299,26 +360,37 @@ impl<D: BlockDevice> Writer<D> {
                     let bb = self.block_bitmap(st, g)?;
                     self.put(self.geo.groups[g].0, bb)?;
                 }
-                let used = self.geo.ipg - st.gflags[g].1;
+                // bg_itable_unused is on disk: more than the group's
+                // inodes is corrupt.
+                let used = self
+                    .geo
+                    .ipg
+                    .checked_sub(st.gflags[g].1)
+                    .ok_or(FsError::CORRUPT.at_block(self.geo.desc_at[g].0))?;
                 if was_uninit || n > used {
-                    st.gflags[g].1 = self.geo.ipg - n;
+                    // n <= limit <= s_inodes_per_group.
+                    st.gflags[g].1 = self.geo.ipg.saturating_sub(n);
                 }
             }
-            st.counts[g].1 -= 1;
-            st.free_inodes -= 1;
+            // Not 0 (checked above).
+            st.counts[g].1 = st.counts[g].1.saturating_sub(1);
+            // The total is the sum of the groups' counts (Writer::open).
+            st.free_inodes = st.free_inodes.checked_sub(1).ok_or(FsError::CORRUPT)?;
             if dir {
-                st.counts[g].2 += 1;
+                st.counts[g].2 = st.counts[g].2.checked_add(1).ok_or(FsError::CORRUPT)?;
             }
             st.dirty_groups.insert(g);
-            return Ok(base + n);
+            // Below limit, so at most s_inodes_count.
+            return base.checked_add(n).ok_or(FsError::CORRUPT);
         }
         Err(FsError::NoSpace)
     }
 
     /// Marks inode `ino` free.
     pub(crate) fn free_inode(&self, st: &mut State, ino: u32, dir: bool) -> WResult<()> {
-        let g = idx((ino - 1) / self.geo.ipg);
-        let i = idx((ino - 1) % self.geo.ipg);
+        let n = ino.checked_sub(1).ok_or(FsError::StaleInode)?;
+        let ipg = NonZeroU32::new(self.geo.ipg).ok_or(FsError::CORRUPT)?;
+        let (g, i) = (idx(n / ipg), idx(n % ipg));
         let bmp_blk = self.geo.groups[g].1;
         let mut bmp = self.get(bmp_blk)?;
         if !bit(&bmp, i) {
@@ -326,8 +398,9 @@ impl<D: BlockDevice> Writer<D> {
         }
         set_bit(&mut bmp, i, false);
         self.put(bmp_blk, bmp)?;
-        st.counts[g].1 += 1;
-        st.free_inodes += 1;
+        // Counts from disk: one that no longer fits is corrupt.
+        st.counts[g].1 = st.counts[g].1.checked_add(1).ok_or(FsError::CORRUPT)?;
+        st.free_inodes = st.free_inodes.checked_add(1).ok_or(FsError::CORRUPT)?;
         if dir {
             st.counts[g].2 = st.counts[g].2.saturating_sub(1);
         }
@@ -337,8 +410,7 @@ impl<D: BlockDevice> Writer<D> {
 
     /// The first block of the inode's group (an allocation goal).
     pub(crate) fn inode_goal(&self, ino: u32) -> u64 {
-        let g = idx((ino.max(1) - 1) / self.geo.ipg);
-        self.geo.group_range(g).0
+        self.geo.group_range(self.geo.group_of_ino(ino)).0
     }
 }
 

@@ -8,19 +8,18 @@ use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::{u64_from, usize_from, BlockDevice};
 use crate::ext3::block_map::map_path;
+use crate::ext3::bytes::{le32, set_le32};
 use crate::ext3::inode::EXT4_EXTENTS_FL;
 use crate::fs::Error as FsError;
 
+/// Pointer `i` of an indirect block (`i` below the block's pointers).
 fn entry(b: &[u8], i: usize) -> u64 {
-    u64::from(u32::from_le_bytes([
-        b[4 * i],
-        b[4 * i + 1],
-        b[4 * i + 2],
-        b[4 * i + 3],
-    ]))
+    i.checked_mul(4).map_or(0, |at| u64::from(le32(b, at)))
 }
 fn set_entry(b: &mut [u8], i: usize, v: u32) {
-    b[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    if let Some(at) = i.checked_mul(4) {
+        set_le32(b, at, v);
+    }
 }
 
 impl<D: BlockDevice> Writer<D> {
@@ -37,9 +36,10 @@ impl<D: BlockDevice> Writer<D> {
         Ok(())
     }
 
+    /// A block number from the map, checked to lie inside the filesystem.
     fn valid(&self, blk: u64) -> WResult<u64> {
         if blk >= self.geo.blocks_count || blk < self.geo.first_data_block {
-            return Err(FsError::IO);
+            return Err(FsError::CORRUPT.at_block(blk));
         }
         Ok(blk)
     }
@@ -60,7 +60,11 @@ impl<D: BlockDevice> Writer<D> {
             let b = self.get(self.valid(ptr)?)?;
             ptr = entry(&b, path.indices[level]);
         }
-        Ok(ptr)
+        // Data goes where the map points: inside the filesystem only.
+        if ptr == 0 {
+            return Ok(0);
+        }
+        self.valid(ptr).map_err(|e| e.at_ino(r.ino))
     }
 
     /// Points logical block `lblk` at `pblk`, allocating missing indirect
@@ -97,7 +101,7 @@ impl<D: BlockDevice> Writer<D> {
             let blk = self.valid(ptr)?;
             let mut b = self.get(blk)?;
             let idx = path.indices[level];
-            if level + 1 == path.depth {
+            if level.saturating_add(1) == path.depth {
                 set_entry(&mut b, idx, pblk32);
                 return self.put(blk, b);
             }
@@ -121,7 +125,9 @@ impl<D: BlockDevice> Writer<D> {
             return Err(FsError::NoSpace.at_ino(r.ino));
         };
         self.put(blk, vec![0u8; self.geo.bsz()])?;
-        r.set_sectors(r.sectors() + self.sectors_per_block());
+        // i_blocks is on disk: a count that no longer fits is corrupt.
+        let sectors = r.sectors().checked_add(self.sectors_per_block());
+        r.set_sectors(sectors.ok_or(FsError::CORRUPT.at_ino(r.ino))?);
         Ok(blk32)
     }
 
@@ -144,7 +150,12 @@ impl<D: BlockDevice> Writer<D> {
             }
         }
         let p = self.per_block();
-        let bases = [12, 12 + p, 12 + p + p * p];
+        // p is at most 16384 (64 KiB blocks): these stay below 2^29.
+        let bases = [
+            12,
+            p.saturating_add(12),
+            p.saturating_mul(p).saturating_add(p).saturating_add(12),
+        ];
         // Slots 12, 13, 14: single, double and triple indirect.
         for ((slot, depth), base) in [(12, 1), (13, 2), (14, 3)].into_iter().zip(bases) {
             let ptr = u64::from(r.ptr(slot));
@@ -157,16 +168,13 @@ impl<D: BlockDevice> Writer<D> {
         }
         freed.sort_unstable();
         let n = u64_from(freed.len());
-        let mut i = 0;
-        while i < freed.len() {
-            let mut len = 1;
-            while i + len < freed.len() && freed[i + len] == freed[i] + u64_from(len) {
-                len += 1;
-            }
-            self.free_blocks(st, freed[i], u64_from(len))?;
-            i += len;
-        }
-        r.set_sectors(r.sectors().saturating_sub(n * self.sectors_per_block()));
+        self.free_sorted(st, &freed)?;
+        // Blocks of the filesystem times sectors per block fit u64 (the
+        // filesystem's byte size does).
+        r.set_sectors(
+            r.sectors()
+                .saturating_sub(n.saturating_mul(self.sectors_per_block())),
+        );
         Ok(())
     }
 
@@ -183,7 +191,8 @@ impl<D: BlockDevice> Writer<D> {
     ) -> WResult<bool> {
         let blk = self.valid(blk)?;
         let p = self.per_block();
-        let span = p.pow(depth - 1);
+        // depth is 1, 2 or 3 (the callers' slots), p at most 16384.
+        let span = p.saturating_pow(depth.saturating_sub(1));
         let mut b = self.get(blk)?;
         let (mut left, mut changed) = (false, false);
         for i in 0..usize_from(p) {
@@ -191,14 +200,15 @@ impl<D: BlockDevice> Writer<D> {
             if e == 0 {
                 continue;
             }
-            let ebase = base + u64_from(i) * span;
-            if ebase + span <= keep {
+            // Below 12 + p + p^2 + p^3 < 2^43: the sums do not saturate.
+            let ebase = base.saturating_add(u64_from(i).saturating_mul(span));
+            if ebase.saturating_add(span) <= keep {
                 left = true;
             } else if depth == 1 {
                 freed.push(self.valid(e)?);
                 set_entry(&mut b, i, 0);
                 changed = true;
-            } else if self.trim(e, depth - 1, ebase, keep, freed)? {
+            } else if self.trim(e, depth.saturating_sub(1), ebase, keep, freed)? {
                 set_entry(&mut b, i, 0);
                 changed = true;
             } else {

@@ -21,6 +21,7 @@
 
 use crate::block::{u64_from, usize_from, BlockDevice, BlockMap};
 use std::io;
+use std::num::NonZeroU64;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -29,7 +30,7 @@ use std::sync::RwLock;
 #[derive(Debug)]
 pub struct Cached<D> {
     inner: D,
-    bs: u64,
+    bs: NonZeroU64,
     dirty: RwLock<BlockMap>,
     /// File data not yet written (whole blocks).
     data: RwLock<BlockMap>,
@@ -47,12 +48,19 @@ fn poisoned() -> io::Error {
     io::Error::other("writer cache lock poisoned")
 }
 
+fn past_end(blk: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("block {blk} is past the largest device offset"),
+    )
+}
+
 impl<D: BlockDevice> Cached<D> {
     /// A cache over `inner` with blocks of `block_size` bytes.
     pub fn new(inner: D, block_size: u32) -> Self {
         Cached {
             inner,
-            bs: u64::from(block_size),
+            bs: NonZeroU64::new(u64::from(block_size)).unwrap_or(NonZeroU64::MIN),
             dirty: RwLock::new(BlockMap::new(block_size)),
             data: RwLock::new(BlockMap::new(block_size)),
             writes_left: AtomicU64::new(u64::MAX),
@@ -78,14 +86,14 @@ impl<D: BlockDevice> Cached<D> {
         if let Some(b) = self.data.read().map_err(|_| poisoned())?.get(blk) {
             return Ok(b.to_vec());
         }
-        let mut b = vec![0u8; usize_from(self.bs)];
-        self.inner.read_exact_at(blk * self.bs, &mut b)?;
+        let mut b = vec![0u8; self.bsz()];
+        self.inner.read_exact_at(self.offset(blk)?, &mut b)?;
         Ok(b)
     }
 
     /// Replaces block `blk` in the current transaction.
     pub fn put(&self, blk: u64, data: Vec<u8>) -> io::Result<()> {
-        debug_assert_eq!(u64_from(data.len()), self.bs);
+        debug_assert_eq!(u64_from(data.len()), self.bs.get());
         self.dirty
             .write()
             .map_err(|_| poisoned())?
@@ -113,24 +121,31 @@ impl<D: BlockDevice> Cached<D> {
     /// Writes whole blocks starting at block `blk` straight to the device.
     pub fn write_blocks(&self, blk: u64, data: &[u8]) -> io::Result<()> {
         debug_assert_eq!(u64_from(data.len()) % self.bs, 0);
+        let offset = self.offset(blk)?;
         self.count_write()?;
-        self.inner.write_all_at(blk * self.bs, data)
+        self.inner.write_all_at(offset, data)
     }
 
     /// Writes file data (whole blocks from `blk`): small writes are
     /// buffered, large ones written at once.
     pub fn write_data(&self, blk: u64, buf: &[u8]) -> io::Result<()> {
         let n = u64_from(buf.len()) / self.bs;
+        // The end of the run must be a device offset too.
+        let end = blk
+            .checked_add(n)
+            .filter(|&e| self.offset(e).is_ok())
+            .ok_or_else(|| past_end(blk))?;
         let mut d = self.data.write().map_err(|_| poisoned())?;
         if buf.len() >= DATA_DIRECT {
-            d.remove_range(blk..blk.saturating_add(n));
+            d.remove_range(blk..end);
             drop(d);
             return self.write_blocks(blk, buf);
         }
-        for (i, c) in buf.chunks_exact(usize_from(self.bs)).enumerate() {
-            d.insert(blk + u64_from(i), c.into());
+        for (b, c) in (blk..end).zip(buf.chunks_exact(self.bsz())) {
+            d.insert(b, c.into());
         }
-        let full = u64_from(d.len()) * self.bs >= DATA_BUFFER;
+        // Blocks held in memory: the product stays far below u64::MAX.
+        let full = u64_from(d.len()).saturating_mul(self.bs.get()) >= DATA_BUFFER;
         drop(d);
         if full {
             self.flush_data()?;
@@ -154,12 +169,23 @@ impl<D: BlockDevice> Cached<D> {
                 start = blk;
             }
             run.extend_from_slice(&b);
-            next = blk + 1;
+            // The map's keys ascend: a block u64::MAX is the last one.
+            next = blk.saturating_add(1);
         }
         if !run.is_empty() {
             self.write_blocks(start, &run)?;
         }
         Ok(())
+    }
+
+    /// The block size as a buffer length.
+    fn bsz(&self) -> usize {
+        usize_from(self.bs.get())
+    }
+
+    /// The byte offset of block `blk` (an error past `u64::MAX` bytes).
+    fn offset(&self, blk: u64) -> io::Result<u64> {
+        blk.checked_mul(self.bs.get()).ok_or_else(|| past_end(blk))
     }
 
     fn count_write(&self) -> io::Result<()> {
@@ -168,7 +194,9 @@ impl<D: BlockDevice> Cached<D> {
             return Err(io::Error::other("injected write failure"));
         }
         if left != u64::MAX {
-            self.writes_left.store(left - 1, Ordering::SeqCst);
+            // Not 0 (returned above).
+            self.writes_left
+                .store(left.saturating_sub(1), Ordering::SeqCst);
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ use super::htree_write::{lblk32, rec_len_to_disk, DxAdd};
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
+use crate::ext3::bytes::{le16, le32, set_le16, set_le32, set_u8, u8_at};
 use crate::ext3::dir::rec_len_from_disk;
 use crate::ext3::inode::{FileType, EXT4_INDEX_FL};
 use crate::fs::Error as FsError;
@@ -26,7 +27,9 @@ use std::collections::HashMap;
 
 /// Space an entry with a name of `n` bytes needs.
 pub fn rec_len(n: usize) -> usize {
-    (8 + n + 3) & !3
+    // 8 header bytes and the name, rounded up to 4 (names are at most 255
+    // bytes: `check_name`).
+    n.saturating_add(11) & !3
 }
 
 /// The `file_type` byte of a directory entry.
@@ -42,12 +45,19 @@ pub fn dirent_type(t: FileType) -> u8 {
     }
 }
 
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+/// The entry at byte `off` of a block (empty past the end).
+fn entry_at(b: &[u8], off: usize) -> &[u8] {
+    b.get(off..).unwrap_or_default()
 }
 /// The `rec_len` of the entry at `off`, decoded for the block size.
 fn rec_len_at(b: &[u8], off: usize, bs: usize) -> usize {
-    rec_len_from_disk(u16::from_le_bytes([b[off + 4], b[off + 5]]), bs)
+    rec_len_from_disk(le16(entry_at(b, off), 4), bs)
+}
+/// Sets the `rec_len` of the entry at `off`.
+fn set_rec_len_at(b: &mut [u8], off: usize, rl: usize) {
+    if let Some(e) = b.get_mut(off..) {
+        set_le16(e, 4, rec_len_to_disk(rl));
+    }
 }
 
 pub(crate) fn write_entry(
@@ -59,12 +69,17 @@ pub(crate) fn write_entry(
     ft: u8,
     filetype: bool,
 ) {
-    b[off..off + 4].copy_from_slice(&ino.to_le_bytes());
-    b[off + 4..off + 6].copy_from_slice(&rec_len_to_disk(rl).to_le_bytes());
+    // The callers found room for `rl >= rec_len(name.len())` bytes at
+    // `off`; nothing is written past the block.
+    let Some(e) = b.get_mut(off..) else { return };
+    set_le32(e, 0, ino);
+    set_le16(e, 4, rec_len_to_disk(rl));
     // `check_name` keeps names to 255 bytes.
-    b[off + 6] = u8::try_from(name.len()).unwrap_or(u8::MAX);
-    b[off + 7] = if filetype { ft } else { 0 };
-    b[off + 8..off + 8 + name.len()].copy_from_slice(name);
+    set_u8(e, 6, u8::try_from(name.len()).unwrap_or(u8::MAX));
+    set_u8(e, 7, if filetype { ft } else { 0 });
+    if let Some(n) = e.get_mut(8..).and_then(|n| n.get_mut(..name.len())) {
+        n.copy_from_slice(name);
+    }
 }
 
 /// A directory's first block: `.` and `..`, entries ending at `end`
@@ -72,7 +87,16 @@ pub(crate) fn write_entry(
 pub fn new_dir_block(bs: usize, end: usize, ino: u32, parent: u32, filetype: bool) -> Vec<u8> {
     let mut b = vec![0u8; bs];
     write_entry(&mut b, 0, ino, 12, b".", 2, filetype);
-    write_entry(&mut b, 12, parent, end - 12, b"..", 2, filetype);
+    // `end` is the block size or 12 bytes less: 1012 or more.
+    write_entry(
+        &mut b,
+        12,
+        parent,
+        end.saturating_sub(12),
+        b"..",
+        2,
+        filetype,
+    );
     b
 }
 
@@ -135,11 +159,12 @@ impl<D: BlockDevice> Writer<D> {
             for _ in 0..levels.min(2) {
                 let mut next = Vec::new();
                 for (b, at) in &frontier {
-                    let count = usize::from(u16::from_le_bytes([b[at + 2], b[at + 3]]));
+                    let entries = entry_at(b, *at);
+                    let count = usize::from(le16(entries, 2));
                     // A full root's last entries reach into the space
                     // of a leaf's checksum tail: bound by the block.
-                    for i in 0..count.min((b.len() - at) / 8) {
-                        let lblk = u64::from(le32(b, at + 8 * i + 4));
+                    for e in entries.chunks_exact(8).take(count) {
+                        let lblk = u64::from(le32(e, 4));
                         let pblk = self.dir_block(d, lblk)?;
                         nodes.push(pblk);
                         next.push((self.get(pblk)?, 8usize));
@@ -148,14 +173,17 @@ impl<D: BlockDevice> Writer<D> {
                 frontier = next;
             }
         }
-        let rl = u16::try_from(end - 12).map_err(|_| FsError::IO)?;
-        root[16..18].copy_from_slice(&rl.to_le_bytes());
+        let rl = end
+            .checked_sub(12)
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or(FsError::IO)?;
+        set_le16(&mut root, 16, rl);
         root[24..].fill(0);
         self.put_dir(d, root_blk, root)?;
         for pblk in nodes {
             let mut b = vec![0u8; usize::try_from(self.geo.bs).map_err(|_| FsError::IO)?];
             let rl = u16::try_from(end).map_err(|_| FsError::IO)?;
-            b[4..6].copy_from_slice(&rl.to_le_bytes());
+            set_le16(&mut b, 4, rl);
             self.put_dir(d, pblk, b)?;
         }
         Ok(())
@@ -175,7 +203,7 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn with_names<T>(&self, dir: u32, f: impl FnOnce(&mut NameMap) -> T) -> WResult<T> {
         let mut c = self.dcache.lock().map_err(|_| FsError::IO)?;
         if !c.contains_key(&dir) {
-            let bs = self.geo.bs;
+            let bs = self.geo.bs_nz();
             let mut m = NameMap::new();
             let mut too_far = false;
             self.fs
@@ -236,36 +264,33 @@ impl<D: BlockDevice> Writer<D> {
         let mut b = self.get(pblk)?;
         let need = rec_len(name.len());
         let mut off = 0usize;
-        while off + 8 <= end {
-            let e_ino = le32(&b, off);
+        // Each entry's rec_len (from disk) must keep it inside `end`.
+        while let Some(room) = end.checked_sub(off).filter(|&r| r >= 8) {
+            let e = entry_at(&b, off);
+            let e_ino = le32(e, 0);
             let rl = rec_len_at(&b, off, bs);
-            if rl < 8 || off + rl > end {
+            if rl < 8 || rl > room {
                 return Err(FsError::IO);
             }
             let used = if e_ino == 0 {
                 0
             } else {
-                rec_len(usize::from(b[off + 6]))
+                rec_len(usize::from(u8_at(e, 6)))
             };
-            if rl >= used + need {
+            // The gap after the entry's name, when the new one fits it.
+            if let Some(gap) = rl.checked_sub(used).filter(|&g| g >= need) {
                 if e_ino == 0 {
                     write_entry(&mut b, off, ino, rl, name, ft, self.geo.filetype);
                 } else {
-                    b[off + 4..off + 6].copy_from_slice(&rec_len_to_disk(used).to_le_bytes());
-                    write_entry(
-                        &mut b,
-                        off + used,
-                        ino,
-                        rl - used,
-                        name,
-                        ft,
-                        self.geo.filetype,
-                    );
+                    set_rec_len_at(&mut b, off, used);
+                    // off + used < off + rl <= end.
+                    let at = off.checked_add(used).ok_or(FsError::IO)?;
+                    write_entry(&mut b, at, ino, gap, name, ft, self.geo.filetype);
                 }
                 self.put_dir(d, pblk, b)?;
                 return Ok(true);
             }
-            off += rl;
+            off = off.checked_add(rl).ok_or(FsError::IO)?;
         }
         Ok(false)
     }
@@ -333,9 +358,11 @@ impl<D: BlockDevice> Writer<D> {
         ino: u32,
         ft: u8,
     ) -> WResult<u64> {
-        let n = d.size() / self.geo.bs;
-        if n > 0 && self.try_insert(d, n - 1, name, ino, ft)? {
-            return Ok(n - 1);
+        let n = d.size() / self.geo.bs_nz();
+        if let Some(last) = n.checked_sub(1) {
+            if self.try_insert(d, last, name, ino, ft)? {
+                return Ok(last);
+            }
         }
         for l in 0..n.saturating_sub(1) {
             if self.try_insert(d, l, name, ino, ft)? {
@@ -367,17 +394,20 @@ impl<D: BlockDevice> Writer<D> {
             self.geo.dir_end()
         };
         let (mut off, mut prev) = (0usize, None);
-        while off + 8 <= end {
+        // Each entry's rec_len (from disk) must keep it inside `end`.
+        while let Some(room) = end.checked_sub(off).filter(|&r| r >= 8) {
             let rl = rec_len_at(&b, off, bs);
-            if rl < 8 || off + rl > end {
+            if rl < 8 || rl > room {
                 return Err(FsError::IO);
             }
-            let nl = usize::from(b[off + 6]);
-            if le32(&b, off) != 0 && off + 8 + nl <= bs && &b[off + 8..off + 8 + nl] == name {
+            let e = entry_at(&b, off);
+            let nl = usize::from(u8_at(e, 6));
+            let e_name = e.get(8..).and_then(|n| n.get(..nl));
+            if le32(e, 0) != 0 && e_name == Some(name) {
                 return Ok((lblk, pblk, off, prev));
             }
             prev = Some(off);
-            off += rl;
+            off = off.checked_add(rl).ok_or(FsError::IO)?;
         }
         Err(FsError::IO)
     }
@@ -388,14 +418,19 @@ impl<D: BlockDevice> Writer<D> {
         let end = self.geo.dir_end();
         let (_, pblk, off, prev) = self.locate(d, name)?;
         let mut b = self.get(pblk)?;
-        let ino = le32(&b, off);
+        let ino = le32(entry_at(&b, off), 0);
         match prev {
             Some(p) => {
                 let bs = self.geo.bsz();
-                let rl = rec_len_at(&b, p, bs) + rec_len_at(&b, off, bs);
-                b[p + 4..p + 6].copy_from_slice(&rec_len_to_disk(rl.min(end)).to_le_bytes());
+                // Two rec_lens `locate` checked against the block.
+                let rl = rec_len_at(&b, p, bs).saturating_add(rec_len_at(&b, off, bs));
+                set_rec_len_at(&mut b, p, rl.min(end));
             }
-            None => b[off..off + 4].fill(0),
+            None => {
+                if let Some(e) = b.get_mut(off..) {
+                    set_le32(e, 0, 0);
+                }
+            }
         }
         self.put_dir(d, pblk, b)?;
         self.with_names(d.ino, |m| m.remove(name))?;
@@ -413,9 +448,11 @@ impl<D: BlockDevice> Writer<D> {
         self.entries_changed(d)?;
         let (lblk, pblk, off, _) = self.locate(d, name)?;
         let mut b = self.get(pblk)?;
-        b[off..off + 4].copy_from_slice(&ino.to_le_bytes());
-        if self.geo.filetype {
-            b[off + 7] = dirent_type(t);
+        if let Some(e) = b.get_mut(off..) {
+            set_le32(e, 0, ino);
+            if self.geo.filetype {
+                set_u8(e, 7, dirent_type(t));
+            }
         }
         if lblk == 0 && self.is_indexed(d) {
             self.put_dx(d, pblk, b, crate::ext3::htree::field::DX_ROOT_COUNTLIMIT)?;

@@ -39,23 +39,49 @@ pub(crate) fn empty_root(i_block: &mut [u8]) {
     set_le16(i_block, 4, 4);
 }
 
-fn entry_at(i: usize) -> usize {
-    12 + 12 * i
+impl Ext {
+    // Extents read from disk are checked by `ext_walk` (a logical range
+    // below 2^32, a device range inside the filesystem) and the writer
+    // makes them the same way, so these sums stay far below u64::MAX.
+
+    /// One past the extent's last logical block.
+    fn end(&self) -> u64 {
+        self.lblk.saturating_add(self.len)
+    }
+    /// One past the extent's last device block.
+    fn pend(&self) -> u64 {
+        self.pblk.saturating_add(self.len)
+    }
+    /// The device block of logical block `l` (from `lblk` on).
+    fn pblk_of(&self, l: u64) -> u64 {
+        self.pblk.saturating_add(l.saturating_sub(self.lblk))
+    }
+}
+
+/// The 12-byte entries of an extent node (after its 12-byte header).
+fn entries(node: &[u8]) -> std::slice::ChunksExact<'_, u8> {
+    node.get(12..).unwrap_or_default().chunks_exact(12)
 }
 
 impl<D: BlockDevice> Writer<D> {
     fn per_node(&self) -> usize {
-        usize::try_from((self.geo.bs - 12) / 12).unwrap_or(0)
+        // A block of 1 KiB or more.
+        self.geo.bsz().saturating_sub(12) / 12
     }
 
     /// Reads the extents of `r` and the blocks of its tree.
     pub(crate) fn ext_read(&self, r: &RawInode) -> WResult<(Vec<Ext>, Vec<u64>)> {
         let root = r.b[crate::ext3::inode::field::I_BLOCK..][..60].to_vec();
         let (mut exts, mut blocks) = (Vec::new(), Vec::new());
-        self.ext_walk(&root, MAX_DEPTH + 1, &mut exts, &mut blocks)?;
+        self.ext_walk(&root, MAX_DEPTH + 1, &mut exts, &mut blocks)
+            .map_err(|e| e.at_ino(r.ino))?;
         Ok((exts, blocks))
     }
 
+    /// Appends the extents under `node` (a tree level below `above`) and
+    /// its tree blocks; extents must ascend without overlapping, lie below
+    /// logical block 2^32 (`ext4_valid_extent`) and inside the filesystem,
+    /// and no tree block may be reached twice.
     fn ext_walk(
         &self,
         node: &[u8],
@@ -63,29 +89,42 @@ impl<D: BlockDevice> Writer<D> {
         exts: &mut Vec<Ext>,
         blocks: &mut Vec<u64>,
     ) -> WResult<()> {
-        let entries = usize::from(le16(node, 2));
+        let count = usize::from(le16(node, 2));
         let depth = le16(node, 6);
-        if le16(node, 0) != EXT4_EXT_MAGIC || depth >= above || entry_at(entries) > node.len() {
+        if le16(node, 0) != EXT4_EXT_MAGIC || depth >= above || count > entries(node).len() {
             return Err(FsError::CORRUPT);
         }
-        for i in 0..entries {
-            let e = &node[entry_at(i)..];
+        for e in entries(node).take(count) {
             if depth == 0 {
                 let raw = u32::from(le16(e, 4));
-                let (len, unwritten) = if raw > EXT_INIT_MAX_LEN {
-                    (raw - EXT_INIT_MAX_LEN, true)
-                } else {
-                    (raw, false)
+                let (len, unwritten) = match raw.checked_sub(EXT_INIT_MAX_LEN) {
+                    Some(n) if n > 0 => (n, true),
+                    _ => (raw, false),
                 };
-                exts.push(Ext {
+                let x = Ext {
                     lblk: u64::from(le32(e, 0)),
                     len: u64::from(len),
                     pblk: (u64::from(le16(e, 6)) << 32) | u64::from(le32(e, 8)),
                     unwritten,
-                });
+                };
+                let after = exts.last().map_or(0, Ext::end);
+                let lend = x.lblk.checked_add(x.len);
+                let pend = x.pblk.checked_add(x.len);
+                if len == 0
+                    || x.lblk < after
+                    || lend.is_none_or(|l| l > 1 << 32)
+                    || x.pblk < self.geo.first_data_block
+                    || pend.is_none_or(|p| p > self.geo.blocks_count)
+                {
+                    return Err(FsError::CORRUPT.at_block(x.pblk));
+                }
+                exts.push(x);
             } else {
                 let child = (u64::from(le16(e, 8)) << 32) | u64::from(le32(e, 4));
-                if child >= self.geo.blocks_count || child < self.geo.first_data_block {
+                if child >= self.geo.blocks_count
+                    || child < self.geo.first_data_block
+                    || blocks.contains(&child)
+                {
                     return Err(FsError::CORRUPT.at_block(child));
                 }
                 blocks.push(child);
@@ -102,8 +141,8 @@ impl<D: BlockDevice> Writer<D> {
         let (exts, _) = self.ext_read(r)?;
         Ok(exts
             .iter()
-            .find(|e| e.lblk <= lblk && lblk < e.lblk + e.len && !e.unwritten)
-            .map_or(0, |e| e.pblk + (lblk - e.lblk)))
+            .find(|e| e.lblk <= lblk && lblk < e.end() && !e.unwritten)
+            .map_or(0, |e| e.pblk_of(lblk)))
     }
 
     /// Maps logical block `lblk` of `r` to `pblk`.
@@ -118,20 +157,20 @@ impl<D: BlockDevice> Writer<D> {
             return Err(FsError::FileTooLarge);
         }
         let (mut exts, blocks) = self.ext_read(r)?;
-        let i = exts.partition_point(|e| e.lblk + e.len <= lblk);
-        if i < exts.len() && exts[i].lblk <= lblk {
+        let i = exts.partition_point(|e| e.end() <= lblk);
+        if exts.get(i).is_some_and(|e| e.lblk <= lblk) {
             // Already mapped (an unwritten extent is not written here).
             return Err(FsError::IO);
         }
-        let grows = i > 0 && {
-            let p = &exts[i - 1];
+        let before = i.checked_sub(1).and_then(|j| exts.get_mut(j));
+        if let Some(p) = before.filter(|p| {
             !p.unwritten
-                && p.lblk + p.len == lblk
-                && p.pblk + p.len == pblk
+                && p.end() == lblk
+                && p.pend() == pblk
                 && p.len < u64::from(EXT_INIT_MAX_LEN)
-        };
-        if grows {
-            exts[i - 1].len += 1;
+        }) {
+            // Below EXT_INIT_MAX_LEN.
+            p.len = p.len.saturating_add(1);
         } else {
             exts.insert(
                 i,
@@ -150,24 +189,27 @@ impl<D: BlockDevice> Writer<D> {
     /// beyond.
     pub(crate) fn ext_truncate(&self, st: &mut State, r: &mut RawInode, keep: u64) -> WResult<()> {
         let (mut exts, blocks) = self.ext_read(r)?;
+        // Freed blocks, at most the filesystem's (in sectors, at most its
+        // byte size / 512): the sums fit u64.
         let mut freed = 0u64;
         let mut out = Vec::with_capacity(exts.len());
         for mut e in exts.drain(..) {
             if e.lblk >= keep {
                 self.free_blocks(st, e.pblk, e.len)?;
-                freed += e.len;
-            } else if e.lblk + e.len > keep {
-                let cut = e.lblk + e.len - keep;
-                self.free_blocks(st, e.pblk + (keep - e.lblk), cut)?;
-                freed += cut;
-                e.len -= cut;
+                freed = freed.saturating_add(e.len);
+            } else if e.end() > keep {
+                // e.lblk < keep < e.end(): a cut inside the extent.
+                let cut = e.end().saturating_sub(keep);
+                self.free_blocks(st, e.pblk_of(keep), cut)?;
+                freed = freed.saturating_add(cut);
+                e.len = e.len.saturating_sub(cut);
                 out.push(e);
             } else {
                 out.push(e);
             }
         }
         let spb = self.geo.bs / 512;
-        r.set_sectors(r.sectors().saturating_sub(freed * spb));
+        r.set_sectors(r.sectors().saturating_sub(freed.saturating_mul(spb)));
         let goal = out.first().map_or(0, |e| e.pblk);
         self.ext_store(st, r, &out, blocks, goal)
     }
@@ -176,7 +218,7 @@ impl<D: BlockDevice> Writer<D> {
     /// (written or not); `u64::MAX` when there is none.
     pub(crate) fn ext_next_mapped(&self, r: &RawInode, lblk: u64) -> WResult<u64> {
         let (exts, _) = self.ext_read(r)?;
-        let i = exts.partition_point(|e| e.lblk + e.len <= lblk);
+        let i = exts.partition_point(|e| e.end() <= lblk);
         Ok(exts.get(i).map_or(u64::MAX, |e| e.lblk.max(lblk)))
     }
 
@@ -197,18 +239,20 @@ impl<D: BlockDevice> Writer<D> {
         let spb = self.geo.bs / 512;
         let (mut pos, mut failed, mut changed) = (a, None, false);
         while pos < b {
-            let i = exts.partition_point(|e| e.lblk + e.len <= pos);
+            let i = exts.partition_point(|e| e.end() <= pos);
             if let Some(e) = exts.get(i).filter(|e| e.lblk <= pos) {
-                pos = e.lblk + e.len;
+                pos = e.end();
                 continue;
             }
+            // The next extent starts after pos (and pos < b).
             let hole_end = exts.get(i).map_or(b, |e| e.lblk.min(b));
-            let goal = match i.checked_sub(1).map(|j| exts[j]) {
-                Some(p) => p.pblk + p.len,
+            let goal = match i.checked_sub(1).and_then(|j| exts.get(j)) {
+                Some(p) => p.pend(),
                 None => self.inode_goal(r.ino),
             };
             // Leave room for the tree blocks the new extents may need.
-            let want = (hole_end - pos)
+            let want = hole_end
+                .saturating_sub(pos)
                 .min(EXT_UNWRITTEN_MAX_LEN)
                 .min(st.free_blocks.saturating_sub(3));
             let got = if want == 0 {
@@ -232,8 +276,11 @@ impl<D: BlockDevice> Writer<D> {
                     unwritten: true,
                 },
             );
-            r.set_sectors(r.sectors() + n * spb);
-            pos += n;
+            // i_blocks is on disk: a count that no longer fits is corrupt.
+            let sectors = r.sectors().checked_add(n.saturating_mul(spb));
+            r.set_sectors(sectors.ok_or(FsError::CORRUPT.at_ino(r.ino))?);
+            // n is at most the hole's length.
+            pos = pos.saturating_add(n);
             changed = true;
         }
         if changed {
@@ -256,38 +303,42 @@ impl<D: BlockDevice> Writer<D> {
         end: u64,
     ) -> WResult<Option<(u64, u64)>> {
         let (mut exts, blocks) = self.ext_read(r)?;
-        let i = exts.partition_point(|e| e.lblk + e.len <= lblk);
+        let i = exts.partition_point(|e| e.end() <= lblk);
         let e = match exts.get(i) {
             Some(e) if e.lblk <= lblk && e.unwritten => *e,
             _ => return Ok(None),
         };
-        let t = end.min(e.lblk + e.len);
+        // e.lblk <= lblk < t <= e.end(): the three parts below.
+        let t = end.min(e.end());
+        let Some(len) = t.checked_sub(lblk).filter(|&n| n > 0) else {
+            return Ok(None);
+        };
         let mut parts = Vec::with_capacity(3);
         if e.lblk < lblk {
             parts.push(Ext {
-                len: lblk - e.lblk,
+                len: lblk.saturating_sub(e.lblk),
                 ..e
             });
         }
-        let pblk = e.pblk + (lblk - e.lblk);
+        let pblk = e.pblk_of(lblk);
         parts.push(Ext {
             lblk,
-            len: t - lblk,
+            len,
             pblk,
             unwritten: false,
         });
-        if t < e.lblk + e.len {
+        if t < e.end() {
             parts.push(Ext {
                 lblk: t,
-                len: e.lblk + e.len - t,
-                pblk: e.pblk + (t - e.lblk),
+                len: e.end().saturating_sub(t),
+                pblk: e.pblk_of(t),
                 unwritten: true,
             });
         }
         exts.splice(i..=i, parts);
         merge(&mut exts);
         self.ext_store(st, r, &exts, blocks, pblk)?;
-        Ok(Some((pblk, t - lblk)))
+        Ok(Some((pblk, len)))
     }
 
     /// Frees the blocks of logical blocks `a..b` of `r` (a punched hole),
@@ -300,27 +351,29 @@ impl<D: BlockDevice> Writer<D> {
         b: u64,
     ) -> WResult<()> {
         let (exts, blocks) = self.ext_read(r)?;
+        // Freed blocks, at most the filesystem's: the sums fit u64.
         let mut freed = 0u64;
-        let mut out = Vec::with_capacity(exts.len() + 1);
+        let mut out = Vec::with_capacity(exts.len().saturating_add(1));
         for e in exts {
-            let (s, t) = (e.lblk.max(a), (e.lblk + e.len).min(b));
-            if s >= t {
+            // e.lblk <= s < t <= e.end() when the hole meets the extent.
+            let (s, t) = (e.lblk.max(a), e.end().min(b));
+            let Some(n) = t.checked_sub(s).filter(|&n| n > 0) else {
                 out.push(e);
                 continue;
-            }
-            self.free_blocks(st, e.pblk + (s - e.lblk), t - s)?;
-            freed += t - s;
+            };
+            self.free_blocks(st, e.pblk_of(s), n)?;
+            freed = freed.saturating_add(n);
             if e.lblk < s {
                 out.push(Ext {
-                    len: s - e.lblk,
+                    len: s.saturating_sub(e.lblk),
                     ..e
                 });
             }
-            if t < e.lblk + e.len {
+            if t < e.end() {
                 out.push(Ext {
                     lblk: t,
-                    len: e.lblk + e.len - t,
-                    pblk: e.pblk + (t - e.lblk),
+                    len: e.end().saturating_sub(t),
+                    pblk: e.pblk_of(t),
                     unwritten: e.unwritten,
                 });
             }
@@ -329,7 +382,7 @@ impl<D: BlockDevice> Writer<D> {
             return Ok(());
         }
         let spb = self.geo.bs / 512;
-        r.set_sectors(r.sectors().saturating_sub(freed * spb));
+        r.set_sectors(r.sectors().saturating_sub(freed.saturating_mul(spb)));
         let goal = out.first().map_or(0, |e| e.pblk);
         self.ext_store(st, r, &out, blocks, goal)
     }
@@ -352,8 +405,11 @@ impl<D: BlockDevice> Writer<D> {
             .map(|e| {
                 let mut x = [0u8; 12];
                 set_le32(&mut x, 0, lo32(e.lblk));
-                let len = u32::try_from(e.len).unwrap_or(0)
-                    + if e.unwritten { EXT_INIT_MAX_LEN } else { 0 };
+                // At most EXT_UNWRITTEN_MAX_LEN when unwritten: the sum
+                // is at most 65535.
+                let len = u32::try_from(e.len)
+                    .unwrap_or(0)
+                    .saturating_add(if e.unwritten { EXT_INIT_MAX_LEN } else { 0 });
                 set_le16(&mut x, 4, u16::try_from(len).unwrap_or(0));
                 set_le16(&mut x, 6, u16::try_from(e.pblk >> 32).unwrap_or(0));
                 set_le32(&mut x, 8, lo32(e.pblk));
@@ -372,7 +428,10 @@ impl<D: BlockDevice> Writer<D> {
                     Some(b) => b,
                     None => {
                         let b = self.alloc_block(st, goal)?;
-                        r.set_sectors(r.sectors() + spb);
+                        // i_blocks is on disk: one that no longer fits is
+                        // corrupt.
+                        let sectors = r.sectors().checked_add(spb);
+                        r.set_sectors(sectors.ok_or(FsError::CORRUPT.at_ino(r.ino))?);
                         b
                     }
                 };
@@ -391,7 +450,8 @@ impl<D: BlockDevice> Writer<D> {
                 up.push((chunk[0].0, x));
             }
             level = up;
-            depth += 1;
+            // Below 2 (checked above).
+            depth = depth.saturating_add(1);
         }
         for blk in old {
             self.free_blocks(st, blk, 1)?;
@@ -409,9 +469,9 @@ impl<D: BlockDevice> Writer<D> {
         set_le16(b, 2, u16::try_from(entries.len()).unwrap_or(0));
         set_le16(b, 4, u16::try_from(max).unwrap_or(0));
         set_le16(b, 6, depth);
-        for (i, (_, x)) in entries.iter().enumerate() {
-            let at = entry_at(i);
-            b[at..at + 12].copy_from_slice(x);
+        let slots = b.get_mut(12..).unwrap_or_default().chunks_exact_mut(12);
+        for (slot, (_, x)) in slots.zip(entries) {
+            slot.copy_from_slice(x);
         }
     }
 }
@@ -427,12 +487,10 @@ fn merge(exts: &mut Vec<Ext>) {
             } else {
                 u64::from(EXT_INIT_MAX_LEN)
             };
-            if p.unwritten == e.unwritten
-                && p.lblk + p.len == e.lblk
-                && p.pblk + p.len == e.pblk
-                && p.len + e.len <= max
-            {
-                p.len += e.len;
+            // Two lengths of at most 2^15 each.
+            let len = p.len.saturating_add(e.len);
+            if p.unwritten == e.unwritten && p.end() == e.lblk && p.pend() == e.pblk && len <= max {
+                p.len = len;
                 continue;
             }
         }

@@ -80,48 +80,76 @@ struct Frame {
     pos: usize,
 }
 
+/// The byte offset of index entry `i` after a `dx_countlimit` at `at`
+/// (saturating: entries are at most 8191, and `Frame::valid` checks that
+/// the limit's entries fit the block).
+fn entry_off(at: usize, i: usize) -> usize {
+    at.saturating_add(i.saturating_mul(8))
+}
+
 impl Frame {
     fn limit(&self) -> usize {
         usize::from(le16(&self.b, self.at))
     }
     fn count(&self) -> usize {
-        usize::from(le16(&self.b, self.at + 2))
+        usize::from(le16(&self.b, entry_off(self.at, 0).saturating_add(2)))
     }
     fn set_count(&mut self, n: usize) {
-        set_le16(&mut self.b, self.at + 2, count16(n));
+        set_le16(&mut self.b, self.at.saturating_add(2), count16(n));
     }
     fn hash(&self, i: usize) -> u32 {
         if i == 0 {
             0
         } else {
-            le32(&self.b, self.at + 8 * i)
+            le32(&self.b, entry_off(self.at, i))
         }
     }
     fn block(&self, i: usize) -> u32 {
-        le32(&self.b, self.at + 8 * i + 4) & BLOCK_MASK
+        le32(&self.b, entry_off(self.at, i).saturating_add(4)) & BLOCK_MASK
     }
     fn set_block(&mut self, i: usize, lblk: u32) {
-        set_le32(&mut self.b, self.at + 8 * i + 4, lblk);
+        set_le32(&mut self.b, entry_off(self.at, i).saturating_add(4), lblk);
     }
-    /// Inserts (`hash`, `lblk`) as entry `i` (>= 1), moving later ones up.
-    fn insert(&mut self, i: usize, hash: u32, lblk: u32) {
+    /// The bytes of entries `from..to`.
+    fn entries(&self, from: usize, to: usize) -> WResult<&[u8]> {
+        self.b
+            .get(entry_off(self.at, from)..entry_off(self.at, to))
+            .ok_or(FsError::IO)
+    }
+    /// Inserts (`hash`, `lblk`) as entry `i` (>= 1), moving later ones up
+    /// (the caller checked that the count is below the limit).
+    fn insert(&mut self, i: usize, hash: u32, lblk: u32) -> WResult<()> {
         let n = self.count();
-        let from = self.at + 8 * i;
-        self.b.copy_within(from..self.at + 8 * n, from + 8);
+        let from = entry_off(self.at, i);
+        let end = entry_off(self.at, n);
+        let grown = entry_off(self.at, n.saturating_add(1));
+        if i == 0 || i > n || grown > self.b.len() {
+            return Err(FsError::IO);
+        }
+        self.b.copy_within(from..end, from.saturating_add(8));
         set_le32(&mut self.b, from, hash);
-        set_le32(&mut self.b, from + 4, lblk);
-        self.set_count(n + 1);
+        set_le32(&mut self.b, from.saturating_add(4), lblk);
+        self.set_count(n.saturating_add(1));
+        Ok(())
     }
     /// The entries as the writer keeps them: our limit, a count within it,
     /// hashes in order, blocks inside the directory (not block 0).
     fn valid(&self, limit: usize, nblocks: u64) -> bool {
         let count = self.count();
+        let fits = limit
+            .checked_mul(8)
+            .and_then(|n| n.checked_add(self.at))
+            .is_some_and(|end| end <= self.b.len());
         self.limit() == limit
             && (1..=limit).contains(&count)
-            && self.at + 8 * limit <= self.b.len()
+            && fits
             && (0..count).all(|i| {
                 let blk = u64::from(self.block(i));
-                blk > 0 && blk < nblocks && (i < 2 || self.hash(i) >= self.hash(i - 1))
+                let ordered = match i.checked_sub(1) {
+                    Some(j) if j > 0 => self.hash(i) >= self.hash(j),
+                    _ => true,
+                };
+                blk > 0 && blk < nblocks && ordered
             })
     }
 }
@@ -136,22 +164,21 @@ impl Frame {
 fn split_point(sorted: &[(u32, usize)], block_size: usize) -> (usize, u32) {
     let count = sorted.len();
     let half = block_size / 2;
+    // Record sizes of one block's entries: the sums stay below the block.
     let mut size = 0usize;
     let mut split = count / 2;
     for (i, &(_, s)) in sorted.iter().enumerate().rev() {
-        if size + s / 2 > half {
-            split = i + 1;
+        if size.saturating_add(s / 2) > half {
+            split = i.saturating_add(1);
             break;
         }
-        size += s;
+        size = size.saturating_add(s);
     }
+    // At least one entry stays and one moves (the caller has two or more).
     let split = split.clamp(1, count.saturating_sub(1).max(1));
-    let hash2 = sorted[split].0;
-    let continued = if sorted[split - 1].0 == hash2 {
-        CONTINUED
-    } else {
-        0
-    };
+    let hash2 = sorted.get(split).map_or(0, |e| e.0);
+    let before = sorted.get(split.saturating_sub(1)).map(|e| e.0);
+    let continued = if before == Some(hash2) { CONTINUED } else { 0 };
     (split, hash2 | continued)
 }
 
@@ -188,12 +215,13 @@ impl<D: BlockDevice> Writer<D> {
 
     /// `dx_root_limit`: entries after the 32-byte root header.
     fn root_limit(&self) -> usize {
-        (self.geo.bsz() - DX_ROOT_COUNTLIMIT) / 8 - self.csum_entries()
+        // Blocks are 1 KiB or more: no saturation.
+        (self.geo.bsz().saturating_sub(DX_ROOT_COUNTLIMIT) / 8).saturating_sub(self.csum_entries())
     }
 
     /// `dx_node_limit`: entries after the 8-byte fake entry.
     fn node_limit(&self) -> usize {
-        (self.geo.bsz() - DX_NODE_COUNTLIMIT) / 8 - self.csum_entries()
+        (self.geo.bsz().saturating_sub(DX_NODE_COUNTLIMIT) / 8).saturating_sub(self.csum_entries())
     }
 
     /// Puts an index block of `d` whose `dx_countlimit` is at `at`, sealed
@@ -213,17 +241,23 @@ impl<D: BlockDevice> Writer<D> {
     /// Appends a block to directory `d`: (logical, device) block. The
     /// caller fills it.
     pub(crate) fn append_dir_block(&self, st: &mut State, d: &mut RawInode) -> WResult<(u64, u64)> {
-        let bs = self.geo.bs;
+        let bs = self.geo.bs_nz();
+        // i_size is on disk: a directory that cannot grow by a block is
+        // too large.
         let n = d.size() / bs;
-        let goal = if n > 0 {
-            self.bmap(d, n - 1)? + 1
-        } else {
-            self.inode_goal(d.ino)
+        let size = n
+            .checked_add(1)
+            .and_then(|m| m.checked_mul(bs.get()))
+            .ok_or(FsError::FileTooLarge.at_ino(d.ino))?;
+        let goal = match n.checked_sub(1) {
+            Some(last) => self.bmap(d, last)?.saturating_add(1),
+            None => self.inode_goal(d.ino),
         };
         let pblk = self.alloc_block(st, goal)?;
         self.bmap_set(st, d, n, pblk)?;
-        d.set_sectors(d.sectors() + bs / 512);
-        d.set_size((n + 1) * bs);
+        let sectors = d.sectors().checked_add(bs.get() / 512);
+        d.set_sectors(sectors.ok_or(FsError::CORRUPT.at_ino(d.ino))?);
+        d.set_size(size);
         Ok((n, pblk))
     }
 
@@ -236,10 +270,13 @@ impl<D: BlockDevice> Writer<D> {
             set_le16(&mut b, 4, rec_len_to_disk(end));
             return b;
         }
+        // The entries came from one block (or part of one): their records
+        // fit the entry space, so `off` stays below `end`.
         let mut off = 0;
+        let last = entries.len().saturating_sub(1);
         for (i, e) in entries.iter().enumerate() {
-            let rl = if i + 1 == entries.len() {
-                end - off
+            let rl = if i == last {
+                end.saturating_sub(off)
             } else {
                 super::dir_write::rec_len(e.name.len())
             };
@@ -252,7 +289,7 @@ impl<D: BlockDevice> Writer<D> {
                 e.file_type,
                 self.geo.filetype,
             );
-            off += rl;
+            off = off.saturating_add(rl);
         }
         b
     }
@@ -271,17 +308,22 @@ impl<D: BlockDevice> Writer<D> {
         let mut prev: Option<usize> = None;
         let mut off = 0usize;
         let mut next_gone = offsets.iter().peekable();
-        while off + 8 <= end {
-            let rl = crate::ext3::dir::rec_len_from_disk(le16(b, off + 4), bs);
-            if rl < 12 || off + rl > end {
+        let rec_len_at = |b: &[u8], off: usize| {
+            crate::ext3::dir::rec_len_from_disk(le16(b.get(off..).unwrap_or_default(), 4), bs)
+        };
+        // Each entry's rec_len (from disk) must keep it inside `end`.
+        while let Some(room) = end.checked_sub(off).filter(|&r| r >= 8) {
+            let rl = rec_len_at(b, off);
+            if rl < 12 || rl > room {
                 break;
             }
             if next_gone.peek() == Some(&&off) {
                 next_gone.next();
                 match prev {
                     Some(p) => {
-                        let merged = crate::ext3::dir::rec_len_from_disk(le16(b, p + 4), bs) + rl;
-                        set_le16(b, p + 4, rec_len_to_disk(merged));
+                        // Two records inside the block.
+                        let merged = rec_len_at(b, p).saturating_add(rl);
+                        set_le16(b, p.saturating_add(4), rec_len_to_disk(merged));
                     }
                     None => {
                         set_le32(b, off, 0);
@@ -291,7 +333,8 @@ impl<D: BlockDevice> Writer<D> {
             } else {
                 prev = Some(off);
             }
-            off += rl;
+            // At most `end` (checked above).
+            off = off.saturating_add(rl);
         }
     }
 
@@ -315,7 +358,7 @@ impl<D: BlockDevice> Writer<D> {
     /// The path from the root of `d`'s index to the leaf for `name`, and
     /// the name's hash; `None` when the index is not one the writer keeps.
     fn dx_path(&self, d: &RawInode, name: &[u8]) -> WResult<Option<(u32, Vec<Frame>)>> {
-        let nblocks = d.size() / self.geo.bs;
+        let nblocks = d.size() / self.geo.bs_nz();
         let pblk = self.dir_block(d, 0)?;
         let b = self.get(pblk)?;
         let Some(root) = htree::parse_root(&b) else {
@@ -423,8 +466,13 @@ impl<D: BlockDevice> Writer<D> {
             1 => {
                 let mut root = path.pop().ok_or(FsError::IO)?;
                 let (lblk, pblk) = self.append_dir_block(st, d)?;
+                // The root's entries (at most its limit, below a node's).
                 let n = root.count();
-                node[na..na + 8 * n].copy_from_slice(&root.b[root.at..root.at + 8 * n]);
+                let moved = root.entries(0, n)?;
+                node.get_mut(na..)
+                    .and_then(|to| to.get_mut(..moved.len()))
+                    .ok_or(FsError::IO)?
+                    .copy_from_slice(moved);
                 set_le16(&mut node, na, count16(self.node_limit()));
                 set_le16(&mut node, na + 2, count16(n));
                 root.set_count(1);
@@ -444,12 +492,16 @@ impl<D: BlockDevice> Writer<D> {
                 let n = full.count();
                 let keep = n / 2;
                 let hash2 = full.hash(keep);
-                let from = full.at + 8 * keep;
-                node[na..na + 8 * (n - keep)].copy_from_slice(&full.b[from..full.at + 8 * n]);
+                let moved = full.entries(keep, n)?;
+                node.get_mut(na..)
+                    .and_then(|to| to.get_mut(..moved.len()))
+                    .ok_or(FsError::IO)?
+                    .copy_from_slice(moved);
                 set_le16(&mut node, na, count16(self.node_limit()));
-                set_le16(&mut node, na + 2, count16(n - keep));
+                set_le16(&mut node, na + 2, count16(n.saturating_sub(keep)));
                 full.set_count(keep);
-                root.insert(root.pos + 1, hash2, lblk32(d.ino, lblk)?);
+                // pos < count < limit (checked above).
+                root.insert(root.pos.saturating_add(1), hash2, lblk32(d.ino, lblk)?)?;
                 self.put_dx(d, pblk, node, na)?;
                 self.put_frame(d, full)?;
                 self.put_frame(d, root)?;
@@ -496,7 +548,12 @@ impl<D: BlockDevice> Writer<D> {
         let (new_lblk, new_pblk) = self.append_dir_block(st, d)?;
         self.put_dir(d, pblk, old)?;
         self.put_dir(d, new_pblk, self.leaf_block(&go))?;
-        frame.insert(frame.pos + 1, index_hash, lblk32(d.ino, new_lblk)?);
+        // pos < count < limit (dx_add checked that the frame has room).
+        frame.insert(
+            frame.pos.saturating_add(1),
+            index_hash,
+            lblk32(d.ino, new_lblk)?,
+        )?;
         self.put_frame(d, frame)?;
         self.names_moved(d.ino, go.iter().map(|e| e.name.as_slice()), new_lblk)?;
         Ok(Some(if hash >= hash2 { new_lblk } else { leaf }))
@@ -536,7 +593,8 @@ impl<D: BlockDevice> Writer<D> {
         let bs = self.geo.bsz();
         let mut root = vec![0u8; bs];
         root[..24].copy_from_slice(&b0[..24]);
-        set_le16(&mut root, 16, rec_len_to_disk(bs - 12));
+        // `..` from byte 12 to the end of the block (1 KiB or more).
+        set_le16(&mut root, 16, rec_len_to_disk(bs.saturating_sub(12)));
         root[DX_HASH_VERSION] = version;
         root[DX_INFO_LENGTH] = 8;
         let at = DX_ROOT_COUNTLIMIT;

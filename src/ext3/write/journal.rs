@@ -12,7 +12,7 @@
 
 use super::cache::Cached;
 use super::{eio, idx, WResult};
-use crate::block::{u64_from, usize_from, BlockDevice};
+use crate::block::{usize_from, BlockDevice};
 use crate::ext3::bytes::{hi32, lo16, lo32, set_be32};
 use crate::ext3::journal::block::field::*;
 use crate::ext3::journal::block::{
@@ -29,6 +29,7 @@ use crate::ext3::map::collect_blocks;
 use crate::ext3::BlockIndex;
 use crate::ext3::{Ext3, Superblock};
 use crate::fs::Error as FsError;
+use std::num::NonZeroUsize;
 
 /// The journal as the writer uses it.
 #[derive(Debug)]
@@ -49,6 +50,20 @@ pub struct Journal {
     dirty_at_load: bool,
 }
 
+/// Writes big-endian `u16` `v` at `off` (nothing past the end).
+fn set_be16(b: &mut [u8], off: usize, v: u16) {
+    if let Some(d) = b.get_mut(off..).and_then(|d| d.get_mut(..2)) {
+        d.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Writes big-endian `u64` `v` at `off` (nothing past the end).
+fn set_be64(b: &mut [u8], off: usize, v: u64) {
+    if let Some(d) = b.get_mut(off..).and_then(|d| d.get_mut(..8)) {
+        d.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
 fn header(b: &mut [u8], kind: u32, tid: u32) {
     set_be32(b, H_MAGIC, JBD2_MAGIC_NUMBER);
     set_be32(b, H_BLOCKTYPE, kind);
@@ -61,7 +76,7 @@ impl Journal {
     pub fn load<D: BlockDevice>(fs: &Ext3<D>, sb: &Superblock) -> WResult<Journal> {
         let jino = sb.s_journal_inum;
         let inode = fs.inode(jino).map_err(|_| FsError::IO)?;
-        let bs = u64::from(fs.block_size());
+        let bs = fs.block_size_nz();
         let n = inode.i_size / bs;
         if n < 4 || n > sb.s_blocks_count {
             return Err(FsError::IO);
@@ -80,11 +95,16 @@ impl Journal {
         {
             return Err(FsError::Unsupported);
         }
-        if u64::from(jsb.s_maxlen) > n || u64::from(jsb.s_blocksize) != bs {
+        if u64::from(jsb.s_maxlen) > n || u64::from(jsb.s_blocksize) != bs.get() {
             return Err(FsError::IO);
         }
         let is64 = jsb.s_feature_incompat & INCOMPAT_64BIT != 0;
         let v3 = jsb.s_feature_incompat & INCOMPAT_CSUM_V3 != 0;
+        // The log, s_first up to its end, must lie inside the journal
+        // (the parser checked 0 < s_first < s_maxlen).
+        if jsb.s_first >= jsb.log_end() || u64::from(jsb.log_end()) > n {
+            return Err(FsError::IO);
+        }
         let mut j = Journal {
             map,
             raw_sb,
@@ -98,7 +118,7 @@ impl Journal {
             },
             is64,
             csum: v3.then(|| crc32c(!0, &jsb.s_uuid)),
-            bs: usize_from(bs),
+            bs: usize_from(bs.get()),
             dirty_at_load: false,
         };
         // Start from a clean log with a sequence past anything in it (the
@@ -122,16 +142,26 @@ impl Journal {
 
     /// How many filesystem blocks one transaction may carry.
     pub fn capacity(&self) -> usize {
-        let room = idx(self.end - self.first);
-        let per = self.tags_per_descriptor();
-        // n blocks need n/per descriptors and one commit block.
-        room.saturating_sub(2) * per / (per + 1)
+        // `load` checked 0 < s_first < the log's end.
+        let room = idx(self.end.saturating_sub(self.first));
+        let per = self.tags_per_descriptor().get();
+        // n blocks need n/per descriptors and one commit block (room is
+        // below 2^32 and per below 2^13: the product fits).
+        room.saturating_sub(2).saturating_mul(per) / NonZeroUsize::MIN.saturating_add(per)
     }
 
     /// Tags that fit one descriptor block (header, one UUID, the tail).
-    fn tags_per_descriptor(&self) -> usize {
-        let tail = if self.csum.is_some() { 4 } else { 0 };
-        (self.bs - HEADER_SIZE - 16 - tail) / self.tag_bytes
+    fn tags_per_descriptor(&self) -> NonZeroUsize {
+        // The header, one UUID and the checksum tail.
+        let fixed = if self.csum.is_some() {
+            HEADER_SIZE + 20
+        } else {
+            HEADER_SIZE + 16
+        };
+        // Blocks are 1 KiB or more, tags 8 to 16 bytes: at least 62 fit.
+        let room = self.bs.saturating_sub(fixed);
+        NonZeroUsize::new(room.checked_div(self.tag_bytes).unwrap_or(0))
+            .unwrap_or(NonZeroUsize::MIN)
     }
 
     fn write_sb<D: BlockDevice>(&mut self, dev: &Cached<D>, start: u32) -> WResult<()> {
@@ -156,62 +186,78 @@ impl Journal {
             return Err(FsError::NoSpace);
         }
         let per = self.tags_per_descriptor();
-        let mut log: Vec<u8> =
-            Vec::with_capacity((blocks.len() + blocks.len() / per + 2) * self.bs);
-        for chunk in blocks.chunks(per) {
-            let mut desc = vec![0u8; self.bs];
-            header(&mut desc, JBD2_DESCRIPTOR_BLOCK, self.tid);
-            let mut off = HEADER_SIZE;
+        // At most capacity() blocks, each with its share of a descriptor.
+        let log_blocks = blocks
+            .len()
+            .saturating_add(blocks.len() / per)
+            .saturating_add(2);
+        let mut log: Vec<u8> = Vec::with_capacity(log_blocks.saturating_mul(self.bs));
+        let magic = JBD2_MAGIC_NUMBER.to_be_bytes();
+        let uuid = self
+            .raw_sb
+            .get(S_UUID..)
+            .and_then(|u| u.get(..16))
+            .ok_or(FsError::IO)?;
+        for chunk in blocks.chunks(per.get()) {
+            // The tags (the first followed by the journal UUID), at most
+            // per of them: they fit the descriptor block.
+            let mut tags = Vec::with_capacity(self.bs);
             for (i, (blk, data)) in chunk.iter().enumerate() {
                 let mut flags = 0u32;
-                if data[0..4] == JBD2_MAGIC_NUMBER.to_be_bytes() {
+                if data.starts_with(&magic) {
                     flags |= JBD2_FLAG_ESCAPE;
                 }
                 if i > 0 {
                     flags |= JBD2_FLAG_SAME_UUID;
                 }
-                if i + 1 == chunk.len() {
+                if i == chunk.len().saturating_sub(1) {
                     flags |= JBD2_FLAG_LAST_TAG;
                 }
-                set_be32(&mut desc[off..], T_BLOCKNR, lo32(*blk));
+                let mut tag = [0u8; 16];
+                set_be32(&mut tag, T_BLOCKNR, lo32(*blk));
                 if let Some(seed) = self.csum {
                     // journal_block_tag3_t: 32-bit flags, the checksum of
                     // the copy as logged (escaped).
-                    set_be32(&mut desc[off..], T3_FLAGS, flags);
+                    set_be32(&mut tag, T3_FLAGS, flags);
                     let mut c = crc32c(seed, &self.tid.to_be_bytes());
-                    if flags & JBD2_FLAG_ESCAPE != 0 {
+                    if let Some(rest) = data.strip_prefix(&magic[..]) {
                         c = crc32c(c, &[0; 4]);
-                        c = crc32c(c, &data[4..]);
+                        c = crc32c(c, rest);
                     } else {
                         c = crc32c(c, data);
                     }
-                    set_be32(&mut desc[off..], T3_CHECKSUM, c);
+                    set_be32(&mut tag, T3_CHECKSUM, c);
                 } else {
                     // journal_block_tag_t: 16-bit flags (all of them fit).
-                    desc[off + T_FLAGS..off + T_FLAGS + 2]
-                        .copy_from_slice(&lo16(flags).to_be_bytes());
+                    set_be16(&mut tag, T_FLAGS, lo16(flags));
                 }
                 if self.is64 {
-                    set_be32(&mut desc[off..], T_BLOCKNR_HIGH, hi32(*blk));
+                    set_be32(&mut tag, T_BLOCKNR_HIGH, hi32(*blk));
                 }
-                off += self.tag_bytes;
+                tags.extend_from_slice(tag.get(..self.tag_bytes).unwrap_or(&tag));
                 if i == 0 {
-                    let uuid: Vec<u8> = self.raw_sb[S_UUID..S_UUID + 16].to_vec();
-                    desc[off..off + 16].copy_from_slice(&uuid);
-                    off += 16;
+                    tags.extend_from_slice(uuid);
                 }
             }
+            let mut desc = vec![0u8; self.bs];
+            header(&mut desc, JBD2_DESCRIPTOR_BLOCK, self.tid);
+            desc.get_mut(HEADER_SIZE..)
+                .and_then(|d| d.get_mut(..tags.len()))
+                .ok_or(FsError::IO)?
+                .copy_from_slice(&tags);
             if let Some(seed) = self.csum {
-                let n = self.bs;
                 let c = crc32c(seed, &desc);
-                set_be32(&mut desc, n - 4, c);
+                let tail = desc.len().checked_sub(4).ok_or(FsError::IO)?;
+                set_be32(&mut desc, tail, c);
             }
             log.extend_from_slice(&desc);
             for (_, data) in chunk {
-                let start = log.len();
-                log.extend_from_slice(data);
-                if data[0..4] == JBD2_MAGIC_NUMBER.to_be_bytes() {
-                    log[start..start + 4].fill(0);
+                if let Some(rest) = data.strip_prefix(&magic[..]) {
+                    // Escaped: the copy starts with zeros instead.
+                    log.extend_from_slice(&[0; 4]);
+                    log.extend_from_slice(rest);
+                } else {
+                    log.extend_from_slice(data);
                 }
             }
         }
@@ -222,14 +268,14 @@ impl Journal {
         header(&mut commit, JBD2_COMMIT_BLOCK, self.tid);
         let t = super::now();
         let sec = u64::try_from(t.sec).unwrap_or(0);
-        commit[H_COMMIT_SEC..H_COMMIT_SEC + 8].copy_from_slice(&sec.to_be_bytes());
+        set_be64(&mut commit, H_COMMIT_SEC, sec);
         set_be32(&mut commit, H_COMMIT_NSEC, t.nsec);
         if let Some(seed) = self.csum {
             let c = crc32c(seed, &commit);
             set_be32(&mut commit, H_CHKSUM, c);
         }
         // The log fits the journal (`capacity`), whose length is a u32.
-        let at = u32::try_from(log.len() / self.bs)
+        let at = u32::try_from(log.len() / self.bs_nz())
             .ok()
             .and_then(|n| self.first.checked_add(n))
             .ok_or(FsError::IO)?;
@@ -240,19 +286,35 @@ impl Journal {
     /// Writes consecutive log blocks from logical block `at`, one device
     /// write per physically contiguous run.
     fn write_log<D: BlockDevice>(&self, dev: &Cached<D>, at: u32, data: &[u8]) -> WResult<()> {
-        let n = data.len() / self.bs;
-        let mut i = 0usize;
-        while i < n {
-            let p0 = self.map[idx(at) + i];
-            let mut len = 1;
-            while i + len < n && self.map[idx(at) + i + len] == p0 + u64_from(len) {
-                len += 1;
-            }
-            dev.write_blocks(p0, &data[i * self.bs..(i + len) * self.bs])
-                .map_err(eio)?;
-            i += len;
+        let n = data.len() / self.bs_nz();
+        // `capacity` keeps the log inside the journal's map.
+        let mut map = self
+            .map
+            .get(idx(at)..)
+            .and_then(|m| m.get(..n))
+            .ok_or(FsError::IO)?;
+        let mut rest = data;
+        while let Some((&p0, more)) = map.split_first() {
+            // The run: map entries each one past the one before.
+            let contiguous = more
+                .iter()
+                .zip(map)
+                .take_while(|&(&b, &a)| a.checked_add(1) == Some(b))
+                .count();
+            // Below map.len(), itself below the log's u32 length.
+            let len = contiguous.saturating_add(1);
+            let (run, tail) = rest
+                .split_at_checked(len.saturating_mul(self.bs))
+                .ok_or(FsError::IO)?;
+            dev.write_blocks(p0, run).map_err(eio)?;
+            rest = tail;
+            map = map.get(len..).unwrap_or_default();
         }
         Ok(())
+    }
+
+    fn bs_nz(&self) -> NonZeroUsize {
+        NonZeroUsize::new(self.bs).unwrap_or(NonZeroUsize::MIN)
     }
 
     /// Records that the transaction reached its home locations: the log is

@@ -43,34 +43,29 @@
 mod alloc;
 mod block_map_write;
 pub mod cache;
-// Audited (issue 14): the writer's `not yet audited` allow is lifted here.
-#[warn(clippy::arithmetic_side_effects)]
 pub mod csum;
 mod dir_write;
 mod extent_write;
 mod file_write;
+mod geo;
 mod htree_write;
-#[warn(clippy::arithmetic_side_effects)] // audited (issue 14)
 pub mod inode_write;
 mod journal;
 mod mount;
-#[warn(clippy::arithmetic_side_effects)] // audited (issue 14)
 mod ops;
-#[warn(clippy::arithmetic_side_effects)] // audited (issue 14)
 mod orphan;
-#[warn(clippy::arithmetic_side_effects)] // audited (issue 14)
 mod rename;
 mod xattr_write;
 
 use self::cache::Cached;
+pub(crate) use self::geo::Geo;
 use self::inode_write::RawInode;
 use self::journal::Journal;
-use crate::block::{u64_from, usize_from, BlockDevice};
+use crate::block::{usize_from, BlockDevice};
 use crate::ext3::bytes::{hi32, le16, le32, lo32, set_le16, set_le32};
 use crate::ext3::features::{Compat, Incompat, RoCompat};
-use crate::ext3::group_desc::desc_table_block;
 use crate::ext3::superblock::field::*;
-use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
+use crate::ext3::superblock::{STATE_VALID, SUPERBLOCK_SIZE};
 use crate::ext3::{Corrupt, Error, Ext3, OpenOptions, ReplayReport, Result};
 use crate::fs::Error as FsError;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -134,82 +129,6 @@ const WRITABLE_COMPAT: u32 = Compat::DIR_PREALLOC
     | Compat::EXT_ATTR
     | Compat::RESIZE_INODE
     | Compat::DIR_INDEX;
-
-/// Fixed geometry of the filesystem.
-#[derive(Debug, Clone)]
-pub(crate) struct Geo {
-    pub bs: u64,
-    pub blocks_count: u64,
-    pub first_data_block: u64,
-    pub bpg: u64,
-    pub ipg: u32,
-    pub inodes_count: u32,
-    pub inode_size: usize,
-    pub first_ino: u32,
-    pub filetype: bool,
-    pub extra_isize: u16,
-    pub r_blocks: u64,
-    /// Per group: (block bitmap, inode bitmap, inode table).
-    pub groups: Vec<(u64, u64, u64)>,
-    /// Per group: (descriptor table block, byte offset in it).
-    pub desc_at: Vec<(u64, usize)>,
-    /// Bytes of one group descriptor (32, or `s_desc_size` with 64bit).
-    pub desc_size: usize,
-    /// 64bit: the `_hi` halves of counts and block numbers exist.
-    pub is64: bool,
-    /// metadata_csum: the checksum seed.
-    pub csum: Option<u32>,
-    /// How group descriptors are checksummed (uninit_bg or metadata_csum
-    /// also mean the `_UNINIT` flags and `bg_itable_unused` are kept).
-    pub gd_csum: csum::GdCsum,
-    /// Per group: blocks at its start holding a superblock backup and the
-    /// descriptor table (with its reserved blocks), 0 when none.
-    pub sb_blocks: Vec<u64>,
-    /// Blocks of one group's inode table.
-    pub itable_blocks: u64,
-    /// extent: new files and directories are extent-mapped.
-    pub extents: bool,
-}
-
-impl Geo {
-    /// The block size as a buffer length (1 KiB to 64 KiB: the superblock
-    /// check bounds `s_log_block_size`).
-    pub fn bsz(&self) -> usize {
-        usize_from(self.bs)
-    }
-    pub fn sb_block(&self) -> (u64, usize) {
-        (
-            SUPERBLOCK_OFFSET / self.bs,
-            usize_from(SUPERBLOCK_OFFSET % self.bs),
-        )
-    }
-    /// (first block, number of blocks) of group `g`.
-    pub fn group_range(&self, g: usize) -> (u64, u64) {
-        let first = self.first_data_block + u64_from(g) * self.bpg;
-        (first, (self.blocks_count - first).min(self.bpg))
-    }
-    /// Block and byte offset of inode `ino`'s record.
-    pub fn inode_at(&self, ino: u32) -> (u64, usize) {
-        let g = usize::try_from((ino - 1) / self.ipg).unwrap_or(usize::MAX);
-        let isz = u64::try_from(self.inode_size).unwrap_or(u64::MAX);
-        let idx = u64::from((ino - 1) % self.ipg) * isz;
-        let at = usize::try_from(idx % self.bs).unwrap_or(0);
-        (self.groups[g].2 + idx / self.bs, at)
-    }
-    /// Bytes of a directory block before its checksum tail.
-    pub fn dir_end(&self) -> usize {
-        let bs = usize::try_from(self.bs).unwrap_or(0);
-        if self.csum.is_some() {
-            bs - 12
-        } else {
-            bs
-        }
-    }
-    /// True when groups carry `_UNINIT` flags and `bg_itable_unused`.
-    pub fn uninit(&self) -> bool {
-        self.gd_csum != csum::GdCsum::None
-    }
-}
 
 /// Mutable allocation state, guarded by the metadata lock.
 #[derive(Debug)]
@@ -311,64 +230,7 @@ impl<D: BlockDevice> Writer<D> {
             },
         )?;
         let sb = fs.superblock().clone();
-        let geo = Geo {
-            bs: u64::from(bs),
-            blocks_count: sb.s_blocks_count,
-            first_data_block: u64::from(sb.s_first_data_block),
-            bpg: u64::from(sb.s_blocks_per_group),
-            ipg: sb.s_inodes_per_group,
-            inodes_count: sb.s_inodes_count,
-            inode_size: usize::from(sb.s_inode_size),
-            first_ino: sb.s_first_ino,
-            filetype: sb.has_filetype(),
-            extra_isize: if sb.s_inode_size > 128 {
-                sb.s_want_extra_isize
-                    .clamp(4, 32)
-                    .max(32.min(sb.s_inode_size - 128))
-            } else {
-                0
-            },
-            r_blocks: sb.s_r_blocks_count,
-            groups: fs
-                .groups()
-                .iter()
-                .map(|g| (g.bg_block_bitmap, g.bg_inode_bitmap, g.bg_inode_table))
-                .collect(),
-            desc_at: (0..fs.groups().len())
-                .map(|g| {
-                    let per = idx(bs) / sb.desc_size();
-                    let blk = desc_table_block(&sb, u64_from(g / per)).unwrap_or(0);
-                    (blk, (g % per) * sb.desc_size())
-                })
-                .collect(),
-            desc_size: sb.desc_size(),
-            is64: sb.s_feature_incompat.contains(Incompat::BIT64),
-            csum: sb.has_metadata_csum().then(|| sb.csum_seed()),
-            gd_csum: if sb.has_metadata_csum() {
-                csum::GdCsum::Crc32c
-            } else if sb.s_feature_ro_compat.contains(RoCompat::GDT_CSUM) {
-                csum::GdCsum::Crc16(sb.s_uuid)
-            } else {
-                csum::GdCsum::None
-            },
-            sb_blocks: {
-                let ngroups = u64::try_from(fs.groups().len()).unwrap_or(0);
-                let desc_blocks =
-                    (ngroups * u64::try_from(sb.desc_size()).unwrap_or(32)).div_ceil(u64::from(bs));
-                (0..ngroups)
-                    .map(|g| {
-                        if crate::ext3::group_desc::group_has_super(&sb, g) {
-                            1 + desc_blocks + u64::from(sb.s_reserved_gdt_blocks)
-                        } else {
-                            0
-                        }
-                    })
-                    .collect()
-            },
-            extents: sb.s_feature_incompat.contains(Incompat::EXTENTS),
-            itable_blocks: (u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size))
-                .div_ceil(u64::from(bs)),
-        };
+        let geo = Geo::new(&sb, fs.groups())?;
         let journal = if sb.has_journal() {
             Some(Journal::load(&fs, &sb).map_err(|e| match e {
                 FsError::Unsupported => Error::Unsupported(
@@ -401,6 +263,26 @@ impl<D: BlockDevice> Writer<D> {
             .iter()
             .map(|g| (g.bg_flags, g.bg_itable_unused))
             .collect();
+        // The totals are the sums of the groups' counts, as Linux's
+        // percpu counters start at mount (ext4_count_free_clusters): the
+        // superblock's copies are only updated at commit, and a stale or
+        // forged one would let allocation run them below zero.
+        // Below 2^24 groups times 2^32: the sums fit u64.
+        let free_blocks = fs.groups().iter().fold(0u64, |n, g| {
+            n.saturating_add(u64::from(g.bg_free_blocks_count))
+        });
+        let inodes_sum = fs.groups().iter().fold(0u64, |n, g| {
+            n.saturating_add(u64::from(g.bg_free_inodes_count))
+        });
+        let free_inodes = u32::try_from(inodes_sum).map_err(|_| {
+            Error::corrupt(
+                "group descriptors",
+                Corrupt::BadField {
+                    field: "bg_free_inodes_count (sum over the groups)",
+                    value: inodes_sum,
+                },
+            )
+        })?;
         let w = Writer {
             fs,
             cache,
@@ -408,8 +290,8 @@ impl<D: BlockDevice> Writer<D> {
             st: RwLock::new(State {
                 counts,
                 gflags,
-                free_blocks: sb.s_free_blocks_count,
-                free_inodes: sb.s_free_inodes_count,
+                free_blocks,
+                free_inodes,
                 pending_free: HashSet::new(),
                 journal,
                 orphans: Vec::new(),
@@ -497,19 +379,26 @@ impl<D: BlockDevice> Writer<D> {
         if ino == 0 || ino > self.geo.inodes_count {
             return Err(FsError::StaleInode);
         }
-        let (blk, off) = self.geo.inode_at(ino);
+        let (blk, off) = self.geo.inode_at(ino)?;
         let b = self.get(blk).map_err(|e| e.at_ino(ino))?;
+        let rec = b
+            .get(off..)
+            .and_then(|r| r.get(..self.geo.inode_size))
+            .ok_or(FsError::CORRUPT.at_ino(ino))?;
         Ok(RawInode {
             ino,
-            b: b[off..off + self.geo.inode_size].to_vec(),
+            b: rec.to_vec(),
         })
     }
 
     /// Writes an inode record back.
     pub(crate) fn put_inode(&self, r: &RawInode) -> WResult<()> {
-        let (blk, off) = self.geo.inode_at(r.ino);
+        let (blk, off) = self.geo.inode_at(r.ino)?;
         let mut b = self.get(blk).map_err(|e| e.at_ino(r.ino))?;
-        let rec = &mut b[off..off + self.geo.inode_size];
+        let rec = b
+            .get_mut(off..)
+            .and_then(|r| r.get_mut(..self.geo.inode_size))
+            .ok_or(FsError::CORRUPT.at_ino(r.ino))?;
         rec.copy_from_slice(&r.b);
         if let Some(seed) = self.geo.csum {
             csum::seal_inode(rec, r.ino, seed);
@@ -523,7 +412,7 @@ impl<D: BlockDevice> Writer<D> {
     pub(crate) fn mount_sb(&self, st: &mut State, in_use: bool) -> WResult<()> {
         let (blk, off) = self.geo.sb_block();
         let mut b = self.get(blk)?;
-        let s = &mut b[off..off + SUPERBLOCK_SIZE];
+        let s = sb_mut(&mut b, off)?;
         set_le32(s, S_FREE_BLOCKS_COUNT_LO, lo32(st.free_blocks));
         if self.geo.is64 {
             set_le32(s, S_FREE_BLOCKS_COUNT_HI, hi32(st.free_blocks));
@@ -564,9 +453,9 @@ impl<D: BlockDevice> Writer<D> {
         let mut b = vec![0u8; self.geo.bsz()];
         self.cache
             .inner()
-            .read_exact_at(blk * self.geo.bs, &mut b)
+            .read_exact_at(self.geo.byte_of(blk)?, &mut b)
             .map_err(eio)?;
-        let s = &mut b[off..off + SUPERBLOCK_SIZE];
+        let s = sb_mut(&mut b, off)?;
         if st.journal.is_some() {
             let incompat = le32(s, S_FEATURE_INCOMPAT);
             set_le32(s, S_FEATURE_INCOMPAT, incompat | Incompat::RECOVER);
@@ -658,7 +547,8 @@ impl<D: BlockDevice> Writer<D> {
     /// blocks can be dirtied (long writes commit in the middle).
     pub(crate) fn tx_full(&self, st: &State) -> bool {
         let limit = st.journal.as_ref().map_or(8192, |j| j.capacity() / 2);
-        self.cache.dirty_count() + 64 >= limit
+        // A count of blocks held in memory: far below usize::MAX.
+        self.cache.dirty_count().saturating_add(64) >= limit
     }
 
     /// Commits, frees orphans, checkpoints and marks the filesystem clean.
@@ -682,6 +572,14 @@ impl<D: BlockDevice> Writer<D> {
         st.mount_pending = self.opts.mount_point.is_some();
         Ok(())
     }
+}
+
+/// The superblock's bytes at `off` in its block (0, or 1024 in a block of
+/// 2 KiB or more).
+fn sb_mut(b: &mut [u8], off: usize) -> WResult<&mut [u8]> {
+    b.get_mut(off..)
+        .and_then(|s| s.get_mut(..SUPERBLOCK_SIZE))
+        .ok_or(FsError::CORRUPT)
 }
 
 pub(crate) fn now_secs() -> u32 {

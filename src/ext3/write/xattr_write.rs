@@ -8,6 +8,7 @@
 use super::inode_write::{RawInode, Which};
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
+use crate::ext3::bytes::{set_le16, set_le32, set_u8};
 use crate::ext3::features::Compat;
 use crate::ext3::xattr::EXT4_XATTR_MAGIC;
 use crate::fs::Error as FsError;
@@ -67,35 +68,43 @@ fn encode(entries: &[Entry], area: &mut [u8], start: usize, base: usize) -> Opti
     let mut vend = area.len();
     let mut hashes = Vec::new();
     for (idx, name, value) in entries {
-        let esize = (16 + name.len() + 3) & !3;
-        let vsize = (value.len() + 3) & !3;
-        if vend < vsize || off + esize + 4 > vend - vsize {
+        // The entry (16 bytes and the name) and the value, rounded up to
+        // 4; each must fit, with the 4-byte end marker, between the
+        // entries so far and the values so far.
+        let esize = name.len().checked_add(19)? & !3;
+        let vsize = value.len().checked_add(3)? & !3;
+        vend = vend.checked_sub(vsize)?;
+        let next = off.checked_add(esize)?;
+        if next.checked_add(4)? > vend {
             return None;
         }
-        vend -= vsize;
         // Names are at most 255 bytes (`split_name`, or a u8 on disk) and
         // values within a block; what does not fit its field does not fit.
         let (Ok(name_len), Ok(value_offs), Ok(value_size)) = (
             u8::try_from(name.len()),
-            u16::try_from(vend - base),
+            u16::try_from(vend.checked_sub(base)?),
             u32::try_from(value.len()),
         ) else {
             return None;
         };
         let h = entry_hash(name, value);
-        let e = &mut area[off..off + esize];
-        e[0] = name_len;
-        e[1] = *idx;
-        e[2..4].copy_from_slice(&value_offs.to_le_bytes());
-        e[4..8].fill(0);
-        e[8..12].copy_from_slice(&value_size.to_le_bytes());
-        e[12..16].copy_from_slice(&h.to_le_bytes());
-        e[16..16 + name.len()].copy_from_slice(name);
-        area[vend..vend + value.len()].copy_from_slice(value);
+        let e = area.get_mut(off..next)?;
+        set_u8(e, 0, name_len);
+        set_u8(e, 1, *idx);
+        set_le16(e, 2, value_offs);
+        set_le32(e, 4, 0);
+        set_le32(e, 8, value_size);
+        set_le32(e, 12, h);
+        e.get_mut(16..)?
+            .get_mut(..name.len())?
+            .copy_from_slice(name);
+        area.get_mut(vend..)?
+            .get_mut(..value.len())?
+            .copy_from_slice(value);
         hashes.push(h);
-        off += esize;
+        off = next;
     }
-    area[off..off + 4].fill(0);
+    set_le32(area, off, 0);
     Some(hashes)
 }
 
@@ -134,7 +143,7 @@ impl<D: BlockDevice> Writer<D> {
             r.b.len()
         };
         let mut in_inode = false;
-        if extra_end + 8 <= r.b.len() {
+        if extra_end.checked_add(8).is_some_and(|n| n <= r.b.len()) {
             let area = &mut r.b[extra_end..];
             area.fill(0);
             if !entries.is_empty() && encode(&entries, &mut area[4..], 0, 0).is_some() {
@@ -181,7 +190,9 @@ impl<D: BlockDevice> Writer<D> {
         if old != 0 {
             self.drop_xattr_block(st, old)?;
         } else {
-            r.set_sectors(r.sectors() + sectors);
+            // i_blocks is on disk: a count that no longer fits is corrupt.
+            let n = r.sectors().checked_add(sectors);
+            r.set_sectors(n.ok_or(FsError::CORRUPT.at_ino(r.ino))?);
         }
         r.b[0x68..0x6C].copy_from_slice(&blk32.to_le_bytes());
         Ok(())
@@ -197,7 +208,8 @@ impl<D: BlockDevice> Writer<D> {
         if refs <= 1 {
             self.free_blocks(st, blk, 1)
         } else {
-            b[4..8].copy_from_slice(&(refs - 1).to_le_bytes());
+            // More than 1.
+            b[4..8].copy_from_slice(&refs.saturating_sub(1).to_le_bytes());
             self.put_xattr(blk, b)
         }
     }
@@ -239,7 +251,7 @@ impl<D: BlockDevice> Writer<D> {
             (Some(v), Some(i)) => list[i].2 = v.to_vec(),
             (Some(v), None) => list.push((idx, suffix, v.to_vec())),
         }
-        if value.is_some_and(|v| v.len() + 48 > self.geo.bsz()) {
+        if value.is_some_and(|v| v.len().saturating_add(48) > self.geo.bsz()) {
             return Err(FsError::ValueTooLarge);
         }
         self.store_xattrs(&mut st, &mut r, list)?;

@@ -16,7 +16,7 @@
 //! - A full leaf is split by hash (`do_split`): its entries sorted by hash,
 //!   the upper ones (at most half a block) move to a new block whose first
 //!   hash goes into the index after the old leaf's entry. Unlike Linux the
-//!   old leaf is not compacted (see `punch_out`: readdir cookies). When equal hashes
+//!   old leaf is not compacted (see `punch_out`). When equal hashes
 //!   straddle the split, that index hash gets the low "continued" bit, so
 //!   that lookups of the hash read on into the next leaf.
 //! - A full index node is split in two, the second half's first hash going
@@ -28,7 +28,10 @@
 //! - Removing an entry only takes it out of its leaf: the index stays valid.
 //! - A one-block linear directory that fills up on a dir_index filesystem
 //!   becomes indexed (`make_indexed_dir`): its entries move to block 1 and
-//!   block 0 becomes the root (a readdir under way then returns them again).
+//!   block 0 becomes the root. Readdir lists one-block and indexed
+//!   directories in hash order with hash cookies, as Linux does
+//!   (`crate::ext3::dx_readdir`), so a readdir under way goes on across
+//!   both changes.
 //!
 //! Under metadata_csum each index block ends in a `struct dx_tail` (the
 //! limits leave room for it) and leaves in the dirent tail. Everything goes
@@ -297,11 +300,8 @@ impl<D: BlockDevice> Writer<D> {
     /// Removes the entries at `offsets` (sorted) from leaf `b` in place,
     /// as an unlink does: each becomes part of the record before it, or an
     /// empty record when it is the first of the block. The entries that
-    /// stay keep their positions, so a readdir under way (whose cookie is a
-    /// position) misses none of them; Linux compacts instead, but its
-    /// readdir of indexed directories goes by hash. The moved entries go to
-    /// a block after every existing one: such a readdir may return them
-    /// twice, never not at all.
+    /// stay keep their positions (Linux compacts instead); a readdir of an
+    /// indexed directory goes by hash, so neither matters to it.
     fn punch_out(&self, b: &mut [u8], offsets: &[usize]) {
         let bs = b.len();
         let end = self.geo.dir_end();

@@ -255,6 +255,52 @@ mod tests {
         );
     }
 
+    /// One mount option as guests write them, or bytes of any kind.
+    fn option() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<u32>(), any::<bool>()).prop_map(|(n, pct)| {
+                format!("size={n}{}", if pct { "%" } else { "" }).into_bytes()
+            }),
+            any::<u32>().prop_map(|n| format!("nr_inodes={n}").into_bytes()),
+            Just(b"mode=1777".to_vec()),
+            Just(b"size=%".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        /// Whatever a guest passes: no panic; every option but `size=`
+        /// stays, in order, with at most a default `nr_inodes=` added; and
+        /// there is one `size=` per `size=` given, or one added.
+        #[test]
+        fn any_options_are_rewritten_without_panic_or_loss(
+            opts in proptest::collection::vec(option(), 0..6),
+            mem in proptest::prelude::any::<u64>(),
+            remount in proptest::prelude::any::<bool>(),
+        ) {
+            let data = opts.join(&b',');
+            if let Some(out) = rewrite(Some(&data), mem, remount) {
+                let split = |v: &[u8]| -> (Vec<Vec<u8>>, usize) {
+                    let all: Vec<&[u8]> = v.split(|&b| b == b',').filter(|o| !o.is_empty()).collect();
+                    let sizes = all.iter().filter(|o| o.starts_with(b"size=")).count();
+                    let rest = all.iter().filter(|o| !o.starts_with(b"size=")).map(|o| o.to_vec()).collect();
+                    (rest, sizes)
+                };
+                let (before, sizes_before) = split(&data);
+                let (after, sizes_after) = split(&out);
+                proptest::prop_assert!(after.len() == before.len() || after.len() == before.len() + 1);
+                proptest::prop_assert_eq!(&after[..before.len()], &before[..]);
+                proptest::prop_assert!(after[before.len()..].iter().all(|o| o.starts_with(b"nr_inodes=")));
+                let added = usize::from(sizes_before == 0 && !remount);
+                proptest::prop_assert_eq!(sizes_after, sizes_before + added);
+                let left = out.split(|&b| b == b',').any(|o| o.starts_with(b"size=") && o.ends_with(b"%"));
+                proptest::prop_assert!(!left, "a percentage was left");
+            }
+        }
+    }
+
     #[test]
     fn a_malformed_percentage_is_left_for_the_host_to_refuse() {
         assert_eq!(rewrite(Some(b"size=x%"), 64 << 20, true), None);

@@ -133,6 +133,7 @@ fn umount_unforced(listener: &Listener, held: &Held) -> Result<(), i32> {
     let path = listener
         .read_string_from_caller(held, path, 4096)
         .map_err(errno)?;
+    let path = caller.path(path).ok_or(libc::ENOENT)?;
     // Still held: the descriptors and the status are the caller's.
     if !listener.still_held(held.id) {
         return Err(libc::ESRCH);
@@ -148,12 +149,36 @@ fn umount_unforced(listener: &Listener, held: &Held) -> Result<(), i32> {
     })
 }
 
+/// `path` as a thread that enters a caller's root, but not its pid
+/// namespace, must name it: `/proc/self/` (systemd mounts through
+/// `/proc/self/fd/N`) becomes the caller's own pid there, the last of
+/// `NSpid` in its `status`. None for another `self` link such a thread
+/// cannot follow for the caller.
+fn callers_path(path: Vec<u8>, status: &str) -> Option<Vec<u8>> {
+    const SELF: &[u8] = b"/proc/self/";
+    let path = match path.strip_prefix(SELF) {
+        Some(rest) => {
+            let nspid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))?
+                .split_whitespace()
+                .last()?;
+            [b"/proc/", nspid.as_bytes(), b"/", rest].concat()
+        }
+        None => path,
+    };
+    let has = |w: &[u8]| path.windows(w.len()).any(|x| x == w);
+    (!has(b"self/") && !has(b"thread-self")).then_some(path)
+}
+
 /// A held caller's filesystem context, taken while its call is held: its
-/// mount namespace, root and working directory, and its status text.
+/// mount namespace, root and working directory, its user namespace, and
+/// its status text.
 pub(crate) struct Caller {
     ns: File,
     root: File,
     cwd: File,
+    userns: std::fs::Metadata,
     /// `/proc/PID/status`.
     pub status: String,
 }
@@ -173,8 +198,24 @@ impl Caller {
             ns: File::open(format!("/proc/{pid}/ns/mnt"))?,
             root: open_path("root")?,
             cwd: open_path("cwd")?,
+            userns: std::fs::metadata(format!("/proc/{pid}/ns/user"))?,
             status: std::fs::read_to_string(format!("/proc/{pid}/status"))?,
         })
+    }
+
+    /// Is the caller the guest's root: CAP_SYS_ADMIN in the guest's own
+    /// user namespace (the monitor's), not in a nested one?
+    pub(crate) fn is_guest_root(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::metadata("/proc/self/ns/user");
+        has_sys_admin(&self.status)
+            && ours.is_ok_and(|m| m.dev() == self.userns.dev() && m.ino() == self.userns.ino())
+    }
+
+    /// `path` as [`Caller::run_inside`]'s thread must name it (see
+    /// [`callers_path`]).
+    pub(crate) fn path(&self, path: Vec<u8>) -> Option<Vec<u8>> {
+        callers_path(path, &self.status)
     }
 
     /// Runs `f` in a thread of its own (with its own filesystem context)
@@ -394,7 +435,29 @@ impl InodeFs for Synchronous {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_sys_admin, sysfs_noop_flags};
+    use super::{callers_path, has_sys_admin, sysfs_noop_flags};
+
+    #[test]
+    fn proc_self_names_the_caller_by_its_own_pid() {
+        let status = "Name:\tsystemd\nNSpid:\t4242\t1\n";
+        assert_eq!(
+            callers_path(b"/proc/self/fd/7".to_vec(), status),
+            Some(b"/proc/1/fd/7".to_vec())
+        );
+        assert_eq!(
+            callers_path(b"/run/lock".to_vec(), status),
+            Some(b"/run/lock".to_vec())
+        );
+        assert_eq!(
+            callers_path(b"/proc/thread-self/fd/7".to_vec(), status),
+            None
+        );
+        assert_eq!(callers_path(b"proc/self/fd/7".to_vec(), status), None);
+        assert_eq!(
+            callers_path(b"/proc/self/fd/7".to_vec(), "Name:\tx\n"),
+            None
+        );
+    }
 
     #[test]
     fn only_callers_with_cap_sys_admin_may_unmount() {

@@ -16,7 +16,7 @@
 //! host kernel decides (it may not get more than its caller could).
 
 use super::limits::PAGE_SIZE;
-use crate::kernel::disk::durable::{has_sys_admin, Caller};
+use crate::kernel::disk::durable::Caller;
 use crate::sys::seccomp::{Held, Listener};
 use std::ffi::CString;
 use std::io;
@@ -75,10 +75,16 @@ fn percent_of(mem: u64, pct: u64) -> u64 {
 pub fn handle(listener: &Listener, held: &Held, mem: u64) -> Option<Result<(), i32>> {
     let [source, target, fstype, flags, data, _] = held.args;
     let remount = flags & libc::MS_REMOUNT != 0;
-    // A remount names no type; a bind or move mount is no new tmpfs.
+    // A remount names no type; a bind, a move or a propagation change
+    // makes no new tmpfs.
+    const NO_NEW_FS: u64 = libc::MS_BIND
+        | libc::MS_MOVE
+        | libc::MS_SHARED
+        | libc::MS_PRIVATE
+        | libc::MS_SLAVE
+        | libc::MS_UNBINDABLE;
     if !remount {
-        let other = libc::MS_BIND | libc::MS_MOVE | libc::MS_SHARED | libc::MS_PRIVATE;
-        if fstype == 0 || flags & (other | libc::MS_SLAVE | libc::MS_UNBINDABLE) != 0 {
+        if fstype == 0 || flags & NO_NEW_FS != 0 {
             return None;
         }
         let fstype = listener.read_string_from_caller(held, fstype, 64).ok()?;
@@ -105,12 +111,10 @@ pub fn handle(listener: &Listener, held: &Held, mem: u64) -> Option<Result<(), i
     // A caller outside the guest's user namespace or without the
     // capability, or a path the monitor cannot follow for the caller:
     // the host decides.
-    let pid = held.pid;
-    let userns = std::fs::metadata(format!("/proc/{pid}/ns/user")).ok()?;
-    if !has_sys_admin(&caller.status) || !same_userns(&userns) {
+    if !caller.is_guest_root() {
         return None;
     }
-    let target = callers_path(target, &caller.status)?;
+    let target = caller.path(target)?;
     let source = match read(source) {
         Ok(s) => s,
         Err(e) => return Some(Err(errno(e))),
@@ -128,7 +132,7 @@ pub fn handle(listener: &Listener, held: &Held, mem: u64) -> Option<Result<(), i
 /// A tmpfs mount the monitor makes for a guest caller.
 struct Mount {
     source: Option<Vec<u8>>,
-    /// As the mounting thread resolves it ([`callers_path`]).
+    /// As the mounting thread resolves it ([`Caller::path`]).
     target: Vec<u8>,
     flags: u64,
     data: Vec<u8>,
@@ -163,35 +167,6 @@ fn mount_as(listener: &Listener, held: &Held, caller: Caller, how: Mount) -> Res
         )?;
         Ok(())
     })
-}
-
-/// `path` as the mounting thread, which enters the caller's root but is
-/// not in its pid namespace, must name it: `/proc/self/` (systemd mounts
-/// through `/proc/self/fd/N`) becomes the caller's own pid there (the
-/// last of `NSpid` in its `status`). None for another `self` link the
-/// thread cannot follow for the caller.
-fn callers_path(path: Vec<u8>, status: &str) -> Option<Vec<u8>> {
-    const SELF: &[u8] = b"/proc/self/";
-    let path = match path.strip_prefix(SELF) {
-        Some(rest) => {
-            let nspid = status
-                .lines()
-                .find_map(|l| l.strip_prefix("NSpid:"))?
-                .split_whitespace()
-                .last()?;
-            [b"/proc/", nspid.as_bytes(), b"/", rest].concat()
-        }
-        None => path,
-    };
-    let unresolved = |w: &[u8]| path.windows(w.len()).any(|x| x == w);
-    (!unresolved(b"self/") && !unresolved(b"thread-self")).then_some(path)
-}
-
-/// Is `meta` the monitor's own user namespace (the guest's)?
-fn same_userns(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/user")
-        .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
 }
 
 #[cfg(test)]
@@ -231,28 +206,6 @@ mod tests {
         assert_eq!(rewrite(Some(b"size=5M,nr_inodes=100"), mem, false), None);
         assert_eq!(rewrite(Some(b"mode=755"), mem, true), None);
         assert_eq!(rewrite(None, mem, true), None);
-    }
-
-    #[test]
-    fn proc_self_names_the_caller_by_its_own_pid() {
-        let status = "Name:\tsystemd\nNSpid:\t4242\t1\n";
-        assert_eq!(
-            callers_path(b"/proc/self/fd/7".to_vec(), status),
-            Some(b"/proc/1/fd/7".to_vec())
-        );
-        assert_eq!(
-            callers_path(b"/run/lock".to_vec(), status),
-            Some(b"/run/lock".to_vec())
-        );
-        assert_eq!(
-            callers_path(b"/proc/thread-self/fd/7".to_vec(), status),
-            None
-        );
-        assert_eq!(callers_path(b"proc/self/fd/7".to_vec(), status), None);
-        assert_eq!(
-            callers_path(b"/proc/self/fd/7".to_vec(), "Name:\tx\n"),
-            None
-        );
     }
 
     /// One mount option as guests write them, or bytes of any kind.

@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::{request_path, tree_flags, Config, FSTYPE};
-use crate::kernel::disk::durable::{has_sys_admin, Caller};
+use crate::kernel::disk::durable::Caller;
 use crate::sys::fs::{open_beneath, Beneath};
 use crate::sys::mount;
 use crate::sys::seccomp::{Held, Listener};
@@ -136,17 +136,16 @@ impl HostFs {
         let target = listener
             .read_string_from_caller(held, target, 4096)
             .map_err(errno)?;
+        let caller = Caller::of(held.pid).map_err(errno)?;
+        let target = caller.path(target).ok_or(libc::ENOENT)?;
         let target = CString::new(target).map_err(|_| libc::EINVAL)?;
-        let pid = held.pid;
-        let caller = Caller::of(pid).map_err(errno)?;
-        let userns = std::fs::metadata(format!("/proc/{pid}/ns/user")).map_err(errno)?;
         // Still held: the descriptors and the status are the caller's.
         if !listener.still_held(held.id) {
             return Err(libc::ESRCH);
         }
         // The guest's root, as in UML (hostfs is no filesystem a user
         // namespace of the guest's own may mount).
-        if !has_sys_admin(&caller.status) || !same_file(&userns, Path::new("/proc/self/ns/user")) {
+        if !caller.is_guest_root() {
             return Err(libc::EPERM);
         }
         let dir = self.open_dir(host, &rel)?;
@@ -154,12 +153,6 @@ impl HostFs {
         mount::set_tree_flags(tree.as_fd(), set).map_err(errno)?;
         caller.run_inside("hostfs", move || mount::attach_tree(tree.as_fd(), &target))
     }
-}
-
-/// Is `path` the object `meta` describes (device and inode)?
-fn same_file(meta: &std::fs::Metadata, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
 }
 
 /// Where [`HostFs::new`] attaches the host's tree in the staging directory.

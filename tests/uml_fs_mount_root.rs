@@ -115,3 +115,85 @@ fn a_read_only_mount_finds_every_name_of_a_large_unindexed_directory_and_no_othe
         common::stderr(&out)
     );
 }
+
+#[test]
+fn uml_fs_umount_succeeds_while_the_server_is_reading_a_directory_ahead() {
+    let t = "uml_fs_umount_succeeds_while_the_server_is_reading_a_directory_ahead";
+    if !common::have_root(t) || !common::have_peers(t, &["mke2fs", "fusermount3"]) {
+        return;
+    }
+    const NAMES: usize = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..NAMES {
+        std::fs::File::create(big.join(format!("f-{i:05}"))).unwrap();
+    }
+    let img = dir.path().join("a.img");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    common::run_ok(
+        "mke2fs",
+        [
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-N",
+            "40000",
+            img.to_str().unwrap(),
+            "64M",
+        ],
+    );
+    // Ours, not mke2fs -d: that takes a minute for one directory this big.
+    common::run_ok(
+        common::bin("uml_fs"),
+        [Path::new("put"), &img, &big, Path::new("/")],
+    );
+    // Each round looks up every fifth name, past the point where the
+    // directory is due to be read ahead (some 2,600 lookups for its size),
+    // and unmounts at once, while the server lists the names through the
+    // mount. Without the server stopping its read-ahead, the first round
+    // fails as busy.
+    for round in 0..3 {
+        common::run_ok(
+            common::bin("uml_fs"),
+            [
+                Path::new("mount"),
+                Path::new("-o"),
+                Path::new("ro"),
+                &img,
+                &mnt,
+            ],
+        );
+        for i in (0..NAMES).step_by(5) {
+            assert!(mnt.join(format!("big/f-{i:05}")).exists(), "f-{i:05}");
+        }
+        let out = common::umlkit("uml_fs", [Path::new("umount"), &mnt]);
+        if !out.status.success() {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&mnt)
+                .status();
+        }
+        assert!(
+            out.status.success(),
+            "round {round}: uml_fs umount: {}",
+            common::stderr(&out)
+        );
+        assert!(!mounted(&mnt), "round {round}: still mounted");
+    }
+    // A mount busy because of the user's own open file is still refused.
+    common::run_ok(common::bin("uml_fs"), [Path::new("mount"), &img, &mnt]);
+    let held = std::fs::File::open(mnt.join("big/f-00001")).unwrap();
+    let out = common::umlkit("uml_fs", [Path::new("umount"), &mnt]);
+    drop(held);
+    let cleanup = common::umlkit("uml_fs", [Path::new("umount"), &mnt]);
+    assert!(!out.status.success(), "unmounted with a file open");
+    assert!(
+        common::stderr(&out).contains("busy"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(cleanup.status.success(), "{}", common::stderr(&cleanup));
+}

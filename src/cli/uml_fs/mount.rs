@@ -42,6 +42,11 @@ const SUBTYPE: &str = "uml_fs";
 const THREADS: usize = 4;
 /// How long `umount` waits for the server to commit and exit.
 const UMOUNT_WAIT: Duration = Duration::from_secs(120);
+/// The signal that stops a server's read-ahead (sent by `umount`).
+const STOP_READAHEAD: i32 = signal_hook::consts::SIGUSR1;
+/// How long an unmount waits for a stopped read-ahead to let go of the
+/// directory it was listing.
+const READAHEAD_STOP: Duration = Duration::from_secs(2);
 
 /// The options of `-o`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,13 +194,11 @@ fn open_fs(spec: &str, dir: &Path, o: &MountOpts) -> anyhow::Result<(Arc<dyn Ino
     Ok((Arc::new(w), true))
 }
 
+/// A mounted filesystem, ready to serve, and its read-ahead.
+type Served = (fuser::Session<FuseFs>, Arc<Readahead>);
+
 /// Opens the disk and mounts it at `dir`; the session is ready to run.
-fn mount_session(
-    spec: &str,
-    file: &Path,
-    dir: &Path,
-    o: &MountOpts,
-) -> anyhow::Result<fuser::Session<FuseFs>> {
+fn mount_session(spec: &str, file: &Path, dir: &Path, o: &MountOpts) -> anyhow::Result<Served> {
     let (fs, writable) = open_fs(spec, dir, o)?;
     let config = fuser_config(o, &fsname(file));
     let readahead = Readahead::start(dir).context("spawn")?;
@@ -208,19 +211,26 @@ fn mount_session(
         )
     })?;
     readahead.notify_with(session.notifier());
-    Ok(session)
+    Ok((session, readahead))
 }
 
 /// Serves until the mount goes away; SIGINT, SIGTERM and SIGHUP unmount.
-fn serve(mut session: fuser::Session<FuseFs>) -> anyhow::Result<()> {
+/// [`STOP_READAHEAD`] only stops the read-ahead, whose open directory
+/// would make an unmount from outside fail as busy.
+fn serve((mut session, readahead): Served) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut unmounter = session.unmount_callable();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, STOP_READAHEAD])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            for _ in signals.forever() {
-                let _ = unmounter.unmount();
+            for signal in signals.forever() {
+                readahead.stop();
+                if signal != STOP_READAHEAD {
+                    readahead.wait_idle(READAHEAD_STOP);
+                    let _ = unmounter.unmount();
+                }
             }
         })?;
     session.run().context("serving")?;
@@ -238,8 +248,8 @@ pub fn mount(device: &str, dir: &Path, options: &[String], foreground: bool) -> 
     }
     let (spec, file) = absolute_spec(device)?;
     if foreground {
-        let session = mount_session(&spec, &file, &dir, &o)?;
-        return serve(session);
+        let served = mount_session(&spec, &file, &dir, &o)?;
+        return serve(served);
     }
     let (mut parent_end, child_end) = UnixStream::pair().context("socketpair")?;
     // The parent's copy of `child_end` goes with the closure when the
@@ -265,7 +275,7 @@ pub fn mount(device: &str, dir: &Path, options: &[String], foreground: bool) -> 
 /// `report`, leaves the terminal and serves. Returns the exit status.
 fn daemon(mut report: UnixStream, spec: &str, file: &Path, dir: &Path, o: &MountOpts) -> i32 {
     let _ = nix::unistd::setsid();
-    let session = match mount_session(spec, file, dir, o) {
+    let served = match mount_session(spec, file, dir, o) {
         Ok(s) => s,
         Err(e) => {
             let _ = write!(report, "{e:#}");
@@ -284,10 +294,49 @@ fn daemon(mut report: UnixStream, spec: &str, file: &Path, dir: &Path, o: &Mount
     let _ = std::env::set_current_dir("/");
     let _ = report.write_all(b"ok");
     drop(report);
-    match serve(session) {
+    match serve(served) {
         Ok(()) => 0,
         Err(_) => 1,
     }
+}
+
+/// Runs `fusermount3 -u POINT`: None when it unmounted, else the first
+/// line of its complaint.
+fn fusermount_u(point: &Path) -> anyhow::Result<Option<String>> {
+    let out = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(point)
+        .output()
+        .context("cannot run fusermount3")?;
+    if out.status.success() {
+        return Ok(None);
+    }
+    let msg = String::from_utf8_lossy(&out.stderr);
+    let msg = msg.lines().next().unwrap_or("failed").trim();
+    Ok(Some(
+        msg.strip_prefix("fusermount3: ").unwrap_or(msg).to_owned(),
+    ))
+}
+
+/// Whether an unmount failed because the mount is in use.
+fn is_busy(msg: &str) -> bool {
+    msg.ends_with(nix::errno::Errno::EBUSY.desc())
+}
+
+/// Whether process `pid` has a handler for `signal` (so sending it
+/// cannot kill a server that predates it or has not yet set it up).
+fn catches(pid: i32, signal: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let caught = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+    let bit = u32::try_from(signal - 1)
+        .ok()
+        .and_then(|b| 1u64.checked_shl(b));
+    matches!((caught, bit), (Some(m), Some(b)) if m & b != 0)
 }
 
 /// Whether process `pid` is a `uml_fs` (its command name).
@@ -326,16 +375,24 @@ pub fn umount(dir: &Path) -> anyhow::Result<()> {
             entry.fstype
         );
     }
-    let out = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg(&point)
-        .output()
-        .context("cannot run fusermount3")?;
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr);
-        let msg = msg.lines().next().unwrap_or("failed").trim();
-        let msg = msg.strip_prefix("fusermount3: ").unwrap_or(msg);
-        bail!("{msg}");
+    // The server's read-ahead may be listing a directory, which makes the
+    // mount busy; a server that says it catches the signal stops it.
+    let stopping = server.is_some_and(|pid| {
+        is_uml_fs(pid)
+            && catches(pid, STOP_READAHEAD)
+            && nix::sys::signal::Signal::try_from(STOP_READAHEAD)
+                .and_then(|sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig))
+                .is_ok()
+    });
+    let start = Instant::now();
+    loop {
+        match fusermount_u(&point)? {
+            None => break,
+            Some(msg) if stopping && is_busy(&msg) && start.elapsed() < READAHEAD_STOP => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Some(msg) => bail!("{msg}"),
+        }
     }
     if let Some(pid) = server {
         let pid = nix::unistd::Pid::from_raw(pid);
@@ -356,6 +413,23 @@ pub fn umount(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_busy_mount_is_tried_again() {
+        assert!(is_busy("failed to unmount /m: Device or resource busy"));
+        assert!(!is_busy("entry for /m not found in /etc/mtab"));
+        assert!(!is_busy("failed to unmount /m: Invalid argument"));
+    }
+
+    #[test]
+    fn a_signal_is_sent_only_to_a_process_that_catches_it() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        assert!(!catches(me, libc::SIGKILL));
+        assert!(!catches(i32::MAX, libc::SIGUSR2));
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(libc::SIGUSR2, flag).unwrap();
+        assert!(catches(me, libc::SIGUSR2));
+    }
 
     #[test]
     fn options_parse_and_sharing_turns_on_permission_checks() {

@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -101,6 +102,8 @@ struct Shared {
     idle: Condvar,
     /// Drops a directory's cached listing before it is read ahead.
     notifier: OnceLock<fuser::Notifier>,
+    /// Set for good by [`Readahead::stop`].
+    stopped: AtomicBool,
 }
 
 impl Shared {
@@ -129,6 +132,7 @@ impl Readahead {
             state: Mutex::new(State::default()),
             idle: Condvar::new(),
             notifier: OnceLock::new(),
+            stopped: AtomicBool::new(false),
         });
         let (jobs, queue) = mpsc::sync_channel(QUEUE);
         let worker = shared.clone();
@@ -160,10 +164,20 @@ impl Readahead {
         s.places.insert(ino, place);
     }
 
+    /// Stops reading ahead for good: a listing under way ends at its next
+    /// name and closes its directory, so the mount is no longer busy
+    /// because of us and can be unmounted from outside.
+    pub fn stop(&self) {
+        self.shared.stopped.store(true, Ordering::Relaxed);
+    }
+
     /// The server answered a lookup of an existing name in `parent`;
     /// queues a read-ahead of `parent` when one is due (its size comes
     /// from `fs`, asked only every [`MIN_MISSES`] lookups).
     pub fn looked_up(&self, parent: Ino, fs: &dyn InodeFs) {
+        if self.shared.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         let count = {
             let mut s = self.shared.lock();
             if s.misses.len() >= MAX_COUNTED && !s.misses.contains_key(&parent) {
@@ -234,7 +248,7 @@ fn work(shared: &Shared, queue: &Receiver<Job>) {
         if let Some(n) = shared.notifier.get() {
             let _ = n.inval_inode(super::fuse_attr::to_fuse(job.ino), 0, 0);
         }
-        let names = list(&shared.mount, &job).unwrap_or(0);
+        let names = list(shared, &job).unwrap_or(0);
         let mut s = shared.lock();
         if names > 0 {
             s.stats.dirs = s.stats.dirs.saturating_add(1);
@@ -247,9 +261,13 @@ fn work(shared: &Shared, queue: &Receiver<Job>) {
 }
 
 /// Lists the job's directory through the mount; the number of names, or
-/// 0 when the path now leads elsewhere.
-fn list(mount: &Path, job: &Job) -> std::io::Result<u64> {
-    let root = std::fs::File::open(mount)?;
+/// 0 when the path now leads elsewhere or read-ahead was stopped first.
+fn list(shared: &Shared, job: &Job) -> std::io::Result<u64> {
+    let stopped = || shared.stopped.load(Ordering::Relaxed);
+    if stopped() {
+        return Ok(0);
+    }
+    let root = std::fs::File::open(&shared.mount)?;
     let dir = open_beneath(root.as_fd(), &job.path, Beneath::List)?;
     let st = nix::sys::stat::fstat(dir.as_raw_fd())?;
     let fuse_ino = super::fuse_attr::to_fuse(job.ino).0;
@@ -271,7 +289,7 @@ fn list(mount: &Path, job: &Job) -> std::io::Result<u64> {
                 nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             );
         }
-        if names >= MAX_NAMES {
+        if names >= MAX_NAMES || stopped() {
             break;
         }
     }

@@ -671,3 +671,45 @@ fn random_operations_on_damaged_images_never_panic_the_writer() {
     // writer, not only its error paths.
     assert!(ops_ok as u64 > opened * 10, "{ops_ok} of {opened}");
 }
+
+#[test]
+fn a_damaged_orphan_file_is_a_clear_error_when_opening_for_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["-b", "1024", "-O", "orphan_file"];
+    let Some(img) = image("orphan_file", dir.path(), "ext4", &extra) else {
+        return;
+    };
+    // As a kernel that crashed leaves it: the orphan file is read.
+    debugfs(&img, "feature orphan_present", true);
+    let pristine = std::fs::read(&img).unwrap();
+    let blocks = debugfs(&img, "blocks <12>", false);
+    let first: u64 = blocks.split_whitespace().next().unwrap().parse().unwrap();
+    let want = format!("corrupt metadata (block {first})");
+    let chmod = |img: &Path| {
+        [
+            OsStr::new("chmod").to_os_string(),
+            img.as_os_str().to_os_string(),
+            "755".into(),
+            "/small".into(),
+        ]
+    };
+    // The tail's magic, then an entry the checksum does not cover.
+    poke(&img, first * 1024 + 1016, b"XXXX");
+    let args = chmod(&img);
+    fails_with(
+        &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+        &want,
+    );
+    std::fs::write(&img, &pristine).unwrap();
+    poke(&img, first * 1024, &13u32.to_le_bytes());
+    fails_with(
+        &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+        &want,
+    );
+    // Undamaged, it opens, and the flag is cleared.
+    std::fs::write(&img, &pristine).unwrap();
+    let out = common::umlkit("uml_fs", &args);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(!debugfs(&img, "feature", false).contains("orphan_present"));
+    common::fsck_clean(&img);
+}

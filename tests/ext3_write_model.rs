@@ -460,5 +460,8 @@ fn random_operations_match_the_model_on_default_ext4_with_extents() {
         run_model_with("ext4", "256", "1024", 25, &["-O", "^metadata_csum"]);
         run_model_with("ext4", "256", "4096", 35, &["-O", "^64bit"]);
         run_model_with("ext4", "256", "1024", 45, &["-O", "^flex_bg"]);
+        // Upstream e2fsprogs' defaults since 1.47.
+        let upstream = ["-O", "orphan_file,metadata_csum_seed"];
+        run_model_with("ext4", "256", "4096", 55, &upstream);
     }
 }

@@ -65,8 +65,9 @@ fn uml_fs_put_mkdir_mv_rm_on_ext4_images_leave_them_clean() {
         std::fs::write(tree.join(format!("sub/deeper/file-{i:03}")), b"x").unwrap();
     }
     std::os::unix::fs::symlink("a", tree.join("l")).unwrap();
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
         ("4096", &[]),
+        ("4096", &["-O", "orphan_file,metadata_csum_seed"]),
         ("1024", &[]),
         ("1024", &["-O", "^metadata_csum"]),
         ("4096", &["-O", "^64bit"]),

@@ -68,3 +68,83 @@ fn an_ext4_journal_left_dirty_by_linux_uml_is_replayed_and_our_change_is_seen_by
     let boot = guest.boot("a.cow,root_fs", &[], LIMIT);
     assert!(boot.output.contains("OURS=host"), "{}", boot.output);
 }
+
+/// An `orphan_file` image (upstream e2fsprogs' default since 1.47) that
+/// `linux.uml` left with an open, unlinked file in its orphan file: our
+/// writer frees the inode, clears the file's entry (with its checksum,
+/// which the next `linux.uml` mount verifies) and `orphan_present`.
+#[test]
+fn an_orphan_linux_uml_left_in_the_orphan_file_is_freed_by_our_writer() {
+    let t = "an_orphan_linux_uml_left_in_the_orphan_file_is_freed_by_our_writer";
+    if !have_peers(t, &["linux.uml", "mke2fs", "busybox", "e2fsck", "debugfs"]) {
+        return;
+    }
+    let init = "#!/bin/sh\nmount -t proc proc /proc\n\
+         if [ -e /data/ours ]; then echo OURS=$(cat /data/ours); poweroff -f; fi\n\
+         exec 3>/data/held; echo held >&3; echo HELD=$(ls -i /data/held)\n\
+         rm /data/held; sync\necho GUEST-DONE\npoweroff -f\n";
+    let guest = Guest::new(init, 16);
+    let tree = guest.path("tree4");
+    busybox_tree(&tree, init);
+    run_ok(
+        "mke2fs",
+        [
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-O",
+            "orphan_file,metadata_csum_seed",
+            "-d",
+            tree.to_str().unwrap(),
+            guest.image.to_str().unwrap(),
+            "32M",
+        ],
+    );
+    let cow = guest.path("a.cow");
+    run_ok(bin("uml_mkcow"), [&cow, &guest.image]);
+    let boot = guest.boot("a.cow,root_fs", &[], LIMIT);
+    assert!(boot.output.contains("GUEST-DONE"), "{}", boot.output);
+    let held: u32 = boot
+        .output
+        .split("HELD=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no inode number:\n{}", boot.output));
+    let cow_s = cow.to_str().unwrap();
+    let info = stdout(&run_ok(bin("uml_fs"), ["--no-replay", "info", cow_s]));
+    assert!(
+        info.contains("orphan_present") && info.contains("needs_recovery"),
+        "the guest left no orphan_present:\n{info}"
+    );
+    // Opening for writing processes the orphan; chmod allocates nothing,
+    // so the inode is seen free before anything could reuse it.
+    run_ok(bin("uml_fs"), ["chmod", cow_s, "755", "/data"]);
+    let info = stdout(&run_ok(bin("uml_fs"), ["--no-replay", "info", cow_s]));
+    assert!(!info.contains("orphan_present"), "{info}");
+    let freed = guest.path("freed");
+    run_ok(bin("uml_moo"), [cow.as_path(), freed.as_path()]);
+    common::fsck_clean(&freed);
+    let testi = stdout(&run_ok(
+        "debugfs",
+        ["-R", &format!("testi <{held}>"), freed.to_str().unwrap()],
+    ));
+    assert!(testi.contains("not in use"), "inode {held}: {testi}");
+    let mut child = std::process::Command::new(bin("uml_fs"))
+        .args(["write", cow_s, "/data/ours"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"host\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let merged = guest.path("merged");
+    run_ok(bin("uml_moo"), [cow.as_path(), merged.as_path()]);
+    common::fsck_clean(&merged);
+    // linux.uml refuses to mount an orphan file block with a bad checksum.
+    let boot = guest.boot("a.cow,root_fs", &[], LIMIT);
+    assert!(boot.output.contains("OURS=host"), "{}", boot.output);
+}

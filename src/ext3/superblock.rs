@@ -117,6 +117,8 @@ pub mod field {
     pub const S_CHECKSUM_TYPE: usize = 0x175;
     /// `s_checksum_seed`
     pub const S_CHECKSUM_SEED: usize = 0x270;
+    /// `s_orphan_file_inum`
+    pub const S_ORPHAN_FILE_INUM: usize = 0x280;
     /// `s_checksum`
     pub const S_CHECKSUM: usize = 0x3FC;
 }

@@ -123,12 +123,14 @@ const WRITABLE_RO_COMPAT: u32 = RoCompat::SPARSE_SUPER
     | RoCompat::GDT_CSUM
     | RoCompat::DIR_NLINK
     | RoCompat::EXTRA_ISIZE
-    | RoCompat::METADATA_CSUM;
+    | RoCompat::METADATA_CSUM
+    | RoCompat::ORPHAN_PRESENT;
 const WRITABLE_COMPAT: u32 = Compat::DIR_PREALLOC
     | Compat::HAS_JOURNAL
     | Compat::EXT_ATTR
     | Compat::RESIZE_INODE
-    | Compat::DIR_INDEX;
+    | Compat::DIR_INDEX
+    | Compat::ORPHAN_FILE;
 
 /// Mutable allocation state, guarded by the metadata lock.
 #[derive(Debug)]
@@ -144,6 +146,8 @@ pub(crate) struct State {
     pub journal: Option<Journal>,
     /// Orphan list, head first (`s_last_orphan`, linked by `i_dtime`).
     pub orphans: Vec<u32>,
+    /// The orphan file's entries found at open, still to be processed.
+    pub file_orphans: orphan::OrphanFile,
     pub last_commit: Instant,
     pub block_hint: u64,
     pub generation: u32,
@@ -295,6 +299,7 @@ impl<D: BlockDevice> Writer<D> {
                 pending_free: HashSet::new(),
                 journal,
                 orphans: Vec::new(),
+                file_orphans: orphan::OrphanFile::default(),
                 last_commit: Instant::now(),
                 block_hint: 0,
                 generation: std::process::id().wrapping_mul(2654435761),
@@ -311,9 +316,10 @@ impl<D: BlockDevice> Writer<D> {
         let work = {
             let mut st = w.st.write().map_err(|_| errno(FsError::IO))?;
             w.load_orphans(&mut st).map_err(errno)?;
+            w.load_orphan_file(&mut st).map_err(errno)?;
             // A read-write open is a mount; a read-only one only cleans up.
             st.mount_pending = w.opts.mount_point.is_some() && !w.opts.read_only;
-            let work = w.replay.is_some() || !st.orphans.is_empty();
+            let work = w.replay.is_some() || !st.orphans.is_empty() || st.file_orphans.flag_set;
             if !w.opts.read_only || work {
                 // Mark the filesystem in use on the device itself before
                 // any transaction: a log without needs_recovery would be
@@ -437,6 +443,12 @@ impl<D: BlockDevice> Writer<D> {
         }
         set_le32(s, S_FEATURE_INCOMPAT, incompat);
         set_le16(s, S_STATE, state);
+        if !st.file_orphans.flag_set {
+            // Orphans go on the list, never in the orphan file: once the
+            // file's entries are processed, none is left there.
+            let ro = le32(s, S_FEATURE_RO_COMPAT) & !RoCompat::ORPHAN_PRESENT;
+            set_le32(s, S_FEATURE_RO_COMPAT, ro);
+        }
         if self.geo.csum.is_some() {
             csum::seal_superblock(s);
         }

@@ -3,14 +3,48 @@
 //! `forget` or unmount frees them; after a crash, opening for writing
 //! frees (or truncates) whatever the list still holds, as ext3's
 //! `ext4_orphan_cleanup` does.
+//!
+//! On an `orphan_file` filesystem Linux keeps its orphans in a file of
+//! inode numbers instead, and marks the superblock `orphan_present` while
+//! mounted. The writer processes what a crashed kernel left there, then
+//! keeps its own orphans on the list, which Linux reads on such a
+//! filesystem too (it falls back to the list when the file is full).
+//!
+//! ```text
+//!   orphan file block: [ino, ino, 0, ..., ino][magic 0x0b10ca04][crc32c]
+//!   crc32c(inode seed of the file, le64 block number, the inode numbers)
+//! ```
 
 use super::inode_write::RawInode;
 use super::{State, WResult, Writer};
 use crate::block::BlockDevice;
 use crate::ext3::bytes::le32;
+use crate::ext3::features::{Compat, RoCompat};
 use crate::ext3::inode::field::I_FILE_ACL_LO;
-use crate::ext3::superblock::field::S_LAST_ORPHAN;
+use crate::ext3::journal::crc::crc32c;
+use crate::ext3::superblock::field::{
+    S_FEATURE_COMPAT, S_FEATURE_RO_COMPAT, S_LAST_ORPHAN, S_ORPHAN_FILE_INUM,
+};
 use crate::fs::Error as FsError;
+
+/// The magic number in an orphan file block's tail.
+const ORPHAN_BLOCK_MAGIC: u32 = 0x0b10_ca04;
+/// An orphan file block's tail: magic and checksum.
+const ORPHAN_TAIL: usize = 8;
+/// The most blocks Linux reads of an orphan file.
+const MAX_ORPHAN_FILE_BLOCKS: u64 = 512;
+
+/// What a crashed kernel left in the orphan file.
+#[derive(Debug, Default)]
+pub(crate) struct OrphanFile {
+    /// The superblock says `orphan_present`: cleared once processed.
+    pub flag_set: bool,
+    /// Inode numbers found in the file, each once and none on the list.
+    pub entries: Vec<u32>,
+    /// The file's blocks that hold entries, with the file's inode seed.
+    pub blocks: Vec<u64>,
+    pub seed: u32,
+}
 
 impl<D: BlockDevice> Writer<D> {
     /// Puts `r` (about to be written back by the caller) on the orphan list.
@@ -130,24 +164,114 @@ impl<D: BlockDevice> Writer<D> {
         Ok(())
     }
 
-    /// Frees (or truncates) every inode on the orphan list.
-    pub(crate) fn process_orphans(&self, st: &mut State) -> WResult<()> {
-        while let Some(&ino) = st.orphans.first() {
-            let r = self.raw_inode(ino)?;
-            if r.links() == 0 {
-                self.release_inode(st, ino)?;
-            } else {
-                // An orphan with links is an interrupted truncate.
-                self.remove_orphan(st, ino)?;
-                let mut r = self.raw_inode(ino)?;
-                if self.has_blocks(&r) {
-                    let keep = r.size().div_ceil(self.geo.bs);
-                    self.truncate_blocks(st, &mut r, keep)?;
+    /// Reads what the orphan file holds when the superblock says
+    /// `orphan_present` (at open, after [`Self::load_orphans`]). Entries
+    /// Linux would skip (reserved or past the last inode) are dropped.
+    pub(crate) fn load_orphan_file(&self, st: &mut State) -> WResult<()> {
+        let (blk, off) = self.geo.sb_block();
+        let sb = self.get(blk)?;
+        let sb = sb.get(off..).ok_or(FsError::CORRUPT)?;
+        if le32(sb, S_FEATURE_RO_COMPAT) & RoCompat::ORPHAN_PRESENT == 0 {
+            return Ok(());
+        }
+        st.file_orphans.flag_set = true;
+        if le32(sb, S_FEATURE_COMPAT) & Compat::ORPHAN_FILE == 0 {
+            return Ok(());
+        }
+        let ino = le32(sb, S_ORPHAN_FILE_INUM);
+        if ino == 0 || ino > self.geo.inodes_count {
+            return Err(FsError::CORRUPT);
+        }
+        let r = self.raw_inode(ino)?;
+        let blocks = r.size().checked_div(self.geo.bs).ok_or(FsError::CORRUPT)?;
+        if blocks > MAX_ORPHAN_FILE_BLOCKS {
+            return Err(FsError::CORRUPT.at_ino(ino));
+        }
+        let seed = super::csum::inode_seed(self.geo.csum.unwrap_or(0), ino, &r.b);
+        let mut found = std::collections::HashSet::new();
+        for lblk in 0..blocks {
+            let pblk = self.bmap(&r, lblk)?;
+            if pblk == 0 {
+                return Err(FsError::CORRUPT.at_ino(ino));
+            }
+            let b = self.get(pblk)?;
+            let (entries, tail) = b
+                .split_at_checked(b.len().saturating_sub(ORPHAN_TAIL))
+                .ok_or(FsError::CORRUPT)?;
+            if le32(tail, 0) != ORPHAN_BLOCK_MAGIC
+                || (self.geo.csum.is_some()
+                    && le32(tail, 4) != orphan_block_csum(seed, pblk, entries))
+            {
+                return Err(FsError::CORRUPT.at_block(pblk));
+            }
+            let mut any = false;
+            for e in entries.chunks_exact(4).map(|e| le32(e, 0)) {
+                any |= e != 0;
+                let usable = e >= self.geo.first_ino && e <= self.geo.inodes_count && e != ino;
+                if usable && !st.orphans.contains(&e) && found.insert(e) {
+                    st.file_orphans.entries.push(e);
                 }
-                r.set_dtime(0);
-                self.put_inode(&r)?;
+            }
+            if any {
+                st.file_orphans.blocks.push(pblk);
             }
         }
+        st.file_orphans.seed = seed;
         Ok(())
     }
+
+    /// Frees (or truncates) every inode on the orphan list, and those a
+    /// crashed kernel left in the orphan file, whose entries are cleared.
+    pub(crate) fn process_orphans(&self, st: &mut State) -> WResult<()> {
+        while let Some(&ino) = st.orphans.first() {
+            self.process_orphan(st, ino)?;
+        }
+        if !st.file_orphans.flag_set {
+            return Ok(());
+        }
+        for ino in std::mem::take(&mut st.file_orphans.entries) {
+            self.process_orphan(st, ino)?;
+        }
+        let seed = st.file_orphans.seed;
+        for pblk in std::mem::take(&mut st.file_orphans.blocks) {
+            let mut b = self.get(pblk)?;
+            let end = b.len().saturating_sub(ORPHAN_TAIL);
+            b.get_mut(..end).ok_or(FsError::CORRUPT)?.fill(0);
+            if self.geo.csum.is_some() {
+                let (entries, tail) = b.split_at_mut(end);
+                let c = orphan_block_csum(seed, pblk, entries);
+                tail.get_mut(4..8)
+                    .ok_or(FsError::CORRUPT)?
+                    .copy_from_slice(&c.to_le_bytes());
+            }
+            self.put(pblk, b)?;
+        }
+        st.file_orphans.flag_set = false;
+        Ok(())
+    }
+
+    /// Frees orphan `ino` when it has no names left, else finishes its
+    /// interrupted truncate.
+    fn process_orphan(&self, st: &mut State, ino: u32) -> WResult<()> {
+        let r = self.raw_inode(ino)?;
+        if r.links() == 0 {
+            return self.release_inode(st, ino);
+        }
+        self.remove_orphan(st, ino)?;
+        let mut r = self.raw_inode(ino)?;
+        if r.mode() == 0 {
+            return Ok(());
+        }
+        if self.has_blocks(&r) {
+            let keep = r.size().div_ceil(self.geo.bs);
+            self.truncate_blocks(st, &mut r, keep)?;
+        }
+        r.set_dtime(0);
+        self.put_inode(&r)
+    }
+}
+
+/// The checksum of an orphan file block at `pblk` holding `entries`.
+fn orphan_block_csum(seed: u32, pblk: u64, entries: &[u8]) -> u32 {
+    crc32c(crc32c(seed, &pblk.to_le_bytes()), entries)
 }

@@ -96,6 +96,15 @@ fn ext4_killed_at_any_write_replays_from_a_checksum_v3_journal() {
         "16M",
         &["-O", "^extent,^64bit,^metadata_csum"],
     );
+    // Our orphans go on the s_last_orphan list even on an orphan_file
+    // filesystem; e2fsck and our writer must both release them there.
+    crash_run(
+        "ext4",
+        "1024",
+        "256",
+        "8M",
+        &["-O", "^extent,^64bit,orphan_file"],
+    );
 }
 
 fn crash_run(kind: &str, block_size: &str, inode_size: &str, size: &str, extra: &[&str]) {

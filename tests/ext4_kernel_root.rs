@@ -40,3 +40,74 @@ fn a_default_ext4_root_boots_read_write_and_stays_clean() {
     );
     assert_eq!(common::stdout(&cat), "nested\n");
 }
+
+/// Upstream e2fsprogs' defaults since 1.47 add `orphan_file` and
+/// `metadata_csum_seed`: such a root is served read-write too, and a file
+/// the guest holds open after removing it is freed by the time the
+/// monitor exits.
+#[test]
+fn an_orphan_file_root_boots_read_write_and_an_open_removed_file_is_freed() {
+    let t = "an_orphan_file_root_boots_read_write_and_an_open_removed_file_is_freed";
+    if !can_boot(t) || !common::have_peers(t, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    let Some(user) = test_user(t) else {
+        return;
+    };
+    let init = "#!/bin/sh\necho GUEST-UP\n\
+         echo written > /rw-file && echo WRITE=ok\n\
+         exec 3>/held; echo held >&3; echo HELD=$(ls -i /held); rm /held\n\
+         poweroff -f\n";
+    let g = KGuest::with_tree(user, |tree| {
+        common::uml::busybox_tree(tree, init);
+        let img = tree.parent().unwrap().join("root_ext4");
+        common::run_ok(
+            "mke2fs",
+            [
+                "-q".as_ref(),
+                "-F".as_ref(),
+                "-t".as_ref(),
+                "ext4".as_ref(),
+                "-O".as_ref(),
+                "orphan_file,metadata_csum_seed".as_ref(),
+                "-d".as_ref(),
+                tree.as_os_str(),
+                img.as_os_str(),
+                "64M".as_ref(),
+            ],
+        );
+    });
+    let out = g.run(&EXT4_ROOT_ARGS, Duration::from_secs(30)).output;
+    assert!(!out.contains("served read-only"), "{out}");
+    assert!(out.contains("WRITE=ok"), "{out}");
+    let held: u32 = out
+        .split("HELD=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no inode number:\n{out}"));
+    let img = g.path("root_ext4");
+    common::fsck_clean(&img);
+    let testi = common::run(
+        "debugfs",
+        [
+            "-R".as_ref(),
+            format!("testi <{held}>").as_ref(),
+            img.as_os_str(),
+        ],
+    );
+    assert!(
+        common::stdout(&testi).contains("not in use"),
+        "{}",
+        common::stdout(&testi)
+    );
+    let features = common::run(
+        "debugfs",
+        ["-R".as_ref(), "feature".as_ref(), img.as_os_str()],
+    );
+    let features = common::stdout(&features);
+    assert!(
+        features.contains("orphan_file") && !features.contains("orphan_present"),
+        "{features}"
+    );
+}

@@ -4,9 +4,10 @@
 //! for the same entry of the same image, in the same order. Indexed
 //! directories of each hash (half-MD4, TEA, and legacy, whose names can
 //! share all 64 bits of position), of one and two index levels, as
-//! `e2fsck -D` builds them and as our writer leaves them; one-block
-//! directories, which Linux also lists in hash order; and listings resumed
-//! from a cookie in the middle.
+//! `e2fsck -D` builds them and as our writer leaves them; one-block and
+//! inline-data directories (in `i_block` and grown into `system.data`),
+//! which Linux also lists in hash order; and listings resumed from a
+//! cookie in the middle.
 
 mod common;
 
@@ -297,4 +298,87 @@ fn linux_getdents_offsets_equal_our_cookies_on_directories_our_writer_grew() {
     if !compare(&img, &tmp.path().join("mnt"), &["/grown", "/tiny"]) {
         common::skip(test, "the host kernel cannot loop-mount an ext4 image here");
     }
+}
+
+#[test]
+fn linux_getdents_offsets_equal_our_cookies_on_inline_data_directories() {
+    let test = "linux_getdents_offsets_equal_our_cookies_on_inline_data_directories";
+    if !common::have_peers(test, &["mke2fs", "e2fsck", "debugfs", "mount", "umount"])
+        || !common::have_root(test)
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("tree");
+    std::fs::create_dir_all(src.join("inl")).unwrap();
+    for name in ["a", "bb", "ccc", "dddd"] {
+        std::fs::write(src.join("inl").join(name), b"").unwrap();
+    }
+    let img = tmp.path().join("inline.img");
+    common::run_ok(
+        "mke2fs",
+        [
+            "-q".as_ref(),
+            "-F".as_ref(),
+            "-t".as_ref(),
+            "ext4".as_ref(),
+            "-O".as_ref(),
+            "inline_data".as_ref(),
+            "-I".as_ref(),
+            "256".as_ref(),
+            "-d".as_ref(),
+            src.as_os_str(),
+            img.as_os_str(),
+            "8M".as_ref(),
+        ],
+    );
+    // Linux, not mke2fs, grows an inline directory into the inode's
+    // `system.data` attribute: five names more than `i_block` holds.
+    let rw = tmp.path().join("rw");
+    std::fs::create_dir_all(&rw).unwrap();
+    let out = common::run(
+        "mount",
+        [
+            "-t".as_ref(),
+            "ext4".as_ref(),
+            "-o".as_ref(),
+            "loop".as_ref(),
+            img.as_os_str(),
+            rw.as_os_str(),
+        ],
+    );
+    if !out.status.success() {
+        common::skip(test, "the host kernel cannot loop-mount an ext4 image here");
+        return;
+    }
+    std::fs::create_dir(rw.join("spill")).unwrap();
+    for i in 0..5 {
+        std::fs::write(rw.join(format!("spill/n{i}")), b"").unwrap();
+    }
+    common::run_ok("umount", [rw.as_os_str()]);
+    common::fsck_clean(&img);
+    for dir in ["/inl", "/spill"] {
+        let stat = common::stdout(&common::run(
+            "debugfs",
+            [
+                "-R".as_ref(),
+                format!("stat {dir}").as_ref(),
+                img.as_os_str(),
+            ],
+        ));
+        assert!(
+            stat.contains("Size of inline data"),
+            "{dir} is not inline: {stat}"
+        );
+    }
+    let xattrs = common::stdout(&common::run(
+        "debugfs",
+        ["-R".as_ref(), "ea_list /spill".as_ref(), img.as_os_str()],
+    ));
+    assert!(xattrs.contains("system.data"), "{xattrs}");
+    assert!(
+        !xattrs.contains("system.data (0)"),
+        "/spill did not grow into system.data: {xattrs}"
+    );
+    assert!(compare(&img, &tmp.path().join("mnt"), &["/inl", "/spill"]));
 }

@@ -4,13 +4,13 @@
 //! starts from the beginning).
 //!
 //! Directories Linux lists in hash order (on dir_index filesystems,
-//! indexed directories and one-block ones) are listed in hash order with
-//! hash positions as cookies ([`super::dx_readdir`]): an entry keeps its
-//! position when the writer splits a leaf, so a listing that goes on while
-//! the directory changes returns no entry twice. Other directories are
-//! read block by block in logical order, a cookie being the byte position
-//! of the next entry; inline-data directories are read from the inode,
-//! a cookie counting entries.
+//! indexed directories, one-block ones and inline-data ones) are listed
+//! in hash order with hash positions as cookies ([`super::dx_readdir`]):
+//! an entry keeps its position when the writer splits a leaf, so a
+//! listing that goes on while the directory changes returns no entry
+//! twice. Other directories are read block by block in logical order, a
+//! cookie being the byte position of the next entry (for an inline-data
+//! directory, the number of entries before it).
 
 use super::bytes::{le32, u64_from, usize_from};
 use super::dir::{parse_block, verify_tail, DirEntry};
@@ -63,6 +63,9 @@ impl<D: BlockDevice> Ext3<D> {
             Order::Blocks => self.readdir_blocks(ino, &inode, cookie, f),
             Order::OneBlock { hash_version } => {
                 self.readdir_one_block(ino, &inode, hash_version, cookie, f)
+            }
+            Order::Inline { hash_version } => {
+                self.readdir_inline_hashed(ino, &inode, hash_version, cookie, f)
             }
             Order::Indexed { root, info } => {
                 self.readdir_indexed(ino, &inode, root, info, cookie, f)
@@ -188,6 +191,8 @@ impl<D: BlockDevice> Ext3<D> {
         Ok(())
     }
 
+    /// Lists an inline-data directory by position (no dir_index, or a
+    /// hash this code cannot compute): cookies count entries.
     fn readdir_inline(
         &self,
         ino: u32,
@@ -195,6 +200,25 @@ impl<D: BlockDevice> Ext3<D> {
         cookie: u64,
         mut f: impl FnMut(Entry, u64) -> bool,
     ) -> Result<()> {
+        let skip = usize_from(cookie & !INLINE_COOKIE);
+        for (i, e) in self
+            .inline_entries(ino, inode)?
+            .into_iter()
+            .enumerate()
+            .skip(skip)
+        {
+            // i indexes a vector in memory: i + 1 cannot saturate.
+            if !f(e, INLINE_COOKIE | u64_from(i).saturating_add(1)) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries of an inline-data directory in the order Linux reads
+    /// them: `.` and `..` (made up, as the inode stores only the parent),
+    /// then those in `i_block`, then those in the `system.data` attribute.
+    pub(crate) fn inline_entries(&self, ino: u32, inode: &Inode) -> Result<Vec<Entry>> {
         let place = || format!("inline directory inode {ino}");
         let parent = le32(&inode.i_block, 0);
         let mut all = vec![
@@ -235,14 +259,7 @@ impl<D: BlockDevice> Ext3<D> {
                 );
             }
         }
-        let skip = usize_from(cookie & !INLINE_COOKIE);
-        for (i, e) in all.into_iter().enumerate().skip(skip) {
-            // i indexes a vector in memory: i + 1 cannot saturate.
-            if !f(e, INLINE_COOKIE | u64_from(i).saturating_add(1)) {
-                break;
-            }
-        }
-        Ok(())
+        Ok(all)
     }
 
     /// All entries of directory `ino`, `.` and `..` included, in the order

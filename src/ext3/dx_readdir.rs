@@ -65,13 +65,19 @@ pub fn pos_hash(pos: u64) -> (u32, u32) {
 
 /// How a directory is listed.
 pub(crate) enum Order {
-    /// Block by block, byte offsets as cookies (no dir_index, inline
-    /// data, casefold, several blocks without an index, or an index this
-    /// code cannot use).
+    /// Block by block, byte offsets as cookies (no dir_index, casefold,
+    /// several blocks without an index, or an index this code cannot
+    /// use); an inline-data directory then counts entries.
     Blocks,
     /// One block without an index, every name (`.` and `..` too) hashed
     /// with `s_def_hash_version`.
     OneBlock {
+        /// The hash version.
+        hash_version: u8,
+    },
+    /// An inline-data directory, every name hashed as in `OneBlock`
+    /// (Linux's `ext4_inlinedir_to_tree`).
+    Inline {
         /// The hash version.
         hash_version: u8,
     },
@@ -354,22 +360,27 @@ impl<D: BlockDevice> Walk<'_, D> {
 
 impl<D: BlockDevice> Ext3<D> {
     /// How directory `ino` is listed (see [`Order`]): as Linux's
-    /// `is_dx_dir`, but inline-data directories keep their own cookies,
-    /// and casefolded names (whose hashes this code cannot compute) and
+    /// `is_dx_dir`, but casefolded names (whose hashes this code cannot compute) and
     /// indexes `dx_probe` would refuse make the directory list block by
     /// block, always the same way for the same directory.
     pub(crate) fn listing_order(&self, ino: u32, inode: &Inode) -> Result<Order> {
         let sb = &self.sb;
         if !sb.s_feature_compat.contains(Compat::DIR_INDEX)
             || sb.s_feature_incompat.contains(Incompat::CASEFOLD)
-            || inode.has_inline_data()
         {
             return Ok(Order::Blocks);
         }
+        let hash_version = sb.s_def_hash_version;
+        let known = htree::name_hash_pair(sb, hash_version, b".").is_some();
+        if inode.has_inline_data() {
+            return Ok(if known {
+                Order::Inline { hash_version }
+            } else {
+                Order::Blocks
+            });
+        }
         let nblocks = inode.i_size / self.block_size_nz();
         if inode.i_flags & EXT4_INDEX_FL == 0 {
-            let hash_version = sb.s_def_hash_version;
-            let known = htree::name_hash_pair(sb, hash_version, b".").is_some();
             return Ok(if nblocks == 1 && known {
                 Order::OneBlock { hash_version }
             } else {
@@ -415,17 +426,61 @@ impl<D: BlockDevice> Ext3<D> {
     }
 
     fn entry_of(&self, hash_version: u8, d: DirEntry) -> (u64, Entry) {
-        // The version was checked when the order was chosen.
-        let (major, minor) =
-            htree::name_hash_pair(&self.sb, hash_version, &d.name).unwrap_or((0, 0));
-        (
-            hash_pos(major, minor),
+        self.hashed(
+            hash_version,
             Entry {
                 ino: d.inode,
                 name: d.name,
                 file_type: file_type_from_dirent(d.file_type),
             },
         )
+    }
+
+    fn hashed(&self, hash_version: u8, e: Entry) -> (u64, Entry) {
+        // The version was checked when the order was chosen.
+        let (major, minor) =
+            htree::name_hash_pair(&self.sb, hash_version, &e.name).unwrap_or((0, 0));
+        (hash_pos(major, minor), e)
+    }
+
+    /// Lists `batch` (positions and entries, in the order read) from
+    /// `cookie`, as Linux lists a one-block or inline directory.
+    fn emit_sorted(cookie: u64, mut batch: Vec<(u64, Entry)>, f: impl FnMut(Entry, u64) -> bool) {
+        if cookie == END {
+            return;
+        }
+        let (major, minor) = pos_hash(cookie);
+        let start = hash_pos(major, minor);
+        batch.retain(|(pos, _)| *pos >= start);
+        sort_batch(&mut batch);
+        let mut out = Emitter { f, pending: None };
+        for (pos, e) in batch {
+            if !out.push(pos, e) {
+                return;
+            }
+        }
+        out.finish();
+    }
+
+    /// Lists an inline-data directory in hash order from `cookie`.
+    pub(crate) fn readdir_inline_hashed(
+        &self,
+        ino: u32,
+        inode: &Inode,
+        hash_version: u8,
+        cookie: u64,
+        f: impl FnMut(Entry, u64) -> bool,
+    ) -> Result<()> {
+        if cookie == END {
+            return Ok(());
+        }
+        let batch = self
+            .inline_entries(ino, inode)?
+            .into_iter()
+            .map(|e| self.hashed(hash_version, e))
+            .collect();
+        Self::emit_sorted(cookie, batch, f);
+        Ok(())
     }
 
     /// Lists a one-block directory in hash order from `cookie`.
@@ -440,23 +495,13 @@ impl<D: BlockDevice> Ext3<D> {
         if cookie == END {
             return Ok(());
         }
-        let (major, minor) = pos_hash(cookie);
-        let start = hash_pos(major, minor);
         let mut blocks = self.dir_blocks(ino, inode, 1);
-        let mut batch: Vec<(u64, Entry)> = blocks
+        let batch = blocks
             .entries(0)?
             .into_iter()
             .map(|d| self.entry_of(hash_version, d))
-            .filter(|(pos, _)| *pos >= start)
             .collect();
-        sort_batch(&mut batch);
-        let mut out = Emitter { f, pending: None };
-        for (pos, e) in batch {
-            if !out.push(pos, e) {
-                return Ok(());
-            }
-        }
-        out.finish();
+        Self::emit_sorted(cookie, batch, f);
         Ok(())
     }
 

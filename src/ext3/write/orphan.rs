@@ -41,8 +41,9 @@ pub(crate) struct OrphanFile {
     pub flag_set: bool,
     /// Inode numbers found in the file, each once and none on the list.
     pub entries: Vec<u32>,
-    /// The file's blocks that hold entries, with the file's inode seed.
+    /// The file's blocks (on the device) that hold entries.
     pub blocks: Vec<u64>,
+    /// The file's inode checksum seed, which starts each block's crc32c.
     pub seed: u32,
 }
 

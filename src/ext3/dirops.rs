@@ -33,6 +33,16 @@ pub struct Entry {
     pub file_type: Option<FileType>,
 }
 
+impl From<DirEntry> for Entry {
+    fn from(d: DirEntry) -> Entry {
+        Entry {
+            ino: d.inode,
+            name: d.name,
+            file_type: super::inode::file_type_from_dirent(d.file_type),
+        }
+    }
+}
+
 /// Cookie flag for entries of inline-data directories (the low bits count
 /// entries instead of bytes).
 const INLINE_COOKIE: u64 = 1 << 62;
@@ -61,11 +71,8 @@ impl<D: BlockDevice> Ext3<D> {
         self.check_dir_size(ino, &inode)?;
         match self.listing_order(ino, &inode)? {
             Order::Blocks => self.readdir_blocks(ino, &inode, cookie, f),
-            Order::OneBlock { hash_version } => {
-                self.readdir_one_block(ino, &inode, hash_version, cookie, f)
-            }
-            Order::Inline { hash_version } => {
-                self.readdir_inline_hashed(ino, &inode, hash_version, cookie, f)
+            Order::Hashed { hash_version } => {
+                self.readdir_hashed(ino, &inode, hash_version, cookie, f)
             }
             Order::Indexed { root, info } => {
                 self.readdir_indexed(ino, &inode, root, info, cookie, f)
@@ -166,23 +173,12 @@ impl<D: BlockDevice> Ext3<D> {
                 .at(|| format!("directory inode {ino} block {lblk} (device block {pblk})"))?;
             let base = lblk.checked_mul(bs).ok_or_else(too_big)?;
             let cookie_of = |off: usize| base.checked_add(u64_from(off)).ok_or_else(too_big);
-            for DirEntry {
-                offset,
-                next,
-                inode,
-                file_type,
-                name,
-            } in entries
-            {
-                if cookie_of(offset)? < cookie {
+            for d in entries {
+                if cookie_of(d.offset)? < cookie {
                     continue;
                 }
-                let e = Entry {
-                    ino: inode,
-                    name,
-                    file_type: super::inode::file_type_from_dirent(file_type),
-                };
-                if !f(e, cookie_of(next)?) {
+                let next = cookie_of(d.next)?;
+                if !f(d.into(), next) {
                     return Ok(());
                 }
             }
@@ -234,16 +230,11 @@ impl<D: BlockDevice> Ext3<D> {
             },
         ];
         let filetype = self.sb.has_filetype();
-        let to_entry = |d: DirEntry| Entry {
-            ino: d.inode,
-            name: d.name,
-            file_type: super::inode::file_type_from_dirent(d.file_type),
-        };
         all.extend(
             parse_block(&inode.i_block[4..], filetype)
                 .at(place)?
                 .into_iter()
-                .map(to_entry),
+                .map(Entry::from),
         );
         if let Some(x) = self
             .xattrs_of(ino, inode)?
@@ -255,7 +246,7 @@ impl<D: BlockDevice> Ext3<D> {
                     parse_block(&x.value, filetype)
                         .at(place)?
                         .into_iter()
-                        .map(to_entry),
+                        .map(Entry::from),
                 );
             }
         }

@@ -32,7 +32,7 @@ use super::error::{At, Corrupt, Error, Result};
 use super::features::{Compat, Incompat};
 use super::fs::Ext3;
 use super::htree::{self, field::*, DxRoot};
-use super::inode::{file_type_from_dirent, Inode, EXT4_INDEX_FL};
+use super::inode::{Inode, EXT4_INDEX_FL};
 use super::map::{Mapper, Run};
 use super::types::BlockIndex;
 use crate::block::BlockDevice;
@@ -69,15 +69,9 @@ pub(crate) enum Order {
     /// several blocks without an index, or an index this code cannot
     /// use); an inline-data directory then counts entries.
     Blocks,
-    /// One block without an index, every name (`.` and `..` too) hashed
-    /// with `s_def_hash_version`.
-    OneBlock {
-        /// The hash version.
-        hash_version: u8,
-    },
-    /// An inline-data directory, every name hashed as in `OneBlock`
-    /// (Linux's `ext4_inlinedir_to_tree`).
-    Inline {
+    /// One block without an index, or inline data: every name (`.` and
+    /// `..` too) hashed with `s_def_hash_version`.
+    Hashed {
         /// The hash version.
         hash_version: u8,
     },
@@ -360,9 +354,9 @@ impl<D: BlockDevice> Walk<'_, D> {
 
 impl<D: BlockDevice> Ext3<D> {
     /// How directory `ino` is listed (see [`Order`]): as Linux's
-    /// `is_dx_dir`, but casefolded names (whose hashes this code cannot compute) and
-    /// indexes `dx_probe` would refuse make the directory list block by
-    /// block, always the same way for the same directory.
+    /// `is_dx_dir`, but casefolded names (whose hashes this code cannot
+    /// compute) and indexes `dx_probe` would refuse make the directory
+    /// list block by block, always the same way for the same directory.
     pub(crate) fn listing_order(&self, ino: u32, inode: &Inode) -> Result<Order> {
         let sb = &self.sb;
         if !sb.s_feature_compat.contains(Compat::DIR_INDEX)
@@ -372,17 +366,11 @@ impl<D: BlockDevice> Ext3<D> {
         }
         let hash_version = sb.s_def_hash_version;
         let known = htree::name_hash_pair(sb, hash_version, b".").is_some();
-        if inode.has_inline_data() {
-            return Ok(if known {
-                Order::Inline { hash_version }
-            } else {
-                Order::Blocks
-            });
-        }
         let nblocks = inode.i_size / self.block_size_nz();
-        if inode.i_flags & EXT4_INDEX_FL == 0 {
-            return Ok(if nblocks == 1 && known {
-                Order::OneBlock { hash_version }
+        if inode.has_inline_data() || inode.i_flags & EXT4_INDEX_FL == 0 {
+            let one = inode.has_inline_data() || nblocks == 1;
+            return Ok(if one && known {
+                Order::Hashed { hash_version }
             } else {
                 Order::Blocks
             });
@@ -425,17 +413,7 @@ impl<D: BlockDevice> Ext3<D> {
         }
     }
 
-    fn entry_of(&self, hash_version: u8, d: DirEntry) -> (u64, Entry) {
-        self.hashed(
-            hash_version,
-            Entry {
-                ino: d.inode,
-                name: d.name,
-                file_type: file_type_from_dirent(d.file_type),
-            },
-        )
-    }
-
+    /// `e` with its hash position.
     fn hashed(&self, hash_version: u8, e: Entry) -> (u64, Entry) {
         // The version was checked when the order was chosen.
         let (major, minor) =
@@ -443,65 +421,41 @@ impl<D: BlockDevice> Ext3<D> {
         (hash_pos(major, minor), e)
     }
 
-    /// Lists `batch` (positions and entries, in the order read) from
-    /// `cookie`, as Linux lists a one-block or inline directory.
-    fn emit_sorted(cookie: u64, mut batch: Vec<(u64, Entry)>, f: impl FnMut(Entry, u64) -> bool) {
+    /// A one-block or inline-data directory in hash order from `cookie`,
+    /// every name (`.` and `..` too) hashed with `hash_version`, as Linux
+    /// lists them (`htree_dirblock_to_tree`, `ext4_inlinedir_to_tree`).
+    pub(crate) fn readdir_hashed(
+        &self,
+        ino: u32,
+        inode: &Inode,
+        hash_version: u8,
+        cookie: u64,
+        f: impl FnMut(Entry, u64) -> bool,
+    ) -> Result<()> {
         if cookie == END {
-            return;
+            return Ok(());
         }
+        let entries: Vec<Entry> = if inode.has_inline_data() {
+            self.inline_entries(ino, inode)?
+        } else {
+            let mut blocks = self.dir_blocks(ino, inode, 1);
+            blocks.entries(0)?.into_iter().map(Entry::from).collect()
+        };
         let (major, minor) = pos_hash(cookie);
         let start = hash_pos(major, minor);
-        batch.retain(|(pos, _)| *pos >= start);
+        let mut batch: Vec<(u64, Entry)> = entries
+            .into_iter()
+            .map(|e| self.hashed(hash_version, e))
+            .filter(|(pos, _)| *pos >= start)
+            .collect();
         sort_batch(&mut batch);
         let mut out = Emitter { f, pending: None };
         for (pos, e) in batch {
             if !out.push(pos, e) {
-                return;
+                return Ok(());
             }
         }
         out.finish();
-    }
-
-    /// Lists an inline-data directory in hash order from `cookie`.
-    pub(crate) fn readdir_inline_hashed(
-        &self,
-        ino: u32,
-        inode: &Inode,
-        hash_version: u8,
-        cookie: u64,
-        f: impl FnMut(Entry, u64) -> bool,
-    ) -> Result<()> {
-        if cookie == END {
-            return Ok(());
-        }
-        let batch = self
-            .inline_entries(ino, inode)?
-            .into_iter()
-            .map(|e| self.hashed(hash_version, e))
-            .collect();
-        Self::emit_sorted(cookie, batch, f);
-        Ok(())
-    }
-
-    /// Lists a one-block directory in hash order from `cookie`.
-    pub(crate) fn readdir_one_block(
-        &self,
-        ino: u32,
-        inode: &Inode,
-        hash_version: u8,
-        cookie: u64,
-        f: impl FnMut(Entry, u64) -> bool,
-    ) -> Result<()> {
-        if cookie == END {
-            return Ok(());
-        }
-        let mut blocks = self.dir_blocks(ino, inode, 1);
-        let batch = blocks
-            .entries(0)?
-            .into_iter()
-            .map(|d| self.entry_of(hash_version, d))
-            .collect();
-        Self::emit_sorted(cookie, batch, f);
         Ok(())
     }
 
@@ -532,14 +486,7 @@ impl<D: BlockDevice> Ext3<D> {
         let dots = parse_block(&root, filetype).at(|| blocks.place(0))?;
         for (d, pos) in dots.into_iter().zip([DOT, DOTDOT]) {
             if pos >= floor {
-                batch.push((
-                    pos,
-                    Entry {
-                        ino: d.inode,
-                        name: d.name,
-                        file_type: file_type_from_dirent(d.file_type),
-                    },
-                ));
+                batch.push((pos, d.into()));
             }
         }
         let pos = htree::covering_entry(&root, at, count, major);
@@ -566,7 +513,7 @@ impl<D: BlockDevice> Ext3<D> {
             loop {
                 let leaf = walk.leaf()?;
                 for d in walk.blocks.entries(leaf)? {
-                    let (pos, e) = self.entry_of(info.hash_version, d);
+                    let (pos, e) = self.hashed(info.hash_version, d.into());
                     if pos >= floor {
                         batch.push((pos, e));
                     }

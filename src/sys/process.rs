@@ -1,4 +1,5 @@
-//! Process-wide signal dispositions, and process handles (pidfds).
+//! Process-wide signal dispositions, process handles (pidfds), and the
+//! bit masks of `/proc/PID/status`.
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
@@ -47,4 +48,34 @@ pub fn pidfd_send_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: Signal) -> std
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether bit `bit` is set in the hexadecimal mask `field` (`CapEff`,
+/// `SigCgt`, ...) of a `/proc/PID/status` text; false when the field is
+/// missing or malformed.
+pub fn status_bit(status: &str, field: &str, bit: u32) -> bool {
+    let mask = status
+        .lines()
+        .filter_map(|l| l.strip_prefix(field))
+        .find_map(|rest| rest.strip_prefix(':'))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    matches!((mask, 1u64.checked_shl(bit)), (Some(m), Some(b)) if m & b != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_bit;
+
+    #[test]
+    fn status_masks_are_read_bit_by_bit() {
+        let status = "Name:\tx\nSigCgt:\t0000000000000200\nCapEff:\t000001ffffffffff\n";
+        assert!(status_bit(status, "SigCgt", 9));
+        assert!(!status_bit(status, "SigCgt", 10));
+        assert!(status_bit(status, "CapEff", 21));
+        assert!(!status_bit(status, "CapEff", 64));
+        assert!(!status_bit(status, "SigBlk", 9));
+        assert!(!status_bit("SigCgt:\tzz\n", "SigCgt", 0));
+        // A field whose name only starts like another is not it.
+        assert!(!status_bit("SigCgtX:\t1\n", "SigCgt", 0));
+    }
 }

@@ -29,7 +29,7 @@ use crate::kernel::disk::readahead::Readahead;
 use anyhow::{anyhow, bail, Context};
 use fuser::{Config, MountOption, SessionACL};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -323,20 +323,22 @@ fn is_busy(msg: &str) -> bool {
     msg.ends_with(nix::errno::Errno::EBUSY.desc())
 }
 
-/// Whether process `pid` has a handler for `signal` (so sending it
-/// cannot kill a server that predates it or has not yet set it up).
-fn catches(pid: i32, signal: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+/// Asks server `pid` to stop its read-ahead, when it is a `uml_fs` that
+/// handles [`STOP_READAHEAD`] (so the signal cannot kill a server that
+/// predates it, or another process that took the pid: the checks are
+/// made on the pidfd's process). True when the signal was sent.
+fn stop_readahead(pid: i32) -> bool {
+    let Ok(pidfd) = crate::sys::process::pidfd_open(pid) else {
         return false;
     };
-    let caught = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
-    let bit = u32::try_from(signal - 1)
-        .ok()
-        .and_then(|b| 1u64.checked_shl(b));
-    matches!((caught, bit), (Some(m), Some(b)) if m & b != 0)
+    let catches = std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        u32::try_from(STOP_READAHEAD - 1)
+            .is_ok_and(|bit| crate::sys::process::status_bit(&s, "SigCgt", bit))
+    });
+    is_uml_fs(pid)
+        && catches
+        && nix::sys::signal::Signal::try_from(STOP_READAHEAD)
+            .is_ok_and(|sig| crate::sys::process::pidfd_send_signal(pidfd.as_fd(), sig).is_ok())
 }
 
 /// Whether process `pid` is a `uml_fs` (its command name).
@@ -377,13 +379,7 @@ pub fn umount(dir: &Path) -> anyhow::Result<()> {
     }
     // The server's read-ahead may be listing a directory, which makes the
     // mount busy; a server that says it catches the signal stops it.
-    let stopping = server.is_some_and(|pid| {
-        is_uml_fs(pid)
-            && catches(pid, STOP_READAHEAD)
-            && nix::sys::signal::Signal::try_from(STOP_READAHEAD)
-                .and_then(|sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig))
-                .is_ok()
-    });
+    let stopping = server.is_some_and(stop_readahead);
     let start = Instant::now();
     loop {
         match fusermount_u(&point)? {
@@ -422,13 +418,21 @@ mod tests {
     }
 
     #[test]
-    fn a_signal_is_sent_only_to_a_process_that_catches_it() {
+    fn a_signal_is_sent_only_to_a_uml_fs_that_catches_it() {
         let me = i32::try_from(std::process::id()).unwrap();
-        assert!(!catches(me, libc::SIGKILL));
-        assert!(!catches(i32::MAX, libc::SIGUSR2));
+        let caught = |sig: i32| {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let bit = u32::try_from(sig - 1).unwrap();
+            crate::sys::process::status_bit(&status, "SigCgt", bit)
+        };
+        assert!(!caught(libc::SIGKILL));
         let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
         signal_hook::flag::register(libc::SIGUSR2, flag).unwrap();
-        assert!(catches(me, libc::SIGUSR2));
+        assert!(caught(libc::SIGUSR2));
+        // No such process; and this test binary, which is no uml_fs (a
+        // SIGUSR1 sent to it anyway would end the test run).
+        assert!(!stop_readahead(i32::MAX));
+        assert!(!stop_readahead(me));
     }
 
     #[test]

@@ -112,11 +112,7 @@ pub fn serve(
 /// Does a `/proc/PID/status` show CAP_SYS_ADMIN in `CapEff`?
 pub(crate) fn has_sys_admin(status: &str) -> bool {
     const CAP_SYS_ADMIN: u32 = 21;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    crate::sys::process::status_bit(status, "CapEff", CAP_SYS_ADMIN)
 }
 
 /// A held `umount2(path, flags)` with `MNT_FORCE`: the host wants the

@@ -61,21 +61,8 @@ fn an_orphan_file_root_boots_read_write_and_an_open_removed_file_is_freed() {
     let g = KGuest::with_tree(user, |tree| {
         common::uml::busybox_tree(tree, init);
         let img = tree.parent().unwrap().join("root_ext4");
-        common::run_ok(
-            "mke2fs",
-            [
-                "-q".as_ref(),
-                "-F".as_ref(),
-                "-t".as_ref(),
-                "ext4".as_ref(),
-                "-O".as_ref(),
-                "orphan_file,metadata_csum_seed".as_ref(),
-                "-d".as_ref(),
-                tree.as_os_str(),
-                img.as_os_str(),
-                "64M".as_ref(),
-            ],
-        );
+        let upstream = ["-O", "orphan_file,metadata_csum_seed"];
+        common::mkfs_from_with("ext4", &upstream, tree, &img, "64M");
     });
     let out = g.run(&EXT4_ROOT_ARGS, Duration::from_secs(30)).output;
     assert!(!out.contains("served read-only"), "{out}");

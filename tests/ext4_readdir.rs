@@ -315,23 +315,8 @@ fn linux_getdents_offsets_equal_our_cookies_on_inline_data_directories() {
         std::fs::write(src.join("inl").join(name), b"").unwrap();
     }
     let img = tmp.path().join("inline.img");
-    common::run_ok(
-        "mke2fs",
-        [
-            "-q".as_ref(),
-            "-F".as_ref(),
-            "-t".as_ref(),
-            "ext4".as_ref(),
-            "-O".as_ref(),
-            "inline_data".as_ref(),
-            "-I".as_ref(),
-            "256".as_ref(),
-            "-d".as_ref(),
-            src.as_os_str(),
-            img.as_os_str(),
-            "8M".as_ref(),
-        ],
-    );
+    let extra = ["-O", "inline_data", "-I", "256"];
+    common::mkfs_from_with("ext4", &extra, &src, &img, "8M");
     // Linux, not mke2fs, grows an inline directory into the inode's
     // `system.data` attribute: five names more than `i_block` holds.
     let rw = tmp.path().join("rw");

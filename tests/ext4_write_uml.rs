@@ -86,21 +86,8 @@ fn an_orphan_linux_uml_left_in_the_orphan_file_is_freed_by_our_writer() {
     let guest = Guest::new(init, 16);
     let tree = guest.path("tree4");
     busybox_tree(&tree, init);
-    run_ok(
-        "mke2fs",
-        [
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-O",
-            "orphan_file,metadata_csum_seed",
-            "-d",
-            tree.to_str().unwrap(),
-            guest.image.to_str().unwrap(),
-            "32M",
-        ],
-    );
+    let upstream = ["-O", "orphan_file,metadata_csum_seed"];
+    common::mkfs_from_with("ext4", &upstream, &tree, &guest.image, "32M");
     let cow = guest.path("a.cow");
     run_ok(bin("uml_mkcow"), [&cow, &guest.image]);
     let boot = guest.boot("a.cow,root_fs", &[], LIMIT);

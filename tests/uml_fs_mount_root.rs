@@ -1,6 +1,7 @@
 //! `uml_fs mount` run by root: the server mounts with mount(2) itself, so
 //! the kernel records the type `fuse` without the `uml_fs` subtype; `uml_fs
-//! umount` must still recognise and unmount it, and leave a clean image.
+//! umount` must still recognise and unmount it, and leave a clean image,
+//! also while the server reads a directory ahead through the mount.
 
 mod common;
 
@@ -10,6 +11,19 @@ fn mounted(dir: &Path) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let point = dir.to_str().unwrap();
     info.lines().any(|l| l.split(' ').nth(4) == Some(point))
+}
+
+/// `uml_fs umount DIR`; when it fails, the mount is detached anyway, so
+/// that nothing stays mounted behind a failed assertion.
+fn uml_fs_umount(mnt: &Path) -> std::process::Output {
+    let out = common::umlkit("uml_fs", [Path::new("umount"), mnt]);
+    if !out.status.success() {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(mnt)
+            .status();
+    }
+    out
 }
 
 #[test]
@@ -28,14 +42,7 @@ fn uml_fs_umount_unmounts_a_mount_root_made_and_the_image_is_clean() {
     );
     common::run_ok(common::bin("uml_fs"), [Path::new("mount"), &img, &mnt]);
     let written = std::fs::write(mnt.join("f"), b"root was here\n");
-    let out = common::umlkit("uml_fs", [Path::new("umount"), &mnt]);
-    if !out.status.success() {
-        // Leave nothing mounted behind a failed assertion.
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&mnt)
-            .status();
-    }
+    let out = uml_fs_umount(&mnt);
     assert!(
         out.status.success(),
         "uml_fs umount: {}",
@@ -96,13 +103,7 @@ fn a_read_only_mount_finds_every_name_of_a_large_unindexed_directory_and_no_othe
     }
     let missing = std::fs::metadata(mnt.join("big/file-03000"));
     let count = std::fs::read_dir(mnt.join("big")).map(|d| d.count());
-    let out = common::umlkit("uml_fs", [Path::new("umount"), &mnt]);
-    if !out.status.success() {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&mnt)
-            .status();
-    }
+    let out = uml_fs_umount(&mnt);
     assert!(wrong.is_empty(), "{wrong:?}");
     assert_eq!(
         missing.map_err(|e| e.kind()).err(),
@@ -169,13 +170,7 @@ fn uml_fs_umount_succeeds_while_the_server_is_reading_a_directory_ahead() {
         for i in (0..NAMES).step_by(5) {
             assert!(mnt.join(format!("big/f-{i:05}")).exists(), "f-{i:05}");
         }
-        let out = common::umlkit("uml_fs", [Path::new("umount"), &mnt]);
-        if !out.status.success() {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&mnt)
-                .status();
-        }
+        let out = uml_fs_umount(&mnt);
         assert!(
             out.status.success(),
             "round {round}: uml_fs umount: {}",
@@ -188,7 +183,7 @@ fn uml_fs_umount_succeeds_while_the_server_is_reading_a_directory_ahead() {
     let held = std::fs::File::open(mnt.join("big/f-00001")).unwrap();
     let out = common::umlkit("uml_fs", [Path::new("umount"), &mnt]);
     drop(held);
-    let cleanup = common::umlkit("uml_fs", [Path::new("umount"), &mnt]);
+    let cleanup = uml_fs_umount(&mnt);
     assert!(!out.status.success(), "unmounted with a file open");
     assert!(
         common::stderr(&out).contains("busy"),

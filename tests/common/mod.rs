@@ -192,19 +192,20 @@ pub fn mkfs_ext3(root: &Path, image: &Path, size_mb: u32) {
 /// `mke2fs -q -F -t KIND -d ROOT IMAGE SIZE` (SIZE as mke2fs reads it,
 /// e.g. `64M`), with mke2fs's defaults for KIND.
 pub fn mkfs_from(kind: &str, root: &Path, image: &Path, size: &str) {
-    run_ok(
-        which("mke2fs").expect("mke2fs"),
-        [
-            OsStr::new("-q"),
-            OsStr::new("-F"),
-            OsStr::new("-t"),
-            OsStr::new(kind),
-            OsStr::new("-d"),
-            root.as_os_str(),
-            image.as_os_str(),
-            OsStr::new(size),
-        ],
-    );
+    mkfs_from_with(kind, &[], root, image, size);
+}
+
+/// [`mkfs_from`] with `extra` mke2fs options (`-O orphan_file`, `-I 256`).
+pub fn mkfs_from_with(kind: &str, extra: &[&str], root: &Path, image: &Path, size: &str) {
+    let mut args: Vec<&OsStr> = ["-q", "-F", "-t", kind].map(OsStr::new).to_vec();
+    args.extend(extra.iter().map(OsStr::new));
+    args.extend([
+        OsStr::new("-d"),
+        root.as_os_str(),
+        image.as_os_str(),
+        OsStr::new(size),
+    ]);
+    run_ok(which("mke2fs").expect("mke2fs"), args);
 }
 
 /// Runs `program` with standard output a pipe whose reader goes away:

@@ -706,6 +706,20 @@ fn a_damaged_orphan_file_is_a_clear_error_when_opening_for_writing() {
         &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
         &want,
     );
+    // No orphan file inode (the superblock is block 1), then one larger
+    // than the 512 blocks Linux reads.
+    std::fs::write(&img, &pristine).unwrap();
+    debugfs(&img, "ssv orphan_file_inum 0", true);
+    fails_with(
+        &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+        "corrupt metadata (block 1)",
+    );
+    std::fs::write(&img, &pristine).unwrap();
+    debugfs(&img, "sif <12> size 1048576", true);
+    fails_with(
+        &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+        "corrupt metadata (inode 12)",
+    );
     // Undamaged, it opens, and the flag is cleared.
     std::fs::write(&img, &pristine).unwrap();
     let out = common::umlkit("uml_fs", &args);

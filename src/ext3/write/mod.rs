@@ -316,7 +316,6 @@ impl<D: BlockDevice> Writer<D> {
         let work = {
             let mut st = w.st.write().map_err(|_| errno(FsError::IO))?;
             w.load_orphans(&mut st).map_err(errno)?;
-            w.load_orphan_file(&mut st).map_err(errno)?;
             // A read-write open is a mount; a read-only one only cleans up.
             st.mount_pending = w.opts.mount_point.is_some() && !w.opts.read_only;
             let work = w.replay.is_some() || !st.orphans.is_empty() || st.file_orphans.flag_set;

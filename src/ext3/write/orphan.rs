@@ -146,12 +146,13 @@ impl<D: BlockDevice> Writer<D> {
         self.free_inode(st, ino, dir)
     }
 
-    /// Reads the on-disk orphan list into the session's (at open, before
-    /// the superblock is rewritten).
+    /// Reads the on-disk orphan list, and the orphan file's entries, into
+    /// the session's (at open, before the superblock is rewritten).
     pub(crate) fn load_orphans(&self, st: &mut State) -> WResult<()> {
         let (blk, off) = self.geo.sb_block();
         let sb = self.get(blk)?;
-        let mut next = le32(&sb[off..], S_LAST_ORPHAN);
+        let sb = sb.get(off..).ok_or(FsError::CORRUPT)?;
+        let mut next = le32(sb, S_LAST_ORPHAN);
         let mut seen = 0u32;
         while next != 0 && !st.orphans.contains(&next) {
             if next > self.geo.inodes_count || seen > self.geo.inodes_count {
@@ -162,16 +163,13 @@ impl<D: BlockDevice> Writer<D> {
             st.orphans.push(next);
             next = self.raw_inode(next)?.dtime();
         }
-        Ok(())
+        self.load_orphan_file(st, sb, blk)
     }
 
-    /// Reads what the orphan file holds when the superblock says
-    /// `orphan_present` (at open, after [`Self::load_orphans`]). Entries
-    /// Linux would skip (reserved or past the last inode) are dropped.
-    pub(crate) fn load_orphan_file(&self, st: &mut State) -> WResult<()> {
-        let (blk, off) = self.geo.sb_block();
-        let sb = self.get(blk)?;
-        let sb = sb.get(off..).ok_or(FsError::CORRUPT)?;
+    /// Reads what the orphan file holds when superblock `sb` (in block
+    /// `sb_blk`) says `orphan_present`, after the list. Entries Linux
+    /// would skip (reserved or past the last inode) are dropped.
+    fn load_orphan_file(&self, st: &mut State, sb: &[u8], sb_blk: u64) -> WResult<()> {
         if le32(sb, S_FEATURE_RO_COMPAT) & RoCompat::ORPHAN_PRESENT == 0 {
             return Ok(());
         }
@@ -181,7 +179,7 @@ impl<D: BlockDevice> Writer<D> {
         }
         let ino = le32(sb, S_ORPHAN_FILE_INUM);
         if ino == 0 || ino > self.geo.inodes_count {
-            return Err(FsError::CORRUPT);
+            return Err(FsError::CORRUPT.at_block(sb_blk));
         }
         let r = self.raw_inode(ino)?;
         let blocks = r.size().checked_div(self.geo.bs).ok_or(FsError::CORRUPT)?;

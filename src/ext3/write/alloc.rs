@@ -302,14 +302,8 @@ impl<D: BlockDevice> Writer<D> {
     /// Frees `blocks` (sorted), one run of adjacent blocks at a time.
     pub(crate) fn free_sorted(&self, st: &mut State, blocks: &[u64]) -> WResult<()> {
         let mut rest = blocks;
-        while let Some((&first, more)) = rest.split_first() {
-            let adjacent = more
-                .iter()
-                .zip(rest)
-                .take_while(|&(&b, &a)| a.checked_add(1) == Some(b))
-                .count();
-            // Below blocks.len().
-            let len = adjacent.saturating_add(1);
+        while let Some(&first) = rest.first() {
+            let len = super::run_len(rest);
             self.free_blocks(st, first, u64_from(len))?;
             rest = rest.get(len..).unwrap_or_default();
         }

@@ -294,15 +294,9 @@ impl Journal {
             .and_then(|m| m.get(..n))
             .ok_or(FsError::IO)?;
         let mut rest = data;
-        while let Some((&p0, more)) = map.split_first() {
+        while let Some(&p0) = map.first() {
             // The run: map entries each one past the one before.
-            let contiguous = more
-                .iter()
-                .zip(map)
-                .take_while(|&(&b, &a)| a.checked_add(1) == Some(b))
-                .count();
-            // Below map.len(), itself below the log's u32 length.
-            let len = contiguous.saturating_add(1);
+            let len = super::run_len(map);
             let (run, tail) = rest
                 .split_at_checked(len.saturating_mul(self.bs))
                 .ok_or(FsError::IO)?;

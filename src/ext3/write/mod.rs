@@ -84,6 +84,21 @@ pub(crate) fn idx(v: u32) -> usize {
     usize_from(u64::from(v))
 }
 
+/// How many blocks at the start of `blocks` are consecutive numbers (1
+/// for a lone block, 0 for none): one run to read, write or free at once.
+pub(crate) fn run_len(blocks: &[u64]) -> usize {
+    let Some((_, more)) = blocks.split_first() else {
+        return 0;
+    };
+    let adjacent = more
+        .iter()
+        .zip(blocks)
+        .take_while(|&(&b, &a)| a.checked_add(1) == Some(b))
+        .count();
+    // Below blocks.len().
+    adjacent.saturating_add(1)
+}
+
 /// A device error of the writer (the block is added where it is known).
 pub(crate) fn eio(_: io::Error) -> FsError {
     FsError::IO
@@ -620,5 +635,19 @@ mod send_sync {
     fn writers_over_disks_can_be_shared_by_fuse_threads() {
         is_send_sync::<Writer<crate::cow::Disk>>();
         is_send_sync::<Writer<crate::block::FileDevice>>();
+    }
+}
+
+#[cfg(test)]
+mod runs {
+    use super::run_len;
+
+    #[test]
+    fn a_run_is_the_consecutive_blocks_at_the_start() {
+        assert_eq!(run_len(&[]), 0);
+        assert_eq!(run_len(&[7]), 1);
+        assert_eq!(run_len(&[7, 8, 9, 11, 12]), 3);
+        assert_eq!(run_len(&[7, 7, 8]), 1);
+        assert_eq!(run_len(&[u64::MAX, 0]), 1);
     }
 }
